@@ -1,0 +1,120 @@
+/**
+ * `gpuq submit FILE`: flags → SubmitOptions → services/submit (and services/wait with --wait).
+ */
+import type { Command } from 'commander';
+import { usageError } from '../core/errors.js';
+import { exitCodeForVerdict } from '../core/exit-codes.js';
+import type { Limits } from '../core/types.js';
+import { parseCount, parseCountOrZero, parseDuration, parseSize } from '../core/units.js';
+import type { SubmitOptions } from '../services/submit.js';
+import type { CliApp } from './app.js';
+import { verdictLine } from './render.js';
+
+interface SubmitFlags {
+  node?: string;
+  name?: string;
+  competition?: string;
+  timeout?: string;
+  grace?: string;
+  memory?: string;
+  pids?: string;
+  files?: string;
+  fileSize?: string;
+  cpuTime?: string;
+  gpus?: string;
+  isolation?: string;
+  image?: string;
+  env: string[];
+  arg: string[];
+  wait?: boolean;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+/** Turns the raw flags into typed submit options, refusing bad values (exit 2). */
+export function toSubmitOptions(file: string, f: SubmitFlags): SubmitOptions {
+  const limits: Partial<Limits> = {};
+  if (f.timeout !== undefined) limits.timeoutS = parseDuration(f.timeout, '--timeout');
+  if (f.grace !== undefined) limits.graceS = parseDuration(f.grace, '--grace');
+  if (f.memory !== undefined) limits.memoryBytes = parseSize(f.memory, '--memory');
+  if (f.pids !== undefined) limits.pids = parseCount(f.pids, '--pids', 4_194_304);
+  if (f.files !== undefined) limits.files = parseCount(f.files, '--files', 1_048_576);
+  if (f.fileSize !== undefined) limits.fileSizeBytes = parseSize(f.fileSize, '--file-size');
+  if (f.cpuTime !== undefined) limits.cpuTimeS = parseDuration(f.cpuTime, '--cpu-time');
+  if (f.gpus !== undefined) limits.gpus = parseCountOrZero(f.gpus, '--gpus', 64);
+  if (f.isolation !== undefined && f.isolation !== 'ulimit' && f.isolation !== 'docker') {
+    throw usageError(`--isolation "${f.isolation}" is not one of: ulimit, docker.`);
+  }
+  const env: Record<string, string> = {};
+  for (const kv of f.env) {
+    const i = kv.indexOf('=');
+    const key = i < 0 ? kv : kv.slice(0, i);
+    if (i < 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw usageError(`--env "${kv}" is not KEY=VALUE with a KEY of letters, digits and _.`);
+    if (key === 'GPUQ_JOB_ID') throw usageError('--env cannot set GPUQ_JOB_ID; gpuq sets it.');
+    env[key] = kv.slice(i + 1);
+  }
+  if (f.name !== undefined && f.name.trim() === '') throw usageError('--name is empty; give a name or leave the option out.');
+  return {
+    file,
+    node: f.node ?? null,
+    name: f.name ?? null,
+    competition: f.competition ?? null,
+    limits,
+    isolation: (f.isolation as SubmitOptions['isolation']) ?? null,
+    image: f.image ?? null,
+    env,
+    args: f.arg,
+  };
+}
+
+/** Registers `submit` on the program. */
+export function registerSubmit(program: Command, app: CliApp): void {
+  program
+    .command('submit')
+    .description('record a job, start FILE on a node under limits, print its id')
+    .argument('<file>', 'the program (.py, .sh, or a #! script)')
+    .option('--node <name>', 'run on this node')
+    .option('--name <text>', 'a name for the job (default: the file name)')
+    .option('--competition <name>', 'a competition from the config')
+    .option('--timeout <dur>', 'wall-clock limit, e.g. 90s, 30m, 2h, 1h30m')
+    .option('--grace <dur>', 'time between SIGTERM and SIGKILL')
+    .option('--memory <size>', 'memory limit, e.g. 512m, 2g')
+    .option('--pids <n>', 'most processes and threads at once')
+    .option('--files <n>', 'most open files')
+    .option('--file-size <size>', 'largest file the job may write')
+    .option('--cpu-time <dur>', 'CPU time limit')
+    .option('--gpus <n>', 'GPUs to give the job')
+    .option('--isolation <kind>', 'ulimit or docker')
+    .option('--image <name>', 'docker image (with --isolation docker)')
+    .option('--env <KEY=VALUE>', 'set a variable for the job (repeatable)', collect, [])
+    .option('--arg <value>', 'pass an argument to the program (repeatable)', collect, [])
+    .option('--wait', 'wait for the verdict; exit with its code')
+    .option('--json', 'print the job as JSON')
+    .option('-q, --quiet', 'print the id alone')
+    .action(async (file: string, flags: SubmitFlags, cmd: Command) => {
+      const opts = toSubmitOptions(file, flags);
+      const ctx = app.context(cmd);
+      const { submit } = await import('../services/submit.js');
+      const job = await submit(ctx, opts, app.io.cwd);
+      if (!flags.wait) {
+        if (flags.json) app.printJson(job);
+        else if (flags.quiet) app.print(job.id);
+        else {
+          app.print(job.id);
+          app.io.stderr.write(`gpuq: started on ${job.node}${job.gpus.length ? ` (GPU ${job.gpus.join(',')})` : ''}; follow it with: gpuq logs -f ${job.id}\n`);
+        }
+        return;
+      }
+      if (!flags.json) {
+        app.print(job.id);
+        if (!flags.quiet) app.io.stderr.write(`gpuq: started ${job.id} on ${job.node}; waiting for it to end\n`);
+      }
+      const { waitJob } = await import('../services/wait.js');
+      const done = await waitJob(ctx, job);
+      if (flags.json) app.printJson(done);
+      else if (!flags.quiet) app.print(verdictLine(done, app.style(false)));
+      app.exitCode = done.verdict ? exitCodeForVerdict(done.verdict.class) : 0;
+    });
+}

@@ -1,0 +1,167 @@
+/**
+ * Finds, reads, validates and merges the configuration over the embedded default
+ * (one node `local`). The only place that knows the contract's file locations.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { usageError } from '../core/errors.js';
+import { parseDuration, parseSize } from '../core/units.js';
+import type { CompetitionConfig, Config, LimitDefaults, NodeConfig } from './types.js';
+import { configSchema, type RawConfig, type RawNode } from './schema.js';
+
+export interface ConfigLocation {
+  /** --config FILE, if given. */
+  explicitFile?: string | null;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+/** The limits a job gets when neither config nor flags say otherwise. */
+export const BUILTIN_LIMITS: LimitDefaults = {
+  timeoutS: 3600,
+  graceS: 10,
+  memoryBytes: 16 * 1024 ** 3,
+  pids: 1024,
+  files: 4096,
+  fileSizeBytes: 4 * 1024 ** 3,
+  cpuTimeS: null,
+  gpus: 0,
+};
+
+interface Paths {
+  configFile: string | null;
+  stateDir: string;
+}
+
+/** Works out which config file applies and where state lives, per the contract's table. */
+export function locate(loc: ConfigLocation): Paths {
+  const home = loc.env.GPUQ_HOME ? resolve(loc.cwd, loc.env.GPUQ_HOME) : null;
+  const stateDir = home ?? join(loc.env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'gpuq');
+  if (loc.explicitFile) return { configFile: resolve(loc.cwd, loc.explicitFile), stateDir };
+  const candidates = home
+    ? [join(home, 'config.json')]
+    : [join(loc.cwd, 'gpuq.config.json'), join(loc.env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'gpuq', 'config.json')];
+  return { configFile: candidates.find((f) => existsSync(f)) ?? null, stateDir };
+}
+
+/** Loads the configuration that applies, or refuses it naming the file, the field and what is allowed. */
+export function loadConfig(loc: ConfigLocation): Config {
+  const { configFile, stateDir } = locate(loc);
+  let raw: RawConfig = {};
+  if (configFile) {
+    if (loc.explicitFile && !existsSync(configFile)) {
+      throw usageError(`config file ${configFile} does not exist.`, 'Check the path given to --config.');
+    }
+    raw = readConfigFile(configFile);
+  }
+  return buildConfig(raw, configFile, stateDir);
+}
+
+/** Parses and validates one config file. */
+export function readConfigFile(file: string): RawConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw usageError(`cannot read config file ${file}: ${(e as Error).message}.`);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw usageError(`config file ${file} is not valid JSON: ${(e as Error).message}.`, 'Fix the syntax and run the command again.');
+  }
+  const parsed = configSchema.safeParse(data);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
+    const what = issue.code === 'unrecognized_keys' ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}` : issue.message;
+    throw usageError(`config file ${file}: ${field}: ${what}.`, 'See "Configuration" in the README for the allowed fields.');
+  }
+  return parsed.data;
+}
+
+function fieldDuration(v: string | number, file: string | null, field: string): number {
+  return parseDuration(String(v), `${file ?? 'config'}: ${field}`);
+}
+function fieldSize(v: string | number, file: string | null, field: string): number {
+  return parseSize(String(v), `${file ?? 'config'}: ${field}`);
+}
+
+type RawLimits = NonNullable<RawConfig['defaults']>;
+
+function parseLimits(raw: Partial<RawLimits> | undefined, file: string | null, prefix: string): Partial<LimitDefaults> {
+  const out: Partial<LimitDefaults> = {};
+  if (!raw) return out;
+  if (raw.timeout !== undefined) out.timeoutS = fieldDuration(raw.timeout, file, `${prefix}.timeout`);
+  if (raw.grace !== undefined) out.graceS = fieldDuration(raw.grace, file, `${prefix}.grace`);
+  if (raw.memory !== undefined) out.memoryBytes = raw.memory === null ? null : fieldSize(raw.memory, file, `${prefix}.memory`);
+  if (raw.pids !== undefined) out.pids = raw.pids;
+  if (raw.files !== undefined) out.files = raw.files;
+  if (raw.fileSize !== undefined) out.fileSizeBytes = raw.fileSize === null ? null : fieldSize(raw.fileSize, file, `${prefix}.fileSize`);
+  if (raw.cpuTime !== undefined) out.cpuTimeS = raw.cpuTime === null ? null : fieldDuration(raw.cpuTime, file, `${prefix}.cpuTime`);
+  if (raw.gpus !== undefined) out.gpus = raw.gpus;
+  return out;
+}
+
+function buildNode(name: string, raw: RawNode, file: string | null, stateDir: string): NodeConfig {
+  if (raw.transport === 'ssh' && !raw.host) {
+    throw usageError(`config file ${file}: nodes.${name}.host: required for an ssh node.`, 'Give a host name or an ~/.ssh/config alias.');
+  }
+  const gpus = raw.gpus === undefined ? [] : typeof raw.gpus === 'number' ? [...Array(raw.gpus).keys()] : raw.gpus;
+  return {
+    name,
+    transport: raw.transport,
+    host: raw.host ?? null,
+    port: raw.port ?? null,
+    user: raw.user ?? null,
+    identityFile: raw.identityFile ?? null,
+    jump: raw.jump ?? null,
+    gpus,
+    workdir: raw.workdir ?? (raw.transport === 'local' ? join(stateDir, 'nodes', name) : '~/.gpuq'),
+    python: raw.python ?? 'python3',
+    acceptNewHostKey: raw.acceptNewHostKey ?? false,
+    connectTimeoutS: raw.connectTimeout !== undefined ? fieldDuration(raw.connectTimeout, file, `nodes.${name}.connectTimeout`) : 10,
+    docker: { image: raw.docker?.image ?? null, runtime: raw.docker?.runtime ?? null, extraArgs: raw.docker?.extraArgs ?? [] },
+  };
+}
+
+/** The embedded default node: runs jobs on this machine, same wrapper and limits, no SSH. */
+export function localNode(stateDir: string): NodeConfig {
+  return buildNode('local', { transport: 'local' }, null, stateDir);
+}
+
+/** Merges a validated raw config over the embedded default. */
+export function buildConfig(raw: RawConfig, file: string | null, stateDir: string): Config {
+  const nodes: Record<string, NodeConfig> = {};
+  const rawNodes = raw.nodes ?? {};
+  if (Object.keys(rawNodes).length === 0) nodes.local = localNode(stateDir);
+  for (const [name, n] of Object.entries(rawNodes)) nodes[name] = buildNode(name, n, file, stateDir);
+
+  const d = raw.defaults ?? {};
+  const node = d.node ?? null;
+  if (node !== null && !nodes[node]) {
+    throw usageError(`config file ${file}: defaults.node: "${node}" is not one of the nodes (${Object.keys(nodes).join(', ')}).`);
+  }
+  const competitions: Record<string, CompetitionConfig> = {};
+  for (const [name, c] of Object.entries(raw.competitions ?? {})) {
+    competitions[name] = { name, grader: c.grader ?? null, dataDir: c.dataDir ?? null, limits: parseLimits(c.limits, file, `competitions.${name}.limits`) };
+  }
+  return {
+    source: file,
+    stateDir,
+    ledgerPath: join(stateDir, 'ledger.json'),
+    knownHostsPath: join(stateDir, 'known_hosts'),
+    defaults: {
+      ...BUILTIN_LIMITS,
+      ...parseLimits(d, file, 'defaults'),
+      node,
+      isolation: d.isolation ?? 'ulimit',
+      image: d.image ?? null,
+      maxFileBytes: d.maxFileSize !== undefined ? fieldSize(d.maxFileSize, file, 'defaults.maxFileSize') : 10 * 1024 ** 2,
+    },
+    nodes,
+    competitions,
+  };
+}

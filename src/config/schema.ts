@@ -1,0 +1,74 @@
+/**
+ * The config file's schema (zod). Durations and sizes stay strings here and are parsed by
+ * src/core/units.ts in load.ts, so the messages match the command-line options'.
+ */
+import { z } from 'zod';
+
+const duration = z.union([z.string(), z.number().positive()], {
+  error: 'expected a duration like "90s", "30m" or "1h30m"',
+});
+const size = z.union([z.string(), z.number().positive()], { error: 'expected a size like "512m" or "2g"' });
+const count = z.number({ error: 'expected a whole number' }).int('expected a whole number').positive('expected a number above 0');
+
+const limits = {
+  timeout: duration.optional(),
+  grace: duration.optional(),
+  memory: size.nullable().optional(),
+  pids: count.nullable().optional(),
+  files: count.nullable().optional(),
+  fileSize: size.nullable().optional(),
+  cpuTime: duration.nullable().optional(),
+  gpus: z.number().int().min(0, 'expected 0 or more').optional(),
+};
+
+export const nodeSchema = z.strictObject({
+  transport: z.enum(['local', 'ssh'], { error: 'expected "local" or "ssh"' }),
+  host: z.string().min(1, 'expected a host name or ~/.ssh/config alias').optional(),
+  port: z.number().int().min(1).max(65535, 'expected a port from 1 to 65535').optional(),
+  user: z.string().min(1).optional(),
+  identityFile: z.string().min(1).optional(),
+  jump: z.string().min(1).optional(),
+  gpus: z
+    .union([z.number().int().min(0), z.array(z.number().int().min(0))], {
+      error: 'expected a GPU count or a list of GPU indices',
+    })
+    .optional(),
+  workdir: z.string().min(1).optional(),
+  python: z.string().min(1).optional(),
+  acceptNewHostKey: z.boolean().optional(),
+  connectTimeout: duration.optional(),
+  docker: z
+    .strictObject({
+      image: z.string().min(1).optional(),
+      runtime: z.string().min(1).optional(),
+      extraArgs: z.array(z.string()).optional(),
+    })
+    .optional(),
+});
+
+export const configSchema = z.strictObject({
+  $schema: z.string().optional(),
+  defaults: z
+    .strictObject({
+      ...limits,
+      node: z.string().min(1).optional(),
+      isolation: z.enum(['ulimit', 'docker'], { error: 'expected "ulimit" or "docker"' }).optional(),
+      image: z.string().min(1).optional(),
+      maxFileSize: size.optional(),
+    })
+    .optional(),
+  nodes: z.record(z.string().regex(/^[A-Za-z0-9._-]+$/, 'node names use letters, digits, ".", "_" and "-"'), nodeSchema).optional(),
+  competitions: z
+    .record(
+      z.string().regex(/^[A-Za-z0-9._-]+$/, 'competition names use letters, digits, ".", "_" and "-"'),
+      z.strictObject({
+        grader: z.string().min(1).optional(),
+        dataDir: z.string().min(1).optional(),
+        limits: z.strictObject(limits).optional(),
+      }),
+    )
+    .optional(),
+});
+
+export type RawConfig = z.infer<typeof configSchema>;
+export type RawNode = z.infer<typeof nodeSchema>;

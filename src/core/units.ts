@@ -1,0 +1,94 @@
+/**
+ * Parsing of the durations and sizes users type (`90s`, `1h30m`, `512m`, `1.5G`).
+ * Pure; every refusal says which option and which forms are accepted.
+ */
+import { usageError } from './errors.js';
+
+const DURATION_UNITS: Record<string, number> = { d: 86400, h: 3600, m: 60, s: 1, ms: 0.001 };
+const SIZE_UNITS: Record<string, number> = {
+  b: 1,
+  k: 1024,
+  kb: 1024,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1024 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1024 ** 3,
+  gib: 1024 ** 3,
+  t: 1024 ** 4,
+  tb: 1024 ** 4,
+  tib: 1024 ** 4,
+};
+
+/** Longest accepted duration: 30 days. Beyond that a value is a typo, not a plan. */
+export const MAX_DURATION_S = 30 * 86400;
+/** Largest accepted size: 64 TiB. */
+export const MAX_SIZE_BYTES = 64 * 1024 ** 4;
+
+/**
+ * Parses `90s`, `30m`, `2h`, `1h30m`, `1d`, `500ms` or a bare number of seconds into seconds.
+ * `what` names the option in the error (e.g. "--timeout").
+ */
+export function parseDuration(text: string, what: string): number {
+  const s = String(text).trim().toLowerCase();
+  const form = 'a duration like 90s, 30m, 2h or 1h30m';
+  if (s === '') throw usageError(`${what} is empty; give ${form}.`);
+  let total: number;
+  if (/^\d+(\.\d+)?$/.test(s)) {
+    total = Number(s);
+  } else {
+    const re = /(\d+(?:\.\d+)?)(ms|d|h|m|s)/gy;
+    total = 0;
+    let pos = 0;
+    let m: RegExpExecArray | null;
+    const seen = new Set<string>();
+    while ((m = re.exec(s)) !== null) {
+      const unit = m[2] as string;
+      if (seen.has(unit)) throw usageError(`${what} "${text}" repeats the unit ${unit}; give ${form}.`);
+      seen.add(unit);
+      total += Number(m[1]) * (DURATION_UNITS[unit] as number);
+      pos = re.lastIndex;
+    }
+    if (pos !== s.length || seen.size === 0) throw usageError(`${what} "${text}" is not ${form}.`);
+  }
+  if (!Number.isFinite(total) || total <= 0) throw usageError(`${what} must be more than zero; give ${form}.`);
+  if (total > MAX_DURATION_S) throw usageError(`${what} "${text}" is longer than 30 days; give ${form}.`);
+  return total;
+}
+
+/**
+ * Parses `512m`, `2g`, `1.5G`, `64MiB` or a bare byte count into bytes (binary units: 1k = 1024).
+ */
+export function parseSize(text: string, what: string): number {
+  const s = String(text).trim().toLowerCase();
+  const form = 'a size like 512m, 2g or 1.5G';
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/.exec(s);
+  if (!m) throw usageError(`${what} "${text}" is not ${form}.`);
+  const unit = m[2] === '' ? 'b' : (m[2] as string);
+  const mult = SIZE_UNITS[unit];
+  if (mult === undefined) throw usageError(`${what} "${text}" has an unknown unit "${unit}"; give ${form}.`);
+  const bytes = Math.round(Number(m[1]) * mult);
+  if (!Number.isFinite(bytes) || bytes <= 0) throw usageError(`${what} must be more than zero; give ${form}.`);
+  if (bytes > MAX_SIZE_BYTES) throw usageError(`${what} "${text}" is larger than 64 TiB; give ${form}.`);
+  return bytes;
+}
+
+/** Parses a positive whole count such as `--pids 64`, refusing zero, negatives and absurd values. */
+export function parseCount(text: string, what: string, max = 1_000_000): number {
+  const s = String(text).trim();
+  if (!/^\d+$/.test(s)) throw usageError(`${what} "${text}" is not a whole number; give a count like 64.`);
+  const n = Number(s);
+  if (n <= 0) throw usageError(`${what} must be more than zero; give a count like 64.`);
+  if (n > max) throw usageError(`${what} ${n} is more than the allowed ${max}.`);
+  return n;
+}
+
+/** Parses a whole count that may be zero (e.g. `--gpus 0`). */
+export function parseCountOrZero(text: string, what: string, max = 1024): number {
+  const s = String(text).trim();
+  if (!/^\d+$/.test(s)) throw usageError(`${what} "${text}" is not a whole number; give a count like 1.`);
+  const n = Number(s);
+  if (n > max) throw usageError(`${what} ${n} is more than the allowed ${max}.`);
+  return n;
+}

@@ -1,0 +1,152 @@
+/**
+ * The job ledger: a small live JSON file (lowdb) plus an append-only archive of finished jobs.
+ * lowdb has no inter-process lock, so every read-modify-write holds a proper-lockfile lock,
+ * which is recovered when its holder stops refreshing it (dead or hung) and is never held
+ * across slow work (network, processes). Readers need no lock: writes are atomic renames.
+ */
+import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { Low } from 'lowdb';
+import { DataFile } from 'lowdb/node';
+import lockfile from 'proper-lockfile';
+import { UserError } from '../core/errors.js';
+import { EXIT } from '../core/exit-codes.js';
+import type { Job } from '../core/types.js';
+
+interface LedgerData {
+  version: 1;
+  jobs: Job[];
+}
+
+/** Finished jobs kept in the live file; older ones move to the archive so writes stay cheap. */
+export const LIVE_DONE_KEEP = 200;
+/** A lock not refreshed for this long is taken over (its holder died or hung). */
+const STALE_MS = 5000;
+
+export interface Ledger {
+  readonly path: string;
+  /** Jobs in the live file (all active ones and the newest finished ones). */
+  readLive(): Promise<Job[]>;
+  /** Every job ever recorded, live and archived, newest first. */
+  readAll(): Promise<Job[]>;
+  /** Read-modify-write under the lock. `fn` must be quick and pure: no I/O. */
+  update<T>(fn: (jobs: Job[]) => { jobs: Job[]; result: T }): Promise<T>;
+}
+
+class CorruptLedger extends Error {}
+
+function parseLedger(text: string): LedgerData {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw new CorruptLedger((e as Error).message);
+  }
+  if (typeof data !== 'object' || data === null || !Array.isArray((data as LedgerData).jobs)) {
+    throw new CorruptLedger('it has no "jobs" list');
+  }
+  return data as LedgerData;
+}
+
+function corruptError(path: string, why: string): UserError {
+  const bak = `${path}.bak`;
+  const restore = existsSync(bak)
+    ? `The last good copy is ${bak}: check it, then restore it with: cp '${bak}' '${path}'`
+    : `No earlier copy exists; move the file aside (mv '${path}' '${path}.broken') to start a new ledger.`;
+  return new UserError(`the ledger ${path} is unreadable (${why}); gpuq will not overwrite it.`, EXIT.ledger, restore);
+}
+
+/** Opens (without reading) the ledger at `path`; the archive lives beside it. */
+export function openLedger(path: string): Ledger {
+  const archivePath = path.replace(/\.json$/, '') + '.archive.jsonl';
+  const db = new Low<LedgerData>(new DataFile<LedgerData>(path, { parse: parseLedger, stringify: (d) => JSON.stringify(d) }), {
+    version: 1,
+    jobs: [],
+  });
+
+  async function readLive(): Promise<Job[]> {
+    try {
+      await db.read();
+    } catch (e) {
+      if (e instanceof CorruptLedger) throw corruptError(path, e.message);
+      throw e;
+    }
+    return db.data.jobs;
+  }
+
+  function readArchive(): Job[] {
+    if (!existsSync(archivePath)) return [];
+    const out: Job[] = [];
+    for (const line of readFileSync(archivePath, 'utf8').split('\n')) {
+      if (line.trim() === '') continue;
+      try {
+        out.push(JSON.parse(line) as Job);
+      } catch {
+        // A torn last line from a crash mid-append: the job is still in the live file.
+      }
+    }
+    return out;
+  }
+
+  async function readAll(): Promise<Job[]> {
+    const live = await readLive();
+    const seen = new Set(live.map((j) => j.id));
+    const all = [...live];
+    for (const j of readArchive()) {
+      if (!seen.has(j.id)) {
+        seen.add(j.id);
+        all.push(j);
+      }
+    }
+    return all.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
+  }
+
+  async function update<T>(fn: (jobs: Job[]) => { jobs: Job[]; result: T }): Promise<T> {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    let release: () => Promise<void>;
+    try {
+      release = await lockfile.lock(path, {
+        realpath: false,
+        stale: STALE_MS,
+        update: 1000,
+        retries: { retries: 150, factor: 1.3, minTimeout: 10, maxTimeout: 150, randomize: true },
+        onCompromised: () => {
+          // Our lock went stale (we hung for > STALE_MS). The write below is still atomic.
+        },
+      });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ELOCKED') {
+        throw new UserError(
+          `the ledger ${path} is locked by another gpuq process and has been for too long.`,
+          EXIT.ledger,
+          `If no other gpuq is running, remove the stale lock: rm -r '${path}.lock'`,
+        );
+      }
+      throw e;
+    }
+    try {
+      const jobs = await readLive();
+      const { jobs: next, result } = fn(jobs);
+      const { live, archived } = splitForArchive(next);
+      if (archived.length > 0) appendFileSync(archivePath, archived.map((j) => JSON.stringify(j) + '\n').join(''), { mode: 0o600 });
+      if (existsSync(path)) copyFileSync(path, `${path}.bak`);
+      db.data = { version: 1, jobs: live };
+      await db.write();
+      chmodSync(path, 0o600);
+      return result;
+    } finally {
+      await release().catch(() => undefined);
+    }
+  }
+
+  return { path, readLive, readAll, update };
+}
+
+/** Keeps active jobs and the newest LIVE_DONE_KEEP finished ones live; the rest go to the archive. */
+export function splitForArchive(jobs: Job[]): { live: Job[]; archived: Job[] } {
+  const done = jobs.filter((j) => j.state === 'done');
+  if (done.length <= LIVE_DONE_KEEP) return { live: jobs, archived: [] };
+  const byEnd = [...done].sort((a, b) => ((a.endedAt ?? a.createdAt) < (b.endedAt ?? b.createdAt) ? 1 : -1));
+  const old = new Set(byEnd.slice(LIVE_DONE_KEEP).map((j) => j.id));
+  return { live: jobs.filter((j) => !old.has(j.id)), archived: jobs.filter((j) => old.has(j.id)) };
+}

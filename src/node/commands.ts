@@ -1,0 +1,125 @@
+/**
+ * The bash scripts gpuq runs on a node, built as data. Each takes the job folder and other
+ * values and quotes them; src/node/protocol.ts is the one module that executes them.
+ */
+import { sh, shPath } from '../core/quote.js';
+import type { RemoteCommand } from '../transport/transport.js';
+
+/** Marker around sections of a probe's output; `nonce` makes it unguessable for the job. */
+export function sectionMarker(nonce: string, name: string): string {
+  return `@@gpuq-${nonce}@@ ${name}`;
+}
+
+/** Makes the job folder and its work/ folder (0700, parents too) and prints its absolute path. */
+export function prepareDirCommand(dir: string): RemoteCommand {
+  return {
+    purpose: 'create the job folder',
+    script: `set -e; umask 077; d=${shPath(dir)}; mkdir -p -- "$d/work"; chmod 700 -- "$d"; cd -- "$d"; ` +
+      `command -v flock >/dev/null && command -v setsid >/dev/null || { echo "gpuq needs flock and setsid (util-linux) on this node" >&2; exit 3; }; ` +
+      `command -v python3 >/dev/null || echo "python3 is missing on this node: no resource samples and no memory watch" >&2; ` +
+      `pwd -P`,
+  };
+}
+
+/** Writes a file's content (given on stdin) into the job folder, mode 0600 or 0700. */
+export function writeFileCommand(dir: string, name: string, content: string, mode: 0o600 | 0o700): RemoteCommand {
+  return {
+    purpose: `write ${name}`,
+    script: `set -e; umask 077; cd -- ${shPath(dir)}; cat > ${sh(name)}; chmod ${mode.toString(8)} -- ${sh(name)}`,
+    stdin: content,
+  };
+}
+
+/**
+ * Starts the supervisor detached in its own session, holding job.lock (fd 9) for as long as it
+ * lives, then waits (at most ~5 s) until it has started the job and prints status.json.
+ */
+export function launchCommand(dir: string): RemoteCommand {
+  return {
+    purpose: 'start the supervisor',
+    script: [
+      `cd -- ${shPath(dir)} || exit 3`,
+      `exec 9>>job.lock`,
+      `flock -xn 9 || { echo "the job is already running" >&2; exit 3; }`,
+      `setsid bash ./run.sh </dev/null >>supervisor.log 2>&1 &`,
+      `exec 9>&-`,
+      `for i in $(seq 1 250); do grep -q '"state":"\\(running\\|exited\\)"' status.json 2>/dev/null && break; sleep 0.02; done`,
+      `cat status.json 2>/dev/null || { echo "the supervisor did not start; see supervisor.log:" >&2; tail -n 20 supervisor.log >&2; exit 3; }`,
+    ].join('\n'),
+  };
+}
+
+/**
+ * Reads everything the client needs to know about a job in one round trip: status.json,
+ * monitor.json, the end of stderr.log and samples.jsonl, whether the supervisor still holds
+ * job.lock, and the node's boot id.
+ */
+export function probeCommand(dir: string, nonce: string, stderrBytes = 65536): RemoteCommand {
+  const m = (n: string) => sh(sectionMarker(nonce, n));
+  return {
+    purpose: 'read the job status',
+    script: [
+      `cd -- ${shPath(dir)} 2>/dev/null || { echo ${m('missing')}; exit 0; }`,
+      `echo ${m('status')}; cat status.json 2>/dev/null`,
+      `echo ${m('monitor')}; cat monitor.json 2>/dev/null`,
+      `echo ${m('alive')}; if flock -ns job.lock true 2>/dev/null; then echo no; else echo yes; fi`,
+      `echo ${m('boot')}; cat /proc/sys/kernel/random/boot_id 2>/dev/null`,
+      `echo ${m('samples')}; tail -n 5 samples.jsonl 2>/dev/null`,
+      `echo ${m('stderr')}; tail -c ${Number(stderrBytes)} stderr.log 2>/dev/null`,
+      `echo; echo ${m('end')}`,
+    ].join('\n'),
+  };
+}
+
+/** Blocks until the supervisor has let go of job.lock (finished or died), then probes. */
+export function waitEndCommand(dir: string, nonce: string): RemoteCommand {
+  const probe = probeCommand(dir, nonce);
+  return {
+    purpose: 'wait for the job to end',
+    script: `cd -- ${shPath(dir)} 2>/dev/null && flock -s job.lock true 2>/dev/null\n${probe.script}`,
+  };
+}
+
+/** Asks the supervisor to cancel: a file (in case it is starting) and SIGUSR1. */
+export function cancelCommand(dir: string): RemoteCommand {
+  return {
+    purpose: 'cancel the job',
+    script: [
+      `cd -- ${shPath(dir)} || exit 0`,
+      `: > cancel.requested`,
+      `if flock -ns job.lock true 2>/dev/null; then echo gone; exit 0; fi`,
+      `pid=$(sed -n 's/.*"supervisorPid":\\([0-9]*\\).*/\\1/p' status.json)`,
+      `[ -n "$pid" ] && kill -USR1 "$pid" 2>/dev/null && echo signalled || echo gone`,
+    ].join('\n'),
+  };
+}
+
+/**
+ * Streams a log file from a byte offset until the supervisor is gone (tail --pid), so a
+ * reconnecting follower resumes exactly where it stopped.
+ */
+export function followCommand(dir: string, file: 'stdout.log' | 'stderr.log' | 'samples.jsonl', fromByte: number): RemoteCommand {
+  return {
+    purpose: `follow ${file}`,
+    script: [
+      `cd -- ${shPath(dir)} || exit 3`,
+      `pid=$(sed -n 's/.*"supervisorPid":\\([0-9]*\\).*/\\1/p' status.json 2>/dev/null)`,
+      `if flock -ns job.lock true 2>/dev/null; then exec tail -c +${Number(fromByte) + 1} -- ${sh(file)}; fi`,
+      `exec tail -c +${Number(fromByte) + 1} -s 0.2 -F --pid="$pid" -- ${sh(file)} 2>/dev/null`,
+    ].join('\n'),
+  };
+}
+
+/** Prints a whole log, or its last `lines` lines. */
+export function readLogCommand(dir: string, file: 'stdout.log' | 'stderr.log', lines: number | null): RemoteCommand {
+  const f = sh(file);
+  return {
+    purpose: `read ${file}`,
+    script: `cd -- ${shPath(dir)} || exit 3; ` + (lines === null ? `cat -- ${f}` : `tail -n ${Number(lines)} -- ${f}`),
+  };
+}
+
+/** Prints the byte size of a file in the job folder (0 if missing). */
+export function sizeCommand(dir: string, file: 'stdout.log' | 'stderr.log' | 'samples.jsonl'): RemoteCommand {
+  return { purpose: `measure ${file}`, script: `cd -- ${shPath(dir)} || exit 3; stat -c %s -- ${sh(file)} 2>/dev/null || echo 0` };
+}

@@ -1,0 +1,121 @@
+/**
+ * The job protocol on a node: the one module that runs the scripts of commands.ts through a
+ * Transport and turns their output into data.
+ */
+import { randomBytes } from 'node:crypto';
+import { UserError } from '../core/errors.js';
+import { EXIT } from '../core/exit-codes.js';
+import type { JobProbe, StatusFile } from '../core/types.js';
+import type { RemoteCommand, Transport } from '../transport/transport.js';
+import {
+  cancelCommand,
+  followCommand,
+  launchCommand,
+  prepareDirCommand,
+  probeCommand,
+  readLogCommand,
+  sizeCommand,
+  waitEndCommand,
+  writeFileCommand,
+} from './commands.js';
+import { parseProbe } from './probe.js';
+
+export interface LaunchFiles {
+  /** The job folder on the node ("~/" allowed). */
+  dir: string;
+  localProgram: string;
+  programName: string;
+  wrapper: string;
+  monitor: string;
+}
+
+export type Probe = JobProbe & { missing: boolean };
+
+async function run(t: Transport, cmd: RemoteCommand): Promise<string> {
+  const r = await t.exec(cmd);
+  if (r.code !== 0) {
+    const why = (r.stderr.trim().split('\n').pop() || `exit code ${r.code}`).trim();
+    throw new UserError(`on node ${t.node}, could not ${cmd.purpose}: ${why}`, EXIT.unreachable);
+  }
+  return r.stdout;
+}
+
+function nonce(): string {
+  return randomBytes(8).toString('hex');
+}
+
+/** Creates the job folder, uploads program, wrapper and monitor, starts the supervisor. */
+export async function launchJob(t: Transport, f: LaunchFiles, onWarning: (w: string) => void): Promise<{ dir: string; status: StatusFile }> {
+  const prepared = await t.exec(prepareDirCommand(f.dir));
+  if (prepared.code !== 0) {
+    throw new UserError(`on node ${t.node}, could not create the job folder: ${prepared.stderr.trim() || `exit code ${prepared.code}`}`, EXIT.unreachable);
+  }
+  if (prepared.stderr.trim()) onWarning(`node ${t.node}: ${prepared.stderr.trim()}`);
+  const dir = prepared.stdout.trim().split('\n').pop() as string;
+  await t.upload(f.localProgram, `${dir}/${f.programName}`, { mode: 0o600 });
+  await run(t, writeFileCommand(dir, 'monitor.py', f.monitor, 0o600));
+  await run(t, writeFileCommand(dir, 'run.sh', f.wrapper, 0o700));
+  const out = await run(t, launchCommand(dir));
+  let status: StatusFile;
+  try {
+    status = JSON.parse(out) as StatusFile;
+  } catch {
+    throw new UserError(`on node ${t.node}, the supervisor wrote no readable status.json (${dir})`, EXIT.unreachable);
+  }
+  return { dir, status };
+}
+
+/** Reads a job's status, peaks, stderr tail and liveness in one round trip. */
+export async function probeJob(t: Transport, dir: string): Promise<Probe> {
+  const n = nonce();
+  return parseProbe(await run(t, probeCommand(dir, n)), n);
+}
+
+/** Blocks until the job's supervisor is gone (finished or died), then probes. Abortable. */
+export async function waitForEnd(t: Transport, dir: string, signal?: AbortSignal): Promise<Probe | null> {
+  const n = nonce();
+  const chunks: Buffer[] = [];
+  const r = await t.stream(waitEndCommand(dir, n), { onStdout: (c) => chunks.push(c), signal });
+  if (signal?.aborted) return null;
+  if (r.code !== 0) throw new UserError(`on node ${t.node}, could not wait for the job (exit code ${r.code})`, EXIT.unreachable);
+  return parseProbe(Buffer.concat(chunks).toString('utf8'), n);
+}
+
+/** Asks the supervisor to cancel; "gone" when it had already ended. */
+export async function requestCancel(t: Transport, dir: string): Promise<'signalled' | 'gone'> {
+  const out = await run(t, cancelCommand(dir));
+  return out.trim() === 'signalled' ? 'signalled' : 'gone';
+}
+
+/**
+ * Streams a file of the job folder from a byte offset until the job ends; returns the new
+ * offset. Rejects (NodeUnreachableError) if the link drops, so the caller can resume.
+ */
+export async function followFile(
+  t: Transport,
+  dir: string,
+  file: 'stdout.log' | 'stderr.log' | 'samples.jsonl',
+  fromByte: number,
+  onChunk: (c: Buffer) => void,
+  signal?: AbortSignal,
+): Promise<number> {
+  let offset = fromByte;
+  await t.stream(followCommand(dir, file, fromByte), {
+    onStdout: (c) => {
+      offset += c.length;
+      onChunk(c);
+    },
+    signal,
+  });
+  return offset;
+}
+
+/** Reads a whole log or its last lines. */
+export async function readLog(t: Transport, dir: string, file: 'stdout.log' | 'stderr.log', lines: number | null): Promise<string> {
+  return run(t, readLogCommand(dir, file, lines));
+}
+
+/** Byte size of a file in the job folder, for following from its current end. */
+export async function fileSize(t: Transport, dir: string, file: 'stdout.log' | 'stderr.log' | 'samples.jsonl'): Promise<number> {
+  return Number((await run(t, sizeCommand(dir, file))).trim()) || 0;
+}

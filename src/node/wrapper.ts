@@ -1,0 +1,54 @@
+/**
+ * Renders templates/wrapper.sh (the node-side supervisor) for one job. Pure: the template
+ * text comes in, the script comes out; every value is quoted by renderTemplate.
+ */
+import { renderTemplate } from '../core/template.js';
+import type { Limits } from '../core/types.js';
+
+export interface WrapperSpec {
+  jobId: string;
+  /** The command line run in the job's work/ folder, e.g. ["python3", "solution.py", "--x"]. */
+  command: string[];
+  env: Record<string, string>;
+  limits: Limits;
+  /** The job's share of the node's cores, as a fraction, for OMP_NUM_THREADS and friends. */
+  cpuShare: { num: number; den: number };
+  /** CUDA_VISIBLE_DEVICES for the job, or null to leave it as the node has it. */
+  cudaDevices: string | null;
+  useCgroups: boolean;
+}
+
+/** Produces the bash supervisor for a job from the template text. */
+export function renderWrapper(template: string, spec: WrapperSpec): string {
+  const l = spec.limits;
+  return renderTemplate(template, {
+    JOB_ID: spec.jobId,
+    COMMAND: spec.command,
+    ENV: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    TIMEOUT_S: seconds(l.timeoutS),
+    GRACE_S: seconds(l.graceS),
+    MEMORY_BYTES: l.memoryBytes ?? 0,
+    PIDS: l.pids ?? 0,
+    FILES: l.files ?? 0,
+    FILE_SIZE_BYTES: l.fileSizeBytes ?? 0,
+    CPU_TIME_S: l.cpuTimeS === null ? 0 : Math.max(1, Math.ceil(l.cpuTimeS)),
+    SHARE_NUM: Math.max(1, Math.round(spec.cpuShare.num)),
+    SHARE_DEN: Math.max(1, Math.round(spec.cpuShare.den)),
+    CUDA_DEVICES: spec.cudaDevices ?? '-',
+    USE_CGROUPS: spec.useCgroups ? 1 : 0,
+  });
+}
+
+/** The command line for a submitted file: Python and shell by extension, else its #! line. */
+export function commandFor(programName: string, python: string, hasShebang: boolean, args: string[]): string[] | null {
+  const prog = programName.startsWith('-') ? `./${programName}` : programName;
+  if (/\.py$/i.test(programName)) return [python, prog, ...args];
+  if (/\.(sh|bash)$/i.test(programName)) return ['bash', prog, ...args];
+  if (hasShebang) return [`./${programName}`, ...args];
+  return null;
+}
+
+/** `sleep` takes fractions; keep three decimals and no exponent. */
+function seconds(s: number): string {
+  return String(Math.round(s * 1000) / 1000);
+}

@@ -1,0 +1,40 @@
+/**
+ * `gpuq cancel`: SIGTERM to the job's process group through its supervisor, SIGKILL after the
+ * grace period, verdict `cancelled`.
+ */
+import type { Job } from '../core/types.js';
+import { requestCancel } from '../node/protocol.js';
+import type { AppContext } from './context.js';
+import { addNote, findJob, nodeOf, recordVerdict } from './jobs.js';
+import { withReconnect } from './reconnect.js';
+import { waitJob } from './wait.js';
+
+export interface CancelOutcome {
+  job: Job;
+  /** false when it had already ended before the cancel. */
+  cancelled: boolean;
+}
+
+/** Cancels one job and waits until it has ended (at most its grace period and a little more). */
+export async function cancelJob(ctx: AppContext, id: string): Promise<CancelOutcome> {
+  const job = await findJob(ctx, id);
+  if (job.state === 'done') return { job, cancelled: false };
+  await addNote(ctx, job.id, 'cancel requested');
+  if (job.remote === null) {
+    const done = await recordVerdict(ctx, job.id, {
+      class: 'cancelled',
+      cause: null,
+      exitCode: null,
+      signal: null,
+      timedOut: false,
+      summary: 'Cancelled before it started.',
+      evidence: ['gpuq cancel before the job reached its node'],
+      hints: [],
+    });
+    return { job: done, cancelled: true };
+  }
+  const dir = job.remote.dir;
+  await withReconnect(ctx, nodeOf(ctx, job), (t) => requestCancel(t, dir), { maxAttempts: 3 });
+  const done = await waitJob(ctx, await findJob(ctx, job.id));
+  return { job: done, cancelled: done.verdict?.class === 'cancelled' };
+}

@@ -1,0 +1,114 @@
+/**
+ * Finding jobs by id prefix and bringing active ones up to date from their nodes.
+ */
+import { classify } from '../core/classify.js';
+import { UserError } from '../core/errors.js';
+import { EXIT } from '../core/exit-codes.js';
+import { matchPrefix, isIdLike } from '../core/ids.js';
+import { finish, isActive, moveTo } from '../core/job.js';
+import type { Job, Verdict } from '../core/types.js';
+import type { NodeConfig } from '../config/types.js';
+import { probeJob, type Probe } from '../node/protocol.js';
+import type { Transport } from '../transport/transport.js';
+import type { AppContext } from './context.js';
+
+/** Resolves an id or unambiguous prefix to a job, or fails with exit 4 listing candidates. */
+export async function findJob(ctx: AppContext, prefix: string): Promise<Job> {
+  if (!isIdLike(prefix)) throw new UserError(`"${prefix}" is not a job id.`, EXIT.noSuchJob, 'Job ids are shown by `gpuq list`.');
+  let m = matchPrefix(await ctx.ledger.readLive(), prefix);
+  if (m.kind !== 'one' || m.item.id !== prefix) {
+    const all = matchPrefix(await ctx.ledger.readAll(), prefix);
+    if (all.kind !== 'none') m = all;
+  }
+  if (m.kind === 'one') return m.item;
+  if (m.kind === 'none') throw new UserError(`no job matches "${prefix}".`, EXIT.noSuchJob, 'See `gpuq list --all` for every job.');
+  const shown = m.items.slice(0, 10).map((j) => `${j.id} (${j.name})`).join(', ');
+  throw new UserError(`"${prefix}" matches ${m.items.length} jobs: ${shown}.`, EXIT.noSuchJob, 'Type more of the id.');
+}
+
+/** The node a job ran on, or a clear error if the config no longer has it. */
+export function nodeOf(ctx: AppContext, job: Job): NodeConfig {
+  const node = ctx.config.nodes[job.node];
+  if (!node) throw new UserError(`job ${job.id} ran on node "${job.node}", which is not in the config any more.`, EXIT.unreachable, `Add node "${job.node}" back to ${ctx.config.source ?? 'the config'}.`);
+  return node;
+}
+
+/** Whether a probe shows the job over: exited, supervisor gone, folder gone or node rebooted. */
+export function isOver(probe: Probe, launchBootId: string | null): boolean {
+  if (probe.missing) return true;
+  if (probe.status?.state === 'exited') return true;
+  if (!probe.supervisorAlive) return true;
+  return launchBootId !== null && probe.bootId !== null && probe.bootId !== launchBootId;
+}
+
+/** Whether a cancel was asked for, from the job's history. */
+export function cancelRequested(job: Job): boolean {
+  return job.history.some((h) => h.note === 'cancel requested');
+}
+
+/** Computes the verdict of a finished job from its probe. */
+export function verdictOf(job: Job, probe: Probe): Verdict {
+  return classify({ probe, limits: job.limits, cancelRequested: cancelRequested(job), launchBootId: job.remote?.bootId ?? null, node: job.node });
+}
+
+/** Records a finished job's verdict in the ledger (once: a verdict already there wins). */
+export async function recordVerdict(ctx: AppContext, jobId: string, verdict: Verdict): Promise<Job> {
+  const at = ctx.now().toISOString();
+  return ctx.ledger.update((jobs) => {
+    const i = jobs.findIndex((j) => j.id === jobId);
+    if (i < 0) throw new Error(`job ${jobId} vanished from the ledger`);
+    const cur = jobs[i] as Job;
+    if (!isActive(cur)) return { jobs, result: cur };
+    let next = cur;
+    if (next.state === 'pending' || next.state === 'queued') next = moveTo(next, 'running', at, null);
+    next = finish(next, verdict, at);
+    const copy = [...jobs];
+    copy[i] = next;
+    return { jobs: copy, result: next };
+  });
+}
+
+/** Appends a history note to a job (e.g. "cancel requested"). */
+export async function addNote(ctx: AppContext, jobId: string, note: string): Promise<void> {
+  const at = ctx.now().toISOString();
+  await ctx.ledger.update((jobs) => ({
+    jobs: jobs.map((j) => (j.id === jobId ? { ...j, history: [...j.history, { state: j.state, at, note }] } : j)),
+    result: undefined,
+  }));
+}
+
+/**
+ * Probes active jobs on their nodes and records verdicts for those that ended. Nodes are
+ * reached concurrently; an unreachable node leaves its jobs as they are (unreachable is not dead).
+ */
+export async function refreshJobs(ctx: AppContext, jobs: Job[], onUnreachable?: (node: string, why: string) => void): Promise<Job[]> {
+  const active = jobs.filter((j) => isActive(j) && j.remote !== null);
+  if (active.length === 0) return jobs;
+  const byNode = new Map<string, Job[]>();
+  for (const j of active) byNode.set(j.node, [...(byNode.get(j.node) ?? []), j]);
+  const updated = new Map<string, Job>();
+  await Promise.all(
+    [...byNode.entries()].map(async ([nodeName, nodeJobs]) => {
+      const node = ctx.config.nodes[nodeName];
+      if (!node) return;
+      let t: Transport;
+      try {
+        t = await ctx.connect(node);
+      } catch (e) {
+        onUnreachable?.(nodeName, (e as Error).message);
+        return;
+      }
+      try {
+        for (const job of nodeJobs) {
+          const probe = await probeJob(t, (job.remote as NonNullable<Job['remote']>).dir);
+          if (isOver(probe, job.remote?.bootId ?? null)) updated.set(job.id, await recordVerdict(ctx, job.id, verdictOf(job, probe)));
+        }
+      } catch (e) {
+        onUnreachable?.(nodeName, (e as Error).message);
+      } finally {
+        await t.close();
+      }
+    }),
+  );
+  return jobs.map((j) => updated.get(j.id) ?? j);
+}

@@ -1,0 +1,215 @@
+/**
+ * `gpuq submit`: check the file, record the job, pick a node and GPUs, upload, start the
+ * supervisor, record where it runs.
+ */
+import { randomBytes } from 'node:crypto';
+import { openSync, readFileSync, readSync, closeSync, statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { UserError, usageError } from '../core/errors.js';
+import { EXIT } from '../core/exit-codes.js';
+import { makeJobId } from '../core/ids.js';
+import { moveTo } from '../core/job.js';
+import { pickGpus, rankNodes } from '../core/schedule.js';
+import type { Isolation, Job, Limits } from '../core/types.js';
+import type { NodeConfig } from '../config/types.js';
+import { launchJob } from '../node/protocol.js';
+import { commandFor, renderWrapper } from '../node/wrapper.js';
+import type { AppContext } from './context.js';
+import { recordVerdict } from './jobs.js';
+
+export interface SubmitOptions {
+  file: string;
+  node: string | null;
+  name: string | null;
+  competition: string | null;
+  /** Limits given on the command line; the rest come from competition, config and built-in defaults. */
+  limits: Partial<Limits>;
+  isolation: Isolation | null;
+  image: string | null;
+  env: Record<string, string>;
+  args: string[];
+}
+
+interface CheckedFile {
+  path: string;
+  name: string;
+  hasShebang: boolean;
+}
+
+/** Refuses what cannot be a program: missing, a folder, empty, binary or too large. */
+export function checkFile(file: string, cwd: string, maxBytes: number): CheckedFile {
+  const path = resolve(cwd, file);
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    throw usageError(`${file}: no such file.`, 'Check the path and try again.');
+  }
+  if (st.isDirectory()) throw usageError(`${file} is a folder, not a program.`, 'Submit the .py file to run.');
+  if (!st.isFile()) throw usageError(`${file} is not a regular file.`);
+  if (st.size === 0) throw usageError(`${file} is empty.`, 'Submit a file with the program in it.');
+  if (st.size > maxBytes) {
+    throw usageError(`${file} is ${(st.size / 1024 ** 2).toFixed(1)} MiB, over the ${(maxBytes / 1024 ** 2).toFixed(0)} MiB limit for a submitted file.`, 'Ship data separately, or raise defaults.maxFileSize in the config.');
+  }
+  const head = Buffer.alloc(Math.min(st.size, 8192));
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, head, 0, head.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  const binary = () => usageError(`${file} looks like a binary file, not a program's source.`, 'Submit the source (.py) file.');
+  if (head.includes(0)) throw binary();
+  try {
+    new TextDecoder('utf-8', { fatal: true }).decode(readFileSync(path));
+  } catch {
+    throw binary();
+  }
+  return { path, name: basename(path), hasShebang: head.subarray(0, 2).toString() === '#!' };
+}
+
+/** Merges limits: built-in and config defaults, then the competition's, then the flags. */
+export function resolveLimits(ctx: AppContext, competition: string | null, flags: Partial<Limits>): Limits {
+  const d = ctx.config.defaults;
+  const base: Limits = {
+    timeoutS: d.timeoutS,
+    graceS: d.graceS,
+    memoryBytes: d.memoryBytes,
+    pids: d.pids,
+    files: d.files,
+    fileSizeBytes: d.fileSizeBytes,
+    cpuTimeS: d.cpuTimeS,
+    gpus: d.gpus,
+  };
+  const comp = competition ? ctx.config.competitions[competition]?.limits ?? {} : {};
+  const defined = <T extends object>(o: T) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+  return { ...base, ...defined(comp), ...defined(flags) } as Limits;
+}
+
+/** Nodes to try in order: the one asked for, else the default, else the least busy. */
+function candidates(ctx: AppContext, opts: SubmitOptions, gpus: number, live: Job[]): NodeConfig[] {
+  const nodes = ctx.config.nodes;
+  if (opts.node) {
+    const n = nodes[opts.node];
+    if (!n) throw usageError(`unknown node "${opts.node}".`, `Nodes in the config: ${Object.keys(nodes).join(', ')}.`);
+    if (n.gpus.length < gpus) throw usageError(`node ${n.name} has ${n.gpus.length} GPU(s); the job asks for ${gpus}.`);
+    return [n];
+  }
+  const running = (name: string) => live.filter((j) => j.node === name && j.state !== 'done').length;
+  const ranked = rankNodes(
+    Object.values(nodes).map((n) => ({ name: n.name, runningJobs: running(n.name), load: null, gpus: n.gpus })),
+    gpus,
+  ).map((r) => nodes[r.name] as NodeConfig);
+  if (ranked.length === 0) throw usageError(`no node has ${gpus} GPU(s) for this job.`, 'Ask for fewer with --gpus, or add GPUs to a node in the config.');
+  const def = ctx.config.defaults.node;
+  if (def && ranked.some((n) => n.name === def)) return [nodes[def] as NodeConfig, ...ranked.filter((n) => n.name !== def)];
+  return ranked;
+}
+
+/** Submits a job; resolves once it runs on a node (or throws, the job recorded as never started). */
+export async function submit(ctx: AppContext, opts: SubmitOptions, cwd: string): Promise<Job> {
+  const checked = checkFile(opts.file, cwd, ctx.config.defaults.maxFileBytes);
+  if (opts.competition && !ctx.config.competitions[opts.competition]) {
+    throw usageError(`unknown competition "${opts.competition}".`, `Competitions in the config: ${Object.keys(ctx.config.competitions).join(', ') || 'none'}.`);
+  }
+  const isolation = opts.isolation ?? ctx.config.defaults.isolation;
+  if (isolation === 'docker') throw usageError('--isolation docker is not available yet in this version of gpuq.', 'Use --isolation ulimit (the default).');
+  const limits = resolveLimits(ctx, opts.competition, opts.limits);
+  const nodes = candidates(ctx, opts, limits.gpus, await ctx.ledger.readLive());
+  for (const n of nodes) {
+    if (!commandFor(checked.name, n.python, checked.hasShebang, [])) {
+      throw usageError(`${opts.file}: gpuq runs .py and .sh files, or scripts that start with a #! line.`);
+    }
+  }
+  const wrapperTemplate = readFileSync(join(ctx.packageRoot, 'templates', 'wrapper.sh'), 'utf8');
+  const monitor = readFileSync(join(ctx.packageRoot, 'templates', 'monitor.py'), 'utf8');
+
+  // Record first: the job exists in the ledger before anything touches a node.
+  const now = ctx.now().toISOString();
+  const job = await ctx.ledger.update((jobs) => {
+    let id = makeJobId(randomBytes(8));
+    while (jobs.some((j) => j.id === id)) id = makeJobId(randomBytes(8));
+    const created: Job = {
+      id,
+      name: opts.name ?? checked.name,
+      file: checked.path,
+      node: (nodes[0] as NodeConfig).name,
+      gpus: [],
+      competition: opts.competition,
+      state: 'pending',
+      isolation,
+      image: opts.image,
+      limits,
+      env: opts.env,
+      args: opts.args,
+      createdAt: now,
+      startedAt: null,
+      endedAt: null,
+      history: [{ state: 'pending', at: now, note: null }],
+      remote: null,
+      verdict: null,
+    };
+    return { jobs: [...jobs, created], result: created };
+  });
+
+  let lastError: Error | null = null;
+  for (const node of nodes) {
+    let transport;
+    try {
+      transport = await ctx.connect(node);
+    } catch (e) {
+      lastError = e as Error;
+      if (nodes.length > 1) ctx.out.info(`node ${node.name} is unreachable (${(e as Error).message}); trying the next node.`);
+      continue;
+    }
+    try {
+      const live = await ctx.ledger.readLive();
+      const busy = new Map<number, number>();
+      for (const j of live) if (j.node === node.name && j.state !== 'done') for (const g of j.gpus) busy.set(g, (busy.get(g) ?? 0) + 1);
+      const gpus = pickGpus(node.gpus, busy, limits.gpus);
+      const dir = `${node.workdir.replace(/\/+$/, '')}/jobs/${job.id}`;
+      const wrapper = renderWrapper(wrapperTemplate, {
+        jobId: job.id,
+        command: commandFor(checked.name, node.python, checked.hasShebang, opts.args) as string[],
+        env: opts.env,
+        limits,
+        cpuShare: node.gpus.length > 0 && gpus.length > 0 ? { num: gpus.length, den: node.gpus.length } : { num: 1, den: 1 },
+        cudaDevices: node.gpus.length > 0 ? gpus.join(',') : null,
+        useCgroups: true,
+      });
+      const started = await launchJob(transport, { dir, localProgram: checked.path, programName: `work/${checked.name}`, wrapper, monitor }, (w) => ctx.out.info(w));
+      const at = ctx.now().toISOString();
+      return await ctx.ledger.update((jobs) => {
+        const i = jobs.findIndex((j) => j.id === job.id);
+        const cur = jobs[i] as Job;
+        const next = moveTo(
+          { ...cur, node: node.name, gpus, remote: { dir: started.dir, supervisorPid: started.status.supervisorPid, pid: started.status.pid, bootId: started.status.bootId } },
+          'running',
+          at,
+          `started on ${node.name}${gpus.length ? ` GPU ${gpus.join(',')}` : ''}, pid ${started.status.pid}`,
+        );
+        const copy = [...jobs];
+        copy[i] = next;
+        return { jobs: copy, result: next };
+      });
+    } catch (e) {
+      lastError = e as Error;
+      break;
+    } finally {
+      await transport.close();
+    }
+  }
+  const why = lastError?.message ?? 'no node could run it';
+  await recordVerdict(ctx, job.id, {
+    class: 'lost',
+    cause: 'not_started',
+    exitCode: null,
+    signal: null,
+    timedOut: false,
+    summary: `Never started: ${why}`,
+    evidence: [why],
+    hints: ['Check the node with `gpuq nodes`, then submit again.'],
+  });
+  if (lastError instanceof UserError) throw lastError;
+  throw new UserError(`job ${job.id} could not start: ${why}`, EXIT.unreachable);
+}

@@ -1,0 +1,39 @@
+/**
+ * How gpuq reaches a node. Everything that touches a node's processes and files goes
+ * through one of these; the node layer (src/node) builds the bash scripts it runs.
+ */
+
+/** A bash script to run on a node, built as data by src/node/commands.ts. */
+export interface RemoteCommand {
+  /** Bash source; run as `bash -c SCRIPT` on the node. Every interpolated value already quoted. */
+  script: string;
+  /** What it is for, in a few words, for error messages ("start the supervisor"). */
+  purpose: string;
+  /** Bytes fed to the script's stdin, if any. */
+  stdin?: string | Buffer;
+}
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+export interface StreamHandlers {
+  onStdout?: (chunk: Buffer) => void;
+  onStderr?: (chunk: Buffer) => void;
+  /** Aborting ends the remote command (SIGTERM on its process group) and resolves. */
+  signal?: AbortSignal;
+}
+
+export interface Transport {
+  readonly node: string;
+  /** Runs a script to its end and collects its output. Rejects with NodeUnreachableError when the link fails. */
+  exec(cmd: RemoteCommand): Promise<ExecResult>;
+  /** Runs a long-lived script, delivering output as it comes. Rejects with NodeUnreachableError when the link drops. */
+  stream(cmd: RemoteCommand, handlers: StreamHandlers): Promise<ExecResult>;
+  /** Copies a local file to a path on the node (mode 0600 unless given). */
+  upload(localPath: string, remotePath: string, opts?: { mode?: number; onProgress?: (done: number, total: number) => void }): Promise<void>;
+  /** Ends the connection, if any. Safe to call twice. */
+  close(): Promise<void>;
+}

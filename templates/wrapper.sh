@@ -1,0 +1,290 @@
+#!/usr/bin/env bash
+# gpuq supervisor for one job, rendered from templates/wrapper.sh by src/node/wrapper.ts.
+# It runs in the job's folder, detached in its own session (setsid), holding job.lock
+# (fd 9, taken by the launcher) for as long as it lives: `flock -s job.lock` in a client
+# returns exactly when it is gone, whether it finished or died.
+# Everything it learns goes to status.json (written atomically: tmp file + rename).
+set -u
+
+JOB_ID={{JOB_ID}}
+# The job's command line, run in work/ (the program was uploaded there).
+COMMAND=({{@COMMAND}})
+JOB_ENV=({{@ENV}})
+TIMEOUT_S={{TIMEOUT_S}}
+GRACE_S={{GRACE_S}}
+MEMORY_BYTES={{MEMORY_BYTES}}
+PIDS_MAX={{PIDS}}
+FILES_MAX={{FILES}}
+FILE_SIZE_BYTES={{FILE_SIZE_BYTES}}
+CPU_TIME_S={{CPU_TIME_S}}
+# Default thread count = the node's cores * SHARE_NUM / SHARE_DEN (the job's part of the GPUs).
+SHARE_NUM={{SHARE_NUM}}
+SHARE_DEN={{SHARE_DEN}}
+CUDA_DEVICES={{CUDA_DEVICES}}
+USE_CGROUPS={{USE_CGROUPS}}
+
+JOB_DIR=$PWD
+SUP_PID=$$
+BOOT_ID=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown)
+PYTHON_SYS=$(command -v python3 || true)
+MONITOR="$JOB_DIR/monitor.py"
+
+now_ms() {
+  if [ -n "${EPOCHREALTIME:-}" ]; then local t=${EPOCHREALTIME/[.,]/}; echo "${t:0:13}"; else date +%s%3N; fi
+}
+note() { printf 'gpuq: %s\n' "$*" >>"$JOB_DIR/stderr.log"; }
+
+STARTED_MS=$(now_ms)
+START_UPTIME=$(cut -d' ' -f1 /proc/uptime 2>/dev/null || echo 0)
+JOB_PID=""
+ENDED_MS=""
+EXIT_CODE=""
+SIGNAL=""
+TIMED_OUT=false
+CANCELLED=false
+LIMIT_FIRED=null
+KILLED_AFTER_GRACE=false
+CPU_SECONDS=""
+CG_VERSION=""
+CG_MEM=""
+CG_PIDS=""
+OOM_KILLS=""
+PIDS_REFUSED=""
+KERNEL_OOM="[]"
+LEFTOVERS=0
+STATE=starting
+
+num_or_null() { if [ -n "$1" ]; then printf '%s' "$1"; else printf 'null'; fi; }
+
+write_status() {
+  local cg=null
+  [ -n "$CG_VERSION" ] && cg="\"$CG_VERSION\""
+  printf '{"version":1,"state":"%s","supervisorPid":%s,"pid":%s,"pgid":%s,"bootId":"%s","startedAtMs":%s,"endedAtMs":%s,"exitCode":%s,"signal":%s,"timedOut":%s,"cancelled":%s,"limitFired":%s,"killedAfterGrace":%s,"cpuSeconds":%s,"cgroup":%s,"oomKills":%s,"pidsRefused":%s,"kernelOom":%s,"leftovers":%s}\n' \
+    "$STATE" "$SUP_PID" "$(num_or_null "$JOB_PID")" "$(num_or_null "$JOB_PID")" "$BOOT_ID" "$STARTED_MS" \
+    "$(num_or_null "$ENDED_MS")" "$(num_or_null "$EXIT_CODE")" "$(num_or_null "$SIGNAL")" "$TIMED_OUT" "$CANCELLED" \
+    "$LIMIT_FIRED" "$KILLED_AFTER_GRACE" "$(num_or_null "$CPU_SECONDS")" "$cg" "$(num_or_null "$OOM_KILLS")" \
+    "$(num_or_null "$PIDS_REFUSED")" "$KERNEL_OOM" "$LEFTOVERS" >status.json.tmp && mv -f status.json.tmp status.json
+}
+
+# --- cgroups: a memory limit without swap and a pids limit for the job alone, where we may make them.
+own_cgroup_v1() { sed -n "s/^[0-9]*:\\([^:]*,\\)\\{0,1\\}$1\\(,[^:]*\\)\\{0,1\\}:\\(.*\\)$/\\3/p" /proc/self/cgroup | head -n1; }
+make_cgroup_v1() { # $1 controller -> prints the new cgroup's path, or nothing
+  local root=/sys/fs/cgroup/$1 own dir
+  [ -d "$root" ] && [ -w "$root" ] || return 0
+  own=$(own_cgroup_v1 "$1")
+  for dir in "$root${own%/}/gpuq-$JOB_ID" "$root/gpuq/$JOB_ID"; do
+    if mkdir -p "$dir" 2>/dev/null && [ -w "$dir/cgroup.procs" ]; then printf '%s' "$dir"; return 0; fi
+  done
+}
+setup_cgroups() {
+  [ "$USE_CGROUPS" = 1 ] || return 0
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+    # cgroup v2: a leaf under /sys/fs/cgroup/gpuq (which holds no process itself).
+    local base=/sys/fs/cgroup/gpuq
+    grep -qw memory /sys/fs/cgroup/cgroup.controllers || return 0
+    mkdir -p "$base" 2>/dev/null || return 0
+    echo "+memory +pids" >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
+    echo "+memory +pids" >"$base/cgroup.subtree_control" 2>/dev/null || return 0
+    mkdir -p "$base/$JOB_ID" 2>/dev/null || return 0
+    CG_VERSION=v2; CG_MEM="$base/$JOB_ID"; CG_PIDS="$base/$JOB_ID"
+    if [ "$MEMORY_BYTES" != 0 ]; then
+      echo "$MEMORY_BYTES" >"$CG_MEM/memory.max" && echo 0 >"$CG_MEM/memory.swap.max" 2>/dev/null
+    fi
+    [ "$PIDS_MAX" != 0 ] && echo "$PIDS_MAX" >"$CG_PIDS/pids.max"
+    return 0
+  fi
+  CG_MEM=$(make_cgroup_v1 memory)
+  CG_PIDS=$(make_cgroup_v1 pids)
+  [ -n "$CG_MEM$CG_PIDS" ] && CG_VERSION=v1
+  if [ -n "$CG_MEM" ] && [ "$MEMORY_BYTES" != 0 ]; then
+    echo "$MEMORY_BYTES" >"$CG_MEM/memory.limit_in_bytes" || { rmdir "$CG_MEM"; CG_MEM=""; }
+    if [ -n "$CG_MEM" ]; then
+      [ -f "$CG_MEM/memory.memsw.limit_in_bytes" ] && echo "$MEMORY_BYTES" >"$CG_MEM/memory.memsw.limit_in_bytes" 2>/dev/null
+      echo 0 >"$CG_MEM/memory.swappiness" 2>/dev/null
+    fi
+  fi
+  if [ -n "$CG_PIDS" ] && [ "$PIDS_MAX" != 0 ]; then
+    echo "$PIDS_MAX" >"$CG_PIDS/pids.max" || { rmdir "$CG_PIDS"; CG_PIDS=""; }
+  fi
+  [ -n "$CG_MEM$CG_PIDS" ] || CG_VERSION=""
+  return 0
+}
+cgroup_evidence() {
+  local n
+  if [ "$CG_VERSION" = v2 ]; then
+    n=$(sed -n 's/^oom_kill \([0-9]*\)$/\1/p' "$CG_MEM/memory.events" 2>/dev/null); OOM_KILLS=${n:-0}
+    n=$(sed -n 's/^max \([0-9]*\)$/\1/p' "$CG_PIDS/pids.events" 2>/dev/null); PIDS_REFUSED=${n:-0}
+  elif [ "$CG_VERSION" = v1 ]; then
+    if [ -n "$CG_MEM" ]; then
+      n=$(sed -n 's/^oom_kill \([0-9]*\)$/\1/p' "$CG_MEM/memory.oom_control" 2>/dev/null)
+      if [ -z "$n" ]; then # old kernels: no oom_kill counter; a failcnt with a SIGKILL is the evidence
+        n=$(cat "$CG_MEM/memory.failcnt" 2>/dev/null); [ "${n:-0}" -gt 0 ] && [ "$EXIT_CODE" = 137 ] && n=1 || n=0
+      fi
+      OOM_KILLS=${n:-0}
+    fi
+    if [ -n "$CG_PIDS" ]; then
+      n=$(sed -n 's/^max \([0-9]*\)$/\1/p' "$CG_PIDS/pids.events" 2>/dev/null); PIDS_REFUSED=${n:-0}
+    fi
+  fi
+}
+remove_cgroups() {
+  local d
+  for d in "$CG_MEM" "$CG_PIDS"; do [ -n "$d" ] && [ -d "$d" ] && rmdir "$d" 2>/dev/null; done
+  return 0
+}
+
+# The kernel's OOM lines about this job, where the kernel log is readable (root, or dmesg_restrict=0).
+kernel_oom_evidence() {
+  local lines
+  lines=$(dmesg 2>/dev/null | awk -v s="$START_UPTIME" '{ t = $0; sub(/^\[ */, "", t); sub(/\].*/, "", t); if (t + 0 >= s - 1) print }' |
+    grep -E "oom-kill|Out of memory|Killed process" | grep -E "gpuq-$JOB_ID|gpuq/$JOB_ID|[ =]$JOB_PID[ ,]" | tail -n 5 | tr -d '\000-\011\013-\037\\"')
+  [ -z "$lines" ] && return 0
+  KERNEL_OOM=$(printf '%s\n' "$lines" | sed 's/.*/"&"/' | paste -sd, -)
+  KERNEL_OOM="[$KERNEL_OOM]"
+}
+
+# --- SIGTERM to the whole process group, then SIGKILL after the grace period (in the background).
+escalate() {
+  (
+    kill -TERM -- "-$JOB_PID" 2>/dev/null
+    trap 'kill "$sp" 2>/dev/null; exit 0' TERM
+    sleep "$GRACE_S" & sp=$!; wait "$sp"
+    if kill -0 -- "-$JOB_PID" 2>/dev/null; then : >"$JOB_DIR/killed-after-grace"; kill -KILL -- "-$JOB_PID" 2>/dev/null; fi
+  ) 9>&- &
+  KILLERS="${KILLERS:-} $!"
+}
+
+INTERRUPTED=""
+on_cancel() {
+  INTERRUPTED=1
+  [ "$CANCELLED" = true ] && return 0
+  CANCELLED=true
+  [ -n "$JOB_PID" ] && escalate
+}
+# SIGTERM/SIGHUP/SIGINT to the supervisor (an admin, a shutdown) end the job the same way,
+# without calling it a cancel: the job then ends with 143 "from outside".
+on_term() {
+  INTERRUPTED=1
+  [ -n "$JOB_PID" ] && [ -z "${TERMINATING:-}" ] && TERMINATING=1 && escalate
+}
+trap on_cancel USR1
+trap on_term TERM HUP INT
+
+mkdir -p tmp work
+: >stdout.log
+: >stderr.log
+write_status
+setup_cgroups
+
+start_job() {
+  (
+    [ -n "$CG_MEM" ] && echo "$BASHPID" >"$CG_MEM/cgroup.procs"
+    [ -n "$CG_PIDS" ] && [ "$CG_PIDS" != "$CG_MEM" ] && echo "$BASHPID" >"$CG_PIDS/cgroup.procs"
+    apply_limit() { # $1 flag, $2 value, $3 option name
+      ulimit -S "$1" "$2" 2>/dev/null && ulimit -H "$1" "$2" 2>/dev/null && return 0
+      local hard; hard=$(ulimit -H "$1")
+      note "the node allows at most $hard for $3 (asked for $2); using $hard"
+      ulimit -S "$1" "$hard"
+    }
+    ulimit -c 0
+    [ "$FILES_MAX" != 0 ] && apply_limit -n "$FILES_MAX" --files
+    [ "$FILE_SIZE_BYTES" != 0 ] && apply_limit -f "$(((FILE_SIZE_BYTES + 1023) / 1024))" --file-size
+    [ "$CPU_TIME_S" != 0 ] && apply_limit -t "$CPU_TIME_S" --cpu-time
+    [ "$PIDS_MAX" != 0 ] && [ -z "$CG_PIDS" ] && apply_limit -u "$PIDS_MAX" --pids
+    local threads
+    threads=$(($(nproc 2>/dev/null || echo 1) * SHARE_NUM / SHARE_DEN))
+    [ "$threads" -ge 1 ] || threads=1
+    export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads NUMEXPR_NUM_THREADS=$threads
+    [ "$CUDA_DEVICES" != - ] && export CUDA_VISIBLE_DEVICES=$CUDA_DEVICES
+    local kv
+    for kv in "${JOB_ENV[@]}"; do export "$kv"; done
+    export GPUQ_JOB_ID=$JOB_ID PYTHONUNBUFFERED=1 TMPDIR=$JOB_DIR/tmp
+    cd -- "$JOB_DIR/work" || exit 126
+    exec setsid "${COMMAND[@]}"
+  ) </dev/null >>stdout.log 2>>stderr.log 9>&- &
+  JOB_PID=$!
+}
+start_job
+STATE=running
+write_status
+
+if [ -n "$PYTHON_SYS" ] && [ -f "$MONITOR" ]; then
+  mon_args=(watch --dir "$JOB_DIR" --job-id "$JOB_ID" --pid "$JOB_PID")
+  [ "$MEMORY_BYTES" != 0 ] && mon_args+=(--memory-bytes "$MEMORY_BYTES")
+  [ -n "$CG_MEM" ] && mon_args+=(--cgroup-memory "$CG_MEM")
+  [ -n "$CG_PIDS" ] && mon_args+=(--cgroup-pids "$CG_PIDS")
+  "$PYTHON_SYS" "$MONITOR" "${mon_args[@]}" </dev/null >>monitor.log 2>&1 9>&- &
+  MONITOR_PID=$!
+else
+  MONITOR_PID=""
+  [ "$MEMORY_BYTES" != 0 ] && [ -z "$CG_MEM" ] && note "no python3 for the resource monitor and no memory cgroup: --memory is not enforced on this node"
+fi
+
+# The wall-clock timer: SIGTERM at the limit, SIGKILL after the grace period.
+(
+  trap 'kill "$sp" 2>/dev/null; exit 0' TERM
+  sleep "$TIMEOUT_S" & sp=$!; wait "$sp"
+  : >"$JOB_DIR/timeout.fired"
+  kill -TERM -- "-$JOB_PID" 2>/dev/null
+  sleep "$GRACE_S" & sp=$!; wait "$sp"
+  if kill -0 -- "-$JOB_PID" 2>/dev/null; then : >"$JOB_DIR/killed-after-grace"; kill -KILL -- "-$JOB_PID" 2>/dev/null; fi
+) 9>&- &
+TIMER_PID=$!
+
+# A cancel requested before the traps could see it (the client writes the file, then signals us).
+[ -e cancel.requested ] && on_cancel
+
+# Wait for the job; a trapped signal (cancel) interrupts `wait`, so wait again until it really ends.
+while :; do
+  INTERRUPTED=""
+  wait "$JOB_PID" 2>/dev/null
+  rc=$?
+  if [ -n "$INTERRUPTED" ] && [ "$rc" -gt 128 ]; then
+    kill -0 "$JOB_PID" 2>/dev/null && continue
+    wait "$JOB_PID" 2>/dev/null; r2=$?
+    [ "$r2" != 127 ] && rc=$r2
+  fi
+  break
+done
+ENDED_MS=$(now_ms)
+EXIT_CODE=$rc
+[ "$rc" -gt 128 ] && SIGNAL=$((rc - 128))
+# CPU time of the job and its reaped children (second line of `times`: children's user and sys).
+# `times` must run in this shell, not in a pipeline's subshell, to see the job.
+times >.times 2>/dev/null
+CPU_SECONDS=$(sed -n 2p .times | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] } printf "%.2f", t }')
+
+kill -TERM "$TIMER_PID" 2>/dev/null
+for k in ${KILLERS:-}; do kill -TERM "$k" 2>/dev/null; done
+
+# Sweep: nothing the job started outlives it (process group, then the marker and cgroups).
+kill -KILL -- "-$JOB_PID" 2>/dev/null
+if [ -n "$PYTHON_SYS" ] && [ -f "$MONITOR" ]; then
+  sweep_args=(sweep --job-id "$JOB_ID" --pid "$JOB_PID")
+  [ -n "$CG_MEM" ] && sweep_args+=(--cgroup-memory "$CG_MEM")
+  [ -n "$CG_PIDS" ] && sweep_args+=(--cgroup-pids "$CG_PIDS")
+  LEFTOVERS=$("$PYTHON_SYS" "$MONITOR" "${sweep_args[@]}" 2>>monitor.log 9>&- | tail -n1)
+  [[ "$LEFTOVERS" =~ ^[0-9]+$ ]] || LEFTOVERS=0
+else
+  for p in $(grep -lzx "GPUQ_JOB_ID=$JOB_ID" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3); do
+    [ "$p" != "$SUP_PID" ] && kill -KILL "$p" 2>/dev/null && LEFTOVERS=$((LEFTOVERS + 1))
+  done
+fi
+
+[ -e timeout.fired ] && TIMED_OUT=true && LIMIT_FIRED='"timeout"'
+[ -e killed-after-grace ] && KILLED_AFTER_GRACE=true
+if [ -e memory.fired ] && [ "$TIMED_OUT" = false ]; then LIMIT_FIRED='"memory"'; fi
+if [ "$LIMIT_FIRED" = null ] && [ "$CPU_TIME_S" != 0 ] && { [ "$rc" = 137 ] || [ "$rc" = 152 ]; }; then
+  awk -v used="$CPU_SECONDS" -v lim="$CPU_TIME_S" 'BEGIN { exit !(used + 1 >= lim) }' && LIMIT_FIRED='"cpu"'
+fi
+cgroup_evidence
+kernel_oom_evidence
+
+if [ -n "$MONITOR_PID" ]; then
+  kill -TERM "$MONITOR_PID" 2>/dev/null
+  wait "$MONITOR_PID" 2>/dev/null
+fi
+remove_cgroups
+STATE=exited
+write_status
+exit 0
