@@ -1,8 +1,15 @@
 /**
- * Commands added by later features (diagnose, watch, nodes, results) register here.
+ * Commands beyond the foundation's, each in its own module.
  */
 import type { Command } from 'commander';
 import type { CliApp } from './app.js';
+import { registerDiagnose } from './diagnose.js';
+import { registerNodes } from './nodes.js';
+import { registerWatch } from './watch.js';
 
-/** Registers the commands beyond the foundation's. */
-export function registerExtra(_program: Command, _app: CliApp): void {}
+/** Registers diagnose, watch and nodes. */
+export function registerExtra(program: Command, app: CliApp): void {
+  registerDiagnose(program, app);
+  registerWatch(program, app);
+  registerNodes(program, app);
+}

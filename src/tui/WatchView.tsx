@@ -1,0 +1,266 @@
+/**
+ * The live `gpuq watch` screen: header, resources, log tail, verdict banner, diagnosis panel and
+ * status line, driven by a stream of watch events and the keyboard.
+ */
+import { Box, useApp, useInput, useStdin, useStdout } from 'ink';
+import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from 'react';
+import type { WatchEvent, WatchResult } from './events.js';
+import { commandForKey, type KeyInfo } from './keys.js';
+import {
+  diagnosisLines,
+  diagnosisTitleRow,
+  logTitleRow,
+  screenLayout,
+  statusRow,
+  verdictColor,
+} from './lines.js';
+import { Line, LogRow } from './Line.js';
+import { initialWatchState, isDone, logWindow, reduceWatch, type WatchAction, type WatchState } from './model.js';
+
+/** Receives the stream: `event` for each watch event, `end` once when it finishes or fails. */
+export interface WatchSink {
+  event: (e: WatchEvent) => void;
+  end: (error?: unknown) => void;
+}
+
+/** Starts feeding a sink and returns how to stop. Must be stable across renders. */
+export type Subscribe = (sink: WatchSink) => () => void;
+
+export interface WatchViewProps {
+  subscribe: Subscribe;
+  /** Called after the user answers 'y' to "cancel job ID?". */
+  onCancel: () => Promise<void>;
+  /** Text of the full diagnosis, loaded the first time `d` is pressed after the verdict. */
+  loadDiagnosis: () => Promise<string>;
+  /** Leave by itself once the verdict is in. */
+  exitOnDone?: boolean;
+  /** The clock (ms since the epoch); tests pin it. */
+  now?: () => number;
+  /** Redraw period for elapsed time and countdowns; 0 disables the timer. */
+  tickMs?: number;
+  /** Fixed size (tests); otherwise the terminal's, following resizes. */
+  width?: number;
+  height?: number;
+  /** False draws without colors (NO_COLOR). */
+  color?: boolean;
+  /** Samples kept for sparklines and log lines kept in memory. */
+  historySize?: number;
+  logLimit?: number;
+  /** Told how the view ended, just before it unmounts. */
+  onExit?: (result: WatchResult) => void;
+}
+
+/** Columns and rows of the output stream, following 'resize'; fixed values win. */
+function useTerminalSize(fixedWidth?: number, fixedHeight?: number): { width: number; height: number } {
+  const { stdout } = useStdout();
+  const read = useCallback(() => ({ width: stdout.columns || 80, height: stdout.rows || 24 }), [stdout]);
+  const [size, setSize] = useState(read);
+  useEffect(() => {
+    const onResize = (): void => setSize(read());
+    stdout.on('resize', onResize);
+    return () => {
+      stdout.off('resize', onResize);
+    };
+  }, [stdout, read]);
+  return { width: fixedWidth ?? size.width, height: fixedHeight ?? size.height };
+}
+
+/** Re-renders every `ms` so elapsed time and countdowns move. */
+function useTick(ms: number): void {
+  const [, setTick] = useState(0);
+  useEffect(() => {
+    if (ms <= 0) return;
+    const timer = setInterval(() => setTick((n) => n + 1), ms);
+    return () => clearInterval(timer);
+  }, [ms]);
+}
+
+/** The `gpuq watch` screen; ends through ink's exit with a WatchResult. */
+export function WatchView(props: WatchViewProps) {
+  const { subscribe, onCancel, loadDiagnosis, exitOnDone = false, tickMs = 1000, color = true, onExit } = props;
+  const clock = props.now ?? Date.now;
+  const clockRef = useRef(clock);
+  clockRef.current = clock;
+  const { exit } = useApp();
+  const { isRawModeSupported } = useStdin();
+  const { width, height } = useTerminalSize(props.width, props.height);
+  const [state, dispatch] = useReducer(
+    reduceWatch,
+    { historySize: props.historySize, logLimit: props.logLimit },
+    (o): WatchState =>
+      initialWatchState({
+        ...(o.historySize !== undefined ? { historySize: o.historySize } : {}),
+        ...(o.logLimit !== undefined ? { logLimit: o.logLimit } : {}),
+      }),
+  );
+  useTick(tickMs);
+  const now = clock();
+
+  const exited = useRef(false);
+  const leave = useCallback(
+    (left: WatchResult['left'], s: WatchState) => {
+      if (exited.current) return;
+      exited.current = true;
+      const result: WatchResult = { left, job: s.job, cancelRequested: s.ui.cancel === 'sending' || s.ui.cancel === 'sent' };
+      onExit?.(result);
+      exit(result);
+    },
+    [exit, onExit],
+  );
+
+  // Feed the stream in batches: everything that arrives in one go becomes one update.
+  useEffect(() => {
+    let live = true;
+    let queue: WatchAction[] = [];
+    const flush = (): void => {
+      if (!live || queue.length === 0) return;
+      const actions = queue;
+      queue = [];
+      dispatch(actions.length === 1 ? (actions[0] as WatchAction) : { type: 'batch', actions });
+    };
+    const push = (a: WatchAction): void => {
+      if (!live) return;
+      queue.push(a);
+      if (queue.length === 1) queueMicrotask(flush);
+    };
+    const stop = subscribe({
+      event: (e) => {
+        if (e.type === 'connection' && e.status === 'reconnecting' && e.at === undefined) {
+          push({ ...e, at: clockRef.current() });
+        } else {
+          push(e);
+        }
+      },
+      end: (error) => {
+        const message = error === undefined ? null : error instanceof Error ? error.message : String(error);
+        push({ type: 'source/end', error: message });
+        if (error !== undefined && live) {
+          queueMicrotask(() => {
+            if (exited.current) return;
+            exited.current = true;
+            exit(error instanceof Error ? error : new Error(String(error)));
+          });
+        }
+      },
+    });
+    return () => {
+      live = false;
+      stop();
+    };
+  }, [subscribe, exit]);
+
+  const done = isDone(state.job);
+  useEffect(() => {
+    if (exitOnDone && done) leave('done', state);
+  }, [exitOnDone, done, leave, state]);
+
+  const layout = screenLayout(state, now, width, height);
+  const diagText = useMemo(() => diagnosisLines(state, width), [state.ui.diagnosis, width]); // eslint-disable-line react-hooks/exhaustive-deps
+
+  const onKey = useCallback(
+    (input: string, key: KeyInfo) => {
+      const cmd = commandForKey(state, input, key, {
+        logRows: layout.logRows,
+        diagnosisRows: layout.diagnosisRows,
+        diagnosisLines: diagText.length,
+      });
+      switch (cmd.kind) {
+        case 'none':
+          return;
+        case 'leave':
+          leave('quit', state);
+          return;
+        case 'dispatch':
+          dispatch(cmd.action);
+          return;
+        case 'cancel':
+          dispatch({ type: 'cancel/confirm' });
+          onCancel().then(
+            () => dispatch({ type: 'cancel/sent' }),
+            (err: unknown) => dispatch({ type: 'cancel/failed', message: err instanceof Error ? err.message : String(err) }),
+          );
+          return;
+        case 'diagnosis': {
+          const d = state.ui.diagnosis;
+          dispatch({ type: 'diagnosis/open' });
+          if (isDone(state.job) && (d.status === 'idle' || d.status === 'error')) {
+            loadDiagnosis().then(
+              (text) => dispatch({ type: 'diagnosis/loaded', text }),
+              (err: unknown) =>
+                dispatch({ type: 'diagnosis/failed', message: err instanceof Error ? err.message : String(err) }),
+            );
+          }
+          return;
+        }
+      }
+    },
+    [state, layout.logRows, layout.diagnosisRows, diagText.length, leave, onCancel, loadDiagnosis],
+  );
+  useInput(onKey, { isActive: isRawModeSupported });
+
+  const w = Math.max(20, width);
+  return (
+    <Box flexDirection="column" width={w}>
+      {layout.header.map((row, i) => (
+        <Line key={`h${i}`} row={row} color={color} />
+      ))}
+      {state.ui.diagnosis.open ? (
+        <DiagnosisPanel lines={diagText} first={state.ui.diagnosis.scroll} rows={layout.diagnosisRows} width={w} color={color} />
+      ) : (
+        <>
+          {layout.resources.map((row, i) => (
+            <Line key={`r${i}`} row={row} color={color} />
+          ))}
+          <LogTail state={state} rows={layout.logRows} width={w} color={color} />
+          {layout.banner && state.job?.verdict ? (
+            <Box
+              flexDirection="column"
+              borderStyle="round"
+              {...(color ? { borderColor: verdictColor(state.job.verdict.class) } : {})}
+              paddingX={1}
+              width={w - 1}
+            >
+              {layout.banner.map((row, i) => (
+                <Line key={`b${i}`} row={row} color={color} />
+              ))}
+            </Box>
+          ) : null}
+        </>
+      )}
+      <Line row={statusRow(state, now, w)} color={color} />
+    </Box>
+  );
+}
+
+/** The log title and the window of lines at the current scroll position. */
+function LogTail({ state, rows, width, color }: { state: WatchState; rows: number; width: number; color: boolean }) {
+  const win = logWindow(state, rows);
+  return (
+    <>
+      <Line row={logTitleRow(state, win, width)} color={color} />
+      <Box flexDirection="column" height={rows} width={width - 1} overflow="hidden">
+        {win.total === 0 ? (
+          <Line row={[{ text: '  (no output yet)', dim: true }]} color={color} />
+        ) : (
+          win.lines.map((l) => <LogRow key={l.seq} line={l} color={color} />)
+        )}
+      </Box>
+    </>
+  );
+}
+
+/** The full diagnosis, scrolled to `first`. */
+function DiagnosisPanel(p: { lines: string[]; first: number; rows: number; width: number; color: boolean }) {
+  const first = Math.max(0, Math.min(p.first, Math.max(0, p.lines.length - p.rows)));
+  const shown = p.lines.slice(first, first + p.rows);
+  return (
+    <>
+      <Line row={diagnosisTitleRow(first, shown.length, p.lines.length, p.width)} color={p.color} />
+      <Box flexDirection="column" height={p.rows} width={p.width - 1} overflow="hidden">
+        {shown.map((text, i) => (
+          <Line key={first + i} row={[{ text }]} color={p.color} />
+        ))}
+      </Box>
+    </>
+  );
+}

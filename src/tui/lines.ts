@@ -1,0 +1,359 @@
+/**
+ * The watch screen as rows of colored text segments, computed from the state, the clock and the
+ * terminal size. Pure, so the layout (what fits in 80x24, which figure goes where) is decided and
+ * tested here; the Ink components only draw these rows.
+ */
+import type { Job, Sample, VerdictClass } from '../core/types.js';
+import { bar, formatBytes, formatDuration, formatPercent, parseIso, sparkline, wrapText } from './format.js';
+import { gpuMemOf, isDone, type ConnectionState, type WatchState } from './model.js';
+
+export type Color = 'green' | 'yellow' | 'red' | 'cyan' | 'blue' | 'magenta' | 'gray';
+
+/** A run of text with one style. */
+export interface Segment {
+  text: string;
+  color?: Color;
+  bold?: boolean;
+  dim?: boolean;
+  inverse?: boolean;
+}
+
+/** One terminal row. */
+export type Row = Segment[];
+
+const seg = (text: string, style: Omit<Segment, 'text'> = {}): Segment => ({ text, ...style });
+
+/** Total visible length of a row. */
+export function rowLength(row: Row): number {
+  return row.reduce((n, s) => n + s.text.length, 0);
+}
+
+/** The row's text without styles (what a colorless terminal shows). */
+export function rowText(row: Row): string {
+  return row.map((s) => s.text).join('');
+}
+
+/** Cuts a row to `width` characters, marking the cut with '…'. */
+export function fitRow(row: Row, width: number): Row {
+  const w = Math.max(0, width);
+  if (rowLength(row) <= w) return row;
+  const out: Row = [];
+  let left = Math.max(0, w - 1);
+  for (const s of row) {
+    if (left <= 0) break;
+    const text = s.text.slice(0, left);
+    out.push({ ...s, text });
+    left -= text.length;
+  }
+  if (w > 0) out.push(seg('…', { dim: true }));
+  return out;
+}
+
+/** Color of a fill level: green, then yellow from 70 %, red from 90 %. */
+export function levelColor(fraction: number): Color {
+  return fraction >= 0.9 ? 'red' : fraction >= 0.7 ? 'yellow' : 'green';
+}
+
+/** Color a verdict class is shown in. */
+export function verdictColor(cls: VerdictClass): Color {
+  if (cls === 'succeeded') return 'green';
+  if (cls === 'cancelled' || cls === 'lost') return 'yellow';
+  return 'red';
+}
+
+function stateSegment(job: Job): Segment {
+  if (isDone(job)) return seg(`● done · ${job.verdict.class}`, { color: verdictColor(job.verdict.class), bold: true });
+  const color: Color = job.state === 'running' ? 'green' : job.state === 'grading' ? 'cyan' : 'yellow';
+  return seg(`● ${job.state}`, { color, bold: true });
+}
+
+/** Seconds the job has run (start to end, or to now), or null before it started. */
+export function elapsedS(job: Job, now: number): number | null {
+  const start = parseIso(job.startedAt);
+  if (start === null) return null;
+  const end = parseIso(job.endedAt) ?? now;
+  return Math.max(0, (end - start) / 1000);
+}
+
+/** The two header rows: who and where, then elapsed time against the timeout. */
+export function headerRows(job: Job | null, now: number, width: number): Row[] {
+  const w = Math.max(1, width - 1);
+  if (job === null) return [[seg('gpuq watch', { bold: true }), seg('  waiting for the job…', { dim: true })], []];
+  const gpus = job.gpus.length > 0 ? `GPU ${job.gpus.join(',')}` : 'no GPU';
+  const first: Row = [
+    stateSegment(job),
+    seg('  '),
+    seg(job.id, { bold: true }),
+    seg('  '),
+    seg(job.name),
+    seg(`  node ${job.node}`, { color: 'cyan' }),
+    seg(`  ${gpus}`, { color: 'magenta' }),
+  ];
+  if (job.competition) first.push(seg(`  ${job.competition}`, { dim: true }));
+
+  const timeout = job.limits.timeoutS;
+  const el = elapsedS(job, now);
+  let second: Row;
+  if (el === null) {
+    const since = parseIso(job.createdAt);
+    const waited = since === null ? '' : ` for ${formatDuration((now - since) / 1000)}`;
+    second = [seg(`${job.state}${waited}`, { dim: true }), seg(` · timeout ${formatDuration(timeout)}`, { dim: true })];
+  } else {
+    const frac = timeout > 0 ? el / timeout : 0;
+    const head = `${isDone(job) ? 'ran' : 'elapsed'} ${formatDuration(el)} / ${formatDuration(timeout)} `;
+    const pct = ` ${formatPercent(frac * 100).padStart(4)}`;
+    const tail = isDone(job) ? '' : `  ${formatDuration(Math.max(0, timeout - el))} left`;
+    const barW = Math.max(5, Math.min(40, w - head.length - pct.length - tail.length));
+    second = [seg(head), seg(bar(frac, barW), { color: levelColor(frac) }), seg(pct), seg(tail, { dim: true })];
+  }
+  return [fitRow(first, w), fitRow(second, w)];
+}
+
+// Column widths of a resource row: label, figure, bar, percent, peak, then the sparkline.
+const COL_LABEL = 7;
+const COL_VALUE = 20;
+const COL_BAR = 12;
+const COL_PCT = 5;
+const COL_PEAK = 15;
+const FIXED = COL_LABEL + COL_VALUE + 1 + COL_BAR + COL_PCT + 2 + COL_PEAK + 2;
+
+interface Gauge {
+  label: string;
+  value: string;
+  /** 0..1 against a limit, or null where there is none. */
+  fraction: number | null;
+  /** Text in the bar column when there is no fraction. */
+  noBar?: string;
+  pct?: string;
+  peak: string;
+  history: number[];
+  historyMax?: number;
+}
+
+function gaugeRow(g: Gauge, sparkW: number): Row {
+  const row: Row = [seg(g.label.padEnd(COL_LABEL), { bold: true }), seg(g.value.padEnd(COL_VALUE) + ' ')];
+  if (g.fraction !== null) {
+    row.push(seg(bar(g.fraction, COL_BAR), { color: levelColor(g.fraction) }));
+    row.push(seg((g.pct ?? formatPercent(g.fraction * 100)).padStart(COL_PCT), { color: levelColor(g.fraction) }));
+  } else {
+    row.push(seg((g.noBar ?? '').padEnd(COL_BAR + COL_PCT), { dim: true }));
+  }
+  row.push(seg('  ' + g.peak.padEnd(COL_PEAK), { dim: true }));
+  if (sparkW > 0 && g.history.length > 0) row.push(seg('  ' + sparkline(g.history, sparkW, g.historyMax), { color: 'cyan' }));
+  return row;
+}
+
+/** The resource rows: RSS, CPU, processes, each GPU, then the job folder and counters. */
+export function resourceRows(state: WatchState, now: number, width: number): Row[] {
+  const w = Math.max(1, width - 1);
+  const last: Sample | undefined = state.samples[state.samples.length - 1];
+  const peaks = state.peaks;
+  if (last === undefined || peaks === null) {
+    return [[seg('resources'.padEnd(COL_LABEL + 4), { bold: true }), seg('waiting for the first sample…', { dim: true })]];
+  }
+  const limits = state.job?.limits ?? null;
+  const sparkW = Math.max(0, Math.min(state.options.historySize, w - FIXED));
+  const hist = (f: (s: Sample) => number): number[] => state.samples.map(f);
+  const rows: Row[] = [];
+
+  const mem = limits?.memoryBytes ?? null;
+  rows.push(
+    gaugeRow(
+      {
+        label: 'RSS',
+        value: mem ? `${formatBytes(last.rssBytes)} / ${formatBytes(mem)}` : formatBytes(last.rssBytes),
+        fraction: mem ? last.rssBytes / mem : null,
+        noBar: 'no limit',
+        peak: `peak ${formatBytes(peaks.rssBytes)}`,
+        history: hist((s) => s.rssBytes),
+        ...(mem ? { historyMax: mem } : {}),
+      },
+      sparkW,
+    ),
+  );
+  rows.push(
+    gaugeRow(
+      {
+        label: 'CPU',
+        value: formatPercent(last.cpuPct),
+        fraction: null,
+        noBar: '',
+        peak: `peak ${formatPercent(peaks.cpuPct)}`,
+        history: hist((s) => s.cpuPct),
+      },
+      sparkW,
+    ),
+  );
+  const pids = limits?.pids ?? null;
+  rows.push(
+    gaugeRow(
+      {
+        label: 'procs',
+        value: pids ? `${last.procs} / ${pids}` : String(last.procs),
+        fraction: pids ? last.procs / pids : null,
+        noBar: 'no limit',
+        peak: `peak ${peaks.procs}`,
+        history: hist((s) => s.procs),
+        ...(pids ? { historyMax: pids } : {}),
+      },
+      sparkW,
+    ),
+  );
+  for (const g of last.gpu ?? []) {
+    const util = g.utilPct;
+    rows.push(
+      gaugeRow(
+        {
+          label: `GPU${g.index}`,
+          value: `mem ${formatBytes(g.memUsedBytes)}`,
+          fraction: util === null ? null : util / 100,
+          noBar: 'util ?',
+          peak: g.jobMemBytes === null ? '' : `job ${formatBytes(g.jobMemBytes)}`,
+          history: hist((s) => s.gpu?.find((x) => x.index === g.index)?.utilPct ?? 0),
+          historyMax: 100,
+        },
+        sparkW,
+      ),
+    );
+  }
+  const ago = Math.max(0, (now - last.t) / 1000);
+  const gpuPeak = peaks.gpuMemBytes === null || gpuMemOf(last) === null ? '' : ` · GPU mem peak ${formatBytes(peaks.gpuMemBytes)}`;
+  rows.push([
+    seg('disk'.padEnd(COL_LABEL), { bold: true }),
+    seg(`${formatBytes(last.folderBytes)} (peak ${formatBytes(peaks.folderBytes)})`),
+    seg(` · threads ${last.threads} · open files ${last.openFiles}${gpuPeak}`, { dim: true }),
+    seg(` · sampled ${formatDuration(ago)} ago`, { dim: true, ...(ago > 30 ? { color: 'yellow' as const } : {}) }),
+  ]);
+  return rows.map((r) => fitRow(r, w));
+}
+
+/** The title row above the log: filter, line count, scroll position. */
+export function logTitleRow(state: WatchState, shown: { total: number; below: number }, width: number): Row {
+  const w = Math.max(1, width - 1);
+  const parts = [`log · ${state.ui.filter}`, `${shown.total} line${shown.total === 1 ? '' : 's'}`];
+  if (shown.below > 0) parts.push(`${shown.below} newer below (End follows)`);
+  else parts.push('following');
+  if (state.dropped > 0) parts.push(`${state.dropped} older dropped`);
+  const text = `── ${parts.join(' · ')} `;
+  return fitRow([seg(text.padEnd(w, '─'), { dim: true })], w);
+}
+
+/** How the job ended in words: "exit 137 · SIGKILL · timed out". */
+export function exitText(job: Job): string {
+  const v = job.verdict;
+  if (!v) return '';
+  const parts: string[] = [];
+  if (v.exitCode !== null) parts.push(`exit ${v.exitCode}`);
+  if (v.signal) parts.push(v.signal);
+  if (parts.length === 0) parts.push('no exit status');
+  if (v.timedOut) parts.push('timed out');
+  return parts.join(' · ');
+}
+
+/** The rows inside the verdict banner: class and exit, the summary, the first hint. */
+export function verdictRows(job: Job, width: number): Row[] {
+  const v = job.verdict;
+  if (!v) return [];
+  const inner = Math.max(1, width - 5); // border and padding
+  const mark = v.class === 'succeeded' ? '✔' : '✘';
+  const cls = v.cause ? `${v.class} (${v.cause})` : v.class;
+  const hint: Row = v.hints[0]
+    ? [seg('hint: ', { bold: true }), seg(v.hints[0]), seg('  · d: full diagnosis', { dim: true })]
+    : [seg('d: full diagnosis', { dim: true })];
+  return [
+    fitRow([seg(`${mark} ${cls}`, { color: verdictColor(v.class), bold: true }), seg(`  ${exitText(job)}`)], inner),
+    fitRow([seg(v.summary)], inner),
+    fitRow(hint, inner),
+  ];
+}
+
+/** Seconds until the next reconnect try, counted down from when the event arrived. */
+export function retryIn(conn: Extract<ConnectionState, { status: 'reconnecting' }>, now: number): number {
+  if (conn.at === null) return Math.ceil(conn.retryInS);
+  return Math.max(0, Math.ceil(conn.retryInS - (now - conn.at) / 1000));
+}
+
+function connectionSegment(conn: ConnectionState, now: number): Segment {
+  switch (conn.status) {
+    case 'connecting':
+      return seg('◌ connecting…', { color: 'yellow' });
+    case 'connected':
+      return seg('● connected', { color: 'green' });
+    case 'reconnecting':
+      return seg(`↻ reconnecting in ${retryIn(conn, now)} s (${conn.reason})`, { color: 'yellow' });
+    case 'ended':
+      return conn.error === null
+        ? seg('■ stream ended', { dim: true })
+        : seg(`■ stream ended: ${conn.error}`, { color: 'red' });
+  }
+}
+
+/** The key help that fits the moment. */
+export function keyHelp(state: WatchState): string {
+  if (state.ui.diagnosis.open) return 'd/Esc close · ↑↓ PgUp/PgDn scroll · q leave';
+  const done = isDone(state.job);
+  return done
+    ? 'q leave · d diagnosis · s filter · ↑↓ PgUp/PgDn scroll'
+    : 'q leave · c cancel · s filter · ↑↓ PgUp/PgDn scroll';
+}
+
+/** The bottom row: the cancel prompt, or connection, notice and key help. */
+export function statusRow(state: WatchState, now: number, width: number): Row {
+  const w = Math.max(1, width - 1);
+  if (state.ui.cancel === 'confirm' && state.job) {
+    return fitRow([seg(`cancel job ${state.job.id}? y/n`, { color: 'yellow', bold: true, inverse: true })], w);
+  }
+  const left: Row = [connectionSegment(state.connection, now)];
+  if (state.ui.notice) left.push(seg(`  ${state.ui.notice}`, { color: 'yellow' }));
+  const help = keyHelp(state);
+  const room = w - rowLength(left);
+  if (room >= help.length + 2) return [...left, seg(' '.repeat(room - help.length)), seg(help, { dim: true })];
+  return fitRow(left, w);
+}
+
+/** Heights of the screen's parts for a terminal of `height` rows. */
+export interface ScreenLayout {
+  header: Row[];
+  resources: Row[];
+  banner: Row[] | null;
+  logRows: number;
+  diagnosisRows: number;
+}
+
+/** Banner height: its rows plus the border. */
+export const BANNER_BORDER = 2;
+
+/**
+ * Splits the terminal's rows between the parts, leaving the last row free (ink clears the whole
+ * screen on every frame when the output is as tall as the terminal). The log and the diagnosis
+ * panel get what is left, at least 3 rows.
+ */
+export function screenLayout(state: WatchState, now: number, width: number, height: number): ScreenLayout {
+  const budget = Math.max(8, height - 1);
+  const header = headerRows(state.job, now, width);
+  const resources = resourceRows(state, now, width);
+  const banner = isDone(state.job) ? verdictRows(state.job, width) : null;
+  const bannerH = banner ? banner.length + BANNER_BORDER : 0;
+  const status = 1;
+  const title = 1;
+  const logRows = Math.max(3, budget - header.length - resources.length - bannerH - title - status);
+  const diagnosisRows = Math.max(3, budget - header.length - title - status);
+  return { header, resources, banner, logRows, diagnosisRows };
+}
+
+/** The diagnosis text wrapped to the panel's width. */
+export function diagnosisLines(state: WatchState, width: number): string[] {
+  const d = state.ui.diagnosis;
+  const w = Math.max(10, width - 1);
+  if (d.status === 'ready' && d.text !== null) return wrapText(d.text, w);
+  if (d.status === 'error') return wrapText(`could not load the diagnosis: ${d.error ?? 'unknown error'}`, w);
+  return ['loading the diagnosis…'];
+}
+
+/** The title row of the diagnosis panel, with the shown range. */
+export function diagnosisTitleRow(first: number, shown: number, total: number, width: number): Row {
+  const w = Math.max(1, width - 1);
+  const range = total > shown ? ` · lines ${first + 1}-${first + shown} of ${total}` : '';
+  const text = `── diagnosis${range} · ↑↓ scroll · d/Esc close `;
+  return fitRow([seg(text.padEnd(w, '─'), { bold: true })], w);
+}

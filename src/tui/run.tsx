@@ -1,0 +1,140 @@
+/**
+ * Mounts the live `gpuq watch` view on a terminal and resolves when the user leaves or the job is
+ * done. The CLI imports this module lazily, only for `watch` on a TTY, so ink and react are never
+ * loaded by other commands.
+ */
+import { render } from 'ink';
+import type { WatchEvent, WatchResult } from './events.js';
+import { WatchView, type Subscribe } from './WatchView.js';
+
+/**
+ * Where the events come from, either shape:
+ * - an AsyncIterable: read until it ends; an error it throws ends the view and is rethrown by
+ *   runWatchTui. When the user leaves first, the iterator's `return()` is called without waiting.
+ * - a function `(emit, end?) => unsubscribe`: call `emit` per event and, optionally, `end()` when
+ *   the stream is over or `end(error)` when it failed; `unsubscribe` is called once on leaving.
+ */
+export type WatchSource =
+  | AsyncIterable<WatchEvent>
+  | ((emit: (e: WatchEvent) => void, end: (error?: unknown) => void) => () => void);
+
+export interface RunWatchOptions {
+  source: WatchSource;
+  /** Sends the cancel; called only after the user answers 'y' to "cancel job ID? y/n". */
+  onCancel: () => Promise<void>;
+  /** The full diagnosis as plain text (ANSI escapes are dropped), loaded on the first `d`. */
+  loadDiagnosis: () => Promise<string>;
+  /** Unmount by itself once the verdict arrives (`--exit-on-done`). */
+  exitOnDone: boolean;
+  /** Default process.stdout / process.stdin. */
+  stdout?: NodeJS.WriteStream;
+  stdin?: NodeJS.ReadStream;
+  /** The job id, for the leaving line when no job event arrived yet. */
+  jobId?: string;
+  /** Default: on unless NO_COLOR is set (non-empty). */
+  color?: boolean;
+  /** The clock (ms since the epoch); default Date.now. */
+  now?: () => number;
+}
+
+/** Turns either source shape into the view's subscribe function. */
+export function toSubscribe(source: WatchSource): Subscribe {
+  if (typeof source === 'function') {
+    return (sink) => {
+      let ended = false;
+      return source(sink.event, (error?: unknown) => {
+        if (ended) return;
+        ended = true;
+        sink.end(error);
+      });
+    };
+  }
+  return (sink) => {
+    const it = source[Symbol.asyncIterator]();
+    let stopped = false;
+    void (async () => {
+      try {
+        for (;;) {
+          const r = await it.next();
+          if (stopped) return;
+          if (r.done) break;
+          sink.event(r.value);
+        }
+        sink.end();
+      } catch (err) {
+        if (!stopped) sink.end(err ?? new Error('the event stream failed'));
+      }
+    })();
+    return () => {
+      stopped = true;
+      // Not awaited: a generator parked on a network read only returns once that read settles.
+      Promise.resolve()
+        .then(() => it.return?.())
+        .catch(() => undefined);
+    };
+  };
+}
+
+/** The line printed after leaving a job that is still running. */
+export function leavingLine(result: WatchResult, fallbackId?: string): string | null {
+  if (result.job?.state === 'done') return null;
+  const id = result.job?.id ?? fallbackId;
+  if (id === undefined) return 'left watch; the job keeps running';
+  if (result.cancelRequested) return `left watch; cancel of job ${id} requested (gpuq show ${id} for the verdict)`;
+  return `left watch; job ${id} keeps running (gpuq watch ${id} to come back, gpuq cancel ${id} to stop it)`;
+}
+
+/**
+ * Shows the live view until the user leaves (`q`, Ctrl-C) or, with exitOnDone, the verdict
+ * arrives; prints the leaving line for a job still running. Rejects with the source's error
+ * when the event stream fails.
+ */
+export async function runWatchTui(opts: RunWatchOptions): Promise<WatchResult> {
+  const stdout = opts.stdout ?? process.stdout;
+  const stdin = opts.stdin ?? process.stdin;
+  const color = opts.color ?? !(process.env['NO_COLOR'] !== undefined && process.env['NO_COLOR'] !== '');
+  const inner = toSubscribe(opts.source);
+  // Remember the latest job here too, for a leave that bypasses the view (SIGINT).
+  let last: WatchResult = { left: 'quit', job: null, cancelRequested: false };
+  const subscribe: Subscribe = (sink) =>
+    inner({
+      event: (e) => {
+        if (e.type === 'job' || e.type === 'verdict') last = { ...last, job: e.job };
+        sink.event(e);
+      },
+      end: sink.end,
+    });
+  const instance = render(
+    <WatchView
+      subscribe={subscribe}
+      onCancel={opts.onCancel}
+      loadDiagnosis={opts.loadDiagnosis}
+      exitOnDone={opts.exitOnDone}
+      color={color}
+      {...(opts.now ? { now: opts.now } : {})}
+      onExit={(r) => {
+        last = r;
+      }}
+    />,
+    { stdout, stdin, exitOnCtrlC: false, patchConsole: false },
+  );
+
+  // Without raw mode, Ctrl-C arrives as SIGINT rather than as a key: leave the same way.
+  const onSigint = (): void => instance.unmount();
+  const catchSigint = !stdin.isTTY;
+  if (catchSigint) process.on('SIGINT', onSigint);
+  try {
+    const value: unknown = await instance.waitUntilExit();
+    const result = isResult(value) ? value : last;
+    const line = result.left === 'quit' ? leavingLine(result, opts.jobId) : null;
+    if (line !== null) stdout.write(line + '\n');
+    return result;
+  } finally {
+    if (catchSigint) process.off('SIGINT', onSigint);
+    instance.cleanup();
+  }
+}
+
+function isResult(v: unknown): v is WatchResult {
+  return typeof v === 'object' && v !== null && 'left' in v && 'job' in v;
+}

@@ -1,0 +1,1020 @@
+#!/usr/bin/env python3
+"""gpuq node-side monitor: resource sampler, memory watch and process sweep.
+
+Self-contained (Python 3.7+, standard library only); the supervisor (templates/wrapper.sh)
+uploads it into the job folder and runs it in two ways:
+
+  monitor.py watch --dir JOBDIR --job-id ID --pid PID [--memory-bytes N]
+                   [--cgroup-memory PATH] [--cgroup-pids PATH] [--watch-interval 0.1]
+      Samples the job's process tree into JOBDIR/samples.jsonl (one JSON object a line),
+      keeps the running peaks in JOBDIR/monitor.json (atomically replaced), and, when
+      --memory-bytes is given without a memory cgroup, kills the tree once its RSS goes over
+      the limit (JOBDIR/memory.fired is created first). Stops on SIGTERM/SIGINT, or by itself
+      2 s after the job and every process of its tree are gone.
+
+  monitor.py sweep --job-id ID --pid PID [--cgroup-pids PATH] [--cgroup-memory PATH]
+      SIGKILLs whatever is left of the job's tree, pass after pass (fork races), for up to
+      ~2 s or until a pass finds nothing; prints the number of distinct processes killed.
+
+The job tree: processes whose session (or process group) is PID, processes whose environment
+holds GPUQ_JOB_ID=ID exactly, and the members of the given cgroups; never this process, nor
+its ancestors (the supervisor), nor its own children (nvidia-smi runs without the marker).
+"""
+
+import argparse
+import json
+import os
+import resource
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+MARKER_VAR = "GPUQ_JOB_ID"
+FAST_CADENCE_S = 0.25
+FAST_PERIOD_S = 3.0
+CADENCE_S = 1.0
+SLOW_CADENCE_S = 5.0
+MAX_SAMPLE_LINES = 20000
+DEAD_CADENCE_S = 0.5
+EXIT_AFTER_EMPTY_S = 2.0
+MONITOR_MIN_REWRITE_S = 1.0
+FOLDER_MIN_INTERVAL_S = 5.0
+FOLDER_MAX_INTERVAL_S = 60.0
+GPU_MIN_INTERVAL_S = 2.0
+GPU_MAX_INTERVAL_S = 15.0
+GPU_FAIL_INTERVAL_S = 10.0
+GPU_TIMEOUT_S = 5.0
+GPU_STALE_S = 30.0
+SWEEP_DEADLINE_S = 2.0
+SWEEP_PAUSE_S = 0.005
+MIB = 1024 * 1024
+ZOMBIE_STATES = ("Z", "X", "x")
+
+
+# --------------------------------------------------------------------------- /proc access
+
+
+class ProcStat(object):
+    """The fields of /proc/PID/stat the monitor uses."""
+
+    __slots__ = ("pid", "state", "ppid", "pgrp", "session", "cpu_ticks", "child_ticks",
+                 "threads", "starttime", "rss_pages", "env_key")
+
+    def is_dead(self):
+        """True for a zombie (ended, not yet reaped) or a dying task."""
+        return self.state in ZOMBIE_STATES
+
+
+def read_small(path, size=4096):
+    """Reads up to `size` bytes of a (proc) file in one read; raises OSError."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, size)
+    finally:
+        os.close(fd)
+
+
+def read_all(path):
+    """Reads a whole (proc) file, however long; raises OSError."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
+def parse_stat(pid, data):
+    """Parses the text of /proc/PID/stat (the command name may hold spaces and parens)."""
+    end = data.rfind(b")")
+    if end < 0:
+        return None
+    f = data[end + 2:].split()
+    if len(f) < 22:
+        return None
+    st = ProcStat()
+    st.pid = pid
+    st.state = f[0].decode("ascii", "replace")
+    st.ppid = int(f[1])
+    st.pgrp = int(f[2])
+    st.session = int(f[3])
+    st.cpu_ticks = int(f[11]) + int(f[12])
+    st.child_ticks = int(f[13]) + int(f[14])
+    st.threads = int(f[17])
+    st.starttime = int(f[19])
+    st.rss_pages = max(0, int(f[21]))
+    # env_start/env_end (fields 50, 51): they change on execve, and read 0 0 for kernel
+    # threads and for processes whose memory we may not read (whose environ we cannot read).
+    st.env_key = (int(f[47]), int(f[48])) if len(f) >= 49 else None
+    return st
+
+
+def read_stat(pid):
+    """/proc/PID/stat parsed, or None when the process is gone or unreadable."""
+    try:
+        return parse_stat(pid, read_small("/proc/%d/stat" % pid))
+    except (OSError, ValueError):
+        return None
+
+
+def list_pids():
+    """The pids (thread-group leaders) now in /proc."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    return [int(n) for n in names if n.isdigit()]
+
+
+def read_children(pid):
+    """Children of a process's main thread (/proc/PID/task/PID/children; may be missing)."""
+    try:
+        return [int(x) for x in read_small("/proc/%d/task/%d/children" % (pid, pid), 65536).split()]
+    except (OSError, ValueError):
+        return []
+
+
+def count_fds(pid):
+    """Number of open file descriptors of a process; 0 when unreadable."""
+    try:
+        return len(os.listdir("/proc/%d/fd" % pid))
+    except OSError:
+        return 0
+
+
+def environ_has(pid, needle):
+    """Whether /proc/PID/environ holds the NUL-delimited entry `needle`; None if unreadable."""
+    try:
+        data = read_all("/proc/%d/environ" % pid)
+    except OSError:
+        return None
+    return needle in b"\0" + data + b"\0"
+
+
+def environ_value(pid, name):
+    """The value of one variable in a process's initial environment, or None."""
+    try:
+        data = read_all("/proc/%d/environ" % pid)
+    except OSError:
+        return None
+    prefix = name.encode() + b"="
+    for entry in data.split(b"\0"):
+        if entry.startswith(prefix):
+            return entry[len(prefix):].decode("utf-8", "replace")
+    return None
+
+
+def ancestors(pid):
+    """pid and all its ancestors up to init, read from /proc."""
+    chain = set()
+    while pid > 0 and pid not in chain:
+        chain.add(pid)
+        st = read_stat(pid)
+        if st is None:
+            break
+        pid = st.ppid
+    return chain
+
+
+def cgroup_procs_file(path):
+    """The cgroup.procs file for a cgroup given as a folder or as that file itself."""
+    if os.path.basename(path) in ("cgroup.procs", "tasks"):
+        return path
+    return os.path.join(path, "cgroup.procs")
+
+
+def read_cgroup_pids(files):
+    """Pids listed in the given cgroup.procs files (missing files are skipped)."""
+    pids = set()
+    for path in files:
+        try:
+            pids.update(int(x) for x in read_small(path, 1 << 20).split())
+        except (OSError, ValueError):
+            pass
+    return pids
+
+
+# --------------------------------------------------------------------------- the job tree
+
+
+class TreeFinder(object):
+    """Finds the processes of one job: session/group == pid, the environ marker, cgroups."""
+
+    def __init__(self, job_pid, job_id, cgroup_paths, exclude, main_has_ended=False):
+        """main_has_ended: PID already ended (sweep), so a live PID without the marker is a
+        reused number. The watch must not assume that: it may start while PID is still the
+        supervisor's subshell, before the exec that gives it the marker and its session."""
+        self.job_pid = job_pid
+        self.needle = b"\0" + os.fsencode("%s=%s" % (MARKER_VAR, job_id)) + b"\0"
+        self.cgroup_files = sorted(set(cgroup_procs_file(p) for p in cgroup_paths if p))
+        self.exclude = set(exclude)
+        self.marker_cache = {}
+        first = read_stat(job_pid)
+        self.job_start = first.starttime if first is not None and not first.is_dead() else None
+        # Session/group matching is by number: it stops once that number could name another job.
+        self.session_ok = True
+        if (main_has_ended and self.job_start is not None
+                and environ_has(job_pid, self.needle) is False):
+            self.session_ok = False
+
+    def job_alive(self, st):
+        """Whether the job's main process still runs (st: its stat now, or None)."""
+        if st is None or st.is_dead():
+            return False
+        return self.job_start is None or st.starttime == self.job_start
+
+    def check_reuse(self, st):
+        """Turns session matching off when PID now names a different process."""
+        if st is not None and self.job_start is not None and st.starttime != self.job_start:
+            self.session_ok = False
+
+    def has_marker(self, st, new_cache):
+        """Whether a process carries GPUQ_JOB_ID=ID, cached until it execs or the pid is reused."""
+        if st.env_key == (0, 0):
+            return False
+        key = (st.starttime, st.env_key)
+        hit = self.marker_cache.get(st.pid)
+        if hit is not None and hit[0] == key:
+            new_cache[st.pid] = hit
+            return hit[1]
+        found = environ_has(st.pid, self.needle) is True
+        new_cache[st.pid] = (key, found)
+        return found
+
+    def cgroup_members(self):
+        """Pids in the job's cgroups, less the excluded ones."""
+        if not self.cgroup_files:
+            return set()
+        return read_cgroup_pids(self.cgroup_files) - self.exclude
+
+    def scan(self):
+        """Full /proc rescan: {pid: ProcStat} of the tree (zombies included) and the job's stat."""
+        job_st = read_stat(self.job_pid)
+        self.check_reuse(job_st)
+        in_cgroup = self.cgroup_members()
+        members = {}
+        new_cache = {}
+        jp = self.job_pid
+        for pid in list_pids():
+            if pid in self.exclude:
+                continue
+            st = read_stat(pid)
+            if st is None:
+                continue
+            if (self.session_ok and (st.session == jp or st.pgrp == jp or pid == jp)) or pid in in_cgroup:
+                members[pid] = st
+            elif self.has_marker(st, new_cache):
+                members[pid] = st
+        self.marker_cache = new_cache
+        return members, job_st
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+class CpuMeter(object):
+    """Percent of one core used by the tree between two scans, from utime+stime deltas.
+
+    Each process counts its own and its reaped children's time (cutime+cstime); when a tree
+    process disappears and its parent is in the tree, the parent's children-time jumps by what
+    the dead one had already been counted for, so that much is taken off again.
+    """
+
+    def __init__(self, hz):
+        self.hz = float(hz)
+        self.prev = None
+        self.prev_t = None
+
+    def update(self, members, now):
+        """Feeds one scan; returns the percent since the previous one (None on the first)."""
+        cur = {}
+        delta = 0
+        for pid, st in members.items():
+            key = (pid, st.starttime)
+            total = st.cpu_ticks + st.child_ticks
+            cur[key] = (total, st.ppid)
+            if self.prev is not None:
+                old = self.prev.get(key)
+                delta += total - (old[0] if old is not None else 0)
+        pct = None
+        if self.prev is not None:
+            for key, (total, ppid) in self.prev.items():
+                if key not in cur and ppid in members:
+                    delta -= total
+            dt = now - self.prev_t
+            pct = round(max(0.0, delta / self.hz / dt * 100.0), 1) if dt > 0 else 0.0
+        self.prev = cur
+        self.prev_t = now
+        return pct
+
+
+def folder_size(root):
+    """Apparent size in bytes of the files under root (like `du -sb`, hard links once)."""
+    total = 0
+    seen = set()
+    stack = [root]
+    while stack:
+        path = stack.pop()
+        try:
+            it = os.scandir(path)
+        except OSError:
+            continue
+        with it:
+            for entry in it:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                        continue
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if st.st_nlink > 1:
+                    ident = (st.st_dev, st.st_ino)
+                    if ident in seen:
+                        continue
+                    seen.add(ident)
+                total += st.st_size
+    return total
+
+
+class FolderSizer(object):
+    """Job folder size, recomputed at most every 5 s (less often when the walk is slow)."""
+
+    def __init__(self, root):
+        self.root = root
+        self.value = 0
+        self.next_at = 0.0
+
+    def get(self, now):
+        """The current (possibly cached) size."""
+        if now >= self.next_at:
+            t0 = time.monotonic()
+            self.value = folder_size(self.root)
+            cost = time.monotonic() - t0
+            self.next_at = now + min(FOLDER_MAX_INTERVAL_S, max(FOLDER_MIN_INTERVAL_S, cost * 50))
+        return self.value
+
+
+# --------------------------------------------------------------------------- GPUs
+
+
+def which(name):
+    """The executable `name` on PATH, or None."""
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        path = os.path.join(folder or ".", name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def parse_number(cell):
+    """A number from an nvidia-smi CSV cell ("1234", "1234 MiB", "37 %"); None for N/A & co."""
+    cell = cell.strip()
+    if not cell or cell.startswith("[") or cell.upper().startswith("N/A"):
+        return None
+    token = cell.split()[0].rstrip("%")
+    try:
+        return float(token)
+    except ValueError:
+        return None
+
+
+def csv_rows(text, width):
+    """Rows of `width` stripped cells from nvidia-smi CSV output; other lines are skipped."""
+    rows = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        cells = [c.strip() for c in line.split(",")]
+        if len(cells) == width:
+            rows.append(cells)
+    return rows
+
+
+def parse_gpus(text):
+    """Parses `--query-gpu=index,uuid,memory.used,utilization.gpu` into a list of dicts."""
+    gpus = []
+    for cells in csv_rows(text, 4):
+        index = parse_number(cells[0])
+        if index is None:
+            continue
+        mem = parse_number(cells[2])
+        util = parse_number(cells[3])
+        gpus.append({"index": int(index), "uuid": cells[1],
+                     "mem": int(mem * MIB) if mem is not None else 0,
+                     "util": int(round(util)) if util is not None else None})
+    gpus.sort(key=lambda g: g["index"])
+    return gpus
+
+
+def parse_apps(text):
+    """Parses `--query-compute-apps=pid,used_memory,gpu_uuid`: [(pid, bytes or None, uuid)]."""
+    apps = []
+    for cells in csv_rows(text, 3):
+        pid = parse_number(cells[0])
+        if pid is None:
+            continue
+        mem = parse_number(cells[1])
+        apps.append((int(pid), int(mem * MIB) if mem is not None else None, cells[2]))
+    return apps
+
+
+def visible_devices(spec):
+    """CUDA_VISIBLE_DEVICES as a list of tokens; None when unset; [] when it hides all GPUs."""
+    if spec is None:
+        return None
+    tokens = [t.strip() for t in spec.split(",") if t.strip()]
+    if not tokens or tokens[0] in ("-1", "NoDevFiles"):
+        return []
+    return tokens
+
+
+def select_gpus(gpus, tokens):
+    """The GPUs named by CUDA_VISIBLE_DEVICES tokens (indices or GPU-uuid prefixes)."""
+    if tokens is None:
+        return list(gpus)
+    chosen = []
+    for token in tokens:
+        for g in gpus:
+            if (token.isdigit() and int(token) == g["index"]) or (
+                    token.startswith("GPU-") and g["uuid"].startswith(token)):
+                if g not in chosen:
+                    chosen.append(g)
+    return chosen
+
+
+def gpu_sample(snapshot, tokens, tree_pids):
+    """The `gpu` field of a sample from the latest nvidia-smi snapshot; None without one."""
+    if snapshot is None:
+        return None
+    gpus, apps = snapshot
+    by_uuid = dict((g["uuid"], g["index"]) for g in gpus)
+    job_mem = None
+    if apps is not None:
+        job_mem = dict((g["index"], 0) for g in gpus)
+        for pid, mem, uuid in apps:
+            if pid in tree_pids and uuid in by_uuid and mem is not None:
+                job_mem[by_uuid[uuid]] += mem
+    return [{"index": g["index"], "memUsedBytes": g["mem"], "utilPct": g["util"],
+             "jobMemBytes": job_mem.get(g["index"]) if job_mem is not None else None}
+            for g in select_gpus(gpus, tokens)]
+
+
+def run_quiet(argv, env, timeout):
+    """Runs a command; its stdout as text when it exits 0 in time, else None."""
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, env=env, close_fds=True)
+    except OSError:
+        return None
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        try:
+            proc.communicate(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            pass  # stuck in the driver: leave it, never block the monitor on it
+        return None
+    if proc.returncode != 0:
+        return None
+    return out.decode("utf-8", "replace")
+
+
+class GpuPoller(object):
+    """Queries nvidia-smi in a background thread, at most every 2 s, and keeps the latest.
+
+    The interval grows with nvidia-smi's own CPU cost (kept near 2% of a core), so a slow
+    driver never makes the monitor expensive; a query never blocks sampling or the memory watch.
+    """
+
+    def __init__(self, smi):
+        self.smi = smi
+        self.env = dict((k, v) for k, v in os.environ.items() if k != MARKER_VAR)
+        self.lock = threading.Lock()
+        self.latest = None
+        self.latest_at = 0.0
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self.loop, name="gpu-poller", daemon=True)
+
+    def start(self):
+        """Starts the polling thread."""
+        self.thread.start()
+
+    def stop(self):
+        """Asks the polling thread to stop (it is a daemon: nothing waits for it)."""
+        self.stop_event.set()
+
+    def query(self):
+        """One snapshot: (gpus, apps or None), or None when nvidia-smi fails."""
+        fmt = "--format=csv,noheader,nounits"
+        text = run_quiet([self.smi, "--query-gpu=index,uuid,memory.used,utilization.gpu", fmt],
+                         self.env, GPU_TIMEOUT_S)
+        if text is None:
+            return None
+        gpus = parse_gpus(text)
+        if not gpus:
+            return None
+        apps_text = run_quiet([self.smi, "--query-compute-apps=pid,used_memory,gpu_uuid", fmt],
+                              self.env, GPU_TIMEOUT_S)
+        return gpus, (parse_apps(apps_text) if apps_text is not None else None)
+
+    def loop(self):
+        """Thread body: query, publish, wait an interval scaled to the query's CPU cost."""
+        while not self.stop_event.is_set():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            snapshot = self.query()
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cost = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            with self.lock:
+                if snapshot is not None:
+                    self.latest = snapshot
+                    self.latest_at = time.monotonic()
+            interval = min(GPU_MAX_INTERVAL_S, max(GPU_MIN_INTERVAL_S, cost * 50))
+            if snapshot is None:
+                interval = max(interval, GPU_FAIL_INTERVAL_S)
+            self.stop_event.wait(interval)
+
+    def snapshot(self):
+        """The latest snapshot, or None if there is none younger than 30 s."""
+        with self.lock:
+            if self.latest is None or time.monotonic() - self.latest_at > GPU_STALE_S:
+                return None
+            return self.latest
+
+
+# --------------------------------------------------------------------------- files
+
+
+def write_atomic(path, text):
+    """Writes a file by writing path.tmp and renaming it over path; False on failure."""
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        return False
+
+
+def load_monitor_file(path):
+    """A previous monitor.json (a restarted monitor resumes its peaks), or None."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("version") == 1 else None
+
+
+def kill_pids(pids, group=None):
+    """SIGKILLs each pid (and the process group `group`); returns the pids the kill reached."""
+    hit = []
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            hit.append(pid)
+        except OSError:
+            pass
+    if group is not None and group > 1:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except OSError:
+            pass
+    return hit
+
+
+# --------------------------------------------------------------------------- watch
+
+
+class Peaks(object):
+    """The running content of monitor.json."""
+
+    FIELDS = ("peakRssBytes", "peakProcs", "peakThreads", "peakOpenFiles", "peakFolderBytes")
+
+    def __init__(self, previous):
+        prev = previous or {}
+        self.samples = int(prev.get("samples") or 0)
+        self.values = dict((k, int(prev.get(k) or 0)) for k in self.FIELDS)
+        gpu = prev.get("peakGpuMemBytes")
+        self.gpu = int(gpu) if isinstance(gpu, (int, float)) else None
+        self.fired = bool(prev.get("memoryWatchFired"))
+        rss = prev.get("memoryWatchRssBytes")
+        self.fired_rss = int(rss) if isinstance(rss, (int, float)) else None
+
+    def add(self, sample):
+        """Counts a sample; True when any peak rose."""
+        self.samples += 1
+        changed = False
+        for field, key in (("peakRssBytes", "rssBytes"), ("peakProcs", "procs"),
+                           ("peakThreads", "threads"), ("peakOpenFiles", "openFiles"),
+                           ("peakFolderBytes", "folderBytes")):
+            if sample[key] > self.values[field]:
+                self.values[field] = sample[key]
+                changed = True
+        if sample["gpu"] is not None:
+            used = sum(g["memUsedBytes"] for g in sample["gpu"])
+            if self.gpu is None or used > self.gpu:
+                self.gpu = used
+                changed = True
+        return changed
+
+    def to_json(self):
+        """monitor.json text, fields as in the MonitorFile interface."""
+        doc = {"version": 1, "samples": self.samples}
+        doc.update(self.values)
+        doc["peakGpuMemBytes"] = self.gpu
+        doc["memoryWatchFired"] = self.fired
+        doc["memoryWatchRssBytes"] = self.fired_rss
+        return json.dumps(doc, separators=(",", ":")) + "\n"
+
+
+class MemoryWatch(object):
+    """Sums the tree's RSS cheaply between full scans: known pids plus their new children."""
+
+    def __init__(self, limit, finder, page):
+        self.limit = limit
+        self.finder = finder
+        self.page = page
+        self.known = {}
+
+    def refresh(self, members):
+        """Adopts the live members of a full scan as the known tree."""
+        self.known = dict((pid, st.starttime) for pid, st in members.items() if not st.is_dead())
+
+    def tick(self):
+        """Re-reads the known pids (and finds their children); returns (rss bytes, pids)."""
+        queue = list(self.known.items())
+        queue.extend((pid, None) for pid in self.finder.cgroup_members() if pid not in self.known)
+        seen = {}
+        total = 0
+        i = 0
+        while i < len(queue):
+            pid, start = queue[i]
+            i += 1
+            if pid in seen or pid in self.finder.exclude:
+                continue
+            st = read_stat(pid)
+            if st is None or st.is_dead() or (start is not None and st.starttime != start):
+                continue
+            seen[pid] = st.starttime
+            total += st.rss_pages
+            for child in read_children(pid):
+                if child not in seen:
+                    queue.append((child, None))
+        self.known = seen
+        return total * self.page, list(seen)
+
+
+class Watcher(object):
+    """State and main loop of `monitor.py watch`."""
+
+    def __init__(self, args):
+        self.dir = os.path.abspath(args.dir)
+        self.job_pid = args.pid
+        self.samples_path = os.path.join(self.dir, "samples.jsonl")
+        self.monitor_path = os.path.join(self.dir, "monitor.json")
+        self.fired_path = os.path.join(self.dir, "memory.fired")
+        exclude = ancestors(os.getpid())
+        self.finder = TreeFinder(args.pid, args.job_id, [args.cgroup_memory, args.cgroup_pids], exclude)
+        self.page = os.sysconf("SC_PAGE_SIZE")
+        self.cpu = CpuMeter(os.sysconf("SC_CLK_TCK"))
+        self.sizer = FolderSizer(self.dir)
+        self.peaks = Peaks(load_monitor_file(self.monitor_path))
+        self.watch = None
+        if args.memory_bytes and not args.cgroup_memory:
+            self.watch = MemoryWatch(args.memory_bytes, self.finder, self.page)
+        self.watch_interval = max(0.01, args.watch_interval)
+        self.gpu = None
+        # CUDA_VISIBLE_DEVICES: the monitor's own, else (once known) the job's.
+        self.gpu_tokens = visible_devices(os.environ.get("CUDA_VISIBLE_DEVICES"))
+        self.gpu_tokens_known = "CUDA_VISIBLE_DEVICES" in os.environ
+        smi = which("nvidia-smi")
+        if smi is not None and self.gpu_tokens != []:
+            self.gpu = GpuPoller(smi)
+        self.out = None
+        self.last_write = 0.0
+        self.empty_since = None
+        self.started = time.monotonic()
+        self.stop = False
+        self.done = False
+
+    # -- files
+
+    def write_monitor(self):
+        """Rewrites monitor.json atomically."""
+        if write_atomic(self.monitor_path, self.peaks.to_json()):
+            self.last_write = time.monotonic()
+
+    def append_sample(self, sample):
+        """Appends one line to samples.jsonl and flushes it; a full disk only loses the line."""
+        line = json.dumps(sample, separators=(",", ":")) + "\n"
+        try:
+            if self.out is None:
+                self.out = open(self.samples_path, "a")
+            self.out.write(line)
+            self.out.flush()
+        except (OSError, ValueError):
+            self.close_samples()
+
+    def close_samples(self):
+        """Closes samples.jsonl (reopened on the next sample)."""
+        if self.out is not None:
+            try:
+                self.out.close()
+            except OSError:
+                pass
+            self.out = None
+
+    # -- memory watch
+
+    def check_memory(self, rss, pids):
+        """Fires the memory watch (once) when the tree's RSS is over the limit; kills after."""
+        if self.watch is None:
+            return
+        if self.peaks.fired:
+            if pids:
+                kill_pids(pids, self.job_pid if self.finder.session_ok else None)
+            return
+        if rss <= self.watch.limit:
+            return
+        self.peaks.fired = True
+        self.peaks.fired_rss = rss
+        self.write_monitor()
+        try:
+            with open(self.fired_path, "w") as f:
+                f.write("%d\n" % rss)
+        except OSError:
+            pass
+        kill_pids(pids, self.job_pid if self.finder.session_ok else None)
+
+    def watch_tick(self):
+        """The fast memory check between full scans."""
+        rss, pids = self.watch.tick()
+        self.check_memory(rss, pids)
+
+    # -- sampling
+
+    def resolve_gpu_tokens(self, job_alive):
+        """Takes CUDA_VISIBLE_DEVICES from the job's environment once it has exec'd the job
+        (its environ holds the marker), or all GPUs when the job is gone without telling."""
+        if self.gpu_tokens_known:
+            return
+        if environ_has(self.job_pid, self.finder.needle):
+            self.gpu_tokens = visible_devices(environ_value(self.job_pid, "CUDA_VISIBLE_DEVICES"))
+            self.gpu_tokens_known = True
+        elif not job_alive or time.monotonic() - self.started > FAST_PERIOD_S:
+            self.gpu_tokens_known = True
+
+    def gpu_field(self, live, job_alive):
+        """The `gpu` field of a sample."""
+        if self.gpu is None:
+            return None
+        self.resolve_gpu_tokens(job_alive)
+        if not self.gpu_tokens_known:
+            return None
+        return gpu_sample(self.gpu.snapshot(), self.gpu_tokens, live)
+
+    def cadence(self, job_alive):
+        """Seconds to the next sample."""
+        if not job_alive:
+            return DEAD_CADENCE_S
+        if self.peaks.samples >= MAX_SAMPLE_LINES:
+            return SLOW_CADENCE_S
+        if time.monotonic() - self.started < FAST_PERIOD_S:
+            return FAST_CADENCE_S
+        return CADENCE_S
+
+    def sample(self, record=True):
+        """Full scan: memory check, one sample line, peaks, the exit check; returns job_alive."""
+        members, job_st = self.finder.scan()
+        now = time.monotonic()
+        live = dict((pid, st) for pid, st in members.items() if not st.is_dead())
+        rss = sum(st.rss_pages for st in live.values()) * self.page
+        if self.watch is not None:
+            self.watch.refresh(members)
+            self.check_memory(rss, list(live))
+        cpu_pct = self.cpu.update(members, now)
+        job_alive = self.finder.job_alive(job_st)
+        if record:
+            sample = {
+                "t": int(time.time() * 1000),
+                "rssBytes": rss,
+                "cpuPct": cpu_pct if cpu_pct is not None else 0.0,
+                "procs": len(live),
+                "threads": sum(st.threads for st in live.values()),
+                "openFiles": sum(count_fds(pid) for pid in live),
+                "folderBytes": self.sizer.get(now),
+                "gpu": self.gpu_field(live, job_alive),
+            }
+            self.append_sample(sample)
+            if self.peaks.add(sample) or now - self.last_write >= MONITOR_MIN_REWRITE_S:
+                self.write_monitor()
+        if job_alive or live:
+            self.empty_since = None
+        elif self.empty_since is None:
+            self.empty_since = now
+        elif now - self.empty_since >= EXIT_AFTER_EMPTY_S:
+            self.done = True
+        return job_alive
+
+    # -- loop
+
+    def run(self, waker):
+        """Samples until stopped; always leaves a final monitor.json."""
+        if self.gpu is not None:
+            self.gpu.start()
+        self.sample(record=False)  # the CPU baseline
+        self.write_monitor()
+        next_sample = time.monotonic() + FAST_CADENCE_S
+        next_watch = time.monotonic() + self.watch_interval if self.watch else None
+        alive = True
+        try:
+            while not self.stop and not self.done:
+                now = time.monotonic()
+                if now >= next_sample:
+                    try:
+                        alive = self.sample()
+                    except Exception:  # never let one odd /proc entry end the monitor
+                        report_error("sample")
+                    next_sample = time.monotonic() + self.cadence(alive)
+                    if next_watch is not None:
+                        next_watch = time.monotonic() + self.watch_interval
+                elif next_watch is not None and now >= next_watch:
+                    try:
+                        self.watch_tick()
+                    except Exception:
+                        report_error("memory watch")
+                    next_watch = max(next_watch + self.watch_interval, time.monotonic())
+                wake = next_sample if next_watch is None else min(next_sample, next_watch)
+                waker.wait(wake - time.monotonic())
+        finally:
+            if self.gpu is not None:
+                self.gpu.stop()
+            self.close_samples()
+            self.write_monitor()
+
+
+def report_error(where):
+    """Prints the current exception to stderr (the supervisor keeps it in monitor.log)."""
+    import traceback
+    sys.stderr.write("monitor.py: error in %s:\n%s" % (where, traceback.format_exc()))
+    sys.stderr.flush()
+
+
+class Waker(object):
+    """Sleeps that a signal cuts short (signal.set_wakeup_fd on a pipe, select on its end)."""
+
+    def __init__(self):
+        self.r, self.w = os.pipe()
+        os.set_blocking(self.r, False)
+        os.set_blocking(self.w, False)
+        signal.set_wakeup_fd(self.w)
+
+    def wait(self, timeout):
+        """Waits up to `timeout` seconds or until a signal arrives."""
+        if timeout <= 0:
+            return
+        try:
+            ready, _, _ = select.select([self.r], [], [], timeout)
+        except (OSError, ValueError):
+            return
+        if ready:
+            try:
+                while os.read(self.r, 512):
+                    pass
+            except OSError:
+                pass
+
+
+def run_watch(args):
+    """The `watch` command; returns the exit status."""
+    watcher = Watcher(args)
+
+    def on_stop(signum, frame):
+        watcher.stop = True
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    watcher.run(Waker())
+    return 0
+
+
+# --------------------------------------------------------------------------- sweep
+
+
+def cgroup_writable(path, name, exclude):
+    """The control file `name` of a v2 cgroup folder when it exists and holds none of `exclude`."""
+    if not path or os.path.basename(path) == "cgroup.procs":
+        return None
+    control = os.path.join(path, name)
+    if not os.path.exists(control):
+        return None
+    if read_cgroup_pids([cgroup_procs_file(path)]) & set(exclude):
+        return None
+    return control
+
+
+def write_control(path, value):
+    """Writes a cgroup control file; False on failure."""
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+        return True
+    except OSError:
+        return False
+
+
+def freeze_cgroups(paths, exclude):
+    """Freezes the v2 cgroups among paths (that hold neither us nor our ancestors)."""
+    frozen = []
+    for path in paths:
+        control = cgroup_writable(path, "cgroup.freeze", exclude)
+        if control is not None and write_control(control, "1"):
+            frozen.append(control)
+    return frozen
+
+
+def sweep(job_pid, job_id, cgroup_paths, deadline_s=SWEEP_DEADLINE_S):
+    """Kills the job's tree until a pass finds no live member or the deadline; returns the count."""
+    exclude = ancestors(os.getpid())
+    paths = sorted(set(p for p in cgroup_paths if p))
+    finder = TreeFinder(job_pid, job_id, paths, exclude, main_has_ended=True)
+    killed = set()
+    deadline = time.monotonic() + deadline_s
+    frozen = freeze_cgroups(paths, exclude)
+    try:
+        while True:
+            members, _ = finder.scan()
+            live = [st for st in members.values() if not st.is_dead()]
+            starts = dict((st.pid, st.starttime) for st in live)
+            for pid in kill_pids([st.pid for st in live], job_pid if finder.session_ok else None):
+                killed.add((pid, starts[pid]))
+            if not live or time.monotonic() >= deadline:
+                break
+            time.sleep(SWEEP_PAUSE_S)
+    finally:
+        for control in frozen:
+            write_control(control, "0")
+    for path in paths:
+        control = cgroup_writable(path, "cgroup.kill", exclude)
+        if control is not None:
+            write_control(control, "1")
+    return len(killed)
+
+
+def run_sweep(args):
+    """The `sweep` command: prints the number of processes killed; returns the exit status."""
+    try:
+        count = sweep(args.pid, args.job_id, [args.cgroup_pids, args.cgroup_memory])
+    except Exception as exc:  # the supervisor needs a number, whatever happened
+        sys.stderr.write("monitor.py sweep: %r\n" % (exc,))
+        count = 0
+    sys.stdout.write("%d\n" % count)
+    sys.stdout.flush()
+    return 0
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def parse_args(argv):
+    """Parses the command line of either command."""
+    parser = argparse.ArgumentParser(prog="monitor.py", description="gpuq node-side monitor")
+    sub = parser.add_subparsers(dest="command")
+    sub.required = True
+    watch = sub.add_parser("watch", help="sample the job tree; enforce --memory-bytes")
+    watch.add_argument("--dir", required=True)
+    watch.add_argument("--job-id", required=True)
+    watch.add_argument("--pid", type=int, required=True)
+    watch.add_argument("--memory-bytes", type=int, default=None)
+    watch.add_argument("--cgroup-memory", default=None)
+    watch.add_argument("--cgroup-pids", default=None)
+    watch.add_argument("--watch-interval", type=float, default=0.1)
+    sweep_p = sub.add_parser("sweep", help="kill what is left of the job tree")
+    sweep_p.add_argument("--job-id", required=True)
+    sweep_p.add_argument("--pid", type=int, required=True)
+    sweep_p.add_argument("--cgroup-pids", default=None)
+    sweep_p.add_argument("--cgroup-memory", default=None)
+    return parser.parse_args(argv)
+
+
+def main():
+    """Entry point."""
+    args = parse_args(sys.argv[1:])
+    if args.command == "watch":
+        sys.exit(run_watch(args))
+    sys.exit(run_sweep(args))
+
+
+if __name__ == "__main__":
+    main()
