@@ -1,0 +1,93 @@
+/**
+ * Runs the real gpuq binary (bin/gpuq.js over dist/, built by `npm test`'s tsc step) in a
+ * private GPUQ_HOME, as a user would. Every test gets its own home so ledgers never mix.
+ *
+ *   const home = await makeHome();            // temp GPUQ_HOME with the embedded local node
+ *   const r = await gpuq(home, ['submit', file, '--wait']);
+ *   expect(r.code).toBe(0);
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const BIN = join(REPO, 'bin', 'gpuq.js');
+
+export interface Home {
+  dir: string;
+  env: NodeJS.ProcessEnv;
+  cleanup(): Promise<void>;
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A temporary GPUQ_HOME (config.json optional) with the environment to use it. */
+export async function makeHome(config?: unknown, extraEnv: NodeJS.ProcessEnv = {}): Promise<Home> {
+  const dir = await mkdtemp(join(tmpdir(), 'gpuq-home-'));
+  if (config !== undefined) await writeFile(join(dir, 'config.json'), JSON.stringify(config, null, 2));
+  const env: NodeJS.ProcessEnv = { ...process.env, GPUQ_HOME: dir, NO_COLOR: '1', ...extraEnv };
+  delete env.FORCE_COLOR;
+  return { dir, env, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** Starts gpuq without waiting (for concurrent runs, follow mode, killing it mid-way). */
+export function startGpuq(home: Home, args: string[], opts: { cwd?: string; input?: string } = {}): { child: ChildProcess; done: Promise<RunResult> } {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? REPO, env: home.env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  child.stdin?.end(opts.input ?? '');
+  const done = new Promise<RunResult>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  return { child, done };
+}
+
+/** Runs gpuq to completion. */
+export function gpuq(home: Home, args: string[], opts: { cwd?: string; input?: string } = {}): Promise<RunResult> {
+  return startGpuq(home, args, opts).done;
+}
+
+/** Runs gpuq with --json appended and parses stdout. */
+export async function gpuqJson<T = unknown>(home: Home, args: string[]): Promise<T> {
+  const r = await gpuq(home, [...args, '--json']);
+  if (r.code !== 0 && r.stdout.trim() === '') throw new Error(`gpuq ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+/** Writes a program into a fresh temp folder and returns its path. */
+export async function writeProgram(name: string, text: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'gpuq-prog-'));
+  const path = join(dir, name);
+  await writeFile(path, text);
+  return path;
+}
+
+/** Whether a pid is alive (signal 0). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Polls `check` every 50 ms until it returns true or `ms` pass. */
+export async function until(check: () => boolean | Promise<boolean>, ms = 10_000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return check();
+}
