@@ -6,19 +6,26 @@ uploads it into the job folder and runs it in two ways:
 
   monitor.py watch --dir JOBDIR --job-id ID --pid PID [--memory-bytes N]
                    [--cgroup-memory PATH] [--cgroup-pids PATH] [--watch-interval 0.1]
+                   [--supervisor PID]
       Samples the job's process tree into JOBDIR/samples.jsonl (one JSON object a line),
       keeps the running peaks in JOBDIR/monitor.json (atomically replaced), and, when
       --memory-bytes is given without a memory cgroup, kills the tree once its RSS goes over
-      the limit (JOBDIR/memory.fired is created first). Stops on SIGTERM/SIGINT, or by itself
-      2 s after the job and every process of its tree are gone.
+      the limit (JOBDIR/memory.fired is created first). Every pid it sees in the tree is
+      appended once to JOBDIR/pids.seen (for matching kernel OOM lines). Samples every 0.1 s
+      in the first second, every 0.25 s until 4 s, then every second. Stops on SIGTERM/SIGINT,
+      or by itself 2 s after the job and every process of its tree are gone.
 
   monitor.py sweep --job-id ID --pid PID [--cgroup-pids PATH] [--cgroup-memory PATH]
+                   [--supervisor PID]
       SIGKILLs whatever is left of the job's tree, pass after pass (fork races), for up to
       ~2 s or until a pass finds nothing; prints the number of distinct processes killed.
 
 The job tree: processes whose session (or process group) is PID, processes whose environment
-holds GPUQ_JOB_ID=ID exactly, and the members of the given cgroups; never this process, nor
-its ancestors (the supervisor), nor its own children (nvidia-smi runs without the marker).
+holds GPUQ_JOB_ID=ID exactly, the members of the given cgroups, and the descendants of the
+supervisor (--supervisor; it is a child subreaper, so orphans that left the session and cleared
+their environment are re-parented to it) outside the supervisor's own session (its helpers
+live there: the timer, this monitor; the job runs in a session of its own from its start);
+never this process, nor its ancestors, nor its own children (nvidia-smi runs without the marker).
 """
 
 import argparse
@@ -33,8 +40,10 @@ import threading
 import time
 
 MARKER_VAR = "GPUQ_JOB_ID"
+FIRST_CADENCE_S = 0.1
+FIRST_PERIOD_S = 1.0
 FAST_CADENCE_S = 0.25
-FAST_PERIOD_S = 3.0
+FAST_PERIOD_S = 4.0
 CADENCE_S = 1.0
 SLOW_CADENCE_S = 5.0
 MAX_SAMPLE_LINES = 20000
@@ -207,11 +216,16 @@ def read_cgroup_pids(files):
 class TreeFinder(object):
     """Finds the processes of one job: session/group == pid, the environ marker, cgroups."""
 
-    def __init__(self, job_pid, job_id, cgroup_paths, exclude, main_has_ended=False):
+    def __init__(self, job_pid, job_id, cgroup_paths, exclude, main_has_ended=False,
+                 supervisor=None):
         """main_has_ended: PID already ended (sweep), so a live PID without the marker is a
         reused number. The watch must not assume that: it may start while PID is still the
-        supervisor's subshell, before the exec that gives it the marker and its session."""
+        supervisor's subshell, before the exec that gives it the marker and its session.
+        supervisor: see the module comment (descendants of the subreaper)."""
         self.job_pid = job_pid
+        self.supervisor = supervisor
+        sup = read_stat(supervisor) if supervisor is not None else None
+        self.helper_session = sup.session if sup is not None else None
         self.needle = b"\0" + os.fsencode("%s=%s" % (MARKER_VAR, job_id)) + b"\0"
         self.cgroup_files = sorted(set(cgroup_procs_file(p) for p in cgroup_paths if p))
         self.exclude = set(exclude)
@@ -260,6 +274,7 @@ class TreeFinder(object):
         self.check_reuse(job_st)
         in_cgroup = self.cgroup_members()
         members = {}
+        others = {}
         new_cache = {}
         jp = self.job_pid
         for pid in list_pids():
@@ -272,8 +287,36 @@ class TreeFinder(object):
                 members[pid] = st
             elif self.has_marker(st, new_cache):
                 members[pid] = st
+            else:
+                others[pid] = st
         self.marker_cache = new_cache
+        if self.supervisor is not None and others:
+            for pid in descendants(self.supervisor, others, members, self.exclude, self.helper_session):
+                members[pid] = others[pid]
         return members, job_st
+
+
+def descendants(root, candidates, members, blocked, helper_session):
+    """The pids among `candidates` ({pid: ProcStat}) that descend from `root` through processes
+    that are candidates or `members` themselves, never through a `blocked` pid nor one in
+    `helper_session` (the supervisor's own session). Pure."""
+    children = {}
+    for table in (candidates, members):
+        for pid, st in table.items():
+            if st.session != helper_session:
+                children.setdefault(st.ppid, []).append(pid)
+    found = []
+    stack = [root]
+    seen = set(stack)
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            if child in seen or child in blocked:
+                continue
+            seen.add(child)
+            if child in candidates:
+                found.append(child)
+            stack.append(child)
+    return found
 
 
 # --------------------------------------------------------------------------- measurements
@@ -684,7 +727,10 @@ class Watcher(object):
         self.monitor_path = os.path.join(self.dir, "monitor.json")
         self.fired_path = os.path.join(self.dir, "memory.fired")
         exclude = ancestors(os.getpid())
-        self.finder = TreeFinder(args.pid, args.job_id, [args.cgroup_memory, args.cgroup_pids], exclude)
+        self.finder = TreeFinder(args.pid, args.job_id, [args.cgroup_memory, args.cgroup_pids], exclude,
+                                 supervisor=args.supervisor)
+        self.pids_path = os.path.join(self.dir, "pids.seen")
+        self.pids_seen = set()
         self.page = os.sysconf("SC_PAGE_SIZE")
         self.cpu = CpuMeter(os.sysconf("SC_CLK_TCK"))
         self.sizer = FolderSizer(self.dir)
@@ -789,9 +835,7 @@ class Watcher(object):
             return DEAD_CADENCE_S
         if self.peaks.samples >= MAX_SAMPLE_LINES:
             return SLOW_CADENCE_S
-        if time.monotonic() - self.started < FAST_PERIOD_S:
-            return FAST_CADENCE_S
-        return CADENCE_S
+        return cadence_for(time.monotonic() - self.started)
 
     def sample(self, record=True):
         """Full scan: memory check, one sample line, peaks, the exit check; returns job_alive."""
@@ -804,6 +848,7 @@ class Watcher(object):
             self.check_memory(rss, list(live))
         cpu_pct = self.cpu.update(members, now)
         job_alive = self.finder.job_alive(job_st)
+        self.note_pids(live)
         if record:
             sample = {
                 "t": int(time.time() * 1000),
@@ -826,15 +871,27 @@ class Watcher(object):
             self.done = True
         return job_alive
 
+    def note_pids(self, live):
+        """Appends the tree's new pids to pids.seen (the supervisor matches kernel OOM lines)."""
+        new = [pid for pid in live if pid not in self.pids_seen]
+        if not new:
+            return
+        self.pids_seen.update(new)
+        try:
+            with open(self.pids_path, "a") as f:
+                f.write("".join("%d\n" % pid for pid in new))
+        except OSError:
+            pass
+
     # -- loop
 
     def run(self, waker):
         """Samples until stopped; always leaves a final monitor.json."""
         if self.gpu is not None:
             self.gpu.start()
-        self.sample(record=False)  # the CPU baseline
+        self.sample()  # at once: a short job may be gone by the next one (its cpuPct reads 0)
         self.write_monitor()
-        next_sample = time.monotonic() + FAST_CADENCE_S
+        next_sample = time.monotonic() + FIRST_CADENCE_S
         next_watch = time.monotonic() + self.watch_interval if self.watch else None
         alive = True
         try:
@@ -861,6 +918,15 @@ class Watcher(object):
                 self.gpu.stop()
             self.close_samples()
             self.write_monitor()
+
+
+def cadence_for(age):
+    """Seconds between samples for a job `age` seconds old: fast at first, then 1 Hz. Pure."""
+    if age < FIRST_PERIOD_S:
+        return FIRST_CADENCE_S
+    if age < FAST_PERIOD_S:
+        return FAST_CADENCE_S
+    return CADENCE_S
 
 
 def report_error(where):
@@ -944,11 +1010,12 @@ def freeze_cgroups(paths, exclude):
     return frozen
 
 
-def sweep(job_pid, job_id, cgroup_paths, deadline_s=SWEEP_DEADLINE_S):
+def sweep(job_pid, job_id, cgroup_paths, deadline_s=SWEEP_DEADLINE_S, supervisor=None):
     """Kills the job's tree until a pass finds no live member or the deadline; returns the count."""
     exclude = ancestors(os.getpid())
     paths = sorted(set(p for p in cgroup_paths if p))
-    finder = TreeFinder(job_pid, job_id, paths, exclude, main_has_ended=True)
+    finder = TreeFinder(job_pid, job_id, paths, exclude, main_has_ended=True,
+                        supervisor=supervisor)
     killed = set()
     deadline = time.monotonic() + deadline_s
     frozen = freeze_cgroups(paths, exclude)
@@ -975,7 +1042,8 @@ def sweep(job_pid, job_id, cgroup_paths, deadline_s=SWEEP_DEADLINE_S):
 def run_sweep(args):
     """The `sweep` command: prints the number of processes killed; returns the exit status."""
     try:
-        count = sweep(args.pid, args.job_id, [args.cgroup_pids, args.cgroup_memory])
+        count = sweep(args.pid, args.job_id, [args.cgroup_pids, args.cgroup_memory],
+                      supervisor=args.supervisor)
     except Exception as exc:  # the supervisor needs a number, whatever happened
         sys.stderr.write("monitor.py sweep: %r\n" % (exc,))
         count = 0
@@ -1000,11 +1068,13 @@ def parse_args(argv):
     watch.add_argument("--cgroup-memory", default=None)
     watch.add_argument("--cgroup-pids", default=None)
     watch.add_argument("--watch-interval", type=float, default=0.1)
+    watch.add_argument("--supervisor", type=int, default=None)
     sweep_p = sub.add_parser("sweep", help="kill what is left of the job tree")
     sweep_p.add_argument("--job-id", required=True)
     sweep_p.add_argument("--pid", type=int, required=True)
     sweep_p.add_argument("--cgroup-pids", default=None)
     sweep_p.add_argument("--cgroup-memory", default=None)
+    sweep_p.add_argument("--supervisor", type=int, default=None)
     return parser.parse_args(argv)
 
 

@@ -5,6 +5,33 @@
 # returns exactly when it is gone, whether it finished or died.
 # Everything it learns goes to status.json (written atomically: tmp file + rename).
 set -u
+shopt -s execfail
+
+# python3 for the monitor (standard library only): the system's before a PATH shim (pyenv's
+# costs ~100 ms a start).
+find_python() {
+  local p
+  for p in /usr/bin/python3 /usr/local/bin/python3 "$(command -v python3 2>/dev/null)"; do
+    [ -n "$p" ] && [ -x "$p" ] && { printf '%s' "$p"; return 0; }
+  done
+}
+PYTHON_SYS=$(find_python)
+
+# Become a child subreaper (prctl PR_SET_CHILD_SUBREAPER, which survives exec) and run on as
+# the same process: orphans of the job (double-forked, setsid'd, even with a cleared
+# environment) are re-parented to this supervisor instead of init, so the monitor and the final
+# sweep still find them. The lock on fd 9 and the session stay, as the pid does.
+SUBREAPER=0
+if [ "${1:-}" = --subreaper=1 ]; then
+  SUBREAPER=1
+elif [ -z "${1:-}" ] && [ -n "$PYTHON_SYS" ]; then
+  exec "$PYTHON_SYS" -I -S -c 'import ctypes, os, sys
+try:
+    ok = ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0
+except Exception:
+    ok = False
+os.execv(sys.argv[1], [sys.argv[1], sys.argv[2], "--subreaper=%d" % ok])' "$BASH" "$0"
+fi
 
 JOB_ID={{JOB_ID}}
 # The job's command line, run in work/ (the program was uploaded there).
@@ -26,7 +53,6 @@ USE_CGROUPS={{USE_CGROUPS}}
 JOB_DIR=$PWD
 SUP_PID=$$
 BOOT_ID=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown)
-PYTHON_SYS=$(command -v python3 || true)
 MONITOR="$JOB_DIR/monitor.py"
 
 now_ms() {
@@ -51,6 +77,7 @@ CG_PIDS=""
 OOM_KILLS=""
 PIDS_REFUSED=""
 KERNEL_OOM="[]"
+MEMORY_PEAK=""
 LEFTOVERS=0
 STATE=starting
 
@@ -59,11 +86,12 @@ num_or_null() { if [ -n "$1" ]; then printf '%s' "$1"; else printf 'null'; fi; }
 write_status() {
   local cg=null
   [ -n "$CG_VERSION" ] && cg="\"$CG_VERSION\""
-  printf '{"version":1,"state":"%s","supervisorPid":%s,"pid":%s,"pgid":%s,"bootId":"%s","startedAtMs":%s,"endedAtMs":%s,"exitCode":%s,"signal":%s,"timedOut":%s,"cancelled":%s,"limitFired":%s,"killedAfterGrace":%s,"cpuSeconds":%s,"cgroup":%s,"oomKills":%s,"pidsRefused":%s,"kernelOom":%s,"leftovers":%s}\n' \
+  printf '{"version":1,"state":"%s","supervisorPid":%s,"pid":%s,"pgid":%s,"bootId":"%s","startedAtMs":%s,"endedAtMs":%s,"exitCode":%s,"signal":%s,"timedOut":%s,"cancelled":%s,"limitFired":%s,"killedAfterGrace":%s,"cpuSeconds":%s,"cgroup":%s,"oomKills":%s,"pidsRefused":%s,"kernelOom":%s,"memoryPeakBytes":%s,"subreaper":%s,"leftovers":%s}\n' \
     "$STATE" "$SUP_PID" "$(num_or_null "$JOB_PID")" "$(num_or_null "$JOB_PID")" "$BOOT_ID" "$STARTED_MS" \
     "$(num_or_null "$ENDED_MS")" "$(num_or_null "$EXIT_CODE")" "$(num_or_null "$SIGNAL")" "$TIMED_OUT" "$CANCELLED" \
     "$LIMIT_FIRED" "$KILLED_AFTER_GRACE" "$(num_or_null "$CPU_SECONDS")" "$cg" "$(num_or_null "$OOM_KILLS")" \
-    "$(num_or_null "$PIDS_REFUSED")" "$KERNEL_OOM" "$LEFTOVERS" >status.json.tmp && mv -f status.json.tmp status.json
+    "$(num_or_null "$PIDS_REFUSED")" "$KERNEL_OOM" "$(num_or_null "$MEMORY_PEAK")" \
+    "$([ "$SUBREAPER" = 1 ] && echo true || echo false)" "$LEFTOVERS" >status.json.tmp && mv -f status.json.tmp status.json
 }
 
 # --- cgroups: a memory limit without swap and a pids limit for the job alone, where we may make them.
@@ -113,6 +141,7 @@ cgroup_evidence() {
   local n
   if [ "$CG_VERSION" = v2 ]; then
     n=$(sed -n 's/^oom_kill \([0-9]*\)$/\1/p' "$CG_MEM/memory.events" 2>/dev/null); OOM_KILLS=${n:-0}
+    MEMORY_PEAK=$(cat "$CG_MEM/memory.peak" 2>/dev/null)
     n=$(sed -n 's/^max \([0-9]*\)$/\1/p' "$CG_PIDS/pids.events" 2>/dev/null); PIDS_REFUSED=${n:-0}
   elif [ "$CG_VERSION" = v1 ]; then
     if [ -n "$CG_MEM" ]; then
@@ -121,6 +150,7 @@ cgroup_evidence() {
         n=$(cat "$CG_MEM/memory.failcnt" 2>/dev/null); [ "${n:-0}" -gt 0 ] && [ "$EXIT_CODE" = 137 ] && n=1 || n=0
       fi
       OOM_KILLS=${n:-0}
+      MEMORY_PEAK=$(cat "$CG_MEM/memory.max_usage_in_bytes" 2>/dev/null)
     fi
     if [ -n "$CG_PIDS" ]; then
       n=$(sed -n 's/^max \([0-9]*\)$/\1/p' "$CG_PIDS/pids.events" 2>/dev/null); PIDS_REFUSED=${n:-0}
@@ -133,11 +163,13 @@ remove_cgroups() {
   return 0
 }
 
-# The kernel's OOM lines about this job, where the kernel log is readable (root, or dmesg_restrict=0).
+# The kernel's OOM lines about this job, where the kernel log is readable (root, or dmesg_restrict=0):
+# those naming its cgroup, its main pid or any pid the monitor saw in its tree (pids.seen).
 kernel_oom_evidence() {
-  local lines
+  local lines pids
+  pids=$( { echo "$JOB_PID"; tail -n 2000 pids.seen 2>/dev/null; } | grep -x '[0-9]\{1,10\}' | sort -u | paste -sd'|' -)
   lines=$(dmesg 2>/dev/null | awk -v s="$START_UPTIME" '{ t = $0; sub(/^\[ */, "", t); sub(/\].*/, "", t); if (t + 0 >= s - 1) print }' |
-    grep -E "oom-kill|Out of memory|Killed process" | grep -E "gpuq-$JOB_ID|gpuq/$JOB_ID|[ =]$JOB_PID[ ,]" | tail -n 5 | tr -d '\000-\011\013-\037\\"')
+    grep -E "oom-kill|Out of memory|Killed process" | grep -E "gpuq-$JOB_ID|gpuq/$JOB_ID|(pid=|process )($pids)[ ,]" | tail -n 5 | tr -d '\000-\011\013-\037\\"')
   [ -z "$lines" ] && return 0
   KERNEL_OOM=$(printf '%s\n' "$lines" | sed 's/.*/"&"/' | paste -sd, -)
   KERNEL_OOM="[$KERNEL_OOM]"
@@ -176,6 +208,25 @@ mkdir -p tmp work
 write_status
 setup_cgroups
 
+# Cores this supervisor may use: its CPU affinity (nproc), capped by a CPU quota of its own
+# cgroup (v2 cpu.max, v1 cpu.cfs_quota_us / cpu.cfs_period_us) where one is set.
+cpu_count() {
+  local n q p path
+  n=$(nproc 2>/dev/null || echo 1)
+  path=$(sed -n 's/^0:://p' /proc/self/cgroup | head -n1)
+  if [ -n "$path" ] && read -r q p <"/sys/fs/cgroup${path%/}/cpu.max" 2>/dev/null; then :
+  else
+    path=$(own_cgroup_v1 cpu)
+    q=$(cat "/sys/fs/cgroup/cpu${path%/}/cpu.cfs_quota_us" 2>/dev/null)
+    p=$(cat "/sys/fs/cgroup/cpu${path%/}/cpu.cfs_period_us" 2>/dev/null)
+  fi
+  if [[ "$q" =~ ^[0-9]+$ ]] && [[ "$p" =~ ^[0-9]+$ ]] && [ "$p" -gt 0 ]; then
+    q=$(((q + p - 1) / p))
+    [ "$q" -ge 1 ] && [ "$q" -lt "$n" ] && n=$q
+  fi
+  echo "$n"
+}
+
 start_job() {
   (
     [ -n "$CG_MEM" ] && echo "$BASHPID" >"$CG_MEM/cgroup.procs"
@@ -191,8 +242,10 @@ start_job() {
     [ "$FILE_SIZE_BYTES" != 0 ] && apply_limit -f "$(((FILE_SIZE_BYTES + 1023) / 1024))" --file-size
     [ "$CPU_TIME_S" != 0 ] && apply_limit -t "$CPU_TIME_S" --cpu-time
     [ "$PIDS_MAX" != 0 ] && [ -z "$CG_PIDS" ] && apply_limit -u "$PIDS_MAX" --pids
+    [ "$PIDS_MAX" != 0 ] && [ -z "$CG_PIDS" ] && [ "$(id -u)" = 0 ] &&
+      note "--pids is not enforced: no pids cgroup could be made and root ignores ulimit -u"
     local threads
-    threads=$(($(nproc 2>/dev/null || echo 1) * SHARE_NUM / SHARE_DEN))
+    threads=$(($(cpu_count) * SHARE_NUM / SHARE_DEN))
     [ "$threads" -ge 1 ] || threads=1
     export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads NUMEXPR_NUM_THREADS=$threads
     [ "$CUDA_DEVICES" != - ] && export CUDA_VISIBLE_DEVICES=$CUDA_DEVICES
@@ -208,18 +261,6 @@ start_job
 STATE=running
 write_status
 
-if [ -n "$PYTHON_SYS" ] && [ -f "$MONITOR" ]; then
-  mon_args=(watch --dir "$JOB_DIR" --job-id "$JOB_ID" --pid "$JOB_PID")
-  [ "$MEMORY_BYTES" != 0 ] && mon_args+=(--memory-bytes "$MEMORY_BYTES")
-  [ -n "$CG_MEM" ] && mon_args+=(--cgroup-memory "$CG_MEM")
-  [ -n "$CG_PIDS" ] && mon_args+=(--cgroup-pids "$CG_PIDS")
-  "$PYTHON_SYS" "$MONITOR" "${mon_args[@]}" </dev/null >>monitor.log 2>&1 9>&- &
-  MONITOR_PID=$!
-else
-  MONITOR_PID=""
-  [ "$MEMORY_BYTES" != 0 ] && [ -z "$CG_MEM" ] && note "no python3 for the resource monitor and no memory cgroup: --memory is not enforced on this node"
-fi
-
 # The wall-clock timer: SIGTERM at the limit, SIGKILL after the grace period.
 (
   trap 'kill "$sp" 2>/dev/null; exit 0' TERM
@@ -230,6 +271,19 @@ fi
   if kill -0 -- "-$JOB_PID" 2>/dev/null; then : >"$JOB_DIR/killed-after-grace"; kill -KILL -- "-$JOB_PID" 2>/dev/null; fi
 ) 9>&- &
 TIMER_PID=$!
+
+if [ -n "$PYTHON_SYS" ] && [ -f "$MONITOR" ]; then
+  mon_args=(watch --dir "$JOB_DIR" --job-id "$JOB_ID" --pid "$JOB_PID")
+  [ "$SUBREAPER" = 1 ] && mon_args+=(--supervisor "$SUP_PID")
+  [ "$MEMORY_BYTES" != 0 ] && mon_args+=(--memory-bytes "$MEMORY_BYTES")
+  [ -n "$CG_MEM" ] && mon_args+=(--cgroup-memory "$CG_MEM")
+  [ -n "$CG_PIDS" ] && mon_args+=(--cgroup-pids "$CG_PIDS")
+  "$PYTHON_SYS" "$MONITOR" "${mon_args[@]}" </dev/null >>monitor.log 2>&1 9>&- &
+  MONITOR_PID=$!
+else
+  MONITOR_PID=""
+  [ "$MEMORY_BYTES" != 0 ] && [ -z "$CG_MEM" ] && note "no python3 for the resource monitor and no memory cgroup: --memory is not enforced on this node"
+fi
 
 # A cancel requested before the traps could see it (the client writes the file, then signals us).
 [ -e cancel.requested ] && on_cancel
@@ -261,6 +315,7 @@ for k in ${KILLERS:-}; do kill -TERM "$k" 2>/dev/null; done
 kill -KILL -- "-$JOB_PID" 2>/dev/null
 if [ -n "$PYTHON_SYS" ] && [ -f "$MONITOR" ]; then
   sweep_args=(sweep --job-id "$JOB_ID" --pid "$JOB_PID")
+  [ "$SUBREAPER" = 1 ] && sweep_args+=(--supervisor "$SUP_PID")
   [ -n "$CG_MEM" ] && sweep_args+=(--cgroup-memory "$CG_MEM")
   [ -n "$CG_PIDS" ] && sweep_args+=(--cgroup-pids "$CG_PIDS")
   LEFTOVERS=$("$PYTHON_SYS" "$MONITOR" "${sweep_args[@]}" 2>>monitor.log 9>&- | tail -n1)
