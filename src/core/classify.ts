@@ -10,6 +10,7 @@
  * "CUDA out of memory" is a success.
  */
 import { clip, formatBytes, formatDuration, formatPercent, plural } from './format.js';
+import { describeKernelOom, parseKernelOom, peaksAgainstLimits } from './peaks.js';
 import {
   childOomHints,
   commandNotFoundHints,
@@ -68,11 +69,13 @@ export function classify(input: ClassifyInput): Verdict {
   if (probe.missing || status === null || status.state !== 'exited') return lost(input, t);
 
   const signal = status.signal ?? signalFromExitCode(status.exitCode);
-  const stderr = analyzeStderr(probe.stderrTail, limits.pids !== null || (status.pidsRefused ?? 0) > 0);
-  const f: Facts = { status, monitor: probe.monitor, limits, signal, stderr, t, base: baseEvidence(status, probe.monitor, limits, signal, stderr) };
+  const stderr = analyzeStderr(probe.stderrTail, (status.pidsRefused ?? 0) > 0);
+  const f: Facts = { status, monitor: probe.monitor, limits, signal, stderr, t, base: baseEvidence(status, signal, stderr) };
   const failed = status.exitCode !== 0;
 
-  if (status.cancelled) {
+  // The supervisor saw the cancel; or the ledger asked for one and the job then died of the
+  // signals a cancel sends (a cancel that reached the job before the supervisor's trap).
+  if (status.cancelled || (input.cancelRequested && (signal === SIG.TERM || signal === SIG.KILL))) {
     return verdict(f, 'cancelled', null, 'Cancelled with gpuq cancel.', [cancelEvidence(status, limits)], []);
   }
   if (status.timedOut || status.limitFired === 'timeout') {
@@ -88,30 +91,34 @@ export function classify(input: ClassifyInput): Verdict {
   }
   const memory = memoryKill(f, failed);
   if (memory) return memory;
-  if (status.limitFired === 'cpu' || signal === SIG.XCPU) {
+  if (cpuTimeKill(status, limits, signal)) {
     const lim = limits.cpuTimeS !== null ? ` of ${formatDuration(limits.cpuTimeS)}` : '';
-    return verdict(f, 'limit', 'cpu_time', `Killed at the CPU-time limit${lim}.`, [`the CPU-time limit${lim} fired (${status.cpuSeconds ?? '?'} CPU seconds used)`], cpuTimeHints(limits));
+    const used = status.cpuSeconds !== null ? ` after ${formatDuration(status.cpuSeconds)} of CPU time` : '';
+    return verdict(
+      f,
+      'limit',
+      'cpu_time',
+      `Killed at the CPU-time limit${lim}${used}.`,
+      [`the CPU-time limit${lim} fired (${status.limitFired === 'cpu' ? 'the supervisor recorded it' : `${signalName(signal ?? SIG.XCPU)}`})`],
+      cpuTimeHints(limits),
+    );
   }
   if (failed) {
     const limit = limitHit(f);
     if (limit) return limit;
     const gpu = stderr.gpuOom;
-    if (gpu && !externalKill(signal)) {
+    if (gpu && stderrCanExplain(signal)) {
       const asked = gpu.requested ? ` trying to allocate ${gpu.requested}` : '';
       const free = gpu.free && gpu.total ? ` with ${gpu.free} free of ${gpu.total}` : '';
-      return verdict(f, 'gpu_oom', null, `The GPU ran out of memory${asked}${free}.`, [`stderr: ${clip(gpu.line)}`], gpuOomHints(gpu));
+      const ev = [`stderr: ${clip(gpu.line)}`];
+      if (probe.monitor?.peakGpuMemBytes != null) ev.push(`GPU memory peaked at ${formatBytes(probe.monitor.peakGpuMemBytes)} (last sample before the error)`);
+      return verdict(f, 'gpu_oom', null, `The GPU ran out of memory${asked}${free}.`, ev, gpuOomHints(gpu));
     }
     const program = signal === null ? programCause(f) : null;
     if (program) return program;
     if (signal !== null) return signaled(f, signal, input.probe.stderrTail);
-    return verdict(
-      f,
-      'failed',
-      null,
-      `Exited with code ${status.exitCode}${stderr.lastLine ? `: ${clip(stderr.lastLine, 120)}` : '.'}`,
-      [],
-      failedHints(t, stderr.lastLine === null),
-    );
+    const said = stderr.lastLine ? `: ${clip(stderr.lastLine, 120)}` : ' and wrote nothing to stderr';
+    return verdict(f, 'failed', null, `Exited with code ${status.exitCode}${said}${/[.!?]$/.test(said) ? '' : '.'}`, [], failedHints(t, stderr.lastLine === null));
   }
   const childOom = (status.oomKills ?? 0) > 0 || status.kernelOom.length > 0;
   if (childOom) {
@@ -119,12 +126,18 @@ export function classify(input: ClassifyInput): Verdict {
       f,
       'succeeded',
       'child_oom',
-      'Exited 0, but one of its processes was killed for memory; check the results.',
-      oomEvidence(status),
+      'Exited 0, but one of its processes was killed for memory, so its results may be incomplete.',
+      oomEvidence(status, limits),
       childOomHints(limits),
     );
   }
   return verdict(f, 'succeeded', null, 'Exited 0.', [], []);
+}
+
+/** The CPU-time limit killed it: the supervisor says so, SIGXCPU, or SIGKILL with the CPU time all used. */
+function cpuTimeKill(status: StatusFile, limits: Limits, signal: number | null): boolean {
+  if (status.limitFired === 'cpu' || signal === SIG.XCPU) return true;
+  return signal === SIG.KILL && limits.cpuTimeS !== null && status.cpuSeconds !== null && status.cpuSeconds + 1 >= limits.cpuTimeS;
 }
 
 function verdict(f: Facts, cls: VerdictClass, cause: string | null, summary: string, evidence: string[], hints: string[]): Verdict {
@@ -135,7 +148,7 @@ function verdict(f: Facts, cls: VerdictClass, cause: string | null, summary: str
     signal: f.signal !== null ? signalName(f.signal) : null,
     timedOut: f.status.timedOut,
     summary,
-    evidence: [...evidence, ...f.base],
+    evidence: [...new Set([...evidence, ...f.base])],
     hints,
   };
 }
@@ -169,19 +182,22 @@ function exitWords(status: StatusFile, signal: number | null): string {
   return `exit code ${status.exitCode}`;
 }
 
-function baseEvidence(status: StatusFile, monitor: MonitorFile | null, limits: Limits, signal: number | null, stderr: StderrFindings): string[] {
+/**
+ * Evidence every verdict carries: the exit status, leftovers the sweep killed, and the stderr line
+ * a person would quote. Peaks are evidence only where they explain the cause (memory, processes);
+ * `gpuq show` and `gpuq diagnose` list them all from monitor.json.
+ */
+function baseEvidence(status: StatusFile, signal: number | null, stderr: StderrFindings): string[] {
   const ev = [exitWords(status, signal)];
-  if (monitor && monitor.samples > 0) {
-    const rss = limits.memoryBytes !== null
-      ? `RSS peaked at ${formatBytes(monitor.peakRssBytes)} of the ${formatBytes(limits.memoryBytes)} limit (${formatPercent(monitor.peakRssBytes / limits.memoryBytes)})`
-      : `RSS peaked at ${formatBytes(monitor.peakRssBytes)}`;
-    ev.push(rss);
-    ev.push(limits.pids !== null ? `processes peaked at ${monitor.peakProcs} of the ${limits.pids} limit` : `processes peaked at ${monitor.peakProcs}`);
-    if (monitor.peakGpuMemBytes !== null) ev.push(`GPU memory peaked at ${formatBytes(monitor.peakGpuMemBytes)}`);
-  }
   if (status.leftovers > 0) ev.push(`${plural(status.leftovers, 'leftover process', 'leftover processes')} killed after the job ended`);
   if (status.exitCode !== 0 && stderr.lastLine) ev.push(`stderr: ${clip(stderr.lastLine)}`);
   return ev;
+}
+
+/** The RSS peak against the memory limit, as evidence, when one was measured. */
+function rssEvidence(status: StatusFile, monitor: MonitorFile | null, limits: Limits): string[] {
+  const rss = peaksAgainstLimits({ monitor, status, limits }).find((p) => p.key === 'rss');
+  return rss ? [rss.text] : [];
 }
 
 function cancelEvidence(status: StatusFile, limits: Limits): string {
@@ -190,10 +206,13 @@ function cancelEvidence(status: StatusFile, limits: Limits): string {
     : 'gpuq cancel sent SIGTERM to the process group';
 }
 
-function oomEvidence(status: StatusFile): string[] {
+function oomEvidence(status: StatusFile, limits: Limits): string[] {
   const ev: string[] = [];
-  if ((status.oomKills ?? 0) > 0) ev.push(`the job's memory cgroup counted ${plural(status.oomKills ?? 0, 'OOM kill')}`);
-  for (const line of status.kernelOom.slice(-3)) ev.push(`kernel: ${clip(line)}`);
+  const at = limits.memoryBytes !== null ? ` at its ${formatBytes(limits.memoryBytes)} limit` : '';
+  if ((status.oomKills ?? 0) > 0) ev.push(`the job's memory cgroup counted ${plural(status.oomKills ?? 0, 'OOM kill')}${at}`);
+  const kills = parseKernelOom(status.kernelOom);
+  if (kills.length > 0) for (const k of kills.slice(-3)) ev.push(describeKernelOom(k));
+  else for (const line of status.kernelOom.slice(-2)) ev.push(`kernel: ${clip(line)}`);
   return ev;
 }
 
@@ -208,8 +227,8 @@ function memoryKill(f: Facts, failed: boolean): Verdict | null {
       f,
       'oom',
       'memory_watch',
-      `Killed for going over the memory limit${lim}.`,
-      [`gpuq's memory watch killed the job when its processes' RSS reached ${at !== null ? formatBytes(at) : 'the limit'}`],
+      `Killed for going over the memory limit${lim}${at !== null ? ` when its processes held ${formatBytes(at)}` : ''}.`,
+      [`gpuq's memory watch killed the job when its processes' RSS reached ${at !== null ? formatBytes(at) : 'the limit'}`, ...rssEvidence(status, monitor, limits)],
       memoryHints(limits, peak),
     );
   }
@@ -217,22 +236,44 @@ function memoryKill(f: Facts, failed: boolean): Verdict | null {
   if ((status.oomKills ?? 0) > 0 || status.kernelOom.length > 0) {
     const cause = (status.oomKills ?? 0) > 0 ? 'cgroup' : 'oom_killer';
     const who = cause === 'cgroup' ? `at the memory limit${lim}` : 'by the kernel OOM killer';
-    return verdict(f, 'oom', cause, `Killed for memory ${who}.`, oomEvidence(status), memoryHints(limits, peak));
+    // The main process died of a signal: it was the one killed. Otherwise a child was, and the
+    // program then failed on its own (a DataLoader worker killed, the main raising about it).
+    const summary =
+      f.signal === SIG.KILL
+        ? `Killed for memory ${who}.`
+        : `One of its processes was killed for memory ${who}, and it then ${f.signal !== null ? `died of ${signalName(f.signal)}` : `exited with code ${status.exitCode}`}.`;
+    return verdict(f, 'oom', cause, summary, [...oomEvidence(status, limits), ...rssEvidence(status, monitor, limits)], memoryHints(limits, peak));
   }
   const host = f.stderr.hostMemory;
-  if (host && !externalKill(f.signal)) {
-    const asked = host.requested ? ` (it asked for ${host.requested})` : '';
+  if (host && stderrCanExplain(f.signal)) {
+    const asked = host.requested ? ` of ${host.requested}` : '';
+    const under = limits.memoryBytes !== null ? ` under the ${formatBytes(limits.memoryBytes)} memory limit` : '';
     return verdict(
       f,
       'oom',
       'memory_error',
-      `An allocation was refused${limits.memoryBytes !== null ? ` under the ${formatBytes(limits.memoryBytes)} memory limit` : ''}${asked}.`,
-      [`stderr: ${clip(host.line)}`],
+      `An allocation${asked} was refused${under}, so the program ran out of memory.`,
+      [`stderr: ${clip(host.line)}`, ...rssEvidence(status, monitor, limits)],
+      memoryHints(limits, peak, host.requested),
+    );
+  }
+  // SIGKILL with nothing recorded, but the sampler saw the tree at the limit: the cgroup's
+  // counter or the kernel log was out of reach, and memory is by far the likeliest killer.
+  if (f.signal === SIG.KILL && limits.memoryBytes !== null && peak !== null && peak >= RSS_AT_LIMIT * limits.memoryBytes) {
+    return verdict(
+      f,
+      'oom',
+      'rss_at_limit',
+      `Killed by SIGKILL with its memory at ${formatPercent(peak / limits.memoryBytes)} of the ${formatBytes(limits.memoryBytes)} limit, almost surely for memory.`,
+      [...rssEvidence(status, monitor, limits), 'no OOM kill was recorded (no memory cgroup counter or kernel log readable on the node)'],
       memoryHints(limits, peak),
     );
   }
   return null;
 }
+
+/** A SIGKILLed job whose sampled RSS reached this share of --memory is taken as a memory kill. */
+const RSS_AT_LIMIT = 0.9;
 
 /** Processes, disk, descriptors, file size: from the pids cgroup, SIGXFSZ or stderr. */
 function limitHit(f: Facts): Verdict | null {
@@ -240,7 +281,7 @@ function limitHit(f: Facts): Verdict | null {
   let cause: LimitCause | null = null;
   let quota = false;
   const ev: string[] = [];
-  if (stderr.limit && !externalKill(signal)) {
+  if (stderr.limit && stderrCanExplain(signal)) {
     cause = stderr.limit.cause;
     quota = stderr.limit.quota;
     ev.push(`stderr: ${clip(stderr.limit.line)}`);
@@ -258,8 +299,11 @@ function limitHit(f: Facts): Verdict | null {
     open_files: limits.files !== null ? ` of ${limits.files}` : '',
     file_size: limits.fileSizeBytes !== null ? ` of ${formatBytes(limits.fileSizeBytes)}` : '',
   };
+  if (cause === 'pids' && f.monitor && f.monitor.samples > 0) {
+    ev.push(limits.pids !== null ? `processes peaked at ${f.monitor.peakProcs} of the ${limits.pids} limit` : `processes peaked at ${f.monitor.peakProcs}`);
+  }
   const summary = `${capitalise(LIMIT_WORDS[cause])}${limitValue[cause]}${quota ? ' (a disk quota)' : ''}.`;
-  return verdict(f, 'limit', cause, summary, ev, limitHints({ cause, quota }, limits, t));
+  return verdict(f, 'limit', cause, summary, ev, limitHints({ cause, quota, line: stderr.limit?.line }, limits, t));
 }
 
 /** Causes the program reports itself: missing module, syntax error, no CUDA, file not found. */
@@ -285,16 +329,42 @@ function programCause(f: Facts): Verdict | null {
 
 function signaled(f: Facts, signal: number, stderrText: string): Verdict {
   const name = signalName(signal);
-  const outside = externalKill(signal);
-  const summary = outside
-    ? `Killed by ${name} from outside gpuq (no limit of gpuq's fired).`
-    : `Died of ${name} (${describeSignal(signal)}).`;
-  return verdict(f, 'signaled', name.toLowerCase(), summary, [], signalHints(signal, f.t, stderrText));
+  return verdict(f, 'signaled', name.toLowerCase(), signalSummary(signal, f.stderr), [], signalHints(signal, f.t, stderrText));
 }
 
-/** SIGKILL/SIGTERM/SIGINT/SIGHUP come from someone else; what stderr said before is not why it died. */
-function externalKill(signal: number | null): boolean {
-  return signal === SIG.KILL || signal === SIG.TERM || signal === SIG.INT || signal === SIG.HUP;
+/** One sentence for a death by a signal gpuq did not send. */
+function signalSummary(signal: number, stderr: StderrFindings): string {
+  const name = signalName(signal);
+  switch (signal) {
+    case SIG.SEGV:
+      return 'Crashed with a segmentation fault (SIGSEGV) in native code.';
+    case SIG.ABRT: {
+      const cxx = stderr.lines.map((l) => /terminate called after throwing an instance of '([^']+)'/.exec(l)?.[1]).filter(Boolean).pop();
+      if (stderr.lines.some((l) => /device-side assert/.test(l))) return 'Aborted (SIGABRT) by a CUDA device-side assertion.';
+      if (cxx) return `Aborted (SIGABRT) by an uncaught C++ exception (${cxx}).`;
+      return 'Aborted (SIGABRT), usually by a failed assertion or an uncaught C++ exception.';
+    }
+    case SIG.BUS:
+      return 'Crashed with a bus error (SIGBUS), often shared memory (/dev/shm) running out.';
+    case SIG.KILL:
+      return 'Killed by SIGKILL from outside gpuq: no gpuq limit fired and no OOM kill was recorded.';
+    case SIG.TERM:
+      return 'Stopped by SIGTERM from outside gpuq, not by a gpuq cancel or limit.';
+    case SIG.INT:
+    case SIG.HUP:
+      return `Stopped by ${name} (${describeSignal(signal)}) from outside gpuq.`;
+    default:
+      return `Died of ${name} (${describeSignal(signal)}).`;
+  }
+}
+
+/**
+ * Whether what stderr says can be why it died: an ordinary exit, or an abort (an uncaught C++
+ * exception such as std::bad_alloc or c10::OutOfMemoryError). A job killed by any other signal
+ * died of that signal, whatever it printed before.
+ */
+function stderrCanExplain(signal: number | null): boolean {
+  return signal === null || signal === SIG.ABRT;
 }
 
 /** The last samples show neither CPU nor GPU use: a hang rather than slow work. */

@@ -8,7 +8,8 @@ const OPTION_UNITS = ['', 'k', 'm', 'g', 't'] as const;
 
 /** Rounds to at most `digits` decimals and drops trailing zeros: 2.00 → "2", 1.50 → "1.5". */
 function trimmed(value: number, digits: number): string {
-  return value.toFixed(digits).replace(/\.?0+$/, '');
+  const text = value.toFixed(digits);
+  return text.includes('.') ? text.replace(/\.?0+$/, '') : text;
 }
 
 /**

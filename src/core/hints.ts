@@ -50,13 +50,15 @@ export function pipPackageFor(moduleName: string): string {
 }
 
 /** Hints for host memory: raise --memory, then ways to need less. */
-export function memoryHints(limits: Limits, peakRssBytes: number | null): string[] {
+export function memoryHints(limits: Limits, peakRssBytes: number | null, requested: string | null = null): string[] {
   const base = limits.memoryBytes ?? peakRssBytes;
   const raise =
     limits.memoryBytes !== null && base !== null
       ? `raise the limit if the node has the RAM: gpuq submit --memory ${formatSizeOption(base * 2)} …`
       : 'it used all the memory the node could give: run it on a node with more RAM, or set --memory so it fails early and clearly';
+  const asked = requested !== null ? [`one allocation asked for ${requested} at once: check the shapes and sizes the program computes`] : [];
   return [
+    ...asked,
     raise,
     'stream the data instead of loading it whole: read it in chunks, or memory-map arrays (numpy.load(..., mmap_mode="r"))',
     'use smaller dtypes (float32 instead of float64) and free large objects you no longer need (del x; gc.collect())',
@@ -136,9 +138,15 @@ export function cpuTimeHints(limits: Limits): string[] {
 }
 
 /** Hints for the resource limits read from stderr or the pids cgroup. */
-export function limitHints(hit: Pick<LimitHit, 'cause' | 'quota'>, limits: Limits, t: HintTarget): string[] {
+export function limitHints(hit: Pick<LimitHit, 'cause' | 'quota'> & { line?: string }, limits: Limits, t: HintTarget): string[] {
   switch (hit.cause) {
     case 'disk_full':
+      if (hit.line !== undefined && /\/dev\/shm|torch_\d+_\d+|shared memory|\bshm\b/i.test(hit.line)) {
+        return [
+          'shared memory (/dev/shm) is full, not the disk: PyTorch DataLoader workers pass batches through it; use fewer workers (num_workers) or smaller batches',
+          `check \`df -h /dev/shm\` ${onNode(t)}; in docker, give the container a larger --shm-size`,
+        ];
+      }
       return [
         hit.quota
           ? `a disk quota is exhausted ${onNode(t)}: delete old outputs and checkpoints, or ask for a larger quota`

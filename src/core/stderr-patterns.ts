@@ -148,9 +148,12 @@ const GPU_OOM: readonly (readonly [RegExp, GpuFramework])[] = [
   [/RESOURCE_EXHAUSTED:\s*Out of memory/i, 'jax'],
   [/OOM when allocating tensor/, 'tensorflow'],
   [/cupy[\w.]*OutOfMemoryError/, 'cupy'],
+  [/cuMemAlloc failed: out of memory/, 'cuda'],
 ];
 
 const SIZE_TEXT = String.raw`(\d+(?:\.\d+)?\s?[KMGTP]i?B)`;
+/** Free memory may be "0 bytes". */
+const FREE_TEXT = String.raw`(\d+(?:\.\d+)?\s?(?:[KMGTP]i?B|bytes))`;
 
 /** First capture of `re` in `line`, or null. */
 function capture(line: string, re: RegExp): string | null {
@@ -186,9 +189,10 @@ export function findGpuOom(lines: readonly string[]): GpuOomHit | null {
       line,
       framework,
       requested,
-      free: capture(line, new RegExp(`of which ${SIZE_TEXT} is free`)) ?? capture(line, new RegExp(`${SIZE_TEXT} free;`)),
+      free: capture(line, new RegExp(`of which ${FREE_TEXT} is free`)) ?? capture(line, new RegExp(`${FREE_TEXT} free;`)),
       total:
-        capture(line, new RegExp(`total capacity of ${SIZE_TEXT}`)) ??
+        // torch 2.1 printed "total capacty" (sic)
+        capture(line, new RegExp(`total capac(?:i)?ty of ${SIZE_TEXT}`)) ??
         capture(line, new RegExp(`${SIZE_TEXT} total capacity`)),
       otherProcesses,
       fragmented: /reserved but unallocated memory is large|max_split_size_mb/.test(line),
@@ -233,21 +237,34 @@ const LIMIT_PATTERNS: readonly (readonly [RegExp, LimitCause, boolean])[] = [
   ],
 ];
 
-/** EAGAIN as Python prints it; a process limit only where a fork or thread start is in view. */
+/**
+ * EAGAIN as Python prints it. A non-blocking socket says the same, so it is a process limit only
+ * where the traceback that raised it forks or starts a thread, or where the pids cgroup refused.
+ */
 const EAGAIN = /\[Errno 11\] Resource temporarily unavailable/;
-const FORK_CONTEXT = /\bfork|Popen|_launch\b|spawn|start_new_thread|pthread/;
+const FORK_CONTEXT = /\bfork|Popen|_launch\b|spawn|start_new_thread|pthread|_start_thread|\.start\(\)/;
+const TRACEBACK_HEAD = /^Traceback \(most recent call last\):$/;
+
+/** Whether the traceback that ends at line `end` shows a fork or a thread start. */
+function forkInTraceback(lines: readonly string[], end: number): boolean {
+  for (let i = end - 1; i >= 0; i--) {
+    const line = lines[i] as string;
+    if (FORK_CONTEXT.test(line)) return true;
+    if (TRACEBACK_HEAD.test(line) || !/^\s/.test(line)) return false;
+  }
+  return false;
+}
 
 /**
  * The latest sign of a resource limit: disk full (or quota), too many processes, too many open
- * files, file too large. `pidsLimited` says a process limit was in force, so a bare EAGAIN counts.
+ * files, file too large. `forkRefused` says the pids cgroup refused a fork, so a bare EAGAIN counts.
  */
-export function findLimitHit(lines: readonly string[], pidsLimited: boolean): LimitHit | null {
-  const forkInView = pidsLimited || lines.some((l) => FORK_CONTEXT.test(l));
+export function findLimitHit(lines: readonly string[], forkRefused: boolean): LimitHit | null {
   for (let i = lines.length - 1; i >= 0; i--) {
     const line = lines[i] as string;
     const hit = LIMIT_PATTERNS.find(([re]) => re.test(line));
     if (hit) return { cause: hit[1], line, quota: hit[2] };
-    if (forkInView && EAGAIN.test(line)) return { cause: 'pids', line, quota: false };
+    if (EAGAIN.test(line) && (forkRefused || forkInTraceback(lines, i))) return { cause: 'pids', line, quota: false };
   }
   return null;
 }
@@ -342,20 +359,65 @@ export function lastMeaningfulLine(lines: readonly string[], exceptions: readonl
   return null;
 }
 
+const CHAIN = /^(?:During handling of the above exception, another exception occurred:|The above exception was the direct cause of the following exception:)$/;
+/** Exceptions that only report that another process failed: its own error is further up. */
+const WRAPPERS = /(?:^|\.)(?:ChildFailedError|CalledProcessError|BrokenProcessPool)$/;
+
+/** Whether the next non-blank line after `i` is a chained-exception separator. */
+function chainFollows(lines: readonly string[], i: number): boolean {
+  for (let j = i + 1; j < lines.length; j++) {
+    const line = lines[j] as string;
+    if (line.trim() !== '') return CHAIN.test(line);
+  }
+  return false;
+}
+
 /**
- * Reads a stderr tail once for everything the classifier may ask of it. `pidsLimited` says a
- * process limit was in force (see findLimitHit).
+ * Where the program's final error report starts: the first line of the traceback chain that ends
+ * in the final exception (chained causes included), when the tail ends in one. Null when the
+ * tail does not end in a Python exception, or ends in one that only wraps another process's
+ * failure: then every line counts. Lines above the final report are the program's earlier
+ * output, such as a caught and logged "CUDA out of memory" it recovered from.
  */
-export function analyzeStderr(tail: string, pidsLimited: boolean): StderrFindings {
+export function finalReportStart(lines: readonly string[], exceptions: readonly PyException[]): number | null {
+  const last = exceptions[exceptions.length - 1];
+  if (!last || WRAPPERS.test(last.name)) return null;
+  const after = lines.slice(last.index + 1).filter((l) => l.trim() !== '').length;
+  if (after > FINAL_EXCEPTION_WINDOW) return null;
+  let i = last.index;
+  while (i > 0) {
+    const prev = lines[i - 1] as string;
+    const partOfReport =
+      prev.trim() === '' ||
+      /^\s/.test(prev) ||
+      TRACEBACK_HEAD.test(prev) ||
+      CHAIN.test(prev) ||
+      (EXCEPTION_LINE.test(prev) && chainFollows(lines, i - 1));
+    if (!partOfReport) break;
+    i--;
+  }
+  return i;
+}
+
+/**
+ * Reads a stderr tail once for everything the classifier may ask of it. When the tail ends in a
+ * Python traceback, only that final report is searched for causes (see finalReportStart), so a
+ * recovered error logged earlier does not decide the verdict. `forkRefused` says the pids cgroup
+ * refused a fork (see findLimitHit).
+ */
+export function analyzeStderr(tail: string, forkRefused: boolean): StderrFindings {
   const lines = stderrLines(tail);
   const exceptions = pythonExceptions(lines);
+  const start = finalReportStart(lines, exceptions);
+  const scoped = start === null ? lines : lines.slice(start);
+  const scopedExceptions = start === null ? exceptions : pythonExceptions(scoped);
   return {
     lines,
     exceptions,
-    gpuOom: findGpuOom(lines),
-    hostMemory: findHostMemoryError(lines, exceptions),
-    limit: findLimitHit(lines, pidsLimited),
-    programCause: findProgramCause(lines, exceptions),
+    gpuOom: findGpuOom(scoped),
+    hostMemory: findHostMemoryError(scoped, scopedExceptions),
+    limit: findLimitHit(scoped, forkRefused),
+    programCause: findProgramCause(scoped, scopedExceptions),
     lastLine: lastMeaningfulLine(lines, exceptions),
   };
 }
