@@ -1,8 +1,68 @@
 /**
- * `gpuq nodes`: registered here; the service does the work.
+ * `gpuq nodes [NAME...]`: each node's reachability, latency, load, memory, disk, inodes, GPUs
+ * (and who holds them) and gpuq jobs, probed at once. Exit 3 when any node is unreachable.
  */
 import type { Command } from 'commander';
+import { EXIT } from '../core/exit-codes.js';
+import { formatBytes } from '../core/format.js';
+import type { NodeReport } from '../services/nodes.js';
 import type { CliApp } from './app.js';
+import type { Style } from './style.js';
 
-/** Registers `nodes` (not implemented yet). */
-export function registerNodes(_program: Command, _app: CliApp): void {}
+function pad(s: string, n: number): string {
+  return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+
+/** One table row per node plus indented GPU and error lines. */
+export function renderNodes(reports: NodeReport[], style: Style): string {
+  const c = style.c;
+  const head = ['NODE', 'STATUS', 'LATENCY', 'LOAD', 'MEM FREE', 'DISK FREE', 'INODES FREE', 'JOBS', 'GPUS'];
+  const rows: string[][] = [];
+  const extra = new Map<number, string[]>();
+  reports.forEach((r, i) => {
+    const s = r.status;
+    const load = s?.load ? `${s.load[0].toFixed(2)}${s.cpus ? `/${s.cpus}` : ''}` : '-';
+    const mem = s?.memory?.availableBytes != null ? formatBytes(s.memory.availableBytes) : '-';
+    const disk = s?.disk ? formatBytes(s.disk.freeBytes) : '-';
+    const inodes = s?.inodes && s.inodes.total > 0 ? `${Math.floor((s.inodes.free / s.inodes.total) * 100)}%` : '-';
+    const jobs = r.reachable ? String(s?.runningJobs ?? r.ledgerJobs) : r.ledgerJobs > 0 ? `${r.ledgerJobs}?` : '-';
+    const gpus = s?.gpus ? String(s.gpus.length) : r.configuredGpus.length > 0 ? `${r.configuredGpus.length} (config)` : '-';
+    rows.push([r.name, r.reachable ? 'ok' : 'unreachable', r.latencyMs !== null ? `${r.latencyMs} ms` : '-', load, mem, disk, inodes, jobs, gpus]);
+    const lines: string[] = [];
+    if (!r.reachable) {
+      lines.push(`  ${c.red(r.error ?? 'unreachable')}`);
+      if (r.hint) lines.push(...r.hint.split('\n').map((l) => `  ${c.dim(l)}`));
+    }
+    for (const g of s?.gpus ?? []) {
+      const mem = g.memoryUsedBytes !== null && g.memoryTotalBytes !== null ? `${formatBytes(g.memoryUsedBytes)}/${formatBytes(g.memoryTotalBytes)}` : '?';
+      const who = g.processes.length === 0 ? 'free' : g.processes.map((p) => `${p.user ?? '?'} pid ${p.pid}${p.jobId ? ` job ${p.jobId}` : ''}${p.memoryBytes !== null ? ` ${formatBytes(p.memoryBytes)}` : ''}`).join(', ');
+      lines.push(`  GPU ${g.index} ${g.name}  util ${g.utilizationPct ?? '?'}%  mem ${mem}  ${who}`);
+    }
+    extra.set(i, lines);
+  });
+  const widths = head.map((h, col) => Math.max(h.length, ...rows.map((row) => (row[col] as string).length)));
+  const line = (cells: string[]) => cells.map((cell, col) => (col === cells.length - 1 ? cell : pad(cell, widths[col] as number))).join('  ');
+  const out = [c.bold(line(head))];
+  rows.forEach((row, i) => {
+    const painted = line(row).replace(row[1] as string, (m) => (m === 'ok' ? c.green(m) : c.red(m)));
+    out.push(painted, ...(extra.get(i) ?? []));
+  });
+  return out.join('\n');
+}
+
+/** Registers `nodes`. */
+export function registerNodes(program: Command, app: CliApp): void {
+  program
+    .command('nodes')
+    .description('each node: reachable, latency, GPUs (and who holds them), disk, inodes, load, gpuq jobs')
+    .argument('[names...]', 'only these nodes')
+    .option('--json', 'print a JSON array')
+    .action(async (names: string[], f: { json?: boolean }, cmd: Command) => {
+      const ctx = app.context(cmd);
+      const { probeNodes } = await import('../services/nodes.js');
+      const reports = await probeNodes(ctx, names);
+      if (f.json) app.printJson(reports);
+      else app.print(renderNodes(reports, app.style(false)));
+      if (reports.some((r) => !r.reachable)) app.exitCode = EXIT.unreachable;
+    });
+}

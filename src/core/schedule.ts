@@ -8,18 +8,26 @@ export interface NodeLoad {
   runningJobs: number;
   /** 1-minute load average, when known. */
   load: number | null;
+  /** CPUs of the node, when known: load is compared per CPU, so a big idle node beats a small one. */
+  cpus?: number | null;
   /** GPU indices the node offers. */
   gpus: number[];
 }
 
+/** Load per CPU (plain load when the CPU count is unknown); unknown load sorts last. */
+export function relativeLoad(n: Pick<NodeLoad, 'load' | 'cpus'>): number {
+  if (n.load === null || !Number.isFinite(n.load)) return Infinity;
+  return n.cpus && n.cpus > 0 ? n.load / n.cpus : n.load;
+}
+
 /**
  * Orders candidate nodes for a job needing `gpus` GPUs: only nodes with enough GPUs, fewest
- * running gpuq jobs first, then lowest load, then name (stable).
+ * running gpuq jobs first, then lowest load per CPU (unknown last), then name (stable).
  */
-export function rankNodes(nodes: readonly NodeLoad[], gpus: number): NodeLoad[] {
+export function rankNodes<T extends NodeLoad>(nodes: readonly T[], gpus: number): T[] {
   return nodes
     .filter((n) => n.gpus.length >= gpus)
-    .sort((a, b) => a.runningJobs - b.runningJobs || (a.load ?? Infinity) - (b.load ?? Infinity) || a.name.localeCompare(b.name));
+    .sort((a, b) => a.runningJobs - b.runningJobs || relativeLoad(a) - relativeLoad(b) || a.name.localeCompare(b.name));
 }
 
 /**

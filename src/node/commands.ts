@@ -119,7 +119,54 @@ export function readLogCommand(dir: string, file: 'stdout.log' | 'stderr.log', l
   };
 }
 
+/**
+ * Prints a log's byte size on the first line, then its content up to that size (the last
+ * `lines` lines of it, or all): a follower resumes from exactly that byte.
+ */
+export function snapshotLogCommand(dir: string, file: 'stdout.log' | 'stderr.log', lines: number | null): RemoteCommand {
+  const f = sh(file);
+  return {
+    purpose: `read ${file}`,
+    script: `cd -- ${shPath(dir)} || exit 3; s=$(stat -c %s -- ${f} 2>/dev/null || echo 0); echo "$s"; ` +
+      `[ "$s" -gt 0 ] || exit 0; head -c "$s" -- ${f}` + (lines === null ? '' : ` | tail -n ${Number(lines)}`),
+  };
+}
+
 /** Prints the byte size of a file in the job folder (0 if missing). */
 export function sizeCommand(dir: string, file: 'stdout.log' | 'stderr.log' | 'samples.jsonl'): RemoteCommand {
   return { purpose: `measure ${file}`, script: `cd -- ${shPath(dir)} || exit 3; stat -c %s -- ${sh(file)} 2>/dev/null || echo 0` };
+}
+
+/**
+ * What `gpuq nodes` and node choice need to know of a node, as `key value` lines: load, CPUs,
+ * memory, boot id, running gpuq jobs under `workdir`, and with `full` also disk and inodes of
+ * workdir (or its nearest existing parent) and the GPUs (nvidia-smi) with who holds them.
+ * Every external tool is bounded by `timeout`, so a hung mount or driver cannot hang it.
+ */
+export function nodeStatusCommand(workdir: string, full: boolean): RemoteCommand {
+  const lines = [
+    `w=${shPath(workdir.replace(/\/+$/, '') || '/')}`,
+    `echo "host $(hostname 2>/dev/null)"`,
+    `echo "load $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"`,
+    `echo "cpus $(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null)"`,
+    `echo "boot $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"`,
+    // A job runs while its supervisor holds job.lock; only folders whose status says running are checked.
+    `n=0; if [ -d "$w/jobs" ]; then n=$(grep -l '"state":"running"' "$w"/jobs/*/status.json 2>/dev/null | while IFS= read -r s; do flock -ns "\${s%/status.json}/job.lock" true 2>/dev/null || echo x; done | wc -l); fi; echo "jobs $n"`,
+  ];
+  if (full) {
+    lines.push(
+      `awk '/^MemTotal:/{printf "memtotal %.0f\\n", $2*1024} /^MemAvailable:/{printf "memavail %.0f\\n", $2*1024}' /proc/meminfo 2>/dev/null`,
+      `d=$w; while [ ! -e "$d" ] && [ "$d" != / ] && [ "$d" != . ]; do d=$(dirname -- "$d"); done; echo "diskpath $d"`,
+      `timeout 5 df -P -B1 -- "$d" 2>/dev/null | awk 'NR==2{print "disk",$2,$3,$4}'`,
+      `timeout 5 df -P -i -- "$d" 2>/dev/null | awk 'NR==2{print "inodes",$2,$3,$4}'`,
+      `if command -v nvidia-smi >/dev/null 2>&1; then`,
+      `  timeout 10 nvidia-smi --query-gpu=index,uuid,name,utilization.gpu,memory.used,memory.total --format=csv,noheader,nounits 2>/dev/null | sed 's/^/gpu /'`,
+      `  timeout 10 nvidia-smi --query-compute-apps=gpu_uuid,pid,used_memory --format=csv,noheader,nounits 2>/dev/null | while IFS=', ' read -r u p m _; do`,
+      `    [ -n "$p" ] || continue; j=$(tr '\\0' '\\n' <"/proc/$p/environ" 2>/dev/null | sed -n 's/^GPUQ_JOB_ID=//p'); echo "app $u, $p, $m, $(ps -o user= -p "$p" 2>/dev/null | tr -d ' '), $j"`,
+      `  done`,
+      `else echo "nogpu"; fi`,
+    );
+  }
+  lines.push('exit 0');
+  return { purpose: 'read the node status', script: lines.join('\n') };
 }

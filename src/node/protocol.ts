@@ -11,13 +11,16 @@ import {
   cancelCommand,
   followCommand,
   launchCommand,
+  nodeStatusCommand,
   prepareDirCommand,
   probeCommand,
   readLogCommand,
   sizeCommand,
+  snapshotLogCommand,
   waitEndCommand,
   writeFileCommand,
 } from './commands.js';
+import { parseNodeStatus, type NodeStatus } from './node-status.js';
 import { parseProbe } from './probe.js';
 
 export interface LaunchFiles {
@@ -27,6 +30,8 @@ export interface LaunchFiles {
   programName: string;
   wrapper: string;
   monitor: string;
+  /** Upload progress of the program (bytes done, total), for a progress bar. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export type Probe = JobProbe & { missing: boolean };
@@ -52,9 +57,12 @@ export async function launchJob(t: Transport, f: LaunchFiles, onWarning: (w: str
   }
   if (prepared.stderr.trim()) onWarning(`node ${t.node}: ${prepared.stderr.trim()}`);
   const dir = prepared.stdout.trim().split('\n').pop() as string;
-  await t.upload(f.localProgram, `${dir}/${f.programName}`, { mode: 0o600 });
-  await run(t, writeFileCommand(dir, 'monitor.py', f.monitor, 0o600));
-  await run(t, writeFileCommand(dir, 'run.sh', f.wrapper, 0o700));
+  // Independent writes go over the one connection at once (separate channels).
+  await Promise.all([
+    t.upload(f.localProgram, `${dir}/${f.programName}`, { mode: 0o600, onProgress: f.onProgress }),
+    run(t, writeFileCommand(dir, 'monitor.py', f.monitor, 0o600)),
+    run(t, writeFileCommand(dir, 'run.sh', f.wrapper, 0o700)),
+  ]);
   const out = await run(t, launchCommand(dir));
   let status: StatusFile;
   try {
@@ -118,4 +126,16 @@ export async function readLog(t: Transport, dir: string, file: 'stdout.log' | 's
 /** Byte size of a file in the job folder, for following from its current end. */
 export async function fileSize(t: Transport, dir: string, file: 'stdout.log' | 'stderr.log' | 'samples.jsonl'): Promise<number> {
   return Number((await run(t, sizeCommand(dir, file))).trim()) || 0;
+}
+
+/** A log as it is now (all of it, or its last lines) and its size: where a follower starts. */
+export async function snapshotLog(t: Transport, dir: string, file: 'stdout.log' | 'stderr.log', lines: number | null): Promise<{ text: string; size: number }> {
+  const out = await run(t, snapshotLogCommand(dir, file, lines));
+  const nl = out.indexOf('\n');
+  return { size: Number(out.slice(0, nl < 0 ? undefined : nl).trim()) || 0, text: nl < 0 ? '' : out.slice(nl + 1) };
+}
+
+/** Reads a node's load, jobs and (with `full`) memory, disk, inodes and GPUs in one round trip. */
+export async function readNodeStatus(t: Transport, workdir: string, full: boolean): Promise<NodeStatus> {
+  return parseNodeStatus(await run(t, nodeStatusCommand(workdir, full)));
 }

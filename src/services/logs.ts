@@ -1,14 +1,15 @@
 /**
- * `gpuq logs`: a job's stdout and stderr, whole, tailed or followed until it ends. Following
- * resumes from the byte it reached after a dropped connection, so no line repeats or is lost.
+ * `gpuq logs`: a job's stdout and stderr, whole, tailed or followed until it ends, over one
+ * connection to its node. Following counts every byte it has printed and resumes from there
+ * after a dropped connection, so no line repeats or is lost.
  */
 import { UserError } from '../core/errors.js';
 import { EXIT } from '../core/exit-codes.js';
 import type { Job } from '../core/types.js';
-import { fileSize, followFile, readLog } from '../node/protocol.js';
+import { followFile, readLog, snapshotLog } from '../node/protocol.js';
 import type { AppContext } from './context.js';
 import { findJob, nodeOf, refreshJobs } from './jobs.js';
-import { withReconnect } from './reconnect.js';
+import { openNodeLink } from './reconnect.js';
 
 export type LogStream = 'stdout' | 'stderr';
 
@@ -23,30 +24,34 @@ export async function showLogs(ctx: AppContext, id: string, opts: LogsOptions, s
   const job = await findJob(ctx, id);
   const remote = job.remote;
   if (remote === null) throw new UserError(`job ${job.id} never started, so it has no logs.`, EXIT.noSuchJob, `See why with: gpuq show ${job.id}`);
-  const node = nodeOf(ctx, job);
-  await Promise.all(
-    opts.streams.map(async (stream) => {
-      const file = `${stream}.log` as const;
-      let offset = 0;
-      if (!opts.follow || opts.tail !== null) {
-        const text = await withReconnect(ctx, node, (t) => readLog(t, remote.dir, file, opts.tail), { maxAttempts: opts.follow ? undefined : 1 });
-        if (!opts.follow) {
-          ctx.out.raw(stream, text);
-          return;
+  const link = openNodeLink(ctx, nodeOf(ctx, job), { signal });
+  try {
+    if (!opts.follow) {
+      // Read both first, print after: a failure prints nothing half-way.
+      const texts = await Promise.all(opts.streams.map((s) => link.run((t) => readLog(t, remote.dir, `${s}.log`, opts.tail), { maxAttempts: 1 })));
+      opts.streams.forEach((s, i) => ctx.out.raw(s, texts[i] as string));
+      return job;
+    }
+    await Promise.all(
+      opts.streams.map(async (stream) => {
+        const file = `${stream}.log` as const;
+        let offset = 0;
+        if (opts.tail !== null) {
+          const snap = await link.run((t) => snapshotLog(t, remote.dir, file, opts.tail));
+          ctx.out.raw(stream, snap.text);
+          offset = snap.size;
         }
-        ctx.out.raw(stream, text);
-        offset = await withReconnect(ctx, node, (t) => fileSize(t, remote.dir, file));
-      }
-      await withReconnect(
-        ctx,
-        node,
-        async (t) => {
-          offset = await followFile(t, remote.dir, file, offset, (c) => ctx.out.raw(stream, c), signal);
-        },
-        { signal },
-      );
-    }),
-  );
+        await link.run((t) =>
+          followFile(t, remote.dir, file, offset, (c) => {
+            offset += c.length;
+            ctx.out.raw(stream, c);
+          }, signal),
+        );
+      }),
+    );
+  } finally {
+    await link.close();
+  }
   const [fresh] = await refreshJobs(ctx, [await findJob(ctx, job.id)]);
   return fresh as Job;
 }

@@ -1,10 +1,12 @@
 /**
- * Runs a step against a node, reconnecting with backoff when the link drops: a job never
- * depends on the connection, so `wait`, `logs -f` and `watch` just resume.
+ * A command's one connection to a node, kept up across drops: a job never depends on the
+ * connection, so `wait`, `logs -f` and `watch` say they are reconnecting, back off, and resume.
+ * Steps that run at once on the same node share the connection and the backoff.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NodeUnreachableError } from '../core/errors.js';
 import type { NodeConfig } from '../config/types.js';
+import { HostKeyRefusedError } from '../transport/host-keys.js';
 import type { Transport } from '../transport/transport.js';
 import type { AppContext } from './context.js';
 
@@ -13,34 +15,120 @@ export function backoffS(n: number): number {
   return Math.min(10, 0.5 * 2 ** n);
 }
 
+export interface LinkOptions {
+  /** Aborting stops retrying: the pending step rejects with the last connection error. */
+  signal?: AbortSignal;
+  /** Told before each pause (default: a note on stderr). */
+  onReconnecting?: (why: string, inS: number) => void;
+  /** Told once the node answers again after a drop (default: a note on stderr). */
+  onReconnected?: () => void;
+}
+
+/** One node's connection for the length of a command, re-opened when it drops. */
+export interface NodeLink {
+  readonly node: NodeConfig;
+  /**
+   * Runs `step` on the connection until it resolves. A dropped link or a failed connect is
+   * reported, waited out with backoff and retried (at most `maxAttempts` tries in all, default
+   * without end); any other error, a refused host key included, is thrown at once.
+   */
+  run<T>(step: (t: Transport) => Promise<T>, opts?: { maxAttempts?: number }): Promise<T>;
+  /** Ends the connection. */
+  close(): Promise<void>;
+}
+
+/** Whether an error is worth retrying: the link, not the node's answer or its identity. */
+function retryable(e: unknown): e is NodeUnreachableError {
+  return e instanceof NodeUnreachableError && !(e instanceof HostKeyRefusedError) && !/authentication failed|no usable SSH key|no SSH key/i.test(e.cause_);
+}
+
+/** Opens (lazily) a command's connection to `node`; see NodeLink. */
+export function openNodeLink(ctx: AppContext, node: NodeConfig, opts: LinkOptions = {}): NodeLink {
+  let current: Promise<Transport> | null = null;
+  let failures = 0;
+  let pause: Promise<void> | null = null;
+  let interrupted = false;
+  let closed = false;
+
+  const connection = (): Promise<Transport> => {
+    if (!current) {
+      const p = ctx.connect(node).then((t) => {
+        failures = 0;
+        if (interrupted) {
+          interrupted = false;
+          if (opts.onReconnected) opts.onReconnected();
+          else ctx.out.info(`node ${node.name}: reconnected`);
+        }
+        return t;
+      });
+      p.catch(() => undefined);
+      current = p;
+    }
+    return current;
+  };
+
+  const drop = (p: Promise<Transport>) => {
+    if (current !== p) return;
+    current = null;
+    p.then((t) => t.close()).catch(() => undefined);
+  };
+
+  const backoff = (why: string): Promise<void> => {
+    if (!pause) {
+      const wait = backoffS(failures++);
+      interrupted = true;
+      if (opts.onReconnecting) opts.onReconnecting(why, wait);
+      else ctx.out.info(`node ${node.name}: ${why}; reconnecting in ${wait} s`);
+      pause = sleep(wait * 1000, undefined, { signal: opts.signal })
+        .catch(() => undefined)
+        .finally(() => {
+          pause = null;
+        });
+    }
+    return pause;
+  };
+
+  return {
+    node,
+    async run<T>(step: (t: Transport) => Promise<T>, o: { maxAttempts?: number } = {}): Promise<T> {
+      for (let attempt = 0; ; attempt++) {
+        if (closed) throw new Error(`gpuq bug: node ${node.name} used after its link was closed`);
+        const p = connection();
+        try {
+          return await step(await p);
+        } catch (e) {
+          if (!retryable(e)) throw e;
+          drop(p);
+          if (opts.signal?.aborted) throw e;
+          if (o.maxAttempts !== undefined && attempt + 1 >= o.maxAttempts) throw e;
+          await backoff(e.cause_);
+          if (opts.signal?.aborted) throw e;
+        }
+      }
+    },
+    async close(): Promise<void> {
+      closed = true;
+      const p = current;
+      current = null;
+      if (p) await p.then((t) => t.close()).catch(() => undefined);
+    },
+  };
+}
+
 /**
- * Calls `step` with a connected transport until it resolves. Connection failures and drops are
- * reported on stderr and retried; any other error is thrown. `maxAttempts` bounds the retries
- * (default: forever, until the user interrupts).
+ * Calls `step` with a connected transport until it resolves, on a connection of its own;
+ * see NodeLink.run. `maxAttempts` bounds the tries (default: until the user interrupts).
  */
 export async function withReconnect<T>(
   ctx: AppContext,
   node: NodeConfig,
   step: (t: Transport) => Promise<T>,
-  opts: { signal?: AbortSignal; maxAttempts?: number; onReconnecting?: (why: string, inS: number) => void } = {},
+  opts: LinkOptions & { maxAttempts?: number } = {},
 ): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    let t: Transport | null = null;
-    try {
-      t = await ctx.connect(node);
-      const result = await step(t);
-      return result;
-    } catch (e) {
-      if (!(e instanceof NodeUnreachableError)) throw e;
-      if (opts.signal?.aborted) throw e;
-      if (opts.maxAttempts !== undefined && attempt + 1 >= opts.maxAttempts) throw e;
-      const wait = backoffS(attempt);
-      if (opts.onReconnecting) opts.onReconnecting(e.cause_, wait);
-      else ctx.out.info(`node ${node.name}: ${e.cause_}; reconnecting in ${wait} s`);
-      await sleep(wait * 1000, undefined, { signal: opts.signal }).catch(() => undefined);
-      if (opts.signal?.aborted) throw e;
-    } finally {
-      await t?.close().catch(() => undefined);
-    }
+  const link = openNodeLink(ctx, node, opts);
+  try {
+    return await link.run(step, { maxAttempts: opts.maxAttempts });
+  } finally {
+    await link.close();
   }
 }

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { openSync, readFileSync, readSync, closeSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { UserError, usageError } from '../core/errors.js';
+import { NodeUnreachableError, UserError, usageError } from '../core/errors.js';
 import { EXIT } from '../core/exit-codes.js';
 import { makeJobId } from '../core/ids.js';
 import { moveTo } from '../core/job.js';
@@ -16,6 +16,7 @@ import { launchJob } from '../node/protocol.js';
 import { commandFor, renderWrapper } from '../node/wrapper.js';
 import type { AppContext } from './context.js';
 import { recordVerdict } from './jobs.js';
+import { reachCandidates, type ReachedNode } from './nodes.js';
 
 export interface SubmitOptions {
   file: string;
@@ -106,6 +107,44 @@ function candidates(ctx: AppContext, opts: SubmitOptions, gpus: number, live: Jo
   return ranked;
 }
 
+/**
+ * Connects to the nodes to try: the one asked for (its failure is the user's answer, exit 3);
+ * else the default node first, then the others at once, ranked by running jobs and load.
+ * Each node that does not answer is named on stderr.
+ */
+async function reachInOrder(ctx: AppContext, nodes: NodeConfig[], asked: string | null, gpus: number, live: Job[]): Promise<ReachedNode[]> {
+  const def = ctx.config.defaults.node;
+  const groups = !asked && def && nodes.length > 1 && nodes[0]?.name === def ? [nodes.slice(0, 1), nodes.slice(1)] : [nodes];
+  const ledgerJobs = (name: string) => live.filter((j) => j.node === name && j.state !== 'done').length;
+  const tell = (n: NodeConfig, e: unknown) =>
+    ctx.out.info(`node ${n.name} is unreachable (${e instanceof NodeUnreachableError ? e.cause_ : (e as Error).message}); trying the other nodes.`);
+  let last: unknown = null;
+  for (const [i, group] of groups.entries()) {
+    try {
+      return await reachCandidates(ctx, group, { ledgerJobs, gpus, onUnreachable: tell });
+    } catch (e) {
+      last = e;
+      if (group.length === 1 && i + 1 < groups.length) tell(group[0] as NodeConfig, e);
+    }
+  }
+  throw last;
+}
+
+/** Upload progress on stderr, for a program over 8 MiB when stderr is a terminal. */
+function progressBar(ctx: AppContext, size: number): ((done: number, total: number) => void) | undefined {
+  if (size <= 8 * 1024 ** 2 || process.stderr.isTTY !== true) return undefined;
+  let lastPct = -1;
+  return (done, total) => {
+    const pct = total > 0 ? Math.floor((done / total) * 100) : 100;
+    if (pct === lastPct) return;
+    lastPct = pct;
+    const width = 30;
+    const fill = Math.round((pct / 100) * width);
+    const mib = (b: number) => (b / 1024 ** 2).toFixed(1);
+    ctx.out.raw('stderr', `\rgpuq: uploading [${'#'.repeat(fill)}${'-'.repeat(width - fill)}] ${pct}% ${mib(done)}/${mib(total)} MiB${pct === 100 ? '\n' : ''}`);
+  };
+}
+
 /** Submits a job; resolves once it runs on a node (or throws, the job recorded as never started). */
 export async function submit(ctx: AppContext, opts: SubmitOptions, cwd: string): Promise<Job> {
   const checked = checkFile(opts.file, cwd, ctx.config.defaults.maxFileBytes);
@@ -121,8 +160,12 @@ export async function submit(ctx: AppContext, opts: SubmitOptions, cwd: string):
       throw usageError(`${opts.file}: gpuq runs .py and .sh files, or scripts that start with a #! line.`);
     }
   }
+  // Connecting starts now, alongside recording the job (nothing touches a node's files before).
+  const reaching = reachInOrder(ctx, nodes, opts.node, limits.gpus, await ctx.ledger.readLive());
+  reaching.catch(() => undefined);
   const wrapperTemplate = readFileSync(join(ctx.packageRoot, 'templates', 'wrapper.sh'), 'utf8');
   const monitor = readFileSync(join(ctx.packageRoot, 'templates', 'monitor.py'), 'utf8');
+  const onProgress = progressBar(ctx, statSync(checked.path).size);
 
   // Record first: the job exists in the ledger before anything touches a node.
   const now = ctx.now().toISOString();
@@ -153,51 +196,54 @@ export async function submit(ctx: AppContext, opts: SubmitOptions, cwd: string):
   });
 
   let lastError: Error | null = null;
-  for (const node of nodes) {
-    let transport;
-    try {
-      transport = await ctx.connect(node);
-    } catch (e) {
-      lastError = e as Error;
-      if (nodes.length > 1) ctx.out.info(`node ${node.name} is unreachable (${(e as Error).message}); trying the next node.`);
-      continue;
+  let reached: ReachedNode[] = [];
+  try {
+    reached = await reaching;
+  } catch (e) {
+    lastError = e as Error;
+  }
+  try {
+    for (const [i, { node, transport }] of reached.entries()) {
+      try {
+        const live = await ctx.ledger.readLive();
+        const busy = new Map<number, number>();
+        for (const j of live) if (j.node === node.name && j.state !== 'done') for (const g of j.gpus) busy.set(g, (busy.get(g) ?? 0) + 1);
+        const gpus = pickGpus(node.gpus, busy, limits.gpus);
+        const dir = `${node.workdir.replace(/\/+$/, '')}/jobs/${job.id}`;
+        const wrapper = renderWrapper(wrapperTemplate, {
+          jobId: job.id,
+          command: commandFor(checked.name, node.python, checked.hasShebang, opts.args) as string[],
+          env: opts.env,
+          limits,
+          cpuShare: node.gpus.length > 0 && gpus.length > 0 ? { num: gpus.length, den: node.gpus.length } : { num: 1, den: 1 },
+          cudaDevices: node.gpus.length > 0 ? gpus.join(',') : null,
+          useCgroups: true,
+        });
+        const started = await launchJob(transport, { dir, localProgram: checked.path, programName: `work/${checked.name}`, wrapper, monitor, onProgress }, (w) => ctx.out.info(w));
+        const at = ctx.now().toISOString();
+        return await ctx.ledger.update((jobs) => {
+          const i = jobs.findIndex((j) => j.id === job.id);
+          const cur = jobs[i] as Job;
+          const next = moveTo(
+            { ...cur, node: node.name, gpus, remote: { dir: started.dir, supervisorPid: started.status.supervisorPid, pid: started.status.pid, bootId: started.status.bootId } },
+            'running',
+            at,
+            `started on ${node.name}${gpus.length ? ` GPU ${gpus.join(',')}` : ''}, pid ${started.status.pid}`,
+          );
+          const copy = [...jobs];
+          copy[i] = next;
+          return { jobs: copy, result: next };
+        });
+      } catch (e) {
+        lastError = e as Error;
+        const next = reached[i + 1];
+        // The link dropped while starting: another node that answered can still take the job.
+        if (!(e instanceof NodeUnreachableError) || !next) break;
+        ctx.out.info(`node ${node.name}: ${e.cause_}; trying node ${next.node.name}.`);
+      }
     }
-    try {
-      const live = await ctx.ledger.readLive();
-      const busy = new Map<number, number>();
-      for (const j of live) if (j.node === node.name && j.state !== 'done') for (const g of j.gpus) busy.set(g, (busy.get(g) ?? 0) + 1);
-      const gpus = pickGpus(node.gpus, busy, limits.gpus);
-      const dir = `${node.workdir.replace(/\/+$/, '')}/jobs/${job.id}`;
-      const wrapper = renderWrapper(wrapperTemplate, {
-        jobId: job.id,
-        command: commandFor(checked.name, node.python, checked.hasShebang, opts.args) as string[],
-        env: opts.env,
-        limits,
-        cpuShare: node.gpus.length > 0 && gpus.length > 0 ? { num: gpus.length, den: node.gpus.length } : { num: 1, den: 1 },
-        cudaDevices: node.gpus.length > 0 ? gpus.join(',') : null,
-        useCgroups: true,
-      });
-      const started = await launchJob(transport, { dir, localProgram: checked.path, programName: `work/${checked.name}`, wrapper, monitor }, (w) => ctx.out.info(w));
-      const at = ctx.now().toISOString();
-      return await ctx.ledger.update((jobs) => {
-        const i = jobs.findIndex((j) => j.id === job.id);
-        const cur = jobs[i] as Job;
-        const next = moveTo(
-          { ...cur, node: node.name, gpus, remote: { dir: started.dir, supervisorPid: started.status.supervisorPid, pid: started.status.pid, bootId: started.status.bootId } },
-          'running',
-          at,
-          `started on ${node.name}${gpus.length ? ` GPU ${gpus.join(',')}` : ''}, pid ${started.status.pid}`,
-        );
-        const copy = [...jobs];
-        copy[i] = next;
-        return { jobs: copy, result: next };
-      });
-    } catch (e) {
-      lastError = e as Error;
-      break;
-    } finally {
-      await transport.close();
-    }
+  } finally {
+    await Promise.all(reached.map((r) => r.transport.close().catch(() => undefined)));
   }
   const why = lastError?.message ?? 'no node could run it';
   await recordVerdict(ctx, job.id, {

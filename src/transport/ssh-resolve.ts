@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { homedir, hostname, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
+import { execFile } from 'node:child_process';
 import type { NodeConfig } from '../config/types.js';
 import { usageError } from '../core/errors.js';
 
@@ -191,21 +191,21 @@ async function sshDashG(
   if (o.user) args.push('-l', o.user);
   if (o.port) args.push('-p', String(o.port));
   args.push('-G', '--', host);
-  let stdout: string;
-  try {
-    const r = await execa('ssh', args, { env: o.env, extendEnv: false, stdin: 'ignore', timeout: 10_000, reject: false });
-    if ((r as { code?: string }).code === 'ENOENT') return null;
-    if (r.failed && r.exitCode === undefined) return null;
-    if (r.exitCode !== 0) {
-      const why = String(r.stderr).trim().split('\n').filter((l) => !/Pseudo-terminal/.test(l)).join(' ');
-      throw usageError(`ssh could not read the config for ${host}: ${why || `exit ${r.exitCode}`}`,
-        o.configFile ? `check ${o.configFile}` : 'check ~/.ssh/config');
-    }
-    stdout = String(r.stdout);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
+  // node:child_process, not execa: importing execa costs ~130 ms on every SSH command.
+  const r = await new Promise<{ code: number | string | null; stdout: string; stderr: string }>((resolve) => {
+    const child = execFile('ssh', args, { env: o.env, timeout: 10_000, encoding: 'utf8' }, (err, stdout, stderr) => {
+      const code = err ? ((err as NodeJS.ErrnoException).code ?? (err as { status?: number }).status ?? 1) : 0;
+      resolve({ code: typeof code === 'number' || typeof code === 'string' ? code : 1, stdout: String(stdout), stderr: String(stderr) });
+    });
+    child.stdin?.end();
+  });
+  if (r.code === 'ENOENT') return null;
+  if (r.code !== 0) {
+    const why = r.stderr.trim().split('\n').filter((l) => !/Pseudo-terminal/.test(l)).join(' ');
+    throw usageError(`ssh could not read the config for ${host}: ${why || `exit ${r.code}`}`,
+      o.configFile ? `check ${o.configFile}` : 'check ~/.ssh/config');
   }
+  const stdout = r.stdout;
   const map = new Map<string, string[]>();
   for (const line of stdout.split('\n')) {
     const m = /^(\S+)\s+(.*)$/.exec(line.trim());

@@ -70,6 +70,8 @@ export interface Sshd {
   writeKnownHosts(path: string, which: 'right' | 'wrong' | 'none', kind?: HostKeyKind): Promise<void>;
   /** A NodeConfig for this daemon (host 127.0.0.1, port, user, identity file), with overrides. */
   nodeConfig(overrides?: Partial<NodeConfig>): NodeConfig;
+  /** The node's entry for a gpuq config.json (transport ssh, host, port, user, identityFile, workdir). */
+  configEntry(overrides?: Record<string, unknown>): Record<string, unknown>;
   /** The sshd log so far (for assertions and failure messages). */
   log(): string;
   /** stop() and remove the temp dir. */
@@ -263,11 +265,22 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
       docker: { image: null, runtime: null, extraArgs: [] },
       ...overrides,
     }),
+    configEntry: (overrides = {}) => ({
+      transport: 'ssh',
+      host: '127.0.0.1',
+      port,
+      user,
+      identityFile: clientKeyPath,
+      workdir: `~/gpuq-${port}`,
+      connectTimeout: '3s',
+      ...overrides,
+    }),
     log: () => safeRead(logPath),
     cleanup: async () => {
       await stop();
       process.removeListener('exit', onExit);
       await rm(dir, { recursive: true, force: true });
+      await rm(join(homeOf(user), `gpuq-${port}`), { recursive: true, force: true });
     },
   };
   return sshd;
@@ -297,6 +310,10 @@ function ensureTestUser(): string {
     }
   }
   throw new Error(`could not create the test user ${TEST_USER} (useradd -m -s /bin/bash ${TEST_USER})`);
+}
+
+function homeOf(name: string): string {
+  return execFileSync('getent', ['passwd', name], { encoding: 'utf8' }).split(':')[5]!;
 }
 
 function userExists(name: string): boolean {
