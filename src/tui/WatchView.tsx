@@ -15,7 +15,8 @@ import {
   verdictColor,
 } from './lines.js';
 import { Line, LogRow } from './Line.js';
-import { initialWatchState, isDone, logWindow, reduceWatch, type WatchAction, type WatchState } from './model.js';
+import type { Job } from '../core/types.js';
+import { initialWatchState, isDone, logWindow, reduceWatch, type Peaks, type WatchAction, type WatchState } from './model.js';
 
 /** Receives the stream: `event` for each watch event, `end` once when it finishes or fails. */
 export interface WatchSink {
@@ -31,7 +32,7 @@ export interface WatchViewProps {
   /** Called after the user answers 'y' to "cancel job ID?". */
   onCancel: () => Promise<void>;
   /** Text of the full diagnosis, loaded the first time `d` is pressed after the verdict. */
-  loadDiagnosis: () => Promise<string>;
+  loadDiagnosis: (job: Job | null, peaks: Peaks | null) => Promise<string>;
   /** Leave by itself once the verdict is in. */
   exitOnDone?: boolean;
   /** The clock (ms since the epoch); tests pin it. */
@@ -184,7 +185,7 @@ export function WatchView(props: WatchViewProps) {
           const d = state.ui.diagnosis;
           dispatch({ type: 'diagnosis/open' });
           if (isDone(state.job) && (d.status === 'idle' || d.status === 'error')) {
-            loadDiagnosis().then(
+            loadDiagnosis(state.job, state.peaks).then(
               (text) => dispatch({ type: 'diagnosis/loaded', text }),
               (err: unknown) =>
                 dispatch({ type: 'diagnosis/failed', message: err instanceof Error ? err.message : String(err) }),

@@ -283,7 +283,7 @@ function connectionSegment(conn: ConnectionState, now: number): Segment {
       return seg(`↻ reconnecting in ${retryIn(conn, now)} s (${conn.reason})`, { color: 'yellow' });
     case 'ended':
       return conn.error === null
-        ? seg('■ stream ended', { dim: true })
+        ? seg('■ finished', { dim: true })
         : seg(`■ stream ended: ${conn.error}`, { color: 'red' });
   }
 }

@@ -276,6 +276,8 @@ function withSample(state: WatchState, sample: Sample): WatchState {
   const last = state.samples[state.samples.length - 1];
   // Reconnects replay the tail of samples.jsonl: keep time moving forward only.
   if (last !== undefined && sample.t <= last.t) return state;
+  // Once the job's processes are gone, keep showing their last figures, not zeros.
+  if (last !== undefined && last.procs > 0 && sample.procs === 0) return state;
   const samples = [...state.samples, sample].slice(-state.options.historySize);
   return { ...state, samples, peaks: mergePeaks(state.peaks, sample) };
 }

@@ -4,7 +4,10 @@
  * loaded by other commands.
  */
 import { render } from 'ink';
+import type { Job } from '../core/types.js';
+import { diagnosisText } from './diagnosis.js';
 import type { WatchEvent, WatchResult } from './events.js';
+import type { Peaks } from './model.js';
 import { WatchView, type Subscribe } from './WatchView.js';
 
 /**
@@ -22,13 +25,15 @@ export interface RunWatchOptions {
   source: WatchSource;
   /** Sends the cancel; called only after the user answers 'y' to "cancel job ID? y/n". */
   onCancel: () => Promise<void>;
-  /** The full diagnosis as plain text (ANSI escapes are dropped), loaded on the first `d`. */
-  loadDiagnosis: () => Promise<string>;
+  /** The full diagnosis as plain text (ANSI escapes are dropped), loaded on the first `d`; default: from the verdict. */
+  loadDiagnosis?: (job: Job | null, peaks: Peaks | null) => Promise<string>;
   /** Unmount by itself once the verdict arrives (`--exit-on-done`). */
   exitOnDone: boolean;
   /** Default process.stdout / process.stdin. */
   stdout?: NodeJS.WriteStream;
   stdin?: NodeJS.ReadStream;
+  /** Where the leaving line goes (default process.stderr). */
+  messages?: NodeJS.WritableStream;
   /** The job id, for the leaving line when no job event arrived yet. */
   jobId?: string;
   /** Default: on unless NO_COLOR is set (non-empty). */
@@ -108,7 +113,7 @@ export async function runWatchTui(opts: RunWatchOptions): Promise<WatchResult> {
     <WatchView
       subscribe={subscribe}
       onCancel={opts.onCancel}
-      loadDiagnosis={opts.loadDiagnosis}
+      loadDiagnosis={opts.loadDiagnosis ?? ((job, peaks) => Promise.resolve(diagnosisText(job, peaks)))}
       exitOnDone={opts.exitOnDone}
       color={color}
       {...(opts.now ? { now: opts.now } : {})}
@@ -119,18 +124,17 @@ export async function runWatchTui(opts: RunWatchOptions): Promise<WatchResult> {
     { stdout, stdin, exitOnCtrlC: false, patchConsole: false },
   );
 
-  // Without raw mode, Ctrl-C arrives as SIGINT rather than as a key: leave the same way.
+  // In raw mode Ctrl-C arrives as a key; a SIGINT from elsewhere leaves the same way.
   const onSigint = (): void => instance.unmount();
-  const catchSigint = !stdin.isTTY;
-  if (catchSigint) process.on('SIGINT', onSigint);
+  process.on('SIGINT', onSigint);
   try {
     const value: unknown = await instance.waitUntilExit();
     const result = isResult(value) ? value : last;
     const line = result.left === 'quit' ? leavingLine(result, opts.jobId) : null;
-    if (line !== null) stdout.write(line + '\n');
+    if (line !== null) (opts.messages ?? process.stderr).write(line + '\n');
     return result;
   } finally {
-    if (catchSigint) process.off('SIGINT', onSigint);
+    process.off('SIGINT', onSigint);
     instance.cleanup();
   }
 }

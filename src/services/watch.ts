@@ -1,0 +1,251 @@
+/**
+ * `gpuq watch`, the data side: one connection to the job's node follows stdout.log, stderr.log
+ * and samples.jsonl (tail -F on the node, resumed at the byte it reached after a drop) and
+ * waits on the supervisor's lock for the end, so nothing is polled; the verdict is then
+ * classified and recorded like `wait` does. Everything is reported as WatchEvents; the live
+ * view, the plain printer and the NDJSON printer only consume them. No ink here.
+ */
+import { StringDecoder } from 'node:string_decoder';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Job, Sample } from '../core/types.js';
+import { fileSize, followFile, waitForEnd, type Probe } from '../node/protocol.js';
+import type { Transport } from '../transport/transport.js';
+import type { AppContext } from './context.js';
+import { findJob, isOver, nodeOf, recordVerdict, verdictOf } from './jobs.js';
+import { withReconnect } from './reconnect.js';
+import { waitJob } from './wait.js';
+
+/** Which of the job's two output files a log line came from. */
+export type LogStream = 'stdout' | 'stderr';
+
+/** The job as the ledger has it: sent first, then whenever its state or node folder changes. */
+export interface JobEvent {
+  type: 'job';
+  job: Job;
+}
+
+/** One resource snapshot (a line of samples.jsonl). */
+export interface SampleEvent {
+  type: 'sample';
+  sample: Sample;
+}
+
+/** One line of the job's stdout or stderr, without its newline; `at` is ms since the epoch. */
+export interface LogEvent {
+  type: 'log';
+  stream: LogStream;
+  line: string;
+  at: number;
+}
+
+/**
+ * The state of the streaming connection to the node. `reconnecting` says when the next try is
+ * due (`retryInS` from `at`); `at` (ms since the epoch) is optional: the view stamps the event
+ * with its own clock when it arrives without one.
+ */
+export type ConnectionEvent =
+  | { type: 'connection'; status: 'connected' }
+  | { type: 'connection'; status: 'reconnecting'; retryInS: number; reason: string; at?: number };
+
+/** The job is over: `job.verdict` is set and `job.state` is 'done'. */
+export interface VerdictEvent {
+  type: 'verdict';
+  job: Job;
+}
+
+/** Everything `gpuq watch` shows, as one stream. */
+export type WatchEvent = JobEvent | SampleEvent | LogEvent | ConnectionEvent | VerdictEvent;
+
+export interface WatchJobOptions {
+  emit: (e: WatchEvent) => void;
+  /** Aborting stops following (the job keeps running); watchJob then resolves with null. */
+  signal?: AbortSignal;
+  /** Bytes of each log shown from before the watch started (default 64 KiB). */
+  logBacklogBytes?: number;
+  /** Bytes of samples.jsonl replayed at the start, for the sparklines (default 16 KiB). */
+  sampleBacklogBytes?: number;
+  /** The clock, ms since the epoch (tests pin it). */
+  now?: () => number;
+}
+
+type Followed = 'stdout.log' | 'stderr.log' | 'samples.jsonl';
+const FOLLOWED: readonly Followed[] = ['stdout.log', 'stderr.log', 'samples.jsonl'];
+/** A line longer than this without a newline is shown in pieces rather than held back. */
+const MAX_PENDING_CHARS = 64 * 1024;
+
+/** Splits a byte stream into lines; the first (partial) line is dropped when `skipFirst`. */
+export function lineSplitter(onLine: (line: string) => void, skipFirst = false): { push(c: Buffer): void; flush(): void } {
+  const decoder = new StringDecoder('utf8');
+  let pending = '';
+  let skip = skipFirst;
+  const emit = (line: string): void => {
+    if (skip) skip = false;
+    else onLine(line);
+  };
+  return {
+    push(c) {
+      pending += decoder.write(c);
+      let nl = pending.indexOf('\n');
+      while (nl >= 0) {
+        emit(pending.slice(0, nl));
+        pending = pending.slice(nl + 1);
+        nl = pending.indexOf('\n');
+      }
+      if (pending.length > MAX_PENDING_CHARS) {
+        emit(pending);
+        pending = '';
+      }
+    },
+    flush() {
+      pending += decoder.end();
+      if (pending !== '') emit(pending);
+      pending = '';
+    },
+  };
+}
+
+/** Parses one line of samples.jsonl, or null when it is not a sample. */
+export function parseSample(line: string): Sample | null {
+  try {
+    const v = JSON.parse(line) as Partial<Sample> | null;
+    if (v === null || typeof v !== 'object' || typeof v.t !== 'number' || typeof v.rssBytes !== 'number') return null;
+    return {
+      t: v.t,
+      rssBytes: v.rssBytes,
+      cpuPct: Number(v.cpuPct) || 0,
+      procs: Number(v.procs) || 0,
+      threads: Number(v.threads) || 0,
+      openFiles: Number(v.openFiles) || 0,
+      folderBytes: Number(v.folderBytes) || 0,
+      gpu: Array.isArray(v.gpu) ? v.gpu : null,
+    };
+  } catch {
+    return null;
+  }
+}
+
+/** Waits (ledger, every 0.5 s) for a job being submitted elsewhere to get its node folder. */
+async function untilStarted(ctx: AppContext, job: Job, emit: (e: WatchEvent) => void, signal?: AbortSignal): Promise<Job> {
+  let cur = job;
+  for (let i = 0; cur.state !== 'done' && cur.remote === null && i < 120 && !signal?.aborted; i++) {
+    await sleep(500, undefined, { signal }).catch(() => undefined);
+    const next = await findJob(ctx, cur.id);
+    if (next.state !== cur.state || next.remote !== null) emit({ type: 'job', job: next });
+    cur = next;
+  }
+  // Still nothing: wait records it as lost (after its own grace minute).
+  return cur.state === 'done' || cur.remote !== null || signal?.aborted ? cur : waitJob(ctx, cur, signal);
+}
+
+/** Per-file progress that survives reconnects: where to resume and how to cut lines. */
+interface FollowState {
+  offset: number;
+  splitter: ReturnType<typeof lineSplitter>;
+}
+
+/**
+ * Runs on one connection: follows the three files and waits for the end; resolves with the
+ * closing probe (null when aborted). A dropped link rejects so withReconnect can resume.
+ */
+async function followOnce(t: Transport, dir: string, launchBootId: string | null, files: Map<Followed, FollowState>, signal?: AbortSignal): Promise<Probe | null> {
+  const inner = new AbortController();
+  const stop = (): void => inner.abort();
+  signal?.addEventListener('abort', stop, { once: true });
+  const follow = (file: Followed, st: FollowState, s: AbortSignal): Promise<number> =>
+    followFile(t, dir, file, st.offset, (c) => {
+      st.offset += c.length;
+      st.splitter.push(c);
+    }, s);
+  const follows = [...files.entries()].map(([file, st]) => follow(file, st, inner.signal));
+  const failed = new Promise<never>((_, reject) => follows.forEach((p) => p.catch(reject)));
+  failed.catch(() => undefined);
+  const ended = (async (): Promise<Probe | null> => {
+    for (;;) {
+      const p = await waitForEnd(t, dir, inner.signal);
+      if (p === null || isOver(p, launchBootId)) return p;
+      await sleep(200, undefined, { signal: inner.signal }).catch(() => undefined);
+    }
+  })();
+  try {
+    const probe = await Promise.race([ended, failed]);
+    if (probe === null || signal?.aborted) return null;
+    // tail --pid takes a second to notice the supervisor is gone: stop it, and read the rest of
+    // each file (complete now) from the byte reached; with the lock free that read just ends.
+    inner.abort();
+    await Promise.allSettled(follows);
+    const rest = new AbortController();
+    const stopRest = (): void => rest.abort();
+    signal?.addEventListener('abort', stopRest, { once: true });
+    try {
+      await Promise.all([...files.entries()].map(([file, st]) => follow(file, st, rest.signal)));
+    } finally {
+      signal?.removeEventListener('abort', stopRest);
+    }
+    return signal?.aborted ? null : probe;
+  } finally {
+    inner.abort();
+    signal?.removeEventListener('abort', stop);
+    await Promise.allSettled([...follows, ended]);
+  }
+}
+
+/**
+ * Streams one job's events until its verdict (recorded in the ledger, like `wait`) or until
+ * `signal` aborts. Resolves with the job, done, or null when aborted before the end.
+ */
+export async function watchJob(ctx: AppContext, id: string, opts: WatchJobOptions): Promise<Job | null> {
+  const { emit, signal } = opts;
+  const now = opts.now ?? Date.now;
+  let job = await findJob(ctx, id);
+  emit({ type: 'job', job });
+  if (job.state !== 'done' && job.remote === null) job = await untilStarted(ctx, job, emit, signal);
+  if (signal?.aborted) return null;
+  const remote = job.remote;
+  if (remote === null) {
+    emit({ type: 'verdict', job });
+    return job;
+  }
+  const node = nodeOf(ctx, job);
+  const files = new Map<Followed, FollowState>();
+  const backlog = (f: Followed): number => (f === 'samples.jsonl' ? (opts.sampleBacklogBytes ?? 16 * 1024) : (opts.logBacklogBytes ?? 64 * 1024));
+  const onLine = (f: Followed) => (line: string): void => {
+    if (f === 'samples.jsonl') {
+      const sample = parseSample(line);
+      if (sample !== null) emit({ type: 'sample', sample });
+    } else {
+      emit({ type: 'log', stream: f === 'stdout.log' ? 'stdout' : 'stderr', line, at: now() });
+    }
+  };
+  const probe = await withReconnect(
+    ctx,
+    node,
+    async (t) => {
+      emit({ type: 'connection', status: 'connected' });
+      if (files.size === 0) {
+        const sizes = await Promise.all(FOLLOWED.map((f) => fileSize(t, remote.dir, f)));
+        FOLLOWED.forEach((f, i) => {
+          const offset = Math.max(0, (sizes[i] ?? 0) - backlog(f));
+          files.set(f, { offset, splitter: lineSplitter(onLine(f), offset > 0) });
+        });
+      }
+      return followOnce(t, remote.dir, remote.bootId, files, signal);
+    },
+    {
+      ...(signal ? { signal } : {}),
+      ...(job.state === 'done' ? { maxAttempts: 1 } : {}),
+      onReconnecting: (reason, inS) => emit({ type: 'connection', status: 'reconnecting', retryInS: inS, reason, at: now() }),
+    },
+  ).catch((e: unknown) => {
+    // A finished job whose folder is gone still has its verdict to show.
+    if (signal?.aborted || job.state === 'done') return null;
+    throw e;
+  });
+  if (signal?.aborted) return null;
+  for (const st of files.values()) st.splitter.flush();
+  // Re-read the job: a cancel asked for meanwhile (its history note) changes the verdict.
+  const cur = await findJob(ctx, job.id);
+  if (cur.state !== 'done' && probe === null) return null;
+  const done = cur.state === 'done' ? cur : await recordVerdict(ctx, cur.id, verdictOf(cur, probe as Probe));
+  emit({ type: 'verdict', job: done });
+  return done;
+}

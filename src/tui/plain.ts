@@ -1,0 +1,137 @@
+/**
+ * `gpuq watch` without a terminal: watch events as plain timestamped lines (state changes, a
+ * resource line every 10 s, the log lines, the verdict) or as NDJSON, one event a line.
+ * No ink here: this is what CI logs and pipes get.
+ */
+import type { Job, Sample } from '../core/types.js';
+import { exitCodeForVerdict } from '../core/exit-codes.js';
+import type { WatchEvent } from './events.js';
+import { formatBytes, formatDuration, formatPercent, formatTimestamp } from './format.js';
+import { exitText } from './lines.js';
+
+export interface PlainOptions {
+  /** One NDJSON object per event instead of text lines. */
+  json: boolean;
+  /** Least time between two resource lines (default 10 s). */
+  resourceEveryMs?: number;
+  /** The clock, ms since the epoch. */
+  now?: () => number;
+}
+
+export interface PlainSinks {
+  /** A line for stdout (the watch's output). */
+  out: (line: string) => void;
+  /** A message for stderr (reconnects). */
+  warn: (line: string) => void;
+}
+
+/** "RSS 120 MiB / 200 MiB (60%) · CPU 99% · procs 1 / 1024 · GPU0 mem 1.00 GiB util 50% · folder 12.0 KiB". */
+export function resourceText(sample: Sample, job: Job | null): string {
+  const mem = job?.limits.memoryBytes ?? null;
+  const pids = job?.limits.pids ?? null;
+  const parts = [
+    mem ? `RSS ${formatBytes(sample.rssBytes)} / ${formatBytes(mem)} (${formatPercent((sample.rssBytes / mem) * 100)})` : `RSS ${formatBytes(sample.rssBytes)}`,
+    `CPU ${formatPercent(sample.cpuPct)}`,
+    pids ? `procs ${sample.procs} / ${pids}` : `procs ${sample.procs}`,
+  ];
+  for (const g of sample.gpu ?? []) {
+    const util = g.utilPct === null ? '' : ` util ${formatPercent(g.utilPct)}`;
+    const mine = g.jobMemBytes === null ? '' : ` (job ${formatBytes(g.jobMemBytes)})`;
+    parts.push(`GPU${g.index} mem ${formatBytes(g.memUsedBytes)}${mine}${util}`);
+  }
+  parts.push(`folder ${formatBytes(sample.folderBytes)}`);
+  return parts.join(' · ');
+}
+
+/** The opening line for a job: who, where, state and main limits. */
+export function jobText(job: Job): string {
+  const gpus = job.gpus.length > 0 ? `GPU ${job.gpus.join(',')}` : 'no GPU';
+  const mem = job.limits.memoryBytes ? ` · memory ${formatBytes(job.limits.memoryBytes)}` : '';
+  return `job ${job.id} (${job.name}) on ${job.node}, ${gpus}: ${job.state} · timeout ${formatDuration(job.limits.timeoutS)}${mem}`;
+}
+
+/** The verdict lines: class, exit and summary, then the first hint. */
+export function verdictText(job: Job): string[] {
+  const v = job.verdict;
+  if (!v) return [];
+  const cls = v.cause ? `${v.class} (${v.cause})` : v.class;
+  const lines = [`done: ${cls}, ${exitText(job)}: ${v.summary}`];
+  if (v.hints[0]) lines.push(`hint: ${v.hints[0]}`);
+  return lines;
+}
+
+/** One NDJSON record for an event, with `at` as ISO 8601 UTC. */
+export function jsonRecord(e: WatchEvent, now: number): Record<string, unknown> {
+  const at = new Date(e.type === 'log' ? e.at : now).toISOString();
+  switch (e.type) {
+    case 'log':
+      return { type: 'log', at, stream: e.stream, line: e.line };
+    case 'sample':
+      return { type: 'sample', at, sample: e.sample };
+    case 'job':
+      return { type: 'job', at, state: e.job.state, job: e.job };
+    case 'verdict':
+      return { type: 'verdict', at, verdict: e.job.verdict, exitCode: e.job.verdict ? exitCodeForVerdict(e.job.verdict.class) : null, job: e.job };
+    case 'connection':
+      return e.status === 'connected'
+        ? { type: 'connection', at, status: 'connected' }
+        : { type: 'connection', at, status: 'reconnecting', retryInS: e.retryInS, reason: e.reason };
+  }
+}
+
+/** Makes the printer: feed it every event in order. */
+export function plainPrinter(sinks: PlainSinks, opts: PlainOptions): (e: WatchEvent) => void {
+  const now = opts.now ?? Date.now;
+  const every = opts.resourceEveryMs ?? 10_000;
+  let job: Job | null = null;
+  let lastResourceAt = -Infinity;
+  let unprinted: Sample | null = null;
+  let reconnecting = false;
+  let lastLive = false;
+  const line = (text: string, at = now()): void => sinks.out(`${formatTimestamp(at)} ${text}`);
+
+  return (e) => {
+    if (opts.json) {
+      sinks.out(JSON.stringify(jsonRecord(e, now())));
+      return;
+    }
+    switch (e.type) {
+      case 'job':
+        if (job === null) line(jobText(e.job));
+        else if (job.state !== e.job.state) line(`state: ${e.job.state}`);
+        job = e.job;
+        return;
+      case 'log':
+        line(`[${e.stream}] ${e.line}`, e.at);
+        return;
+      case 'sample':
+        // Once the job's processes are gone, its last live figures stay the ones that matter.
+        if (e.sample.procs === 0 && lastLive) return;
+        lastLive = e.sample.procs > 0;
+        if (e.sample.t - lastResourceAt >= every) {
+          lastResourceAt = e.sample.t;
+          unprinted = null;
+          line(`resources: ${resourceText(e.sample, job)}`);
+        } else {
+          unprinted = e.sample;
+        }
+        return;
+      case 'connection':
+        if (e.status === 'reconnecting') {
+          reconnecting = true;
+          sinks.warn(`gpuq: node ${job?.node ?? '?'}: ${e.reason}; reconnecting in ${e.retryInS} s`);
+        } else if (reconnecting) {
+          reconnecting = false;
+          sinks.warn(`gpuq: node ${job?.node ?? '?'}: reconnected`);
+        }
+        return;
+      case 'verdict':
+        // The last figures before the end matter most (the RSS that hit the limit).
+        if (unprinted !== null) line(`resources: ${resourceText(unprinted, job)}`);
+        unprinted = null;
+        job = e.job;
+        for (const t of verdictText(e.job)) line(t);
+        return;
+    }
+  };
+}
