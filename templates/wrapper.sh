@@ -227,6 +227,9 @@ cpu_count() {
   echo "$n"
 }
 
+THREADS=$(($(cpu_count) * SHARE_NUM / SHARE_DEN))
+[ "$THREADS" -ge 1 ] || THREADS=1
+
 start_job() {
   (
     [ -n "$CG_MEM" ] && echo "$BASHPID" >"$CG_MEM/cgroup.procs"
@@ -237,22 +240,22 @@ start_job() {
       note "the node allows at most $hard for $3 (asked for $2); using $hard"
       ulimit -S "$1" "$hard"
     }
-    ulimit -c 0
-    [ "$FILES_MAX" != 0 ] && apply_limit -n "$FILES_MAX" --files
-    [ "$FILE_SIZE_BYTES" != 0 ] && apply_limit -f "$(((FILE_SIZE_BYTES + 1023) / 1024))" --file-size
-    [ "$CPU_TIME_S" != 0 ] && apply_limit -t "$CPU_TIME_S" --cpu-time
-    [ "$PIDS_MAX" != 0 ] && [ -z "$CG_PIDS" ] && apply_limit -u "$PIDS_MAX" --pids
-    [ "$PIDS_MAX" != 0 ] && [ -z "$CG_PIDS" ] && [ "$(id -u)" = 0 ] &&
-      note "--pids is not enforced: no pids cgroup could be made and root ignores ulimit -u"
-    local threads
-    threads=$(($(cpu_count) * SHARE_NUM / SHARE_DEN))
-    [ "$threads" -ge 1 ] || threads=1
-    export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads NUMEXPR_NUM_THREADS=$threads
+    # Thread pools default to the job's share of the cores; --env values override below.
+    export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS NUMEXPR_NUM_THREADS=$THREADS
     [ "$CUDA_DEVICES" != - ] && export CUDA_VISIBLE_DEVICES=$CUDA_DEVICES
     local kv
     for kv in "${JOB_ENV[@]}"; do export "$kv"; done
     export GPUQ_JOB_ID=$JOB_ID PYTHONUNBUFFERED=1 TMPDIR=$JOB_DIR/tmp
     cd -- "$JOB_DIR/work" || exit 126
+    # Limits last, and nothing forks after them: under `ulimit -u` a fork here could fail.
+    ulimit -c 0
+    [ "$FILES_MAX" != 0 ] && apply_limit -n "$FILES_MAX" --files
+    [ "$FILE_SIZE_BYTES" != 0 ] && apply_limit -f "$(((FILE_SIZE_BYTES + 1023) / 1024))" --file-size
+    [ "$CPU_TIME_S" != 0 ] && apply_limit -t "$CPU_TIME_S" --cpu-time
+    if [ "$PIDS_MAX" != 0 ] && [ -z "$CG_PIDS" ]; then
+      [ "$EUID" = 0 ] && note "--pids is not enforced: no pids cgroup could be made and root ignores ulimit -u"
+      apply_limit -u "$PIDS_MAX" --pids
+    fi
     exec setsid "${COMMAND[@]}"
   ) </dev/null >>stdout.log 2>>stderr.log 9>&- &
   JOB_PID=$!

@@ -7,7 +7,8 @@
  *   expect(r.code).toBe(0);
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +19,25 @@ export const BIN = join(REPO, 'bin', 'gpuq.js');
 export interface Home {
   dir: string;
   env: NodeJS.ProcessEnv;
+  /** gpuq runs as this (unprivileged) user through runuser; see makeHome's runAs. */
+  runAs?: string;
   cleanup(): Promise<void>;
+}
+
+/** runuser (util-linux), to run gpuq as an unprivileged user in tests that start as root. */
+export const RUNUSER = ['/usr/sbin/runuser', '/sbin/runuser', '/usr/bin/runuser'].find((p) => existsSync(p)) ?? 'runuser';
+
+/** uid and gid of a user, or null when there is no such user (reads /etc/passwd). */
+export function userIds(name: string): { uid: number; gid: number } | null {
+  try {
+    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const f = line.split(':');
+      if (f[0] === name && f.length >= 4) return { uid: Number(f[2]), gid: Number(f[3]) };
+    }
+  } catch {
+    /* no passwd file: no such user */
+  }
+  return null;
 }
 
 export interface RunResult {
@@ -28,18 +47,32 @@ export interface RunResult {
   stderr: string;
 }
 
-/** A temporary GPUQ_HOME (config.json optional) with the environment to use it. */
-export async function makeHome(config?: unknown, extraEnv: NodeJS.ProcessEnv = {}): Promise<Home> {
+/**
+ * A temporary GPUQ_HOME (config.json optional) with the environment to use it. With `runAs`
+ * (tests running as root), the home belongs to that user and gpuq runs as that user, with a
+ * plain system PATH (root's PATH shims are not the user's).
+ */
+export async function makeHome(config?: unknown, extraEnv: NodeJS.ProcessEnv = {}, opts: { runAs?: string } = {}): Promise<Home> {
   const dir = await mkdtemp(join(tmpdir(), 'gpuq-home-'));
   if (config !== undefined) await writeFile(join(dir, 'config.json'), JSON.stringify(config, null, 2));
   const env: NodeJS.ProcessEnv = { ...process.env, GPUQ_HOME: dir, NO_COLOR: '1', ...extraEnv };
   delete env.FORCE_COLOR;
-  return { dir, env, cleanup: () => rm(dir, { recursive: true, force: true }) };
+  if (opts.runAs !== undefined) {
+    const ids = userIds(opts.runAs);
+    if (ids === null) throw new Error(`no user ${opts.runAs}: create it with useradd`);
+    await chown(dir, ids.uid, ids.gid);
+    if (config !== undefined) await chown(join(dir, 'config.json'), ids.uid, ids.gid);
+    env.PATH = extraEnv.PATH ?? `${dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin`;
+    env.HOME = dir;
+  }
+  return { dir, env, runAs: opts.runAs, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
 /** Starts gpuq without waiting (for concurrent runs, follow mode, killing it mid-way). */
 export function startGpuq(home: Home, args: string[], opts: { cwd?: string; input?: string } = {}): { child: ChildProcess; done: Promise<RunResult> } {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? REPO, env: home.env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const argv = [process.execPath, BIN, ...args];
+  if (home.runAs !== undefined) argv.unshift(RUNUSER, '-u', home.runAs, '--');
+  const child = spawn(argv[0] as string, argv.slice(1), { cwd: opts.cwd ?? REPO, env: home.env, stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));

@@ -1,0 +1,158 @@
+/**
+ * Shared by hostile.test.ts (gpuq as root) and hostile-user.test.ts (gpuq as an unprivileged
+ * user): run a hostile program from test/fixtures/hostile under the real CLI and read back what
+ * its supervisor recorded, then check that nothing of the job is left alive.
+ */
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import { alive, gpuq, type Home, REPO, until } from '../helpers/cli.js';
+
+export const HOSTILE = join(REPO, 'test', 'fixtures', 'hostile');
+
+/** The unprivileged user the user-mode tests run gpuq as (created when missing). */
+export const TEST_USER = 'gpuqrun';
+
+export interface VerdictJson {
+  class: string;
+  cause: string | null;
+  exitCode: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  summary: string;
+  evidence: string[];
+  hints: string[];
+}
+
+export interface JobJson {
+  id: string;
+  state: string;
+  remote: { dir: string; supervisorPid: number | null; pid: number | null } | null;
+  verdict: VerdictJson | null;
+}
+
+/** What a finished job left: the CLI's exit code, the job, and its folder's files. */
+export interface Finished {
+  code: number | null;
+  stderr: string;
+  job: JobJson;
+  status: Record<string, unknown>;
+  monitor: Record<string, unknown> | null;
+  stdoutLog: string;
+}
+
+/** Reads a JSON file of the job folder, or null. */
+export function readJobFile(job: JobJson, name: string): Record<string, unknown> | null {
+  try {
+    return JSON.parse(readFileSync(join(job.remote?.dir as string, name), 'utf8')) as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+}
+
+/** Reads everything a finished job left behind. */
+export function finished(code: number | null, stderr: string, job: JobJson): Finished {
+  return {
+    code,
+    stderr,
+    job,
+    status: readJobFile(job, 'status.json') ?? {},
+    monitor: readJobFile(job, 'monitor.json'),
+    stdoutLog: readFileSync(join(job.remote?.dir as string, 'stdout.log'), 'utf8'),
+  };
+}
+
+/** `gpuq submit FIXTURE --wait --json OPTS…` and what the job left. */
+export async function runHostile(home: Home, fixture: string, opts: string[] = []): Promise<Finished> {
+  const r = await gpuq(home, ['submit', join(HOSTILE, fixture), '--wait', '--json', ...opts]);
+  let job: JobJson;
+  try {
+    job = JSON.parse(r.stdout) as JobJson;
+  } catch {
+    throw new Error(`gpuq submit ${fixture} exited ${r.code} without a job: ${r.stderr}`);
+  }
+  return finished(r.code, r.stderr, job);
+}
+
+/** Starts a fixture without waiting; returns the job id and the main process's pid once running. */
+export async function startHostile(home: Home, fixture: string, opts: string[] = []): Promise<{ id: string; pid: number }> {
+  const r = await gpuq(home, ['submit', join(HOSTILE, fixture), '-q', ...opts]);
+  if (r.code !== 0) throw new Error(`gpuq submit ${fixture} exited ${r.code}: ${r.stderr}`);
+  const id = r.stdout.trim();
+  const show = await gpuq(home, ['show', id, '--json']);
+  const job = JSON.parse(show.stdout) as JobJson;
+  return { id, pid: job.remote?.pid as number };
+}
+
+/** `gpuq wait ID --json` and what the job left. */
+export async function waitHostile(home: Home, id: string): Promise<Finished> {
+  const r = await gpuq(home, ['wait', id, '--json']);
+  const show = await gpuq(home, ['show', id, '--json']);
+  return finished(r.code, r.stderr, JSON.parse(show.stdout) as JobJson);
+}
+
+/** Pids of live processes whose environment carries the job's marker (zombies read empty). */
+export function jobProcesses(jobId: string): number[] {
+  const found: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const env = readFileSync(`/proc/${name}/environ`, 'latin1');
+      if (env.split('\0').includes(`GPUQ_JOB_ID=${jobId}`)) found.push(Number(name));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return found;
+}
+
+/** Whether a pid names a live (not zombie) process. */
+export function liveProcess(pid: number): boolean {
+  if (!alive(pid)) return false;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return !/^\S+ \(.*\) [ZX] /s.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+/** Asserts the verdict, the CLI's exit code, and that no process of the job is alive. */
+export function expectVerdict(f: Finished, cls: string, cause: string | null | undefined, code: number): void {
+  const where = `${f.job.verdict?.summary ?? 'no verdict'} | ${f.stderr} | status ${JSON.stringify(f.status)}`;
+  expect(f.job.verdict?.class, where).toBe(cls);
+  if (cause !== undefined) expect(f.job.verdict?.cause, where).toBe(cause);
+  expect(f.code, where).toBe(code);
+  expect(jobProcesses(f.job.id), 'processes of the job still alive').toEqual([]);
+}
+
+/** The pid a fixture wrote into its work folder (escape.py's escaped.pid). */
+export function pidFile(job: JobJson, name: string): number {
+  return Number(readFileSync(join(job.remote?.dir as string, 'work', name), 'utf8').trim());
+}
+
+/** Waits until a pid is gone (a SIGKILLed orphan may take a moment to be reaped). */
+export async function expectGone(pid: number): Promise<void> {
+  expect(await until(() => !liveProcess(pid), 3000), `pid ${pid} survived the job`).toBe(true);
+}
+
+/** Creates the unprivileged test user when missing; false when that is impossible. */
+export function ensureTestUser(): boolean {
+  if (process.getuid?.() !== 0) return false;
+  try {
+    execFileSync('id', ['-u', TEST_USER], { stdio: 'ignore' });
+    return true;
+  } catch {
+    /* create it */
+  }
+  for (const useradd of ['/usr/sbin/useradd', '/sbin/useradd', 'useradd']) {
+    try {
+      execFileSync(useradd, ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', TEST_USER], { stdio: 'ignore' });
+      return true;
+    } catch {
+      /* next */
+    }
+  }
+  return false;
+}

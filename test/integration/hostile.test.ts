@@ -1,0 +1,239 @@
+/**
+ * Hostile programs under the real supervisor, run by the real CLI as the user running the tests
+ * (root in CI: memory and pids cgroups where the machine allows them). Each test asserts the
+ * verdict class and cause, the exit code of `submit --wait` or `wait`, and that no process of the
+ * job is left alive (a /proc scan for the GPUQ_JOB_ID marker, plus the pid an escapee wrote).
+ * hostile-user.test.ts runs the key subset as an unprivileged user.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { gpuq, makeHome, type Home } from '../helpers/cli.js';
+import { expectGone, expectVerdict, jobProcesses, liveProcess, pidFile, readJobFile, runHostile, startHostile, waitHostile } from './hostile-helpers.js';
+
+const isRoot = process.getuid?.() === 0;
+const homes: Home[] = [];
+async function home(): Promise<Home> {
+  const h = await makeHome();
+  homes.push(h);
+  return h;
+}
+afterAll(async () => {
+  await Promise.all(homes.splice(0).map((h) => h.cleanup()));
+});
+
+/** Whether this machine lets us make a memory cgroup (root on cgroup v1, or v2 with memory). */
+function memoryCgroups(): boolean {
+  if (!isRoot) return false;
+  if (existsSync('/sys/fs/cgroup/cgroup.controllers')) return readFileSync('/sys/fs/cgroup/cgroup.controllers', 'utf8').includes('memory');
+  return existsSync('/sys/fs/cgroup/memory/cgroup.procs');
+}
+
+describe.concurrent('hostile programs (as the test runner)', () => {
+  it('a program that never ends is stopped at the wall-clock limit: timeout, 11', async () => {
+    const f = await runHostile(await home(), 'sleep_forever.py', ['--timeout', '2s']);
+    expectVerdict(f, 'timeout', undefined, 11);
+    expect(f.status).toMatchObject({ timedOut: true, limitFired: 'timeout', exitCode: 143, killedAfterGrace: false });
+  });
+
+  it('a program that ignores SIGTERM is killed after the grace period: timeout, 11', async () => {
+    // 3 s: under load the interpreter may need more than a second to install its handler.
+    const f = await runHostile(await home(), 'ignore_term.py', ['--timeout', '3s', '--grace', '1s']);
+    expectVerdict(f, 'timeout', undefined, 11);
+    expect(f.status).toMatchObject({ timedOut: true, killedAfterGrace: true, exitCode: 137 });
+    expect(f.job.verdict?.summary).toMatch(/ignored SIGTERM/);
+  });
+
+  it('a CPU burner is killed at --cpu-time: limit/cpu_time, 14', async () => {
+    const f = await runHostile(await home(), 'cpu_burn.py', ['--cpu-time', '1s', '--timeout', '30s']);
+    expectVerdict(f, 'limit', 'cpu_time', 14);
+    expect(f.status).toMatchObject({ limitFired: 'cpu', timedOut: false });
+    expect(Number(f.status.cpuSeconds)).toBeGreaterThanOrEqual(0.9);
+  });
+
+  it('a memory hog under --memory is killed for memory: oom, 12', async () => {
+    const f = await runHostile(await home(), 'memory_hog.py', ['--memory', '64m', '--timeout', '30s']);
+    expectVerdict(f, 'oom', memoryCgroups() ? 'cgroup' : 'memory_watch', 12);
+    if (memoryCgroups()) {
+      expect(Number(f.status.oomKills)).toBeGreaterThanOrEqual(1);
+      expect(Number(f.status.memoryPeakBytes)).toBeGreaterThan(40 << 20);
+    }
+    expect(Number(f.monitor?.peakRssBytes)).toBeGreaterThan(8 << 20);
+  });
+
+  it('a Python MemoryError under --memory is a memory verdict: oom/memory_error, 12', async () => {
+    const f = await runHostile(await home(), 'memory_error.py', ['--memory', '64m']);
+    expectVerdict(f, 'oom', 'memory_error', 12);
+  });
+
+  it('SIGSEGV: signaled/sigsegv, 15', async () => {
+    const f = await runHostile(await home(), 'segfault.py');
+    expectVerdict(f, 'signaled', 'sigsegv', 15);
+    expect(f.status).toMatchObject({ exitCode: 139, signal: 11 });
+  });
+
+  it('SIGABRT: signaled/sigabrt, 15', async () => {
+    const f = await runHostile(await home(), 'abort.py');
+    expectVerdict(f, 'signaled', 'sigabrt', 15);
+    expect(f.status).toMatchObject({ exitCode: 134, signal: 6 });
+  });
+
+  it('a full disk: limit/disk_full, 14', async () => {
+    // A 1 MiB tmpfs where we may mount one; /dev/full (always ENOSPC) elsewhere.
+    let target = '/dev/full';
+    const mnt = mkdtempSync(join(tmpdir(), 'gpuq-tmpfs-'));
+    let mounted = false;
+    if (isRoot) {
+      try {
+        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=1777', 'tmpfs', mnt], { stdio: 'ignore' });
+        mounted = true;
+        target = join(mnt, 'fill.bin');
+      } catch {
+        /* no mount here */
+      }
+    }
+    try {
+      const f = await runHostile(await home(), 'disk_full.py', ['--arg', target]);
+      expectVerdict(f, 'limit', 'disk_full', 14);
+    } finally {
+      if (mounted) execFileSync('umount', [mnt]);
+      rmSync(mnt, { recursive: true, force: true });
+    }
+  });
+
+  it('a fork bomb under --pids stops by itself and takes nothing with it: limit/pids, 14', async () => {
+    const f = await runHostile(await home(), 'fork_bomb.py', ['--pids', '20', '--timeout', '20s']);
+    expectVerdict(f, 'limit', 'pids', 14);
+    expect(f.status.timedOut).toBe(false);
+    // The machine still forks: this test goes on running processes.
+    expect(execFileSync('true').length).toBe(0);
+  });
+
+  it('too many open files under --files: limit/open_files, 14', async () => {
+    const f = await runHostile(await home(), 'many_files.py', ['--files', '32']);
+    expectVerdict(f, 'limit', 'open_files', 14);
+  });
+
+  it('a file over --file-size: limit/file_size, 14', async () => {
+    const f = await runHostile(await home(), 'big_file.py', ['--file-size', '1m']);
+    expectVerdict(f, 'limit', 'file_size', 14);
+  });
+
+  it('a missing module: failed/missing_module, 10, and the hint names the module', async () => {
+    const f = await runHostile(await home(), 'missing_module.py');
+    expectVerdict(f, 'failed', 'missing_module', 10);
+    expect([f.job.verdict?.summary, ...(f.job.verdict?.hints ?? [])].join('\n')).toContain('gpuq_no_such_module_xyz');
+  });
+
+  it('a syntax error: failed/syntax_error, 10', async () => {
+    const f = await runHostile(await home(), 'syntax_error.py');
+    expectVerdict(f, 'failed', 'syntax_error', 10);
+  });
+
+  it('a setsid + double-forked grandchild does not outlive a job that exits 0', async () => {
+    const f = await runHostile(await home(), 'escape.py');
+    expectVerdict(f, 'succeeded', undefined, 0);
+    await expectGone(pidFile(f.job, 'escaped.pid'));
+    expect(Number(f.status.leftovers)).toBeGreaterThanOrEqual(1);
+  });
+
+  it('…not even one that also cleared its environment (no marker to find it by)', async () => {
+    const f = await runHostile(await home(), 'escape.py', ['--arg', '--clear-env']);
+    expectVerdict(f, 'succeeded', undefined, 0);
+    await expectGone(pidFile(f.job, 'escaped.pid'));
+  });
+
+  it.runIf(memoryCgroups())('a child OOM-killed while the main process exits 0 is reported: succeeded/child_oom, 0', async () => {
+    const f = await runHostile(await home(), 'child_oom.py', ['--memory', '64m', '--timeout', '30s']);
+    expectVerdict(f, 'succeeded', 'child_oom', 0);
+    expect(f.stdoutLog).toMatch(/child ended with -9/);
+    expect(Number(f.status.oomKills)).toBeGreaterThanOrEqual(1);
+    expect(f.job.verdict?.evidence.join('\n')).toMatch(/OOM kill/);
+  });
+
+  it('SIGKILL from outside: signaled/sigkill, 15 from gpuq wait', async () => {
+    const h = await home();
+    const { id, pid } = await startHostile(h, 'sleep_forever.py', ['--timeout', '60s']);
+    process.kill(pid, 'SIGKILL');
+    const f = await waitHostile(h, id);
+    expectVerdict(f, 'signaled', 'sigkill', 15);
+    expect(f.status).toMatchObject({ exitCode: 137, timedOut: false, cancelled: false, limitFired: null });
+  });
+
+  it('SIGTERM from outside: signaled/sigterm, 15 — not a cancel', async () => {
+    const h = await home();
+    const { id, pid } = await startHostile(h, 'sleep_forever.py', ['--timeout', '60s']);
+    process.kill(pid, 'SIGTERM');
+    const f = await waitHostile(h, id);
+    expectVerdict(f, 'signaled', 'sigterm', 15);
+    expect(f.status).toMatchObject({ exitCode: 143, cancelled: false });
+  });
+
+  it('gpuq cancel: cancelled, 16, and the tree is gone (a TERM-ignoring main, after the grace)', async () => {
+    const h = await home();
+    const { id, pid } = await startHostile(h, 'ignore_term.py', ['--timeout', '60s', '--grace', '1s']);
+    const c = await gpuq(h, ['cancel', id]);
+    expect(c.code, c.stderr).toBe(0);
+    const f = await waitHostile(h, id);
+    expectVerdict(f, 'cancelled', undefined, 16);
+    expect(f.status).toMatchObject({ cancelled: true, killedAfterGrace: true });
+    expect(liveProcess(pid)).toBe(false);
+  });
+
+  it('thread-pool variables default to the job\'s CPU share; --env wins', async () => {
+    const cores = Number(execFileSync('nproc').toString().trim());
+    const f = await runHostile(await home(), 'threads_env.py', ['--env', 'OMP_NUM_THREADS=7']);
+    expectVerdict(f, 'succeeded', undefined, 0);
+    expect(f.stdoutLog).toContain('OMP_NUM_THREADS 7\n');
+    for (const v of ['MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'NUMEXPR_NUM_THREADS']) expect(f.stdoutLog).toContain(`${v} ${cores}\n`);
+  });
+
+  it('samples.jsonl and monitor.json record the tree, and the GPU through nvidia-smi', async () => {
+    // A stand-in nvidia-smi on PATH reports one GPU and the job's main pid as a compute app.
+    const bin = mkdtempSync(join(tmpdir(), 'gpuq-smi-'));
+    const pidPath = join(bin, 'job.pid');
+    writeFileSync(
+      join(bin, 'nvidia-smi'),
+      [
+        '#!/bin/sh',
+        'case "$1" in',
+        '  --query-gpu=*) echo "0, GPU-11111111-2222-3333-4444-555555555555, 1234, 37" ;;',
+        `  --query-compute-apps=*) [ -s ${pidPath} ] && echo "$(cat ${pidPath}), 1000, GPU-11111111-2222-3333-4444-555555555555" ;;`,
+        'esac',
+        'exit 0',
+        '',
+      ].join('\n'),
+    );
+    chmodSync(join(bin, 'nvidia-smi'), 0o755);
+    const h = await makeHome(undefined, { PATH: `${bin}:${process.env.PATH ?? ''}` });
+    homes.push(h);
+    const prog = join(bin, 'gpu_job.py');
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(prog, `import os, time\nopen(${JSON.stringify(pidPath)}, "w").write(str(os.getpid()))\nx = bytearray(20 << 20)\ntime.sleep(3.5)\n`);
+    try {
+      const r = await gpuq(h, ['submit', prog, '--wait', '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      const job = JSON.parse(r.stdout);
+      const samples = readFileSync(join(job.remote.dir, 'samples.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      expect(samples.length).toBeGreaterThanOrEqual(8); // 10 Hz in the first second
+      const withGpu = samples.filter((s) => s.gpu !== null && s.gpu.length === 1);
+      expect(withGpu.length).toBeGreaterThan(0);
+      expect(withGpu.at(-1).gpu[0]).toMatchObject({ index: 0, memUsedBytes: 1234 * 1024 * 1024, utilPct: 37 });
+      // While the job ran, its pid's memory on the GPU was its own.
+      expect(withGpu.some((s) => s.gpu[0].jobMemBytes === 1000 * 1024 * 1024)).toBe(true);
+      for (const s of samples) expect(Object.keys(s).sort()).toEqual(['cpuPct', 'folderBytes', 'gpu', 'openFiles', 'procs', 'rssBytes', 't', 'threads']);
+      const monitor = readJobFile(job, 'monitor.json') as Record<string, number>;
+      expect(monitor.peakRssBytes).toBeGreaterThan(20 << 20);
+      expect(monitor.peakProcs).toBeGreaterThanOrEqual(1);
+      expect(monitor.peakThreads).toBeGreaterThanOrEqual(1);
+      expect(monitor.peakOpenFiles).toBeGreaterThanOrEqual(3);
+      expect(monitor.peakFolderBytes).toBeGreaterThan(0);
+      expect(monitor.peakGpuMemBytes).toBe(1234 * 1024 * 1024);
+      expect(jobProcesses(job.id)).toEqual([]);
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
+  });
+});
