@@ -1,6 +1,8 @@
 /**
  * Human renderings of jobs for the terminal. Pure string building.
  */
+import { formatBytes } from '../core/format.js';
+import type { Peak } from '../core/peaks.js';
 import type { Job, Verdict } from '../core/types.js';
 import type { Style } from './style.js';
 
@@ -75,23 +77,24 @@ export function verdictLine(job: Job, style: Style): string {
 }
 
 function fmtBytes(n: number | null): string {
-  if (n === null) return 'unlimited';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${Number.isInteger(v) ? v : v.toFixed(2)} ${units[i]}`;
+  return n === null ? 'unlimited' : formatBytes(n);
 }
 
 function fmtSeconds(s: number | null): string {
   return s === null ? 'unlimited' : shortDuration(s * 1000);
 }
 
-/** The `gpuq show` page. */
-export function renderJob(job: Job, now: Date, style: Style): string {
+/** Evidence lines that the peaks section does not already say (a peak can be evidence too). */
+export function evidenceBesidesPeaks(evidence: readonly string[], peaks: readonly Peak[] | null | undefined): string[] {
+  const said = new Set((peaks ?? []).map((p) => p.text));
+  return evidence.filter((e) => !said.has(e));
+}
+
+/**
+ * The `gpuq show` page; `peaks` (from the job folder, when it could be read) adds the resource
+ * peaks against limits.
+ */
+export function renderJob(job: Job & { peaks?: Peak[] | null }, now: Date, style: Style): string {
   const c = style.c;
   const l = job.limits;
   const lines = [
@@ -112,10 +115,13 @@ export function renderJob(job: Job, now: Date, style: Style): string {
     c.bold('History'),
     ...job.history.map((h) => `  ${h.at}  ${h.state}${h.note ? `  ${h.note}` : ''}`),
   );
+  if (job.peaks && job.peaks.length > 0) {
+    lines.push(c.bold(job.state === 'done' ? 'Peaks' : 'Peaks so far'), ...job.peaks.map((p) => `  ${p.text}`));
+  }
   const v = job.verdict;
   if (v) {
     lines.push(`${c.bold('Verdict')}    ${paintState(style, v.class)}${v.cause ? ` (${v.cause})` : ''}: ${v.summary}`);
-    for (const e of v.evidence) lines.push(`  - ${e}`);
+    for (const e of evidenceBesidesPeaks(v.evidence, job.peaks)) lines.push(`  - ${e}`);
     for (const h of v.hints) lines.push(`  ${c.yellow('hint:')} ${h}`);
   }
   return lines.join('\n');

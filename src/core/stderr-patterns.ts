@@ -336,6 +336,7 @@ const NOISE: readonly RegExp[] = [
   /^(?:.*: )?(?:line \d+: )?\s*(?:\d+\s+)?(?:Aborted|Segmentation fault|Killed|Terminated|Bus error|Illegal instruction|Floating point exception|CPU time limit exceeded|File size limit exceeded)(?: \(core dumped\))?(?:\s.*)?$/,
   /^\s*warnings\.warn\(/,
   /^\s*\[Previous line repeated \d+ more times\]$/,
+  /^\.\/run\.sh: line \d+: /, // the supervisor's own complaints (the job's script is never ./run.sh)
 ];
 
 /** How close to the end (in non-blank lines) an exception must be to count as the final one. */
