@@ -1,0 +1,106 @@
+/**
+ * `gpuq watch` in a real terminal (tmux, 100x30, a private tmux server): a job that prints, grows
+ * its memory and is killed under --memory shows its log tail, the memory figure and the verdict;
+ * `q` leaves a running job running and says so.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, alive, gpuq, makeHome, until, writeProgram, type Home } from '../helpers/cli.js';
+
+const SOCKET = `gpuq-watch-test-${process.pid}`;
+
+function tmux(...args: string[]): string {
+  return execFileSync('tmux', ['-L', SOCKET, '-f', '/dev/null', ...args], { encoding: 'utf8' });
+}
+
+/** The pane as text. */
+function screen(session: string): string {
+  return tmux('capture-pane', '-p', '-t', session);
+}
+
+/** Starts `gpuq watch ID` in a 100x30 pane; its exit code lands in `codeFile`. */
+function startWatch(home: Home, session: string, id: string, codeFile: string): void {
+  const cmd = `${process.execPath} ${BIN} watch ${id}; echo $? > ${codeFile}; sleep 60`;
+  tmux('new-session', '-d', '-s', session, '-x', '100', '-y', '30', '-e', `GPUQ_HOME=${home.dir}`, '-e', 'NO_COLOR=1', cmd);
+}
+
+let home: Home;
+beforeAll(async () => {
+  home = await makeHome();
+});
+afterAll(async () => {
+  try {
+    tmux('kill-server');
+  } catch {
+    // no server left
+  }
+  await home.cleanup();
+});
+
+async function submit(name: string, program: string, ...opts: string[]): Promise<string> {
+  const r = await gpuq(home, ['submit', await writeProgram(name, program), '-q', ...opts]);
+  expect(r.code, r.stderr).toBe(0);
+  return r.stdout.trim();
+}
+
+describe('gpuq watch in a terminal', () => {
+  it('shows the log tail, the memory against the limit and the oom verdict', async () => {
+    const id = await submit(
+      'hog.py',
+      [
+        'import sys, time',
+        'chunks = []',
+        'for i in range(1000):',
+        '    print("step", i, flush=True)',
+        '    if i % 5 == 0: print("warn", i, file=sys.stderr, flush=True)',
+        '    chunks.append(bytearray(8 * 1024 * 1024))',
+        '    time.sleep(0.1)',
+        '',
+      ].join('\n'),
+      '--memory',
+      '200m',
+    );
+    const code = join(home.dir, 'oom.code');
+    startWatch(home, 'oom', id, code);
+    // While it runs: the header, RSS against the 200 MiB limit, stdout and stderr (marked) lines.
+    expect(await until(() => /RSS\s+\d[\d.]* MiB \/ 200 MiB/.test(screen('oom')) && /^! warn \d+/m.test(screen('oom')), 10_000), screen('oom')).toBe(true);
+    const live = screen('oom');
+    expect(live).toContain(id);
+    expect(live).toContain('hog.py');
+    expect(live).toContain('node local');
+    expect(live).toMatch(/^ {2}step \d+/m);
+    expect(live).toContain('● connected');
+    // The end: verdict banner with the class, the exit and the summary; the peak memory figure.
+    expect(await until(() => screen('oom').includes('✘ oom'), 20_000), screen('oom')).toBe(true);
+    const end = screen('oom');
+    expect(end).toMatch(/done · oom/);
+    expect(end).toMatch(/exit 137 · SIGKILL/);
+    expect(end).toMatch(/memory limit of 200 MiB/);
+    expect(end).toMatch(/hint: /);
+    const peak = end.match(/peak (\d[\d.]*) MiB/);
+    expect(Number(peak?.[1])).toBeGreaterThan(150);
+    expect(end).toMatch(/step \d+/);
+    for (const row of end.split('\n')) expect(row.length).toBeLessThanOrEqual(100);
+    tmux('send-keys', '-t', 'oom', 'q');
+    expect(await until(async () => (await readFile(code, 'utf8').catch(() => '')).trim() !== '', 5000)).toBe(true);
+    expect((await readFile(code, 'utf8')).trim()).toBe('12');
+  });
+
+  it('q leaves and the job keeps running', async () => {
+    const id = await submit('tick.py', 'import time\nfor i in range(600):\n    print("tick", i, flush=True)\n    time.sleep(0.2)\n');
+    const code = join(home.dir, 'q.code');
+    startWatch(home, 'q', id, code);
+    expect(await until(() => /tick \d+/.test(screen('q')), 10_000), screen('q')).toBe(true);
+    tmux('send-keys', '-t', 'q', 'q');
+    expect(await until(() => screen('q').includes('keeps running'), 5000), screen('q')).toBe(true);
+    expect(screen('q')).toContain(`left watch; job ${id} keeps running`);
+    expect(await until(async () => (await readFile(code, 'utf8').catch(() => '')).trim() !== '', 5000)).toBe(true);
+    expect((await readFile(code, 'utf8')).trim()).toBe('0');
+    const job = JSON.parse((await gpuq(home, ['show', id, '--json'])).stdout) as { state: string; remote: { pid: number } };
+    expect(job.state).toBe('running');
+    expect(alive(job.remote.pid)).toBe(true);
+    await gpuq(home, ['cancel', id]);
+  });
+});

@@ -1,0 +1,78 @@
+/**
+ * `gpuq watch` without a terminal, against real jobs on the local node: plain timestamped lines
+ * and the verdict's exit code, NDJSON events, how soon the end shows, a finished job, a bad id.
+ */
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gpuq, makeHome, startGpuq, writeProgram, type Home } from '../helpers/cli.js';
+
+const TS = '\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ';
+
+let home: Home;
+beforeAll(async () => {
+  home = await makeHome();
+});
+afterAll(async () => {
+  await home.cleanup();
+});
+
+async function submit(name: string, program: string, ...opts: string[]): Promise<string> {
+  const file = await writeProgram(name, program);
+  const r = await gpuq(home, ['submit', file, '-q', ...opts]);
+  expect(r.code, r.stderr).toBe(0);
+  return r.stdout.trim();
+}
+
+describe('gpuq watch without a TTY', () => {
+  it('prints timestamped state, log and resource lines, then exits with the verdict code', async () => {
+    const id = await submit(
+      'fails.py',
+      'import sys, time\nfor i in range(3):\n    print("line", i)\n    time.sleep(0.3)\nprint("oops", file=sys.stderr)\nsys.exit(3)\n',
+    );
+    const r = await gpuq(home, ['watch', id]);
+    expect(r.code, r.stderr).toBe(10);
+    const out = r.stdout.split('\n').filter(Boolean);
+    for (const l of out) expect(l).toMatch(new RegExp(`^${TS} `));
+    expect(out[0]).toMatch(new RegExp(`^${TS} job ${id} \\(fails\\.py\\) on local, no GPU: running · timeout 1h00m00s`));
+    expect(out).toEqual(expect.arrayContaining([expect.stringMatching(/ \[stdout\] line 0$/), expect.stringMatching(/ \[stdout\] line 2$/), expect.stringMatching(/ \[stderr\] oops$/)]));
+    expect(out.some((l) => / resources: RSS [\d.]+ [KMG]iB \/ 16.0 GiB \(\d+%\) · CPU \d+% · procs \d+ \/ 1024 · folder /.test(l))).toBe(true);
+    expect(out.at(-2)).toMatch(/ done: failed, exit 3: /);
+    expect(out.at(-1)).toMatch(/ hint: /);
+    expect(r.stderr).toBe('');
+  });
+
+  it('prints NDJSON events with --json and shows the end within a second of status.json', async () => {
+    const id = await submit('ok.py', 'import time\nprint("hello", flush=True)\ntime.sleep(1)\nprint("bye")\n');
+    const run = startGpuq(home, ['watch', id, '--json']);
+    let verdictSeenAt = 0;
+    run.child.stdout?.on('data', (d: Buffer) => {
+      if (verdictSeenAt === 0 && d.toString().includes('"type":"verdict"')) verdictSeenAt = Date.now();
+    });
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(0);
+    const recs = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; [k: string]: unknown });
+    expect(recs[0]).toMatchObject({ type: 'job', state: 'running', job: { id } });
+    expect(recs.filter((e) => e.type === 'log').map((e) => e.line)).toEqual(['hello', 'bye']);
+    expect(recs.some((e) => e.type === 'sample')).toBe(true);
+    expect(recs.at(-1)).toMatchObject({ type: 'verdict', exitCode: 0, verdict: { class: 'succeeded' }, job: { state: 'done' } });
+    // status.json is rewritten last, when the supervisor is done: the view shows it promptly.
+    const show = JSON.parse((await gpuq(home, ['show', id, '--json'])).stdout) as { remote: { dir: string } };
+    const written = (await stat(join(show.remote.dir, 'status.json'))).mtimeMs;
+    expect(verdictSeenAt - written).toBeLessThan(1000);
+  });
+
+  it('shows a finished job at once: its logs and verdict', async () => {
+    const id = await submit('quick.py', 'print("done already")\n', '--wait');
+    const r = await gpuq(home, ['watch', id]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/\[stdout\] done already/);
+    expect(r.stdout).toMatch(/done: succeeded/);
+  });
+
+  it('exits 4 for an unknown job', async () => {
+    const r = await gpuq(home, ['watch', 'zzzzzzzz']);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/no job matches/);
+  });
+});
