@@ -23,7 +23,9 @@ export interface Io {
 export interface CliApp {
   io: Io;
   exitCode: number;
-  /** Builds (once) the context for services, from the global options of `cmd`. */
+  /** Builds the context for services from the global options of `cmd` (before each action). */
+  prepare(cmd: Command): Promise<void>;
+  /** The context built by prepare(). */
   context(cmd: Command): AppContext;
   /** Style for stdout (results) given whether this command prints JSON. */
   style(json: boolean): Style;
@@ -59,10 +61,10 @@ export function makeApp(io: Io): CliApp {
   const app: CliApp = {
     io,
     exitCode: 0,
-    context(cmd) {
-      if (ctx) return ctx;
+    async prepare(cmd) {
+      if (ctx) return;
       const g = cmd.optsWithGlobals() as { config?: string; acceptNewHostKey?: boolean };
-      const config = loadConfig({ explicitFile: g.config ?? null, env: io.env, cwd: io.cwd });
+      const config = await loadConfig({ explicitFile: g.config ?? null, env: io.env, cwd: io.cwd });
       ctx = {
         config,
         ledger: openLedger(config.ledgerPath),
@@ -71,6 +73,9 @@ export function makeApp(io: Io): CliApp {
         connect: (node) => connect(node, config.knownHostsPath, g.acceptNewHostKey === true, io.env),
         packageRoot: packageRoot(),
       };
+    },
+    context() {
+      if (!ctx) throw new Error('context used before prepare(): a command ran outside the preAction hook');
       return ctx;
     },
     style: (json) => makeStyle({ isTTY: io.stdout.isTTY === true, env: io.env, json }),

@@ -19,6 +19,7 @@ export function buildProgram(app: ReturnType<typeof makeApp>): Command {
     .version('0.1.0')
     .option('--config <file>', 'config file (default: ./gpuq.config.json, then ~/.config/gpuq/config.json)')
     .option('--accept-new-host-key', "trust an SSH node's unknown host key on first use and record it")
+    .hook('preAction', (_program, action) => app.prepare(action))
     .exitOverride()
     .showHelpAfterError('(run gpuq help COMMAND for its options)')
     .configureOutput({

@@ -2,7 +2,8 @@
  * The one place that decides whether output is colored: only on a TTY, never with --json,
  * NO_COLOR off, FORCE_COLOR on (chalk ignores NO_COLOR by itself).
  */
-import { Chalk, type ChalkInstance } from 'chalk';
+import { createRequire } from 'node:module';
+import type { ChalkInstance } from 'chalk';
 
 export interface Style {
   enabled: boolean;
@@ -16,5 +17,17 @@ export function makeStyle(opts: { isTTY: boolean; env: NodeJS.ProcessEnv; json: 
   if (opts.env.FORCE_COLOR === '0') enabled = false;
   if (opts.env.NO_COLOR !== undefined && opts.env.NO_COLOR !== '') enabled = false;
   if (opts.json) enabled = false;
-  return { enabled, c: new Chalk({ level: enabled ? 1 : 0 }) };
+  return { enabled, c: enabled ? loadChalk() : PLAIN };
 }
+
+/** chalk is loaded only when color is on (JSON and pipes never pay for it). */
+function loadChalk(): ChalkInstance {
+  const { Chalk } = createRequire(import.meta.url)('chalk') as typeof import('chalk');
+  return new Chalk({ level: 1 });
+}
+
+/** A stand-in with chalk's shape that returns text unchanged, for uncolored output. */
+const PLAIN: ChalkInstance = new Proxy((() => undefined) as unknown as ChalkInstance, {
+  get: () => PLAIN,
+  apply: (_t, _this, args: unknown[]) => args.map(String).join(' '),
+});

@@ -8,7 +8,6 @@ import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, readFil
 import { dirname } from 'node:path';
 import { Low } from 'lowdb';
 import { DataFile } from 'lowdb/node';
-import lockfile from 'proper-lockfile';
 import { UserError } from '../core/errors.js';
 import { EXIT } from '../core/exit-codes.js';
 import type { Job } from '../core/types.js';
@@ -105,6 +104,8 @@ export function openLedger(path: string): Ledger {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     let release: () => Promise<void>;
     try {
+      // loaded here, not at import: read-only commands (list, show) never lock
+      const { default: lockfile } = await import('proper-lockfile');
       release = await lockfile.lock(path, {
         realpath: false,
         stale: STALE_MS,

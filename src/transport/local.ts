@@ -1,25 +1,37 @@
 /**
- * The embedded `local` node: runs the same bash scripts on this machine with execa.
+ * The embedded `local` node: runs the same bash scripts on this machine.
+ *
+ * Short scripts (exec) go through node:child_process: execa costs ~80 ms to import, a third of
+ * what `submit` may add to a job. Long-running streams (follow, wait) use execa, loaded then,
+ * for its process-group handling.
  */
+import { spawn } from 'node:child_process';
 import { chmod, copyFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { execa } from 'execa';
 import type { ExecResult, RemoteCommand, StreamHandlers, Transport } from './transport.js';
 
 /** Makes the transport for a node whose jobs run on this machine. */
 export function localTransport(node: string): Transport {
-  async function exec(cmd: RemoteCommand): Promise<ExecResult> {
-    const r = await execa('bash', ['-c', cmd.script], {
-      input: cmd.stdin,
-      reject: false,
-      stripFinalNewline: false,
-      encoding: 'utf8',
+  function exec(cmd: RemoteCommand): Promise<ExecResult> {
+    return new Promise((resolve, reject) => {
+      const child = spawn('bash', ['-c', cmd.script], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      child.stdout.on('data', (c: Buffer) => out.push(c));
+      child.stderr.on('data', (c: Buffer) => err.push(c));
+      child.on('error', reject);
+      child.on('close', (code, signal) => {
+        const text = (b: Buffer[]) => Buffer.concat(b).toString('utf8');
+        resolve({ stdout: text(out), stderr: text(err), code: code ?? 128 + (signal === 'SIGKILL' ? 9 : 15) });
+      });
+      child.stdin.on('error', () => undefined); // a script that does not read its stdin
+      child.stdin.end(cmd.stdin ?? '');
     });
-    return { stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), code: r.exitCode ?? 128 + 9 };
   }
 
   async function stream(cmd: RemoteCommand, h: StreamHandlers): Promise<ExecResult> {
     // Its own process group, so aborting ends the whole script (tail, flock...) at once.
+    const { execa } = await import('execa');
     const child = execa('bash', ['-c', cmd.script], {
       input: cmd.stdin,
       reject: false,

@@ -11,9 +11,9 @@ function withConfig(content: unknown) {
 }
 
 describe('config', () => {
-  it('has the embedded default: one local node', () => {
+  it('has the embedded default: one local node', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gpuq-cfg-'));
-    const c = loadConfig({ env: { GPUQ_HOME: dir }, cwd: dir });
+    const c = await loadConfig({ env: { GPUQ_HOME: dir }, cwd: dir });
     expect(Object.keys(c.nodes)).toEqual(['local']);
     expect(c.nodes.local?.workdir).toBe(join(dir, 'nodes', 'local'));
     expect(c.ledgerPath).toBe(join(dir, 'ledger.json'));
@@ -26,8 +26,8 @@ describe('config', () => {
     expect(locate({ explicitFile: 'x.json', env: {}, cwd: dir }).configFile).toBe(join(dir, 'x.json'));
     expect(locate({ env: { XDG_CONFIG_HOME: '/nonexistent' }, cwd: '/' }).configFile).toBeNull();
   });
-  it('merges defaults, nodes and competitions', () => {
-    const c = withConfig({
+  it('merges defaults, nodes and competitions', async () => {
+    const c = await withConfig({
       defaults: { timeout: '10m', memory: '2g', node: 'gpu1' },
       nodes: { gpu1: { transport: 'ssh', host: 'gpu1.lab', gpus: 2 } },
       competitions: { mnist: { grader: 'python3 grade.py', limits: { timeout: '5m' } } },
@@ -48,10 +48,10 @@ describe('config', () => {
     [{ defaults: { memory: 'lots' } }, /defaults\.memory "lots" is not a size/],
     [{ defaults: { node: 'nope' } }, /defaults\.node: "nope" is not one of the nodes/],
     [{ colour: true }, /unknown field "colour"/],
-  ])('refuses %j naming file and field', (content, re) => {
+  ])('refuses %j naming file and field', async (content, re) => {
     const { dir, load } = withConfig(content);
     try {
-      load();
+      await load();
       expect.unreachable();
     } catch (e) {
       expect((e as Error).message).toMatch(re);
