@@ -3,12 +3,12 @@
  * real processes. Each test has its own GPUQ_HOME.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync, writeFileSync, existsSync, statSync, mkdirSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync, statSync, mkdirSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { alive, gpuq, gpuqJson, makeHome, REPO, startGpuq, until, writeProgram, type Home } from '../helpers/cli.js';
+import { alive, gpuq, gpuqJson, jobProcesses, makeHome, REPO, startGpuq, until, writeProgram, type Home } from '../helpers/cli.js';
 
 interface JobJson {
   id: string;
@@ -32,21 +32,6 @@ async function home(config?: unknown): Promise<Home> {
 afterEach(async () => {
   await Promise.all(homes.splice(0).map((h) => h.cleanup()));
 });
-
-/** Pids of processes whose environment carries the job's marker. */
-function jobProcesses(jobId: string): number[] {
-  const found: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const env = readFileSync(`/proc/${name}/environ`, 'latin1');
-      if (env.split('\0').includes(`GPUQ_JOB_ID=${jobId}`)) found.push(Number(name));
-    } catch {
-      // gone or not ours to read
-    }
-  }
-  return found;
-}
 
 describe('submit, logs, list, show', () => {
   it('runs examples/hello.py: prints the id, exits 0, logs show the output', async () => {
