@@ -57,7 +57,7 @@ interface Facts {
 const LIMIT_WORDS: Record<LimitCause, string> = {
   disk_full: 'the disk was full',
   pids: 'it hit the process limit',
-  open_files: 'it ran out of file descriptors',
+  open_files: 'it hit the open-files limit',
   file_size: 'it hit the file-size limit',
 };
 

@@ -307,7 +307,7 @@ const ROWS: Row[] = [
     status: exited(1),
     stderr: TB.tooManyFiles,
     limits: { files: 64 },
-    want: { class: 'limit', cause: 'open_files', summary: /^It ran out of file descriptors of 64\.$|^It ran out of file descriptors/, hint: /with open/ },
+    want: { class: 'limit', cause: 'open_files', summary: /^It hit the open-files limit of 64\.$/, hint: /with open/ },
   },
   {
     name: 'File too large (Python ignores SIGXFSZ and gets EFBIG)',
