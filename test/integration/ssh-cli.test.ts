@@ -1,32 +1,29 @@
 /**
  * gpuq end to end against real OpenSSH daemons on loopback, logged in as an unprivileged
- * user: the real binary, real supervisors on the "nodes", real failures (daemon killed,
- * supervisor killed, memory hog).
+ * user: the real binary and real supervisors on two "nodes"; host keys right, wrong, unknown
+ * and hashed; an ssh config alias; ProxyJump through a second daemon; `gpuq nodes`.
  */
+import { execFileSync } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gpuq, gpuqJson, makeHome, writeProgram, type Home } from '../helpers/cli.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
 
 let a: Sshd;
 let b: Sshd;
+let prog: string;
 const homes: Home[] = [];
 
 beforeAll(async () => {
-  [a, b] = await Promise.all([startSshd(), startSshd()]);
+  [a, b] = await Promise.all([startSshd({ alias: 'node-a' }), startSshd({ alias: 'node-b' })]);
+  prog = await writeProgram('hi.py', 'import os, sys\nprint("out", os.environ["GPUQ_JOB_ID"])\nprint("err line", file=sys.stderr)\n');
 });
 afterAll(async () => {
   await Promise.all(homes.map((h) => h.cleanup()));
   await Promise.all([a?.cleanup(), b?.cleanup()]);
 });
-
-/** A GPUQ_HOME whose config has nodes a and b, both host keys trusted in gpuq's own known_hosts. */
-async function twoNodes(extra: Record<string, unknown> = {}): Promise<Home> {
-  const h = await makeHome({ nodes: { a: a.configEntry(), b: b.configEntry() }, ...extra }, { GPUQ_SSH_CONFIG: a.sshConfigPath });
-  homes.push(h);
-  const { writeFile } = await import('node:fs/promises');
-  await writeFile(`${h.dir}/known_hosts`, `${a.knownHostsLine('right')}\n${b.knownHostsLine('right')}\n`);
-  return h;
-}
 
 interface JobJson {
   id: string;
@@ -36,15 +33,28 @@ interface JobJson {
   verdict: { class: string; cause: string | null; summary: string } | null;
 }
 
-describe('submit → wait → logs on two nodes', () => {
-  it('runs a job on each node and reads its output back', async () => {
-    const h = await twoNodes();
-    const prog = await writeProgram('hi.py', 'import os, sys\nprint("out", os.environ["GPUQ_JOB_ID"])\nprint("err line", file=sys.stderr)\n');
+/** A GPUQ_HOME with these nodes; gpuq's own known_hosts holds `knownHosts` lines. */
+async function home(nodes: Record<string, unknown>, knownHosts: string[], env: NodeJS.ProcessEnv = {}): Promise<Home> {
+  const h = await makeHome({ nodes }, { GPUQ_SSH_CONFIG: a.sshConfigPath, ...env });
+  homes.push(h);
+  await writeFile(join(h.dir, 'known_hosts'), knownHosts.map((l) => `${l}\n`).join(''));
+  return h;
+}
+
+const fingerprint = (s: Sshd) => execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', `${s.hostKeys[0]!.path}.pub`], { encoding: 'utf8' }).split(' ')[1]!;
+
+describe('submit → wait → logs → diagnose on two nodes', () => {
+  it('runs a job on each node, reads its output back, keeps the job folder private', async () => {
+    const h = await home({ a: a.configEntry(), b: b.configEntry() }, [a.knownHostsLine('right'), b.knownHostsLine('right')]);
+    const ids: string[] = [];
     for (const node of ['a', 'b']) {
       const r = await gpuq(h, ['submit', prog, '--node', node, '--wait']);
       expect(r.stderr).not.toMatch(/internal error/);
       expect(r.code, r.stderr).toBe(0);
-      const id = r.stdout.split('\n')[0]!;
+      ids.push(r.stdout.split('\n')[0]!);
+    }
+    for (const [i, node] of ['a', 'b'].entries()) {
+      const id = ids[i]!;
       const logs = await gpuq(h, ['logs', id]);
       expect(logs.code, logs.stderr).toBe(0);
       expect(logs.stdout).toBe(`out ${id}\n`);
@@ -52,6 +62,185 @@ describe('submit → wait → logs on two nodes', () => {
       const job = await gpuqJson<JobJson>(h, ['show', id]);
       expect(job.node).toBe(node);
       expect(job.verdict?.class).toBe('succeeded');
+      // 0700 folder, 0600 program, owned by the node user, under the node's workdir
+      const st = execFileSync('stat', ['-c', '%a %U', job.remote!.dir, `${job.remote!.dir}/work/hi.py`], { encoding: 'utf8' }).trim().split('\n');
+      expect(st).toEqual([`700 ${a.user}`, `600 ${a.user}`]);
+      expect(job.remote!.dir).toContain(`gpuq-${(node === 'a' ? a : b).port}/jobs/${id}`);
+    }
+    const help = await gpuq(h, ['help']);
+    if (/diagnose/.test(help.stdout)) {
+      const d = await gpuq(h, ['diagnose', ids[1]!]);
+      expect(d.code, d.stderr).toBe(0);
+      expect(d.stdout).toMatch(/succeeded/);
     }
   });
+
+  it('without --node picks the node with fewer running gpuq jobs, and wait takes jobs on both', async () => {
+    const h = await home({ a: a.configEntry(), b: b.configEntry() }, [a.knownHostsLine('right'), b.knownHostsLine('right')]);
+    const slow = await writeProgram('slow.py', 'import time\ntime.sleep(2)\nprint("done")\n');
+    const first = await gpuqJson<JobJson>(h, ['submit', slow]);
+    const second = await gpuqJson<JobJson>(h, ['submit', slow]);
+    expect(new Set([first.node, second.node])).toEqual(new Set(['a', 'b']));
+    const w = await gpuq(h, ['wait', first.id, second.id]);
+    expect(w.code, w.stderr).toBe(0);
+    expect(w.stdout.match(/succeeded/g)).toHaveLength(2);
+  });
 });
+
+describe('host keys', () => {
+  it('refuses a changed key loudly (exit 3), even with --accept-new-host-key', async () => {
+    const h = await home({ a: a.configEntry() }, [a.knownHostsLine('wrong')]);
+    for (const extra of [[], ['--accept-new-host-key']]) {
+      const r = await gpuq(h, [...extra, 'submit', prog, '--node', 'a']);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(/HOST KEY FOR node a CHANGED/);
+      expect(r.stderr).toMatch(/man-in-the-middle/);
+      expect(r.stderr).toContain(fingerprint(a));
+    }
+    expect(await readFile(join(h.dir, 'known_hosts'), 'utf8')).toBe(`${a.knownHostsLine('wrong')}\n`);
+  });
+
+  it('refuses an unknown key with its fingerprint and how to trust it; --accept-new-host-key records it', async () => {
+    const h = await home({ a: a.configEntry() }, []);
+    const r = await gpuq(h, ['submit', prog, '--node', 'a']);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain(fingerprint(a));
+    expect(r.stderr).toMatch(/--accept-new-host-key/);
+    expect(r.stderr).toMatch(/acceptNewHostKey/);
+    const n = await gpuq(h, ['nodes', '--json']);
+    expect(n.code).toBe(3);
+    expect(JSON.parse(n.stdout)[0]).toMatchObject({ name: 'a', reachable: false });
+    const trusted = await gpuq(h, ['--accept-new-host-key', 'nodes']);
+    expect(trusted.code, trusted.stderr).toBe(0);
+    const recorded = await readFile(join(h.dir, 'known_hosts'), 'utf8');
+    expect(recorded.trim()).toBe(a.knownHostsLine('right'));
+    const again = await gpuq(h, ['submit', prog, '--node', 'a', '--wait']);
+    expect(again.code, again.stderr).toBe(0);
+  });
+
+  it('trusts on first use when the node config says so', async () => {
+    const h = await home({ a: a.configEntry({ acceptNewHostKey: true }) }, []);
+    const r = await gpuq(h, ['submit', prog, '--wait']);
+    expect(r.code, r.stderr).toBe(0);
+    expect((await readFile(join(h.dir, 'known_hosts'), 'utf8')).trim()).toBe(a.knownHostsLine('right'));
+  });
+
+  it('reads a hashed [host]:port entry from the user known_hosts named by ssh config', async () => {
+    const dir = join(a.dir, 'hashed');
+    await mkdir(dir, { recursive: true });
+    const kh = join(dir, 'known_hosts');
+    await writeFile(kh, `${a.knownHostsLine('right')}\n`);
+    execFileSync('ssh-keygen', ['-H', '-f', kh], { stdio: 'pipe' });
+    const hashed = await readFile(kh, 'utf8');
+    expect(hashed).toMatch(/^\|1\|/);
+    const cfg = join(dir, 'ssh_config');
+    await writeFile(cfg, `Host *\n  UserKnownHostsFile ${kh}\n  GlobalKnownHostsFile /dev/null\n`);
+    const h = await home({ a: a.configEntry() }, [], { GPUQ_SSH_CONFIG: cfg });
+    const r = await gpuq(h, ['submit', prog, '--node', 'a', '--wait']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await readFile(join(h.dir, 'known_hosts'), 'utf8')).toBe('');
+  });
+});
+
+describe('ssh config', () => {
+  it('reaches a node given as an ssh config alias (HostName, User, Port, IdentityFile from the file)', async () => {
+    const h = await home({ a: { transport: 'ssh', host: 'node-a', workdir: `~/gpuq-${a.port}`, connectTimeout: '3s' } }, [a.knownHostsLine('right')]);
+    const r = await gpuq(h, ['submit', prog, '--wait']);
+    expect(r.code, r.stderr).toBe(0);
+    expect((await gpuq(h, ['logs', r.stdout.split('\n')[0]!])).stdout).toMatch(/^out /);
+  });
+
+  it('goes through a ProxyJump host (ssh config) and through a node\'s "jump" field', async () => {
+    const cfg = join(a.dir, 'jump_config');
+    await writeFile(cfg, [
+      `Host jumphost`,
+      `  HostName 127.0.0.1`,
+      `  Port ${a.port}`,
+      `  User ${a.user}`,
+      `  IdentityFile ${a.clientKeyPath}`,
+      `Host behind`,
+      `  HostName 127.0.0.1`,
+      `  Port ${b.port}`,
+      `  User ${b.user}`,
+      `  IdentityFile ${b.clientKeyPath}`,
+      `  ProxyJump jumphost`,
+      `Host *`,
+      `  IdentitiesOnly yes`,
+      `  UserKnownHostsFile /dev/null`,
+      '',
+    ].join('\n'));
+    const before = (a.log().match(/Accepted publickey/g) ?? []).length;
+    const h = await home(
+      {
+        viaconfig: { transport: 'ssh', host: 'behind', workdir: `~/gpuq-${b.port}` },
+        viafield: { ...b.configEntry(), jump: 'jumphost' },
+      },
+      [a.knownHostsLine('right'), b.knownHostsLine('right')],
+      { GPUQ_SSH_CONFIG: cfg },
+    );
+    for (const node of ['viaconfig', 'viafield']) {
+      const r = await gpuq(h, ['submit', prog, '--node', node, '--wait']);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    expect((a.log().match(/Accepted publickey/g) ?? []).length).toBeGreaterThanOrEqual(before + 2);
+  });
+});
+
+describe('gpuq nodes', () => {
+  let c: Sshd;
+  let binDir = '';
+  beforeAll(async () => {
+    // A node with a stand-in nvidia-smi on its PATH, so the GPU columns have something to show.
+    const bin = await mkdtemp(join(tmpdir(), 'gpuq-fakebin-'));
+    await writeFile(join(bin, 'nvidia-smi'), [
+      '#!/bin/sh',
+      'case "$*" in',
+      '  *query-gpu*) echo "0, GPU-aaaa, NVIDIA H100 80GB HBM3, 35, 10240, 81559"; echo "1, GPU-bbbb, NVIDIA H100 80GB HBM3, 0, 0, 81559" ;;',
+      '  *query-compute-apps*) echo "GPU-aaaa, $$, 10200" ;;',
+      'esac',
+      '',
+    ].join('\n'));
+    await chmod(bin, 0o755);
+    await chmod(join(bin, 'nvidia-smi'), 0o755);
+    binDir = bin;
+    c = await startSshd({ alias: 'node-c', extraConfig: `SetEnv PATH=${bin}:/usr/local/bin:/usr/bin:/bin` });
+  });
+  afterAll(async () => {
+    await c?.cleanup();
+    if (binDir) await rm(binDir, { recursive: true, force: true });
+  });
+
+  it('probes all nodes at once; a dead one is unreachable with its reason and holds nobody up', async () => {
+    const h = await home(
+      {
+        a: a.configEntry(),
+        c: c.configEntry({ gpus: 2 }),
+        dead: { transport: 'ssh', host: '127.0.0.1', port: 1, user: a.user, identityFile: a.clientKeyPath, connectTimeout: '2s' },
+      },
+      [a.knownHostsLine('right'), c.knownHostsLine('right')],
+    );
+    const t0 = Date.now();
+    const r = await gpuq(h, ['nodes', '--json']);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(r.code).toBe(3);
+    const reports = JSON.parse(r.stdout) as Array<{ name: string; reachable: boolean; error: string | null; latencyMs: number | null; status: any }>;
+    expect(reports.map((x) => [x.name, x.reachable])).toEqual([['a', true], ['c', true], ['dead', false]]);
+    expect(reports[2]!.error).toMatch(/connection refused/);
+    expect(reports[0]!.latencyMs).toBeGreaterThan(0);
+    expect(reports[0]!.status.load).toHaveLength(3);
+    expect(reports[0]!.status.disk.freeBytes).toBeGreaterThan(0);
+    expect(reports[0]!.status.inodes.total).toBeGreaterThan(0);
+    expect(reports[0]!.status.gpus).toBeNull();
+    const gpus = reports[1]!.status.gpus;
+    expect(gpus).toHaveLength(2);
+    expect(gpus[0]).toMatchObject({ index: 0, name: 'NVIDIA H100 80GB HBM3', utilizationPct: 35, memoryUsedBytes: 10240 * 1024 ** 2 });
+    expect(gpus[0].processes).toHaveLength(1);
+    expect(gpus[1].processes).toEqual([]);
+
+    const human = await gpuq(h, ['nodes']);
+    expect(human.stdout).toMatch(/^NODE\s+STATUS/);
+    expect(human.stdout).toMatch(/\ndead\s+unreachable/);
+    expect(human.stdout).toMatch(/GPU 0 NVIDIA H100 80GB HBM3\s+util 35%/);
+  });
+});
+

@@ -1,0 +1,136 @@
+/**
+ * Faults on SSH nodes, end to end with the real binary and real OpenSSH daemons: a node killed
+ * during `wait` and `logs -f` and started again, a node down at submit, a supervisor killed
+ * (`lost`), and a memory hog on a node where the user cannot make cgroups (memory watch).
+ */
+import { execFileSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gpuq, gpuqJson, makeHome, startGpuq, until, writeProgram, type Home } from '../helpers/cli.js';
+import { startSshd, type Sshd } from '../helpers/sshd.js';
+
+let a: Sshd;
+let b: Sshd;
+const homes: Home[] = [];
+
+beforeAll(async () => {
+  [a, b] = await Promise.all([startSshd({ alias: 'fault-a' }), startSshd({ alias: 'fault-b' })]);
+});
+afterAll(async () => {
+  await Promise.all(homes.map((h) => h.cleanup()));
+  await Promise.all([a?.cleanup(), b?.cleanup()]);
+});
+
+interface JobJson {
+  id: string;
+  node: string;
+  remote: { dir: string; supervisorPid: number; pid: number } | null;
+  verdict: { class: string; cause: string | null; summary: string; evidence: string[] } | null;
+}
+
+async function home(nodes: Record<string, unknown>, defaults: Record<string, unknown> = {}): Promise<Home> {
+  const h = await makeHome({ defaults, nodes }, { GPUQ_SSH_CONFIG: a.sshConfigPath });
+  homes.push(h);
+  await writeFile(join(h.dir, 'known_hosts'), `${a.knownHostsLine('right')}\n${b.knownHostsLine('right')}\n`);
+  return h;
+}
+
+describe('a node killed during wait and logs -f, then started again', () => {
+  it('both reconnect with a note on stderr; logs neither repeat nor lose a line; the verdict is right', async () => {
+    const h = await home({ b: b.configEntry() });
+    const n = 60;
+    const prog = await writeProgram('count.py', `import time\nfor i in range(${n}):\n    print("line", i, flush=True)\n    time.sleep(0.05)\n`);
+    const sub = await gpuqJson<JobJson>(h, ['submit', prog, '--node', 'b']);
+    const waiting = startGpuq(h, ['wait', sub.id]);
+    const following = startGpuq(h, ['logs', '-f', '--stdout', sub.id]);
+    let seen = '';
+    following.child.stdout?.on('data', (d: Buffer) => (seen += d.toString()));
+    expect(await until(() => /line 5\n/.test(seen), 15_000)).toBe(true);
+    await b.stop();
+    await new Promise((r) => setTimeout(r, 1200));
+    await b.start();
+    const [w, f] = await Promise.all([waiting.done, following.done]);
+    expect(w.code, w.stderr).toBe(0);
+    expect(w.stdout).toMatch(/succeeded/);
+    expect(w.stderr).toMatch(/node b: .*reconnecting in [\d.]+ s/);
+    expect(f.code, f.stderr).toBe(0);
+    expect(f.stderr).toMatch(/reconnecting/);
+    expect(f.stdout).toBe(Array.from({ length: n }, (_, i) => `line ${i}\n`).join(''));
+  });
+});
+
+describe('a node down at submit', () => {
+  let blackhole: Server;
+  let port = 0;
+  const sockets: Socket[] = [];
+  beforeAll(async () => {
+    // Accepts TCP connections and never says a word: a host that hangs the handshake.
+    blackhole = createServer((s) => sockets.push(s));
+    await new Promise<void>((r) => blackhole.listen(0, '127.0.0.1', r));
+    port = (blackhole.address() as { port: number }).port;
+  });
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => blackhole.close(r));
+  });
+
+  it('with --node: exit 3 within the connect timeout, naming the node and the cause', async () => {
+    const h = await home({ hung: { ...a.configEntry(), port, connectTimeout: '1s' } });
+    const prog = await writeProgram('p.py', 'print(1)\n');
+    const t0 = Date.now();
+    const r = await gpuq(h, ['submit', prog, '--node', 'hung']);
+    expect(r.code).toBe(3);
+    expect(Date.now() - t0).toBeLessThan(4000);
+    expect(r.stderr).toMatch(/node hung is unreachable: .*timed out after 1 s/);
+    const jobs = await gpuqJson<JobJson[]>(h, ['list']);
+    expect(jobs[0]?.verdict?.class).toBe('lost');
+  });
+
+  it('without --node: tries the next node and says so on stderr (the default node first)', async () => {
+    const prog = await writeProgram('p.py', 'print("ran")\n');
+    const nodes = { down: { ...a.configEntry(), port: 1 }, hung: { ...a.configEntry(), port, connectTimeout: '1s' }, b: b.configEntry() };
+    for (const defaults of [{}, { node: 'down' }]) {
+      const h = await home(nodes, defaults);
+      const r = await gpuq(h, ['submit', prog, '--wait']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/node down is unreachable \(connection refused .*\); trying the other nodes/);
+      const job = await gpuqJson<JobJson>(h, ['show', r.stdout.split('\n')[0]!]);
+      expect(job.node).toBe('b');
+    }
+  });
+});
+
+describe('job outcomes on an SSH node', () => {
+  it('a killed supervisor makes the job lost, once the node answers', async () => {
+    const h = await home({ b: b.configEntry() });
+    const prog = await writeProgram('sleepy.py', 'import time\ntime.sleep(60)\n');
+    const job = await gpuqJson<JobJson>(h, ['submit', prog, '--node', 'b']);
+    try {
+      process.kill(job.remote!.supervisorPid, 'SIGKILL');
+      const w = await gpuq(h, ['wait', job.id]);
+      expect(w.code, w.stderr).toBe(17);
+      const done = await gpuqJson<JobJson>(h, ['show', job.id]);
+      expect(done.verdict?.class).toBe('lost');
+      expect(done.verdict?.summary).toMatch(/supervisor vanished/);
+    } finally {
+      try {
+        process.kill(-job.remote!.pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+  });
+
+  it('a memory hog over --memory is oom, enforced by the memory watch where the user has no cgroup', async () => {
+    const h = await home({ b: b.configEntry() });
+    const prog = await writeProgram('hog.py', 'import time\nx = []\nwhile True:\n    x.append(bytearray(8 * 1024 * 1024))\n    time.sleep(0.01)\n');
+    const r = await gpuq(h, ['submit', prog, '--node', 'b', '--memory', '96m', '--wait']);
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(12);
+    const job = await gpuqJson<JobJson>(h, ['show', r.stdout.split('\n')[0]!]);
+    expect(job.verdict?.class).toBe('oom');
+    // it ran as the unprivileged node user, who cannot make a memory cgroup
+    expect(execFileSync('stat', ['-c', '%U', job.remote!.dir], { encoding: 'utf8' }).trim()).toBe(b.user);
+  });
+});
