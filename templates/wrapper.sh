@@ -214,7 +214,7 @@ cpu_count() {
   local n q p path
   n=$(nproc 2>/dev/null || echo 1)
   path=$(sed -n 's/^0:://p' /proc/self/cgroup | head -n1)
-  if [ -n "$path" ] && read -r q p <"/sys/fs/cgroup${path%/}/cpu.max" 2>/dev/null; then :
+  if [ -n "$path" ] && [ -r "/sys/fs/cgroup${path%/}/cpu.max" ] && read -r q p <"/sys/fs/cgroup${path%/}/cpu.max"; then :
   else
     path=$(own_cgroup_v1 cpu)
     q=$(cat "/sys/fs/cgroup/cpu${path%/}/cpu.cfs_quota_us" 2>/dev/null)

@@ -4,26 +4,20 @@
  * its supervisor recorded, then check that nothing of the job is left alive.
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { alive, gpuq, type Home, REPO, until } from '../helpers/cli.js';
+import type { Verdict } from '../../src/core/types.js';
+import { alive, gpuq, type Home, jobProcesses, REPO, until } from '../helpers/cli.js';
+
+export { jobProcesses };
 
 export const HOSTILE = join(REPO, 'test', 'fixtures', 'hostile');
 
 /** The unprivileged user the user-mode tests run gpuq as (created when missing). */
 export const TEST_USER = 'gpuqrun';
 
-export interface VerdictJson {
-  class: string;
-  cause: string | null;
-  exitCode: number | null;
-  signal: string | null;
-  timedOut: boolean;
-  summary: string;
-  evidence: string[];
-  hints: string[];
-}
+export type VerdictJson = Verdict;
 
 export interface JobJson {
   id: string;
@@ -90,21 +84,6 @@ export async function waitHostile(home: Home, id: string): Promise<Finished> {
   const r = await gpuq(home, ['wait', id, '--json']);
   const show = await gpuq(home, ['show', id, '--json']);
   return finished(r.code, r.stderr, JSON.parse(show.stdout) as JobJson);
-}
-
-/** Pids of live processes whose environment carries the job's marker (zombies read empty). */
-export function jobProcesses(jobId: string): number[] {
-  const found: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const env = readFileSync(`/proc/${name}/environ`, 'latin1');
-      if (env.split('\0').includes(`GPUQ_JOB_ID=${jobId}`)) found.push(Number(name));
-    } catch {
-      // gone, or not ours to read
-    }
-  }
-  return found;
 }
 
 /** Whether a pid names a live (not zombie) process. */

@@ -1,0 +1,233 @@
+/**
+ * The pure parts of templates/monitor.py (the node-side sampler, memory watch and sweep), run in
+ * python3: /proc parsing, nvidia-smi CSV parsing from outputs in the documented
+ * `--format=csv,noheader[,nounits]` shape (with the N/A and permission cells drivers print),
+ * GPU attribution to the job's pids, CPU percentages, peaks, the sampling cadence, the
+ * subreaper descendant walk, folder sizes; and one live check that the sweep finds and kills a
+ * process by its marker. Each python call loads monitor.py from the template itself.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { REPO } from '../helpers/cli.js';
+
+const MONITOR = join(REPO, 'templates', 'monitor.py');
+const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+
+/** Runs `code` with the monitor module loaded as `m`; the code prints one JSON document. */
+function py<T = unknown>(code: string, input = ''): T {
+  const script = [
+    'import importlib.util, json, os, sys',
+    `spec = importlib.util.spec_from_file_location("monitor", ${JSON.stringify(MONITOR)})`,
+    'm = importlib.util.module_from_spec(spec)',
+    'spec.loader.exec_module(m)',
+    'def out(x): print(json.dumps(x))',
+    code,
+  ].join('\n');
+  return JSON.parse(execFileSync(PYTHON, ['-c', script], { encoding: 'utf8', input })) as T;
+}
+
+const MIB = 1024 * 1024;
+const UUID0 = 'GPU-8f6f3f4b-8c1e-2d5a-9b0a-7c3e1f2d4a5b';
+const UUID1 = 'GPU-1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d';
+
+/** `nvidia-smi --query-gpu=index,uuid,memory.used,utilization.gpu --format=csv,noheader,nounits`. */
+const QUERY_GPU_NOUNITS = `0, ${UUID0}, 10240, 87\n1, ${UUID1}, 0, 0\n`;
+/** The same with units (`--format=csv,noheader`). */
+const QUERY_GPU_UNITS = `0, ${UUID0}, 10240 MiB, 87 %\n1, ${UUID1}, 3 MiB, 0 %\n`;
+/** A MIG or vGPU board: utilisation is not reported. */
+const QUERY_GPU_NA = `0, ${UUID0}, 512, [N/A]\n1, ${UUID1}, [Not Supported], [Not Supported]\n`;
+/** `--query-compute-apps=pid,used_memory,gpu_uuid --format=csv,noheader,nounits`. */
+const APPS = `4242, 10200, ${UUID0}\n4243, 30, ${UUID0}\n777, 2048, ${UUID1}\n`;
+/** In a container without the host's pid namespace, memory reads as a permission cell. */
+const APPS_NO_PERMISSION = `4242, [Insufficient Permissions], ${UUID0}\n`;
+
+describe('monitor.py: nvidia-smi parsing', () => {
+  it('parses --query-gpu with and without units, sorted by index, memory in bytes', () => {
+    expect(py('out(m.parse_gpus(sys.stdin.read()))', QUERY_GPU_NOUNITS)).toEqual([
+      { index: 0, uuid: UUID0, mem: 10240 * MIB, util: 87 },
+      { index: 1, uuid: UUID1, mem: 0, util: 0 },
+    ]);
+    const units = py<unknown[]>('out(m.parse_gpus(sys.stdin.read()))', QUERY_GPU_UNITS);
+    expect(units).toEqual([
+      { index: 0, uuid: UUID0, mem: 10240 * MIB, util: 87 },
+      { index: 1, uuid: UUID1, mem: 3 * MIB, util: 0 },
+    ]);
+  });
+
+  it('reads [N/A] and [Not Supported] cells as unknown, not as zero or an error', () => {
+    expect(py('out(m.parse_gpus(sys.stdin.read()))', QUERY_GPU_NA)).toEqual([
+      { index: 0, uuid: UUID0, mem: 512 * MIB, util: null },
+      { index: 1, uuid: UUID1, mem: 0, util: null },
+    ]);
+  });
+
+  it('skips what is not a row: blank lines, error text, a header', () => {
+    const text = `index, uuid, memory.used [MiB], utilization.gpu [%]\n\nNo devices were found\n${QUERY_GPU_NOUNITS}`;
+    expect(py<unknown[]>('out(m.parse_gpus(sys.stdin.read()))', text)).toHaveLength(2);
+    expect(py('out(m.parse_gpus(sys.stdin.read()))', 'NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver.\n')).toEqual([]);
+    expect(py('out(m.parse_apps(sys.stdin.read()))', '')).toEqual([]);
+  });
+
+  it('parses --query-compute-apps; an unreadable memory cell is None', () => {
+    expect(py('out(m.parse_apps(sys.stdin.read()))', APPS)).toEqual([
+      [4242, 10200 * MIB, UUID0],
+      [4243, 30 * MIB, UUID0],
+      [777, 2048 * MIB, UUID1],
+    ]);
+    expect(py('out(m.parse_apps(sys.stdin.read()))', APPS_NO_PERMISSION)).toEqual([[4242, null, UUID0]]);
+  });
+
+  it('attributes per-process GPU memory to the job by its pids and uuid, per visible GPU', () => {
+    const code = `
+gpus = m.parse_gpus(${JSON.stringify(QUERY_GPU_NOUNITS)})
+apps = m.parse_apps(${JSON.stringify(APPS)})
+out({
+  "all": m.gpu_sample((gpus, apps), None, {4242: 1, 4243: 1}),
+  "only1": m.gpu_sample((gpus, apps), ["1"], {4242: 1}),
+  "byUuid": m.gpu_sample((gpus, apps), ["GPU-1a2b"], {777: 1}),
+  "noApps": m.gpu_sample((gpus, None), None, {4242: 1}),
+  "none": m.gpu_sample(None, None, {}),
+})`;
+    const r = py<Record<string, unknown>>(code);
+    expect(r.all).toEqual([
+      { index: 0, memUsedBytes: 10240 * MIB, utilPct: 87, jobMemBytes: 10230 * MIB },
+      { index: 1, memUsedBytes: 0, utilPct: 0, jobMemBytes: 0 },
+    ]);
+    expect(r.only1).toEqual([{ index: 1, memUsedBytes: 0, utilPct: 0, jobMemBytes: 0 }]);
+    expect(r.byUuid).toEqual([{ index: 1, memUsedBytes: 0, utilPct: 0, jobMemBytes: 2048 * MIB }]);
+    expect(r.noApps).toEqual([
+      { index: 0, memUsedBytes: 10240 * MIB, utilPct: 87, jobMemBytes: null },
+      { index: 1, memUsedBytes: 0, utilPct: 0, jobMemBytes: null },
+    ]);
+    expect(r.none).toBe(null);
+  });
+
+  it('reads CUDA_VISIBLE_DEVICES: unset = all, -1/empty/NoDevFiles = none, else the tokens', () => {
+    const r = py('out([m.visible_devices(v) for v in (None, "", "-1", "NoDevFiles", "0, 2", "GPU-8f6f")])');
+    expect(r).toEqual([null, [], [], [], ['0', '2'], ['GPU-8f6f']]);
+  });
+});
+
+describe('monitor.py: /proc and measurements', () => {
+  it('parses /proc/PID/stat, also when the command name holds spaces and parentheses', () => {
+    const line =
+      '6489 (my (odd) prog) S 6487 6480 4125 0 -1 4194304 97 0 0 0 150 50 7 3 20 0 4 0 454274 3133440 356 18446744073709551615 ' +
+      '1 2 3 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 4 5 6 140732310887138 140732310887158 140732310887158 140732310888427 0';
+    const r = py<Record<string, unknown>>(
+      `st = m.parse_stat(6489, sys.stdin.read().encode())\nout({k: getattr(st, k) for k in m.ProcStat.__slots__})`,
+      line,
+    );
+    expect(r).toEqual({
+      pid: 6489,
+      state: 'S',
+      ppid: 6487,
+      pgrp: 6480,
+      session: 4125,
+      cpu_ticks: 200,
+      child_ticks: 10,
+      threads: 4,
+      starttime: 454274,
+      rss_pages: 356,
+      env_key: [140732310887158, 140732310888427],
+    });
+    expect(py('out(m.parse_stat(1, b"1 (x) S 0"))')).toBe(null);
+  });
+
+  it('reads its own stat from /proc', () => {
+    const r = py<{ pid: number; self: number; threads: number }>('st = m.read_stat(os.getpid())\nout({"pid": st.pid, "self": os.getpid(), "threads": st.threads})');
+    expect(r.pid).toBe(r.self);
+    expect(r.threads).toBeGreaterThanOrEqual(1);
+  });
+
+  it('computes CPU percent from tick deltas, discounting a dead child its parent reaped', () => {
+    const code = `
+def st(pid, ppid, cpu, child=0):
+    s = m.ProcStat(); s.pid = pid; s.ppid = ppid; s.cpu_ticks = cpu; s.child_ticks = child; s.starttime = pid
+    return s
+meter = m.CpuMeter(100)
+first = meter.update({10: st(10, 1, 100), 11: st(11, 10, 50)}, 0.0)
+# 1 s later: the parent used 50 ticks and reaped the child (its 80 ticks show up as child time).
+second = meter.update({10: st(10, 1, 150, 80)}, 1.0)
+out([first, second])`;
+    // parent +50 own, +80 children; the child (50 ticks already counted) is gone: 130 - 50 = 80 ticks.
+    expect(py(code)).toEqual([null, 80]);
+  });
+
+  it('keeps peaks and writes monitor.json with every field', () => {
+    const code = `
+p = m.Peaks(None)
+s = {"rssBytes": 5, "procs": 2, "threads": 3, "openFiles": 4, "folderBytes": 9, "gpu": [{"memUsedBytes": 7}]}
+a = p.add(s)
+b = p.add(dict(s, rssBytes=1))
+c = p.add(dict(s, rssBytes=6, gpu=None))
+out([a, b, c, json.loads(p.to_json())])`;
+    const [a, b, c, doc] = py<[boolean, boolean, boolean, Record<string, unknown>]>(code);
+    expect([a, b, c]).toEqual([true, false, true]);
+    expect(doc).toEqual({
+      version: 1,
+      samples: 3,
+      peakRssBytes: 6,
+      peakProcs: 2,
+      peakThreads: 3,
+      peakOpenFiles: 4,
+      peakFolderBytes: 9,
+      peakGpuMemBytes: 7,
+      memoryWatchFired: false,
+      memoryWatchRssBytes: null,
+    });
+  });
+
+  it('samples fast at first, then at about 1 Hz', () => {
+    expect(py('out([m.cadence_for(t) for t in (0, 0.5, 1.5, 3.9, 4, 100)])')).toEqual([0.1, 0.1, 0.25, 0.25, 1, 1]);
+  });
+
+  it('finds orphans under the subreaper supervisor, but not its helpers in its own session', () => {
+    const code = `
+def st(pid, ppid, session):
+    s = m.ProcStat(); s.pid = pid; s.ppid = ppid; s.session = session
+    return s
+SUP = 100
+candidates = {
+    101: st(101, SUP, SUP),    # the timer subshell (the supervisor's session)
+    102: st(102, 101, SUP),    # its sleep
+    103: st(103, SUP, 103),    # an orphan that called setsid and cleared its environment
+    104: st(104, 103, 103),    # its child
+    105: st(105, 1, 105),      # somebody else's process
+    107: st(107, 106, 106),    # a child of the monitor (nvidia-smi), excluded
+}
+members = {110: st(110, SUP, 110)}   # the job's main process
+out(sorted(m.descendants(SUP, candidates, members, {106, SUP, 1}, SUP)))`;
+    expect(py(code)).toEqual([103, 104]);
+  });
+
+  it('measures a folder like du -sb, counting hard links once', () => {
+    const code = `
+import tempfile
+d = tempfile.mkdtemp()
+os.mkdir(os.path.join(d, "sub"))
+open(os.path.join(d, "a"), "wb").write(b"x" * 1000)
+open(os.path.join(d, "sub", "b"), "wb").write(b"y" * 24)
+os.link(os.path.join(d, "a"), os.path.join(d, "sub", "a2"))
+size = m.folder_size(d)
+import shutil; shutil.rmtree(d)
+out(size)`;
+    expect(py(code)).toBe(1024);
+  });
+});
+
+describe('monitor.py: sweep', () => {
+  it('kills a detached process that carries the marker and counts it', async () => {
+    const jobId = `sweeptest${process.pid}`;
+    // A process in its own session with the marker: what an escapee of a job looks like.
+    const child = spawn('sleep', ['30'], { detached: true, stdio: 'ignore', env: { ...process.env, GPUQ_JOB_ID: jobId } });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+    const pid = child.pid as number;
+    // The main pid the sweep is told about has long ended: a pid that cannot be live.
+    const out = execFileSync(PYTHON, [MONITOR, 'sweep', '--job-id', jobId, '--pid', '4194304'], { encoding: 'utf8' });
+    expect(out.trim()).toBe('1');
+    expect(await exited).toBe('SIGKILL');
+    expect(pid).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,116 @@
+/**
+ * The rendered supervisor (templates/wrapper.sh) run directly in a temp job folder, without the
+ * CLI: what the job's environment holds (thread pools by CPU share, CUDA_VISIBLE_DEVICES, --env
+ * overrides, the marker) and what status.json records. The CLI paths are in
+ * test/integration/hostile*.test.ts.
+ */
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Limits } from '../../src/core/types.js';
+import { renderWrapper, type WrapperSpec } from '../../src/node/wrapper.js';
+import { REPO } from '../helpers/cli.js';
+
+const TEMPLATE = readFileSync(join(REPO, 'templates', 'wrapper.sh'), 'utf8');
+const LIMITS: Limits = { timeoutS: 20, graceS: 1, memoryBytes: null, pids: null, files: null, fileSizeBytes: null, cpuTimeS: null, gpus: 0 };
+const PRINT_ENV = `import json, os\nprint(json.dumps(dict(os.environ)))\n`;
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+/** Renders and runs the supervisor for `program` until it exits; returns status and stdout. */
+function runWrapper(program: string, spec: Partial<WrapperSpec> & { enterCpuCgroup?: string } = {}): { status: Record<string, unknown>; stdout: string; dir: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'gpuq-wrapper-'));
+  dirs.push(dir);
+  mkdirSync(join(dir, 'work'));
+  writeFileSync(join(dir, 'work', 'prog.py'), program);
+  copyFileSync(join(REPO, 'templates', 'monitor.py'), join(dir, 'monitor.py'));
+  const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+  const { enterCpuCgroup, ...rest } = spec;
+  const script = renderWrapper(TEMPLATE, {
+    jobId: `wr${Math.random().toString(36).slice(2, 10)}`,
+    command: [python, 'prog.py'],
+    env: {},
+    limits: LIMITS,
+    cpuShare: { num: 1, den: 1 },
+    cudaDevices: null,
+    useCgroups: false,
+    ...rest,
+  });
+  writeFileSync(join(dir, 'run.sh'), script, { mode: 0o700 });
+  const enter = enterCpuCgroup ? `echo $$ > '${enterCpuCgroup}/cgroup.procs'; ` : '';
+  execFileSync('bash', ['-c', `${enter}exec setsid -w bash ./run.sh`], { cwd: dir, stdio: 'ignore', timeout: 30_000 });
+  return {
+    status: JSON.parse(readFileSync(join(dir, 'status.json'), 'utf8')) as Record<string, unknown>,
+    stdout: readFileSync(join(dir, 'stdout.log'), 'utf8'),
+    dir,
+  };
+}
+
+/** Root on a cgroup v1 cpu hierarchy: a CPU quota can be set up for the supervisor. */
+const CPU_CGROUP_V1 = process.getuid?.() === 0 && existsSync('/sys/fs/cgroup/cpu/cpu.cfs_quota_us');
+
+/** Cores the supervisor sees (affinity), as `nproc` counts them. */
+const CORES = Number(execFileSync('nproc').toString().trim()) || cpus().length;
+
+describe('the supervisor, run directly', () => {
+  it('gives thread pools the job\'s share of the cores, at least 1', () => {
+    const whole = JSON.parse(runWrapper(PRINT_ENV).stdout) as Record<string, string>;
+    for (const k of ['OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'NUMEXPR_NUM_THREADS']) expect(whole[k]).toBe(String(CORES));
+    const quarter = JSON.parse(runWrapper(PRINT_ENV, { cpuShare: { num: 1, den: 4 }, cudaDevices: '2' }).stdout) as Record<string, string>;
+    expect(quarter.OMP_NUM_THREADS).toBe(String(Math.max(1, Math.floor(CORES / 4))));
+    expect(quarter.CUDA_VISIBLE_DEVICES).toBe('2');
+  });
+
+  it.runIf(CPU_CGROUP_V1 && CORES > 1)('caps the thread default by a CPU quota on its cgroup (v1)', () => {
+    const group = join('/sys/fs/cgroup/cpu', `gpuq-test-${process.pid}`);
+    mkdirSync(group);
+    try {
+      writeFileSync(join(group, 'cpu.cfs_period_us'), '100000');
+      writeFileSync(join(group, 'cpu.cfs_quota_us'), '50000'); // half a core: rounds up to 1
+      const env = JSON.parse(runWrapper(PRINT_ENV, { enterCpuCgroup: group }).stdout) as Record<string, string>;
+      expect(env.OMP_NUM_THREADS).toBe('1');
+    } finally {
+      rmdirSync(group);
+    }
+  });
+
+  it('lets --env values win over the defaults, literally', () => {
+    const env = JSON.parse(
+      runWrapper(PRINT_ENV, { env: { MKL_NUM_THREADS: '3', ODD: '$(touch /tmp/gpuq-pwned) `id` \'q\'' } }).stdout,
+    ) as Record<string, string>;
+    expect(env.MKL_NUM_THREADS).toBe('3');
+    expect(env.OMP_NUM_THREADS).toBe(String(CORES));
+    expect(env.ODD).toBe("$(touch /tmp/gpuq-pwned) `id` 'q'");
+    expect(env.GPUQ_JOB_ID).toMatch(/^wr/);
+    expect(env.PYTHONUNBUFFERED).toBe('1');
+    expect(env.TMPDIR).toMatch(/\/tmp$/);
+  });
+
+  it('writes a complete status.json, as a subreaper', () => {
+    const { status, dir } = runWrapper('import sys\nsys.exit(3)\n');
+    expect(status).toMatchObject({
+      version: 1,
+      state: 'exited',
+      exitCode: 3,
+      signal: null,
+      timedOut: false,
+      cancelled: false,
+      limitFired: null,
+      killedAfterGrace: false,
+      cgroup: null,
+      oomKills: null,
+      pidsRefused: null,
+      kernelOom: [],
+      memoryPeakBytes: null,
+      subreaper: true,
+      leftovers: 0,
+    });
+    for (const k of ['supervisorPid', 'pid', 'pgid', 'startedAtMs', 'endedAtMs']) expect(typeof status[k]).toBe('number');
+    expect(typeof status.cpuSeconds).toBe('number');
+    // The monitor left its peaks and at least one sample.
+    const monitor = JSON.parse(readFileSync(join(dir, 'monitor.json'), 'utf8')) as Record<string, number>;
+    expect(monitor.samples).toBeGreaterThanOrEqual(1);
+  });
+});
