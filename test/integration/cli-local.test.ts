@@ -3,7 +3,7 @@
  * real processes. Each test has its own GPUQ_HOME.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync, existsSync, statSync, mkdirSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync, statSync, mkdirSync, utimesSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -230,6 +230,18 @@ describe('the ledger', () => {
     expect(list.map((j) => j.id).sort()).toEqual([...ids].sort());
     expect((await gpuq(h, ['wait', ...ids])).code).toBe(0);
   }, 120_000);
+
+  it('a lock left by a dead gpuq is taken over', async () => {
+    const h = await home();
+    const prog = await writeProgram('ok.py', 'print(1)\n');
+    const lock = join(h.dir, 'ledger.json.lock');
+    mkdirSync(lock);
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(lock, old, old);
+    const r = await gpuq(h, ['submit', prog, '--wait', '-q']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(existsSync(lock)).toBe(false);
+  });
 
   it('a corrupt ledger is never overwritten: exit 5, naming the file and the last good copy', async () => {
     const h = await home();
