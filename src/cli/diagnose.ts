@@ -65,7 +65,8 @@ export function renderDiagnosis(d: Diagnosis, style: Style): string {
     `${c.bold(d.id)}  ${d.name}  on ${d.node}: ${paintState(style, label)}${v?.cause ? ` (${v.cause})` : ''}${exit}`,
     `  ${d.summary}`,
     ...section(style, 'Evidence', evidenceBesidesPeaks(d.evidence, d.peaks).map((e) => `  - ${e}`)),
-    ...section(style, 'Peaks against limits', d.peaks.map((p) => `  - ${p.text}`)),
+    ...section(style, d.verdict ? 'Peaks against limits' : 'Peaks so far, against limits', d.peaks.map((p) => `  - ${p.text}`)),
+    ...section(style, 'Now', d.current ? [`  ${d.current.text}`] : []),
     ...section(
       style,
       `Last ${d.stderrTail.length} line${d.stderrTail.length === 1 ? '' : 's'} of stderr${d.folder ? ` (${d.folder.dir}/stderr.log)` : ''}`,

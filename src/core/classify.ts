@@ -194,10 +194,11 @@ function baseEvidence(status: StatusFile, signal: number | null, stderr: StderrF
   return ev;
 }
 
-/** The RSS peak against the memory limit, as evidence, when one was measured. */
+/** The memory peaks (tree RSS, the cgroup's own) against the memory limit, as evidence, where measured. */
 function rssEvidence(status: StatusFile, monitor: MonitorFile | null, limits: Limits): string[] {
-  const rss = peaksAgainstLimits({ monitor, status, limits }).find((p) => p.key === 'rss');
-  return rss ? [rss.text] : [];
+  return peaksAgainstLimits({ monitor, status, limits })
+    .filter((p) => p.key === 'rss' || p.key === 'cgroup_mem')
+    .map((p) => p.text);
 }
 
 function cancelEvidence(status: StatusFile, limits: Limits): string {

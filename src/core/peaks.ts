@@ -5,9 +5,9 @@
  * moment of the kill is a peak the sampler may have missed (a hog can die between two samples).
  */
 import { formatBytes, formatDuration, formatPercent } from './format.js';
-import type { Limits, MonitorFile, StatusFile } from './types.js';
+import type { Limits, MonitorFile, Sample, StatusFile } from './types.js';
 
-export type PeakKey = 'rss' | 'procs' | 'threads' | 'open_files' | 'gpu_mem' | 'folder' | 'cpu_time' | 'wall_time';
+export type PeakKey = 'rss' | 'cgroup_mem' | 'procs' | 'threads' | 'open_files' | 'gpu_mem' | 'folder' | 'cpu_time' | 'wall_time';
 
 /** One measured peak; values in base units (bytes, counts, seconds). */
 export interface Peak {
@@ -71,12 +71,20 @@ function against(value: number, limit: number | null, fmt: (n: number) => string
   return { limit, ratio, tail: ` of the ${fmt(limit)} limit (${formatPercent(ratio)})` };
 }
 
+/**
+ * status.json as newer supervisors write it: `memoryPeakBytes` is the memory cgroup's own peak
+ * (memory.peak / max_usage_in_bytes), page cache included, i.e. what --memory is enforced on.
+ */
+type StatusWithCgroupPeak = StatusFile & { memoryPeakBytes?: number | null };
+
 export interface PeakInput {
   monitor: MonitorFile | null;
   status: StatusFile | null;
   limits: Limits;
   /** The node's clock now (ms), for the wall time of a job still running; null to leave it out. */
   nowMs?: number | null;
+  /** Memory of the GPUs the job was given, together, when the node reports it. */
+  gpuTotalBytes?: number | null;
 }
 
 /**
@@ -101,6 +109,11 @@ export function peaksAgainstLimits(input: PeakInput): Peak[] {
     const when = rss > sampledRss ? ' (when it was killed)' : '';
     out.push({ key: 'rss', value: rss, limit: a.limit, ratio: a.ratio, text: `RSS peaked at ${bytes(rss)}${a.tail}${when}` });
   }
+  const cgroupPeak = (status as StatusWithCgroupPeak | null)?.memoryPeakBytes ?? null;
+  if (cgroupPeak !== null && cgroupPeak > 0) {
+    const a = against(cgroupPeak, limits.memoryBytes, bytes);
+    out.push({ key: 'cgroup_mem', value: cgroupPeak, limit: a.limit, ratio: a.ratio, text: `the memory cgroup (page cache included) peaked at ${bytes(cgroupPeak)}${a.tail}` });
+  }
   if (sampled && monitor.peakProcs > 0) {
     const a = against(monitor.peakProcs, limits.pids, count);
     out.push({ key: 'procs', value: monitor.peakProcs, limit: a.limit, ratio: a.ratio, text: `processes peaked at ${monitor.peakProcs}${a.tail}` });
@@ -114,7 +127,10 @@ export function peaksAgainstLimits(input: PeakInput): Peak[] {
     out.push({ key: 'open_files', value: monitor.peakOpenFiles, limit: limits.files, ratio: null, text: `open files peaked at ${monitor.peakOpenFiles} over all its processes${per}` });
   }
   if (monitor !== null && monitor.peakGpuMemBytes !== null) {
-    out.push({ key: 'gpu_mem', value: monitor.peakGpuMemBytes, limit: null, ratio: null, text: `GPU memory peaked at ${bytes(monitor.peakGpuMemBytes)}` });
+    const total = input.gpuTotalBytes ?? null;
+    const ratio = total !== null && total > 0 ? monitor.peakGpuMemBytes / total : null;
+    const of = ratio !== null && total !== null ? ` of the GPU's ${bytes(total)} (${formatPercent(ratio)})` : '';
+    out.push({ key: 'gpu_mem', value: monitor.peakGpuMemBytes, limit: total, ratio, text: `GPU memory peaked at ${bytes(monitor.peakGpuMemBytes)}${of}` });
   }
   if (sampled && monitor.peakFolderBytes > 0) {
     out.push({ key: 'folder', value: monitor.peakFolderBytes, limit: null, ratio: null, text: `the job folder grew to ${bytes(monitor.peakFolderBytes)}` });
@@ -133,4 +149,14 @@ export function peaksAgainstLimits(input: PeakInput): Peak[] {
     }
   }
   return out;
+}
+
+/** What a job is using now, from its latest resource sample, in one line. */
+export function describeSample(sample: Sample): string {
+  const parts = [`RSS ${formatBytes(sample.rssBytes)}`, `CPU ${Math.round(sample.cpuPct)}%`, `${sample.procs} process${sample.procs === 1 ? '' : 'es'}`];
+  for (const g of sample.gpu ?? []) {
+    const mem = g.jobMemBytes ?? g.memUsedBytes;
+    parts.push(`GPU ${g.index} ${formatBytes(mem)}${g.utilPct !== null ? ` ${Math.round(g.utilPct)}% busy` : ''}`);
+  }
+  return parts.join(', ');
 }

@@ -6,9 +6,9 @@
 import { NodeUnreachableError } from '../core/errors.js';
 import { formatBytes, formatPercent } from '../core/format.js';
 import { isActive } from '../core/job.js';
-import { peaksAgainstLimits, type Peak } from '../core/peaks.js';
+import { describeSample, peaksAgainstLimits, type Peak } from '../core/peaks.js';
 import { stderrLines } from '../core/stderr-patterns.js';
-import type { Job, Limits, Verdict } from '../core/types.js';
+import type { Job, Limits, Sample, Verdict } from '../core/types.js';
 import type { NodeStatus } from '../node/node-status.js';
 import { probeJob, readNodeStatus, type Probe } from '../node/protocol.js';
 import type { Transport } from '../transport/transport.js';
@@ -32,6 +32,8 @@ export interface Diagnosis {
   limits: Limits;
   /** Peaks against limits, from the job folder's monitor.json and status.json. */
   peaks: Peak[];
+  /** A job still running: its latest resource sample, and that sample in words. */
+  current: { sample: Sample; text: string } | null;
   /** The last lines of stderr.log (cleaned of colours and progress-bar redraws). */
   stderrTail: string[];
   folder: { dir: string; exists: boolean } | null;
@@ -189,7 +191,12 @@ export async function diagnoseJob(ctx: AppContext, id: string): Promise<Diagnosi
   if (!job.remote && reachError === null) notes.push('the job never started on a node, so there is no job folder to read');
 
   const folderThere = probe !== null && !probe.missing;
-  const peaks = folderThere ? peaksAgainstLimits({ monitor: probe?.monitor ?? null, status: probe?.status ?? null, limits: job.limits, nowMs: ctx.now().getTime() }) : [];
+  const assigned = (status?.gpus ?? []).filter((g) => job.gpus.includes(g.index));
+  const gpuTotalBytes = assigned.length > 0 && assigned.every((g) => g.memoryTotalBytes !== null) ? assigned.reduce((n, g) => n + (g.memoryTotalBytes ?? 0), 0) : null;
+  const peaks = folderThere
+    ? peaksAgainstLimits({ monitor: probe?.monitor ?? null, status: probe?.status ?? null, limits: job.limits, nowMs: ctx.now().getTime(), gpuTotalBytes })
+    : [];
+  const latest = isActive(job) ? probe?.recentSamples.at(-1) : undefined;
   const verdict = job.verdict;
   const hints = verdict
     ? [...verdict.hints]
@@ -208,6 +215,7 @@ export async function diagnoseJob(ctx: AppContext, id: string): Promise<Diagnosi
     evidence: verdict ? verdict.evidence : [],
     limits: job.limits,
     peaks,
+    current: latest ? { sample: latest, text: describeSample(latest) } : null,
     stderrTail: folderThere ? lastStderrLines(probe?.stderrTail ?? '') : [],
     folder: job.remote ? { dir: job.remote.dir, exists: folderThere } : null,
     nodeFacts: { reachable: reachError === null && node !== undefined, error: reachError, status },

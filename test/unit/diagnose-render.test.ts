@@ -74,6 +74,7 @@ describe('renderDiagnosis', () => {
     evidence: ['the job\'s memory cgroup counted 1 OOM kill at its 2 GiB limit', 'RSS peaked at 1.98 GiB of the 2 GiB limit (99%)'],
     limits: { ...LIMITS, memoryBytes: 2 * GiB },
     peaks: [{ key: 'rss', value: 2_125_824_819, limit: 2 * GiB, ratio: 0.99, text: 'RSS peaked at 1.98 GiB of the 2 GiB limit (99%)' }],
+    current: null,
     stderrTail: ['loading data', 'epoch 1'],
     folder: { dir: '/home/u/.gpuq/jobs/abc12345', exists: true },
     nodeFacts: { reachable: true, error: null, status: node() },
