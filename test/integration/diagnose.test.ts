@@ -2,6 +2,8 @@
  * `gpuq diagnose` and the peaks of `gpuq show`, end to end on the embedded local node: real
  * programs under the real supervisor, the real binary reading back what it recorded.
  */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { gpuq, gpuqJson, makeHome, writeProgram, type Home } from '../helpers/cli.js';
 
@@ -72,6 +74,22 @@ describe('gpuq diagnose', () => {
     expect(d.nodeFacts.status?.disk?.freeBytes).toBeGreaterThan(0);
     expect(d.nodeFacts.status?.inodes?.free).toBeGreaterThan(0);
     expect(d.peaks.find((p) => p.key === 'wall_time')?.text).toMatch(/^ran \S+ of the 1h wall-clock limit/);
+
+    // The node gone: what the ledger knows is still printed, and the exit code says it is partial.
+    await writeFile(join(h.dir, 'config.json'), JSON.stringify({ nodes: { local: { transport: 'ssh', host: '127.0.0.1', port: 1, connectTimeout: '2s' } } }));
+    const off = await gpuq(h, ['diagnose', id]);
+    expect(off.code, off.stderr).toBe(3);
+    expect(off.stdout).toMatch(/Could not import gpuq_no_such_module_xyz on node local\./);
+    expect(off.stdout).toMatch(/pip install gpuq_no_such_module_xyz/);
+    expect(off.stdout).not.toMatch(/Last \d+ lines? of stderr/);
+    expect(off.stderr).toMatch(/node local could not be reached/);
+    const offJson = JSON.parse((await gpuq(h, ['diagnose', id, '--json'])).stdout) as DiagnosisJson;
+    expect(offJson.nodeFacts).toMatchObject({ reachable: false, status: null });
+    expect(offJson.notes.join('\n')).toMatch(/could not be reached/);
+    const show = await gpuq(h, ['show', id]);
+    expect(show.code).toBe(0);
+    expect(show.stdout).toMatch(/Verdict\s+failed \(missing_module\)/);
+    expect(show.stdout).not.toMatch(/Peaks/);
   });
 
   it('sets a memory hog’s RSS peak against its --memory limit', async () => {
