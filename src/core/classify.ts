@@ -6,8 +6,11 @@
  * (memory watch, cgroup OOM kills, kernel OOM lines, MemoryError), the CPU-time limit, the other
  * limits (processes, disk, descriptors, file size), GPU out of memory, what the program itself
  * reported (missing module, syntax error …), a signal nothing explains, and plain failure.
- * Stderr is only believed for a job that did not exit 0: a success that printed
- * "CUDA out of memory" is a success.
+ * Stderr is only believed for a job that did not exit 0 and did not die of a signal other than
+ * SIGABRT (an uncaught C++ exception aborts): a success that printed "CUDA out of memory" is a
+ * success, and a MemoryError printed before a SIGKILL from outside does not explain the SIGKILL.
+ * When stderr ends in a Python traceback, only that final report counts (analyzeStderr).
+ * A child OOM-killed while the main process exited 0 is a success with cause `child_oom`.
  */
 import { clip, formatBytes, formatDuration, formatPercent, plural } from './format.js';
 import { describeKernelOom, parseKernelOom, peaksAgainstLimits } from './peaks.js';
@@ -35,7 +38,10 @@ import type { JobProbe, Limits, MonitorFile, StatusFile, Verdict, VerdictClass }
 export interface ClassifyInput {
   probe: JobProbe & { missing: boolean };
   limits: Limits;
-  /** The ledger shows `gpuq cancel` was asked for. */
+  /**
+   * The ledger shows `gpuq cancel` was asked for. Evidence only: whether the job was cancelled is
+   * the supervisor's record (status.cancelled), since a cancel reaches the job through it.
+   */
   cancelRequested: boolean;
   /** The node's boot id when the job started, to tell a reboot from a vanished supervisor. */
   launchBootId: string | null;
@@ -73,9 +79,9 @@ export function classify(input: ClassifyInput): Verdict {
   const f: Facts = { status, monitor: probe.monitor, limits, signal, stderr, t, base: baseEvidence(status, signal, stderr) };
   const failed = status.exitCode !== 0;
 
-  // The supervisor saw the cancel; or the ledger asked for one and the job then died of the
-  // signals a cancel sends (a cancel that reached the job before the supervisor's trap).
-  if (status.cancelled || (input.cancelRequested && (signal === SIG.TERM || signal === SIG.KILL))) {
+  // Only the supervisor's record counts: a cancel reaches the job through it, so a cancel it did
+  // not see arrived after the job had ended (see `signaled` for what that adds).
+  if (status.cancelled) {
     return verdict(f, 'cancelled', null, 'Cancelled with gpuq cancel.', [cancelEvidence(status, limits)], []);
   }
   if (status.timedOut || status.limitFired === 'timeout') {
@@ -116,7 +122,7 @@ export function classify(input: ClassifyInput): Verdict {
     }
     const program = signal === null ? programCause(f) : null;
     if (program) return program;
-    if (signal !== null) return signaled(f, signal, input.probe.stderrTail);
+    if (signal !== null) return signaled(f, signal, input.probe.stderrTail, input.cancelRequested);
     const said = stderr.lastLine ? `: ${clip(stderr.lastLine, 120)}` : ' and wrote nothing to stderr';
     return verdict(f, 'failed', null, `Exited with code ${status.exitCode}${said}${/[.!?]$/.test(said) ? '' : '.'}`, [], failedHints(t, stderr.lastLine === null));
   }
@@ -328,9 +334,10 @@ function programCause(f: Facts): Verdict | null {
   }
 }
 
-function signaled(f: Facts, signal: number, stderrText: string): Verdict {
+function signaled(f: Facts, signal: number, stderrText: string, cancelRequested: boolean): Verdict {
   const name = signalName(signal);
-  return verdict(f, 'signaled', name.toLowerCase(), signalSummary(signal, f.stderr), [], signalHints(signal, f.t, stderrText));
+  const late = cancelRequested ? ['a gpuq cancel was asked for, but the job had already ended when it arrived'] : [];
+  return verdict(f, 'signaled', name.toLowerCase(), signalSummary(signal, f.stderr), late, signalHints(signal, f.t, stderrText));
 }
 
 /** One sentence for a death by a signal gpuq did not send. */

@@ -181,10 +181,10 @@ const ROWS: Row[] = [
     want: { class: 'cancelled', evidence: /SIGKILL after the 30s grace period/ },
   },
   {
-    name: 'gpuq cancel: asked in the ledger, the job died of SIGTERM before the supervisor marked it',
-    status: exited(143),
+    name: 'a cancel asked for after the job was already killed from outside: signaled, not cancelled',
+    status: exited(137),
     cancelRequested: true,
-    want: { class: 'cancelled' },
+    want: { class: 'signaled', cause: 'sigkill', evidence: /had already ended when it arrived/ },
   },
   {
     name: 'a cancel asked for, but the job had already exited 0 on its own',
