@@ -124,7 +124,7 @@ export function classify(input: ClassifyInput): Verdict {
     if (program) return program;
     if (signal !== null) return signaled(f, signal, input.probe.stderrTail, input.cancelRequested);
     const said = stderr.lastLine ? `: ${clip(stderr.lastLine, 120)}` : ' and wrote nothing to stderr';
-    return verdict(f, 'failed', null, `Exited with code ${status.exitCode}${said}${/[.!?]$/.test(said) ? '' : '.'}`, [], failedHints(t, stderr.lastLine === null));
+    return verdict(f, 'failed', null, `Exited with code ${status.exitCode}${said}${/[.!?…]$/.test(said) ? '' : '.'}`, [], failedHints(t, stderr.lastLine === null));
   }
   const childOom = (status.oomKills ?? 0) > 0 || status.kernelOom.length > 0;
   if (childOom) {

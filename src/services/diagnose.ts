@@ -4,7 +4,7 @@
  * (disk, inodes, memory, load, GPUs). A job found over on the way gets its verdict recorded.
  */
 import { NodeUnreachableError } from '../core/errors.js';
-import { formatBytes, formatPercent } from '../core/format.js';
+import { formatBytes, formatDuration, formatPercent } from '../core/format.js';
 import { isActive } from '../core/job.js';
 import { describeSample, peaksAgainstLimits, type Peak } from '../core/peaks.js';
 import { stderrLines } from '../core/stderr-patterns.js';
@@ -140,15 +140,8 @@ export function nodeFactHints(s: NodeStatus, node: string): string[] {
 function pendingSummary(job: Job, probe: Probe | null, now: Date): string {
   if (job.state === 'pending' || job.state === 'queued') return `Job ${job.id} is ${job.state} and has not started on node ${job.node} yet.`;
   const started = probe?.status?.startedAtMs ?? (job.startedAt ? Date.parse(job.startedAt) : null);
-  const since = started !== null ? ` for ${formatSeconds((now.getTime() - started) / 1000)}` : '';
+  const since = started !== null ? ` for ${formatDuration(Math.max(0, Math.round((now.getTime() - started) / 1000)))}` : '';
   return `Job ${job.id} is still ${job.state === 'grading' ? 'being graded' : 'running'}${since} on node ${job.node}; these are its peaks so far.`;
-}
-
-function formatSeconds(s: number): string {
-  const t = Math.max(0, Math.round(s));
-  if (t < 60) return `${t}s`;
-  if (t < 3600) return `${Math.floor(t / 60)}m${String(t % 60).padStart(2, '0')}s`;
-  return `${Math.floor(t / 3600)}h${String(Math.floor((t % 3600) / 60)).padStart(2, '0')}m`;
 }
 
 /**
