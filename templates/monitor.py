@@ -12,7 +12,11 @@ uploads it into the job folder and runs it in two ways:
       --memory-bytes is given without a memory cgroup, kills the tree once its RSS goes over
       the limit (JOBDIR/memory.fired is created first). Every pid it sees in the tree is
       appended once to JOBDIR/pids.seen (for matching kernel OOM lines). Samples every 0.1 s
-      in the first second, every 0.25 s until 4 s, then every second. Stops on SIGTERM/SIGINT,
+      in the first second, every 0.25 s until 4 s, then every second; a sample scans all of
+      /proc once a second in the first 4 s and every 5 s after, the samples between walk the known tree and the
+      children of its processes and of the supervisor (cheap on a node with 1000s of
+      processes; a child forked by a non-main thread waits for the next full scan).
+      Stops on SIGTERM/SIGINT,
       or by itself 2 s after the job and every process of its tree are gone.
 
   monitor.py sweep --job-id ID --pid PID [--cgroup-pids PATH] [--cgroup-memory PATH]
@@ -45,6 +49,7 @@ FIRST_PERIOD_S = 1.0
 FAST_CADENCE_S = 0.25
 FAST_PERIOD_S = 4.0
 CADENCE_S = 1.0
+FULL_SCAN_S = 5.0
 SLOW_CADENCE_S = 5.0
 MAX_SAMPLE_LINES = 20000
 DEAD_CADENCE_S = 0.5
@@ -293,6 +298,36 @@ class TreeFinder(object):
         if self.supervisor is not None and others:
             for pid in descendants(self.supervisor, others, members, self.exclude, self.helper_session):
                 members[pid] = others[pid]
+        return members, job_st
+
+
+    def walk(self, known):
+        """Cheap rescan from the last one: the known members ({pid: starttime}) still there,
+        their children, the supervisor's children outside its session, and the cgroups'
+        members, with their children in turn. Same result shape as scan()."""
+        job_st = read_stat(self.job_pid)
+        self.check_reuse(job_st)
+        queue = list(known.items())
+        queue.extend((pid, None) for pid in self.cgroup_members())
+        if self.session_ok:
+            queue.append((self.job_pid, None))
+        members = {}
+        if self.supervisor is not None:
+            for pid in read_children(self.supervisor):
+                st = read_stat(pid)
+                if st is not None and st.session != self.helper_session and pid not in self.exclude:
+                    queue.append((pid, st.starttime))
+        i = 0
+        while i < len(queue):
+            pid, start = queue[i]
+            i += 1
+            if pid in members or pid in self.exclude:
+                continue
+            st = read_stat(pid)
+            if st is None or (start is not None and st.starttime != start):
+                continue
+            members[pid] = st
+            queue.extend((child, None) for child in read_children(pid) if child not in members)
         return members, job_st
 
 
@@ -731,6 +766,8 @@ class Watcher(object):
                                  supervisor=args.supervisor)
         self.pids_path = os.path.join(self.dir, "pids.seen")
         self.pids_seen = set()
+        self.known = {}
+        self.next_full_scan = 0.0
         self.page = os.sysconf("SC_PAGE_SIZE")
         self.cpu = CpuMeter(os.sysconf("SC_CLK_TCK"))
         self.sizer = FolderSizer(self.dir)
@@ -837,9 +874,22 @@ class Watcher(object):
             return SLOW_CADENCE_S
         return cadence_for(time.monotonic() - self.started)
 
+    def find_tree(self):
+        """The tree now: a full /proc scan in the first seconds and every FULL_SCAN_S, a walk
+        from the known tree in between."""
+        now = time.monotonic()
+        if now >= self.next_full_scan:
+            members, job_st = self.finder.scan()
+            fast = now - self.started < FAST_PERIOD_S
+            self.next_full_scan = now + (CADENCE_S if fast else FULL_SCAN_S)
+        else:
+            members, job_st = self.finder.walk(self.known)
+        self.known = dict((pid, st.starttime) for pid, st in members.items() if not st.is_dead())
+        return members, job_st
+
     def sample(self, record=True):
-        """Full scan: memory check, one sample line, peaks, the exit check; returns job_alive."""
-        members, job_st = self.finder.scan()
+        """Scan, memory check, one sample line, peaks, the exit check; returns job_alive."""
+        members, job_st = self.find_tree()
         now = time.monotonic()
         live = dict((pid, st) for pid, st in members.items() if not st.is_dead())
         rss = sum(st.rss_pages for st in live.values()) * self.page

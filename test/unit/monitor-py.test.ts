@@ -202,6 +202,25 @@ out(sorted(m.descendants(SUP, candidates, members, {106, SUP, 1}, SUP)))`;
     expect(py(code)).toEqual([103, 104]);
   });
 
+  it('walks the live tree from the known pids: the job and its children, by /proc', () => {
+    const code = `
+import subprocess
+os.setsid()  # as the job's main process is: a session of its own
+child = subprocess.Popen(["sleep", "30"])
+try:
+    finder = m.TreeFinder(os.getpid(), "walk-test", [], set())
+    members, job_st = finder.walk({})
+    full, _ = finder.scan()
+    out({"walk": sorted(members), "full": sorted(full), "me": os.getpid(), "child": child.pid, "job": job_st.pid})
+finally:
+    child.kill()
+    child.wait()`;
+    const r = py<{ walk: number[]; full: number[]; me: number; child: number; job: number }>(code);
+    expect(r.walk).toEqual(expect.arrayContaining([r.me, r.child]));
+    expect(r.full).toEqual(expect.arrayContaining([r.me, r.child]));
+    expect(r.job).toBe(r.me);
+  });
+
   it('measures a folder like du -sb, counting hard links once', () => {
     const code = `
 import tempfile
