@@ -10,15 +10,45 @@ export function sectionMarker(nonce: string, name: string): string {
   return `@@gpuq-${nonce}@@ ${name}`;
 }
 
+/** The shell lines that make the job folder (0700) and check the node's tools; `$d` is the folder. */
+function prepareLines(dir: string): string {
+  return `set -e; umask 077; d=${shPath(dir)}; mkdir -p -- "$d/work"; chmod 700 -- "$d"; cd -- "$d"; ` +
+    `command -v flock >/dev/null && command -v setsid >/dev/null || { echo "gpuq needs flock and setsid (util-linux) on this node" >&2; exit 3; }; ` +
+    `command -v python3 >/dev/null || echo "python3 is missing on this node: no resource samples and no memory watch" >&2; `;
+}
+
 /** Makes the job folder and its work/ folder (0700, parents too) and prints its absolute path. */
 export function prepareDirCommand(dir: string): RemoteCommand {
   return {
     purpose: 'create the job folder',
-    script: `set -e; umask 077; d=${shPath(dir)}; mkdir -p -- "$d/work"; chmod 700 -- "$d"; cd -- "$d"; ` +
-      `command -v flock >/dev/null && command -v setsid >/dev/null || { echo "gpuq needs flock and setsid (util-linux) on this node" >&2; exit 3; }; ` +
-      `command -v python3 >/dev/null || echo "python3 is missing on this node: no resource samples and no memory watch" >&2; ` +
-      `pwd -P`,
+    script: `${prepareLines(dir)}pwd -P`,
   };
+}
+
+/** A file written into the job folder by setupJobCommand. */
+export interface InlineFile {
+  /** Path inside the job folder, e.g. "run.sh" or "work/solution.py". */
+  name: string;
+  content: string | Buffer;
+  mode: 0o600 | 0o700;
+}
+
+/**
+ * One round trip that makes the job folder (0700), prints its absolute path on the first line,
+ * writes `files` into it (exact bytes, through base64 here-documents) and, with `launch`, starts
+ * the supervisor as launchCommand does (status.json follows the path). The script travels on
+ * stdin (`eval "$(cat)"`), so its size is not bounded by the node's argument limit.
+ */
+export function setupJobCommand(dir: string, files: readonly InlineFile[], launch: boolean): RemoteCommand {
+  const parts = [`${prepareLines(dir)}pwd -P`];
+  for (const f of files) {
+    const b64 = Buffer.from(f.content).toString('base64').replace(/.{1,76}/g, '$&\n');
+    // The delimiter has "_", which base64 never does: no content line can end the document.
+    parts.push(`base64 -d > ${sh(f.name)} <<'GPUQ_EOF'\n${b64}GPUQ_EOF`, `chmod ${f.mode.toString(8)} -- ${sh(f.name)}`);
+  }
+  if (launch) parts.push('set +e', ...launchLines());
+  const script = parts.join('\n') + '\n';
+  return { purpose: launch ? 'start the supervisor' : 'create the job folder', script: 'eval "$(cat)"', stdin: script };
 }
 
 /** Writes a file's content (given on stdin) into the job folder, mode 0600 or 0700. */
@@ -37,16 +67,20 @@ export function writeFileCommand(dir: string, name: string, content: string, mod
 export function launchCommand(dir: string): RemoteCommand {
   return {
     purpose: 'start the supervisor',
-    script: [
-      `cd -- ${shPath(dir)} || exit 3`,
-      `exec 9>>job.lock`,
-      `flock -xn 9 || { echo "the job is already running" >&2; exit 3; }`,
-      `setsid bash ./run.sh </dev/null >>supervisor.log 2>&1 &`,
-      `exec 9>&-`,
-      `for i in $(seq 1 250); do grep -q '"state":"\\(running\\|exited\\)"' status.json 2>/dev/null && break; sleep 0.02; done`,
-      `cat status.json 2>/dev/null || { echo "the supervisor did not start; see supervisor.log:" >&2; tail -n 20 supervisor.log >&2; exit 3; }`,
-    ].join('\n'),
+    script: [`cd -- ${shPath(dir)} || exit 3`, ...launchLines()].join('\n'),
   };
+}
+
+/** launchCommand's body, run in the job folder. */
+function launchLines(): string[] {
+  return [
+    `exec 9>>job.lock`,
+    `flock -xn 9 || { echo "the job is already running" >&2; exit 3; }`,
+    `setsid bash ./run.sh </dev/null >>supervisor.log 2>&1 &`,
+    `exec 9>&-`,
+    `for i in $(seq 1 250); do grep -q '"state":"\\(running\\|exited\\)"' status.json 2>/dev/null && break; sleep 0.02; done`,
+    `cat status.json 2>/dev/null || { echo "the supervisor did not start; see supervisor.log:" >&2; tail -n 20 supervisor.log >&2; exit 3; }`,
+  ];
 }
 
 /**

@@ -3,6 +3,7 @@
  * Transport and turns their output into data.
  */
 import { randomBytes } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
 import { UserError } from '../core/errors.js';
 import { EXIT } from '../core/exit-codes.js';
 import type { JobProbe, StatusFile } from '../core/types.js';
@@ -12,13 +13,13 @@ import {
   followCommand,
   launchCommand,
   nodeStatusCommand,
-  prepareDirCommand,
   probeCommand,
   readLogCommand,
   sizeCommand,
   snapshotLogCommand,
   waitEndCommand,
-  writeFileCommand,
+  setupJobCommand,
+  type InlineFile,
 } from './commands.js';
 import { parseNodeStatus, type NodeStatus } from './node-status.js';
 import { parseProbe } from './probe.js';
@@ -49,28 +50,44 @@ function nonce(): string {
   return randomBytes(8).toString('hex');
 }
 
-/** Creates the job folder, uploads program, wrapper and monitor, starts the supervisor. */
-export async function launchJob(t: Transport, f: LaunchFiles, onWarning: (w: string) => void): Promise<{ dir: string; status: StatusFile }> {
-  const prepared = await t.exec(prepareDirCommand(f.dir));
-  if (prepared.code !== 0) {
-    throw new UserError(`on node ${t.node}, could not create the job folder: ${prepared.stderr.trim() || `exit code ${prepared.code}`}`, EXIT.unreachable);
-  }
-  if (prepared.stderr.trim()) onWarning(`node ${t.node}: ${prepared.stderr.trim()}`);
-  const dir = prepared.stdout.trim().split('\n').pop() as string;
-  // Independent writes go over the one connection at once (separate channels).
-  await Promise.all([
-    t.upload(f.localProgram, `${dir}/${f.programName}`, { mode: 0o600, onProgress: f.onProgress }),
-    run(t, writeFileCommand(dir, 'monitor.py', f.monitor, 0o600)),
-    run(t, writeFileCommand(dir, 'run.sh', f.wrapper, 0o700)),
-  ]);
-  const out = await run(t, launchCommand(dir));
-  let status: StatusFile;
+/** Programs up to this size travel inside the one setup-and-launch round trip; larger ones over SFTP. */
+export const INLINE_PROGRAM_MAX = 64 * 1024;
+
+function parseStatus(t: Transport, dir: string, out: string): StatusFile {
   try {
-    status = JSON.parse(out) as StatusFile;
+    return JSON.parse(out) as StatusFile;
   } catch {
     throw new UserError(`on node ${t.node}, the supervisor wrote no readable status.json (${dir})`, EXIT.unreachable);
   }
-  return { dir, status };
+}
+
+/**
+ * Creates the job folder (0700), writes program, wrapper and monitor, starts the supervisor.
+ * A small program makes this one round trip; a larger one is uploaded over SFTP (with
+ * progress) between making the folder and starting the supervisor.
+ */
+export async function launchJob(t: Transport, f: LaunchFiles, onWarning: (w: string) => void): Promise<{ dir: string; status: StatusFile }> {
+  const templates: InlineFile[] = [
+    { name: 'monitor.py', content: f.monitor, mode: 0o600 },
+    { name: 'run.sh', content: f.wrapper, mode: 0o700 },
+  ];
+  const { size } = await stat(f.localProgram);
+  const inline = size <= INLINE_PROGRAM_MAX;
+  const files = inline ? [{ name: f.programName, content: await readFile(f.localProgram), mode: 0o600 } as InlineFile, ...templates] : templates;
+  const r = await t.exec(setupJobCommand(f.dir, files, inline));
+  if (r.code !== 0) {
+    const why = r.stderr.trim().split('\n').slice(-3).join(' ').trim() || `exit code ${r.code}`;
+    throw new UserError(`on node ${t.node}, could not ${inline ? 'start the job' : 'create the job folder'}: ${why}`, EXIT.unreachable);
+  }
+  if (r.stderr.trim()) onWarning(`node ${t.node}: ${r.stderr.trim()}`);
+  const nl = r.stdout.indexOf('\n');
+  const dir = (nl < 0 ? r.stdout : r.stdout.slice(0, nl)).trim();
+  if (inline) {
+    f.onProgress?.(size, size);
+    return { dir, status: parseStatus(t, dir, r.stdout.slice(nl + 1)) };
+  }
+  await t.upload(f.localProgram, `${dir}/${f.programName}`, { mode: 0o600, onProgress: f.onProgress });
+  return { dir, status: parseStatus(t, dir, await run(t, launchCommand(dir))) };
 }
 
 /** Reads a job's status, peaks, stderr tail and liveness in one round trip. */
