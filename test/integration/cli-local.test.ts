@@ -59,13 +59,16 @@ describe('submit, logs, list, show', () => {
 
   it('returns as soon as the job started, and the job outlives the caller', async () => {
     const h = await home();
-    const prog = await writeProgram('slow.py', 'import time\ntime.sleep(1.5)\nprint("done", flush=True)\n');
+    // it runs until the test lets it go, so "running" is not a race with a loaded machine
+    const gate = join(await mkdtemp(join(tmpdir(), 'gpuq-gate-')), 'go');
+    const prog = await writeProgram('slow.py', `import os, time\nwhile not os.path.exists(${JSON.stringify(gate)}):\n    time.sleep(0.05)\nprint("done", flush=True)\n`);
     const r = await gpuq(h, ['submit', prog, '-q']);
     expect(r.code).toBe(0);
     const id = r.stdout.trim();
     expect(id).toMatch(/^[0-9a-z]{8}$/);
     const running = await gpuqJson<JobJson>(h, ['show', id]);
     expect(running.state).toBe('running');
+    writeFileSync(gate, '');
     const w = await gpuq(h, ['wait', id]);
     expect(w.code).toBe(0);
     expect((await gpuq(h, ['logs', id])).stdout).toBe('done\n');
