@@ -71,12 +71,6 @@ function against(value: number, limit: number | null, fmt: (n: number) => string
   return { limit, ratio, tail: ` of the ${fmt(limit)} limit (${formatPercent(ratio)})` };
 }
 
-/**
- * status.json as newer supervisors write it: `memoryPeakBytes` is the memory cgroup's own peak
- * (memory.peak / max_usage_in_bytes), page cache included, i.e. what --memory is enforced on.
- */
-type StatusWithCgroupPeak = StatusFile & { memoryPeakBytes?: number | null };
-
 export interface PeakInput {
   monitor: MonitorFile | null;
   status: StatusFile | null;
@@ -109,7 +103,7 @@ export function peaksAgainstLimits(input: PeakInput): Peak[] {
     const when = rss > sampledRss ? ' (when it was killed)' : '';
     out.push({ key: 'rss', value: rss, limit: a.limit, ratio: a.ratio, text: `RSS peaked at ${bytes(rss)}${a.tail}${when}` });
   }
-  const cgroupPeak = (status as StatusWithCgroupPeak | null)?.memoryPeakBytes ?? null;
+  const cgroupPeak = status?.memoryPeakBytes ?? null;
   if (cgroupPeak !== null && cgroupPeak > 0) {
     const a = against(cgroupPeak, limits.memoryBytes, bytes);
     out.push({ key: 'cgroup_mem', value: cgroupPeak, limit: a.limit, ratio: a.ratio, text: `the memory cgroup (page cache included) peaked at ${bytes(cgroupPeak)}${a.tail}` });

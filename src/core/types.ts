@@ -122,6 +122,10 @@ export interface StatusFile {
   pidsRefused: number | null;
   /** Kernel log lines about OOM-killing one of the job's pids, where the kernel log is readable. */
   kernelOom: string[];
+  /** The memory cgroup's own peak usage (page cache included), where the kernel reports it. */
+  memoryPeakBytes?: number | null;
+  /** Whether the supervisor became the child subreaper, so orphans of the job stay in view. */
+  subreaper?: boolean;
   /** Processes still alive after the main one ended, killed by the final sweep. */
   leftovers: number;
 }
