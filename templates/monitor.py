@@ -20,9 +20,11 @@ uploads it into the job folder and runs it in two ways:
       or by itself 2 s after the job and every process of its tree are gone.
 
   monitor.py sweep --job-id ID --pid PID [--cgroup-pids PATH] [--cgroup-memory PATH]
-                   [--supervisor PID]
+                   [--supervisor PID] [--signal TERM]
       SIGKILLs whatever is left of the job's tree, pass after pass (fork races), for up to
       ~2 s or until a pass finds nothing; prints the number of distinct processes killed.
+      With --signal, sends that signal once to every process of the live tree instead (the
+      timeout and a cancel warn escapees outside the process group too).
 
 The job tree: processes whose session (or process group) is PID, processes whose environment
 holds GPUQ_JOB_ID=ID exactly, the members of the given cgroups, and the descendants of the
@@ -653,18 +655,19 @@ def load_monitor_file(path):
     return data if isinstance(data, dict) and data.get("version") == 1 else None
 
 
-def kill_pids(pids, group=None):
-    """SIGKILLs each pid (and the process group `group`); returns the pids the kill reached."""
+def kill_pids(pids, group=None, sig=signal.SIGKILL):
+    """Sends `sig` (SIGKILL) to each pid (and the process group `group`); returns the pids the
+    signal reached."""
     hit = []
     for pid in pids:
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, sig)
             hit.append(pid)
         except OSError:
             pass
     if group is not None and group > 1:
         try:
-            os.killpg(group, signal.SIGKILL)
+            os.killpg(group, sig)
         except OSError:
             pass
     return hit
@@ -1089,11 +1092,25 @@ def sweep(job_pid, job_id, cgroup_paths, deadline_s=SWEEP_DEADLINE_S, supervisor
     return len(killed)
 
 
+def signal_tree(job_pid, job_id, cgroup_paths, sig, supervisor=None):
+    """One pass: sends `sig` to every live process of the job's tree (the main one still runs,
+    so nothing is assumed about its pid); returns how many it reached."""
+    exclude = ancestors(os.getpid())
+    finder = TreeFinder(job_pid, job_id, [p for p in cgroup_paths if p], exclude, supervisor=supervisor)
+    members, _ = finder.scan()
+    return len(kill_pids([st.pid for st in members.values() if not st.is_dead()], None, sig))
+
+
 def run_sweep(args):
-    """The `sweep` command: prints the number of processes killed; returns the exit status."""
+    """The `sweep` command: prints the number of processes killed (signalled with --signal);
+    returns the exit status."""
     try:
-        count = sweep(args.pid, args.job_id, [args.cgroup_pids, args.cgroup_memory],
-                      supervisor=args.supervisor)
+        if args.signal is not None:
+            count = signal_tree(args.pid, args.job_id, [args.cgroup_pids, args.cgroup_memory],
+                                getattr(signal, "SIG" + args.signal), supervisor=args.supervisor)
+        else:
+            count = sweep(args.pid, args.job_id, [args.cgroup_pids, args.cgroup_memory],
+                          supervisor=args.supervisor)
     except Exception as exc:  # the supervisor needs a number, whatever happened
         sys.stderr.write("monitor.py sweep: %r\n" % (exc,))
         count = 0
@@ -1125,6 +1142,8 @@ def parse_args(argv):
     sweep_p.add_argument("--cgroup-pids", default=None)
     sweep_p.add_argument("--cgroup-memory", default=None)
     sweep_p.add_argument("--supervisor", type=int, default=None)
+    sweep_p.add_argument("--signal", choices=("TERM", "INT", "HUP"), default=None,
+                         help="send this signal once to the whole tree instead of killing it")
     return parser.parse_args(argv)
 
 

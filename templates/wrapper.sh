@@ -78,6 +78,7 @@ OOM_KILLS=""
 PIDS_REFUSED=""
 KERNEL_OOM="[]"
 MEMORY_PEAK=""
+TREE_ARGS=()
 LEFTOVERS=0
 STATE=starting
 
@@ -175,10 +176,22 @@ kernel_oom_evidence() {
   KERNEL_OOM="[$KERNEL_OOM]"
 }
 
-# --- SIGTERM to the whole process group, then SIGKILL after the grace period (in the background).
+# SIGTERM to the job's process group and to every other process of its tree (processes that
+# left the group with setsid are found as the final sweep finds them).
+# One signal each: the tree first (the group is part of it), the group alone without python.
+term_tree() {
+  if [ -n "$PYTHON_SYS" ] && [ -f "$MONITOR" ] && [ ${#TREE_ARGS[@]} -gt 0 ] &&
+    "$PYTHON_SYS" "$MONITOR" sweep --signal TERM "${TREE_ARGS[@]}" >/dev/null 2>>"$JOB_DIR/monitor.log"; then
+    return 0
+  fi
+  kill -TERM -- "-$JOB_PID" 2>/dev/null
+}
+
+# --- SIGTERM to the whole tree, then SIGKILL to the group after the grace period (in the
+# background); the final sweep kills whatever else is left once the main process is gone.
 escalate() {
   (
-    kill -TERM -- "-$JOB_PID" 2>/dev/null
+    term_tree
     trap 'kill "$sp" 2>/dev/null; exit 0' TERM
     sleep "$GRACE_S" & sp=$!; wait "$sp"
     if kill -0 -- "-$JOB_PID" 2>/dev/null; then : >"$JOB_DIR/killed-after-grace"; kill -KILL -- "-$JOB_PID" 2>/dev/null; fi
@@ -264,12 +277,18 @@ start_job
 STATE=running
 write_status
 
+# Who the job is, for monitor.py (signal_tree, sweep): its main pid, marker, cgroups, subreaper.
+TREE_ARGS=(--job-id "$JOB_ID" --pid "$JOB_PID")
+[ "$SUBREAPER" = 1 ] && TREE_ARGS+=(--supervisor "$SUP_PID")
+[ -n "$CG_MEM" ] && TREE_ARGS+=(--cgroup-memory "$CG_MEM")
+[ -n "$CG_PIDS" ] && TREE_ARGS+=(--cgroup-pids "$CG_PIDS")
+
 # The wall-clock timer: SIGTERM at the limit, SIGKILL after the grace period.
 (
   trap 'kill "$sp" 2>/dev/null; exit 0' TERM
   sleep "$TIMEOUT_S" & sp=$!; wait "$sp"
   : >"$JOB_DIR/timeout.fired"
-  kill -TERM -- "-$JOB_PID" 2>/dev/null
+  term_tree
   sleep "$GRACE_S" & sp=$!; wait "$sp"
   if kill -0 -- "-$JOB_PID" 2>/dev/null; then : >"$JOB_DIR/killed-after-grace"; kill -KILL -- "-$JOB_PID" 2>/dev/null; fi
 ) 9>&- &
@@ -317,11 +336,7 @@ for k in ${KILLERS:-}; do kill -TERM "$k" 2>/dev/null; done
 # Sweep: nothing the job started outlives it (process group, then the marker and cgroups).
 kill -KILL -- "-$JOB_PID" 2>/dev/null
 if [ -n "$PYTHON_SYS" ] && [ -f "$MONITOR" ]; then
-  sweep_args=(sweep --job-id "$JOB_ID" --pid "$JOB_PID")
-  [ "$SUBREAPER" = 1 ] && sweep_args+=(--supervisor "$SUP_PID")
-  [ -n "$CG_MEM" ] && sweep_args+=(--cgroup-memory "$CG_MEM")
-  [ -n "$CG_PIDS" ] && sweep_args+=(--cgroup-pids "$CG_PIDS")
-  LEFTOVERS=$("$PYTHON_SYS" "$MONITOR" "${sweep_args[@]}" 2>>monitor.log 9>&- | tail -n1)
+  LEFTOVERS=$("$PYTHON_SYS" "$MONITOR" sweep "${TREE_ARGS[@]}" 2>>monitor.log 9>&- | tail -n1)
   [[ "$LEFTOVERS" =~ ^[0-9]+$ ]] || LEFTOVERS=0
 else
   for p in $(grep -lzx "GPUQ_JOB_ID=$JOB_ID" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3); do

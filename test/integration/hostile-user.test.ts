@@ -89,6 +89,16 @@ describe.runIf(canRun).concurrent(`hostile programs as the unprivileged user ${T
     expect(Number(f.status.leftovers)).toBeGreaterThanOrEqual(1);
   });
 
+  it('gpuq cancel takes a setsid + double-forked escapee with a cleared environment with it', async () => {
+    const h = await home();
+    const { id } = await startHostile(h, 'escape.py', ['--arg', '--stay', '--arg', '--clear-env', '--timeout', '60s']);
+    const c = await gpuq(h, ['cancel', id]);
+    expect(c.code, c.stderr).toBe(0);
+    const f = await waitHostile(h, id);
+    expectVerdict(f, 'cancelled', undefined, 16);
+    await expectGone(pidFile(f.job, 'escaped.pid'));
+  });
+
   it('gpuq cancel: cancelled, 16, nothing left', async () => {
     const h = await home();
     const { id, pid } = await startHostile(h, 'ignore_term.py', ['--timeout', '60s', '--grace', '1s']);

@@ -145,6 +145,23 @@ describe.concurrent('hostile programs (as the test runner)', () => {
     await expectGone(pidFile(f.job, 'escaped.pid'));
   });
 
+  it('a timeout warns the setsid + double-forked escapee with SIGTERM too, then takes it', async () => {
+    const f = await runHostile(await home(), 'escape.py', ['--arg', '--stay', '--arg', '--note-term', '--timeout', '2s']);
+    expectVerdict(f, 'timeout', undefined, 11);
+    await expectGone(pidFile(f.job, 'escaped.pid'));
+    expect(readFileSync(join(f.job.remote?.dir as string, 'work', 'escaped.term'), 'utf8')).toBe('SIGTERM\n');
+  });
+
+  it('gpuq cancel takes the setsid + double-forked escapee with it', async () => {
+    const h = await home();
+    const { id } = await startHostile(h, 'escape.py', ['--arg', '--stay', '--timeout', '60s']);
+    const c = await gpuq(h, ['cancel', id]);
+    expect(c.code, c.stderr).toBe(0);
+    const f = await waitHostile(h, id);
+    expectVerdict(f, 'cancelled', undefined, 16);
+    await expectGone(pidFile(f.job, 'escaped.pid'));
+  });
+
   it.runIf(memoryCgroups())('a child OOM-killed while the main process exits 0 is reported: succeeded/child_oom, 0', async () => {
     const f = await runHostile(await home(), 'child_oom.py', ['--memory', '64m', '--timeout', '30s']);
     expectVerdict(f, 'succeeded', 'child_oom', 0);
