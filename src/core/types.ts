@@ -126,11 +126,6 @@ export interface StatusFile {
   memoryPeakBytes?: number | null;
   /** Whether the supervisor became the child subreaper, so orphans of the job stay in view. */
   subreaper?: boolean;
-  /** The memory cgroup's high-water mark in bytes (v1 memory.max_usage_in_bytes, v2 memory.peak;
-   * page cache included); null without a memory cgroup. Older supervisors omit it. */
-  memoryPeakBytes?: number | null;
-  /** The supervisor is a child subreaper: orphans of the job are re-parented to it and swept. */
-  subreaper?: boolean;
   /** Processes still alive after the main one ended, killed by the final sweep. */
   leftovers: number;
 }
