@@ -8,7 +8,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gpuq, gpuqJson, makeHome, writeProgram, type Home } from '../helpers/cli.js';
+import { BIN, gpuq, gpuqJson, makeHome, writeProgram, type Home } from '../helpers/cli.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
 
 let a: Sshd;
@@ -41,6 +41,7 @@ async function home(nodes: Record<string, unknown>, knownHosts: string[], env: N
   return h;
 }
 
+const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 const fingerprint = (s: Sshd) => execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', `${s.hostKeys[0]!.path}.pub`], { encoding: 'utf8' }).split(' ')[1]!;
 
 describe('submit → wait → logs → diagnose on two nodes', () => {
@@ -96,6 +97,25 @@ describe('submit → wait → logs → diagnose on two nodes', () => {
     expect(execFileSync('stat', ['-c', '%a %s', remote], { encoding: 'utf8' }).trim()).toBe(`600 ${(await readFile(big)).length}`);
     expect(execFileSync('cmp', [big, remote], { encoding: 'utf8' })).toBe('');
     expect((await gpuq(h, ['logs', job.id])).stdout).toBe('big ok\n');
+  });
+  it('shows upload progress for a program over 8 MiB when stderr is a terminal (tmux)', async () => {
+    const h = await home({ a: a.configEntry() }, [a.knownHostsLine('right')]);
+    const big = await writeProgram('huge.py', `${'#'.repeat(1023)}\n`.repeat(9 * 1024) + 'print("huge ok")\n');
+    const socket = `gpuq-ssh-test-${process.pid}`;
+    const tmux = (...args: string[]) => execFileSync('tmux', ['-L', socket, '-f', '/dev/null', ...args], { encoding: 'utf8' });
+    const envs = Object.entries({ GPUQ_HOME: h.dir, GPUQ_SSH_CONFIG: a.sshConfigPath, NO_COLOR: '1' }).map(([k, v]) => `${k}=${shq(v)}`).join(' ');
+    tmux('new-session', '-d', '-x', '150', '-y', '20', `env ${envs} ${shq(process.execPath)} ${shq(BIN)} submit ${shq(big)} --node a -q; echo "rc=$?"; sleep 30`);
+    try {
+      let screen = '';
+      for (let i = 0; i < 200 && !/rc=\d+/.test(screen); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        screen = tmux('capture-pane', '-p');
+      }
+      expect(screen).toMatch(/rc=0/);
+      expect(screen).toMatch(/uploading \[#{30}\] 100% 9\.0\/9\.0 MiB/);
+    } finally {
+      tmux('kill-server');
+    }
   });
 });
 

@@ -49,7 +49,11 @@ describe('a node killed during wait and logs -f, then started again', () => {
     following.child.stdout?.on('data', (d: Buffer) => (seen += d.toString()));
     expect(await until(() => /line 5\n/.test(seen), 15_000)).toBe(true);
     await b.stop();
-    await new Promise((r) => setTimeout(r, 1200));
+    // Unreachable is not dead: reading the job while its node is down leaves it running.
+    const during = await gpuq(h, ['list', '--json']);
+    expect(during.code).toBe(0);
+    expect((JSON.parse(during.stdout) as JobJson[]).find((j) => j.id === sub.id)?.verdict).toBeNull();
+    await new Promise((r) => setTimeout(r, 500));
     await b.start();
     const [w, f] = await Promise.all([waiting.done, following.done]);
     expect(w.code, w.stderr).toBe(0);
@@ -130,6 +134,7 @@ describe('job outcomes on an SSH node', () => {
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(12);
     const job = await gpuqJson<JobJson>(h, ['show', r.stdout.split('\n')[0]!]);
     expect(job.verdict?.class).toBe('oom');
+    expect(job.verdict?.cause).toBe('memory_watch');
     // it ran as the unprivileged node user, who cannot make a memory cgroup
     expect(execFileSync('stat', ['-c', '%U', job.remote!.dir], { encoding: 'utf8' }).trim()).toBe(b.user);
   });
