@@ -8,7 +8,7 @@ import { constants as osConstants } from 'node:os';
 import { createConnection } from 'node:net';
 import { readFile, stat } from 'node:fs/promises';
 import { posix as pathPosix } from 'node:path';
-import { NodeSSH } from 'node-ssh';
+import type { NodeSSH } from 'node-ssh';
 import type { NodeConfig } from '../config/types.js';
 import { NodeUnreachableError } from '../core/errors.js';
 import { prepareHostKeyGate, type HostKeyGate } from './host-keys.js';
@@ -100,6 +100,9 @@ exit "$r"`;
 export async function connectSsh(node: NodeConfig, opts: SshConnectOptions): Promise<Transport> {
   const env = opts.env ?? process.env;
   const resolveOpts = { sshConfigFile: opts.sshConfigFile, env };
+  // Loading ssh2 (~90 ms) overlaps with `ssh -G`.
+  const lib = import('node-ssh');
+  lib.catch(() => undefined);
   const target = await resolveNode(node, resolveOpts);
   if (target.proxyCommand) {
     throw new NodeUnreachableError(node.name, `its ssh config uses a ProxyCommand, which gpuq does not run`,
@@ -113,6 +116,7 @@ export async function connectSsh(node: NodeConfig, opts: SshConnectOptions): Pro
     node: node.name,
     knownHostsPath: opts.knownHostsPath,
     acceptNew,
+    NodeSSH: (await lib).NodeSSH,
     timeoutS: node.connectTimeoutS,
     keepaliveIntervalMs: opts.keepaliveIntervalMs ?? DEFAULT_KEEPALIVE_MS,
     keepaliveCountMax: opts.keepaliveCountMax ?? DEFAULT_KEEPALIVE_COUNT,
@@ -145,6 +149,7 @@ export async function connectSsh(node: NodeConfig, opts: SshConnectOptions): Pro
 
 interface HopSettings {
   node: string;
+  NodeSSH: typeof NodeSSH;
   knownHostsPath: string;
   acceptNew: boolean;
   timeoutS: number;
@@ -170,7 +175,7 @@ async function connectHop(ep: SshEndpoint, sock: unknown, s: HopSettings, label:
         : `${prefix(label)}no SSH key to log in as ${ep.user} with: no identity file exists and no ssh agent is running`,
       `set "identityFile" for node ${s.node} in the config (or IdentityFile in ~/.ssh/config), or start ssh-agent and ssh-add a key`);
   }
-  const ssh = new NodeSSH();
+  const ssh = new s.NodeSSH();
   const config = {
     host: ep.hostname,
     port: ep.port,
