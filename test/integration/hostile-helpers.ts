@@ -4,7 +4,7 @@
  * its supervisor recorded, then check that nothing of the job is left alive.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import type { Verdict } from '../../src/core/types.js';
@@ -69,14 +69,14 @@ export async function runHostile(home: Home, fixture: string, opts: string[] = [
   return finished(r.code, r.stderr, job);
 }
 
-/** Starts a fixture without waiting; returns the job id and the main process's pid once running. */
-export async function startHostile(home: Home, fixture: string, opts: string[] = []): Promise<{ id: string; pid: number }> {
+/** Starts a fixture without waiting; returns the job id, its folder and the main process's pid. */
+export async function startHostile(home: Home, fixture: string, opts: string[] = []): Promise<{ id: string; pid: number; dir: string }> {
   const r = await gpuq(home, ['submit', join(HOSTILE, fixture), '-q', ...opts]);
   if (r.code !== 0) throw new Error(`gpuq submit ${fixture} exited ${r.code}: ${r.stderr}`);
   const id = r.stdout.trim();
   const show = await gpuq(home, ['show', id, '--json']);
   const job = JSON.parse(show.stdout) as JobJson;
-  return { id, pid: job.remote?.pid as number };
+  return { id, pid: job.remote?.pid as number, dir: job.remote?.dir as string };
 }
 
 /** `gpuq wait ID --json` and what the job left. */
@@ -134,4 +134,38 @@ export function ensureTestUser(): boolean {
     }
   }
   return false;
+}
+
+/**
+ * Whether the supervisor can make a cgroup with this controller here, found the way it does: a
+ * folder beside this process's own v1 cgroup, or under the v2 root with the controller enabled.
+ * (A container may show /sys/fs/cgroup read-only even to root.)
+ */
+export function canMakeCgroup(controller: 'memory' | 'pids'): boolean {
+  if (process.getuid?.() !== 0) return false;
+  const v2 = '/sys/fs/cgroup/cgroup.controllers';
+  let dir: string;
+  if (existsSync(v2)) {
+    if (!readFileSync(v2, 'utf8').split(/\s+/).includes(controller)) return false;
+    dir = `/sys/fs/cgroup/gpuq-probe-${process.pid}`;
+  } else {
+    const own = readFileSync('/proc/self/cgroup', 'utf8')
+      .split('\n')
+      .map((l) => l.split(':'))
+      .find((f) => f.length >= 3 && (f[1] as string).split(',').includes(controller));
+    if (!own) return false;
+    dir = `/sys/fs/cgroup/${controller}${own.slice(2).join(':').replace(/\/$/, '')}/gpuq-probe-${process.pid}`;
+  }
+  try {
+    mkdirSync(dir);
+    rmdirSync(dir);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Waits until the job's program has written `name` into its work folder (it got that far). */
+export async function waitForFile(dir: string, name: string): Promise<void> {
+  expect(await until(() => existsSync(join(dir, 'work', name)), 20_000), `${name} never appeared`).toBe(true);
 }

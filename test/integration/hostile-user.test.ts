@@ -16,6 +16,7 @@ import {
   runHostile,
   startHostile,
   TEST_USER,
+  waitForFile,
   waitHostile,
 } from './hostile-helpers.js';
 
@@ -91,7 +92,8 @@ describe.runIf(canRun).concurrent(`hostile programs as the unprivileged user ${T
 
   it('gpuq cancel takes a setsid + double-forked escapee with a cleared environment with it', async () => {
     const h = await home();
-    const { id } = await startHostile(h, 'escape.py', ['--arg', '--stay', '--arg', '--clear-env', '--timeout', '60s']);
+    const { id, dir } = await startHostile(h, 'escape.py', ['--arg', '--stay', '--arg', '--clear-env', '--timeout', '60s']);
+    await waitForFile(dir, 'escaped.pid');
     const c = await gpuq(h, ['cancel', id]);
     expect(c.code, c.stderr).toBe(0);
     const f = await waitHostile(h, id);
@@ -101,7 +103,8 @@ describe.runIf(canRun).concurrent(`hostile programs as the unprivileged user ${T
 
   it('gpuq cancel: cancelled, 16, nothing left', async () => {
     const h = await home();
-    const { id, pid } = await startHostile(h, 'ignore_term.py', ['--timeout', '60s', '--grace', '1s']);
+    const { id, pid, dir } = await startHostile(h, 'ignore_term.py', ['--timeout', '60s', '--grace', '1s']);
+    await waitForFile(dir, 'ready');
     const c = await gpuq(h, ['cancel', id]);
     expect(c.code, c.stderr).toBe(0);
     const f = await waitHostile(h, id);
