@@ -6,9 +6,9 @@
 import { UserError } from '../core/errors.js';
 import { EXIT } from '../core/exit-codes.js';
 import type { Job } from '../core/types.js';
-import { followFile, readLog, snapshotLog } from '../node/protocol.js';
+import { followFile, probeJob, readLog, snapshotLog } from '../node/protocol.js';
 import type { AppContext } from './context.js';
-import { findJob, nodeOf, refreshJobs } from './jobs.js';
+import { findJob, isOver, nodeOf, recordVerdict, verdictOf } from './jobs.js';
 import { openNodeLink } from './reconnect.js';
 
 export type LogStream = 'stdout' | 'stderr';
@@ -49,9 +49,12 @@ export async function showLogs(ctx: AppContext, id: string, opts: LogsOptions, s
         );
       }),
     );
+    const cur = await findJob(ctx, job.id);
+    if (signal?.aborted || cur.state === 'done') return cur;
+    // The follow ended with the job: record its verdict over the same connection.
+    const probe = await link.run((t) => probeJob(t, remote.dir));
+    return isOver(probe, remote.bootId) ? await recordVerdict(ctx, cur.id, verdictOf(cur, probe)) : cur;
   } finally {
     await link.close();
   }
-  const [fresh] = await refreshJobs(ctx, [await findJob(ctx, job.id)]);
-  return fresh as Job;
 }
