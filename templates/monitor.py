@@ -52,6 +52,7 @@ FAST_CADENCE_S = 0.25
 FAST_PERIOD_S = 4.0
 CADENCE_S = 1.0
 FULL_SCAN_S = 5.0
+PSS_INTERVAL_S = 0.5
 SLOW_CADENCE_S = 5.0
 MAX_SAMPLE_LINES = 20000
 DEAD_CADENCE_S = 0.5
@@ -155,6 +156,33 @@ def read_children(pid):
         return [int(x) for x in read_small("/proc/%d/task/%d/children" % (pid, pid), 65536).split()]
     except (OSError, ValueError):
         return []
+
+
+def parse_pss(text):
+    """The Pss of /proc/PID/smaps_rollup text, in bytes; None when absent. Pure."""
+    for line in text.splitlines():
+        if line.startswith("Pss:"):
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].isdigit():
+                return int(parts[1]) * 1024
+    return None
+
+
+def tree_pss(pids):
+    """Sum of the processes' PSS in bytes; None when a live one's smaps_rollup is unreadable
+    (kernel < 4.14, or not ours) so the caller falls back to RSS."""
+    total = 0
+    for pid in pids:
+        try:
+            value = parse_pss(read_all("/proc/%d/smaps_rollup" % pid).decode("ascii", "replace"))
+        except OSError:
+            if read_stat(pid) is None:
+                continue  # gone meanwhile
+            return None
+        if value is None:
+            return None
+        total += value
+    return total
 
 
 def count_fds(pid):
@@ -771,6 +799,7 @@ class Watcher(object):
         self.pids_seen = set()
         self.known = {}
         self.next_full_scan = 0.0
+        self.next_pss = 0.0
         self.page = os.sysconf("SC_PAGE_SIZE")
         self.cpu = CpuMeter(os.sysconf("SC_CLK_TCK"))
         self.sizer = FolderSizer(self.dir)
@@ -823,7 +852,12 @@ class Watcher(object):
     # -- memory watch
 
     def check_memory(self, rss, pids):
-        """Fires the memory watch (once) when the tree's RSS is over the limit; kills after."""
+        """Fires the memory watch (once) when the tree's memory is over the limit; kills after.
+
+        The RSS sum counts pages that processes share (a fork's copy-on-write memory, data
+        loader workers) once per process, so it only triggers the check; the tree's PSS
+        (proportional set size, each shared page split between its sharers) decides, read
+        at most every PSS_INTERVAL_S while the RSS sum stays over the limit."""
         if self.watch is None:
             return
         if self.peaks.fired:
@@ -832,6 +866,16 @@ class Watcher(object):
             return
         if rss <= self.watch.limit:
             return
+        if len(pids) > 1:
+            now = time.monotonic()
+            if now < self.next_pss:
+                return
+            self.next_pss = now + PSS_INTERVAL_S
+            pss = tree_pss(pids)
+            if pss is not None:
+                if pss <= self.watch.limit:
+                    return
+                rss = pss
         self.peaks.fired = True
         self.peaks.fired_rss = rss
         self.write_monitor()

@@ -57,6 +57,15 @@ describe.runIf(canRun).concurrent(`hostile programs as the unprivileged user ${T
     expect(f.status.limitFired).toBe('memory');
   });
 
+  it('copy-on-write memory shared by forked children is not counted once per process', async () => {
+    const f = await runHostile(await home(), 'shared_memory.py', ['--memory', '128m', '--timeout', '30s']);
+    expectVerdict(f, 'succeeded', undefined, 0);
+    expect(f.monitor?.memoryWatchFired).toBe(false);
+    expect(f.stdoutLog).toContain('shared memory survived');
+    // The RSS sum did go over the limit: only the PSS check kept the job alive.
+    expect(Number(f.monitor?.peakRssBytes)).toBeGreaterThan(128 << 20);
+  });
+
   it('Python MemoryError: oom/memory_error, 12', async () => {
     const f = await runHostile(await home(), 'memory_error.py', ['--memory', '64m']);
     expectVerdict(f, 'oom', 'memory_error', 12);

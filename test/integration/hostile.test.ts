@@ -61,6 +61,12 @@ describe.concurrent('hostile programs (as the test runner)', () => {
     expect(Number(f.monitor?.peakRssBytes)).toBeGreaterThan(8 << 20);
   });
 
+  it('copy-on-write memory shared by forked children does not count once per process', async () => {
+    const f = await runHostile(await home(), 'shared_memory.py', ['--memory', '128m', '--timeout', '30s']);
+    expectVerdict(f, 'succeeded', undefined, 0);
+    expect(f.stdoutLog).toContain('shared memory survived');
+  });
+
   it('a Python MemoryError under --memory is a memory verdict: oom/memory_error, 12', async () => {
     const f = await runHostile(await home(), 'memory_error.py', ['--memory', '64m']);
     expectVerdict(f, 'oom', 'memory_error', 12);

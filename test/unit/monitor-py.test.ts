@@ -221,6 +221,13 @@ finally:
     expect(r.job).toBe(r.me);
   });
 
+  it('reads Pss from smaps_rollup, and its own', () => {
+    const rollup = '5566c6ff4000-7ffd91213000 ---p 00000000 00:00 0  [rollup]\nRss:  1704 kB\nPss:  216 kB\nPss_Dirty: 112 kB\n';
+    expect(py('out(m.parse_pss(sys.stdin.read()))', rollup)).toBe(216 * 1024);
+    expect(py('out(m.parse_pss("Rss: 1 kB"))')).toBe(null);
+    expect(py<number>('out(m.tree_pss([os.getpid()]))')).toBeGreaterThan(0);
+  });
+
   it('measures a folder like du -sb, counting hard links once', () => {
     const code = `
 import tempfile
