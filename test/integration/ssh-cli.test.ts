@@ -182,6 +182,29 @@ describe('ssh config', () => {
     expect((await gpuq(h, ['logs', r.stdout.split('\n')[0]!])).stdout).toMatch(/^out /);
   });
 
+  it('logs in with a key held by ssh-agent when the config names no identity file', async () => {
+    const sock = join(a.dir, 'agent.sock');
+    const agent = execFileSync('ssh-agent', ['-a', sock, '-s'], { encoding: 'utf8' });
+    const pid = Number(/SSH_AGENT_PID=(\d+)/.exec(agent)?.[1]);
+    try {
+      execFileSync('ssh-add', ['-q', a.clientKeyPath], { env: { ...process.env, SSH_AUTH_SOCK: sock }, stdio: 'pipe' });
+      const cfg = join(a.dir, 'agent_config');
+      await writeFile(cfg, `Host *\n  IdentityFile ${join(a.dir, 'no-such-key')}\n  UserKnownHostsFile /dev/null\n`);
+      const entry = a.configEntry();
+      delete entry.identityFile;
+      const h = await home({ a: entry }, [a.knownHostsLine('right')], { GPUQ_SSH_CONFIG: cfg, SSH_AUTH_SOCK: sock });
+      const r = await gpuq(h, ['submit', prog, '--wait']);
+      expect(r.code, r.stderr).toBe(0);
+      // Without the agent there is no key at all: exit 3, saying what to set.
+      const h2 = await home({ a: entry }, [a.knownHostsLine('right')], { GPUQ_SSH_CONFIG: cfg, SSH_AUTH_SOCK: '' });
+      const without = await gpuq(h2, ['submit', prog]);
+      expect(without.code).toBe(3);
+      expect(without.stderr).toMatch(/no SSH key to log in as .*identityFile/s);
+    } finally {
+      if (pid) process.kill(pid, 'SIGTERM');
+    }
+  });
+
   it('goes through a ProxyJump host (ssh config) and through a node\'s "jump" field', async () => {
     const cfg = join(a.dir, 'jump_config');
     await writeFile(cfg, [
