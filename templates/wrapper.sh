@@ -49,6 +49,8 @@ SHARE_NUM={{SHARE_NUM}}
 SHARE_DEN={{SHARE_DEN}}
 CUDA_DEVICES={{CUDA_DEVICES}}
 USE_CGROUPS={{USE_CGROUPS}}
+# Where the cgroup hierarchies are mounted (/sys/fs/cgroup; tests point it at a stand-in).
+CG_ROOT={{CGROUP_ROOT}}
 
 JOB_DIR=$PWD
 SUP_PID=$$
@@ -98,7 +100,7 @@ write_status() {
 # --- cgroups: a memory limit without swap and a pids limit for the job alone, where we may make them.
 own_cgroup_v1() { sed -n "s/^[0-9]*:\\([^:]*,\\)\\{0,1\\}$1\\(,[^:]*\\)\\{0,1\\}:\\(.*\\)$/\\3/p" /proc/self/cgroup | head -n1; }
 make_cgroup_v1() { # $1 controller -> prints the new cgroup's path, or nothing
-  local root=/sys/fs/cgroup/$1 own dir
+  local root=$CG_ROOT/$1 own dir
   [ -d "$root" ] && [ -w "$root" ] || return 0
   own=$(own_cgroup_v1 "$1")
   for dir in "$root${own%/}/gpuq-$JOB_ID" "$root/gpuq/$JOB_ID"; do
@@ -107,19 +109,27 @@ make_cgroup_v1() { # $1 controller -> prints the new cgroup's path, or nothing
 }
 setup_cgroups() {
   [ "$USE_CGROUPS" = 1 ] || return 0
-  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
-    # cgroup v2: a leaf under /sys/fs/cgroup/gpuq (which holds no process itself).
-    local base=/sys/fs/cgroup/gpuq
-    grep -qw memory /sys/fs/cgroup/cgroup.controllers || return 0
+  if [ -f "$CG_ROOT/cgroup.controllers" ]; then
+    # cgroup v2: a leaf under $CG_ROOT/gpuq (which holds no process itself).
+    local base=$CG_ROOT/gpuq
+    grep -qw memory "$CG_ROOT/cgroup.controllers" || return 0
     mkdir -p "$base" 2>/dev/null || return 0
-    echo "+memory +pids" >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
-    echo "+memory +pids" >"$base/cgroup.subtree_control" 2>/dev/null || return 0
+    # One controller a write: a write naming an unavailable one would enable neither.
+    # (Appending is the same as writing to a cgroup file.)
+    local c
+    for c in memory pids; do
+      echo "+$c" >>"$CG_ROOT/cgroup.subtree_control" 2>/dev/null
+      echo "+$c" >>"$base/cgroup.subtree_control" 2>/dev/null
+    done
+    grep -qw memory "$base/cgroup.subtree_control" 2>/dev/null || return 0
     mkdir -p "$base/$JOB_ID" 2>/dev/null || return 0
     CG_VERSION=v2; CG_MEM="$base/$JOB_ID"; CG_PIDS="$base/$JOB_ID"
     if [ "$MEMORY_BYTES" != 0 ]; then
       echo "$MEMORY_BYTES" >"$CG_MEM/memory.max" && echo 0 >"$CG_MEM/memory.swap.max" 2>/dev/null
     fi
-    [ "$PIDS_MAX" != 0 ] && echo "$PIDS_MAX" >"$CG_PIDS/pids.max"
+    if [ "$PIDS_MAX" != 0 ]; then
+      [ -f "$CG_PIDS/pids.max" ] && echo "$PIDS_MAX" >"$CG_PIDS/pids.max" || CG_PIDS=""
+    fi
     return 0
   fi
   CG_MEM=$(make_cgroup_v1 memory)
@@ -143,7 +153,9 @@ cgroup_evidence() {
   if [ "$CG_VERSION" = v2 ]; then
     n=$(sed -n 's/^oom_kill \([0-9]*\)$/\1/p' "$CG_MEM/memory.events" 2>/dev/null); OOM_KILLS=${n:-0}
     MEMORY_PEAK=$(cat "$CG_MEM/memory.peak" 2>/dev/null)
-    n=$(sed -n 's/^max \([0-9]*\)$/\1/p' "$CG_PIDS/pids.events" 2>/dev/null); PIDS_REFUSED=${n:-0}
+    if [ -n "$CG_PIDS" ]; then
+      n=$(sed -n 's/^max \([0-9]*\)$/\1/p' "$CG_PIDS/pids.events" 2>/dev/null); PIDS_REFUSED=${n:-0}
+    fi
   elif [ "$CG_VERSION" = v1 ]; then
     if [ -n "$CG_MEM" ]; then
       n=$(sed -n 's/^oom_kill \([0-9]*\)$/\1/p' "$CG_MEM/memory.oom_control" 2>/dev/null)
@@ -227,11 +239,11 @@ cpu_count() {
   local n q p path
   n=$(nproc 2>/dev/null || echo 1)
   path=$(sed -n 's/^0:://p' /proc/self/cgroup | head -n1)
-  if [ -n "$path" ] && [ -r "/sys/fs/cgroup${path%/}/cpu.max" ] && read -r q p <"/sys/fs/cgroup${path%/}/cpu.max"; then :
+  if [ -n "$path" ] && [ -r "$CG_ROOT${path%/}/cpu.max" ] && read -r q p <"$CG_ROOT${path%/}/cpu.max"; then :
   else
     path=$(own_cgroup_v1 cpu)
-    q=$(cat "/sys/fs/cgroup/cpu${path%/}/cpu.cfs_quota_us" 2>/dev/null)
-    p=$(cat "/sys/fs/cgroup/cpu${path%/}/cpu.cfs_period_us" 2>/dev/null)
+    q=$(cat "$CG_ROOT/cpu${path%/}/cpu.cfs_quota_us" 2>/dev/null)
+    p=$(cat "$CG_ROOT/cpu${path%/}/cpu.cfs_period_us" 2>/dev/null)
   fi
   if [[ "$q" =~ ^[0-9]+$ ]] && [[ "$p" =~ ^[0-9]+$ ]] && [ "$p" -gt 0 ]; then
     q=$(((q + p - 1) / p))

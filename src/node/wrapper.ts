@@ -16,6 +16,8 @@ export interface WrapperSpec {
   /** CUDA_VISIBLE_DEVICES for the job, or null to leave it as the node has it. */
   cudaDevices: string | null;
   useCgroups: boolean;
+  /** Where the node's cgroup hierarchies are mounted; /sys/fs/cgroup unless a test says otherwise. */
+  cgroupRoot?: string;
 }
 
 /** Produces the bash supervisor for a job from the template text. */
@@ -36,6 +38,7 @@ export function renderWrapper(template: string, spec: WrapperSpec): string {
     SHARE_DEN: Math.max(1, Math.round(spec.cpuShare.den)),
     CUDA_DEVICES: spec.cudaDevices ?? '-',
     USE_CGROUPS: spec.useCgroups ? 1 : 0,
+    CGROUP_ROOT: spec.cgroupRoot ?? '/sys/fs/cgroup',
   });
 }
 

@@ -76,6 +76,33 @@ describe('the supervisor, run directly', () => {
     }
   });
 
+  it('on cgroup v2 sets memory.max, swap and pids.max, and reads oom_kill, peak and refusals back', () => {
+    // A stand-in v2 hierarchy of plain files: the supervisor's v2 path without a v2 machine.
+    const root = mkdtempSync(join(tmpdir(), 'gpuq-fake-cgroup2-'));
+    dirs.push(root);
+    const jobId = `wr${Math.random().toString(36).slice(2, 10)}`;
+    const leaf = join(root, 'gpuq', jobId);
+    mkdirSync(leaf, { recursive: true });
+    writeFileSync(join(root, 'cgroup.controllers'), 'cpuset cpu io memory hugetlb pids rdma misc\n');
+    writeFileSync(join(leaf, 'pids.max'), 'max\n');
+    writeFileSync(join(leaf, 'memory.events'), 'low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n');
+    writeFileSync(join(leaf, 'memory.peak'), '67108864\n');
+    writeFileSync(join(leaf, 'pids.events'), 'max 3\n');
+    const { status } = runWrapper('print("ok")\n', {
+      jobId,
+      useCgroups: true,
+      cgroupRoot: root,
+      limits: { ...LIMITS, memoryBytes: 64 << 20, pids: 32 },
+    });
+    expect(status).toMatchObject({ cgroup: 'v2', oomKills: 1, memoryPeakBytes: 67108864, pidsRefused: 3, exitCode: 0 });
+    expect(readFileSync(join(leaf, 'memory.max'), 'utf8').trim()).toBe(String(64 << 20));
+    expect(readFileSync(join(leaf, 'memory.swap.max'), 'utf8').trim()).toBe('0');
+    expect(readFileSync(join(leaf, 'pids.max'), 'utf8').trim()).toBe('32');
+    expect(readFileSync(join(root, 'gpuq', 'cgroup.subtree_control'), 'utf8')).toBe('+memory\n+pids\n');
+    // The job's process was put in the leaf.
+    expect(readFileSync(join(leaf, 'cgroup.procs'), 'utf8').trim()).toBe(String(status.pid));
+  });
+
   it('lets --env values win over the defaults, literally', () => {
     const env = JSON.parse(
       runWrapper(PRINT_ENV, { env: { MKL_NUM_THREADS: '3', ODD: '$(touch /tmp/gpuq-pwned) `id` \'q\'' } }).stdout,
