@@ -20,14 +20,14 @@ const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 /** Renders and runs the supervisor for `program` until it exits; returns status and stdout. */
-function runWrapper(program: string, spec: Partial<WrapperSpec> & { enterCpuCgroup?: string } = {}): { status: Record<string, unknown>; stdout: string; dir: string } {
+function runWrapper(program: string, spec: Partial<WrapperSpec> & { enterCpuCgroup?: string; path?: string } = {}): { status: Record<string, unknown>; stdout: string; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'gpuq-wrapper-'));
   dirs.push(dir);
   mkdirSync(join(dir, 'work'));
   writeFileSync(join(dir, 'work', 'prog.py'), program);
   copyFileSync(join(REPO, 'templates', 'monitor.py'), join(dir, 'monitor.py'));
   const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
-  const { enterCpuCgroup, ...rest } = spec;
+  const { enterCpuCgroup, path, ...rest } = spec;
   const script = renderWrapper(TEMPLATE, {
     jobId: `wr${Math.random().toString(36).slice(2, 10)}`,
     command: [python, 'prog.py'],
@@ -40,7 +40,8 @@ function runWrapper(program: string, spec: Partial<WrapperSpec> & { enterCpuCgro
   });
   writeFileSync(join(dir, 'run.sh'), script, { mode: 0o700 });
   const enter = enterCpuCgroup ? `echo $$ > '${enterCpuCgroup}/cgroup.procs'; ` : '';
-  execFileSync('bash', ['-c', `${enter}exec setsid -w bash ./run.sh`], { cwd: dir, stdio: 'ignore', timeout: 30_000 });
+  const env = path === undefined ? process.env : { ...process.env, PATH: `${path}:${process.env.PATH ?? ''}` };
+  execFileSync('bash', ['-c', `${enter}exec setsid -w bash ./run.sh`], { cwd: dir, stdio: 'ignore', timeout: 30_000, env });
   return {
     status: JSON.parse(readFileSync(join(dir, 'status.json'), 'utf8')) as Record<string, unknown>,
     stdout: readFileSync(join(dir, 'stdout.log'), 'utf8'),
@@ -101,6 +102,33 @@ describe('the supervisor, run directly', () => {
     expect(readFileSync(join(root, 'gpuq', 'cgroup.subtree_control'), 'utf8')).toBe('+memory\n+pids\n');
     // The job's process was put in the leaf.
     expect(readFileSync(join(leaf, 'cgroup.procs'), 'utf8').trim()).toBe(String(status.pid));
+  });
+
+  it('keeps the kernel OOM-killer lines about the job\'s pids, and no others', () => {
+    // A stand-in dmesg: an OOM kill of a pid the monitor saw in the tree (pids.seen, in the
+    // job folder, the supervisor's working directory), one of an unrelated pid, and noise.
+    const bin = mkdtempSync(join(tmpdir(), 'gpuq-fake-dmesg-'));
+    dirs.push(bin);
+    writeFileSync(
+      join(bin, 'dmesg'),
+      [
+        '#!/bin/bash',
+        'up=$(cut -d" " -f1 /proc/uptime); t=${up%.*}',
+        'pid=$(tail -n 1 pids.seen)',
+        'echo "[$t.000001] python3 invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0, oom_score_adj=0"',
+        'echo "[$t.000002] oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,task_memcg=/,task=python3,pid=$pid,uid=0"',
+        'echo "[$t.000003] Out of memory: Killed process $pid (python3) total-vm:9000000kB, anon-rss:8000000kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:16000kB oom_score_adj:0"',
+        'echo "[$t.000004] Out of memory: Killed process 4194303 (other) total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:1kB oom_score_adj:0"',
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    const { status } = runWrapper('import time\ntime.sleep(0.6)\n', { path: bin });
+    const lines = status.kernelOom as string[];
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/oom-kill:.*pid=\d+,uid=0/);
+    expect(lines[1]).toMatch(/Out of memory: Killed process \d+ \(python3\)/);
+    expect(lines.join('\n')).not.toContain('4194303');
   });
 
   it('lets --env values win over the defaults, literally', () => {
