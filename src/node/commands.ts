@@ -84,6 +84,24 @@ function launchLines(): string[] {
 }
 
 /**
+ * After a link dropped during a launch: prints the folder's absolute path and status.json when
+ * the supervisor was started (job.lock held, or a status written), else `none`. Safe to run
+ * whatever happened: it starts nothing.
+ */
+export function adoptCommand(dir: string): RemoteCommand {
+  return {
+    purpose: 'check whether the job started',
+    script: [
+      `cd -- ${shPath(dir)} 2>/dev/null || { echo none; exit 0; }`,
+      `if [ -e status.json ] || ! flock -ns job.lock true 2>/dev/null; then`,
+      `  for i in $(seq 1 250); do grep -q '"state":"\\(running\\|exited\\)"' status.json 2>/dev/null && break; sleep 0.02; done`,
+      `  pwd -P; cat status.json 2>/dev/null || echo '{}'`,
+      `else echo none; fi`,
+    ].join('\n'),
+  };
+}
+
+/**
  * Reads everything the client needs to know about a job in one round trip: status.json,
  * monitor.json, the end of stderr.log and samples.jsonl, whether the supervisor still holds
  * job.lock, and the node's boot id.

@@ -9,6 +9,7 @@ import { EXIT } from '../core/exit-codes.js';
 import type { JobProbe, StatusFile } from '../core/types.js';
 import type { RemoteCommand, Transport } from '../transport/transport.js';
 import {
+  adoptCommand,
   cancelCommand,
   followCommand,
   launchCommand,
@@ -88,6 +89,18 @@ export async function launchJob(t: Transport, f: LaunchFiles, onWarning: (w: str
   }
   await t.upload(f.localProgram, `${dir}/${f.programName}`, { mode: 0o600, onProgress: f.onProgress });
   return { dir, status: parseStatus(t, dir, await run(t, launchCommand(dir))) };
+}
+
+/**
+ * Whether a launch cut short by a dropped link had started the supervisor: its folder and
+ * status when it had (the job runs; adopt it), null when nothing was started.
+ */
+export async function adoptLaunch(t: Transport, dir: string): Promise<{ dir: string; status: StatusFile } | null> {
+  const out = await run(t, adoptCommand(dir));
+  if (out.trim() === 'none') return null;
+  const nl = out.indexOf('\n');
+  const abs = out.slice(0, nl).trim();
+  return { dir: abs, status: parseStatus(t, abs, out.slice(nl + 1)) };
 }
 
 /** Reads a job's status, peaks, stderr tail and liveness in one round trip. */

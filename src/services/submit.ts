@@ -12,11 +12,12 @@ import { moveTo } from '../core/job.js';
 import { pickGpus, rankNodes } from '../core/schedule.js';
 import type { Isolation, Job, Limits } from '../core/types.js';
 import type { NodeConfig } from '../config/types.js';
-import { launchJob } from '../node/protocol.js';
+import { adoptLaunch, launchJob } from '../node/protocol.js';
 import { commandFor, renderWrapper } from '../node/wrapper.js';
 import type { AppContext } from './context.js';
 import { recordVerdict } from './jobs.js';
 import { reachCandidates, type ReachedNode } from './nodes.js';
+import { withReconnect } from './reconnect.js';
 
 export interface SubmitOptions {
   file: string;
@@ -203,13 +204,22 @@ export async function submit(ctx: AppContext, opts: SubmitOptions, cwd: string):
     lastError = e as Error;
   }
   try {
+    const recordStart = (node: NodeConfig, gpus: number[], remote: NonNullable<Job['remote']>, note: string) =>
+      ctx.ledger.update((jobs) => {
+        const i = jobs.findIndex((j) => j.id === job.id);
+        const next = moveTo({ ...(jobs[i] as Job), node: node.name, gpus, remote }, 'running', ctx.now().toISOString(), note);
+        const copy = [...jobs];
+        copy[i] = next;
+        return { jobs: copy, result: next };
+      });
     for (const [i, { node, transport }] of reached.entries()) {
+      const dir = `${node.workdir.replace(/\/+$/, '')}/jobs/${job.id}`;
+      let gpus: number[] = [];
       try {
         const live = await ctx.ledger.readLive();
         const busy = new Map<number, number>();
         for (const j of live) if (j.node === node.name && j.state !== 'done') for (const g of j.gpus) busy.set(g, (busy.get(g) ?? 0) + 1);
-        const gpus = pickGpus(node.gpus, busy, limits.gpus);
-        const dir = `${node.workdir.replace(/\/+$/, '')}/jobs/${job.id}`;
+        gpus = pickGpus(node.gpus, busy, limits.gpus);
         const wrapper = renderWrapper(wrapperTemplate, {
           jobId: job.id,
           command: commandFor(checked.name, node.python, checked.hasShebang, opts.args) as string[],
@@ -220,26 +230,28 @@ export async function submit(ctx: AppContext, opts: SubmitOptions, cwd: string):
           useCgroups: true,
         });
         const started = await launchJob(transport, { dir, localProgram: checked.path, programName: `work/${checked.name}`, wrapper, monitor, onProgress }, (w) => ctx.out.info(w));
-        const at = ctx.now().toISOString();
-        return await ctx.ledger.update((jobs) => {
-          const i = jobs.findIndex((j) => j.id === job.id);
-          const cur = jobs[i] as Job;
-          const next = moveTo(
-            { ...cur, node: node.name, gpus, remote: { dir: started.dir, supervisorPid: started.status.supervisorPid, pid: started.status.pid, bootId: started.status.bootId } },
-            'running',
-            at,
-            `started on ${node.name}${gpus.length ? ` GPU ${gpus.join(',')}` : ''}, pid ${started.status.pid}`,
-          );
-          const copy = [...jobs];
-          copy[i] = next;
-          return { jobs: copy, result: next };
-        });
+        const s = started.status;
+        return await recordStart(node, gpus, { dir: started.dir, supervisorPid: s.supervisorPid, pid: s.pid, bootId: s.bootId },
+          `started on ${node.name}${gpus.length ? ` GPU ${gpus.join(',')}` : ''}, pid ${s.pid}`);
       } catch (e) {
         lastError = e as Error;
+        if (!(e instanceof NodeUnreachableError)) break;
+        // The link dropped while starting: ask the node (again) whether the supervisor started,
+        // so the job neither runs twice nor runs unrecorded.
+        const adopted = await withReconnect(ctx, node, (t) => adoptLaunch(t, dir), { maxAttempts: 2, onReconnecting: () => undefined }).catch(() => undefined);
+        if (adopted) {
+          const s = adopted.status;
+          return await recordStart(node, gpus, { dir: adopted.dir, supervisorPid: s.supervisorPid ?? null, pid: s.pid ?? null, bootId: s.bootId ?? null },
+            `started on ${node.name} (confirmed after the connection dropped), pid ${s.pid}`);
+        }
+        if (adopted === undefined) {
+          await recordStart(node, gpus, { dir, supervisorPid: null, pid: null, bootId: null }, `start unconfirmed: ${e.cause_}`);
+          throw new NodeUnreachableError(node.name, `the connection dropped while starting job ${job.id} (${e.cause_}); it may be running there`,
+            `See where it stands with: gpuq wait ${job.id}`);
+        }
         const next = reached[i + 1];
-        // The link dropped while starting: another node that answered can still take the job.
-        if (!(e instanceof NodeUnreachableError) || !next) break;
-        ctx.out.info(`node ${node.name}: ${e.cause_}; trying node ${next.node.name}.`);
+        if (!next) break;
+        ctx.out.info(`node ${node.name}: ${e.cause_}; the job did not start there; trying node ${next.node.name}.`);
       }
     }
   } finally {

@@ -43,11 +43,14 @@ describe('a node killed during wait and logs -f, then started again', () => {
     const n = 60;
     const prog = await writeProgram('count.py', `import time\nfor i in range(${n}):\n    print("line", i, flush=True)\n    time.sleep(0.05)\n`);
     const sub = await gpuqJson<JobJson>(h, ['submit', prog, '--node', 'b']);
+    const logins = () => (b.log().match(/Accepted publickey/g) ?? []).length;
+    const before = logins();
     const waiting = startGpuq(h, ['wait', sub.id]);
     const following = startGpuq(h, ['logs', '-f', '--stdout', sub.id]);
     let seen = '';
     following.child.stdout?.on('data', (d: Buffer) => (seen += d.toString()));
-    expect(await until(() => /line 5\n/.test(seen), 15_000)).toBe(true);
+    // Both are connected (two more logins) and streaming before the node goes down.
+    expect(await until(() => /line 5\n/.test(seen) && logins() >= before + 2, 15_000)).toBe(true);
     await b.stop();
     // Unreachable is not dead: reading the job while its node is down leaves it running.
     const during = await gpuq(h, ['list', '--json']);
