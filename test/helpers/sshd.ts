@@ -40,6 +40,12 @@ export interface SshdOptions {
   extraConfig?: string;
   /** ssh config alias written to sshConfigPath for this daemon (default "gpuq-test-node"). */
   alias?: string;
+  /**
+   * A boot id the daemon and everything started through it see in
+   * /proc/sys/kernel/random/boot_id (a private mount namespace; root only). With setBootId()
+   * and a restart, this simulates a node that rebooted.
+   */
+  bootId?: string;
 }
 
 export interface Sshd {
@@ -60,6 +66,8 @@ export interface Sshd {
   /** SIGKILLs the daemon and every process under it (connections, sessions): a node failure. */
   stop(): Promise<void>;
   restart(): Promise<void>;
+  /** The boot id the daemon shows from its next start on (needs the bootId option). */
+  setBootId(id: string): void;
   /** SIGSTOPs / SIGCONTs the daemon and its connections: a stalled link. */
   freeze(): void;
   thaw(): void;
@@ -116,6 +124,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
   const alias = opts.alias ?? 'gpuq-test-node';
   const sshConfigPath = join(dir, 'ssh_config');
   let port = 0;
+  let bootId: string | null = opts.bootId ?? null;
   let child: ChildProcess | null = null;
   let exited = true;
 
@@ -156,7 +165,16 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
   const launch = async (): Promise<void> => {
     await writeConfig();
     const logStart = safeRead(logPath).length;
-    const proc = spawn(SSHD_BIN, ['-D', '-f', configPath, '-E', logPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const sshdArgs = ['-D', '-f', configPath, '-E', logPath];
+    let proc: ChildProcess;
+    if (bootId !== null) {
+      const file = join(dir, `boot_id.${bootId.replace(/[^A-Za-z0-9_-]/g, '_')}`);
+      await writeFile(file, `${bootId}\n`, { mode: 0o644 });
+      // unshare execs sh, which execs sshd: the pid stays the daemon's.
+      proc = spawn('unshare', ['-m', 'sh', '-c', 'mount --bind "$0" /proc/sys/kernel/random/boot_id && exec "$@"', file, SSHD_BIN, ...sshdArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
+    } else {
+      proc = spawn(SSHD_BIN, sshdArgs, { stdio: ['ignore', 'ignore', 'pipe'] });
+    }
     let stderr = '';
     proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     child = proc;
@@ -237,6 +255,10 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
     restart: async () => {
       await stop();
       await launch();
+    },
+    setBootId: (id) => {
+      if (bootId === null) throw new Error('setBootId needs startSshd({ bootId })');
+      bootId = id;
     },
     freeze: () => kill('SIGSTOP'),
     thaw: () => kill('SIGCONT'),

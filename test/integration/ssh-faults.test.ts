@@ -130,6 +130,41 @@ describe('job outcomes on an SSH node', () => {
     }
   });
 
+  it('a node that rebooted while the job ran makes it lost, told by the boot id once the node answers', async () => {
+    const node = await startSshd({ alias: 'fault-r', bootId: 'boot-before' });
+    try {
+      const h = await makeHome({ nodes: { r: node.configEntry() } }, { GPUQ_SSH_CONFIG: node.sshConfigPath });
+      homes.push(h);
+      await writeFile(join(h.dir, 'known_hosts'), `${node.knownHostsLine('right')}\n`);
+      const prog = await writeProgram('long.py', 'import time\ntime.sleep(60)\n');
+      const job = await gpuqJson<JobJson>(h, ['submit', prog, '--node', 'r']);
+      const logins = (node.log().match(/Accepted publickey/g) ?? []).length;
+      const waiting = startGpuq(h, ['wait', job.id]);
+      expect(await until(() => (node.log().match(/Accepted publickey/g) ?? []).length > logins, 10_000)).toBe(true);
+      // The "reboot": the daemon and every process of the node go, it comes back with a new boot id.
+      await node.stop();
+      for (const pid of [-job.remote!.pid, job.remote!.supervisorPid]) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }
+      node.setBootId('boot-after');
+      await new Promise((r) => setTimeout(r, 300));
+      await node.start();
+      const w = await waiting.done;
+      expect(w.code, w.stderr).toBe(17);
+      expect(w.stderr).toMatch(/reconnecting/);
+      const done = await gpuqJson<JobJson>(h, ['show', job.id]);
+      expect(done.verdict?.class).toBe('lost');
+      expect(done.verdict?.summary).toMatch(/rebooted/);
+      expect(done.verdict?.evidence.join(' ')).toMatch(/boot-before.*boot-after/);
+    } finally {
+      await node.cleanup();
+    }
+  });
+
   it('a memory hog over --memory is oom, enforced by the memory watch where the user has no cgroup', async () => {
     const h = await home({ b: b.configEntry() });
     const prog = await writeProgram('hog.py', 'import time\nx = []\nwhile True:\n    x.append(bytearray(8 * 1024 * 1024))\n    time.sleep(0.01)\n');
