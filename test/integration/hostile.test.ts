@@ -37,8 +37,9 @@ describe.concurrent('hostile programs (as the test runner)', () => {
   });
 
   it('a program that ignores SIGTERM is killed after the grace period: timeout, 11', async () => {
-    // 3 s: under load the interpreter may need more than a second to install its handler.
-    const f = await runHostile(await home(), 'ignore_term.py', ['--timeout', '3s', '--grace', '1s']);
+    // 4 s: under load the interpreter may need seconds to install its handler.
+    const f = await runHostile(await home(), 'ignore_term.py', ['--timeout', '4s', '--grace', '1s']);
+    expect(f.stdoutLog).toContain('ignoring SIGTERM');
     expectVerdict(f, 'timeout', undefined, 11);
     expect(f.status).toMatchObject({ timedOut: true, killedAfterGrace: true, exitCode: 137 });
     expect(f.job.verdict?.summary).toMatch(/ignored SIGTERM/);
