@@ -78,7 +78,7 @@ describe('submit → wait → logs → diagnose on two nodes', () => {
 
   it('without --node picks the node with fewer running gpuq jobs, and wait takes jobs on both', async () => {
     const h = await home({ a: a.configEntry(), b: b.configEntry() }, [a.knownHostsLine('right'), b.knownHostsLine('right')]);
-    const slow = await writeProgram('slow.py', 'import time\ntime.sleep(2)\nprint("done")\n');
+    const slow = await writeProgram('slow.py', 'import time\ntime.sleep(5)\nprint("done")\n');
     const first = await gpuqJson<JobJson>(h, ['submit', slow]);
     const second = await gpuqJson<JobJson>(h, ['submit', slow]);
     expect(new Set([first.node, second.node])).toEqual(new Set(['a', 'b']));
