@@ -51,14 +51,17 @@ function bounded<T>(p: Promise<T>, ms: number, onLate: (v: T) => void, why: () =
   ]).finally(() => clearTimeout(timer));
 }
 
-/** Connects to a node within its connect timeout (plus a little for ProxyJump hops and login). */
+/**
+ * Connects to a node within its connect timeout, counted from now: resolving the host, every
+ * ProxyJump hop, the handshake and the login together.
+ */
 export function connectBounded(ctx: AppContext, node: NodeConfig): Promise<Transport> {
-  const ms = node.connectTimeoutS * 1000 + 500;
+  const ms = node.connectTimeoutS * 1000;
   return bounded(
     ctx.connect(node),
     ms,
     (t) => void t.close().catch(() => undefined),
-    () => new NodeUnreachableError(node.name, `no answer within the connect timeout (${node.connectTimeoutS} s)`, 'check that the node is up and reachable, or raise "connectTimeout" for it'),
+    () => new NodeUnreachableError(node.name, `timed out after ${node.connectTimeoutS} s connecting${node.host ? ` to ${node.host}` : ''}`, 'check that the node is up and reachable (VPN, firewall), or raise "connectTimeout" for it'),
   );
 }
 

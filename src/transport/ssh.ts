@@ -282,7 +282,7 @@ function connectFailure(err: ConnectError, ep: SshEndpoint, s: HopSettings, labe
   }
   if (err.level === 'client-timeout' || code === 'ETIMEDOUT' || /timed out/i.test(msg)) {
     return new NodeUnreachableError(s.node, `${p}timed out after ${s.timeoutS} s connecting to ${where}`,
-      `check that ${ep.hostname} is up and reachable (VPN, firewall), or raise connectTimeoutS for the node`);
+      `check that ${ep.hostname} is up and reachable (VPN, firewall), or raise "connectTimeout" for the node in the config`);
   }
   if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') {
     return new NodeUnreachableError(s.node, `${p}no route to ${ep.hostname}`, `check the network between here and ${ep.hostname}`);
