@@ -44,7 +44,9 @@ export function setupJobCommand(dir: string, files: readonly InlineFile[], launc
   for (const f of files) {
     const b64 = Buffer.from(f.content).toString('base64').replace(/.{1,76}/g, '$&\n');
     // The delimiter has "_", which base64 never does: no content line can end the document.
-    parts.push(`base64 -d > ${sh(f.name)} <<'GPUQ_EOF'\n${b64}GPUQ_EOF`, `chmod ${f.mode.toString(8)} -- ${sh(f.name)}`);
+    parts.push(`base64 -d > ${sh(f.name)} <<'GPUQ_EOF'\n${b64}GPUQ_EOF`);
+    // umask 077 already makes a new file 0600.
+    if (f.mode !== 0o600) parts.push(`chmod ${f.mode.toString(8)} -- ${sh(f.name)}`);
   }
   if (launch) parts.push('set +e', ...launchLines());
   const script = parts.join('\n') + '\n';
@@ -78,7 +80,8 @@ function launchLines(): string[] {
     `flock -xn 9 || { echo "the job is already running" >&2; exit 3; }`,
     `setsid bash ./run.sh </dev/null >>supervisor.log 2>&1 &`,
     `exec 9>&-`,
-    `for i in $(seq 1 250); do grep -q '"state":"\\(running\\|exited\\)"' status.json 2>/dev/null && break; sleep 0.02; done`,
+    // Builtins only in the loop (read, case): one fork per turn, for sleep.
+    `i=0; while [ "$i" -lt 250 ]; do st=; IFS= read -r st 2>/dev/null <status.json; case $st in *'"state":"running"'*|*'"state":"exited"'*) break;; esac; sleep 0.02; i=$((i+1)); done`,
     `cat status.json 2>/dev/null || { echo "the supervisor did not start; see supervisor.log:" >&2; tail -n 20 supervisor.log >&2; exit 3; }`,
   ];
 }
