@@ -3,7 +3,7 @@
  * timeout) and the node choice of `submit` (connect to the candidates at once, rank the ones
  * that answer by running gpuq jobs and load, report the ones that do not).
  */
-import { NodeUnreachableError, UserError } from '../core/errors.js';
+import { NodeUnreachableError, UserError, usageError } from '../core/errors.js';
 import { rankNodes } from '../core/schedule.js';
 import type { Job } from '../core/types.js';
 import type { NodeConfig } from '../config/types.js';
@@ -78,7 +78,7 @@ function errorParts(e: unknown): { error: string; hint: string | null } {
  */
 export async function probeNodes(ctx: AppContext, names: string[] = []): Promise<NodeReport[]> {
   for (const n of names) {
-    if (!ctx.config.nodes[n]) throw new UserError(`unknown node "${n}".`, 2, `Nodes in the config: ${Object.keys(ctx.config.nodes).join(', ')}.`);
+    if (!ctx.config.nodes[n]) throw usageError(`unknown node "${n}".`, `Nodes in the config: ${Object.keys(ctx.config.nodes).join(', ')}.`);
   }
   const nodes = names.length > 0 ? names.map((n) => ctx.config.nodes[n] as NodeConfig) : Object.values(ctx.config.nodes);
   const live = await ctx.ledger.readLive().catch(() => [] as Job[]);
