@@ -58,6 +58,8 @@ async function watchPlain(app: CliApp, ctx: AppContext, job: Job, json: boolean)
 
 /** On a terminal: the ink view until `q` (or the verdict, with --exit-on-done). */
 async function watchLive(app: CliApp, ctx: AppContext, job: Job, exitOnDone: boolean): Promise<Job | null> {
+  // React's development build costs several times the CPU per frame; it is read at import.
+  process.env.NODE_ENV ??= 'production';
   const [{ watchJob }, { runWatchTui }] = await Promise.all([import('../services/watch.js'), import('../tui/run.js')]);
   const ac = new AbortController();
   let service: Promise<unknown> = Promise.resolve();

@@ -2,11 +2,12 @@
  * Draws rows of styled segments (lines.ts) and log lines, one terminal row each.
  */
 import { Text } from 'ink';
+import { memo } from 'react';
 import type { LogLine } from './model.js';
 import type { Row } from './lines.js';
 
 /** One row; long rows are cut at the edge rather than wrapped, so heights stay exact. */
-export function Line({ row, color }: { row: Row; color: boolean }) {
+function LineImpl({ row, color }: { row: Row; color: boolean }) {
   if (row.every((s) => s.text === '')) return <Text> </Text>;
   return (
     <Text wrap="truncate-end">
@@ -26,7 +27,7 @@ export function Line({ row, color }: { row: Row; color: boolean }) {
 }
 
 /** One log line: stderr gets a red "!" in the margin, stdout a blank one. */
-export function LogRow({ line, color }: { line: LogLine; color: boolean }) {
+function LogRowImpl({ line, color }: { line: LogLine; color: boolean }) {
   const err = line.stream === 'stderr';
   return (
     <Text wrap="truncate-end">
@@ -37,3 +38,19 @@ export function LogRow({ line, color }: { line: LogLine; color: boolean }) {
     </Text>
   );
 }
+
+/** Whether two rows draw the same: then React (and ink's layout) skip the row. */
+function sameRow(a: Row, b: Row): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  return a.every((s, i) => {
+    const t = b[i] as Row[number];
+    return s.text === t.text && s.color === t.color && s.bold === t.bold && s.dim === t.dim && s.inverse === t.inverse;
+  });
+}
+
+/** One row, redrawn only when its text or style changes (the view redraws every second). */
+export const Line = memo(LineImpl, (a, b) => a.color === b.color && sameRow(a.row, b.row));
+
+/** One log line, redrawn only when it is another line. */
+export const LogRow = memo(LogRowImpl, (a, b) => a.color === b.color && a.line.seq === b.line.seq && a.line.text === b.line.text);

@@ -39,6 +39,8 @@ export interface WatchViewProps {
   now?: () => number;
   /** Redraw period for elapsed time and countdowns; 0 disables the timer. */
   tickMs?: number;
+  /** How long log lines and samples may wait to be drawn together; 0 draws at once (tests). */
+  batchMs?: number;
   /** Fixed size (tests); otherwise the terminal's, following resizes. */
   width?: number;
   height?: number;
@@ -66,19 +68,22 @@ function useTerminalSize(fixedWidth?: number, fixedHeight?: number): { width: nu
   return { width: fixedWidth ?? size.width, height: fixedHeight ?? size.height };
 }
 
-/** Re-renders every `ms` so elapsed time and countdowns move. */
-function useTick(ms: number): void {
+/**
+ * Re-renders when nothing else has for `ms`, so elapsed time and countdowns move: a job that
+ * samples every second already redraws that often, and then the timer never fires.
+ */
+function useIdleTick(ms: number): void {
   const [, setTick] = useState(0);
   useEffect(() => {
     if (ms <= 0) return;
-    const timer = setInterval(() => setTick((n) => n + 1), ms);
-    return () => clearInterval(timer);
-  }, [ms]);
+    const timer = setTimeout(() => setTick((n) => n + 1), ms);
+    return () => clearTimeout(timer);
+  });
 }
 
 /** The `gpuq watch` screen; ends through ink's exit with a WatchResult. */
 export function WatchView(props: WatchViewProps) {
-  const { subscribe, onCancel, loadDiagnosis, exitOnDone = false, tickMs = 1000, color = true, onExit } = props;
+  const { subscribe, onCancel, loadDiagnosis, exitOnDone = false, tickMs = 1000, batchMs = 200, color = true, onExit } = props;
   const clock = props.now ?? Date.now;
   const clockRef = useRef(clock);
   clockRef.current = clock;
@@ -94,7 +99,7 @@ export function WatchView(props: WatchViewProps) {
         ...(o.logLimit !== undefined ? { logLimit: o.logLimit } : {}),
       }),
   );
-  useTick(tickMs);
+  useIdleTick(tickMs);
   const now = clock();
 
   const exited = useRef(false);
@@ -109,11 +114,17 @@ export function WatchView(props: WatchViewProps) {
     [exit, onExit],
   );
 
-  // Feed the stream in batches: everything that arrives in one go becomes one update.
+  // Feed the stream in batches: log lines and samples wait up to `batchMs` so a chatty job
+  // redraws a few times a second, not per chunk; state, verdict and connection go at once.
   useEffect(() => {
     let live = true;
     let queue: WatchAction[] = [];
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    let soon = false;
     const flush = (): void => {
+      if (timer !== null) clearTimeout(timer);
+      timer = null;
+      soon = false;
       if (!live || queue.length === 0) return;
       const actions = queue;
       queue = [];
@@ -122,7 +133,13 @@ export function WatchView(props: WatchViewProps) {
     const push = (a: WatchAction): void => {
       if (!live) return;
       queue.push(a);
-      if (queue.length === 1) queueMicrotask(flush);
+      const urgent = batchMs <= 0 || (a.type !== 'log' && a.type !== 'sample');
+      if (urgent && !soon) {
+        soon = true;
+        queueMicrotask(flush);
+      } else if (!urgent && !soon && timer === null) {
+        timer = setTimeout(flush, batchMs);
+      }
     };
     const stop = subscribe({
       event: (e) => {
@@ -146,9 +163,10 @@ export function WatchView(props: WatchViewProps) {
     });
     return () => {
       live = false;
+      if (timer !== null) clearTimeout(timer);
       stop();
     };
-  }, [subscribe, exit]);
+  }, [subscribe, exit, batchMs]);
 
   const done = isDone(state.job);
   useEffect(() => {

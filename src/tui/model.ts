@@ -221,7 +221,7 @@ function reduceUi(state: WatchState, action: UiAction): UiState {
     case 'cancel/confirm':
       return ui.cancel === 'confirm' ? { ...ui, cancel: 'sending', notice: 'cancelling…' } : ui;
     case 'cancel/sent':
-      return { ...ui, cancel: 'sent', notice: 'cancel sent; waiting for the job to stop' };
+      return { ...ui, cancel: 'sent', notice: isDone(state.job) ? null : 'cancel sent; waiting for the job to stop' };
     case 'cancel/failed':
       return { ...ui, cancel: 'failed', notice: `cancel failed: ${action.message}` };
     case 'diagnosis/open': {
@@ -269,7 +269,9 @@ function withJob(state: WatchState, job: Job): WatchState {
   if (isDone(state.job) && !isDone(job) && state.job.id === job.id) return state;
   if (!isDone(job)) return { ...state, job };
   const cancel: CancelState = state.ui.cancel === 'confirm' ? 'idle' : state.ui.cancel;
-  return { ...state, job, ui: { ...state.ui, cancel } };
+  // "cancelling…" and "waiting for the job to stop" are over once the verdict is in.
+  const notice = state.ui.cancel === 'sending' || state.ui.cancel === 'sent' ? null : state.ui.notice;
+  return { ...state, job, ui: { ...state.ui, cancel, notice } };
 }
 
 function withSample(state: WatchState, sample: Sample): WatchState {

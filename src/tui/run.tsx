@@ -121,7 +121,8 @@ export async function runWatchTui(opts: RunWatchOptions): Promise<WatchResult> {
         last = r;
       }}
     />,
-    { stdout, stdin, exitOnCtrlC: false, patchConsole: false },
+    // Not ink's incrementalRendering: in tmux it left stale rows behind after a redraw.
+    { stdout, stdin, exitOnCtrlC: false, patchConsole: false, maxFps: 10 },
   );
 
   // In raw mode Ctrl-C arrives as a key; a SIGINT from elsewhere leaves the same way.

@@ -28,6 +28,7 @@ function mount(opts: { width?: number; height?: number; exitOnDone?: boolean; on
       loadDiagnosis={(job, peaks) => Promise.resolve(diagnosisText(job, peaks))}
       now={() => NOW}
       tickMs={0}
+      batchMs={0}
       color={false}
       exitOnDone={opts.exitOnDone ?? false}
       {...(opts.width !== undefined ? { width: opts.width } : {})}
