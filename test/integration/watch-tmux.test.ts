@@ -21,8 +21,8 @@ function screen(session: string): string {
 }
 
 /** Starts `gpuq watch ID` in a 100x30 pane; its exit code lands in `codeFile`. */
-function startWatch(home: Home, session: string, id: string, codeFile: string): void {
-  const cmd = `${process.execPath} ${BIN} watch ${id}; echo $? > ${codeFile}; sleep 60`;
+function startWatch(home: Home, session: string, id: string, codeFile: string, ...opts: string[]): void {
+  const cmd = `${process.execPath} ${BIN} watch ${id} ${opts.join(' ')}; echo $? > ${codeFile}; sleep 60`;
   tmux('new-session', '-d', '-s', session, '-x', '100', '-y', '30', '-e', `GPUQ_HOME=${home.dir}`, '-e', 'NO_COLOR=1', cmd);
 }
 
@@ -86,6 +86,16 @@ describe('gpuq watch in a terminal', () => {
     tmux('send-keys', '-t', 'oom', 'q');
     expect(await until(async () => (await readFile(code, 'utf8').catch(() => '')).trim() !== '', 5000)).toBe(true);
     expect((await readFile(code, 'utf8')).trim()).toBe('12');
+  });
+
+  it('--exit-on-done leaves by itself with the verdict code, the banner left on screen', async () => {
+    const id = await submit('exit3.py', 'import sys, time\nprint("about to fail", flush=True)\ntime.sleep(0.5)\nsys.exit(3)\n');
+    const code = join(home.dir, 'done.code');
+    startWatch(home, 'done', id, code, '--exit-on-done');
+    expect(await until(async () => (await readFile(code, 'utf8').catch(() => '')).trim() !== '', 15_000), screen('done')).toBe(true);
+    expect((await readFile(code, 'utf8')).trim()).toBe('10');
+    expect(screen('done')).toMatch(/✘ failed/);
+    expect(screen('done')).toContain('about to fail');
   });
 
   it('q leaves and the job keeps running', async () => {
