@@ -2,9 +2,10 @@
  * Finds, reads, validates and merges the configuration over the embedded default
  * (one node `local`). The only place that knows the contract's file locations.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { usageError } from '../core/errors.js';
 import { parseDuration, parseSize } from '../core/units.js';
 import type { CompetitionConfig, Config, LimitDefaults, NodeConfig } from './types.js';
@@ -48,7 +49,7 @@ export function locate(loc: ConfigLocation): Paths {
 /**
  * Loads the configuration that applies, or refuses it naming the file, the field and what is
  * allowed. The schema (zod, ~70 ms to import: more than the rest of a read command) is only
- * loaded when there is a file to check.
+ * loaded when the file changed since it last passed (see validatedStamp).
  */
 export async function loadConfig(loc: ConfigLocation): Promise<Config> {
   const { configFile, stateDir } = locate(loc);
@@ -57,20 +58,65 @@ export async function loadConfig(loc: ConfigLocation): Promise<Config> {
     if (loc.explicitFile && !existsSync(configFile)) {
       throw usageError(`config file ${configFile} does not exist.`, 'Check the path given to --config.');
     }
-    const { configSchema } = await import('./schema.js');
-    raw = readConfigFile(configFile, configSchema);
+    const text = readText(configFile);
+    const stampFile = join(stateDir, 'config.validated');
+    const stamp = validatedStamp(configFile, text);
+    if (stamp !== null && readQuietly(stampFile) === stamp) {
+      raw = JSON.parse(text) as RawConfig;
+    } else {
+      const { configSchema } = await import('./schema.js');
+      raw = readConfigFile(configFile, configSchema, text);
+      if (stamp !== null) writeQuietly(stampFile, stamp);
+    }
   }
   return buildConfig(raw, configFile, stateDir);
 }
 
-/** Parses and validates one config file against the schema. */
-export function readConfigFile(file: string, schema: typeof import('./schema.js')['configSchema']): RawConfig {
-  let text: string;
+/**
+ * What identifies a config that passed the schema: its path and text, and the schema's own
+ * compiled source (so an upgrade of gpuq checks again). Null where the schema's source cannot
+ * be read (tests run the TypeScript sources): then every load validates.
+ */
+export function validatedStamp(file: string, text: string): string | null {
+  let schemaSource: string;
   try {
-    text = readFileSync(file, 'utf8');
+    schemaSource = readFileSync(new URL('./schema.js', import.meta.url), 'utf8');
+  } catch {
+    return null;
+  }
+  return createHash('sha256').update(file).update('\0').update(text).update('\0').update(schemaSource).digest('hex');
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
   } catch (e) {
     throw usageError(`cannot read config file ${file}: ${(e as Error).message}.`);
   }
+}
+
+function readQuietly(file: string): string | null {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/** The stamp is only a shortcut: failing to write it costs the next command 70 ms, nothing else. */
+function writeQuietly(file: string, text: string): void {
+  try {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, text, { mode: 0o600 });
+    renameSync(tmp, file);
+  } catch {
+    // read-only state folder: validate every time
+  }
+}
+
+/** Parses and validates one config file against the schema. */
+export function readConfigFile(file: string, schema: typeof import('./schema.js')['configSchema'], text = readText(file)): RawConfig {
   let data: unknown;
   try {
     data = JSON.parse(text);

@@ -60,4 +60,25 @@ describe('startup cost', () => {
       expect(mods.filter((m) => m.includes(heavy)), heavy).toEqual([]);
     }
   });
+
+  it('a config file is checked by the schema once, and again whenever it changes', async () => {
+    const h = await makeHome({ defaults: { timeout: '2h' } });
+    try {
+      const run = async (name: string) => {
+        const log = join(dir, `${name}.log`);
+        const r = await gpuq({ ...h, env: { ...h.env, GPUQ_MODULE_LOG: log, NODE_OPTIONS: `--import ${join(dir, 'register.mjs')}` } }, ['list', '--json']);
+        const zod = (await readFile(log, 'utf8')).includes('/node_modules/zod/');
+        return { code: r.code, stderr: r.stderr, zod };
+      };
+      expect(await run('cfg1')).toMatchObject({ code: 0, zod: true });
+      expect(await run('cfg2')).toMatchObject({ code: 0, zod: false });
+      await writeFile(join(h.dir, 'config.json'), JSON.stringify({ defaults: { timeout: '2h', colour: true } }));
+      const bad = await run('cfg3');
+      expect(bad).toMatchObject({ code: 2, zod: true });
+      expect(bad.stderr).toMatch(/unknown field "colour"/);
+      expect(await run('cfg4')).toMatchObject({ code: 2, zod: true });
+    } finally {
+      await h.cleanup();
+    }
+  });
 });
