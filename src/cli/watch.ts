@@ -8,6 +8,7 @@ import { exitCodeForVerdict } from '../core/exit-codes.js';
 import type { Job } from '../core/types.js';
 import type { AppContext } from '../services/context.js';
 import type { WatchEvent } from '../services/watch.js';
+import type { Peaks } from '../tui/model.js';
 import type { CliApp } from './app.js';
 
 interface WatchFlags {
@@ -74,10 +75,21 @@ async function watchLive(app: CliApp, ctx: AppContext, job: Job, exitOnDone: boo
     const { cancelJob } = await import('../services/cancel.js');
     await cancelJob(ctx, job.id);
   };
+  // `d`: the page `gpuq diagnose` prints; what the verdict alone says if that cannot be had.
+  const loadDiagnosis = async (last: Job | null, peaks: Peaks | null): Promise<string> => {
+    try {
+      const [{ diagnoseJob }, { renderDiagnosis }] = await Promise.all([import('../services/diagnose.js'), import('./diagnose.js')]);
+      return renderDiagnosis(await diagnoseJob(ctx, job.id), app.style(true));
+    } catch (e) {
+      const { diagnosisText } = await import('../tui/diagnosis.js');
+      return `${diagnosisText(last, peaks)}\n\n(gpuq diagnose failed: ${e instanceof Error ? e.message : String(e)})`;
+    }
+  };
   try {
     const result = await runWatchTui({
       source,
       onCancel,
+      loadDiagnosis,
       exitOnDone,
       stdout: app.io.stdout as NodeJS.WriteStream,
       stdin: app.io.stdin as NodeJS.ReadStream,

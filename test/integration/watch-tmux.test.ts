@@ -83,6 +83,10 @@ describe('gpuq watch in a terminal', () => {
     expect(Number(peak?.[1])).toBeGreaterThan(150);
     expect(end).toMatch(/step \d+/);
     for (const row of end.split('\n')) expect(row.length).toBeLessThanOrEqual(100);
+    // d: the full diagnosis (gpuq diagnose's page) in place of the resources and log.
+    tmux('send-keys', '-t', 'oom', 'd');
+    expect(await until(() => /Peaks against limits/.test(screen('oom')), 10_000), screen('oom')).toBe(true);
+    expect(screen('oom')).toMatch(/── diagnosis/);
     tmux('send-keys', '-t', 'oom', 'q');
     expect(await until(async () => (await readFile(code, 'utf8').catch(() => '')).trim() !== '', 5000)).toBe(true);
     expect((await readFile(code, 'utf8')).trim()).toBe('12');
