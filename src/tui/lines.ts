@@ -61,8 +61,9 @@ export function verdictColor(cls: VerdictClass): Color {
   return 'red';
 }
 
-function stateSegment(job: Job): Segment {
+function stateSegment(job: Job, ending: boolean): Segment {
   if (isDone(job)) return seg(`● done · ${job.verdict.class}`, { color: verdictColor(job.verdict.class), bold: true });
+  if (ending && job.state === 'running') return seg('● ending · collecting the verdict', { color: 'yellow', bold: true });
   const color: Color = job.state === 'running' ? 'green' : job.state === 'grading' ? 'cyan' : 'yellow';
   return seg(`● ${job.state}`, { color, bold: true });
 }
@@ -76,12 +77,12 @@ export function elapsedS(job: Job, now: number): number | null {
 }
 
 /** The two header rows: who and where, then elapsed time against the timeout. */
-export function headerRows(job: Job | null, now: number, width: number): Row[] {
+export function headerRows(job: Job | null, now: number, width: number, ending = false): Row[] {
   const w = Math.max(1, width - 1);
   if (job === null) return [[seg('gpuq watch', { bold: true }), seg('  waiting for the job…', { dim: true })], []];
   const gpus = job.gpus.length > 0 ? `GPU ${job.gpus.join(',')}` : 'no GPU';
   const first: Row = [
-    stateSegment(job),
+    stateSegment(job, ending),
     seg('  '),
     seg(job.id, { bold: true }),
     seg('  '),
@@ -166,7 +167,6 @@ export function resourceRows(state: WatchState, now: number, width: number): Row
         noBar: 'no limit',
         peak: `peak ${formatBytes(peaks.rssBytes)}`,
         history: hist((s) => s.rssBytes),
-        ...(mem ? { historyMax: mem } : {}),
       },
       sparkW,
     ),
@@ -194,7 +194,6 @@ export function resourceRows(state: WatchState, now: number, width: number): Row
         noBar: 'no limit',
         peak: `peak ${peaks.procs}`,
         history: hist((s) => s.procs),
-        ...(pids ? { historyMax: pids } : {}),
       },
       sparkW,
     ),
@@ -330,7 +329,7 @@ export const BANNER_BORDER = 2;
  */
 export function screenLayout(state: WatchState, now: number, width: number, height: number): ScreenLayout {
   const budget = Math.max(8, height - 1);
-  const header = headerRows(state.job, now, width);
+  const header = headerRows(state.job, now, width, state.ending);
   const resources = resourceRows(state, now, width);
   const banner = isDone(state.job) ? verdictRows(state.job, width) : null;
   const bannerH = banner ? banner.length + BANNER_BORDER : 0;

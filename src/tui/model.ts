@@ -78,6 +78,8 @@ export interface WatchState {
   /** Lines dropped from the front of the buffer. */
   dropped: number;
   connection: ConnectionState;
+  /** The samples show the job's processes gone while its verdict is not in yet. */
+  ending: boolean;
   ui: UiState;
   options: WatchOptions;
 }
@@ -115,6 +117,7 @@ export function initialWatchState(opts: Partial<WatchOptions> & { job?: Job | nu
     received: 0,
     dropped: 0,
     connection: { status: 'connecting' },
+    ending: false,
     ui: {
       filter: 'all',
       scroll: 0,
@@ -278,8 +281,9 @@ function withSample(state: WatchState, sample: Sample): WatchState {
   const last = state.samples[state.samples.length - 1];
   // Reconnects replay the tail of samples.jsonl: keep time moving forward only.
   if (last !== undefined && sample.t <= last.t) return state;
-  // Once the job's processes are gone, keep showing their last figures, not zeros.
-  if (last !== undefined && last.procs > 0 && sample.procs === 0) return state;
+  // Once the job's processes are gone, keep showing their last figures, not zeros; the
+  // supervisor is collecting the verdict.
+  if (last !== undefined && last.procs > 0 && sample.procs === 0) return state.ending ? state : { ...state, ending: true };
   const samples = [...state.samples, sample].slice(-state.options.historySize);
   return { ...state, samples, peaks: mergePeaks(state.peaks, sample) };
 }

@@ -88,6 +88,7 @@ export function plainPrinter(sinks: PlainSinks, opts: PlainOptions): (e: WatchEv
   let unprinted: Sample | null = null;
   let reconnecting = false;
   let lastLive = false;
+  let ending = false;
   const line = (text: string, at = now()): void => sinks.out(`${formatTimestamp(at)} ${text}`);
 
   return (e) => {
@@ -106,7 +107,11 @@ export function plainPrinter(sinks: PlainSinks, opts: PlainOptions): (e: WatchEv
         return;
       case 'sample':
         // Once the job's processes are gone, its last live figures stay the ones that matter.
-        if (e.sample.procs === 0 && lastLive) return;
+        if (e.sample.procs === 0 && lastLive) {
+          if (!ending) line("state: ending (the job's processes are gone; the supervisor is collecting the verdict)");
+          ending = true;
+          return;
+        }
         lastLive = e.sample.procs > 0;
         if (e.sample.t - lastResourceAt >= every) {
           lastResourceAt = e.sample.t;

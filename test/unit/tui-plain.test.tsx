@@ -51,6 +51,7 @@ describe('plain printer', () => {
       { type: 'verdict', job: doneJob() },
     ]);
     expect(out.filter((l) => l.includes('resources:')).pop()).toContain('RSS 50.0 MiB / 200 MiB');
+    expect(out.filter((l) => l.includes('state: ending'))).toHaveLength(1);
   });
 
   it('states changes and reconnects (on stderr)', () => {

@@ -113,6 +113,14 @@ describe('watch view layout', () => {
     expect(m.frame()).toContain('epoch 39');
   });
 
+  it('says the job is ending once its processes are gone, keeping their last figures', async () => {
+    const m = mount({ width: 80, height: 24 });
+    await busy(m, 1);
+    await m.feed({ type: 'sample', sample: sample(10, { procs: 0, rssBytes: 0, cpuPct: 0 }) });
+    expect(m.frame()).toContain('● ending · collecting the verdict');
+    expect(m.frame()).toMatch(/RSS\s+110 MiB \/ 200 MiB/);
+  });
+
   it('says when it is reconnecting and in how many seconds', async () => {
     const m = mount({ width: 80, height: 24 });
     await busy(m, 1);
