@@ -96,25 +96,24 @@ export function registerSubmit(program: Command, app: CliApp): void {
     .action(async (file: string, flags: SubmitFlags, cmd: Command) => {
       const opts = toSubmitOptions(file, flags);
       const ctx = app.context(cmd);
-      const { submit } = await import('../services/submit.js');
-      const job = await submit(ctx, opts, app.io.cwd);
-      if (!flags.wait) {
-        if (flags.json) app.printJson(job);
-        else if (flags.quiet) app.print(job.id);
-        else {
+      const { submit, submitAndWait } = await import('../services/submit.js');
+      if (flags.wait) {
+        const done = await submitAndWait(ctx, opts, app.io.cwd, (job) => {
+          if (flags.json) return;
           app.print(job.id);
-          app.io.stderr.write(`gpuq: started on ${job.node}${job.gpus.length ? ` (GPU ${job.gpus.join(',')})` : ''}; follow it with: gpuq logs -f ${job.id}\n`);
-        }
+          if (!flags.quiet) app.io.stderr.write(`gpuq: started ${job.id} on ${job.node}; waiting for it to end\n`);
+        });
+        if (flags.json) app.printJson(done);
+        else if (!flags.quiet) app.print(verdictLine(done, app.style(false)));
+        app.exitCode = done.verdict ? exitCodeForVerdict(done.verdict.class) : 0;
         return;
       }
-      if (!flags.json) {
+      const job = await submit(ctx, opts, app.io.cwd);
+      if (flags.json) app.printJson(job);
+      else if (flags.quiet) app.print(job.id);
+      else {
         app.print(job.id);
-        if (!flags.quiet) app.io.stderr.write(`gpuq: started ${job.id} on ${job.node}; waiting for it to end\n`);
+        app.io.stderr.write(`gpuq: started on ${job.node}${job.gpus.length ? ` (GPU ${job.gpus.join(',')})` : ''}; follow it with: gpuq logs -f ${job.id}\n`);
       }
-      const { waitJob } = await import('../services/wait.js');
-      const done = await waitJob(ctx, job);
-      if (flags.json) app.printJson(done);
-      else if (!flags.quiet) app.print(verdictLine(done, app.style(false)));
-      app.exitCode = done.verdict ? exitCodeForVerdict(done.verdict.class) : 0;
     });
 }

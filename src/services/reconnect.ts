@@ -22,6 +22,8 @@ export interface LinkOptions {
   onReconnecting?: (why: string, inS: number) => void;
   /** Told once the node answers again after a drop (default: a note on stderr). */
   onReconnected?: () => void;
+  /** A connection the command already has (submit's): used first, closed with the link. */
+  initial?: Transport;
 }
 
 /** One node's connection for the length of a command, re-opened when it drops. */
@@ -49,10 +51,13 @@ export function openNodeLink(ctx: AppContext, node: NodeConfig, opts: LinkOption
   let pause: Promise<void> | null = null;
   let interrupted = false;
   let closed = false;
+  let initial = opts.initial ?? null;
 
   const connection = (): Promise<Transport> => {
     if (!current) {
-      const p = ctx.connect(node).then((t) => {
+      const first = initial;
+      initial = null;
+      const p = (first ? Promise.resolve(first) : ctx.connect(node)).then((t) => {
         failures = 0;
         if (interrupted) {
           interrupted = false;

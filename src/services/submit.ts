@@ -17,7 +17,8 @@ import { commandFor, renderWrapper } from '../node/wrapper.js';
 import type { AppContext } from './context.js';
 import { recordVerdict } from './jobs.js';
 import { reachCandidates, type ReachedNode } from './nodes.js';
-import { withReconnect } from './reconnect.js';
+import { openNodeLink, withReconnect } from './reconnect.js';
+import type { Transport } from '../transport/transport.js';
 
 export interface SubmitOptions {
   file: string;
@@ -146,8 +147,11 @@ function progressBar(ctx: AppContext, size: number): ((done: number, total: numb
   };
 }
 
-/** Submits a job; resolves once it runs on a node (or throws, the job recorded as never started). */
-export async function submit(ctx: AppContext, opts: SubmitOptions, cwd: string): Promise<Job> {
+/** Submits a job; resolves once it runs on a node (or throws, the job recorded as never started).
+ * `hold`, when given, receives the connection to the node it started on, left open for the
+ * caller (who must close it).
+ */
+export async function submit(ctx: AppContext, opts: SubmitOptions, cwd: string, hold?: (node: NodeConfig, t: Transport) => void): Promise<Job> {
   const checked = checkFile(opts.file, cwd, ctx.config.defaults.maxFileBytes);
   if (opts.competition && !ctx.config.competitions[opts.competition]) {
     throw usageError(`unknown competition "${opts.competition}".`, `Competitions in the config: ${Object.keys(ctx.config.competitions).join(', ') || 'none'}.`);
@@ -231,6 +235,10 @@ export async function submit(ctx: AppContext, opts: SubmitOptions, cwd: string):
         });
         const started = await launchJob(transport, { dir, localProgram: checked.path, programName: `work/${checked.name}`, wrapper, monitor, onProgress }, (w) => ctx.out.info(w));
         const s = started.status;
+        if (hold) {
+          hold(node, transport);
+          reached = reached.filter((r) => r.transport !== transport);
+        }
         return await recordStart(node, gpus, { dir: started.dir, supervisorPid: s.supervisorPid, pid: s.pid, bootId: s.bootId },
           `started on ${node.name}${gpus.length ? ` GPU ${gpus.join(',')}` : ''}, pid ${s.pid}`);
       } catch (e) {
@@ -270,4 +278,24 @@ export async function submit(ctx: AppContext, opts: SubmitOptions, cwd: string):
   });
   if (lastError instanceof UserError) throw lastError;
   throw new UserError(`job ${job.id} could not start: ${why}`, EXIT.unreachable);
+}
+
+/**
+ * `submit --wait`: starts the job, tells `onStarted`, then waits for its verdict over the same
+ * connection (one handshake, not two).
+ */
+export async function submitAndWait(ctx: AppContext, opts: SubmitOptions, cwd: string, onStarted: (job: Job) => void): Promise<Job> {
+  let held: { node: NodeConfig; t: Transport } | null = null;
+  const job = await submit(ctx, opts, cwd, (node, t) => {
+    held = { node, t };
+  });
+  const h = held as { node: NodeConfig; t: Transport } | null;
+  const link = h ? openNodeLink(ctx, h.node, { initial: h.t }) : undefined;
+  try {
+    onStarted(job);
+    const { waitJob } = await import('./wait.js');
+    return await waitJob(ctx, job, undefined, link);
+  } finally {
+    await link?.close();
+  }
 }

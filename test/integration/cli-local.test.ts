@@ -226,7 +226,7 @@ describe('the ledger', () => {
     const prog = await writeProgram('quick.py', 'print("hi")\n');
     const runs = await Promise.all(Array.from({ length: 30 }, () => gpuq(h, ['submit', prog, '-q'])));
     for (const r of runs) expect(r.stderr, r.stderr).not.toMatch(/error/i);
-    expect(runs.map((r) => r.code)).toEqual(Array(30).fill(0));
+    expect(runs.map((r) => r.code), runs.map((r) => r.stderr).join('')).toEqual(Array(30).fill(0));
     const ids = runs.map((r) => r.stdout.trim());
     expect(new Set(ids).size).toBe(30);
     const list = await gpuqJson<JobJson[]>(h, ['list', '--all']);
