@@ -57,6 +57,7 @@ export function makeApp(io: Io): CliApp {
     result: (t) => io.stdout.write(t.endsWith('\n') ? t : t + '\n'),
     info: (t) => io.stderr.write(`gpuq: ${t}\n`),
     raw: (stream, chunk) => (stream === 'stdout' ? io.stdout : io.stderr).write(chunk),
+    stderrIsTTY: io.stderr.isTTY === true,
   };
   const app: CliApp = {
     io,

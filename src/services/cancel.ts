@@ -6,7 +6,7 @@ import type { Job } from '../core/types.js';
 import { requestCancel } from '../node/protocol.js';
 import type { AppContext } from './context.js';
 import { addNote, findJob, nodeOf, recordVerdict } from './jobs.js';
-import { withReconnect } from './reconnect.js';
+import { openNodeLink } from './reconnect.js';
 import { waitJob } from './wait.js';
 
 export interface CancelOutcome {
@@ -34,7 +34,13 @@ export async function cancelJob(ctx: AppContext, id: string): Promise<CancelOutc
     return { job: done, cancelled: true };
   }
   const dir = job.remote.dir;
-  await withReconnect(ctx, nodeOf(ctx, job), (t) => requestCancel(t, dir), { maxAttempts: 3 });
-  const done = await waitJob(ctx, await findJob(ctx, job.id));
-  return { job: done, cancelled: done.verdict?.class === 'cancelled' };
+  // one connection asks for the cancel and then waits for the end
+  const link = openNodeLink(ctx, nodeOf(ctx, job));
+  try {
+    await link.run((t) => requestCancel(t, dir), { maxAttempts: 3 });
+    const done = await waitJob(ctx, await findJob(ctx, job.id), undefined, link);
+    return { job: done, cancelled: done.verdict?.class === 'cancelled' };
+  } finally {
+    await link.close();
+  }
 }

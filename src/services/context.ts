@@ -13,6 +13,8 @@ export interface Output {
   info(text: string): void;
   /** Raw bytes of a job's output, to stdout or stderr. */
   raw(stream: 'stdout' | 'stderr', chunk: Buffer | string): void;
+  /** Whether stderr is a terminal (progress bars only go there). */
+  stderrIsTTY: boolean;
 }
 
 export interface AppContext {

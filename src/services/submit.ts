@@ -134,7 +134,7 @@ async function reachInOrder(ctx: AppContext, nodes: NodeConfig[], asked: string 
 
 /** Upload progress on stderr, for a program over 8 MiB when stderr is a terminal. */
 function progressBar(ctx: AppContext, size: number): ((done: number, total: number) => void) | undefined {
-  if (size <= 8 * 1024 ** 2 || process.stderr.isTTY !== true) return undefined;
+  if (size <= 8 * 1024 ** 2 || !ctx.out.stderrIsTTY) return undefined;
   let lastPct = -1;
   return (done, total) => {
     const pct = total > 0 ? Math.floor((done / total) * 100) : 100;
