@@ -37,7 +37,11 @@ export interface WatchViewProps {
   exitOnDone?: boolean;
   /** The clock (ms since the epoch); tests pin it. */
   now?: () => number;
-  /** Redraw period for elapsed time and countdowns; 0 disables the timer. */
+  /**
+   * Redraw after this long without any other redraw, for elapsed time and countdowns (default
+   * 1.5 s: longer than the sampler's 1 s, so a sampled job redraws once a second, not twice).
+   * 0 disables the timer.
+   */
   tickMs?: number;
   /** How long log lines and samples may wait to be drawn together; 0 draws at once (tests). */
   batchMs?: number;
@@ -83,7 +87,7 @@ function useIdleTick(ms: number): void {
 
 /** The `gpuq watch` screen; ends through ink's exit with a WatchResult. */
 export function WatchView(props: WatchViewProps) {
-  const { subscribe, onCancel, loadDiagnosis, exitOnDone = false, tickMs = 1000, batchMs = 200, color = true, onExit } = props;
+  const { subscribe, onCancel, loadDiagnosis, exitOnDone = false, tickMs = 1500, batchMs = 200, color = true, onExit } = props;
   const clock = props.now ?? Date.now;
   const clockRef = useRef(clock);
   clockRef.current = clock;
