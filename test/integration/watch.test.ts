@@ -2,10 +2,11 @@
  * `gpuq watch` without a terminal, against real jobs on the local node: plain timestamped lines
  * and the verdict's exit code, NDJSON events, how soon the end shows, a finished job, a bad id.
  */
-import { stat } from 'node:fs/promises';
+import { rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gpuq, makeHome, startGpuq, writeProgram, type Home } from '../helpers/cli.js';
+import { fakeNvidiaSmi } from '../helpers/nvidia-smi.js';
 
 const TS = '\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ';
 
@@ -74,5 +75,25 @@ describe('gpuq watch without a TTY', () => {
     const r = await gpuq(home, ['watch', 'zzzzzzzz']);
     expect(r.code).toBe(4);
     expect(r.stderr).toMatch(/no job matches/);
+  });
+});
+
+describe('gpuq watch on a node with a GPU', () => {
+  it('prints the GPU memory, the job\'s share and the utilisation the sampler reads', async () => {
+    // A stand-in nvidia-smi reports one GPU, with the job's main pid as a compute app.
+    const { bin, pidFile: pidPath } = await fakeNvidiaSmi({ memMiB: 1234, utilPct: 37, jobMemMiB: 1000 });
+    const gpuHome = await makeHome(undefined, { PATH: `${bin}:${process.env.PATH ?? ''}` });
+    try {
+      const prog = join(bin, 'gpu_job.py');
+      await writeFile(prog, `import os, time\nopen(${JSON.stringify(pidPath)}, "w").write(str(os.getpid()))\ntime.sleep(4)\n`);
+      const sub = await gpuq(gpuHome, ['submit', prog, '-q']);
+      expect(sub.code, sub.stderr).toBe(0);
+      const r = await gpuq(gpuHome, ['watch', sub.stdout.trim()]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/ resources: .* · GPU0 mem 1\.21 GiB \(job 1000 MiB\) util 37% · folder /);
+    } finally {
+      await gpuHome.cleanup();
+      await rm(bin, { recursive: true, force: true });
+    }
   });
 });

@@ -1,0 +1,34 @@
+/**
+ * A stand-in `nvidia-smi` for machines without a GPU: put its folder first on the PATH of a
+ * gpuq home and the node-side sampler reads one GPU from it, with the pid written to `pidFile`
+ * (by the test's job) as a compute app on that GPU.
+ */
+import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface FakeGpu {
+  /** The folder holding the script (prepend it to PATH). */
+  bin: string;
+  /** Where the job writes its pid to appear as a compute app. */
+  pidFile: string;
+}
+
+/** Writes the stand-in: GPU 0 with `memMiB` used at `utilPct`, the job holding `jobMemMiB`. */
+export async function fakeNvidiaSmi(opts: { memMiB: number; utilPct: number; jobMemMiB: number }): Promise<FakeGpu> {
+  const bin = await mkdtemp(join(tmpdir(), 'gpuq-smi-'));
+  const pidFile = join(bin, 'job.pid');
+  const uuid = 'GPU-11111111-2222-3333-4444-555555555555';
+  const script = [
+    '#!/bin/sh',
+    'case "$1" in',
+    `  --query-gpu=*) echo "0, ${uuid}, ${opts.memMiB}, ${opts.utilPct}" ;;`,
+    `  --query-compute-apps=*) [ -s ${pidFile} ] && echo "$(cat ${pidFile}), ${opts.jobMemMiB}, ${uuid}" ;;`,
+    'esac',
+    'exit 0',
+    '',
+  ].join('\n');
+  await writeFile(join(bin, 'nvidia-smi'), script);
+  await chmod(join(bin, 'nvidia-smi'), 0o755);
+  return { bin, pidFile };
+}
