@@ -234,6 +234,8 @@ export async function watchJob(ctx: AppContext, id: string, opts: WatchJobOption
       ...(signal ? { signal } : {}),
       ...(job.state === 'done' ? { maxAttempts: 1 } : {}),
       onReconnecting: (reason, inS) => emit({ type: 'connection', status: 'reconnecting', retryInS: inS, reason, at: now() }),
+      // The step itself says 'connected'; nothing may write to the terminal under the view.
+      onReconnected: () => undefined,
     },
   ).catch((e: unknown) => {
     // A finished job whose folder is gone still has its verdict to show.
