@@ -6,11 +6,12 @@
  * hostile-user.test.ts runs the key subset as an unprivileged user.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { gpuq, makeHome, type Home } from '../helpers/cli.js';
+import { fakeNvidiaSmi } from '../helpers/nvidia-smi.js';
 import { canMakeCgroup, expectGone, expectVerdict, jobProcesses, liveProcess, pidFile, readJobFile, runHostile, startHostile, waitForFile, waitHostile } from './hostile-helpers.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -217,21 +218,7 @@ describe.concurrent('hostile programs (as the test runner)', () => {
 
   it('samples.jsonl and monitor.json record the tree, and the GPU through nvidia-smi', async () => {
     // A stand-in nvidia-smi on PATH reports one GPU and the job's main pid as a compute app.
-    const bin = mkdtempSync(join(tmpdir(), 'gpuq-smi-'));
-    const pidPath = join(bin, 'job.pid');
-    writeFileSync(
-      join(bin, 'nvidia-smi'),
-      [
-        '#!/bin/sh',
-        'case "$1" in',
-        '  --query-gpu=*) echo "0, GPU-11111111-2222-3333-4444-555555555555, 1234, 37" ;;',
-        `  --query-compute-apps=*) [ -s ${pidPath} ] && echo "$(cat ${pidPath}), 1000, GPU-11111111-2222-3333-4444-555555555555" ;;`,
-        'esac',
-        'exit 0',
-        '',
-      ].join('\n'),
-    );
-    chmodSync(join(bin, 'nvidia-smi'), 0o755);
+    const { bin, pidFile: pidPath } = await fakeNvidiaSmi({ memMiB: 1234, utilPct: 37, jobMemMiB: 1000 });
     const h = await makeHome(undefined, { PATH: `${bin}:${process.env.PATH ?? ''}` });
     homes.push(h);
     const prog = join(bin, 'gpu_job.py');
