@@ -265,12 +265,14 @@ start_job() {
       note "the node allows at most $hard for $3 (asked for $2); using $hard"
       ulimit -S "$1" "$hard"
     }
-    # Thread pools default to the job's share of the cores; --env values override below.
-    export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS NUMEXPR_NUM_THREADS=$THREADS
-    [ "$CUDA_DEVICES" != - ] && export CUDA_VISIBLE_DEVICES=$CUDA_DEVICES
-    local kv
-    for kv in "${JOB_ENV[@]}"; do export "$kv"; done
-    export GPUQ_JOB_ID=$JOB_ID PYTHONUNBUFFERED=1 TMPDIR=$JOB_DIR/tmp
+    # The job's environment is handed to `env` at exec time, never exported here: a --env
+    # value must not change this shell's own variables (the limits below, the command).
+    # Order: thread pools at the job's share of the cores, then --env (which may override
+    # them), then gpuq's own variables, which nobody overrides.
+    local vars=(OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS" NUMEXPR_NUM_THREADS="$THREADS")
+    vars+=("${JOB_ENV[@]}")
+    vars+=(GPUQ_JOB_ID="$JOB_ID" PYTHONUNBUFFERED=1 TMPDIR="$JOB_DIR/tmp")
+    [ "$CUDA_DEVICES" != - ] && vars+=(CUDA_VISIBLE_DEVICES="$CUDA_DEVICES")
     cd -- "$JOB_DIR/work" || exit 126
     # Limits last, and nothing forks after them: under `ulimit -u` a fork here could fail.
     ulimit -c 0
@@ -281,7 +283,7 @@ start_job() {
       [ "$EUID" = 0 ] && note "--pids is not enforced: no pids cgroup could be made and root ignores ulimit -u"
       apply_limit -u "$PIDS_MAX" --pids
     fi
-    exec setsid "${COMMAND[@]}"
+    exec env -- "${vars[@]}" setsid "${COMMAND[@]}"
   ) </dev/null >>stdout.log 2>>stderr.log 9>&- &
   JOB_PID=$!
 }
@@ -296,12 +298,24 @@ TREE_ARGS=(--job-id "$JOB_ID" --pid "$JOB_PID")
 [ -n "$CG_PIDS" ] && TREE_ARGS+=(--cgroup-pids "$CG_PIDS")
 
 # The wall-clock timer: SIGTERM at the limit, SIGKILL after the grace period.
+# It acts only while the supervisor lives: orphaned by a killed supervisor, it would signal pids
+# that may belong to someone else by then; it checks every minute so it does not linger.
 (
   trap 'kill "$sp" 2>/dev/null; exit 0' TERM
-  sleep "$TIMEOUT_S" & sp=$!; wait "$sp"
+  # orphaned (the supervisor died), this subshell's parent is no longer the supervisor
+  supervisor_alive() { local _p _c _s pp _r; read -r _p _c _s pp _r <"/proc/$BASHPID/stat" && [ "$pp" = "$SUP_PID" ]; }
+  whole=${TIMEOUT_S%.*} frac=${TIMEOUT_S#"${TIMEOUT_S%.*}"}
+  while [ "$whole" -gt 60 ]; do
+    sleep 60 & sp=$!; wait "$sp"
+    supervisor_alive || exit 0
+    whole=$((whole - 60))
+  done
+  sleep "$whole$frac" & sp=$!; wait "$sp"
+  supervisor_alive || exit 0
   : >"$JOB_DIR/timeout.fired"
   term_tree
   sleep "$GRACE_S" & sp=$!; wait "$sp"
+  supervisor_alive || exit 0
   if kill -0 -- "-$JOB_PID" 2>/dev/null; then : >"$JOB_DIR/killed-after-grace"; kill -KILL -- "-$JOB_PID" 2>/dev/null; fi
 ) 9>&- &
 TIMER_PID=$!

@@ -210,6 +210,29 @@ describe('verdicts and exit codes', () => {
     expect((await gpuqJson<JobJson>(h, ['show', id])).verdict?.class).toBe('lost');
   });
 
+  it('the timer of a killed supervisor stands down instead of signalling pids it no longer owns', async () => {
+    const h = await home();
+    const prog = await writeProgram('long.py', 'import time\ntime.sleep(300)\n');
+    const id = (await gpuq(h, ['submit', prog, '--timeout', '1s', '--grace', '1s', '-q'])).stdout.trim();
+    const job = await gpuqJson<JobJson>(h, ['show', id]);
+    process.kill(job.remote?.supervisorPid as number, 'SIGKILL');
+    const pid = job.remote?.pid as number;
+    await new Promise((r) => setTimeout(r, 3000));
+    // past the timeout and the grace: nothing signalled the (orphaned) program
+    expect(alive(pid)).toBe(true);
+    for (const p of jobProcesses(id)) process.kill(p, 'SIGKILL');
+    expect((await gpuq(h, ['wait', id])).code).toBe(17);
+  });
+
+  it('--env cannot change the supervisor\'s own settings, only the program\'s environment', async () => {
+    const h = await home();
+    const prog = await writeProgram('env.py', 'import os, resource\nprint(os.environ["FILES_MAX"], os.environ["COMMAND"], resource.getrlimit(resource.RLIMIT_NOFILE)[0], os.environ["GPUQ_JOB_ID"])\n');
+    const r = await gpuq(h, ['submit', prog, '--files', '64', '--env', 'FILES_MAX=0', '--env', 'COMMAND=true', '--env', 'JOB_DIR=/tmp', '--wait', '-q']);
+    expect(r.code, r.stderr).toBe(0);
+    const id = r.stdout.trim();
+    expect((await gpuq(h, ['logs', id])).stdout).toBe(`0 true 64 ${id}\n`);
+  });
+
   it('wait on several jobs returns the worst code', async () => {
     const h = await home();
     const ok = await writeProgram('ok.py', 'print(1)\n');
