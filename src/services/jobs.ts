@@ -20,10 +20,13 @@ export function nodeOf(ctx: AppContext, job: Job): NodeConfig {
   return node;
 }
 
-/** Whether a probe shows the job over: exited, supervisor gone, folder gone or node rebooted. */
+/**
+ * Whether a probe shows the job over: supervisor gone (it writes its last status.json, then
+ * lets go of the lock), folder gone, or node rebooted. status.json alone is not believed while
+ * the supervisor lives: the job runs as the same user and could write it.
+ */
 export function isOver(probe: Probe, launchBootId: string | null): boolean {
   if (probe.missing) return true;
-  if (probe.status?.state === 'exited') return true;
   if (!probe.supervisorAlive) return true;
   return launchBootId !== null && probe.bootId !== null && probe.bootId !== launchBootId;
 }

@@ -233,6 +233,28 @@ describe('verdicts and exit codes', () => {
     expect((await gpuq(h, ['logs', id])).stdout).toBe(`0 true 64 ${id}\n`);
   });
 
+  it('a job that forges its status.json gets the verdict of what really happened', async () => {
+    const h = await home();
+    const prog = await writeProgram(
+      'forge.py',
+      [
+        'import json, sys, time',
+        's = json.load(open("../status.json"))',
+        's.update(state="exited", exitCode=0, endedAtMs=s["startedAtMs"] + 1)',
+        'open("../status.json", "w").write(json.dumps(s))',
+        'print("forged", flush=True)',
+        'time.sleep(1.5)',
+        'sys.exit(3)',
+      ].join('\n') + '\n',
+    );
+    const id = (await gpuq(h, ['submit', prog, '-q'])).stdout.trim();
+    expect(await until(async () => (await gpuq(h, ['logs', id])).stdout.includes('forged'))).toBe(true);
+    const during = (await gpuqJson<JobJson[]>(h, ['list'])).find((j) => j.id === id);
+    expect(during?.state).toBe('running');
+    expect((await gpuq(h, ['wait', id])).code).toBe(10);
+    expect((await gpuqJson<JobJson>(h, ['show', id])).verdict).toMatchObject({ class: 'failed', exitCode: 3 });
+  });
+
   it('wait on several jobs returns the worst code', async () => {
     const h = await home();
     const ok = await writeProgram('ok.py', 'print(1)\n');
