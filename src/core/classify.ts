@@ -12,7 +12,7 @@
  * When stderr ends in a Python traceback, only that final report counts (analyzeStderr).
  * A child OOM-killed while the main process exited 0 is a success with cause `child_oom`.
  */
-import { clip, formatBytes, formatDuration, formatPercent, plural } from './format.js';
+import { clip, formatBytes, formatDuration, formatPercent, plural, printable } from './format.js';
 import { describeKernelOom, parseKernelOom, peaksAgainstLimits } from './peaks.js';
 import {
   childOomHints,
@@ -153,9 +153,10 @@ function verdict(f: Facts, cls: VerdictClass, cause: string | null, summary: str
     exitCode: f.status.exitCode,
     signal: f.signal !== null ? signalName(f.signal) : null,
     timedOut: f.status.timedOut,
-    summary,
-    evidence: [...new Set([...evidence, ...f.base])],
-    hints,
+    // kernel lines name processes, and those names are the job's to choose
+    summary: printable(summary),
+    evidence: [...new Set([...evidence, ...f.base])].map(printable),
+    hints: hints.map(printable),
   };
 }
 

@@ -87,3 +87,15 @@ export function clip(text: string, max = 160): string {
   if (stop >= max / 2) return head.slice(0, stop + 1);
   return `${head.slice(0, max - 1).trimEnd()}…`;
 }
+
+const OSC = /\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?/g;
+const CSI = /\x1b\[[0-9;?]*[ -/]*[@-~]/g;
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+
+/**
+ * Text a job wrote, made safe to print on the user's terminal: escape sequences (colours,
+ * window titles, clipboard writes) and other control characters removed; newlines and tabs kept.
+ */
+export function printable(text: string): string {
+  return text.replace(OSC, '').replace(CSI, '').replace(CONTROL, '');
+}

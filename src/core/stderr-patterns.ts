@@ -6,7 +6,7 @@
  *
  * Each finder returns the latest matching line: in a tail, the last error is usually the fatal one.
  */
-import { formatBytes } from './format.js';
+import { formatBytes, printable } from './format.js';
 
 /** One Python exception line (`Name: message` at column 0) and where it was raised. */
 export interface PyException {
@@ -103,7 +103,7 @@ export function stderrLines(tail: string): string[] {
     .split('\n')
     .map((raw) => {
       const segments = raw.split('\r').filter((s) => s.trim() !== '');
-      return (segments[segments.length - 1] ?? '').trimEnd();
+      return printable(segments[segments.length - 1] ?? '').trimEnd();
     });
 }
 

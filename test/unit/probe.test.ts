@@ -52,3 +52,16 @@ describe('parseProbe', () => {
     expect(p.recentSamples).toEqual([]);
   });
 });
+
+describe('text a job wrote', () => {
+  it('reaches the verdict without escape sequences or control characters', async () => {
+    const { classify } = await import('../../src/core/classify.js');
+    const { printable } = await import('../../src/core/format.js');
+    expect(printable('a\x1b]0;PWNED\x07b\x1b[31mc\x1b]52;c;ZXZpbA==\x1b\\d\x07\x08e\tf')).toBe('abcde\tf');
+    const p = parseProbe(probeText({ ...good, exitCode: 1 }), N);
+    p.stderrTail = 'Traceback (most recent call last):\nValueError: bad \x1b]0;PWNED\x07title\x1b[2J';
+    const v = classify({ probe: p, limits: { timeoutS: 60, graceS: 1, memoryBytes: null, pids: null, files: null, fileSizeBytes: null, cpuTimeS: null, gpus: 0 }, cancelRequested: false, launchBootId: 'b', node: 'local' });
+    for (const text of [v.summary, ...v.evidence, ...v.hints]) expect(text).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f]/);
+    expect(v.summary).toContain('ValueError: bad title');
+  });
+});
