@@ -68,6 +68,10 @@ export function openLedger(path: string): Ledger {
       await db.read();
     } catch (e) {
       if (e instanceof CorruptLedger) throw corruptError(path, e.message);
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EISDIR' || code === 'EACCES' || code === 'EPERM' || code === 'EIO') {
+        throw new UserError(`the ledger ${path} cannot be read (${code}).`, EXIT.ledger, `Check that it is a file you can read and write: ls -l '${path}'`);
+      }
       throw e;
     }
     return db.data.jobs;

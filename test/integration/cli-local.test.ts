@@ -279,6 +279,15 @@ describe('the ledger', () => {
     expect((await gpuq(h, ['wait', ...ids])).code).toBe(0);
   }, 120_000);
 
+  it('a ledger that is not a readable file exits 5, not with a stack trace', async () => {
+    const h = await home();
+    mkdirSync(join(h.dir, 'ledger.json'));
+    const r = await gpuq(h, ['list']);
+    expect(r.code).toBe(5);
+    expect(r.stderr).toContain(join(h.dir, 'ledger.json'));
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
   it('a lock left by a dead gpuq is taken over', async () => {
     const h = await home();
     const prog = await writeProgram('ok.py', 'print(1)\n');
