@@ -28,6 +28,8 @@ export interface SshEndpoint {
   agentSocket: string | null;
   /** The name host keys are looked up and recorded under (HostKeyAlias, else the host name). */
   hostKeyName: string;
+  /** The port that goes with it: OpenSSH uses a HostKeyAlias bare, as if on port 22. */
+  hostKeyPort: number;
   userKnownHostsFiles: string[];
   globalKnownHostsFiles: string[];
   /** Jump hosts to pass through, first to last (ProxyJump), each resolved in turn. */
@@ -116,6 +118,7 @@ export async function resolveSshHost(
     identitiesOnly: (g?.get('identitiesonly')?.[0] ?? 'no').toLowerCase() === 'yes',
     agentSocket,
     hostKeyName: g?.get('hostkeyalias')?.[0] ?? hostname,
+    hostKeyPort: g?.get('hostkeyalias')?.[0] !== undefined ? 22 : resolvedPort,
     userKnownHostsFiles: (g?.get('userknownhostsfile') ?? [join(home, '.ssh/known_hosts'), join(home, '.ssh/known_hosts2')]).map((f) => expandPath(f, tokens)),
     globalKnownHostsFiles: g?.get('globalknownhostsfile') ?? ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'],
     jumps,

@@ -162,7 +162,7 @@ async function connectHop(ep: SshEndpoint, sock: unknown, s: HopSettings, label:
   const gate = await prepareHostKeyGate({
     node: s.node,
     host: ep.hostKeyName,
-    port: ep.port,
+    port: ep.hostKeyPort,
     knownHostsPath: s.knownHostsPath,
     otherFiles: [...ep.userKnownHostsFiles, ...ep.globalKnownHostsFiles],
     acceptNew: s.acceptNew,

@@ -349,6 +349,17 @@ describe('ssh config and connection failures', () => {
     await withTransport(async (t) => expect((await t.exec({ purpose: 'x', script: 'id -un' })).stdout).toBe(`${sshd.user}\n`), node);
   });
 
+  it('looks a HostKeyAlias up bare, as OpenSSH records it, whatever the port', async () => {
+    const cfg = join(work, 'ssh_config_alias');
+    const kh = join(work, 'kh-alias');
+    await writeFile(cfg, `Host aliased-key\n  HostName 127.0.0.1\n  Port ${sshd.port}\n  User ${sshd.user}\n  IdentityFile ${sshd.clientKeyPath}\n  HostKeyAlias gpu-node-7\n  UserKnownHostsFile /dev/null\n`);
+    const key = sshd.hostKeys[0]!;
+    await writeFile(kh, `gpu-node-7 ${key.keyType} ${key.keyBase64}\n`);
+    const node = sshd.nodeConfig({ host: 'aliased-key', port: null, user: null, identityFile: null });
+    expect(await resolveNode(node, { sshConfigFile: cfg })).toMatchObject({ hostKeyName: 'gpu-node-7', hostKeyPort: 22, port: sshd.port });
+    await withTransport(async (t) => expect((await t.exec({ purpose: 'x', script: 'true' })).code).toBe(0), node, opts({ sshConfigFile: cfg, knownHostsPath: kh }));
+  });
+
   it('expands tokens in IdentityFile and lets explicit node fields override the ssh config', async () => {
     const cfg = join(work, 'ssh_config_tokens');
     await writeFile(cfg, `Host tok\n  HostName 127.0.0.1\n  Port 1\n  User nobody\n  IdentityFile ${sshd.dir}/%r_key\n  IdentityFile ~/does-not-exist-%h\nHost *\n  UserKnownHostsFile /dev/null\n`);
