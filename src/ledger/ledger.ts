@@ -4,7 +4,7 @@
  * which is recovered when its holder stops refreshing it (dead or hung) and is never held
  * across slow work (network, processes). Readers need no lock: writes are atomic renames.
  */
-import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Low } from 'lowdb';
 import { DataFile } from 'lowdb/node';
@@ -116,7 +116,8 @@ export function openLedger(path: string): Ledger {
         update: 1000,
         retries: { retries: 150, factor: 1.3, minTimeout: 10, maxTimeout: 150, randomize: true },
         onCompromised: () => {
-          // Our lock went stale (we hung for > STALE_MS). The write below is still atomic.
+          // Our lock went stale (we were stopped for > STALE_MS); the stamp check below
+          // refuses to write over what the new holder wrote.
         },
       });
     } catch (e) {
@@ -130,21 +131,39 @@ export function openLedger(path: string): Ledger {
       throw e;
     }
     try {
-      const jobs = await readLive();
-      const { jobs: next, result } = fn(jobs);
-      const { live, archived } = splitForArchive(next);
-      if (archived.length > 0) appendFileSync(archivePath, archived.map((j) => JSON.stringify(j) + '\n').join(''), { mode: 0o600 });
-      if (existsSync(path)) copyFileSync(path, `${path}.bak`);
-      db.data = { version: 1, jobs: live };
-      await db.write();
-      chmodSync(path, 0o600);
-      return result;
+      // The lock can be taken over from a holder stopped for > STALE_MS (Ctrl-Z): if the file
+      // changed since we read it, someone else wrote meanwhile; apply `fn` again to their version.
+      for (let attempt = 0; ; attempt++) {
+        const seen = fileStamp(path);
+        const { jobs: next, result } = fn(await readLive());
+        if (fileStamp(path) !== seen) {
+          if (attempt < 5) continue;
+          throw new UserError(`the ledger ${path} kept changing under another gpuq process that took over its lock.`, EXIT.ledger, 'Run the command again.');
+        }
+        const { live, archived } = splitForArchive(next);
+        if (archived.length > 0) appendFileSync(archivePath, archived.map((j) => JSON.stringify(j) + '\n').join(''), { mode: 0o600 });
+        if (existsSync(path)) copyFileSync(path, `${path}.bak`);
+        db.data = { version: 1, jobs: live };
+        await db.write();
+        chmodSync(path, 0o600);
+        return result;
+      }
     } finally {
       await release().catch(() => undefined);
     }
   }
 
   return { path, readLive, readAll, update };
+}
+
+/** Identity of the file's current version: every write replaces it (new inode) and changes its time. */
+function fileStamp(path: string): string {
+  try {
+    const st = statSync(path);
+    return `${st.ino}:${st.mtimeMs}:${st.size}`;
+  } catch {
+    return 'none';
+  }
 }
 
 /** Keeps active jobs and the newest LIVE_DONE_KEEP finished ones live; the rest go to the archive. */

@@ -1,0 +1,30 @@
+import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { Job } from '../../src/core/types.js';
+import { openLedger } from '../../src/ledger/ledger.js';
+
+const job = (id: string): Job => ({ id, state: 'pending', createdAt: '2026-01-01T00:00:00Z' }) as unknown as Job;
+
+describe('ledger', () => {
+  it('never writes over a version written after it read (a lock taken over from a stopped holder)', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'gpuq-ledger-')), 'ledger.json');
+    const ledger = openLedger(path);
+    await ledger.update((jobs) => ({ jobs: [...jobs, job('aaaaaaaa')], result: undefined }));
+    let calls = 0;
+    await ledger.update((jobs) => {
+      calls++;
+      if (calls === 1) {
+        // another process, which took the lock over meanwhile, replaces the file
+        const other = { version: 1, jobs: [...jobs, job('bbbbbbbb')] };
+        writeFileSync(`${path}.other`, JSON.stringify(other));
+        renameSync(`${path}.other`, path);
+      }
+      return { jobs: [...jobs, job('cccccccc')], result: undefined };
+    });
+    expect(calls).toBe(2);
+    const ids = (JSON.parse(readFileSync(path, 'utf8')) as { jobs: Job[] }).jobs.map((j) => j.id);
+    expect(ids).toEqual(['aaaaaaaa', 'bbbbbbbb', 'cccccccc']);
+  });
+});
