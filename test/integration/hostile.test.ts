@@ -50,7 +50,7 @@ describe.concurrent('hostile programs (as the test runner)', () => {
     const f = await runHostile(await home(), 'cpu_burn.py', ['--cpu-time', '1s', '--timeout', '30s']);
     expectVerdict(f, 'limit', 'cpu_time', 14);
     expect(f.status).toMatchObject({ limitFired: 'cpu', timedOut: false });
-    expect(Number(f.status.cpuSeconds)).toBeGreaterThanOrEqual(0.8) // times(2) ticks round down a little;
+    expect(Number(f.status.cpuSeconds)).toBeGreaterThanOrEqual(0.8); // times(2) ticks round down a little
   });
 
   it('a memory hog under --memory is killed for memory: oom, 12', async () => {
