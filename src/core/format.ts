@@ -88,14 +88,21 @@ export function clip(text: string, max = 160): string {
   return `${head.slice(0, max - 1).trimEnd()}…`;
 }
 
-const OSC = /\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?/g;
-const CSI = /\x1b\[[0-9;?]*[ -/]*[@-~]/g;
+// CSI (ESC [ … final), OSC (ESC ] … BEL or ST), single-character escapes, and 8-bit CSI.
+// eslint-disable-next-line no-control-regex
+const ESCAPES = /\u001B(?:\[[0-?]*[ -/]*[@-~]|\][^\u0007\u001B]*(?:\u0007|\u001B\\)?|[@-Z\\-_])|\u009B[0-?]*[ -/]*[@-~]/g;
+// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+
+/** Removes terminal escape sequences (colours, cursor moves, titles, hyperlinks) from text. */
+export function stripAnsi(text: string): string {
+  return text.replace(ESCAPES, '');
+}
 
 /**
  * Text a job wrote, made safe to print on the user's terminal: escape sequences (colours,
  * window titles, clipboard writes) and other control characters removed; newlines and tabs kept.
  */
 export function printable(text: string): string {
-  return text.replace(OSC, '').replace(CSI, '').replace(CONTROL, '');
+  return stripAnsi(text).replace(CONTROL, '');
 }

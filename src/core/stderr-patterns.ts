@@ -6,7 +6,7 @@
  *
  * Each finder returns the latest matching line: in a tail, the last error is usually the fatal one.
  */
-import { formatBytes, printable } from './format.js';
+import { formatBytes, printable, stripAnsi } from './format.js';
 
 /** One Python exception line (`Name: message` at column 0) and where it was raised. */
 export interface PyException {
@@ -88,7 +88,6 @@ export interface StderrFindings {
   lastLine: string | null;
 }
 
-const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]/g;
 const EXCEPTION_LINE =
   /^((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Interrupt|Exit|Failure|Exhausted))(?::\s?(.*))?$/;
 const FILE_LINE = /^\s*File "(.+)", line (\d+)/;
@@ -98,8 +97,7 @@ const FILE_LINE = /^\s*File "(.+)", line (\d+)/;
  * progress bar, no trailing blanks. The other finders all work on these lines.
  */
 export function stderrLines(tail: string): string[] {
-  return tail
-    .replace(ANSI, '')
+  return stripAnsi(tail)
     .split('\n')
     .map((raw) => {
       const segments = raw.split('\r').filter((s) => s.trim() !== '');

@@ -1,7 +1,10 @@
 /**
  * Small pure formatters shared by the live view and the plain printer: sizes, durations,
  * percentages, timestamps, bars, sparklines and terminal-safe text. No I/O, no state.
+ * (Sizes and durations are fixed-width here, for the view's columns; src/core/format.ts
+ * has the forms that verdicts and hints use.)
  */
+import { stripAnsi } from '../core/format.js';
 
 const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'] as const;
 
@@ -77,15 +80,6 @@ export function sparkline(values: readonly number[], width: number, max?: number
       return SPARKS[i];
     })
     .join('');
-}
-
-// CSI (ESC [ … final), OSC (ESC ] … BEL or ST), single-character escapes, and 8-bit CSI.
-// eslint-disable-next-line no-control-regex
-const ANSI_RE = /\u001B(?:\[[0-?]*[ -/]*[@-~]|\][^\u0007\u001B]*(?:\u0007|\u001B\\)?|[@-Z\\-_])|\u009B[0-?]*[ -/]*[@-~]/g;
-
-/** Removes ANSI escape sequences (colors, cursor moves, hyperlinks) from text. */
-export function stripAnsi(text: string): string {
-  return text.replace(ANSI_RE, '');
 }
 
 /**
