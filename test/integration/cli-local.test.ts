@@ -9,19 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { alive, gpuq, gpuqJson, jobProcesses, makeHome, REPO, startGpuq, until, writeProgram, type Home } from '../helpers/cli.js';
+import type { Job } from '../../src/core/types.js';
 
-interface JobJson {
-  id: string;
-  name: string;
-  file: string;
-  node: string;
-  state: string;
-  args: string[];
-  env: Record<string, string>;
-  history: { state: string; at: string; note: string | null }[];
-  remote: { dir: string; supervisorPid: number | null; pid: number | null } | null;
-  verdict: { class: string; cause: string | null; exitCode: number | null; signal: string | null; timedOut: boolean; summary: string; evidence: string[]; hints: string[] } | null;
-}
+/** A job as `--json` prints it. */
+type JobJson = Job;
 
 const homes: Home[] = [];
 async function home(config?: unknown): Promise<Home> {

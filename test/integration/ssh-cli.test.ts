@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, gpuq, gpuqJson, makeHome, writeProgram, type Home } from '../helpers/cli.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
+import type { Job } from '../../src/core/types.js';
 
 let a: Sshd;
 let b: Sshd;
@@ -25,13 +26,8 @@ afterAll(async () => {
   await Promise.all([a?.cleanup(), b?.cleanup()]);
 });
 
-interface JobJson {
-  id: string;
-  node: string;
-  state: string;
-  remote: { dir: string; supervisorPid: number; pid: number } | null;
-  verdict: { class: string; cause: string | null; summary: string } | null;
-}
+/** A job as `--json` prints it. */
+type JobJson = Job;
 
 /** A GPUQ_HOME with these nodes; gpuq's own known_hosts holds `knownHosts` lines. */
 async function home(nodes: Record<string, unknown>, knownHosts: string[], env: NodeJS.ProcessEnv = {}): Promise<Home> {

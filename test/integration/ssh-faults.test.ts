@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gpuq, gpuqJson, makeHome, startGpuq, until, writeProgram, type Home } from '../helpers/cli.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
+import type { Job } from '../../src/core/types.js';
 
 let a: Sshd;
 let b: Sshd;
@@ -23,12 +24,8 @@ afterAll(async () => {
   await Promise.all([a?.cleanup(), b?.cleanup()]);
 });
 
-interface JobJson {
-  id: string;
-  node: string;
-  remote: { dir: string; supervisorPid: number; pid: number } | null;
-  verdict: { class: string; cause: string | null; summary: string; evidence: string[] } | null;
-}
+/** A job as `--json` prints it. */
+type JobJson = Job;
 
 async function home(nodes: Record<string, unknown>, defaults: Record<string, unknown> = {}): Promise<Home> {
   const h = await makeHome({ defaults, nodes }, { GPUQ_SSH_CONFIG: a.sshConfigPath });
@@ -120,7 +117,7 @@ describe('job outcomes on an SSH node', () => {
     const prog = await writeProgram('sleepy.py', 'import time\ntime.sleep(60)\n');
     const job = await gpuqJson<JobJson>(h, ['submit', prog, '--node', 'b']);
     try {
-      process.kill(job.remote!.supervisorPid, 'SIGKILL');
+      process.kill(job.remote!.supervisorPid!, 'SIGKILL');
       const w = await gpuq(h, ['wait', job.id]);
       expect(w.code, w.stderr).toBe(17);
       const done = await gpuqJson<JobJson>(h, ['show', job.id]);
@@ -128,7 +125,7 @@ describe('job outcomes on an SSH node', () => {
       expect(done.verdict?.summary).toMatch(/supervisor vanished/);
     } finally {
       try {
-        process.kill(-job.remote!.pid, 'SIGKILL');
+        process.kill(-job.remote!.pid!, 'SIGKILL');
       } catch {
         /* already gone */
       }
@@ -148,7 +145,7 @@ describe('job outcomes on an SSH node', () => {
       expect(await until(() => (node.log().match(/Accepted publickey/g) ?? []).length > logins, 10_000)).toBe(true);
       // The "reboot": the daemon and every process of the node go, it comes back with a new boot id.
       await node.stop();
-      for (const pid of [-job.remote!.pid, job.remote!.supervisorPid]) {
+      for (const pid of [-job.remote!.pid!, job.remote!.supervisorPid!]) {
         try {
           process.kill(pid, 'SIGKILL');
         } catch {
