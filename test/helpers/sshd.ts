@@ -294,7 +294,9 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
       user,
       identityFile: clientKeyPath,
       workdir: `~/gpuq-${port}`,
-      connectTimeout: '3s',
+      // gpuq's own default: the bound covers loading ssh2 and `ssh -G` too, which take seconds
+      // while the hostile tests load the machine. Tests about timeouts set their own.
+      connectTimeout: '10s',
       ...overrides,
     }),
     log: () => safeRead(logPath),
