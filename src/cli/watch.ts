@@ -61,6 +61,10 @@ async function watchPlain(app: CliApp, ctx: AppContext, job: Job, json: boolean)
 async function watchLive(app: CliApp, ctx: AppContext, job: Job, exitOnDone: boolean): Promise<Job | null> {
   // React's development build costs several times the CPU per frame; it is read at import.
   process.env.NODE_ENV ??= 'production';
+  // ink (through is-in-ci, read at import) draws only the last frame when CI is set; a terminal
+  // is in front of a person, so the view must be live even inside a CI job.
+  delete process.env.CI;
+  delete process.env.CONTINUOUS_INTEGRATION;
   const [{ watchJob }, { runWatchTui }] = await Promise.all([import('../services/watch.js'), import('../tui/run.js')]);
   const ac = new AbortController();
   let service: Promise<unknown> = Promise.resolve();

@@ -20,10 +20,13 @@ function screen(session: string): string {
   return tmux('capture-pane', '-p', '-t', session);
 }
 
-/** Starts `gpuq watch ID` in a 100x30 pane; its exit code lands in `codeFile`. */
+/**
+ * Starts `gpuq watch ID` in a 100x30 pane; its exit code lands in `codeFile`. CI is set, as in CI
+ * runs, where ink would otherwise draw only the last frame.
+ */
 function startWatch(home: Home, session: string, id: string, codeFile: string, ...opts: string[]): void {
   const cmd = `${process.execPath} ${BIN} watch ${id} ${opts.join(' ')}; echo $? > ${codeFile}; sleep 60`;
-  tmux('new-session', '-d', '-s', session, '-x', '100', '-y', '30', '-e', `GPUQ_HOME=${home.dir}`, '-e', 'NO_COLOR=1', cmd);
+  tmux('new-session', '-d', '-s', session, '-x', '100', '-y', '30', '-e', `GPUQ_HOME=${home.dir}`, '-e', 'NO_COLOR=1', '-e', 'CI=true', cmd);
 }
 
 let home: Home;
