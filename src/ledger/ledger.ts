@@ -10,6 +10,7 @@ import { Low } from 'lowdb';
 import { DataFile } from 'lowdb/node';
 import { UserError } from '../core/errors.js';
 import { EXIT } from '../core/exit-codes.js';
+import { jobShapeProblem } from '../core/job-shape.js';
 import type { Job } from '../core/types.js';
 
 interface LedgerData {
@@ -44,7 +45,18 @@ function parseLedger(text: string): LedgerData {
   if (typeof data !== 'object' || data === null || !Array.isArray((data as LedgerData).jobs)) {
     throw new CorruptLedger('it has no "jobs" list');
   }
+  const jobs = (data as LedgerData).jobs as unknown[];
+  jobs.forEach((job, i) => {
+    const problem = jobShapeProblem(job);
+    if (problem) throw new CorruptLedger(`${jobLabel(job, `entry ${i + 1} of "jobs"`)}: ${problem}`);
+  });
   return data as LedgerData;
+}
+
+/** "job 8ob83u8i" when the entry has a usable id, else `fallback`. */
+function jobLabel(job: unknown, fallback: string): string {
+  const id = (job as { id?: unknown } | null)?.id;
+  return typeof id === 'string' && id !== '' ? `job ${id}` : fallback;
 }
 
 function corruptError(path: string, why: string): UserError {
@@ -52,7 +64,7 @@ function corruptError(path: string, why: string): UserError {
   const restore = existsSync(bak)
     ? `The last good copy is ${bak}: check it, then restore it with: cp '${bak}' '${path}'`
     : `No earlier copy exists; move the file aside (mv '${path}' '${path}.broken') to start a new ledger.`;
-  return new UserError(`the ledger ${path} is unreadable (${why}); gpuq will not overwrite it.`, EXIT.ledger, restore);
+  return new UserError(`the ledger ${path} is unreadable or damaged (${why}); gpuq will not overwrite it.`, EXIT.ledger, restore);
 }
 
 /** Opens (without reading) the ledger at `path`; the archive lives beside it. */
@@ -80,14 +92,27 @@ export function openLedger(path: string): Ledger {
   function readArchive(): Job[] {
     if (!existsSync(archivePath)) return [];
     const out: Job[] = [];
-    for (const line of readFileSync(archivePath, 'utf8').split('\n')) {
-      if (line.trim() === '') continue;
-      try {
-        out.push(JSON.parse(line) as Job);
-      } catch {
-        // A torn last line from a crash mid-append: the job is still in the live file.
-      }
-    }
+    readFileSync(archivePath, 'utf8')
+      .split('\n')
+      .forEach((line, i) => {
+        if (line.trim() === '') return;
+        let job: unknown;
+        try {
+          job = JSON.parse(line);
+        } catch {
+          // A torn last line from a crash mid-append: the job is still in the live file.
+          return;
+        }
+        const problem = jobShapeProblem(job);
+        if (problem) {
+          throw new UserError(
+            `the ledger archive ${archivePath} is damaged at line ${i + 1} (${jobLabel(job, 'a job')}: ${problem}).`,
+            EXIT.ledger,
+            `Fix or delete that line by hand (it is one job as JSON); gpuq only appends to this file.`,
+          );
+        }
+        out.push(job as Job);
+      });
     return out;
   }
 

@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Job } from '../../src/core/types.js';
 import { openLedger } from '../../src/ledger/ledger.js';
+import { runningJob } from './tui-fixtures.js';
 
-const job = (id: string): Job => ({ id, state: 'pending', createdAt: '2026-01-01T00:00:00Z' }) as unknown as Job;
+const job = (id: string): Job => runningJob({ id });
 
 describe('ledger', () => {
   it('never writes over a version written after it read (a lock taken over from a stopped holder)', async () => {
