@@ -3,6 +3,7 @@
  * src/core/units.ts in load.ts, so the messages match the command-line options'.
  */
 import { z } from 'zod';
+import { ISOLATIONS } from '../core/types.js';
 
 const duration = z.union([z.string(), z.number().positive()], {
   error: 'expected a duration like "90s", "30m" or "1h30m"',
@@ -52,7 +53,7 @@ export const configSchema = z.strictObject({
     .strictObject({
       ...limits,
       node: z.string().min(1).optional(),
-      isolation: z.enum(['ulimit', 'docker'], { error: 'expected "ulimit" or "docker"' }).optional(),
+      isolation: z.enum(ISOLATIONS, { error: 'expected "ulimit" or "docker"' }).optional(),
       image: z.string().min(1).optional(),
       maxFileSize: size.optional(),
     })

@@ -5,6 +5,8 @@
  * read of the live file.
  */
 
+import { ISOLATIONS, JOB_STATES, VERDICT_CLASSES } from './types.js';
+
 type Check = (v: unknown) => boolean;
 /** A field's rule: a check, an object of rules, or one of those in a list or allowed to be null. */
 type Spec = Check | { fields: Record<string, Spec>; nullable?: true } | { each: Spec };
@@ -17,13 +19,11 @@ const orNull =
   (v) =>
     v === null || c(v);
 const oneOf =
-  (...allowed: string[]): Check =>
+  (allowed: readonly string[]): Check =>
   (v) =>
     typeof v === 'string' && allowed.includes(v);
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const stringMap: Check = (v) => isObject(v) && Object.values(v).every(str);
-
-const STATES = ['pending', 'queued', 'running', 'grading', 'done'];
 
 const JOB: Spec = {
   fields: {
@@ -33,8 +33,8 @@ const JOB: Spec = {
     node: str,
     gpus: { each: num },
     competition: orNull(str),
-    state: oneOf(...STATES),
-    isolation: oneOf('ulimit', 'docker'),
+    state: oneOf(JOB_STATES),
+    isolation: oneOf(ISOLATIONS),
     image: orNull(str),
     limits: {
       fields: {
@@ -53,12 +53,12 @@ const JOB: Spec = {
     createdAt: str,
     startedAt: orNull(str),
     endedAt: orNull(str),
-    history: { each: { fields: { state: oneOf(...STATES), at: str, note: orNull(str) } } },
+    history: { each: { fields: { state: oneOf(JOB_STATES), at: str, note: orNull(str) } } },
     remote: { nullable: true, fields: { dir: str, supervisorPid: orNull(num), pid: orNull(num), bootId: orNull(str) } },
     verdict: {
       nullable: true,
       fields: {
-        class: oneOf('succeeded', 'failed', 'timeout', 'oom', 'gpu_oom', 'limit', 'signaled', 'cancelled', 'lost', 'grading_failed'),
+        class: oneOf(VERDICT_CLASSES),
         cause: orNull(str),
         exitCode: orNull(num),
         signal: orNull(str),

@@ -4,22 +4,15 @@
  */
 
 /** Lifecycle of a job as the contract names it. */
-export type JobState = 'pending' | 'queued' | 'running' | 'grading' | 'done';
+export const JOB_STATES = ['pending', 'queued', 'running', 'grading', 'done'] as const;
+export type JobState = (typeof JOB_STATES)[number];
 
 /** Verdict classes of the contract; each maps to one exit code (see exit-codes.ts). */
-export type VerdictClass =
-  | 'succeeded'
-  | 'failed'
-  | 'timeout'
-  | 'oom'
-  | 'gpu_oom'
-  | 'limit'
-  | 'signaled'
-  | 'cancelled'
-  | 'lost'
-  | 'grading_failed';
+export const VERDICT_CLASSES = ['succeeded', 'failed', 'timeout', 'oom', 'gpu_oom', 'limit', 'signaled', 'cancelled', 'lost', 'grading_failed'] as const;
+export type VerdictClass = (typeof VERDICT_CLASSES)[number];
 
-export type Isolation = 'ulimit' | 'docker';
+export const ISOLATIONS = ['ulimit', 'docker'] as const;
+export type Isolation = (typeof ISOLATIONS)[number];
 
 /** Limits in force for one job, in base units (seconds, bytes, counts). null = unlimited. */
 export interface Limits {

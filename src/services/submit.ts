@@ -159,14 +159,15 @@ export async function submit(ctx: AppContext, opts: SubmitOptions, cwd: string, 
   const isolation = opts.isolation ?? ctx.config.defaults.isolation;
   if (isolation === 'docker') throw usageError('--isolation docker is not available yet in this version of gpuq.', 'Use --isolation ulimit (the default).');
   const limits = resolveLimits(ctx, opts.competition, opts.limits);
-  const nodes = candidates(ctx, opts, limits.gpus, await ctx.ledger.readLive());
+  const live = await ctx.ledger.readLive();
+  const nodes = candidates(ctx, opts, limits.gpus, live);
   for (const n of nodes) {
     if (!commandFor(checked.name, n.python, checked.hasShebang, [])) {
       throw usageError(`${opts.file}: gpuq runs .py and .sh files, or scripts that start with a #! line.`);
     }
   }
   // Connecting starts now, alongside recording the job (nothing touches a node's files before).
-  const reaching = reachInOrder(ctx, nodes, opts.node, limits.gpus, await ctx.ledger.readLive());
+  const reaching = reachInOrder(ctx, nodes, opts.node, limits.gpus, live);
   reaching.catch(() => undefined);
   const wrapperTemplate = readFileSync(join(ctx.packageRoot, 'templates', 'wrapper.sh'), 'utf8');
   const monitor = readFileSync(join(ctx.packageRoot, 'templates', 'monitor.py'), 'utf8');
@@ -220,9 +221,10 @@ export async function submit(ctx: AppContext, opts: SubmitOptions, cwd: string, 
       const dir = `${node.workdir.replace(/\/+$/, '')}/jobs/${job.id}`;
       let gpus: number[] = [];
       try {
-        const live = await ctx.ledger.readLive();
+        // Read again: GPUs other submits picked since are busy too.
+        const current = await ctx.ledger.readLive();
         const busy = new Map<number, number>();
-        for (const j of live) if (j.node === node.name && j.state !== 'done') for (const g of j.gpus) busy.set(g, (busy.get(g) ?? 0) + 1);
+        for (const j of current) if (j.node === node.name && j.state !== 'done') for (const g of j.gpus) busy.set(g, (busy.get(g) ?? 0) + 1);
         gpus = pickGpus(node.gpus, busy, limits.gpus);
         const wrapper = renderWrapper(wrapperTemplate, {
           jobId: job.id,
