@@ -80,7 +80,13 @@ for (const count of [3, 10000]) {
   await addPastJobs(join(h.dir, 'ledger.json'), template, count);
   const listMs = median(9, () => timed(process.execPath, [BIN, 'list', '--json'], h.env).ms);
   const ratio = listMs / nodeMs;
-  report(`list --json with ${count} jobs vs node -e 0 (${listMs.toFixed(0)} ms vs ${nodeMs.toFixed(0)} ms)`, ratio, '<= 2.5x', 'x', ratio <= 2.5);
+  report(
+    `list --json with ${count} jobs vs node -e 0 (${listMs.toFixed(0)} ms vs ${nodeMs.toFixed(0)} ms)`,
+    ratio,
+    '<= 2.5x',
+    'x',
+    ratio <= 2.5,
+  );
   rmSync(h.dir, { recursive: true, force: true });
 }
 
@@ -89,7 +95,12 @@ const jobDir = template.remote.dir;
 const byHand = () => {
   const copy = mkdtempSync(join(tmpdir(), 'gpuq-bench-hand-'));
   for (const f of ['run.sh', 'monitor.py', 'work']) cpSync(join(jobDir, f), join(copy, f), { recursive: true });
-  const t = timed('bash', ['-c', 'cd "$1" && exec 9>>job.lock && flock -x 9 && bash ./run.sh </dev/null >supervisor.log 2>&1', 'bench', copy]).ms;
+  const t = timed('bash', [
+    '-c',
+    'cd "$1" && exec 9>>job.lock && flock -x 9 && bash ./run.sh </dev/null >supervisor.log 2>&1',
+    'bench',
+    copy,
+  ]).ms;
   rmSync(copy, { recursive: true, force: true });
   return t;
 };
@@ -107,7 +118,13 @@ const mid = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const handMs = mid(hands);
 const submitMs = mid(submits);
 const extra = (submitMs - handMs) / 1000;
-report(`submit --wait of an empty program minus its wrapper by hand (${submitMs.toFixed(0)} ms vs ${handMs.toFixed(0)} ms)`, extra, '<= 0.3 s more', ' s', extra <= 0.3);
+report(
+  `submit --wait of an empty program minus its wrapper by hand (${submitMs.toFixed(0)} ms vs ${handMs.toFixed(0)} ms)`,
+  extra,
+  '<= 0.3 s more',
+  ' s',
+  extra <= 0.3,
+);
 
 // 3. submit with 100 against 100,000 past jobs.
 const submitWith = async (count) => {
@@ -119,9 +136,25 @@ const submitWith = async (count) => {
 const small = await submitWith(100);
 const large = await submitWith(100000);
 const ratio = large.ms / small.ms;
-report(`submit with 100,000 vs 100 past jobs (${large.ms.toFixed(0)} ms vs ${small.ms.toFixed(0)} ms)`, ratio, '<= 1.2x', 'x', ratio <= 1.2);
+report(
+  `submit with 100,000 vs 100 past jobs (${large.ms.toFixed(0)} ms vs ${small.ms.toFixed(0)} ms)`,
+  ratio,
+  '<= 1.2x',
+  'x',
+  ratio <= 1.2,
+);
 for (const h of [small.h, large.h, h0]) {
-  spawnSync(process.execPath, [BIN, 'wait', ...JSON.parse(timed(process.execPath, [BIN, 'list', '--json', '--state', 'running'], h.env).stdout).map((j) => j.id)], { env: h.env });
+  spawnSync(
+    process.execPath,
+    [
+      BIN,
+      'wait',
+      ...JSON.parse(timed(process.execPath, [BIN, 'list', '--json', '--state', 'running'], h.env).stdout).map(
+        (j) => j.id,
+      ),
+    ],
+    { env: h.env },
+  );
   rmSync(h.dir, { recursive: true, force: true });
 }
 

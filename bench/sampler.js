@@ -14,7 +14,16 @@
  * Prints one line per run and exits 0; the goal is under 1% of a core.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -59,7 +68,16 @@ async function measure(seconds) {
   mkdirSync(join(dir, 'work'));
   writeFileSync(join(dir, 'work', 'idle.py'), `import time\ntime.sleep(${seconds + 30})\n`);
   copyFileSync(join(REPO, 'templates', 'monitor.py'), join(dir, 'monitor.py'));
-  const limits = { timeoutS: seconds + 20, graceS: 1, memoryBytes: 1 << 30, pids: null, files: null, fileSizeBytes: null, cpuTimeS: null, gpus: 0 };
+  const limits = {
+    timeoutS: seconds + 20,
+    graceS: 1,
+    memoryBytes: 1 << 30,
+    pids: null,
+    files: null,
+    fileSizeBytes: null,
+    cpuTimeS: null,
+    gpus: 0,
+  };
   const script = renderWrapper(readFileSync(join(REPO, 'templates', 'wrapper.sh'), 'utf8'), {
     jobId: `bench${process.pid}`,
     command: [PYTHON, 'idle.py'],

@@ -67,7 +67,9 @@ function loginUser() {
   } catch {
     execFileSync('useradd', ['-m', '-s', '/bin/bash', USER], { stdio: 'pipe' });
   }
-  const shadow = readFileSync('/etc/shadow', 'utf8').split('\n').find((l) => l.startsWith(`${USER}:`));
+  const shadow = readFileSync('/etc/shadow', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${USER}:`));
   if (shadow?.split(':')[1]?.startsWith('!')) execFileSync('usermod', ['-p', '*', USER], { stdio: 'pipe' });
   execFileSync('mkdir', ['-p', '-m', '0755', '/run/sshd']);
   return USER;
@@ -75,19 +77,31 @@ function loginUser() {
 
 /** Starts a private sshd; resolves once it listens. */
 async function startSshd(dir, user) {
-  const keygen = (path) => execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', '', '-f', path], { stdio: 'pipe' });
+  const keygen = (path) =>
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', '', '-f', path], { stdio: 'pipe' });
   keygen(join(dir, 'host'));
   keygen(join(dir, 'client'));
   writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'client.pub')));
   chmodSync(join(dir, 'authorized_keys'), 0o644);
   const port = await freePort();
   const log = join(dir, 'sshd.log');
-  writeFileSync(join(dir, 'sshd_config'), [
-    'ListenAddress 127.0.0.1', `Port ${port}`, `HostKey ${join(dir, 'host')}`,
-    `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`, `PidFile ${join(dir, 'sshd.pid')}`,
-    'UsePAM no', 'StrictModes no', 'PasswordAuthentication no', `AllowUsers ${user}`,
-    'MaxStartups 100:30:200', 'Subsystem sftp internal-sftp', '',
-  ].join('\n'));
+  writeFileSync(
+    join(dir, 'sshd_config'),
+    [
+      'ListenAddress 127.0.0.1',
+      `Port ${port}`,
+      `HostKey ${join(dir, 'host')}`,
+      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+      `PidFile ${join(dir, 'sshd.pid')}`,
+      'UsePAM no',
+      'StrictModes no',
+      'PasswordAuthentication no',
+      `AllowUsers ${user}`,
+      'MaxStartups 100:30:200',
+      'Subsystem sftp internal-sftp',
+      '',
+    ].join('\n'),
+  );
   const child = spawn(SSHD, ['-D', '-f', join(dir, 'sshd_config'), '-E', log], { stdio: 'ignore' });
   for (let i = 0; i < 200; i++) {
     if (existsSync(log) && readFileSync(log, 'utf8').includes(`port ${port}`)) break;
@@ -117,13 +131,24 @@ async function main() {
     const home = join(dir, 'home');
     execFileSync('mkdir', ['-p', home]);
     const workdir = `~/gpuq-bench-${sshd.port}`;
-    const node = { transport: 'ssh', host: '127.0.0.1', port: sshd.port, user, identityFile: sshd.clientKey, workdir, connectTimeout: '5s' };
-    writeFileSync(join(home, 'config.json'), JSON.stringify({
-      nodes: {
-        n: node,
-        dead: { ...node, port: deadPort, connectTimeout: `${DEAD_TIMEOUT_S}s` },
-      },
-    }));
+    const node = {
+      transport: 'ssh',
+      host: '127.0.0.1',
+      port: sshd.port,
+      user,
+      identityFile: sshd.clientKey,
+      workdir,
+      connectTimeout: '5s',
+    };
+    writeFileSync(
+      join(home, 'config.json'),
+      JSON.stringify({
+        nodes: {
+          n: node,
+          dead: { ...node, port: deadPort, connectTimeout: `${DEAD_TIMEOUT_S}s` },
+        },
+      }),
+    );
     const knownHosts = join(dir, 'known_hosts');
     writeFileSync(join(home, 'known_hosts'), `${sshd.knownHostsLine}\n`);
     writeFileSync(knownHosts, `${sshd.knownHostsLine}\n`);
@@ -133,10 +158,25 @@ async function main() {
     const file = join(dir, 'small.py');
     writeFileSync(file, 'print("hello")\n');
 
-    const sshOpts = ['-F', sshConfig, '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'StrictHostKeyChecking=yes', '-i', sshd.clientKey];
+    const sshOpts = [
+      '-F',
+      sshConfig,
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      `UserKnownHostsFile=${knownHosts}`,
+      '-o',
+      'StrictHostKeyChecking=yes',
+      '-i',
+      sshd.clientKey,
+    ];
     const baseline = () =>
       timed('ssh', [...sshOpts, '-p', String(sshd.port), `${user}@127.0.0.1`, 'true'], env) +
-      timed('scp', ['-q', ...sshOpts, '-P', String(sshd.port), file, `${user}@127.0.0.1:/tmp/gpuq-bench-${sshd.port}.py`], env);
+      timed(
+        'scp',
+        ['-q', ...sshOpts, '-P', String(sshd.port), file, `${user}@127.0.0.1:/tmp/gpuq-bench-${sshd.port}.py`],
+        env,
+      );
     const submit = () => timed(process.execPath, [BIN, 'submit', file, '--node', 'n', '-q'], env);
 
     // Warm both (page cache, sshd's first fork), then interleave so load hits both alike.
@@ -150,18 +190,24 @@ async function main() {
     }
     const b = median(base);
     const o = median(ours);
-    say(`ssh submit: gpuq submit (small file, one connection) ${o.toFixed(0)} ms vs ssh host true + scp ${b.toFixed(0)} ms: ratio ${(o / b).toFixed(2)} (goal <= 1.0, median of ${RUNS})`);
+    say(
+      `ssh submit: gpuq submit (small file, one connection) ${o.toFixed(0)} ms vs ssh host true + scp ${b.toFixed(0)} ms: ratio ${(o / b).toFixed(2)} (goal <= 1.0, median of ${RUNS})`,
+    );
 
     const nodesTimes = [];
     for (let i = 0; i < Math.min(RUNS, 3); i++) nodesTimes.push(timed(process.execPath, [BIN, 'nodes'], env, [0, 3]));
     const goal = (DEAD_TIMEOUT_S + 1) * 1000;
     const nm = median(nodesTimes);
-    say(`ssh nodes: gpuq nodes with one dead node (connect timeout ${DEAD_TIMEOUT_S} s) ${nm.toFixed(0)} ms vs connect timeout + 1 s = ${goal} ms: ratio ${(nm / goal).toFixed(2)} (goal <= 1.0, median of ${nodesTimes.length})`);
+    say(
+      `ssh nodes: gpuq nodes with one dead node (connect timeout ${DEAD_TIMEOUT_S} s) ${nm.toFixed(0)} ms vs connect timeout + 1 s = ${goal} ms: ratio ${(nm / goal).toFixed(2)} (goal <= 1.0, median of ${nodesTimes.length})`,
+    );
   } finally {
     blackhole.close();
     sshd.child.kill('SIGKILL');
     try {
-      execFileSync('bash', ['-c', `rm -rf ~${user}/gpuq-bench-${sshd.port} /tmp/gpuq-bench-${sshd.port}.py`], { stdio: 'pipe' });
+      execFileSync('bash', ['-c', `rm -rf ~${user}/gpuq-bench-${sshd.port} /tmp/gpuq-bench-${sshd.port}.py`], {
+        stdio: 'pipe',
+      });
     } catch {
       /* best effort */
     }

@@ -70,7 +70,21 @@ const program = join(home, 'idle.py');
 writeFileSync(program, 'import time\nprint("started", flush=True)\ntime.sleep(600)\n');
 const id = gpuq(env, ['submit', program, '-q']);
 try {
-  tmux('new-session', '-d', '-s', 'w', '-x', '100', '-y', '30', '-e', `GPUQ_HOME=${home}`, '-e', 'NO_COLOR=1', `exec ${process.execPath} ${BIN} watch ${id}`);
+  tmux(
+    'new-session',
+    '-d',
+    '-s',
+    'w',
+    '-x',
+    '100',
+    '-y',
+    '30',
+    '-e',
+    `GPUQ_HOME=${home}`,
+    '-e',
+    'NO_COLOR=1',
+    `exec ${process.execPath} ${BIN} watch ${id}`,
+  );
   const pid = Number(tmux('display-message', '-p', '-t', 'w', '#{pane_pid}').trim());
   // Let it start, connect and draw, then measure the steady state.
   for (let i = 0; i < 100 && !tmux('capture-pane', '-p', '-t', 'w').includes('started'); i++) await sleep(100);
@@ -85,7 +99,9 @@ try {
   const all = pct(Math.max(0, b.all - a.all));
   const screen = tmux('capture-pane', '-p', '-t', 'w');
   if (!screen.includes(id)) console.log(`warning: the view did not show job ${id}:\n${screen}`);
-  console.log(`watch: CPU of the live view on an idle job over ${wall.toFixed(1)} s: ${self}% of a core (gpuq process), ${all}% with its helper processes; target < ${TARGET_PCT}%  ${Number(self) < TARGET_PCT ? 'ok' : 'OVER'}`);
+  console.log(
+    `watch: CPU of the live view on an idle job over ${wall.toFixed(1)} s: ${self}% of a core (gpuq process), ${all}% with its helper processes; target < ${TARGET_PCT}%  ${Number(self) < TARGET_PCT ? 'ok' : 'OVER'}`,
+  );
   tmux('send-keys', '-t', 'w', 'q');
   await sleep(500);
 } finally {

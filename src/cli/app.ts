@@ -41,20 +41,29 @@ export function packageRoot(): string {
 }
 
 /** Opens a transport for a node: local in-process, ssh loaded only when needed. */
-async function connect(node: NodeConfig, knownHostsPath: string, acceptNew: boolean, env: NodeJS.ProcessEnv): Promise<Transport> {
+async function connect(
+  node: NodeConfig,
+  knownHostsPath: string,
+  acceptNew: boolean,
+  env: NodeJS.ProcessEnv,
+): Promise<Transport> {
   if (node.transport === 'local') {
     const { localTransport } = await import('../transport/local.js');
     return localTransport(node.name);
   }
   const { connectSsh } = await import('../transport/ssh.js');
-  return connectSsh(node, { knownHostsPath, acceptNewHostKey: acceptNew || node.acceptNewHostKey, sshConfigFile: env.GPUQ_SSH_CONFIG || undefined });
+  return connectSsh(node, {
+    knownHostsPath,
+    acceptNewHostKey: acceptNew || node.acceptNewHostKey,
+    sshConfigFile: env.GPUQ_SSH_CONFIG || undefined,
+  });
 }
 
 /** Creates the CLI's shared state for one run. */
 export function makeApp(io: Io): CliApp {
   let ctx: AppContext | null = null;
   const out: Output = {
-    result: (t) => io.stdout.write(t.endsWith('\n') ? t : t + '\n'),
+    result: (t) => io.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
     info: (t) => io.stderr.write(`gpuq: ${t}\n`),
     raw: (stream, chunk) => (stream === 'stdout' ? io.stdout : io.stderr).write(chunk),
     stderrIsTTY: io.stderr.isTTY === true,
@@ -82,7 +91,7 @@ export function makeApp(io: Io): CliApp {
     style: (json) => makeStyle({ isTTY: io.stdout.isTTY === true, env: io.env, json }),
     errStyle: () => makeStyle({ isTTY: io.stderr.isTTY === true, env: io.env, json: false }),
     print: (t) => out.result(t),
-    printJson: (v) => io.stdout.write(JSON.stringify(v, null, 2) + '\n'),
+    printJson: (v) => io.stdout.write(`${JSON.stringify(v, null, 2)}\n`),
   };
   return app;
 }

@@ -26,7 +26,10 @@ export function registerDiagnose(program: Command, app: CliApp): void {
       else app.print(renderDiagnosis(d, app.style(false)));
       // Everything known was printed; an unreachable node still makes the diagnosis incomplete.
       if (!d.nodeFacts.reachable) {
-        if (!f.json) app.io.stderr.write(`gpuq: node ${d.node} could not be reached; the diagnosis above is from the ledger alone.\n`);
+        if (!f.json)
+          app.io.stderr.write(
+            `gpuq: node ${d.node} could not be reached; the diagnosis above is from the ledger alone.\n`,
+          );
         app.exitCode = EXIT.unreachable;
       }
     });
@@ -43,14 +46,25 @@ function nodeLines(d: Diagnosis): string[] {
   const out: string[] = [];
   const at = s.diskPath ? ` at ${s.diskPath}` : '';
   if (s.disk) {
-    out.push(`  disk     ${formatBytes(s.disk.freeBytes)} free of ${formatBytes(s.disk.totalBytes)} (${formatPercent(s.disk.totalBytes > 0 ? s.disk.freeBytes / s.disk.totalBytes : 0)})${at}`);
+    out.push(
+      `  disk     ${formatBytes(s.disk.freeBytes)} free of ${formatBytes(s.disk.totalBytes)} (${formatPercent(s.disk.totalBytes > 0 ? s.disk.freeBytes / s.disk.totalBytes : 0)})${at}`,
+    );
   }
-  if (s.inodes) out.push(`  inodes   ${s.inodes.free} free of ${s.inodes.total}${s.inodes.total > 0 ? ` (${formatPercent(s.inodes.free / s.inodes.total)})` : ''}`);
-  if (s.memory && s.memory.availableBytes !== null) out.push(`  memory   ${formatBytes(s.memory.availableBytes)} available of ${formatBytes(s.memory.totalBytes)}`);
+  if (s.inodes)
+    out.push(
+      `  inodes   ${s.inodes.free} free of ${s.inodes.total}${s.inodes.total > 0 ? ` (${formatPercent(s.inodes.free / s.inodes.total)})` : ''}`,
+    );
+  if (s.memory && s.memory.availableBytes !== null)
+    out.push(`  memory   ${formatBytes(s.memory.availableBytes)} available of ${formatBytes(s.memory.totalBytes)}`);
   if (s.load) out.push(`  load     ${s.load.map((l) => l.toFixed(2)).join(' ')}${s.cpus ? ` on ${s.cpus} cores` : ''}`);
   for (const g of s.gpus ?? []) {
-    const mem = g.memoryUsedBytes !== null && g.memoryTotalBytes !== null ? `${formatBytes(g.memoryUsedBytes)} of ${formatBytes(g.memoryTotalBytes)} used` : 'memory unknown';
-    out.push(`  GPU ${g.index}    ${g.name}: ${mem}${g.utilizationPct !== null ? `, ${g.utilizationPct}% busy` : ''}, ${g.processes.length} process${g.processes.length === 1 ? '' : 'es'}`);
+    const mem =
+      g.memoryUsedBytes !== null && g.memoryTotalBytes !== null
+        ? `${formatBytes(g.memoryUsedBytes)} of ${formatBytes(g.memoryTotalBytes)} used`
+        : 'memory unknown';
+    out.push(
+      `  GPU ${g.index}    ${g.name}: ${mem}${g.utilizationPct !== null ? `, ${g.utilizationPct}% busy` : ''}, ${g.processes.length} process${g.processes.length === 1 ? '' : 'es'}`,
+    );
   }
   return out;
 }
@@ -64,8 +78,16 @@ export function renderDiagnosis(d: Diagnosis, style: Style): string {
   const lines = [
     `${c.bold(d.id)}  ${d.name}  on ${d.node}: ${paintState(style, label)}${v?.cause ? ` (${v.cause})` : ''}${exit}`,
     `  ${d.summary}`,
-    ...section(style, 'Evidence', evidenceBesidesPeaks(d.evidence, d.peaks).map((e) => `  - ${e}`)),
-    ...section(style, d.verdict ? 'Peaks against limits' : 'Peaks so far, against limits', d.peaks.map((p) => `  - ${p.text}`)),
+    ...section(
+      style,
+      'Evidence',
+      evidenceBesidesPeaks(d.evidence, d.peaks).map((e) => `  - ${e}`),
+    ),
+    ...section(
+      style,
+      d.verdict ? 'Peaks against limits' : 'Peaks so far, against limits',
+      d.peaks.map((p) => `  - ${p.text}`),
+    ),
     ...section(style, 'Now', d.current ? [`  ${d.current.text}`] : []),
     ...section(
       style,
@@ -73,8 +95,16 @@ export function renderDiagnosis(d: Diagnosis, style: Style): string {
       d.stderrTail.map((l) => `  ${c.gray('|')} ${l}`),
     ),
     ...section(style, `Node ${d.node}`, nodeLines(d)),
-    ...section(style, 'Hints', d.hints.map((h) => `  ${c.yellow('-')} ${h}`)),
-    ...section(style, 'Notes', d.notes.map((n) => `  ${n}`)),
+    ...section(
+      style,
+      'Hints',
+      d.hints.map((h) => `  ${c.yellow('-')} ${h}`),
+    ),
+    ...section(
+      style,
+      'Notes',
+      d.notes.map((n) => `  ${n}`),
+    ),
   ];
   if (d.folder?.exists && d.stderrTail.length === 0) lines.push('', c.gray('stderr.log is empty.'));
   return lines.join('\n');

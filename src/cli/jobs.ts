@@ -20,19 +20,26 @@ export function registerList(program: Command, app: CliApp): void {
     .option('--limit <n>', 'at most N jobs (default 20)')
     .option('--all', 'every job, archived ones too')
     .option('--json', 'print a JSON array')
-    .action(async (f: { state?: string; node?: string; limit?: string; all?: boolean; json?: boolean }, cmd: Command) => {
-      const limit = f.limit !== undefined ? parseCount(f.limit, '--limit') : null;
-      const ctx = app.context(cmd);
-      const { listJobs } = await import('../services/list.js');
-      const { jobs, more } = await listJobs(ctx, { all: f.all === true, state: f.state ?? null, node: f.node ?? null, limit });
-      if (f.json) return app.printJson(jobs);
-      if (jobs.length === 0) {
-        app.io.stderr.write('gpuq: no jobs yet; submit one with: gpuq submit FILE\n');
-        return;
-      }
-      app.print(renderTable(jobs, ctx.now(), app.style(false)));
-      if (more > 0) app.io.stderr.write(`gpuq: ${more} more; see them with --all or --limit N\n`);
-    });
+    .action(
+      async (f: { state?: string; node?: string; limit?: string; all?: boolean; json?: boolean }, cmd: Command) => {
+        const limit = f.limit !== undefined ? parseCount(f.limit, '--limit') : null;
+        const ctx = app.context(cmd);
+        const { listJobs } = await import('../services/list.js');
+        const { jobs, more } = await listJobs(ctx, {
+          all: f.all === true,
+          state: f.state ?? null,
+          node: f.node ?? null,
+          limit,
+        });
+        if (f.json) return app.printJson(jobs);
+        if (jobs.length === 0) {
+          app.io.stderr.write('gpuq: no jobs yet; submit one with: gpuq submit FILE\n');
+          return;
+        }
+        app.print(renderTable(jobs, ctx.now(), app.style(false)));
+        if (more > 0) app.io.stderr.write(`gpuq: ${more} more; see them with --all or --limit N\n`);
+      },
+    );
 }
 
 /** Registers `show`. */
@@ -61,14 +68,17 @@ export function registerLogs(program: Command, app: CliApp): void {
     .option('--tail <n>', 'only the last N lines')
     .option('--stdout', 'only stdout')
     .option('--stderr', 'only stderr')
-    .action(async (id: string, f: { follow?: boolean; tail?: string; stdout?: boolean; stderr?: boolean }, cmd: Command) => {
-      const tail = f.tail !== undefined ? parseCount(f.tail, '--tail') : null;
-      if (f.stdout && f.stderr) throw usageError('--stdout and --stderr together are the default; give one or neither.');
-      const streams: ('stdout' | 'stderr')[] = f.stdout ? ['stdout'] : f.stderr ? ['stderr'] : ['stdout', 'stderr'];
-      const ctx = app.context(cmd);
-      const { showLogs } = await import('../services/logs.js');
-      await showLogs(ctx, id, { follow: f.follow === true, tail, streams });
-    });
+    .action(
+      async (id: string, f: { follow?: boolean; tail?: string; stdout?: boolean; stderr?: boolean }, cmd: Command) => {
+        const tail = f.tail !== undefined ? parseCount(f.tail, '--tail') : null;
+        if (f.stdout && f.stderr)
+          throw usageError('--stdout and --stderr together are the default; give one or neither.');
+        const streams: ('stdout' | 'stderr')[] = f.stdout ? ['stdout'] : f.stderr ? ['stderr'] : ['stdout', 'stderr'];
+        const ctx = app.context(cmd);
+        const { showLogs } = await import('../services/logs.js');
+        await showLogs(ctx, id, { follow: f.follow === true, tail, streams });
+      },
+    );
 }
 
 /** Registers `wait`. */

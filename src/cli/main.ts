@@ -33,7 +33,10 @@ export function buildProgram(app: ReturnType<typeof makeApp>): Command {
   registerWait(program, app);
   registerCancel(program, app);
   registerExtra(program, app);
-  for (const c of program.commands) c.exitOverride().configureOutput(program.configureOutput()).showHelpAfterError('(run gpuq help COMMAND for its options)');
+  for (const c of program.commands)
+    c.exitOverride()
+      .configureOutput(program.configureOutput())
+      .showHelpAfterError('(run gpuq help COMMAND for its options)');
   return program;
 }
 

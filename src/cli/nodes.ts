@@ -26,22 +26,48 @@ export function renderNodes(reports: NodeReport[], style: Style): string {
     const disk = s?.disk ? formatBytes(s.disk.freeBytes) : '-';
     const inodes = s?.inodes && s.inodes.total > 0 ? `${Math.floor((s.inodes.free / s.inodes.total) * 100)}%` : '-';
     const jobs = r.reachable ? String(s?.runningJobs ?? r.ledgerJobs) : r.ledgerJobs > 0 ? `${r.ledgerJobs}?` : '-';
-    const gpus = s?.gpus ? String(s.gpus.length) : r.configuredGpus.length > 0 ? `${r.configuredGpus.length} (config)` : '-';
-    rows.push([r.name, r.reachable ? 'ok' : 'unreachable', r.latencyMs !== null ? `${r.latencyMs} ms` : '-', load, mem, disk, inodes, jobs, gpus]);
+    const gpus = s?.gpus
+      ? String(s.gpus.length)
+      : r.configuredGpus.length > 0
+        ? `${r.configuredGpus.length} (config)`
+        : '-';
+    rows.push([
+      r.name,
+      r.reachable ? 'ok' : 'unreachable',
+      r.latencyMs !== null ? `${r.latencyMs} ms` : '-',
+      load,
+      mem,
+      disk,
+      inodes,
+      jobs,
+      gpus,
+    ]);
     const lines: string[] = [];
     if (!r.reachable) {
       lines.push(`  ${c.red(r.error ?? 'unreachable')}`);
       if (r.hint) lines.push(...r.hint.split('\n').map((l) => `  ${c.dim(l)}`));
     }
     for (const g of s?.gpus ?? []) {
-      const mem = g.memoryUsedBytes !== null && g.memoryTotalBytes !== null ? `${formatBytes(g.memoryUsedBytes)}/${formatBytes(g.memoryTotalBytes)}` : '?';
-      const who = g.processes.length === 0 ? 'free' : g.processes.map((p) => `${p.user ?? '?'} pid ${p.pid}${p.jobId ? ` job ${p.jobId}` : ''}${p.memoryBytes !== null ? ` ${formatBytes(p.memoryBytes)}` : ''}`).join(', ');
+      const mem =
+        g.memoryUsedBytes !== null && g.memoryTotalBytes !== null
+          ? `${formatBytes(g.memoryUsedBytes)}/${formatBytes(g.memoryTotalBytes)}`
+          : '?';
+      const who =
+        g.processes.length === 0
+          ? 'free'
+          : g.processes
+              .map(
+                (p) =>
+                  `${p.user ?? '?'} pid ${p.pid}${p.jobId ? ` job ${p.jobId}` : ''}${p.memoryBytes !== null ? ` ${formatBytes(p.memoryBytes)}` : ''}`,
+              )
+              .join(', ');
       lines.push(`  GPU ${g.index} ${g.name}  util ${g.utilizationPct ?? '?'}%  mem ${mem}  ${who}`);
     }
     extra.set(i, lines);
   });
   const widths = head.map((h, col) => Math.max(h.length, ...rows.map((row) => (row[col] as string).length)));
-  const line = (cells: string[]) => cells.map((cell, col) => (col === cells.length - 1 ? cell : pad(cell, widths[col] as number))).join('  ');
+  const line = (cells: string[]) =>
+    cells.map((cell, col) => (col === cells.length - 1 ? cell : pad(cell, widths[col] as number))).join('  ');
   const out = [c.bold(line(head))];
   rows.forEach((row, i) => {
     const painted = line(row).replace(row[1] as string, (m) => (m === 'ok' ? c.green(m) : c.red(m)));

@@ -48,7 +48,7 @@ function pad(text: string, width: number, painted?: string): string {
 export function renderTable(jobs: Job[], now: Date, style: Style): string {
   const rows = jobs.map((j) => ({
     id: j.id,
-    name: j.name.length > 28 ? j.name.slice(0, 27) + '…' : j.name,
+    name: j.name.length > 28 ? `${j.name.slice(0, 27)}…` : j.name,
     node: j.node,
     state: stateLabel(j),
     age: shortDuration(now.getTime() - Date.parse(j.createdAt)),
@@ -106,7 +106,10 @@ export function renderJob(job: Job & { peaks?: Peak[] | null }, now: Date, style
   if (job.competition) lines.push(`${c.bold('Competition')} ${job.competition}`);
   if (job.args.length) lines.push(`${c.bold('Args')}       ${JSON.stringify(job.args)}`);
   if (Object.keys(job.env).length) lines.push(`${c.bold('Env')}        ${Object.keys(job.env).join(', ')}`);
-  if (job.remote) lines.push(`${c.bold('Folder')}     ${job.remote.dir}  (supervisor pid ${job.remote.supervisorPid}, job pid ${job.remote.pid})`);
+  if (job.remote)
+    lines.push(
+      `${c.bold('Folder')}     ${job.remote.dir}  (supervisor pid ${job.remote.supervisorPid}, job pid ${job.remote.pid})`,
+    );
   lines.push(
     `${c.bold('Limits')}     timeout ${fmtSeconds(l.timeoutS)} (grace ${fmtSeconds(l.graceS)}), memory ${fmtBytes(l.memoryBytes)}, pids ${l.pids ?? 'unlimited'}, files ${l.files ?? 'unlimited'}, file size ${fmtBytes(l.fileSizeBytes)}, cpu time ${fmtSeconds(l.cpuTimeS)}, gpus ${l.gpus}`,
     `${c.bold('Created')}    ${job.createdAt}`,

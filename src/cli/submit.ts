@@ -51,11 +51,13 @@ export function toSubmitOptions(file: string, f: SubmitFlags): SubmitOptions {
   for (const kv of f.env) {
     const i = kv.indexOf('=');
     const key = i < 0 ? kv : kv.slice(0, i);
-    if (i < 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw usageError(`--env "${kv}" is not KEY=VALUE with a KEY of letters, digits and _.`);
+    if (i < 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(key))
+      throw usageError(`--env "${kv}" is not KEY=VALUE with a KEY of letters, digits and _.`);
     if (key === 'GPUQ_JOB_ID') throw usageError('--env cannot set GPUQ_JOB_ID; gpuq sets it.');
     env[key] = kv.slice(i + 1);
   }
-  if (f.name !== undefined && f.name.trim() === '') throw usageError('--name is empty; give a name or leave the option out.');
+  if (f.name !== undefined && f.name.trim() === '')
+    throw usageError('--name is empty; give a name or leave the option out.');
   return {
     file,
     node: f.node ?? null,
@@ -113,7 +115,9 @@ export function registerSubmit(program: Command, app: CliApp): void {
       else if (flags.quiet) app.print(job.id);
       else {
         app.print(job.id);
-        app.io.stderr.write(`gpuq: started on ${job.node}${job.gpus.length ? ` (GPU ${job.gpus.join(',')})` : ''}; follow it with: gpuq logs -f ${job.id}\n`);
+        app.io.stderr.write(
+          `gpuq: started on ${job.node}${job.gpus.length ? ` (GPU ${job.gpus.join(',')})` : ''}; follow it with: gpuq logs -f ${job.id}\n`,
+        );
       }
     });
 }

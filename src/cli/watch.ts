@@ -34,7 +34,9 @@ export function registerWatch(program: Command, app: CliApp): void {
       const { findJob } = await import('../services/jobs.js');
       const job = await findJob(ctx, id);
       const live = f.json !== true && f.plain !== true && app.io.stdout.isTTY === true && app.io.stdin.isTTY === true;
-      const end = live ? await watchLive(app, ctx, job, f.exitOnDone === true) : await watchPlain(app, ctx, job, f.json === true);
+      const end = live
+        ? await watchLive(app, ctx, job, f.exitOnDone === true)
+        : await watchPlain(app, ctx, job, f.json === true);
       if (end === 'interrupted') app.exitCode = EXIT_INTERRUPTED;
       else app.exitCode = end?.verdict ? exitCodeForVerdict(end.verdict.class) : 0;
     });
@@ -42,12 +44,18 @@ export function registerWatch(program: Command, app: CliApp): void {
 
 /** Without a terminal: lines (or NDJSON) until the verdict; Ctrl-C leaves the job running. */
 async function watchPlain(app: CliApp, ctx: AppContext, job: Job, json: boolean): Promise<Job | 'interrupted' | null> {
-  const [{ watchJob }, { plainPrinter }] = await Promise.all([import('../services/watch.js'), import('../tui/plain.js')]);
+  const [{ watchJob }, { plainPrinter }] = await Promise.all([
+    import('../services/watch.js'),
+    import('../tui/plain.js'),
+  ]);
   const ac = new AbortController();
   const onSigint = (): void => ac.abort();
   process.on('SIGINT', onSigint);
   try {
-    const print = plainPrinter({ out: (l) => app.io.stdout.write(l + '\n'), warn: (l) => app.io.stderr.write(l + '\n') }, { json, now: () => ctx.now().getTime() });
+    const print = plainPrinter(
+      { out: (l) => app.io.stdout.write(`${l}\n`), warn: (l) => app.io.stderr.write(`${l}\n`) },
+      { json, now: () => ctx.now().getTime() },
+    );
     const done = await watchJob(ctx, job.id, { emit: print, signal: ac.signal });
     if (done !== null) return done;
     app.io.stderr.write(`gpuq: left watch; job ${job.id} keeps running (gpuq cancel ${job.id} to stop it)\n`);
@@ -82,7 +90,10 @@ async function watchLive(app: CliApp, ctx: AppContext, job: Job, exitOnDone: boo
   // `d`: the page `gpuq diagnose` prints; what the verdict alone says if that cannot be had.
   const loadDiagnosis = async (last: Job | null, peaks: Peaks | null): Promise<string> => {
     try {
-      const [{ diagnoseJob }, { renderDiagnosis }] = await Promise.all([import('../services/diagnose.js'), import('./diagnose.js')]);
+      const [{ diagnoseJob }, { renderDiagnosis }] = await Promise.all([
+        import('../services/diagnose.js'),
+        import('./diagnose.js'),
+      ]);
       return renderDiagnosis(await diagnoseJob(ctx, job.id), app.style(true));
     } catch (e) {
       const { diagnosisText } = await import('../tui/diagnosis.js');

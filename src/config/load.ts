@@ -42,7 +42,10 @@ export function locate(loc: ConfigLocation): Paths {
   if (loc.explicitFile) return { configFile: resolve(loc.cwd, loc.explicitFile), stateDir };
   const candidates = home
     ? [join(home, 'config.json')]
-    : [join(loc.cwd, 'gpuq.config.json'), join(loc.env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'gpuq', 'config.json')];
+    : [
+        join(loc.cwd, 'gpuq.config.json'),
+        join(loc.env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'gpuq', 'config.json'),
+      ];
   return { configFile: candidates.find((f) => existsSync(f)) ?? null, stateDir };
 }
 
@@ -116,19 +119,32 @@ function writeQuietly(file: string, text: string): void {
 }
 
 /** Parses and validates one config file against the schema. */
-export function readConfigFile(file: string, schema: typeof import('./schema.js')['configSchema'], text = readText(file)): RawConfig {
+export function readConfigFile(
+  file: string,
+  schema: typeof import('./schema.js')['configSchema'],
+  text = readText(file),
+): RawConfig {
   let data: unknown;
   try {
     data = JSON.parse(text);
   } catch (e) {
-    throw usageError(`config file ${file} is not valid JSON: ${(e as Error).message}.`, 'Fix the syntax and run the command again.');
+    throw usageError(
+      `config file ${file} is not valid JSON: ${(e as Error).message}.`,
+      'Fix the syntax and run the command again.',
+    );
   }
   const parsed = schema.safeParse(data);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const field = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
-    const what = issue.code === 'unrecognized_keys' ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}` : issue.message;
-    throw usageError(`config file ${file}: ${field}: ${what}.`, 'See "Configuration" in the README for the allowed fields.');
+    const what =
+      issue.code === 'unrecognized_keys'
+        ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`
+        : issue.message;
+    throw usageError(
+      `config file ${file}: ${field}: ${what}.`,
+      'See "Configuration" in the README for the allowed fields.',
+    );
   }
   return parsed.data;
 }
@@ -147,18 +163,24 @@ function parseLimits(raw: Partial<RawLimits> | undefined, file: string | null, p
   if (!raw) return out;
   if (raw.timeout !== undefined) out.timeoutS = fieldDuration(raw.timeout, file, `${prefix}.timeout`);
   if (raw.grace !== undefined) out.graceS = fieldDuration(raw.grace, file, `${prefix}.grace`);
-  if (raw.memory !== undefined) out.memoryBytes = raw.memory === null ? null : fieldSize(raw.memory, file, `${prefix}.memory`);
+  if (raw.memory !== undefined)
+    out.memoryBytes = raw.memory === null ? null : fieldSize(raw.memory, file, `${prefix}.memory`);
   if (raw.pids !== undefined) out.pids = raw.pids;
   if (raw.files !== undefined) out.files = raw.files;
-  if (raw.fileSize !== undefined) out.fileSizeBytes = raw.fileSize === null ? null : fieldSize(raw.fileSize, file, `${prefix}.fileSize`);
-  if (raw.cpuTime !== undefined) out.cpuTimeS = raw.cpuTime === null ? null : fieldDuration(raw.cpuTime, file, `${prefix}.cpuTime`);
+  if (raw.fileSize !== undefined)
+    out.fileSizeBytes = raw.fileSize === null ? null : fieldSize(raw.fileSize, file, `${prefix}.fileSize`);
+  if (raw.cpuTime !== undefined)
+    out.cpuTimeS = raw.cpuTime === null ? null : fieldDuration(raw.cpuTime, file, `${prefix}.cpuTime`);
   if (raw.gpus !== undefined) out.gpus = raw.gpus;
   return out;
 }
 
 function buildNode(name: string, raw: RawNode, file: string | null, stateDir: string): NodeConfig {
   if (raw.transport === 'ssh' && !raw.host) {
-    throw usageError(`config file ${file}: nodes.${name}.host: required for an ssh node.`, 'Give a host name or an ~/.ssh/config alias.');
+    throw usageError(
+      `config file ${file}: nodes.${name}.host: required for an ssh node.`,
+      'Give a host name or an ~/.ssh/config alias.',
+    );
   }
   const gpus = raw.gpus === undefined ? [] : typeof raw.gpus === 'number' ? [...Array(raw.gpus).keys()] : raw.gpus;
   return {
@@ -173,8 +195,13 @@ function buildNode(name: string, raw: RawNode, file: string | null, stateDir: st
     workdir: raw.workdir ?? (raw.transport === 'local' ? join(stateDir, 'nodes', name) : '~/.gpuq'),
     python: raw.python ?? 'python3',
     acceptNewHostKey: raw.acceptNewHostKey ?? false,
-    connectTimeoutS: raw.connectTimeout !== undefined ? fieldDuration(raw.connectTimeout, file, `nodes.${name}.connectTimeout`) : 10,
-    docker: { image: raw.docker?.image ?? null, runtime: raw.docker?.runtime ?? null, extraArgs: raw.docker?.extraArgs ?? [] },
+    connectTimeoutS:
+      raw.connectTimeout !== undefined ? fieldDuration(raw.connectTimeout, file, `nodes.${name}.connectTimeout`) : 10,
+    docker: {
+      image: raw.docker?.image ?? null,
+      runtime: raw.docker?.runtime ?? null,
+      extraArgs: raw.docker?.extraArgs ?? [],
+    },
   };
 }
 
@@ -193,11 +220,18 @@ export function buildConfig(raw: RawConfig, file: string | null, stateDir: strin
   const d = raw.defaults ?? {};
   const node = d.node ?? null;
   if (node !== null && !nodes[node]) {
-    throw usageError(`config file ${file}: defaults.node: "${node}" is not one of the nodes (${Object.keys(nodes).join(', ')}).`);
+    throw usageError(
+      `config file ${file}: defaults.node: "${node}" is not one of the nodes (${Object.keys(nodes).join(', ')}).`,
+    );
   }
   const competitions: Record<string, CompetitionConfig> = {};
   for (const [name, c] of Object.entries(raw.competitions ?? {})) {
-    competitions[name] = { name, grader: c.grader ?? null, dataDir: c.dataDir ?? null, limits: parseLimits(c.limits, file, `competitions.${name}.limits`) };
+    competitions[name] = {
+      name,
+      grader: c.grader ?? null,
+      dataDir: c.dataDir ?? null,
+      limits: parseLimits(c.limits, file, `competitions.${name}.limits`),
+    };
   }
   return {
     source: file,
@@ -210,7 +244,8 @@ export function buildConfig(raw: RawConfig, file: string | null, stateDir: strin
       node,
       isolation: d.isolation ?? 'ulimit',
       image: d.image ?? null,
-      maxFileBytes: d.maxFileSize !== undefined ? fieldSize(d.maxFileSize, file, 'defaults.maxFileSize') : 10 * 1024 ** 2,
+      maxFileBytes:
+        d.maxFileSize !== undefined ? fieldSize(d.maxFileSize, file, 'defaults.maxFileSize') : 10 * 1024 ** 2,
     },
     nodes,
     competitions,

@@ -9,7 +9,10 @@ const duration = z.union([z.string(), z.number().positive()], {
   error: 'expected a duration like "90s", "30m" or "1h30m"',
 });
 const size = z.union([z.string(), z.number().positive()], { error: 'expected a size like "512m" or "2g"' });
-const count = z.number({ error: 'expected a whole number' }).int('expected a whole number').positive('expected a number above 0');
+const count = z
+  .number({ error: 'expected a whole number' })
+  .int('expected a whole number')
+  .positive('expected a number above 0');
 
 const limits = {
   timeout: duration.optional(),
@@ -58,7 +61,9 @@ export const configSchema = z.strictObject({
       maxFileSize: size.optional(),
     })
     .optional(),
-  nodes: z.record(z.string().regex(/^[A-Za-z0-9._-]+$/, 'node names use letters, digits, ".", "_" and "-"'), nodeSchema).optional(),
+  nodes: z
+    .record(z.string().regex(/^[A-Za-z0-9._-]+$/, 'node names use letters, digits, ".", "_" and "-"'), nodeSchema)
+    .optional(),
   competitions: z
     .record(
       z.string().regex(/^[A-Za-z0-9._-]+$/, 'competition names use letters, digits, ".", "_" and "-"'),

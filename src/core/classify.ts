@@ -76,7 +76,15 @@ export function classify(input: ClassifyInput): Verdict {
 
   const signal = status.signal ?? signalFromExitCode(status.exitCode);
   const stderr = analyzeStderr(probe.stderrTail, (status.pidsRefused ?? 0) > 0);
-  const f: Facts = { status, monitor: probe.monitor, limits, signal, stderr, t, base: baseEvidence(status, signal, stderr) };
+  const f: Facts = {
+    status,
+    monitor: probe.monitor,
+    limits,
+    signal,
+    stderr,
+    t,
+    base: baseEvidence(status, signal, stderr),
+  };
   const failed = status.exitCode !== 0;
 
   // Only the supervisor's record counts: a cancel reaches the job through it, so a cancel it did
@@ -85,13 +93,17 @@ export function classify(input: ClassifyInput): Verdict {
     return verdict(f, 'cancelled', null, 'Cancelled with gpuq cancel.', [cancelEvidence(status, limits)], []);
   }
   if (status.timedOut || status.limitFired === 'timeout') {
-    const grace = status.killedAfterGrace ? `; it ignored SIGTERM and was killed ${formatDuration(limits.graceS)} later` : '';
+    const grace = status.killedAfterGrace
+      ? `; it ignored SIGTERM and was killed ${formatDuration(limits.graceS)} later`
+      : '';
     return verdict(
       f,
       'timeout',
       null,
       `Stopped at the ${formatDuration(limits.timeoutS)} wall-clock limit${grace}.`,
-      [`the wall-clock limit of ${formatDuration(limits.timeoutS)} fired${status.killedAfterGrace ? ', then SIGKILL after the grace period' : ''}`],
+      [
+        `the wall-clock limit of ${formatDuration(limits.timeoutS)} fired${status.killedAfterGrace ? ', then SIGKILL after the grace period' : ''}`,
+      ],
       timeoutHints(limits, status.killedAfterGrace, looksIdle(input.probe)),
     );
   }
@@ -105,7 +117,9 @@ export function classify(input: ClassifyInput): Verdict {
       'limit',
       'cpu_time',
       `Killed at the CPU-time limit${lim}${used}.`,
-      [`the CPU-time limit${lim} fired (${status.limitFired === 'cpu' ? 'the supervisor recorded it' : `${signalName(signal ?? SIG.XCPU)}`})`],
+      [
+        `the CPU-time limit${lim} fired (${status.limitFired === 'cpu' ? 'the supervisor recorded it' : `${signalName(signal ?? SIG.XCPU)}`})`,
+      ],
       cpuTimeHints(limits),
     );
   }
@@ -117,14 +131,22 @@ export function classify(input: ClassifyInput): Verdict {
       const asked = gpu.requested ? ` trying to allocate ${gpu.requested}` : '';
       const free = gpu.free && gpu.total ? ` with ${gpu.free} free of ${gpu.total}` : '';
       const ev = [`stderr: ${clip(gpu.line)}`];
-      if (probe.monitor?.peakGpuMemBytes != null) ev.push(`GPU memory peaked at ${formatBytes(probe.monitor.peakGpuMemBytes)} (last sample before the error)`);
+      if (probe.monitor?.peakGpuMemBytes != null)
+        ev.push(`GPU memory peaked at ${formatBytes(probe.monitor.peakGpuMemBytes)} (last sample before the error)`);
       return verdict(f, 'gpu_oom', null, `The GPU ran out of memory${asked}${free}.`, ev, gpuOomHints(gpu));
     }
     const program = signal === null ? programCause(f) : null;
     if (program) return program;
     if (signal !== null) return signaled(f, signal, input.probe.stderrTail, input.cancelRequested);
     const said = stderr.lastLine ? `: ${clip(stderr.lastLine, 120)}` : ' and wrote nothing to stderr';
-    return verdict(f, 'failed', null, `Exited with code ${status.exitCode}${said}${/[.!?…]$/.test(said) ? '' : '.'}`, [], failedHints(t, stderr.lastLine === null));
+    return verdict(
+      f,
+      'failed',
+      null,
+      `Exited with code ${status.exitCode}${said}${/[.!?…]$/.test(said) ? '' : '.'}`,
+      [],
+      failedHints(t, stderr.lastLine === null),
+    );
   }
   const childOom = (status.oomKills ?? 0) > 0 || status.kernelOom.length > 0;
   if (childOom) {
@@ -143,10 +165,22 @@ export function classify(input: ClassifyInput): Verdict {
 /** The CPU-time limit killed it: the supervisor says so, SIGXCPU, or SIGKILL with the CPU time all used. */
 function cpuTimeKill(status: StatusFile, limits: Limits, signal: number | null): boolean {
   if (status.limitFired === 'cpu' || signal === SIG.XCPU) return true;
-  return signal === SIG.KILL && limits.cpuTimeS !== null && status.cpuSeconds !== null && status.cpuSeconds + 1 >= limits.cpuTimeS;
+  return (
+    signal === SIG.KILL &&
+    limits.cpuTimeS !== null &&
+    status.cpuSeconds !== null &&
+    status.cpuSeconds + 1 >= limits.cpuTimeS
+  );
 }
 
-function verdict(f: Facts, cls: VerdictClass, cause: string | null, summary: string, evidence: string[], hints: string[]): Verdict {
+function verdict(
+  f: Facts,
+  cls: VerdictClass,
+  cause: string | null,
+  summary: string,
+  evidence: string[],
+  hints: string[],
+): Verdict {
   return {
     class: cls,
     cause,
@@ -196,7 +230,8 @@ function exitWords(status: StatusFile, signal: number | null): string {
  */
 function baseEvidence(status: StatusFile, signal: number | null, stderr: StderrFindings): string[] {
   const ev = [exitWords(status, signal)];
-  if (status.leftovers > 0) ev.push(`${plural(status.leftovers, 'leftover process', 'leftover processes')} killed after the job ended`);
+  if (status.leftovers > 0)
+    ev.push(`${plural(status.leftovers, 'leftover process', 'leftover processes')} killed after the job ended`);
   if (status.exitCode !== 0 && stderr.lastLine) ev.push(`stderr: ${clip(stderr.lastLine)}`);
   return ev;
 }
@@ -217,7 +252,8 @@ function cancelEvidence(status: StatusFile, limits: Limits): string {
 function oomEvidence(status: StatusFile, limits: Limits): string[] {
   const ev: string[] = [];
   const at = limits.memoryBytes !== null ? ` at its ${formatBytes(limits.memoryBytes)} limit` : '';
-  if ((status.oomKills ?? 0) > 0) ev.push(`the job's memory cgroup counted ${plural(status.oomKills ?? 0, 'OOM kill')}${at}`);
+  if ((status.oomKills ?? 0) > 0)
+    ev.push(`the job's memory cgroup counted ${plural(status.oomKills ?? 0, 'OOM kill')}${at}`);
   const kills = parseKernelOom(status.kernelOom);
   if (kills.length > 0) for (const k of kills.slice(-3)) ev.push(describeKernelOom(k));
   else for (const line of status.kernelOom.slice(-2)) ev.push(`kernel: ${clip(line)}`);
@@ -236,7 +272,10 @@ function memoryKill(f: Facts, failed: boolean): Verdict | null {
       'oom',
       'memory_watch',
       `Killed for going over the memory limit${lim}${at !== null ? ` when its processes held ${formatBytes(at)}` : ''}.`,
-      [`gpuq's memory watch killed the job when its processes' RSS reached ${at !== null ? formatBytes(at) : 'the limit'}`, ...rssEvidence(status, monitor, limits)],
+      [
+        `gpuq's memory watch killed the job when its processes' RSS reached ${at !== null ? formatBytes(at) : 'the limit'}`,
+        ...rssEvidence(status, monitor, limits),
+      ],
       memoryHints(limits, peak),
     );
   }
@@ -250,7 +289,14 @@ function memoryKill(f: Facts, failed: boolean): Verdict | null {
       f.signal === SIG.KILL
         ? `Killed for memory ${who}.`
         : `One of its processes was killed for memory ${who}, and it then ${f.signal !== null ? `died of ${signalName(f.signal)}` : `exited with code ${status.exitCode}`}.`;
-    return verdict(f, 'oom', cause, summary, [...oomEvidence(status, limits), ...rssEvidence(status, monitor, limits)], memoryHints(limits, peak));
+    return verdict(
+      f,
+      'oom',
+      cause,
+      summary,
+      [...oomEvidence(status, limits), ...rssEvidence(status, monitor, limits)],
+      memoryHints(limits, peak),
+    );
   }
   const host = f.stderr.hostMemory;
   if (host && stderrCanExplain(f.signal)) {
@@ -267,13 +313,21 @@ function memoryKill(f: Facts, failed: boolean): Verdict | null {
   }
   // SIGKILL with nothing recorded, but the sampler saw the tree at the limit: the cgroup's
   // counter or the kernel log was out of reach, and memory is by far the likeliest killer.
-  if (f.signal === SIG.KILL && limits.memoryBytes !== null && peak !== null && peak >= RSS_AT_LIMIT * limits.memoryBytes) {
+  if (
+    f.signal === SIG.KILL &&
+    limits.memoryBytes !== null &&
+    peak !== null &&
+    peak >= RSS_AT_LIMIT * limits.memoryBytes
+  ) {
     return verdict(
       f,
       'oom',
       'rss_at_limit',
       `Killed by SIGKILL with its memory at ${formatPercent(peak / limits.memoryBytes)} of the ${formatBytes(limits.memoryBytes)} limit, almost surely for memory.`,
-      [...rssEvidence(status, monitor, limits), 'no OOM kill was recorded (no memory cgroup counter or kernel log readable on the node)'],
+      [
+        ...rssEvidence(status, monitor, limits),
+        'no OOM kill was recorded (no memory cgroup counter or kernel log readable on the node)',
+      ],
       memoryHints(limits, peak),
     );
   }
@@ -308,7 +362,11 @@ function limitHit(f: Facts): Verdict | null {
     file_size: limits.fileSizeBytes !== null ? ` of ${formatBytes(limits.fileSizeBytes)}` : '',
   };
   if (cause === 'pids' && f.monitor && f.monitor.samples > 0) {
-    ev.push(limits.pids !== null ? `processes peaked at ${f.monitor.peakProcs} of the ${limits.pids} limit` : `processes peaked at ${f.monitor.peakProcs}`);
+    ev.push(
+      limits.pids !== null
+        ? `processes peaked at ${f.monitor.peakProcs} of the ${limits.pids} limit`
+        : `processes peaked at ${f.monitor.peakProcs}`,
+    );
   }
   const summary = `${capitalise(LIMIT_WORDS[cause])}${limitValue[cause]}${quota ? ' (a disk quota)' : ''}.`;
   return verdict(f, 'limit', cause, summary, ev, limitHints({ cause, quota, line: stderr.limit?.line }, limits, t));
@@ -322,23 +380,65 @@ function programCause(f: Facts): Verdict | null {
   switch (hit.cause) {
     case 'missing_module': {
       const what = hit.library ?? (hit.importName && hit.module ? `${hit.importName} from ${hit.module}` : hit.module);
-      return verdict(f, 'failed', 'missing_module', `Could not import ${what ?? 'a module'} on node ${f.t.node ?? '?'}.`, ev, missingModuleHints(hit, f.t));
+      return verdict(
+        f,
+        'failed',
+        'missing_module',
+        `Could not import ${what ?? 'a module'} on node ${f.t.node ?? '?'}.`,
+        ev,
+        missingModuleHints(hit, f.t),
+      );
     }
     case 'syntax_error':
-      return verdict(f, 'failed', 'syntax_error', `A syntax error${hit.lineNo !== null ? ` at line ${hit.lineNo}` : ''} stopped it before it ran.`, ev, syntaxErrorHints(hit));
+      return verdict(
+        f,
+        'failed',
+        'syntax_error',
+        `A syntax error${hit.lineNo !== null ? ` at line ${hit.lineNo}` : ''} stopped it before it ran.`,
+        ev,
+        syntaxErrorHints(hit),
+      );
     case 'cuda_unavailable':
-      return verdict(f, 'failed', 'cuda_unavailable', 'CUDA was not available to the program.', ev, cudaUnavailableHints(hit, f.limits));
+      return verdict(
+        f,
+        'failed',
+        'cuda_unavailable',
+        'CUDA was not available to the program.',
+        ev,
+        cudaUnavailableHints(hit, f.limits),
+      );
     case 'file_not_found':
-      return verdict(f, 'failed', 'file_not_found', `A file it needs was not found${hit.file ? `: ${hit.file}` : ''}.`, ev, fileNotFoundHints(hit));
+      return verdict(
+        f,
+        'failed',
+        'file_not_found',
+        `A file it needs was not found${hit.file ? `: ${hit.file}` : ''}.`,
+        ev,
+        fileNotFoundHints(hit),
+      );
     case 'command_not_found':
-      return verdict(f, 'failed', 'command_not_found', `A command was not found on the node${hit.detail ? `: ${hit.detail}` : ''}.`, ev, commandNotFoundHints(hit, f.t));
+      return verdict(
+        f,
+        'failed',
+        'command_not_found',
+        `A command was not found on the node${hit.detail ? `: ${hit.detail}` : ''}.`,
+        ev,
+        commandNotFoundHints(hit, f.t),
+      );
   }
 }
 
 function signaled(f: Facts, signal: number, stderrText: string, cancelRequested: boolean): Verdict {
   const name = signalName(signal);
   const late = cancelRequested ? ['a gpuq cancel was asked for, but the job had already ended when it arrived'] : [];
-  return verdict(f, 'signaled', name.toLowerCase(), signalSummary(signal, f.stderr), late, signalHints(signal, f.t, stderrText));
+  return verdict(
+    f,
+    'signaled',
+    name.toLowerCase(),
+    signalSummary(signal, f.stderr),
+    late,
+    signalHints(signal, f.t, stderrText),
+  );
 }
 
 /** One sentence for a death by a signal gpuq did not send. */
@@ -348,8 +448,12 @@ function signalSummary(signal: number, stderr: StderrFindings): string {
     case SIG.SEGV:
       return 'Crashed with a segmentation fault (SIGSEGV) in native code.';
     case SIG.ABRT: {
-      const cxx = stderr.lines.map((l) => /terminate called after throwing an instance of '([^']+)'/.exec(l)?.[1]).filter(Boolean).pop();
-      if (stderr.lines.some((l) => /device-side assert/.test(l))) return 'Aborted (SIGABRT) by a CUDA device-side assertion.';
+      const cxx = stderr.lines
+        .map((l) => /terminate called after throwing an instance of '([^']+)'/.exec(l)?.[1])
+        .filter(Boolean)
+        .pop();
+      if (stderr.lines.some((l) => /device-side assert/.test(l)))
+        return 'Aborted (SIGABRT) by a CUDA device-side assertion.';
       if (cxx) return `Aborted (SIGABRT) by an uncaught C++ exception (${cxx}).`;
       return 'Aborted (SIGABRT), usually by a failed assertion or an uncaught C++ exception.';
     }

@@ -89,9 +89,8 @@ export function clip(text: string, max = 160): string {
 }
 
 // CSI (ESC [ … final), OSC (ESC ] … BEL or ST), single-character escapes, and 8-bit CSI.
-// eslint-disable-next-line no-control-regex
-const ESCAPES = /\u001B(?:\[[0-?]*[ -/]*[@-~]|\][^\u0007\u001B]*(?:\u0007|\u001B\\)?|[@-Z\\-_])|\u009B[0-?]*[ -/]*[@-~]/g;
-// eslint-disable-next-line no-control-regex
+const ESCAPES =
+  /\u001B(?:\[[0-?]*[ -/]*[@-~]|\][^\u0007\u001B]*(?:\u0007|\u001B\\)?|[@-Z\\-_])|\u009B[0-?]*[ -/]*[@-~]/g;
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
 
 /** Removes terminal escape sequences (colours, cursor moves, titles, hyperlinks) from text. */

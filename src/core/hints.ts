@@ -56,7 +56,10 @@ export function memoryHints(limits: Limits, peakRssBytes: number | null, request
     limits.memoryBytes !== null && base !== null
       ? `raise the limit if the node has the RAM: gpuq submit --memory ${formatSizeOption(base * 2)} …`
       : 'it used all the memory the node could give: run it on a node with more RAM, or set --memory so it fails early and clearly';
-  const asked = requested !== null ? [`one allocation asked for ${requested} at once: check the shapes and sizes the program computes`] : [];
+  const asked =
+    requested !== null
+      ? [`one allocation asked for ${requested} at once: check the shapes and sizes the program computes`]
+      : [];
   return [
     ...asked,
     raise,
@@ -68,7 +71,10 @@ export function memoryHints(limits: Limits, peakRssBytes: number | null, request
 
 /** Hints when the program succeeded although one of its child processes was OOM-killed. */
 export function childOomHints(limits: Limits): string[] {
-  const raise = limits.memoryBytes !== null ? `, or raise --memory (e.g. --memory ${formatSizeOption(limits.memoryBytes * 2)})` : '';
+  const raise =
+    limits.memoryBytes !== null
+      ? `, or raise --memory (e.g. --memory ${formatSizeOption(limits.memoryBytes * 2)})`
+      : '';
   return [
     `check that the results are complete: a worker or subprocess was killed for memory while the main process carried on${raise}`,
     'use fewer DataLoader / multiprocessing workers, each holds its own copy of the data',
@@ -92,7 +98,9 @@ export function gpuOomHints(hit: GpuOomHit): string[] {
     hints.push('let TensorFlow grow its GPU memory as needed: tf.config.experimental.set_memory_growth(gpu, True)');
   }
   hints.push('use mixed precision: torch.autocast("cuda", dtype=torch.bfloat16), or load the model in bf16/fp16');
-  hints.push('trade compute for memory with gradient checkpointing (torch.utils.checkpoint / model.gradient_checkpointing_enable())');
+  hints.push(
+    'trade compute for memory with gradient checkpointing (torch.utils.checkpoint / model.gradient_checkpointing_enable())',
+  );
   if (hit.fragmented) {
     hints.push('reduce fragmentation: gpuq submit --env PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True …');
   }
@@ -138,7 +146,11 @@ export function cpuTimeHints(limits: Limits): string[] {
 }
 
 /** Hints for the resource limits read from stderr or the pids cgroup. */
-export function limitHints(hit: Pick<LimitHit, 'cause' | 'quota'> & { line?: string }, limits: Limits, t: HintTarget): string[] {
+export function limitHints(
+  hit: Pick<LimitHit, 'cause' | 'quota'> & { line?: string },
+  limits: Limits,
+  t: HintTarget,
+): string[] {
   switch (hit.cause) {
     case 'disk_full':
       if (hit.line !== undefined && /\/dev\/shm|torch_\d+_\d+|shared memory|\bshm\b/i.test(hit.line)) {
@@ -184,7 +196,10 @@ export function missingModuleHints(hit: ProgramCauseHit, t: HintTarget): string[
     const headless = /^libGL\.so/.test(hit.library)
       ? ['OpenCV needs libGL: install opencv-python-headless instead of opencv-python']
       : [];
-    return [...headless, `install the system package that provides ${hit.library} ${onNode(t)} (apt-file search ${hit.library})`];
+    return [
+      ...headless,
+      `install the system package that provides ${hit.library} ${onNode(t)} (apt-file search ${hit.library})`,
+    ];
   }
   if (hit.module !== null && hit.importName !== null) {
     const pkg = pipPackageFor(hit.module);
@@ -214,7 +229,7 @@ export function syntaxErrorHints(hit: ProgramCauseHit): string[] {
   return [
     where !== null ? `fix the syntax at ${where}` : 'fix the syntax error the log shows',
     `check before submitting: python3 -m py_compile ${file}`,
-    'if it compiles on your machine, the node\'s Python is older than yours (match statements need 3.10, f-string nesting 3.12): check `python3 --version` there',
+    "if it compiles on your machine, the node's Python is older than yours (match statements need 3.10, f-string nesting 3.12): check `python3 --version` there",
   ];
 }
 
@@ -222,9 +237,12 @@ export function syntaxErrorHints(hit: ProgramCauseHit): string[] {
 export function cudaUnavailableHints(hit: ProgramCauseHit, limits: Limits): string[] {
   const hints: string[] = [];
   if (limits.gpus === 0) hints.push('no GPU was requested: gpuq submit --gpus 1 …');
-  if (hit.detail === 'cpu_build') hints.push('the node\'s torch is a CPU-only build: install a CUDA build of torch there');
+  if (hit.detail === 'cpu_build')
+    hints.push("the node's torch is a CPU-only build: install a CUDA build of torch there");
   if (hit.detail === 'driver') {
-    hints.push('the node\'s NVIDIA driver is older than the CUDA your torch/jax was built for: install a build for an older CUDA (e.g. the cu118 wheels) or update the driver');
+    hints.push(
+      "the node's NVIDIA driver is older than the CUDA your torch/jax was built for: install a build for an older CUDA (e.g. the cu118 wheels) or update the driver",
+    );
   }
   if (hit.detail === 'no_driver') hints.push('the node has no working NVIDIA driver: check `nvidia-smi` there');
   hints.push('do not set CUDA_VISIBLE_DEVICES yourself: gpuq sets it to the GPUs it assigned');
@@ -261,7 +279,7 @@ export function signalHints(signal: number, t: HintTarget, stderr: string): stri
     case SIG.SEGV:
       return [
         'a native extension crashed: rerun with gpuq submit --env PYTHONFAULTHANDLER=1 … to see the Python line it died on',
-        'check that compiled packages (torch, numpy, your extensions) match the node\'s Python, CUDA and driver',
+        "check that compiled packages (torch, numpy, your extensions) match the node's Python, CUDA and driver",
         'very deep recursion after sys.setrecursionlimit overflows the C stack: make it iterative',
       ];
     case SIG.ABRT:
@@ -277,7 +295,7 @@ export function signalHints(signal: number, t: HintTarget, stderr: string): stri
         'or a memory-mapped file that was truncated while in use',
       ];
     case SIG.ILL:
-      return ['a binary built for a newer CPU than the node\'s (AVX-512, …): install a generic build of the package'];
+      return ["a binary built for a newer CPU than the node's (AVX-512, …): install a generic build of the package"];
     case SIG.FPE:
       return ['an integer division by zero in native code: check the inputs of the failing extension'];
     case SIG.KILL:

@@ -100,11 +100,14 @@ export function jobShapeProblem(value: unknown): string | null {
   if (bad === null) return null;
   if (bad === '') return 'it is not an object';
   const shown = lookup(value, bad);
-  return shown === undefined ? `field "${bad}" is missing` : `field "${bad}" has a value of the wrong kind (${JSON.stringify(shown).slice(0, 40)})`;
+  return shown === undefined
+    ? `field "${bad}" is missing`
+    : `field "${bad}" has a value of the wrong kind (${JSON.stringify(shown).slice(0, 40)})`;
 }
 
 function lookup(v: unknown, path: string): unknown {
   let cur: unknown = v;
-  for (const key of path.split('.')) cur = isObject(cur) || Array.isArray(cur) ? (cur as Record<string, unknown>)[key] : undefined;
+  for (const key of path.split('.'))
+    cur = isObject(cur) || Array.isArray(cur) ? (cur as Record<string, unknown>)[key] : undefined;
   return cur;
 }

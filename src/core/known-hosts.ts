@@ -96,7 +96,9 @@ export function checkHostKey(
 
 /** The key types on record (plain lines) for HOST:PORT, in file order: what to negotiate. */
 export function knownKeyTypes(entries: readonly KnownHostEntry[], host: string, port: number): string[] {
-  return [...new Set(entries.filter((e) => e.marker === null && entryMatchesHost(e, host, port)).map((e) => e.keyType))];
+  return [
+    ...new Set(entries.filter((e) => e.marker === null && entryMatchesHost(e, host, port)).map((e) => e.keyType)),
+  ];
 }
 
 /** Whether an entry's host patterns (or hashed name) cover HOST:PORT, as OpenSSH matches them. */
@@ -192,7 +194,14 @@ export function hostKeyAlgorithmsFor(keyTypes: readonly string[]): string[] {
   const add = (a: string) => {
     if (!out.includes(a)) out.push(a);
   };
-  for (const t of ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'ssh-rsa', 'ssh-dss']) {
+  for (const t of [
+    'ssh-ed25519',
+    'ecdsa-sha2-nistp256',
+    'ecdsa-sha2-nistp384',
+    'ecdsa-sha2-nistp521',
+    'ssh-rsa',
+    'ssh-dss',
+  ]) {
     if (!keyTypes.includes(t)) continue;
     if (t === 'ssh-rsa') ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'].forEach(add);
     else add(t);

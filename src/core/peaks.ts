@@ -7,7 +7,16 @@
 import { formatBytes, formatDuration, formatPercent } from './format.js';
 import type { Limits, MonitorFile, Sample, StatusFile } from './types.js';
 
-export type PeakKey = 'rss' | 'cgroup_mem' | 'procs' | 'threads' | 'open_files' | 'gpu_mem' | 'folder' | 'cpu_time' | 'wall_time';
+export type PeakKey =
+  | 'rss'
+  | 'cgroup_mem'
+  | 'procs'
+  | 'threads'
+  | 'open_files'
+  | 'gpu_mem'
+  | 'folder'
+  | 'cpu_time'
+  | 'wall_time';
 
 /** One measured peak; values in base units (bytes, counts, seconds). */
 export interface Peak {
@@ -65,7 +74,11 @@ export function describeKernelOom(kill: KernelOomKill): string {
   return `${who}: ${kill.name} (pid ${kill.pid}) held ${formatBytes(kill.rssBytes)} RSS`;
 }
 
-function against(value: number, limit: number | null, fmt: (n: number) => string): { limit: number | null; ratio: number | null; tail: string } {
+function against(
+  value: number,
+  limit: number | null,
+  fmt: (n: number) => string,
+): { limit: number | null; ratio: number | null; tail: string } {
   if (limit === null || limit <= 0) return { limit: null, ratio: null, tail: '' };
   const ratio = value / limit;
   return { limit, ratio, tail: ` of the ${fmt(limit)} limit (${formatPercent(ratio)})` };
@@ -101,37 +114,85 @@ export function peaksAgainstLimits(input: PeakInput): Peak[] {
   if (rss > 0) {
     const a = against(rss, limits.memoryBytes, bytes);
     const when = rss > sampledRss ? ' (when it was killed)' : '';
-    out.push({ key: 'rss', value: rss, limit: a.limit, ratio: a.ratio, text: `RSS peaked at ${bytes(rss)}${a.tail}${when}` });
+    out.push({
+      key: 'rss',
+      value: rss,
+      limit: a.limit,
+      ratio: a.ratio,
+      text: `RSS peaked at ${bytes(rss)}${a.tail}${when}`,
+    });
   }
   const cgroupPeak = status?.memoryPeakBytes ?? null;
   if (cgroupPeak !== null && cgroupPeak > 0) {
     const a = against(cgroupPeak, limits.memoryBytes, bytes);
-    out.push({ key: 'cgroup_mem', value: cgroupPeak, limit: a.limit, ratio: a.ratio, text: `the memory cgroup (page cache included) peaked at ${bytes(cgroupPeak)}${a.tail}` });
+    out.push({
+      key: 'cgroup_mem',
+      value: cgroupPeak,
+      limit: a.limit,
+      ratio: a.ratio,
+      text: `the memory cgroup (page cache included) peaked at ${bytes(cgroupPeak)}${a.tail}`,
+    });
   }
   if (sampled && monitor.peakProcs > 0) {
     const a = against(monitor.peakProcs, limits.pids, count);
-    out.push({ key: 'procs', value: monitor.peakProcs, limit: a.limit, ratio: a.ratio, text: `processes peaked at ${monitor.peakProcs}${a.tail}` });
+    out.push({
+      key: 'procs',
+      value: monitor.peakProcs,
+      limit: a.limit,
+      ratio: a.ratio,
+      text: `processes peaked at ${monitor.peakProcs}${a.tail}`,
+    });
   }
   if (sampled && monitor.peakThreads > 0) {
-    out.push({ key: 'threads', value: monitor.peakThreads, limit: null, ratio: null, text: `threads peaked at ${monitor.peakThreads}` });
+    out.push({
+      key: 'threads',
+      value: monitor.peakThreads,
+      limit: null,
+      ratio: null,
+      text: `threads peaked at ${monitor.peakThreads}`,
+    });
   }
   if (sampled && monitor.peakOpenFiles > 0) {
     // --files is per process (ulimit -n); the sampler counts descriptors over the whole tree.
     const per = limits.files !== null ? ` (the limit is ${limits.files} per process)` : '';
-    out.push({ key: 'open_files', value: monitor.peakOpenFiles, limit: limits.files, ratio: null, text: `open files peaked at ${monitor.peakOpenFiles} over all its processes${per}` });
+    out.push({
+      key: 'open_files',
+      value: monitor.peakOpenFiles,
+      limit: limits.files,
+      ratio: null,
+      text: `open files peaked at ${monitor.peakOpenFiles} over all its processes${per}`,
+    });
   }
   if (monitor !== null && monitor.peakGpuMemBytes !== null) {
     const total = input.gpuTotalBytes ?? null;
     const ratio = total !== null && total > 0 ? monitor.peakGpuMemBytes / total : null;
     const of = ratio !== null && total !== null ? ` of the GPU's ${bytes(total)} (${formatPercent(ratio)})` : '';
-    out.push({ key: 'gpu_mem', value: monitor.peakGpuMemBytes, limit: total, ratio, text: `GPU memory peaked at ${bytes(monitor.peakGpuMemBytes)}${of}` });
+    out.push({
+      key: 'gpu_mem',
+      value: monitor.peakGpuMemBytes,
+      limit: total,
+      ratio,
+      text: `GPU memory peaked at ${bytes(monitor.peakGpuMemBytes)}${of}`,
+    });
   }
   if (sampled && monitor.peakFolderBytes > 0) {
-    out.push({ key: 'folder', value: monitor.peakFolderBytes, limit: null, ratio: null, text: `the job folder grew to ${bytes(monitor.peakFolderBytes)}` });
+    out.push({
+      key: 'folder',
+      value: monitor.peakFolderBytes,
+      limit: null,
+      ratio: null,
+      text: `the job folder grew to ${bytes(monitor.peakFolderBytes)}`,
+    });
   }
   if (status?.cpuSeconds !== null && status?.cpuSeconds !== undefined) {
     const a = against(status.cpuSeconds, limits.cpuTimeS, dur);
-    out.push({ key: 'cpu_time', value: status.cpuSeconds, limit: a.limit, ratio: a.ratio, text: `used ${dur(status.cpuSeconds)} of CPU time${a.tail}` });
+    out.push({
+      key: 'cpu_time',
+      value: status.cpuSeconds,
+      limit: a.limit,
+      ratio: a.ratio,
+      text: `used ${dur(status.cpuSeconds)} of CPU time${a.tail}`,
+    });
   }
   if (status && status.startedAtMs > 0) {
     const end = status.endedAtMs ?? input.nowMs ?? null;
@@ -139,7 +200,13 @@ export function peaksAgainstLimits(input: PeakInput): Peak[] {
       const s = (end - status.startedAtMs) / 1000;
       const a = against(s, limits.timeoutS, dur);
       const verb = status.endedAtMs !== null ? 'ran' : 'has run';
-      out.push({ key: 'wall_time', value: s, limit: a.limit, ratio: a.ratio, text: `${verb} ${dur(s)}${a.tail.replace(' limit', ' wall-clock limit')}` });
+      out.push({
+        key: 'wall_time',
+        value: s,
+        limit: a.limit,
+        ratio: a.ratio,
+        text: `${verb} ${dur(s)}${a.tail.replace(' limit', ' wall-clock limit')}`,
+      });
     }
   }
   return out;
@@ -147,7 +214,11 @@ export function peaksAgainstLimits(input: PeakInput): Peak[] {
 
 /** What a job is using now, from its latest resource sample, in one line. */
 export function describeSample(sample: Sample): string {
-  const parts = [`RSS ${formatBytes(sample.rssBytes)}`, `CPU ${Math.round(sample.cpuPct)}%`, `${sample.procs} process${sample.procs === 1 ? '' : 'es'}`];
+  const parts = [
+    `RSS ${formatBytes(sample.rssBytes)}`,
+    `CPU ${Math.round(sample.cpuPct)}%`,
+    `${sample.procs} process${sample.procs === 1 ? '' : 'es'}`,
+  ];
   for (const g of sample.gpu ?? []) {
     const mem = g.jobMemBytes ?? g.memUsedBytes;
     parts.push(`GPU ${g.index} ${formatBytes(mem)}${g.utilPct !== null ? ` ${Math.round(g.utilPct)}% busy` : ''}`);

@@ -174,8 +174,7 @@ export function findGpuOom(lines: readonly string[]): GpuOomHit | null {
     const kind = GPU_OOM.find(([re]) => re.test(line));
     if (!kind) continue;
     const framework = /\bjax|XlaRuntimeError/.test(line) ? 'jax' : kind[1];
-    const bytes =
-      byteCount(line, /trying to allocate ([\d,]+) bytes/) ?? byteCount(line, /allocating ([\d,]+) bytes/);
+    const bytes = byteCount(line, /trying to allocate ([\d,]+) bytes/) ?? byteCount(line, /allocating ([\d,]+) bytes/);
     const requested =
       capture(line, new RegExp(`Tried to allocate ${SIZE_TEXT}`)) ??
       capture(line, new RegExp(`trying to allocate ${SIZE_TEXT}`)) ??
@@ -187,7 +186,8 @@ export function findGpuOom(lines: readonly string[]): GpuOomHit | null {
       line,
       framework,
       requested,
-      free: capture(line, new RegExp(`of which ${FREE_TEXT} is free`)) ?? capture(line, new RegExp(`${FREE_TEXT} free;`)),
+      free:
+        capture(line, new RegExp(`of which ${FREE_TEXT} is free`)) ?? capture(line, new RegExp(`${FREE_TEXT} free;`)),
       total:
         // torch 2.1 printed "total capacty" (sic)
         capture(line, new RegExp(`total capac(?:i)?ty of ${SIZE_TEXT}`)) ??
@@ -209,7 +209,10 @@ const HOST_MEMORY_TEXT: readonly RegExp[] = [
  * The latest sign that the host refused memory: Python's `MemoryError` (numpy's
  * `_ArrayMemoryError` too), torch's CPU allocator, C++ `std::bad_alloc`, ENOMEM.
  */
-export function findHostMemoryError(lines: readonly string[], exceptions: readonly PyException[]): HostMemoryHit | null {
+export function findHostMemoryError(
+  lines: readonly string[],
+  exceptions: readonly PyException[],
+): HostMemoryHit | null {
   const exc = [...exceptions]
     .reverse()
     .find((e) => e.name === 'MemoryError' || e.name.endsWith('._ArrayMemoryError') || e.name === '_ArrayMemoryError');
@@ -219,7 +222,8 @@ export function findHostMemoryError(lines: readonly string[], exceptions: readon
   const bytes = byteCount(pick, /you tried to allocate ([\d,]+) bytes/);
   return {
     line: pick,
-    requested: capture(pick, new RegExp(`Unable to allocate ${SIZE_TEXT}`)) ?? (bytes !== null ? formatBytes(bytes) : null),
+    requested:
+      capture(pick, new RegExp(`Unable to allocate ${SIZE_TEXT}`)) ?? (bytes !== null ? formatBytes(bytes) : null),
   };
 }
 
@@ -305,7 +309,8 @@ function lineCause(line: string): ProgramCauseHit | null {
   const cuda = CUDA_UNAVAILABLE.find(([re]) => re.test(line));
   if (cuda) return { ...none, cause: 'cuda_unavailable', line, detail: cuda[1] };
   const cmd =
-    /^(?:.*?: )?(?:line \d+: )?([^\s:]+): command not found$/.exec(line) ?? /^\S+: \d+: ([^\s:]+): not found$/.exec(line);
+    /^(?:.*?: )?(?:line \d+: )?([^\s:]+): command not found$/.exec(line) ??
+    /^\S+: \d+: ([^\s:]+): not found$/.exec(line);
   if (cmd) return { ...none, cause: 'command_not_found', line, detail: cmd[1] as string };
   return null;
 }
@@ -314,10 +319,7 @@ function lineCause(line: string): ProgramCauseHit | null {
  * The latest cause the program itself reports: a syntax error, a missing module or failed import,
  * CUDA unavailable, a data file not found, or a command the shell could not find.
  */
-export function findProgramCause(
-  lines: readonly string[],
-  exceptions: readonly PyException[],
-): ProgramCauseHit | null {
+export function findProgramCause(lines: readonly string[], exceptions: readonly PyException[]): ProgramCauseHit | null {
   const byIndex = new Map(exceptions.map((e) => [e.index, e] as const));
   for (let i = lines.length - 1; i >= 0; i--) {
     const exc = byIndex.get(i);
@@ -358,7 +360,8 @@ export function lastMeaningfulLine(lines: readonly string[], exceptions: readonl
   return null;
 }
 
-const CHAIN = /^(?:During handling of the above exception, another exception occurred:|The above exception was the direct cause of the following exception:)$/;
+const CHAIN =
+  /^(?:During handling of the above exception, another exception occurred:|The above exception was the direct cause of the following exception:)$/;
 /** Exceptions that only report that another process failed: its own error is further up. */
 const WRAPPERS = /(?:^|\.)(?:ChildFailedError|CalledProcessError|BrokenProcessPool)$/;
 

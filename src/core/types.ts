@@ -8,7 +8,18 @@ export const JOB_STATES = ['pending', 'queued', 'running', 'grading', 'done'] as
 export type JobState = (typeof JOB_STATES)[number];
 
 /** Verdict classes of the contract; each maps to one exit code (see exit-codes.ts). */
-export const VERDICT_CLASSES = ['succeeded', 'failed', 'timeout', 'oom', 'gpu_oom', 'limit', 'signaled', 'cancelled', 'lost', 'grading_failed'] as const;
+export const VERDICT_CLASSES = [
+  'succeeded',
+  'failed',
+  'timeout',
+  'oom',
+  'gpu_oom',
+  'limit',
+  'signaled',
+  'cancelled',
+  'lost',
+  'grading_failed',
+] as const;
 export type VerdictClass = (typeof VERDICT_CLASSES)[number];
 
 export const ISOLATIONS = ['ulimit', 'docker'] as const;

@@ -41,9 +41,8 @@ export function parseDuration(text: string, what: string): number {
     const re = /(\d+(?:\.\d+)?)(ms|d|h|m|s)/gy;
     total = 0;
     let pos = 0;
-    let m: RegExpExecArray | null;
     const seen = new Set<string>();
-    while ((m = re.exec(s)) !== null) {
+    for (let m = re.exec(s); m !== null; m = re.exec(s)) {
       const unit = m[2] as string;
       if (seen.has(unit)) throw usageError(`${what} "${text}" repeats the unit ${unit}; give ${form}.`);
       seen.add(unit);

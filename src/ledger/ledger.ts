@@ -64,16 +64,23 @@ function corruptError(path: string, why: string): UserError {
   const restore = existsSync(bak)
     ? `The last good copy is ${bak}: check it, then restore it with: cp '${bak}' '${path}'`
     : `No earlier copy exists; move the file aside (mv '${path}' '${path}.broken') to start a new ledger.`;
-  return new UserError(`the ledger ${path} is unreadable or damaged (${why}); gpuq will not overwrite it.`, EXIT.ledger, restore);
+  return new UserError(
+    `the ledger ${path} is unreadable or damaged (${why}); gpuq will not overwrite it.`,
+    EXIT.ledger,
+    restore,
+  );
 }
 
 /** Opens (without reading) the ledger at `path`; the archive lives beside it. */
 export function openLedger(path: string): Ledger {
-  const archivePath = path.replace(/\.json$/, '') + '.archive.jsonl';
-  const db = new Low<LedgerData>(new DataFile<LedgerData>(path, { parse: parseLedger, stringify: (d) => JSON.stringify(d) }), {
-    version: 1,
-    jobs: [],
-  });
+  const archivePath = `${path.replace(/\.json$/, '')}.archive.jsonl`;
+  const db = new Low<LedgerData>(
+    new DataFile<LedgerData>(path, { parse: parseLedger, stringify: (d) => JSON.stringify(d) }),
+    {
+      version: 1,
+      jobs: [],
+    },
+  );
 
   async function readLive(): Promise<Job[]> {
     try {
@@ -82,7 +89,11 @@ export function openLedger(path: string): Ledger {
       if (e instanceof CorruptLedger) throw corruptError(path, e.message);
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'EISDIR' || code === 'EACCES' || code === 'EPERM' || code === 'EIO') {
-        throw new UserError(`the ledger ${path} cannot be read (${code}).`, EXIT.ledger, `Check that it is a file you can read and write: ls -l '${path}'`);
+        throw new UserError(
+          `the ledger ${path} cannot be read (${code}).`,
+          EXIT.ledger,
+          `Check that it is a file you can read and write: ls -l '${path}'`,
+        );
       }
       throw e;
     }
@@ -163,10 +174,15 @@ export function openLedger(path: string): Ledger {
         const { jobs: next, result } = fn(await readLive());
         if (fileStamp(path) !== seen) {
           if (attempt < 5) continue;
-          throw new UserError(`the ledger ${path} kept changing under another gpuq process that took over its lock.`, EXIT.ledger, 'Run the command again.');
+          throw new UserError(
+            `the ledger ${path} kept changing under another gpuq process that took over its lock.`,
+            EXIT.ledger,
+            'Run the command again.',
+          );
         }
         const { live, archived } = splitForArchive(next);
-        if (archived.length > 0) appendFileSync(archivePath, archived.map((j) => JSON.stringify(j) + '\n').join(''), { mode: 0o600 });
+        if (archived.length > 0)
+          appendFileSync(archivePath, archived.map((j) => `${JSON.stringify(j)}\n`).join(''), { mode: 0o600 });
         if (existsSync(path)) copyFileSync(path, `${path}.bak`);
         db.data = { version: 1, jobs: live };
         await db.write();

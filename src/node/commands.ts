@@ -12,9 +12,11 @@ export function sectionMarker(nonce: string, name: string): string {
 
 /** The shell lines that make the job folder (0700) and check the node's tools; `$d` is the folder. */
 function prepareLines(dir: string): string {
-  return `set -e; umask 077; d=${shPath(dir)}; mkdir -p -- "$d/work"; chmod 700 -- "$d"; cd -- "$d"; ` +
+  return (
+    `set -e; umask 077; d=${shPath(dir)}; mkdir -p -- "$d/work"; chmod 700 -- "$d"; cd -- "$d"; ` +
     `command -v flock >/dev/null && command -v setsid >/dev/null || { echo "gpuq needs flock and setsid (util-linux) on this node" >&2; exit 3; }; ` +
-    `command -v python3 >/dev/null || echo "python3 is missing on this node: no resource samples and no memory watch" >&2; `;
+    `command -v python3 >/dev/null || echo "python3 is missing on this node: no resource samples and no memory watch" >&2; `
+  );
 }
 
 /** Makes the job folder and its work/ folder (0700, parents too) and prints its absolute path. */
@@ -42,14 +44,16 @@ export interface InlineFile {
 export function setupJobCommand(dir: string, files: readonly InlineFile[], launch: boolean): RemoteCommand {
   const parts = [`${prepareLines(dir)}pwd -P`];
   for (const f of files) {
-    const b64 = Buffer.from(f.content).toString('base64').replace(/.{1,76}/g, '$&\n');
+    const b64 = Buffer.from(f.content)
+      .toString('base64')
+      .replace(/.{1,76}/g, '$&\n');
     // The delimiter has "_", which base64 never does: no content line can end the document.
     parts.push(`base64 -d > ${sh(f.name)} <<'GPUQ_EOF'\n${b64}GPUQ_EOF`);
     // umask 077 already makes a new file 0600.
     if (f.mode !== 0o600) parts.push(`chmod ${f.mode.toString(8)} -- ${sh(f.name)}`);
   }
   if (launch) parts.push('set +e', ...launchLines());
-  const script = parts.join('\n') + '\n';
+  const script = `${parts.join('\n')}\n`;
   return { purpose: launch ? 'start the supervisor' : 'create the job folder', script: 'eval "$(cat)"', stdin: script };
 }
 
@@ -153,7 +157,11 @@ export function cancelCommand(dir: string): RemoteCommand {
  * Streams a log file from a byte offset until the supervisor is gone (tail --pid), so a
  * reconnecting follower resumes exactly where it stopped.
  */
-export function followCommand(dir: string, file: 'stdout.log' | 'stderr.log' | 'samples.jsonl', fromByte: number): RemoteCommand {
+export function followCommand(
+  dir: string,
+  file: 'stdout.log' | 'stderr.log' | 'samples.jsonl',
+  fromByte: number,
+): RemoteCommand {
   return {
     purpose: `follow ${file}`,
     script: [
@@ -170,7 +178,7 @@ export function readLogCommand(dir: string, file: 'stdout.log' | 'stderr.log', l
   const f = sh(file);
   return {
     purpose: `read ${file}`,
-    script: `cd -- ${shPath(dir)} || exit 3; ` + (lines === null ? `cat -- ${f}` : `tail -n ${Number(lines)} -- ${f}`),
+    script: `cd -- ${shPath(dir)} || exit 3; ${lines === null ? `cat -- ${f}` : `tail -n ${Number(lines)} -- ${f}`}`,
   };
 }
 
@@ -178,18 +186,27 @@ export function readLogCommand(dir: string, file: 'stdout.log' | 'stderr.log', l
  * Prints a log's byte size on the first line, then its content up to that size (the last
  * `lines` lines of it, or all): a follower resumes from exactly that byte.
  */
-export function snapshotLogCommand(dir: string, file: 'stdout.log' | 'stderr.log', lines: number | null): RemoteCommand {
+export function snapshotLogCommand(
+  dir: string,
+  file: 'stdout.log' | 'stderr.log',
+  lines: number | null,
+): RemoteCommand {
   const f = sh(file);
   return {
     purpose: `read ${file}`,
-    script: `cd -- ${shPath(dir)} || exit 3; s=$(stat -c %s -- ${f} 2>/dev/null || echo 0); echo "$s"; ` +
-      `[ "$s" -gt 0 ] || exit 0; head -c "$s" -- ${f}` + (lines === null ? '' : ` | tail -n ${Number(lines)}`),
+    script:
+      `cd -- ${shPath(dir)} || exit 3; s=$(stat -c %s -- ${f} 2>/dev/null || echo 0); echo "$s"; ` +
+      `[ "$s" -gt 0 ] || exit 0; head -c "$s" -- ${f}` +
+      (lines === null ? '' : ` | tail -n ${Number(lines)}`),
   };
 }
 
 /** Prints the byte size of a file in the job folder (0 if missing). */
 export function sizeCommand(dir: string, file: 'stdout.log' | 'stderr.log' | 'samples.jsonl'): RemoteCommand {
-  return { purpose: `measure ${file}`, script: `cd -- ${shPath(dir)} || exit 3; stat -c %s -- ${sh(file)} 2>/dev/null || echo 0` };
+  return {
+    purpose: `measure ${file}`,
+    script: `cd -- ${shPath(dir)} || exit 3; stat -c %s -- ${sh(file)} 2>/dev/null || echo 0`,
+  };
 }
 
 /**

@@ -115,7 +115,8 @@ export function parseNodeStatus(text: string): NodeStatus {
           const n = num(x);
           return n === null ? null : n * MIB;
         };
-        (st.gpus ??= []).push({
+        st.gpus ??= [];
+        st.gpus.push({
           index: i,
           uuid,
           name: name ?? '',
@@ -131,7 +132,10 @@ export function parseNodeStatus(text: string): NodeStatus {
         const p = num(pid);
         if (!uuid || p === null) break;
         const m = num(mem);
-        apps.push({ uuid, proc: { pid: p, user: user || null, memoryBytes: m === null ? null : m * MIB, jobId: job || null } });
+        apps.push({
+          uuid,
+          proc: { pid: p, user: user || null, memoryBytes: m === null ? null : m * MIB, jobId: job || null },
+        });
         break;
       }
       default:

@@ -67,18 +67,27 @@ function parseStatus(t: Transport, dir: string, out: string): StatusFile {
  * A small program makes this one round trip; a larger one is uploaded over SFTP (with
  * progress) between making the folder and starting the supervisor.
  */
-export async function launchJob(t: Transport, f: LaunchFiles, onWarning: (w: string) => void): Promise<{ dir: string; status: StatusFile }> {
+export async function launchJob(
+  t: Transport,
+  f: LaunchFiles,
+  onWarning: (w: string) => void,
+): Promise<{ dir: string; status: StatusFile }> {
   const templates: InlineFile[] = [
     { name: 'monitor.py', content: f.monitor, mode: 0o600 },
     { name: 'run.sh', content: f.wrapper, mode: 0o700 },
   ];
   const { size } = await stat(f.localProgram);
   const inline = size <= INLINE_PROGRAM_MAX;
-  const files = inline ? [{ name: f.programName, content: await readFile(f.localProgram), mode: 0o600 } as InlineFile, ...templates] : templates;
+  const files = inline
+    ? [{ name: f.programName, content: await readFile(f.localProgram), mode: 0o600 } as InlineFile, ...templates]
+    : templates;
   const r = await t.exec(setupJobCommand(f.dir, files, inline));
   if (r.code !== 0) {
     const why = r.stderr.trim().split('\n').slice(-3).join(' ').trim() || `exit code ${r.code}`;
-    throw new UserError(`on node ${t.node}, could not ${inline ? 'start the job' : 'create the job folder'}: ${why}`, EXIT.unreachable);
+    throw new UserError(
+      `on node ${t.node}, could not ${inline ? 'start the job' : 'create the job folder'}: ${why}`,
+      EXIT.unreachable,
+    );
   }
   if (r.stderr.trim()) onWarning(`node ${t.node}: ${r.stderr.trim()}`);
   const nl = r.stdout.indexOf('\n');
@@ -115,7 +124,8 @@ export async function waitForEnd(t: Transport, dir: string, signal?: AbortSignal
   const chunks: Buffer[] = [];
   const r = await t.stream(waitEndCommand(dir, n), { onStdout: (c) => chunks.push(c), signal });
   if (signal?.aborted) return null;
-  if (r.code !== 0) throw new UserError(`on node ${t.node}, could not wait for the job (exit code ${r.code})`, EXIT.unreachable);
+  if (r.code !== 0)
+    throw new UserError(`on node ${t.node}, could not wait for the job (exit code ${r.code})`, EXIT.unreachable);
   return parseProbe(Buffer.concat(chunks).toString('utf8'), n);
 }
 
@@ -149,17 +159,31 @@ export async function followFile(
 }
 
 /** Reads a whole log or its last lines. */
-export async function readLog(t: Transport, dir: string, file: 'stdout.log' | 'stderr.log', lines: number | null): Promise<string> {
+export async function readLog(
+  t: Transport,
+  dir: string,
+  file: 'stdout.log' | 'stderr.log',
+  lines: number | null,
+): Promise<string> {
   return run(t, readLogCommand(dir, file, lines));
 }
 
 /** Byte size of a file in the job folder, for following from its current end. */
-export async function fileSize(t: Transport, dir: string, file: 'stdout.log' | 'stderr.log' | 'samples.jsonl'): Promise<number> {
+export async function fileSize(
+  t: Transport,
+  dir: string,
+  file: 'stdout.log' | 'stderr.log' | 'samples.jsonl',
+): Promise<number> {
   return Number((await run(t, sizeCommand(dir, file))).trim()) || 0;
 }
 
 /** A log as it is now (all of it, or its last lines) and its size: where a follower starts. */
-export async function snapshotLog(t: Transport, dir: string, file: 'stdout.log' | 'stderr.log', lines: number | null): Promise<{ text: string; size: number }> {
+export async function snapshotLog(
+  t: Transport,
+  dir: string,
+  file: 'stdout.log' | 'stderr.log',
+  lines: number | null,
+): Promise<{ text: string; size: number }> {
   const out = await run(t, snapshotLogCommand(dir, file, lines));
   const nl = out.indexOf('\n');
   return { size: Number(out.slice(0, nl < 0 ? undefined : nl).trim()) || 0, text: nl < 0 ? '' : out.slice(nl + 1) };

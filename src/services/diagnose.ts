@@ -66,7 +66,8 @@ async function readJob(ctx: AppContext, t: Transport, job: Job): Promise<JobRead
   const remote = job.remote;
   if (!remote) return { job, probe: null, error: null };
   const probe = await probeJob(t, remote.dir);
-  if (isActive(job) && isOver(probe, remote.bootId)) return { job: await recordVerdict(ctx, job.id, verdictOf(job, probe)), probe, error: null };
+  if (isActive(job) && isOver(probe, remote.bootId))
+    return { job: await recordVerdict(ctx, job.id, verdictOf(job, probe)), probe, error: null };
   return { job, probe, error: null };
 }
 
@@ -83,7 +84,11 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
  * Reads a job's folder within `timeoutMs` (connect included) for `gpuq show`: the job as
  * refreshed and its peaks against limits; `peaks` is null when the folder could not be read.
  */
-export async function readPeaks(ctx: AppContext, job: Job, timeoutMs: number): Promise<{ job: Job; peaks: Peak[] | null; error: string | null }> {
+export async function readPeaks(
+  ctx: AppContext,
+  job: Job,
+  timeoutMs: number,
+): Promise<{ job: Job; peaks: Peak[] | null; error: string | null }> {
   const node = ctx.config.nodes[job.node];
   if (!job.remote || !node) return { job, peaks: null, error: null };
   let transport: Transport | null = null;
@@ -94,12 +99,26 @@ export async function readPeaks(ctx: AppContext, job: Job, timeoutMs: number): P
   try {
     const r = await within(work, timeoutMs, `reading job ${job.id} on node ${job.node}`);
     if (!r.probe || r.probe.missing) return { job: r.job, peaks: null, error: null };
-    return { job: r.job, peaks: peaksAgainstLimits({ monitor: r.probe.monitor, status: r.probe.status, limits: r.job.limits, nowMs: ctx.now().getTime() }), error: null };
+    return {
+      job: r.job,
+      peaks: peaksAgainstLimits({
+        monitor: r.probe.monitor,
+        status: r.probe.status,
+        limits: r.job.limits,
+        nowMs: ctx.now().getTime(),
+      }),
+      error: null,
+    };
   } catch (e) {
     return { job, peaks: null, error: message(e) };
   } finally {
     // A connection still opening when the time ran out is closed once it opens.
-    work.then(() => undefined, () => undefined).finally(() => void (transport as Transport | null)?.close());
+    work
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .finally(() => void (transport as Transport | null)?.close());
   }
 }
 
@@ -121,26 +140,45 @@ const LOW_FREE_BYTES = 1024 ** 3;
 export function nodeFactHints(s: NodeStatus, node: string): string[] {
   const out: string[] = [];
   const at = s.diskPath ? ` at ${s.diskPath}` : '';
-  if (s.disk && s.disk.totalBytes > 0 && (s.disk.freeBytes < LOW_FREE * s.disk.totalBytes || s.disk.freeBytes < LOW_FREE_BYTES)) {
-    out.push(`node ${node} has only ${formatBytes(s.disk.freeBytes)} of disk free${at}: delete old job folders and checkpoints there before resubmitting`);
+  if (
+    s.disk &&
+    s.disk.totalBytes > 0 &&
+    (s.disk.freeBytes < LOW_FREE * s.disk.totalBytes || s.disk.freeBytes < LOW_FREE_BYTES)
+  ) {
+    out.push(
+      `node ${node} has only ${formatBytes(s.disk.freeBytes)} of disk free${at}: delete old job folders and checkpoints there before resubmitting`,
+    );
   }
   if (s.inodes && s.inodes.total > 0 && s.inodes.free < LOW_FREE * s.inodes.total) {
-    out.push(`node ${node} has only ${s.inodes.free} inodes free${at} (${formatPercent(s.inodes.free / s.inodes.total)}): many small files fill it; pack them into archives or shards`);
+    out.push(
+      `node ${node} has only ${s.inodes.free} inodes free${at} (${formatPercent(s.inodes.free / s.inodes.total)}): many small files fill it; pack them into archives or shards`,
+    );
   }
-  if (s.memory && s.memory.availableBytes !== null && s.memory.totalBytes > 0 && s.memory.availableBytes < LOW_FREE * s.memory.totalBytes) {
-    out.push(`node ${node} has only ${formatBytes(s.memory.availableBytes)} of memory available now: other jobs hold the rest`);
+  if (
+    s.memory &&
+    s.memory.availableBytes !== null &&
+    s.memory.totalBytes > 0 &&
+    s.memory.availableBytes < LOW_FREE * s.memory.totalBytes
+  ) {
+    out.push(
+      `node ${node} has only ${formatBytes(s.memory.availableBytes)} of memory available now: other jobs hold the rest`,
+    );
   }
   if (s.load && s.cpus && s.load[0] > 2 * s.cpus) {
-    out.push(`node ${node} is overloaded (load ${s.load[0].toFixed(2)} on ${s.cpus} cores): expect slow runs, or pick another node with --node`);
+    out.push(
+      `node ${node} is overloaded (load ${s.load[0].toFixed(2)} on ${s.cpus} cores): expect slow runs, or pick another node with --node`,
+    );
   }
   return out;
 }
 
 /** The sentence for a job without a verdict. */
 function pendingSummary(job: Job, probe: Probe | null, now: Date): string {
-  if (job.state === 'pending' || job.state === 'queued') return `Job ${job.id} is ${job.state} and has not started on node ${job.node} yet.`;
+  if (job.state === 'pending' || job.state === 'queued')
+    return `Job ${job.id} is ${job.state} and has not started on node ${job.node} yet.`;
   const started = probe?.status?.startedAtMs ?? (job.startedAt ? Date.parse(job.startedAt) : null);
-  const since = started !== null ? ` for ${formatDuration(Math.max(0, Math.round((now.getTime() - started) / 1000)))}` : '';
+  const since =
+    started !== null ? ` for ${formatDuration(Math.max(0, Math.round((now.getTime() - started) / 1000)))}` : '';
   return `Job ${job.id} is still ${job.state === 'grading' ? 'being graded' : 'running'}${since} on node ${job.node}; these are its peaks so far.`;
 }
 
@@ -179,15 +217,29 @@ export async function diagnoseJob(ctx: AppContext, id: string): Promise<Diagnosi
       await t?.close();
     }
   }
-  if (reachError) notes.push(`node ${job.node} could not be reached (${reachError}): no logs, peaks or node state, only what the ledger holds`);
-  if (probe?.missing) notes.push(`the job folder ${job.remote?.dir ?? ''} is gone from node ${job.node}: no logs or peaks are left`);
-  if (!job.remote && reachError === null) notes.push('the job never started on a node, so there is no job folder to read');
+  if (reachError)
+    notes.push(
+      `node ${job.node} could not be reached (${reachError}): no logs, peaks or node state, only what the ledger holds`,
+    );
+  if (probe?.missing)
+    notes.push(`the job folder ${job.remote?.dir ?? ''} is gone from node ${job.node}: no logs or peaks are left`);
+  if (!job.remote && reachError === null)
+    notes.push('the job never started on a node, so there is no job folder to read');
 
   const folderThere = probe !== null && !probe.missing;
   const assigned = (status?.gpus ?? []).filter((g) => job.gpus.includes(g.index));
-  const gpuTotalBytes = assigned.length > 0 && assigned.every((g) => g.memoryTotalBytes !== null) ? assigned.reduce((n, g) => n + (g.memoryTotalBytes ?? 0), 0) : null;
+  const gpuTotalBytes =
+    assigned.length > 0 && assigned.every((g) => g.memoryTotalBytes !== null)
+      ? assigned.reduce((n, g) => n + (g.memoryTotalBytes ?? 0), 0)
+      : null;
   const peaks = folderThere
-    ? peaksAgainstLimits({ monitor: probe?.monitor ?? null, status: probe?.status ?? null, limits: job.limits, nowMs: ctx.now().getTime(), gpuTotalBytes })
+    ? peaksAgainstLimits({
+        monitor: probe?.monitor ?? null,
+        status: probe?.status ?? null,
+        limits: job.limits,
+        nowMs: ctx.now().getTime(),
+        gpuTotalBytes,
+      })
     : [];
   const latest = isActive(job) ? probe?.recentSamples.at(-1) : undefined;
   const verdict = job.verdict;

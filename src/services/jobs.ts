@@ -16,7 +16,12 @@ export { findJob } from './find.js';
 /** The node a job ran on, or a clear error if the config no longer has it. */
 export function nodeOf(ctx: AppContext, job: Job): NodeConfig {
   const node = ctx.config.nodes[job.node];
-  if (!node) throw new UserError(`job ${job.id} ran on node "${job.node}", which is not in the config any more.`, EXIT.unreachable, `Add node "${job.node}" back to ${ctx.config.source ?? 'the config'}.`);
+  if (!node)
+    throw new UserError(
+      `job ${job.id} ran on node "${job.node}", which is not in the config any more.`,
+      EXIT.unreachable,
+      `Add node "${job.node}" back to ${ctx.config.source ?? 'the config'}.`,
+    );
   return node;
 }
 
@@ -38,7 +43,14 @@ export function cancelRequested(job: Job): boolean {
 
 /** Computes the verdict of a finished job from its probe. */
 export function verdictOf(job: Job, probe: Probe): Verdict {
-  return classify({ probe, limits: job.limits, cancelRequested: cancelRequested(job), launchBootId: job.remote?.bootId ?? null, node: job.node, jobId: job.id });
+  return classify({
+    probe,
+    limits: job.limits,
+    cancelRequested: cancelRequested(job),
+    launchBootId: job.remote?.bootId ?? null,
+    node: job.node,
+    jobId: job.id,
+  });
 }
 
 /** Records a finished job's verdict in the ledger (once: a verdict already there wins). */
@@ -71,7 +83,11 @@ export async function addNote(ctx: AppContext, jobId: string, note: string): Pro
  * Probes active jobs on their nodes and records verdicts for those that ended. Nodes are
  * reached concurrently; an unreachable node leaves its jobs as they are (unreachable is not dead).
  */
-export async function refreshJobs(ctx: AppContext, jobs: Job[], onUnreachable?: (node: string, why: string) => void): Promise<Job[]> {
+export async function refreshJobs(
+  ctx: AppContext,
+  jobs: Job[],
+  onUnreachable?: (node: string, why: string) => void,
+): Promise<Job[]> {
   const active = jobs.filter((j) => isActive(j) && j.remote !== null);
   if (active.length === 0) return jobs;
   const byNode = new Map<string, Job[]>();
@@ -91,7 +107,8 @@ export async function refreshJobs(ctx: AppContext, jobs: Job[], onUnreachable?: 
       try {
         for (const job of nodeJobs) {
           const probe = await probeJob(t, (job.remote as NonNullable<Job['remote']>).dir);
-          if (isOver(probe, job.remote?.bootId ?? null)) updated.set(job.id, await recordVerdict(ctx, job.id, verdictOf(job, probe)));
+          if (isOver(probe, job.remote?.bootId ?? null))
+            updated.set(job.id, await recordVerdict(ctx, job.id, verdictOf(job, probe)));
         }
       } catch (e) {
         onUnreachable?.(nodeName, (e as Error).message);

@@ -23,7 +23,9 @@ export async function listJobs(ctx: AppContext, opts: ListOptions): Promise<{ jo
   // probing nodes (and the classifier) is only loaded when some job is still active
   if (jobs.some(isActive)) {
     const { refreshJobs } = await import('./jobs.js');
-    jobs = await refreshJobs(ctx, jobs, (node, why) => ctx.out.info(`node ${node} is unreachable (${why}); its jobs are shown as last known.`));
+    jobs = await refreshJobs(ctx, jobs, (node, why) =>
+      ctx.out.info(`node ${node} is unreachable (${why}); its jobs are shown as last known.`),
+    );
   }
   jobs = [...jobs].sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
   if (opts.state) jobs = jobs.filter((j) => matchesState(j, opts.state as string));

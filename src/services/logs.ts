@@ -23,13 +23,20 @@ export interface LogsOptions {
 export async function showLogs(ctx: AppContext, id: string, opts: LogsOptions, signal?: AbortSignal): Promise<Job> {
   const job = await findJob(ctx, id);
   const remote = job.remote;
-  if (remote === null) throw new UserError(`job ${job.id} never started, so it has no logs.`, EXIT.noSuchJob, `See why with: gpuq show ${job.id}`);
+  if (remote === null)
+    throw new UserError(
+      `job ${job.id} never started, so it has no logs.`,
+      EXIT.noSuchJob,
+      `See why with: gpuq show ${job.id}`,
+    );
   const link = openNodeLink(ctx, nodeOf(ctx, job), { signal });
   try {
     if (!opts.follow) {
       // Read both first, print after: a failure prints nothing half-way.
-      const texts = await Promise.all(opts.streams.map((s) => link.run((t) => readLog(t, remote.dir, `${s}.log`, opts.tail), { maxAttempts: 1 })));
-      opts.streams.forEach((s, i) => ctx.out.raw(s, texts[i] as string));
+      const texts = await Promise.all(
+        opts.streams.map((s) => link.run((t) => readLog(t, remote.dir, `${s}.log`, opts.tail), { maxAttempts: 1 })),
+      );
+      for (const [i, s] of opts.streams.entries()) ctx.out.raw(s, texts[i] as string);
       return job;
     }
     await Promise.all(
@@ -42,10 +49,17 @@ export async function showLogs(ctx: AppContext, id: string, opts: LogsOptions, s
           offset = snap.size;
         }
         await link.run((t) =>
-          followFile(t, remote.dir, file, offset, (c) => {
-            offset += c.length;
-            ctx.out.raw(stream, c);
-          }, signal),
+          followFile(
+            t,
+            remote.dir,
+            file,
+            offset,
+            (c) => {
+              offset += c.length;
+              ctx.out.raw(stream, c);
+            },
+            signal,
+          ),
         );
       }),
     );

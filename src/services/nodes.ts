@@ -37,9 +37,12 @@ export interface NodeReport {
 function bounded<T>(p: Promise<T>, ms: number, onLate: (v: T) => void, why: () => Error): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   let late = false;
-  p.then((v) => {
-    if (late) onLate(v);
-  }, () => undefined);
+  p.then(
+    (v) => {
+      if (late) onLate(v);
+    },
+    () => undefined,
+  );
   return Promise.race([
     p,
     new Promise<never>((_, reject) => {
@@ -61,7 +64,12 @@ export function connectBounded(ctx: AppContext, node: NodeConfig): Promise<Trans
     ctx.connect(node),
     ms,
     (t) => void t.close().catch(() => undefined),
-    () => new NodeUnreachableError(node.name, `timed out after ${node.connectTimeoutS} s connecting${node.host ? ` to ${node.host}` : ''}`, 'check that the node is up and reachable (VPN, firewall), or raise "connectTimeout" for it'),
+    () =>
+      new NodeUnreachableError(
+        node.name,
+        `timed out after ${node.connectTimeoutS} s connecting${node.host ? ` to ${node.host}` : ''}`,
+        'check that the node is up and reachable (VPN, firewall), or raise "connectTimeout" for it',
+      ),
   );
 }
 
@@ -78,11 +86,15 @@ function errorParts(e: unknown): { error: string; hint: string | null } {
  */
 export async function probeNodes(ctx: AppContext, names: string[] = []): Promise<NodeReport[]> {
   for (const n of names) {
-    if (!ctx.config.nodes[n]) throw usageError(`unknown node "${n}".`, `Nodes in the config: ${Object.keys(ctx.config.nodes).join(', ')}.`);
+    if (!ctx.config.nodes[n])
+      throw usageError(`unknown node "${n}".`, `Nodes in the config: ${Object.keys(ctx.config.nodes).join(', ')}.`);
   }
-  const nodes = names.length > 0 ? names.map((n) => ctx.config.nodes[n] as NodeConfig) : Object.values(ctx.config.nodes);
+  const nodes =
+    names.length > 0 ? names.map((n) => ctx.config.nodes[n] as NodeConfig) : Object.values(ctx.config.nodes);
   const live = await ctx.ledger.readLive().catch(() => [] as Job[]);
-  return Promise.all(nodes.map((node) => probeOne(ctx, node, live.filter((j) => j.node === node.name && j.state !== 'done').length)));
+  return Promise.all(
+    nodes.map((node) => probeOne(ctx, node, live.filter((j) => j.node === node.name && j.state !== 'done').length)),
+  );
 }
 
 async function probeOne(ctx: AppContext, node: NodeConfig, ledgerJobs: number): Promise<NodeReport> {
@@ -116,7 +128,17 @@ async function probeOne(ctx: AppContext, node: NodeConfig, ledgerJobs: number): 
       report.status = await readNodeStatus(t, node.workdir, true);
     };
     const limitS = Math.max(10, node.connectTimeoutS);
-    await bounded(step(), limitS * 1000, () => undefined, () => new NodeUnreachableError(node.name, `connected, but the status probe did not finish within ${limitS} s`, 'a hung mount or GPU driver on the node can cause this'));
+    await bounded(
+      step(),
+      limitS * 1000,
+      () => undefined,
+      () =>
+        new NodeUnreachableError(
+          node.name,
+          `connected, but the status probe did not finish within ${limitS} s`,
+          'a hung mount or GPU driver on the node can cause this',
+        ),
+    );
     report.reachable = true;
   } catch (e) {
     Object.assign(report, errorParts(e));

@@ -41,7 +41,11 @@ export interface NodeLink {
 
 /** Whether an error is worth retrying: the link, not the node's answer or its identity. */
 function retryable(e: unknown): e is NodeUnreachableError {
-  return e instanceof NodeUnreachableError && !(e instanceof HostKeyRefusedError) && !/authentication failed|no usable SSH key|no SSH key/i.test(e.cause_);
+  return (
+    e instanceof NodeUnreachableError &&
+    !(e instanceof HostKeyRefusedError) &&
+    !/authentication failed|no usable SSH key|no SSH key/i.test(e.cause_)
+  );
 }
 
 /** Opens (lazily) a command's connection to `node`; see NodeLink. */

@@ -42,7 +42,7 @@ interface CheckedFile {
 /** Refuses what cannot be a program: missing, a folder, empty, binary or too large. */
 export function checkFile(file: string, cwd: string, maxBytes: number): CheckedFile {
   const path = resolve(cwd, file);
-  let st;
+  let st: ReturnType<typeof statSync>;
   try {
     st = statSync(path);
   } catch {
@@ -52,7 +52,10 @@ export function checkFile(file: string, cwd: string, maxBytes: number): CheckedF
   if (!st.isFile()) throw usageError(`${file} is not a regular file.`);
   if (st.size === 0) throw usageError(`${file} is empty.`, 'Submit a file with the program in it.');
   if (st.size > maxBytes) {
-    throw usageError(`${file} is ${(st.size / 1024 ** 2).toFixed(1)} MiB, over the ${(maxBytes / 1024 ** 2).toFixed(0)} MiB limit for a submitted file.`, 'Ship data separately, or raise defaults.maxFileSize in the config.');
+    throw usageError(
+      `${file} is ${(st.size / 1024 ** 2).toFixed(1)} MiB, over the ${(maxBytes / 1024 ** 2).toFixed(0)} MiB limit for a submitted file.`,
+      'Ship data separately, or raise defaults.maxFileSize in the config.',
+    );
   }
   const head = Buffer.alloc(Math.min(st.size, 8192));
   const fd = openSync(path, 'r');
@@ -61,7 +64,8 @@ export function checkFile(file: string, cwd: string, maxBytes: number): CheckedF
   } finally {
     closeSync(fd);
   }
-  const binary = () => usageError(`${file} looks like a binary file, not a program's source.`, 'Submit the source (.py) file.');
+  const binary = () =>
+    usageError(`${file} looks like a binary file, not a program's source.`, 'Submit the source (.py) file.');
   if (head.includes(0)) throw binary();
   try {
     new TextDecoder('utf-8', { fatal: true }).decode(readFileSync(path));
@@ -84,7 +88,7 @@ export function resolveLimits(ctx: AppContext, competition: string | null, flags
     cpuTimeS: d.cpuTimeS,
     gpus: d.gpus,
   };
-  const comp = competition ? ctx.config.competitions[competition]?.limits ?? {} : {};
+  const comp = competition ? (ctx.config.competitions[competition]?.limits ?? {}) : {};
   const defined = <T extends object>(o: T) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
   return { ...base, ...defined(comp), ...defined(flags) } as Limits;
 }
@@ -103,9 +107,14 @@ function candidates(ctx: AppContext, opts: SubmitOptions, gpus: number, live: Jo
     Object.values(nodes).map((n) => ({ name: n.name, runningJobs: running(n.name), load: null, gpus: n.gpus })),
     gpus,
   ).map((r) => nodes[r.name] as NodeConfig);
-  if (ranked.length === 0) throw usageError(`no node has ${gpus} GPU(s) for this job.`, 'Ask for fewer with --gpus, or add GPUs to a node in the config.');
+  if (ranked.length === 0)
+    throw usageError(
+      `no node has ${gpus} GPU(s) for this job.`,
+      'Ask for fewer with --gpus, or add GPUs to a node in the config.',
+    );
   const def = ctx.config.defaults.node;
-  if (def && ranked.some((n) => n.name === def)) return [nodes[def] as NodeConfig, ...ranked.filter((n) => n.name !== def)];
+  if (def && ranked.some((n) => n.name === def))
+    return [nodes[def] as NodeConfig, ...ranked.filter((n) => n.name !== def)];
   return ranked;
 }
 
@@ -114,12 +123,21 @@ function candidates(ctx: AppContext, opts: SubmitOptions, gpus: number, live: Jo
  * else the default node first, then the others at once, ranked by running jobs and load.
  * Each node that does not answer is named on stderr.
  */
-async function reachInOrder(ctx: AppContext, nodes: NodeConfig[], asked: string | null, gpus: number, live: Job[]): Promise<ReachedNode[]> {
+async function reachInOrder(
+  ctx: AppContext,
+  nodes: NodeConfig[],
+  asked: string | null,
+  gpus: number,
+  live: Job[],
+): Promise<ReachedNode[]> {
   const def = ctx.config.defaults.node;
-  const groups = !asked && def && nodes.length > 1 && nodes[0]?.name === def ? [nodes.slice(0, 1), nodes.slice(1)] : [nodes];
+  const groups =
+    !asked && def && nodes.length > 1 && nodes[0]?.name === def ? [nodes.slice(0, 1), nodes.slice(1)] : [nodes];
   const ledgerJobs = (name: string) => live.filter((j) => j.node === name && j.state !== 'done').length;
   const tell = (n: NodeConfig, e: unknown) =>
-    ctx.out.info(`node ${n.name} is unreachable (${e instanceof NodeUnreachableError ? e.cause_ : (e as Error).message}); trying the other nodes.`);
+    ctx.out.info(
+      `node ${n.name} is unreachable (${e instanceof NodeUnreachableError ? e.cause_ : (e as Error).message}); trying the other nodes.`,
+    );
   let last: unknown = null;
   for (const [i, group] of groups.entries()) {
     try {
@@ -143,7 +161,10 @@ function progressBar(ctx: AppContext, size: number): ((done: number, total: numb
     const width = 30;
     const fill = Math.round((pct / 100) * width);
     const mib = (b: number) => (b / 1024 ** 2).toFixed(1);
-    ctx.out.raw('stderr', `\rgpuq: uploading [${'#'.repeat(fill)}${'-'.repeat(width - fill)}] ${pct}% ${mib(done)}/${mib(total)} MiB${pct === 100 ? '\n' : ''}`);
+    ctx.out.raw(
+      'stderr',
+      `\rgpuq: uploading [${'#'.repeat(fill)}${'-'.repeat(width - fill)}] ${pct}% ${mib(done)}/${mib(total)} MiB${pct === 100 ? '\n' : ''}`,
+    );
   };
 }
 
@@ -151,13 +172,25 @@ function progressBar(ctx: AppContext, size: number): ((done: number, total: numb
  * `hold`, when given, receives the connection to the node it started on, left open for the
  * caller (who must close it).
  */
-export async function submit(ctx: AppContext, opts: SubmitOptions, cwd: string, hold?: (node: NodeConfig, t: Transport) => void): Promise<Job> {
+export async function submit(
+  ctx: AppContext,
+  opts: SubmitOptions,
+  cwd: string,
+  hold?: (node: NodeConfig, t: Transport) => void,
+): Promise<Job> {
   const checked = checkFile(opts.file, cwd, ctx.config.defaults.maxFileBytes);
   if (opts.competition && !ctx.config.competitions[opts.competition]) {
-    throw usageError(`unknown competition "${opts.competition}".`, `Competitions in the config: ${Object.keys(ctx.config.competitions).join(', ') || 'none'}.`);
+    throw usageError(
+      `unknown competition "${opts.competition}".`,
+      `Competitions in the config: ${Object.keys(ctx.config.competitions).join(', ') || 'none'}.`,
+    );
   }
   const isolation = opts.isolation ?? ctx.config.defaults.isolation;
-  if (isolation === 'docker') throw usageError('--isolation docker is not available yet in this version of gpuq.', 'Use --isolation ulimit (the default).');
+  if (isolation === 'docker')
+    throw usageError(
+      '--isolation docker is not available yet in this version of gpuq.',
+      'Use --isolation ulimit (the default).',
+    );
   const limits = resolveLimits(ctx, opts.competition, opts.limits);
   const live = await ctx.ledger.readLive();
   const nodes = candidates(ctx, opts, limits.gpus, live);
@@ -212,7 +245,12 @@ export async function submit(ctx: AppContext, opts: SubmitOptions, cwd: string, 
     const recordStart = (node: NodeConfig, gpus: number[], remote: NonNullable<Job['remote']>, note: string) =>
       ctx.ledger.update((jobs) => {
         const i = jobs.findIndex((j) => j.id === job.id);
-        const next = moveTo({ ...(jobs[i] as Job), node: node.name, gpus, remote }, 'running', ctx.now().toISOString(), note);
+        const next = moveTo(
+          { ...(jobs[i] as Job), node: node.name, gpus, remote },
+          'running',
+          ctx.now().toISOString(),
+          note,
+        );
         const copy = [...jobs];
         copy[i] = next;
         return { jobs: copy, result: next };
@@ -224,40 +262,65 @@ export async function submit(ctx: AppContext, opts: SubmitOptions, cwd: string, 
         // Read again: GPUs other submits picked since are busy too.
         const current = await ctx.ledger.readLive();
         const busy = new Map<number, number>();
-        for (const j of current) if (j.node === node.name && j.state !== 'done') for (const g of j.gpus) busy.set(g, (busy.get(g) ?? 0) + 1);
+        for (const j of current)
+          if (j.node === node.name && j.state !== 'done') for (const g of j.gpus) busy.set(g, (busy.get(g) ?? 0) + 1);
         gpus = pickGpus(node.gpus, busy, limits.gpus);
         const wrapper = renderWrapper(wrapperTemplate, {
           jobId: job.id,
           command: commandFor(checked.name, node.python, checked.hasShebang, opts.args) as string[],
           env: opts.env,
           limits,
-          cpuShare: node.gpus.length > 0 && gpus.length > 0 ? { num: gpus.length, den: node.gpus.length } : { num: 1, den: 1 },
+          cpuShare:
+            node.gpus.length > 0 && gpus.length > 0 ? { num: gpus.length, den: node.gpus.length } : { num: 1, den: 1 },
           cudaDevices: node.gpus.length > 0 ? gpus.join(',') : null,
           useCgroups: true,
         });
-        const started = await launchJob(transport, { dir, localProgram: checked.path, programName: `work/${checked.name}`, wrapper, monitor, onProgress }, (w) => ctx.out.info(w));
+        const started = await launchJob(
+          transport,
+          { dir, localProgram: checked.path, programName: `work/${checked.name}`, wrapper, monitor, onProgress },
+          (w) => ctx.out.info(w),
+        );
         const s = started.status;
         if (hold) {
           hold(node, transport);
           reached = reached.filter((r) => r.transport !== transport);
         }
-        return await recordStart(node, gpus, { dir: started.dir, supervisorPid: s.supervisorPid, pid: s.pid, bootId: s.bootId },
-          `started on ${node.name}${gpus.length ? ` GPU ${gpus.join(',')}` : ''}, pid ${s.pid}`);
+        return await recordStart(
+          node,
+          gpus,
+          { dir: started.dir, supervisorPid: s.supervisorPid, pid: s.pid, bootId: s.bootId },
+          `started on ${node.name}${gpus.length ? ` GPU ${gpus.join(',')}` : ''}, pid ${s.pid}`,
+        );
       } catch (e) {
         lastError = e as Error;
         if (!(e instanceof NodeUnreachableError)) break;
         // The link dropped while starting: ask the node (again) whether the supervisor started,
         // so the job neither runs twice nor runs unrecorded.
-        const adopted = await withReconnect(ctx, node, (t) => adoptLaunch(t, dir), { maxAttempts: 2, onReconnecting: () => undefined }).catch(() => undefined);
+        const adopted = await withReconnect(ctx, node, (t) => adoptLaunch(t, dir), {
+          maxAttempts: 2,
+          onReconnecting: () => undefined,
+        }).catch(() => undefined);
         if (adopted) {
           const s = adopted.status;
-          return await recordStart(node, gpus, { dir: adopted.dir, supervisorPid: s.supervisorPid ?? null, pid: s.pid ?? null, bootId: s.bootId ?? null },
-            `started on ${node.name} (confirmed after the connection dropped), pid ${s.pid}`);
+          return await recordStart(
+            node,
+            gpus,
+            { dir: adopted.dir, supervisorPid: s.supervisorPid ?? null, pid: s.pid ?? null, bootId: s.bootId ?? null },
+            `started on ${node.name} (confirmed after the connection dropped), pid ${s.pid}`,
+          );
         }
         if (adopted === undefined) {
-          await recordStart(node, gpus, { dir, supervisorPid: null, pid: null, bootId: null }, `start unconfirmed: ${e.cause_}`);
-          throw new NodeUnreachableError(node.name, `the connection dropped while starting job ${job.id} (${e.cause_}); it may be running there`,
-            `See where it stands with: gpuq wait ${job.id}`);
+          await recordStart(
+            node,
+            gpus,
+            { dir, supervisorPid: null, pid: null, bootId: null },
+            `start unconfirmed: ${e.cause_}`,
+          );
+          throw new NodeUnreachableError(
+            node.name,
+            `the connection dropped while starting job ${job.id} (${e.cause_}); it may be running there`,
+            `See where it stands with: gpuq wait ${job.id}`,
+          );
         }
         const next = reached[i + 1];
         if (!next) break;
@@ -286,7 +349,12 @@ export async function submit(ctx: AppContext, opts: SubmitOptions, cwd: string, 
  * `submit --wait`: starts the job, tells `onStarted`, then waits for its verdict over the same
  * connection (one handshake, not two).
  */
-export async function submitAndWait(ctx: AppContext, opts: SubmitOptions, cwd: string, onStarted: (job: Job) => void): Promise<Job> {
+export async function submitAndWait(
+  ctx: AppContext,
+  opts: SubmitOptions,
+  cwd: string,
+  onStarted: (job: Job) => void,
+): Promise<Job> {
   let held: { node: NodeConfig; t: Transport } | null = null;
   const job = await submit(ctx, opts, cwd, (node, t) => {
     held = { node, t };

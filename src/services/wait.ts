@@ -54,7 +54,12 @@ export async function waitJob(ctx: AppContext, job: Job, signal?: AbortSignal, l
 }
 
 /** Waits for several jobs at once (one connection per node); resolves with all of them done. */
-export async function waitJobs(ctx: AppContext, ids: string[], onDone?: (job: Job) => void, signal?: AbortSignal): Promise<Job[]> {
+export async function waitJobs(
+  ctx: AppContext,
+  ids: string[],
+  onDone?: (job: Job) => void,
+  signal?: AbortSignal,
+): Promise<Job[]> {
   const jobs = await Promise.all(ids.map((id) => findJob(ctx, id)));
   const links = new Map<string, NodeLink>();
   const linkFor = (j: Job): NodeLink | undefined => {

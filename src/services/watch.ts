@@ -74,7 +74,10 @@ const FOLLOWED: readonly Followed[] = ['stdout.log', 'stderr.log', 'samples.json
 const MAX_PENDING_CHARS = 64 * 1024;
 
 /** Splits a byte stream into lines; the first (partial) line is dropped when `skipFirst`. */
-export function lineSplitter(onLine: (line: string) => void, skipFirst = false): { push(c: Buffer): void; flush(): void } {
+export function lineSplitter(
+  onLine: (line: string) => void,
+  skipFirst = false,
+): { push(c: Buffer): void; flush(): void } {
   const decoder = new StringDecoder('utf8');
   let pending = '';
   let skip = skipFirst;
@@ -125,7 +128,12 @@ export function parseSample(line: string): Sample | null {
 }
 
 /** Waits (ledger, every 0.5 s) for a job being submitted elsewhere to get its node folder. */
-async function untilStarted(ctx: AppContext, job: Job, emit: (e: WatchEvent) => void, signal?: AbortSignal): Promise<Job> {
+async function untilStarted(
+  ctx: AppContext,
+  job: Job,
+  emit: (e: WatchEvent) => void,
+  signal?: AbortSignal,
+): Promise<Job> {
   let cur = job;
   for (let i = 0; cur.state !== 'done' && cur.remote === null && i < 120 && !signal?.aborted; i++) {
     await sleep(500, undefined, { signal }).catch(() => undefined);
@@ -147,17 +155,32 @@ interface FollowState {
  * Runs on one connection: follows the three files and waits for the end; resolves with the
  * closing probe (null when aborted). A dropped link rejects so withReconnect can resume.
  */
-async function followOnce(t: Transport, dir: string, launchBootId: string | null, files: Map<Followed, FollowState>, signal?: AbortSignal): Promise<Probe | null> {
+async function followOnce(
+  t: Transport,
+  dir: string,
+  launchBootId: string | null,
+  files: Map<Followed, FollowState>,
+  signal?: AbortSignal,
+): Promise<Probe | null> {
   const inner = new AbortController();
   const stop = (): void => inner.abort();
   signal?.addEventListener('abort', stop, { once: true });
   const follow = (file: Followed, st: FollowState, s: AbortSignal): Promise<number> =>
-    followFile(t, dir, file, st.offset, (c) => {
-      st.offset += c.length;
-      st.splitter.push(c);
-    }, s);
+    followFile(
+      t,
+      dir,
+      file,
+      st.offset,
+      (c) => {
+        st.offset += c.length;
+        st.splitter.push(c);
+      },
+      s,
+    );
   const follows = [...files.entries()].map(([file, st]) => follow(file, st, inner.signal));
-  const failed = new Promise<never>((_, reject) => follows.forEach((p) => p.catch(reject)));
+  const failed = new Promise<never>((_, reject) => {
+    for (const p of follows) p.catch(reject);
+  });
   failed.catch(() => undefined);
   const ended = (async (): Promise<Probe | null> => {
     for (;;) {
@@ -207,15 +230,18 @@ export async function watchJob(ctx: AppContext, id: string, opts: WatchJobOption
   }
   const node = nodeOf(ctx, job);
   const files = new Map<Followed, FollowState>();
-  const backlog = (f: Followed): number => (f === 'samples.jsonl' ? (opts.sampleBacklogBytes ?? 16 * 1024) : (opts.logBacklogBytes ?? 64 * 1024));
-  const onLine = (f: Followed) => (line: string): void => {
-    if (f === 'samples.jsonl') {
-      const sample = parseSample(line);
-      if (sample !== null) emit({ type: 'sample', sample });
-    } else {
-      emit({ type: 'log', stream: f === 'stdout.log' ? 'stdout' : 'stderr', line, at: now() });
-    }
-  };
+  const backlog = (f: Followed): number =>
+    f === 'samples.jsonl' ? (opts.sampleBacklogBytes ?? 16 * 1024) : (opts.logBacklogBytes ?? 64 * 1024);
+  const onLine =
+    (f: Followed) =>
+    (line: string): void => {
+      if (f === 'samples.jsonl') {
+        const sample = parseSample(line);
+        if (sample !== null) emit({ type: 'sample', sample });
+      } else {
+        emit({ type: 'log', stream: f === 'stdout.log' ? 'stdout' : 'stderr', line, at: now() });
+      }
+    };
   const probe = await withReconnect(
     ctx,
     node,
@@ -233,7 +259,8 @@ export async function watchJob(ctx: AppContext, id: string, opts: WatchJobOption
     {
       ...(signal ? { signal } : {}),
       ...(job.state === 'done' ? { maxAttempts: 1 } : {}),
-      onReconnecting: (reason, inS) => emit({ type: 'connection', status: 'reconnecting', retryInS: inS, reason, at: now() }),
+      onReconnecting: (reason, inS) =>
+        emit({ type: 'connection', status: 'reconnecting', retryInS: inS, reason, at: now() }),
       // The step itself says 'connected'; nothing may write to the terminal under the view.
       onReconnected: () => undefined,
     },

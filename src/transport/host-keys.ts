@@ -24,7 +24,14 @@ export class HostKeyRefusedError extends NodeUnreachableError {
   readonly kind: 'unknown' | 'changed' | 'revoked';
   /** The known_hosts line that would trust the presented key. */
   readonly knownHostsLine: string;
-  constructor(node: string, kind: 'unknown' | 'changed' | 'revoked', message: string, cause: string, hint: string, line: string) {
+  constructor(
+    node: string,
+    kind: 'unknown' | 'changed' | 'revoked',
+    message: string,
+    cause: string,
+    hint: string,
+    line: string,
+  ) {
     super(node, cause, hint);
     this.name = 'HostKeyRefusedError';
     this.message = message;
@@ -89,8 +96,14 @@ export async function prepareHostKeyGate(policy: HostKeyPolicy): Promise<HostKey
     const keyType = keyTypeOfBlob(key);
     const keyBase64 = key.toString('base64');
     if (!keyType) {
-      refused = new HostKeyRefusedError(policy.node, 'changed', `node ${policy.node} sent a malformed host key; refusing to connect`,
-        'malformed host key', 'check that the host and port point at an SSH server', '');
+      refused = new HostKeyRefusedError(
+        policy.node,
+        'changed',
+        `node ${policy.node} sent a malformed host key; refusing to connect`,
+        'malformed host key',
+        'check that the host and port point at an SSH server',
+        '',
+      );
       verify(false);
       return;
     }
@@ -106,10 +119,14 @@ export async function prepareHostKeyGate(policy: HostKeyPolicy): Promise<HostKey
           verify(true);
         },
         (err: Error) => {
-          refused = new HostKeyRefusedError(policy.node, 'unknown',
+          refused = new HostKeyRefusedError(
+            policy.node,
+            'unknown',
             `node ${policy.node}: could not record its new host key in ${policy.knownHostsPath}: ${err.message}`,
-            'could not record the host key', `make ${dirname(policy.knownHostsPath)} writable, or add this line to it yourself:\n  ${decision.line}`,
-            decision.line);
+            'could not record the host key',
+            `make ${dirname(policy.knownHostsPath)} writable, or add this line to it yourself:\n  ${decision.line}`,
+            decision.line,
+          );
           verify(false);
         },
       );
@@ -128,13 +145,21 @@ export async function prepareHostKeyGate(policy: HostKeyPolicy): Promise<HostKey
 }
 
 /** accept: on record; record: accept-new on an unknown host (append `line`); refuse: show `error`. */
-export type Decision = { kind: 'accept' } | { kind: 'record'; line: string } | { kind: 'refuse'; error: HostKeyRefusedError };
+export type Decision =
+  | { kind: 'accept' }
+  | { kind: 'record'; line: string }
+  | { kind: 'refuse'; error: HostKeyRefusedError };
 
 /**
  * The whole trust decision for one presented key, as data (no I/O): accept, record-and-accept
  * (accept-new on an unknown host), or refuse with the error to show.
  */
-export function decideHostKey(entries: readonly KnownHostEntry[], policy: HostKeyPolicy, keyType: string, keyBase64: string): Decision {
+export function decideHostKey(
+  entries: readonly KnownHostEntry[],
+  policy: HostKeyPolicy,
+  keyType: string,
+  keyBase64: string,
+): Decision {
   const check = checkHostKey(entries, policy.host, policy.port, keyType, keyBase64);
   const where = hostToken(policy.host, policy.port);
   const fp = sha256Fingerprint(keyBase64);
@@ -147,18 +172,30 @@ export function decideHostKey(entries: readonly KnownHostEntry[], policy: HostKe
       const c = check.conflicts[0]!;
       return {
         kind: 'refuse',
-        error: new HostKeyRefusedError(node, 'revoked',
+        error: new HostKeyRefusedError(
+          node,
+          'revoked',
           `HOST KEY FOR node ${node} IS REVOKED: ${where} presents ${keyType} ${fp}, which ${c.source} line ${c.line} marks @revoked; refusing to connect.`,
           `host key ${fp} is revoked`,
-          `Ask the administrator of ${where} for its current host key; do not connect until it is replaced.`, line),
+          `Ask the administrator of ${where} for its current host key; do not connect until it is replaced.`,
+          line,
+        ),
       };
     }
     case 'mismatch': {
       const c = check.conflicts[0]!;
       return {
         kind: 'refuse',
-        error: changedError(node, where, keyType, fp, line,
-          `${c.source} line ${c.line} records ${c.keyType} ${sha256Fingerprint(c.keyBase64)}`, c.source, c.line),
+        error: changedError(
+          node,
+          where,
+          keyType,
+          fp,
+          line,
+          `${c.source} line ${c.line} records ${c.keyType} ${sha256Fingerprint(c.keyBase64)}`,
+          c.source,
+          c.line,
+        ),
       };
     }
     case 'unknown': {
@@ -167,33 +204,56 @@ export function decideHostKey(entries: readonly KnownHostEntry[], policy: HostKe
         const c = entries.find((e) => e.marker === null && entryMatchesHost(e, policy.host, policy.port))!;
         return {
           kind: 'refuse',
-          error: changedError(node, where, keyType, fp, line,
-            `${c.source} line ${c.line} records only ${check.knownTypes.join(', ')} keys for it`, c.source, c.line),
+          error: changedError(
+            node,
+            where,
+            keyType,
+            fp,
+            line,
+            `${c.source} line ${c.line} records only ${check.knownTypes.join(', ')} keys for it`,
+            c.source,
+            c.line,
+          ),
         };
       }
       if (policy.acceptNew) return { kind: 'record', line };
       return {
         kind: 'refuse',
-        error: new HostKeyRefusedError(node, 'unknown',
+        error: new HostKeyRefusedError(
+          node,
+          'unknown',
           `node ${node} is unreachable: the host key of ${where} is not known (${keyType} ${fp}).`,
           `unknown host key ${fp}`,
           `If ${fp} is ${where}'s real key (compare with \`ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub\` on the node), trust it with ` +
             `\`gpuq nodes --accept-new-host-key\` (or --accept-new-host-key on the command), or set "acceptNewHostKey": true for node ${node} ` +
             `in the config, or add this line to ${policy.knownHostsPath}:\n  ${line}`,
-          line),
+          line,
+        ),
       };
     }
   }
 }
 
-function changedError(node: string, where: string, keyType: string, fp: string, line: string, recordedAs: string, file: string, lineNo: number): HostKeyRefusedError {
-  return new HostKeyRefusedError(node, 'changed',
+function changedError(
+  node: string,
+  where: string,
+  keyType: string,
+  fp: string,
+  line: string,
+  recordedAs: string,
+  file: string,
+  lineNo: number,
+): HostKeyRefusedError {
+  return new HostKeyRefusedError(
+    node,
+    'changed',
     `HOST KEY FOR node ${node} CHANGED: ${where} now presents ${keyType} ${fp}, but ${recordedAs}. ` +
       `Someone may be intercepting the connection (possible man-in-the-middle attack); refusing to connect.`,
     `host key changed (${fp})`,
     `If the node's key really changed (e.g. it was reinstalled), remove line ${lineNo} from ${file} ` +
       `(\`ssh-keygen -R '${where}' -f ${file}\`) and connect again with --accept-new-host-key, or replace it with:\n  ${line}`,
-    line);
+    line,
+  );
 }
 
 /**

@@ -63,7 +63,11 @@ export function localTransport(node: string): Transport {
     }
   }
 
-  async function upload(localPath: string, remotePath: string, opts?: { mode?: number; onProgress?: (d: number, t: number) => void }): Promise<void> {
+  async function upload(
+    localPath: string,
+    remotePath: string,
+    opts?: { mode?: number; onProgress?: (d: number, t: number) => void },
+  ): Promise<void> {
     await mkdir(dirname(remotePath), { recursive: true, mode: 0o700 });
     await copyFile(localPath, remotePath);
     await chmod(remotePath, opts?.mode ?? 0o600);

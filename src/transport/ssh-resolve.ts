@@ -59,7 +59,11 @@ export interface EndpointOverrides {
  */
 export async function resolveNode(node: NodeConfig, opts: ResolveOptions = {}): Promise<SshEndpoint> {
   if (!node.host) throw usageError(`node ${node.name} has no host`, `set "host" for node ${node.name} in the config`);
-  return resolveSshHost(node.host, { port: node.port, user: node.user, identityFile: node.identityFile, jump: node.jump }, opts);
+  return resolveSshHost(
+    node.host,
+    { port: node.port, user: node.user, identityFile: node.identityFile, jump: node.jump },
+    opts,
+  );
 }
 
 /**
@@ -84,7 +88,14 @@ export async function resolveSshHost(
   const hostname = g?.get('hostname')?.[0] ?? parsed.host;
   const resolvedPort = port ?? numberOr(g?.get('port')?.[0], 22);
   const resolvedUser = user ?? g?.get('user')?.[0] ?? localUser;
-  const tokens: TokenContext = { home, localUser, host: hostname, user: resolvedUser, port: resolvedPort, alias: parsed.host };
+  const tokens: TokenContext = {
+    home,
+    localUser,
+    host: hostname,
+    user: resolvedUser,
+    port: resolvedPort,
+    alias: parsed.host,
+  };
 
   const identityCandidates = overrides.identityFile
     ? [overrides.identityFile]
@@ -101,11 +112,19 @@ export async function resolveSshHost(
   let agentSocket: string | null = env.SSH_AUTH_SOCK || null;
   if (agentSetting && agentSetting.toLowerCase() === 'none') agentSocket = null;
   else if (agentSetting && agentSetting !== 'SSH_AUTH_SOCK') {
-    agentSocket = agentSetting.startsWith('$') ? env[agentSetting.slice(1).replace(/[{}]/g, '')] || null : expandPath(agentSetting, tokens);
+    agentSocket = agentSetting.startsWith('$')
+      ? env[agentSetting.slice(1).replace(/[{}]/g, '')] || null
+      : expandPath(agentSetting, tokens);
   }
 
   const jumpSetting = overrides.jump ?? g?.get('proxyjump')?.[0] ?? null;
-  const jumps = jumpSetting && jumpSetting.toLowerCase() !== 'none' ? jumpSetting.split(',').map((s) => s.trim()).filter(Boolean) : [];
+  const jumps =
+    jumpSetting && jumpSetting.toLowerCase() !== 'none'
+      ? jumpSetting
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : [];
   const proxyCommand = overrides.jump ? null : (g?.get('proxycommand')?.join(' ') ?? null);
 
   return {
@@ -119,7 +138,9 @@ export async function resolveSshHost(
     agentSocket,
     hostKeyName: g?.get('hostkeyalias')?.[0] ?? hostname,
     hostKeyPort: g?.get('hostkeyalias')?.[0] !== undefined ? 22 : resolvedPort,
-    userKnownHostsFiles: (g?.get('userknownhostsfile') ?? [join(home, '.ssh/known_hosts'), join(home, '.ssh/known_hosts2')]).map((f) => expandPath(f, tokens)),
+    userKnownHostsFiles: (
+      g?.get('userknownhostsfile') ?? [join(home, '.ssh/known_hosts'), join(home, '.ssh/known_hosts2')]
+    ).map((f) => expandPath(f, tokens)),
     globalKnownHostsFiles: g?.get('globalknownhostsfile') ?? ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'],
     jumps,
     proxyCommand: proxyCommand && proxyCommand.toLowerCase() !== 'none' ? proxyCommand : null,
@@ -167,16 +188,26 @@ interface TokenContext {
 export function expandPath(path: string, t: TokenContext): string {
   let p = path.replace(/%(.)/g, (whole, c: string) => {
     switch (c) {
-      case '%': return '%';
-      case 'd': return t.home;
-      case 'u': return t.localUser;
-      case 'h': return t.host;
-      case 'r': return t.user;
-      case 'p': return String(t.port);
-      case 'n': return t.alias;
-      case 'l': return safeHostname();
-      case 'i': return String(process.getuid?.() ?? '');
-      default: return whole;
+      case '%':
+        return '%';
+      case 'd':
+        return t.home;
+      case 'u':
+        return t.localUser;
+      case 'h':
+        return t.host;
+      case 'r':
+        return t.user;
+      case 'p':
+        return String(t.port);
+      case 'n':
+        return t.alias;
+      case 'l':
+        return safeHostname();
+      case 'i':
+        return String(process.getuid?.() ?? '');
+      default:
+        return whole;
     }
   });
   if (p === '~') p = t.home;
@@ -198,15 +229,25 @@ async function sshDashG(
   const r = await new Promise<{ code: number | string | null; stdout: string; stderr: string }>((resolve) => {
     const child = execFile('ssh', args, { env: o.env, timeout: 10_000, encoding: 'utf8' }, (err, stdout, stderr) => {
       const code = err ? ((err as NodeJS.ErrnoException).code ?? (err as { status?: number }).status ?? 1) : 0;
-      resolve({ code: typeof code === 'number' || typeof code === 'string' ? code : 1, stdout: String(stdout), stderr: String(stderr) });
+      resolve({
+        code: typeof code === 'number' || typeof code === 'string' ? code : 1,
+        stdout: String(stdout),
+        stderr: String(stderr),
+      });
     });
     child.stdin?.end();
   });
   if (r.code === 'ENOENT') return null;
   if (r.code !== 0) {
-    const why = r.stderr.trim().split('\n').filter((l) => !/Pseudo-terminal/.test(l)).join(' ');
-    throw usageError(`ssh could not read the config for ${host}: ${why || `exit ${r.code}`}`,
-      o.configFile ? `check ${o.configFile}` : 'check ~/.ssh/config');
+    const why = r.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => !/Pseudo-terminal/.test(l))
+      .join(' ');
+    throw usageError(
+      `ssh could not read the config for ${host}: ${why || `exit ${r.code}`}`,
+      o.configFile ? `check ${o.configFile}` : 'check ~/.ssh/config',
+    );
   }
   const stdout = r.stdout;
   const map = new Map<string, string[]>();

@@ -46,7 +46,9 @@ interface Ssh2Channel {
   end(data?: string | Buffer): void;
   close(): void;
 }
-interface SftpHandle { readonly _brand?: 'sftp-handle' }
+interface SftpHandle {
+  readonly _brand?: 'sftp-handle';
+}
 interface Ssh2Sftp {
   open(path: string, flags: string, attrs: { mode: number }, cb: (err: Error | undefined, h: SftpHandle) => void): void;
   fchmod(h: SftpHandle, mode: number, cb: (err: Error | undefined) => void): void;
@@ -105,8 +107,11 @@ export async function connectSsh(node: NodeConfig, opts: SshConnectOptions): Pro
   lib.catch(() => undefined);
   const target = await resolveNode(node, resolveOpts);
   if (target.proxyCommand) {
-    throw new NodeUnreachableError(node.name, `its ssh config uses a ProxyCommand, which gpuq does not run`,
-      `use ProxyJump in ~/.ssh/config or "jump" in the node's config instead`);
+    throw new NodeUnreachableError(
+      node.name,
+      `its ssh config uses a ProxyCommand, which gpuq does not run`,
+      `use ProxyJump in ~/.ssh/config or "jump" in the node's config instead`,
+    );
   }
   const hops: SshEndpoint[] = [];
   for (const spec of target.jumps) hops.push(await resolveSshHost(spec, {}, resolveOpts));
@@ -133,9 +138,11 @@ export async function connectSsh(node: NodeConfig, opts: SshConnectOptions): Pro
       try {
         sock = await ssh.forwardOut('127.0.0.1', 0, next.hostname, next.port);
       } catch (err) {
-        throw new NodeUnreachableError(node.name,
+        throw new NodeUnreachableError(
+          node.name,
           `jump host ${hop.alias} could not reach ${next.hostname}:${next.port} (${oneLine(err)})`,
-          `check that ${next.hostname}:${next.port} is reachable from ${hop.hostname} and that the jump host allows TCP forwarding`);
+          `check that ${next.hostname}:${next.port} is reachable from ${hop.hostname} and that the jump host allows TCP forwarding`,
+        );
       }
     }
     const ssh = await connectHop(target, sock, settings, null);
@@ -169,11 +176,13 @@ async function connectHop(ep: SshEndpoint, sock: unknown, s: HopSettings, label:
   });
   const auth = await authMethods(ep);
   if (auth.methods.length === 0) {
-    throw new NodeUnreachableError(s.node,
+    throw new NodeUnreachableError(
+      s.node,
       auth.tried.length > 0
         ? `${prefix(label)}no usable SSH key to log in as ${ep.user} with (${auth.tried.join(', ')})`
         : `${prefix(label)}no SSH key to log in as ${ep.user} with: no identity file exists and no ssh agent is running`,
-      `set "identityFile" for node ${s.node} in the config (or IdentityFile in ~/.ssh/config), or start ssh-agent and ssh-add a key`);
+      `set "identityFile" for node ${s.node} in the config (or IdentityFile in ~/.ssh/config), or start ssh-agent and ssh-add a key`,
+    );
   }
   const ssh = new s.NodeSSH();
   const config = {
@@ -207,7 +216,8 @@ async function authMethods(ep: SshEndpoint): Promise<{ methods: object[]; tried:
   const files: object[] = [];
   const triedAgent: string[] = [];
   const triedFiles: string[] = [];
-  const useAgent = ep.agentSocket && !(ep.identitiesOnly && ep.identityFiles.length > 0) && (await agentReachable(ep.agentSocket));
+  const useAgent =
+    ep.agentSocket && !(ep.identitiesOnly && ep.identityFiles.length > 0) && (await agentReachable(ep.agentSocket));
   if (useAgent) {
     agent.push({ type: 'agent', username: ep.user, agent: ep.agentSocket });
     triedAgent.push('the ssh agent');
@@ -265,7 +275,14 @@ async function agentReachable(path: string): Promise<boolean> {
 }
 
 /** Turns whatever ssh2 / node-ssh / the OS said into one sentence for the user. */
-function connectFailure(err: ConnectError, ep: SshEndpoint, s: HopSettings, label: string | null, gate: HostKeyGate, tried: string[]): NodeUnreachableError {
+function connectFailure(
+  err: ConnectError,
+  ep: SshEndpoint,
+  s: HopSettings,
+  label: string | null,
+  gate: HostKeyGate,
+  tried: string[],
+): NodeUnreachableError {
   const refused = gate.refusal();
   if (refused) return refused;
   const where = `${ep.hostname}:${ep.port}`;
@@ -273,35 +290,60 @@ function connectFailure(err: ConnectError, ep: SshEndpoint, s: HopSettings, labe
   const code = err.code;
   const msg = err.message ?? String(err);
   if (code === 'ECONNREFUSED') {
-    return new NodeUnreachableError(s.node, `${p}connection refused on ${where}`,
-      `check that sshd runs on ${ep.hostname} and listens on port ${ep.port}`);
+    return new NodeUnreachableError(
+      s.node,
+      `${p}connection refused on ${where}`,
+      `check that sshd runs on ${ep.hostname} and listens on port ${ep.port}`,
+    );
   }
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME') {
-    return new NodeUnreachableError(s.node, `${p}cannot resolve host name ${ep.hostname}`,
-      `check the node's "host" in the config (or HostName in ~/.ssh/config) and your DNS`);
+    return new NodeUnreachableError(
+      s.node,
+      `${p}cannot resolve host name ${ep.hostname}`,
+      `check the node's "host" in the config (or HostName in ~/.ssh/config) and your DNS`,
+    );
   }
   if (err.level === 'client-timeout' || code === 'ETIMEDOUT' || /timed out/i.test(msg)) {
-    return new NodeUnreachableError(s.node, `${p}timed out after ${s.timeoutS} s connecting to ${where}`,
-      `check that ${ep.hostname} is up and reachable (VPN, firewall), or raise "connectTimeout" for the node in the config`);
+    return new NodeUnreachableError(
+      s.node,
+      `${p}timed out after ${s.timeoutS} s connecting to ${where}`,
+      `check that ${ep.hostname} is up and reachable (VPN, firewall), or raise "connectTimeout" for the node in the config`,
+    );
   }
   if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') {
-    return new NodeUnreachableError(s.node, `${p}no route to ${ep.hostname}`, `check the network between here and ${ep.hostname}`);
+    return new NodeUnreachableError(
+      s.node,
+      `${p}no route to ${ep.hostname}`,
+      `check the network between here and ${ep.hostname}`,
+    );
   }
   if (code === 'ECONNRESET' || code === 'EPIPE') {
-    return new NodeUnreachableError(s.node, `${p}${where} closed the connection during the SSH handshake`,
-      `check that port ${ep.port} of ${ep.hostname} is an SSH server and that it accepts this client`);
+    return new NodeUnreachableError(
+      s.node,
+      `${p}${where} closed the connection during the SSH handshake`,
+      `check that port ${ep.port} of ${ep.hostname} is an SSH server and that it accepts this client`,
+    );
   }
   if (err.level === 'client-authentication') {
-    return new NodeUnreachableError(s.node, `${p}authentication failed for user ${ep.user} on ${where} (tried ${tried.join(', ')})`,
-      `check "user" and "identityFile" for the node (or User/IdentityFile in ~/.ssh/config), and that the public key is in ~${ep.user}/.ssh/authorized_keys on the node`);
+    return new NodeUnreachableError(
+      s.node,
+      `${p}authentication failed for user ${ep.user} on ${where} (tried ${tried.join(', ')})`,
+      `check "user" and "identityFile" for the node (or User/IdentityFile in ~/.ssh/config), and that the public key is in ~${ep.user}/.ssh/authorized_keys on the node`,
+    );
   }
   if (msg === 'No response from server') {
-    return new NodeUnreachableError(s.node, `${p}${where} closed the connection before the login finished`,
-      `check that port ${ep.port} of ${ep.hostname} is an SSH server`);
+    return new NodeUnreachableError(
+      s.node,
+      `${p}${where} closed the connection before the login finished`,
+      `check that port ${ep.port} of ${ep.hostname} is an SSH server`,
+    );
   }
   if (err.level === 'handshake' || err.level === 'protocol') {
-    return new NodeUnreachableError(s.node, `${p}SSH handshake with ${where} failed: ${msg}`,
-      `check that port ${ep.port} of ${ep.hostname} is an SSH server`);
+    return new NodeUnreachableError(
+      s.node,
+      `${p}SSH handshake with ${where} failed: ${msg}`,
+      `check that port ${ep.port} of ${ep.hostname} is an SSH server`,
+    );
   }
   return new NodeUnreachableError(s.node, `${p}cannot connect to ${where}: ${msg}`, null);
 }
@@ -321,7 +363,11 @@ function watchConnection(ssh: NodeSSH, onLost: (reason: string) => void): void {
     return;
   }
   conn.on('error', (err) => {
-    onLost(/keepalive/i.test(err.message) ? 'the node stopped answering (keepalive timeout)' : `connection error: ${err.message}`);
+    onLost(
+      /keepalive/i.test(err.message)
+        ? 'the node stopped answering (keepalive timeout)'
+        : `connection error: ${err.message}`,
+    );
   });
   conn.on('close', () => onLost('the connection closed'));
   conn.on('end', () => onLost('the connection closed'));
@@ -435,7 +481,9 @@ class SshTransport implements Transport {
     if (handlers.signal?.aborted) return { stdout: '', stderr: '', code: 143 };
     const stdinB64 = cmd.stdin !== undefined && cmd.stdin.length > 0 ? Buffer.from(cmd.stdin).toString('base64') : '';
     if (Buffer.byteLength(cmd.script) + stdinB64.length > MAX_ARG_SCRIPT) {
-      throw new Error(`gpuq bug: the script and stdin for "${cmd.purpose}" are too long to stream (over ${MAX_ARG_SCRIPT} bytes)`);
+      throw new Error(
+        `gpuq bug: the script and stdin for "${cmd.purpose}" are too long to stream (over ${MAX_ARG_SCRIPT} bytes)`,
+      );
     }
     return this.run(`bash -c ${shq(STREAM_WRAPPER)} gpuq-stream ${shq(cmd.script)} ${shq(stdinB64)}`, {
       purpose: cmd.purpose,
@@ -448,7 +496,11 @@ class SshTransport implements Transport {
     });
   }
 
-  async upload(localPath: string, remotePath: string, opts: { mode?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<void> {
+  async upload(
+    localPath: string,
+    remotePath: string,
+    opts: { mode?: number; onProgress?: (done: number, total: number) => void } = {},
+  ): Promise<void> {
     const mode = opts.mode ?? 0o600;
     const remote = remotePath.startsWith('~/') ? remotePath.slice(2) : remotePath;
     const { size } = await stat(localPath);
@@ -470,8 +522,12 @@ class SshTransport implements Transport {
           await precreate(s, remote, mode);
         }
         await new Promise<void>((resolve, reject) => {
-          s.fastPut(localPath, remote, { mode, step: (done: number, _chunk: number, total: number) => opts.onProgress?.(done, total) },
-            (err) => (err ? reject(err) : resolve()));
+          s.fastPut(
+            localPath,
+            remote,
+            { mode, step: (done: number, _chunk: number, total: number) => opts.onProgress?.(done, total) },
+            (err) => (err ? reject(err) : resolve()),
+          );
         });
         opts.onProgress?.(size, size);
       } catch (err) {
@@ -517,8 +573,11 @@ class SshTransport implements Transport {
   }
 
   private lostError(what: string, reason: string): NodeUnreachableError {
-    return new NodeUnreachableError(this.node, `connection lost during "${what}" (${reason})`,
-      'check the node and its network, then run the command again');
+    return new NodeUnreachableError(
+      this.node,
+      `connection lost during "${what}" (${reason})`,
+      'check the node and its network, then run the command again',
+    );
   }
 
   /** Opens an exec channel and runs `command` on it, collecting or streaming its output. */
@@ -539,7 +598,11 @@ class SshTransport implements Transport {
    * Opens an exec channel. sshd frees a session slot only after both sides have closed it, so
    * a burst of short commands can briefly exceed MaxSessions: retry that refusal for ~3 s.
    */
-  private async openChannel<T extends object>(command: string, purpose: string, onOpen: (ch: Ssh2Channel) => T): Promise<T> {
+  private async openChannel<T extends object>(
+    command: string,
+    purpose: string,
+    onOpen: (ch: Ssh2Channel) => T,
+  ): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       this.assertUp(purpose);
       try {
@@ -553,8 +616,11 @@ class SshTransport implements Transport {
       } catch (e) {
         if (this.lost) throw this.lostError(purpose, this.lost);
         if (attempt >= 15 || !/open fail/i.test(oneLine(e))) {
-          throw new NodeUnreachableError(this.node, `the node refused to run "${purpose}" (${oneLine(e)})`,
-            'the node may limit sessions per connection (MaxSessions in sshd_config); try again');
+          throw new NodeUnreachableError(
+            this.node,
+            `the node refused to run "${purpose}" (${oneLine(e)})`,
+            'the node may limit sessions per connection (MaxSessions in sshd_config); try again',
+          );
         }
         await new Promise((r) => setTimeout(r, Math.min(25 * (attempt + 1), 300)));
       }
@@ -630,7 +696,8 @@ function signalExitCode(sig: string | undefined): number | null {
 
 async function precreate(sftp: Ssh2Sftp, path: string, mode: number): Promise<void> {
   const h = await new Promise<SftpHandle>((resolve, reject) =>
-    sftp.open(path, 'w', { mode }, (e, handle) => (e ? reject(e) : resolve(handle))));
+    sftp.open(path, 'w', { mode }, (e, handle) => (e ? reject(e) : resolve(handle))),
+  );
   try {
     await new Promise<void>((resolve, reject) => sftp.fchmod(h, mode, (e) => (e ? reject(e) : resolve())));
   } finally {
@@ -643,7 +710,9 @@ async function mkdirp(sftp: Ssh2Sftp, dir: string): Promise<void> {
   const exists = await new Promise<boolean>((resolve) => sftp.stat(dir, (e, st) => resolve(!e && st.isDirectory())));
   if (exists) return;
   await mkdirp(sftp, pathPosix.dirname(dir));
-  await new Promise<void>((resolve, reject) => sftp.mkdir(dir, (e) => (e && !/exist|failure/i.test(e.message) ? reject(e) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    sftp.mkdir(dir, (e) => (e && !/exist|failure/i.test(e.message) ? reject(e) : resolve())),
+  );
 }
 
 function isNoSuchFile(err: unknown): boolean {

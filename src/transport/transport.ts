@@ -33,7 +33,11 @@ export interface Transport {
   /** Runs a long-lived script, delivering output as it comes. Rejects with NodeUnreachableError when the link drops. */
   stream(cmd: RemoteCommand, handlers: StreamHandlers): Promise<ExecResult>;
   /** Copies a local file to a path on the node (mode 0600 unless given). */
-  upload(localPath: string, remotePath: string, opts?: { mode?: number; onProgress?: (done: number, total: number) => void }): Promise<void>;
+  upload(
+    localPath: string,
+    remotePath: string,
+    opts?: { mode?: number; onProgress?: (done: number, total: number) => void },
+  ): Promise<void>;
   /** Ends the connection, if any. Safe to call twice. */
   close(): Promise<void>;
 }

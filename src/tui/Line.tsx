@@ -53,4 +53,7 @@ function sameRow(a: Row, b: Row): boolean {
 export const Line = memo(LineImpl, (a, b) => a.color === b.color && sameRow(a.row, b.row));
 
 /** One log line, redrawn only when it is another line. */
-export const LogRow = memo(LogRowImpl, (a, b) => a.color === b.color && a.line.seq === b.line.seq && a.line.text === b.line.text);
+export const LogRow = memo(
+  LogRowImpl,
+  (a, b) => a.color === b.color && a.line.seq === b.line.seq && a.line.text === b.line.text,
+);

@@ -6,17 +6,18 @@ import { Box, useApp, useInput, useStdin, useStdout } from 'ink';
 import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from 'react';
 import type { WatchEvent, WatchResult } from './events.js';
 import { commandForKey, type KeyInfo } from './keys.js';
-import {
-  diagnosisLines,
-  diagnosisTitleRow,
-  logTitleRow,
-  screenLayout,
-  statusRow,
-  verdictColor,
-} from './lines.js';
+import { diagnosisLines, diagnosisTitleRow, logTitleRow, screenLayout, statusRow, verdictColor } from './lines.js';
 import { Line, LogRow } from './Line.js';
 import type { Job } from '../core/types.js';
-import { initialWatchState, isDone, logWindow, reduceWatch, type Peaks, type WatchAction, type WatchState } from './model.js';
+import {
+  initialWatchState,
+  isDone,
+  logWindow,
+  reduceWatch,
+  type Peaks,
+  type WatchAction,
+  type WatchState,
+} from './model.js';
 
 /** Receives the stream: `event` for each watch event, `end` once when it finishes or fails. */
 export interface WatchSink {
@@ -87,7 +88,16 @@ function useIdleTick(ms: number): void {
 
 /** The `gpuq watch` screen; ends through ink's exit with a WatchResult. */
 export function WatchView(props: WatchViewProps) {
-  const { subscribe, onCancel, loadDiagnosis, exitOnDone = false, tickMs = 1500, batchMs = 200, color = true, onExit } = props;
+  const {
+    subscribe,
+    onCancel,
+    loadDiagnosis,
+    exitOnDone = false,
+    tickMs = 1500,
+    batchMs = 200,
+    color = true,
+    onExit,
+  } = props;
   const clock = props.now ?? Date.now;
   const clockRef = useRef(clock);
   clockRef.current = clock;
@@ -111,7 +121,11 @@ export function WatchView(props: WatchViewProps) {
     (left: WatchResult['left'], s: WatchState) => {
       if (exited.current) return;
       exited.current = true;
-      const result: WatchResult = { left, job: s.job, cancelRequested: s.ui.cancel === 'sending' || s.ui.cancel === 'sent' };
+      const result: WatchResult = {
+        left,
+        job: s.job,
+        cancelRequested: s.ui.cancel === 'sending' || s.ui.cancel === 'sent',
+      };
       onExit?.(result);
       exit(result);
     },
@@ -178,7 +192,8 @@ export function WatchView(props: WatchViewProps) {
   }, [exitOnDone, done, leave, state]);
 
   const layout = screenLayout(state, now, width, height);
-  const diagText = useMemo(() => diagnosisLines(state, width), [state.ui.diagnosis, width]); // eslint-disable-line react-hooks/exhaustive-deps
+  // biome-ignore lint/correctness/useExhaustiveDependencies: the page depends only on the diagnosis text, not on every state change
+  const diagText = useMemo(() => diagnosisLines(state, width), [state.ui.diagnosis, width]);
 
   const onKey = useCallback(
     (input: string, key: KeyInfo) => {
@@ -200,7 +215,8 @@ export function WatchView(props: WatchViewProps) {
           dispatch({ type: 'cancel/confirm' });
           onCancel().then(
             () => dispatch({ type: 'cancel/sent' }),
-            (err: unknown) => dispatch({ type: 'cancel/failed', message: err instanceof Error ? err.message : String(err) }),
+            (err: unknown) =>
+              dispatch({ type: 'cancel/failed', message: err instanceof Error ? err.message : String(err) }),
           );
           return;
         case 'diagnosis': {
@@ -228,7 +244,13 @@ export function WatchView(props: WatchViewProps) {
         <Line key={`h${i}`} row={row} color={color} />
       ))}
       {state.ui.diagnosis.open ? (
-        <DiagnosisPanel lines={diagText} first={state.ui.diagnosis.scroll} rows={layout.diagnosisRows} width={w} color={color} />
+        <DiagnosisPanel
+          lines={diagText}
+          first={state.ui.diagnosis.scroll}
+          rows={layout.diagnosisRows}
+          width={w}
+          color={color}
+        />
       ) : (
         <>
           {layout.resources.map((row, i) => (

@@ -40,7 +40,9 @@ export function diagnosisText(job: Job | null, peaks: Peaks | null = null): stri
   out.push(`Limits: ${limitsText(job)}`);
   if (peaks !== null) {
     const gpu = peaks.gpuMemBytes === null ? '' : `, GPU memory ${formatBytes(peaks.gpuMemBytes)}`;
-    out.push(`Peaks seen while watching: RSS ${formatBytes(peaks.rssBytes)}, CPU ${Math.round(peaks.cpuPct)}%, processes ${peaks.procs}, folder ${formatBytes(peaks.folderBytes)}${gpu}`);
+    out.push(
+      `Peaks seen while watching: RSS ${formatBytes(peaks.rssBytes)}, CPU ${Math.round(peaks.cpuPct)}%, processes ${peaks.procs}, folder ${formatBytes(peaks.folderBytes)}${gpu}`,
+    );
   }
   out.push(`Node ${job.node}, folder ${job.remote?.dir ?? '(never created)'}`);
   out.push('');

@@ -4,7 +4,15 @@
  */
 import type { Job } from '../core/types.js';
 
-export type { ConnectionEvent, JobEvent, LogEvent, LogStream, SampleEvent, VerdictEvent, WatchEvent } from '../services/watch.js';
+export type {
+  ConnectionEvent,
+  JobEvent,
+  LogEvent,
+  LogStream,
+  SampleEvent,
+  VerdictEvent,
+  WatchEvent,
+} from '../services/watch.js';
 
 /** How a watch ended: the user left (`quit`) or the verdict came with exit-on-done (`done`). */
 export interface WatchResult {

@@ -101,7 +101,6 @@ export function sanitizeLine(line: string): string {
     }
     s = out;
   }
-  // eslint-disable-next-line no-control-regex
   return s.replace(/[\u0000-\u001F\u007F-\u009F]/g, '');
 }
 
@@ -110,7 +109,7 @@ export function truncate(text: string, width: number): string {
   const w = Math.max(0, Math.floor(width));
   if (text.length <= w) return text;
   if (w === 0) return '';
-  return text.slice(0, w - 1) + '…';
+  return `${text.slice(0, w - 1)}…`;
 }
 
 /**

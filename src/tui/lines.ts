@@ -63,7 +63,8 @@ export function verdictColor(cls: VerdictClass): Color {
 
 function stateSegment(job: Job, ending: boolean): Segment {
   if (isDone(job)) return seg(`● done · ${job.verdict.class}`, { color: verdictColor(job.verdict.class), bold: true });
-  if (ending && job.state === 'running') return seg('● ending · collecting the verdict', { color: 'yellow', bold: true });
+  if (ending && job.state === 'running')
+    return seg('● ending · collecting the verdict', { color: 'yellow', bold: true });
   const color: Color = job.state === 'running' ? 'green' : job.state === 'grading' ? 'cyan' : 'yellow';
   return seg(`● ${job.state}`, { color, bold: true });
 }
@@ -132,15 +133,16 @@ interface Gauge {
 }
 
 function gaugeRow(g: Gauge, sparkW: number): Row {
-  const row: Row = [seg(g.label.padEnd(COL_LABEL), { bold: true }), seg(g.value.padEnd(COL_VALUE) + ' ')];
+  const row: Row = [seg(g.label.padEnd(COL_LABEL), { bold: true }), seg(`${g.value.padEnd(COL_VALUE)} `)];
   if (g.fraction !== null) {
     row.push(seg(bar(g.fraction, COL_BAR), { color: levelColor(g.fraction) }));
     row.push(seg((g.pct ?? formatPercent(g.fraction * 100)).padStart(COL_PCT), { color: levelColor(g.fraction) }));
   } else {
     row.push(seg((g.noBar ?? '').padEnd(COL_BAR + COL_PCT), { dim: true }));
   }
-  row.push(seg('  ' + g.peak.padEnd(COL_PEAK), { dim: true }));
-  if (sparkW > 0 && g.history.length > 0) row.push(seg('  ' + sparkline(g.history, sparkW, g.historyMax), { color: 'cyan' }));
+  row.push(seg(`  ${g.peak.padEnd(COL_PEAK)}`, { dim: true }));
+  if (sparkW > 0 && g.history.length > 0)
+    row.push(seg(`  ${sparkline(g.history, sparkW, g.historyMax)}`, { color: 'cyan' }));
   return row;
 }
 
@@ -150,7 +152,9 @@ export function resourceRows(state: WatchState, now: number, width: number): Row
   const last: Sample | undefined = state.samples[state.samples.length - 1];
   const peaks = state.peaks;
   if (last === undefined || peaks === null) {
-    return [[seg('resources'.padEnd(COL_LABEL + 4), { bold: true }), seg('waiting for the first sample…', { dim: true })]];
+    return [
+      [seg('resources'.padEnd(COL_LABEL + 4), { bold: true }), seg('waiting for the first sample…', { dim: true })],
+    ];
   }
   const limits = state.job?.limits ?? null;
   const sparkW = Math.max(0, Math.min(state.options.historySize, w - FIXED));
@@ -216,7 +220,8 @@ export function resourceRows(state: WatchState, now: number, width: number): Row
     );
   }
   const ago = Math.max(0, (now - last.t) / 1000);
-  const gpuPeak = peaks.gpuMemBytes === null || gpuMemOf(last) === null ? '' : ` · GPU mem peak ${formatBytes(peaks.gpuMemBytes)}`;
+  const gpuPeak =
+    peaks.gpuMemBytes === null || gpuMemOf(last) === null ? '' : ` · GPU mem peak ${formatBytes(peaks.gpuMemBytes)}`;
   rows.push([
     seg('disk'.padEnd(COL_LABEL), { bold: true }),
     seg(`${formatBytes(last.folderBytes)} (peak ${formatBytes(peaks.folderBytes)})`),

@@ -283,7 +283,8 @@ function withSample(state: WatchState, sample: Sample): WatchState {
   if (last !== undefined && sample.t <= last.t) return state;
   // Once the job's processes are gone, keep showing their last figures, not zeros; the
   // supervisor is collecting the verdict.
-  if (last !== undefined && last.procs > 0 && sample.procs === 0) return state.ending ? state : { ...state, ending: true };
+  if (last !== undefined && last.procs > 0 && sample.procs === 0)
+    return state.ending ? state : { ...state, ending: true };
   const samples = [...state.samples, sample].slice(-state.options.historySize);
   return { ...state, samples, peaks: mergePeaks(state.peaks, sample) };
 }

@@ -30,7 +30,9 @@ export function resourceText(sample: Sample, job: Job | null): string {
   const mem = job?.limits.memoryBytes ?? null;
   const pids = job?.limits.pids ?? null;
   const parts = [
-    mem ? `RSS ${formatBytes(sample.rssBytes)} / ${formatBytes(mem)} (${formatPercent((sample.rssBytes / mem) * 100)})` : `RSS ${formatBytes(sample.rssBytes)}`,
+    mem
+      ? `RSS ${formatBytes(sample.rssBytes)} / ${formatBytes(mem)} (${formatPercent((sample.rssBytes / mem) * 100)})`
+      : `RSS ${formatBytes(sample.rssBytes)}`,
     `CPU ${formatPercent(sample.cpuPct)}`,
     pids ? `procs ${sample.procs} / ${pids}` : `procs ${sample.procs}`,
   ];
@@ -71,7 +73,13 @@ export function jsonRecord(e: WatchEvent, now: number): Record<string, unknown> 
     case 'job':
       return { type: 'job', at, state: e.job.state, job: e.job };
     case 'verdict':
-      return { type: 'verdict', at, verdict: e.job.verdict, exitCode: e.job.verdict ? exitCodeForVerdict(e.job.verdict.class) : null, job: e.job };
+      return {
+        type: 'verdict',
+        at,
+        verdict: e.job.verdict,
+        exitCode: e.job.verdict ? exitCodeForVerdict(e.job.verdict.class) : null,
+        job: e.job,
+      };
     case 'connection':
       return e.status === 'connected'
         ? { type: 'connection', at, status: 'connected' }

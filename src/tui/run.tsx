@@ -97,7 +97,7 @@ export function leavingLine(result: WatchResult, fallbackId?: string): string | 
 export async function runWatchTui(opts: RunWatchOptions): Promise<WatchResult> {
   const stdout = opts.stdout ?? process.stdout;
   const stdin = opts.stdin ?? process.stdin;
-  const color = opts.color ?? !(process.env['NO_COLOR'] !== undefined && process.env['NO_COLOR'] !== '');
+  const color = opts.color ?? !(process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== '');
   const inner = toSubscribe(opts.source);
   // Remember the latest job here too, for a leave that bypasses the view (SIGINT).
   let last: WatchResult = { left: 'quit', job: null, cancelRequested: false };
@@ -132,7 +132,7 @@ export async function runWatchTui(opts: RunWatchOptions): Promise<WatchResult> {
     const value: unknown = await instance.waitUntilExit();
     const result = isResult(value) ? value : last;
     const line = result.left === 'quit' ? leavingLine(result, opts.jobId) : null;
-    if (line !== null) (opts.messages ?? process.stderr).write(line + '\n');
+    if (line !== null) (opts.messages ?? process.stderr).write(`${line}\n`);
     return result;
   } finally {
     process.off('SIGINT', onSigint);

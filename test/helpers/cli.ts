@@ -25,7 +25,8 @@ export interface Home {
 }
 
 /** runuser (util-linux), to run gpuq as an unprivileged user in tests that start as root. */
-export const RUNUSER = ['/usr/sbin/runuser', '/sbin/runuser', '/usr/bin/runuser'].find((p) => existsSync(p)) ?? 'runuser';
+export const RUNUSER =
+  ['/usr/sbin/runuser', '/sbin/runuser', '/usr/bin/runuser'].find((p) => existsSync(p)) ?? 'runuser';
 
 /** uid and gid of a user, or null when there is no such user (reads /etc/passwd). */
 export function userIds(name: string): { uid: number; gid: number } | null {
@@ -52,7 +53,11 @@ export interface RunResult {
  * (tests running as root), the home belongs to that user and gpuq runs as that user, with a
  * plain system PATH (root's PATH shims are not the user's).
  */
-export async function makeHome(config?: unknown, extraEnv: NodeJS.ProcessEnv = {}, opts: { runAs?: string } = {}): Promise<Home> {
+export async function makeHome(
+  config?: unknown,
+  extraEnv: NodeJS.ProcessEnv = {},
+  opts: { runAs?: string } = {},
+): Promise<Home> {
   const dir = await mkdtemp(join(tmpdir(), 'gpuq-home-'));
   if (config !== undefined) await writeFile(join(dir, 'config.json'), JSON.stringify(config, null, 2));
   const env: NodeJS.ProcessEnv = { ...process.env, GPUQ_HOME: dir, NO_COLOR: '1', ...extraEnv };
@@ -69,10 +74,18 @@ export async function makeHome(config?: unknown, extraEnv: NodeJS.ProcessEnv = {
 }
 
 /** Starts gpuq without waiting (for concurrent runs, follow mode, killing it mid-way). */
-export function startGpuq(home: Home, args: string[], opts: { cwd?: string; input?: string } = {}): { child: ChildProcess; done: Promise<RunResult> } {
+export function startGpuq(
+  home: Home,
+  args: string[],
+  opts: { cwd?: string; input?: string } = {},
+): { child: ChildProcess; done: Promise<RunResult> } {
   const argv = [process.execPath, BIN, ...args];
   if (home.runAs !== undefined) argv.unshift(RUNUSER, '-u', home.runAs, '--');
-  const child = spawn(argv[0] as string, argv.slice(1), { cwd: opts.cwd ?? REPO, env: home.env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(argv[0] as string, argv.slice(1), {
+    cwd: opts.cwd ?? REPO,
+    env: home.env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));

@@ -92,7 +92,9 @@ export interface Sshd {
  */
 export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
   if (!existsSync(SSHD_BIN)) {
-    throw new Error(`${SSHD_BIN} is missing: the SSH tests need a real OpenSSH server. Install it with \`apt-get install -y openssh-server\`.`);
+    throw new Error(
+      `${SSHD_BIN} is missing: the SSH tests need a real OpenSSH server. Install it with \`apt-get install -y openssh-server\`.`,
+    );
   }
   const isRoot = process.getuid?.() === 0;
   const user = isRoot ? ensureTestUser() : userInfo().username;
@@ -129,37 +131,43 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
   let exited = true;
 
   const writeConfig = async () => {
-    await writeFile(configPath, [
-      `ListenAddress 127.0.0.1`,
-      `Port ${port}`,
-      ...hostKeys.map((k) => `HostKey ${k.path}`),
-      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
-      `PidFile ${join(dir, 'sshd.pid')}`,
-      `UsePAM no`,
-      `StrictModes no`,
-      `PasswordAuthentication no`,
-      `KbdInteractiveAuthentication no`,
-      `PubkeyAuthentication yes`,
-      `PermitRootLogin no`,
-      `AllowUsers ${user}`,
-      `MaxStartups 100:30:200`,
-      `LogLevel ${opts.logLevel ?? 'VERBOSE'}`,
-      `Subsystem sftp internal-sftp`,
-      opts.extraConfig ?? '',
-      '',
-    ].join('\n'));
-    await writeFile(sshConfigPath, [
-      `Host ${alias}`,
-      `  HostName 127.0.0.1`,
-      `  Port ${port}`,
-      `  User ${user}`,
-      `  IdentityFile ${clientKeyPath}`,
-      `Host *`,
-      `  IdentitiesOnly yes`,
-      `  UserKnownHostsFile ${join(dir, 'user_known_hosts')}`,
-      `  GlobalKnownHostsFile /dev/null`,
-      '',
-    ].join('\n'));
+    await writeFile(
+      configPath,
+      [
+        `ListenAddress 127.0.0.1`,
+        `Port ${port}`,
+        ...hostKeys.map((k) => `HostKey ${k.path}`),
+        `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+        `PidFile ${join(dir, 'sshd.pid')}`,
+        `UsePAM no`,
+        `StrictModes no`,
+        `PasswordAuthentication no`,
+        `KbdInteractiveAuthentication no`,
+        `PubkeyAuthentication yes`,
+        `PermitRootLogin no`,
+        `AllowUsers ${user}`,
+        `MaxStartups 100:30:200`,
+        `LogLevel ${opts.logLevel ?? 'VERBOSE'}`,
+        `Subsystem sftp internal-sftp`,
+        opts.extraConfig ?? '',
+        '',
+      ].join('\n'),
+    );
+    await writeFile(
+      sshConfigPath,
+      [
+        `Host ${alias}`,
+        `  HostName 127.0.0.1`,
+        `  Port ${port}`,
+        `  User ${user}`,
+        `  IdentityFile ${clientKeyPath}`,
+        `Host *`,
+        `  IdentitiesOnly yes`,
+        `  UserKnownHostsFile ${join(dir, 'user_known_hosts')}`,
+        `  GlobalKnownHostsFile /dev/null`,
+        '',
+      ].join('\n'),
+    );
   };
 
   const launch = async (): Promise<void> => {
@@ -171,7 +179,19 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
       const file = join(dir, `boot_id.${bootId.replace(/[^A-Za-z0-9_-]/g, '_')}`);
       await writeFile(file, `${bootId}\n`, { mode: 0o644 });
       // unshare execs sh, which execs sshd: the pid stays the daemon's.
-      proc = spawn('unshare', ['-m', 'sh', '-c', 'mount --bind "$0" /proc/sys/kernel/random/boot_id && exec "$@"', file, SSHD_BIN, ...sshdArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
+      proc = spawn(
+        'unshare',
+        [
+          '-m',
+          'sh',
+          '-c',
+          'mount --bind "$0" /proc/sys/kernel/random/boot_id && exec "$@"',
+          file,
+          SSHD_BIN,
+          ...sshdArgs,
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
     } else {
       proc = spawn(SSHD_BIN, sshdArgs, { stdio: ['ignore', 'ignore', 'pipe'] });
     }
@@ -185,7 +205,9 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
       if (exited) {
-        throw new Error(`sshd exited at start: ${stderr.trim()} ${safeRead(logPath).trim().split('\n').slice(-5).join(' | ')}`);
+        throw new Error(
+          `sshd exited at start: ${stderr.trim()} ${safeRead(logPath).trim().split('\n').slice(-5).join(' | ')}`,
+        );
       }
       // Ready once *this* daemon says it listens (a probe could reach another one on a raced port).
       if (safeRead(logPath).slice(logStart).includes(`Server listening on 127.0.0.1 port ${port}`)) return;
@@ -324,7 +346,9 @@ function ensureTestUser(): string {
     }
     try {
       // useradd leaves the account locked ("!"), which sshd refuses without PAM.
-      const shadow = readFileSync('/etc/shadow', 'utf8').split('\n').find((l) => l.startsWith(`${TEST_USER}:`));
+      const shadow = readFileSync('/etc/shadow', 'utf8')
+        .split('\n')
+        .find((l) => l.startsWith(`${TEST_USER}:`));
       if (shadow?.split(':')[1]?.startsWith('!')) execFileSync('usermod', ['-p', '*', TEST_USER], { stdio: 'pipe' });
       const home = execFileSync('getent', ['passwd', TEST_USER], { encoding: 'utf8' }).split(':')[5]!;
       if (!existsSync(home)) execFileSync('install', ['-d', '-o', TEST_USER, '-g', TEST_USER, '-m', '0755', home]);

@@ -8,7 +8,18 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { alive, gpuq, gpuqJson, jobProcesses, makeHome, REPO, startGpuq, until, writeProgram, type Home } from '../helpers/cli.js';
+import {
+  alive,
+  gpuq,
+  gpuqJson,
+  jobProcesses,
+  makeHome,
+  REPO,
+  startGpuq,
+  until,
+  writeProgram,
+  type Home,
+} from '../helpers/cli.js';
 import type { Job } from '../../src/core/types.js';
 
 /** A job as `--json` prints it. */
@@ -38,7 +49,13 @@ describe('submit, logs, list, show', () => {
     expect(logs.stdout).toContain(`hello from gpuq job ${id}`);
 
     const job = await gpuqJson<JobJson>(h, ['show', id]);
-    expect(job).toMatchObject({ id, name: 'hello.py', node: 'local', state: 'done', verdict: { class: 'succeeded', exitCode: 0 } });
+    expect(job).toMatchObject({
+      id,
+      name: 'hello.py',
+      node: 'local',
+      state: 'done',
+      verdict: { class: 'succeeded', exitCode: 0 },
+    });
     expect(job.history.map((e) => e.state)).toEqual(['pending', 'running', 'done']);
     const list = await gpuqJson<JobJson[]>(h, ['list']);
     expect(list.map((j) => j.id)).toEqual([id]);
@@ -52,7 +69,10 @@ describe('submit, logs, list, show', () => {
     const h = await home();
     // it runs until the test lets it go, so "running" is not a race with a loaded machine
     const gate = join(await mkdtemp(join(tmpdir(), 'gpuq-gate-')), 'go');
-    const prog = await writeProgram('slow.py', `import os, time\nwhile not os.path.exists(${JSON.stringify(gate)}):\n    time.sleep(0.05)\nprint("done", flush=True)\n`);
+    const prog = await writeProgram(
+      'slow.py',
+      `import os, time\nwhile not os.path.exists(${JSON.stringify(gate)}):\n    time.sleep(0.05)\nprint("done", flush=True)\n`,
+    );
     const r = await gpuq(h, ['submit', prog, '-q']);
     expect(r.code).toBe(0);
     const id = r.stdout.trim();
@@ -67,7 +87,10 @@ describe('submit, logs, list, show', () => {
 
   it('keeps stdout and stderr apart, and --tail, --stdout, --stderr select', async () => {
     const h = await home();
-    const prog = await writeProgram('both.py', 'import sys\nfor i in range(5):\n    print(f"out {i}")\n    print(f"err {i}", file=sys.stderr)\n');
+    const prog = await writeProgram(
+      'both.py',
+      'import sys\nfor i in range(5):\n    print(f"out {i}")\n    print(f"err {i}", file=sys.stderr)\n',
+    );
     const id = (await gpuq(h, ['submit', prog, '--wait', '-q'])).stdout.trim();
     const all = await gpuq(h, ['logs', id]);
     expect(all.stdout).toBe('out 0\nout 1\nout 2\nout 3\nout 4\n');
@@ -82,7 +105,10 @@ describe('submit, logs, list, show', () => {
 
   it('logs -f follows until the end without repeating or losing lines', async () => {
     const h = await home();
-    const prog = await writeProgram('count.py', 'import time\nfor i in range(30):\n    print(f"line {i}", flush=True)\n    time.sleep(0.05)\n');
+    const prog = await writeProgram(
+      'count.py',
+      'import time\nfor i in range(30):\n    print(f"line {i}", flush=True)\n    time.sleep(0.05)\n',
+    );
     const id = (await gpuq(h, ['submit', prog, '-q'])).stdout.trim();
     const f = await gpuq(h, ['logs', id, '-f']);
     expect(f.code).toBe(0);
@@ -105,8 +131,26 @@ describe('submit, logs, list, show', () => {
     const h = await home();
     const canary = join(await mkdtemp(join(tmpdir(), 'gpuq-canary-')), 'pwned');
     const evil = `$(touch ${canary}) \`touch ${canary}\` "dq" 'sq' ; touch ${canary} \\ \n newline`;
-    const prog = await writeProgram('echo.py', 'import json, os, sys\nprint(json.dumps({"args": sys.argv[1:], "env": os.environ.get("EVIL")}))\n');
-    const r = await gpuq(h, ['submit', prog, '--name', evil, '--env', `EVIL=${evil}`, '--arg', evil, '--arg', '--not-an-option', '--arg', '', '--wait', '-q']);
+    const prog = await writeProgram(
+      'echo.py',
+      'import json, os, sys\nprint(json.dumps({"args": sys.argv[1:], "env": os.environ.get("EVIL")}))\n',
+    );
+    const r = await gpuq(h, [
+      'submit',
+      prog,
+      '--name',
+      evil,
+      '--env',
+      `EVIL=${evil}`,
+      '--arg',
+      evil,
+      '--arg',
+      '--not-an-option',
+      '--arg',
+      '',
+      '--wait',
+      '-q',
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const id = r.stdout.trim();
@@ -161,7 +205,7 @@ describe('verdicts and exit codes', () => {
     const h = await home();
     const prog = await writeProgram(
       'tree.py',
-      [
+      `${[
         'import os, subprocess, time',
         'kids = [subprocess.Popen(["sleep", "300"]) for _ in range(3)]',
         'if os.fork() == 0:',
@@ -171,7 +215,7 @@ describe('verdicts and exit codes', () => {
         '    os._exit(0)',
         'print("started", flush=True)',
         'time.sleep(300)',
-      ].join('\n') + '\n',
+      ].join('\n')}\n`,
     );
     const id = (await gpuq(h, ['submit', prog, '-q'])).stdout.trim();
     expect(await until(async () => (await gpuq(h, ['logs', id])).stdout.includes('started'))).toBe(true);
@@ -215,10 +259,26 @@ describe('verdicts and exit codes', () => {
     expect((await gpuq(h, ['wait', id])).code).toBe(17);
   });
 
-  it('--env cannot change the supervisor\'s own settings, only the program\'s environment', async () => {
+  it("--env cannot change the supervisor's own settings, only the program's environment", async () => {
     const h = await home();
-    const prog = await writeProgram('env.py', 'import os, resource\nprint(os.environ["FILES_MAX"], os.environ["COMMAND"], resource.getrlimit(resource.RLIMIT_NOFILE)[0], os.environ["GPUQ_JOB_ID"])\n');
-    const r = await gpuq(h, ['submit', prog, '--files', '64', '--env', 'FILES_MAX=0', '--env', 'COMMAND=true', '--env', 'JOB_DIR=/tmp', '--wait', '-q']);
+    const prog = await writeProgram(
+      'env.py',
+      'import os, resource\nprint(os.environ["FILES_MAX"], os.environ["COMMAND"], resource.getrlimit(resource.RLIMIT_NOFILE)[0], os.environ["GPUQ_JOB_ID"])\n',
+    );
+    const r = await gpuq(h, [
+      'submit',
+      prog,
+      '--files',
+      '64',
+      '--env',
+      'FILES_MAX=0',
+      '--env',
+      'COMMAND=true',
+      '--env',
+      'JOB_DIR=/tmp',
+      '--wait',
+      '-q',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const id = r.stdout.trim();
     expect((await gpuq(h, ['logs', id])).stdout).toBe(`0 true 64 ${id}\n`);
@@ -228,7 +288,7 @@ describe('verdicts and exit codes', () => {
     const h = await home();
     const prog = await writeProgram(
       'forge.py',
-      [
+      `${[
         'import json, sys, time',
         's = json.load(open("../status.json"))',
         's.update(state="exited", exitCode=0, endedAtMs=s["startedAtMs"] + 1)',
@@ -236,7 +296,7 @@ describe('verdicts and exit codes', () => {
         'print("forged", flush=True)',
         'time.sleep(1.5)',
         'sys.exit(3)',
-      ].join('\n') + '\n',
+      ].join('\n')}\n`,
     );
     const id = (await gpuq(h, ['submit', prog, '-q'])).stdout.trim();
     expect(await until(async () => (await gpuq(h, ['logs', id])).stdout.includes('forged'))).toBe(true);
@@ -262,7 +322,10 @@ describe('the ledger', () => {
     const prog = await writeProgram('quick.py', 'print("hi")\n');
     const runs = await Promise.all(Array.from({ length: 30 }, () => gpuq(h, ['submit', prog, '-q'])));
     for (const r of runs) expect(r.stderr, r.stderr).not.toMatch(/error/i);
-    expect(runs.map((r) => r.code), runs.map((r) => r.stderr).join('')).toEqual(Array(30).fill(0));
+    expect(
+      runs.map((r) => r.code),
+      runs.map((r) => r.stderr).join(''),
+    ).toEqual(Array(30).fill(0));
     const ids = runs.map((r) => r.stdout.trim());
     expect(new Set(ids).size).toBe(30);
     const list = await gpuqJson<JobJson[]>(h, ['list', '--all']);
@@ -321,7 +384,7 @@ describe('the ledger', () => {
     const good = { ...data.jobs[0]! };
     // an archived job, as gpuq writes one, is listed by --all
     const archive = join(h.dir, 'ledger.archive.jsonl');
-    writeFileSync(archive, JSON.stringify({ ...good, id: 'arch0001' }) + '\n');
+    writeFileSync(archive, `${JSON.stringify({ ...good, id: 'arch0001' })}\n`);
     expect((await gpuq(h, ['list', '--all'])).stdout).toContain('arch0001');
 
     delete data.jobs[0]!.limits;
@@ -337,10 +400,18 @@ describe('the ledger', () => {
     expect(readFileSync(path, 'utf8')).toBe(edited);
 
     writeFileSync(path, JSON.stringify({ ...data, jobs: [good] }));
-    writeFileSync(archive, JSON.stringify({ ...good, id: 'arch0001' }) + '\n' + JSON.stringify({ ...good, id: 'arch0002', state: 'exploded' }) + '\n');
+    writeFileSync(
+      archive,
+      JSON.stringify({ ...good, id: 'arch0001' }) +
+        '\n' +
+        JSON.stringify({ ...good, id: 'arch0002', state: 'exploded' }) +
+        '\n',
+    );
     const r = await gpuq(h, ['list', '--all']);
     expect(r.code, r.stderr).toBe(5);
-    expect(r.stderr).toContain(`${archive} is damaged at line 2 (job arch0002: field "state" has a value of the wrong kind ("exploded"))`);
+    expect(r.stderr).toContain(
+      `${archive} is damaged at line 2 (job arch0002: field "state" has a value of the wrong kind ("exploded"))`,
+    );
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 });

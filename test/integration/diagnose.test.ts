@@ -18,7 +18,14 @@ interface Peak {
 interface DiagnosisJson {
   id: string;
   state: string;
-  verdict: { class: string; cause: string | null; exitCode: number | null; summary: string; evidence: string[]; hints: string[] } | null;
+  verdict: {
+    class: string;
+    cause: string | null;
+    exitCode: number | null;
+    summary: string;
+    evidence: string[];
+    hints: string[];
+  } | null;
   summary: string;
   evidence: string[];
   peaks: Peak[];
@@ -27,7 +34,11 @@ interface DiagnosisJson {
   nodeFacts: {
     reachable: boolean;
     error: string | null;
-    status: { disk: { freeBytes: number; totalBytes: number } | null; inodes: { free: number } | null; load: number[] | null } | null;
+    status: {
+      disk: { freeBytes: number; totalBytes: number } | null;
+      inodes: { free: number } | null;
+      load: number[] | null;
+    } | null;
   };
   hints: string[];
   notes: string[];
@@ -48,7 +59,10 @@ const MiB = 1024 * 1024;
 describe('gpuq diagnose', () => {
   it('names the missing module, quotes stderr and reads the node', async () => {
     const h = await home();
-    const prog = await writeProgram('solution.py', 'import sys\nprint("loading", file=sys.stderr)\nimport gpuq_no_such_module_xyz\n');
+    const prog = await writeProgram(
+      'solution.py',
+      'import sys\nprint("loading", file=sys.stderr)\nimport gpuq_no_such_module_xyz\n',
+    );
     const sub = await gpuq(h, ['submit', prog, '--wait', '-q']);
     expect(sub.code, sub.stderr).toBe(10);
     const id = sub.stdout.trim().split('\n')[0] as string;
@@ -76,7 +90,10 @@ describe('gpuq diagnose', () => {
     expect(d.peaks.find((p) => p.key === 'wall_time')?.text).toMatch(/^ran \S+ of the 1h wall-clock limit/);
 
     // The node gone: what the ledger knows is still printed, and the exit code says it is partial.
-    await writeFile(join(h.dir, 'config.json'), JSON.stringify({ nodes: { local: { transport: 'ssh', host: '127.0.0.1', port: 1, connectTimeout: '2s' } } }));
+    await writeFile(
+      join(h.dir, 'config.json'),
+      JSON.stringify({ nodes: { local: { transport: 'ssh', host: '127.0.0.1', port: 1, connectTimeout: '2s' } } }),
+    );
     const off = await gpuq(h, ['diagnose', id]);
     expect(off.code, off.stderr).toBe(3);
     expect(off.stdout).toMatch(/Could not import gpuq_no_such_module_xyz on node local\./);
@@ -95,7 +112,10 @@ describe('gpuq diagnose', () => {
   it('sets a memory hog’s RSS peak against its --memory limit', async () => {
     const h = await home();
     // Grows by 10 MiB every 20 ms, so the sampler sees it climb before the limit stops it.
-    const prog = await writeProgram('hog.py', 'import time\nx = []\nwhile True:\n    x.append(bytearray(10 * 1024 * 1024))\n    time.sleep(0.02)\n');
+    const prog = await writeProgram(
+      'hog.py',
+      'import time\nx = []\nwhile True:\n    x.append(bytearray(10 * 1024 * 1024))\n    time.sleep(0.02)\n',
+    );
     const sub = await gpuq(h, ['submit', prog, '--memory', '200m', '--wait', '-q']);
     expect(sub.code, sub.stderr).toBe(12);
     const id = sub.stdout.trim().split('\n')[0] as string;
@@ -122,7 +142,10 @@ describe('gpuq diagnose', () => {
 
   it('says a running job is still running and shows its peaks so far', async () => {
     const h = await home();
-    const prog = await writeProgram('slow.py', 'import sys, time\nbuf = bytearray(40 * 1024 * 1024)\nprint("working", file=sys.stderr)\ntime.sleep(60)\n');
+    const prog = await writeProgram(
+      'slow.py',
+      'import sys, time\nbuf = bytearray(40 * 1024 * 1024)\nprint("working", file=sys.stderr)\ntime.sleep(60)\n',
+    );
     const sub = await gpuq(h, ['submit', prog, '-q']);
     expect(sub.code, sub.stderr).toBe(0);
     const id = sub.stdout.trim();

@@ -70,7 +70,11 @@ export async function runHostile(home: Home, fixture: string, opts: string[] = [
 }
 
 /** Starts a fixture without waiting; returns the job id, its folder and the main process's pid. */
-export async function startHostile(home: Home, fixture: string, opts: string[] = []): Promise<{ id: string; pid: number; dir: string }> {
+export async function startHostile(
+  home: Home,
+  fixture: string,
+  opts: string[] = [],
+): Promise<{ id: string; pid: number; dir: string }> {
   const r = await gpuq(home, ['submit', join(HOSTILE, fixture), '-q', ...opts]);
   if (r.code !== 0) throw new Error(`gpuq submit ${fixture} exited ${r.code}: ${r.stderr}`);
   const id = r.stdout.trim();
@@ -127,7 +131,9 @@ export function ensureTestUser(): boolean {
   }
   for (const useradd of ['/usr/sbin/useradd', '/sbin/useradd', 'useradd']) {
     try {
-      execFileSync(useradd, ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', TEST_USER], { stdio: 'ignore' });
+      execFileSync(useradd, ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', TEST_USER], {
+        stdio: 'ignore',
+      });
       return true;
     } catch {
       /* next */

@@ -101,7 +101,14 @@ describe.runIf(canRun).concurrent(`hostile programs as the unprivileged user ${T
 
   it('gpuq cancel takes a setsid + double-forked escapee with a cleared environment with it', async () => {
     const h = await home();
-    const { id, dir } = await startHostile(h, 'escape.py', ['--arg', '--stay', '--arg', '--clear-env', '--timeout', '60s']);
+    const { id, dir } = await startHostile(h, 'escape.py', [
+      '--arg',
+      '--stay',
+      '--arg',
+      '--clear-env',
+      '--timeout',
+      '60s',
+    ]);
     await waitForFile(dir, 'escaped.pid');
     const c = await gpuq(h, ['cancel', id]);
     expect(c.code, c.stderr).toBe(0);

@@ -6,13 +6,25 @@
  * hostile-user.test.ts runs the key subset as an unprivileged user.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { gpuq, makeHome, type Home } from '../helpers/cli.js';
 import { fakeNvidiaSmi } from '../helpers/nvidia-smi.js';
-import { canMakeCgroup, expectGone, expectVerdict, jobProcesses, liveProcess, pidFile, readJobFile, runHostile, startHostile, waitForFile, waitHostile } from './hostile-helpers.js';
+import {
+  canMakeCgroup,
+  expectGone,
+  expectVerdict,
+  jobProcesses,
+  liveProcess,
+  pidFile,
+  readJobFile,
+  runHostile,
+  startHostile,
+  waitForFile,
+  waitHostile,
+} from './hostile-helpers.js';
 
 const isRoot = process.getuid?.() === 0;
 const homes: Home[] = [];
@@ -110,13 +122,16 @@ describe.concurrent('hostile programs (as the test runner)', () => {
   });
 
   // Root without a pids cgroup cannot bound a fork bomb (root ignores ulimit -u): not run there.
-  it.runIf(PIDS_BOUNDED)('a fork bomb under --pids stops by itself and takes nothing with it: limit/pids, 14', async () => {
-    const f = await runHostile(await home(), 'fork_bomb.py', ['--pids', '20', '--timeout', '20s']);
-    expectVerdict(f, 'limit', 'pids', 14);
-    expect(f.status.timedOut).toBe(false);
-    // The machine still forks: this test goes on running processes.
-    expect(execFileSync('true').length).toBe(0);
-  });
+  it.runIf(PIDS_BOUNDED)(
+    'a fork bomb under --pids stops by itself and takes nothing with it: limit/pids, 14',
+    async () => {
+      const f = await runHostile(await home(), 'fork_bomb.py', ['--pids', '20', '--timeout', '20s']);
+      expectVerdict(f, 'limit', 'pids', 14);
+      expect(f.status.timedOut).toBe(false);
+      // The machine still forks: this test goes on running processes.
+      expect(execFileSync('true').length).toBe(0);
+    },
+  );
 
   it('too many open files under --files: limit/open_files, 14', async () => {
     const f = await runHostile(await home(), 'many_files.py', ['--files', '32']);
@@ -153,7 +168,14 @@ describe.concurrent('hostile programs (as the test runner)', () => {
   });
 
   it('a timeout warns the setsid + double-forked escapee with SIGTERM too, then takes it', async () => {
-    const f = await runHostile(await home(), 'escape.py', ['--arg', '--stay', '--arg', '--note-term', '--timeout', '2s']);
+    const f = await runHostile(await home(), 'escape.py', [
+      '--arg',
+      '--stay',
+      '--arg',
+      '--note-term',
+      '--timeout',
+      '2s',
+    ]);
     expectVerdict(f, 'timeout', undefined, 11);
     await expectGone(pidFile(f.job, 'escaped.pid'));
     expect(readFileSync(join(f.job.remote?.dir as string, 'work', 'escaped.term'), 'utf8')).toBe('SIGTERM\n');
@@ -170,13 +192,16 @@ describe.concurrent('hostile programs (as the test runner)', () => {
     await expectGone(pidFile(f.job, 'escaped.pid'));
   });
 
-  it.runIf(MEMORY_CGROUPS)('a child OOM-killed while the main process exits 0 is reported: succeeded/child_oom, 0', async () => {
-    const f = await runHostile(await home(), 'child_oom.py', ['--memory', '64m', '--timeout', '30s']);
-    expectVerdict(f, 'succeeded', 'child_oom', 0);
-    expect(f.stdoutLog).toMatch(/child ended with -9/);
-    expect(Number(f.status.oomKills)).toBeGreaterThanOrEqual(1);
-    expect(f.job.verdict?.evidence.join('\n')).toMatch(/OOM kill/);
-  });
+  it.runIf(MEMORY_CGROUPS)(
+    'a child OOM-killed while the main process exits 0 is reported: succeeded/child_oom, 0',
+    async () => {
+      const f = await runHostile(await home(), 'child_oom.py', ['--memory', '64m', '--timeout', '30s']);
+      expectVerdict(f, 'succeeded', 'child_oom', 0);
+      expect(f.stdoutLog).toMatch(/child ended with -9/);
+      expect(Number(f.status.oomKills)).toBeGreaterThanOrEqual(1);
+      expect(f.job.verdict?.evidence.join('\n')).toMatch(/OOM kill/);
+    },
+  );
 
   it('SIGKILL from outside: signaled/sigkill, 15 from gpuq wait', async () => {
     const h = await home();
@@ -208,12 +233,13 @@ describe.concurrent('hostile programs (as the test runner)', () => {
     expect(liveProcess(pid)).toBe(false);
   });
 
-  it('thread-pool variables default to the job\'s CPU share; --env wins', async () => {
+  it("thread-pool variables default to the job's CPU share; --env wins", async () => {
     const cores = Number(execFileSync('nproc').toString().trim());
     const f = await runHostile(await home(), 'threads_env.py', ['--env', 'OMP_NUM_THREADS=7']);
     expectVerdict(f, 'succeeded', undefined, 0);
     expect(f.stdoutLog).toContain('OMP_NUM_THREADS 7\n');
-    for (const v of ['MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'NUMEXPR_NUM_THREADS']) expect(f.stdoutLog).toContain(`${v} ${cores}\n`);
+    for (const v of ['MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'NUMEXPR_NUM_THREADS'])
+      expect(f.stdoutLog).toContain(`${v} ${cores}\n`);
   });
 
   it('samples.jsonl and monitor.json record the tree, and the GPU through nvidia-smi', async () => {
@@ -223,19 +249,35 @@ describe.concurrent('hostile programs (as the test runner)', () => {
     homes.push(h);
     const prog = join(bin, 'gpu_job.py');
     mkdirSync(bin, { recursive: true });
-    writeFileSync(prog, `import os, time\nopen(${JSON.stringify(pidPath)}, "w").write(str(os.getpid()))\nx = bytearray(20 << 20)\ntime.sleep(3.5)\n`);
+    writeFileSync(
+      prog,
+      `import os, time\nopen(${JSON.stringify(pidPath)}, "w").write(str(os.getpid()))\nx = bytearray(20 << 20)\ntime.sleep(3.5)\n`,
+    );
     try {
       const r = await gpuq(h, ['submit', prog, '--wait', '--json']);
       expect(r.code, r.stderr).toBe(0);
       const job = JSON.parse(r.stdout);
-      const samples = readFileSync(join(job.remote.dir, 'samples.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      const samples = readFileSync(join(job.remote.dir, 'samples.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
       expect(samples.length).toBeGreaterThanOrEqual(8); // 10 Hz in the first second
       const withGpu = samples.filter((s) => s.gpu !== null && s.gpu.length === 1);
       expect(withGpu.length).toBeGreaterThan(0);
       expect(withGpu.at(-1).gpu[0]).toMatchObject({ index: 0, memUsedBytes: 1234 * 1024 * 1024, utilPct: 37 });
       // While the job ran, its pid's memory on the GPU was its own.
       expect(withGpu.some((s) => s.gpu[0].jobMemBytes === 1000 * 1024 * 1024)).toBe(true);
-      for (const s of samples) expect(Object.keys(s).sort()).toEqual(['cpuPct', 'folderBytes', 'gpu', 'openFiles', 'procs', 'rssBytes', 't', 'threads']);
+      for (const s of samples)
+        expect(Object.keys(s).sort()).toEqual([
+          'cpuPct',
+          'folderBytes',
+          'gpu',
+          'openFiles',
+          'procs',
+          'rssBytes',
+          't',
+          'threads',
+        ]);
       const monitor = readJobFile(job, 'monitor.json') as Record<string, number>;
       expect(monitor.peakRssBytes).toBeGreaterThan(20 << 20);
       expect(monitor.peakProcs).toBeGreaterThanOrEqual(1);

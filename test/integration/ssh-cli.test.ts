@@ -19,7 +19,10 @@ const homes: Home[] = [];
 
 beforeAll(async () => {
   [a, b] = await Promise.all([startSshd({ alias: 'node-a' }), startSshd({ alias: 'node-b' })]);
-  prog = await writeProgram('hi.py', 'import os, sys\nprint("out", os.environ["GPUQ_JOB_ID"])\nprint("err line", file=sys.stderr)\n');
+  prog = await writeProgram(
+    'hi.py',
+    'import os, sys\nprint("out", os.environ["GPUQ_JOB_ID"])\nprint("err line", file=sys.stderr)\n',
+  );
 });
 afterAll(async () => {
   await Promise.all(homes.map((h) => h.cleanup()));
@@ -38,11 +41,17 @@ async function home(nodes: Record<string, unknown>, knownHosts: string[], env: N
 }
 
 const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-const fingerprint = (s: Sshd) => execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', `${s.hostKeys[0]!.path}.pub`], { encoding: 'utf8' }).split(' ')[1]!;
+const fingerprint = (s: Sshd) =>
+  execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', `${s.hostKeys[0]!.path}.pub`], { encoding: 'utf8' }).split(
+    ' ',
+  )[1]!;
 
 describe('submit → wait → logs → diagnose on two nodes', () => {
   it('runs a job on each node, reads its output back, keeps the job folder private', async () => {
-    const h = await home({ a: a.configEntry(), b: b.configEntry() }, [a.knownHostsLine('right'), b.knownHostsLine('right')]);
+    const h = await home({ a: a.configEntry(), b: b.configEntry() }, [
+      a.knownHostsLine('right'),
+      b.knownHostsLine('right'),
+    ]);
     const ids: string[] = [];
     for (const node of ['a', 'b']) {
       const r = await gpuq(h, ['submit', prog, '--node', node, '--wait']);
@@ -60,7 +69,11 @@ describe('submit → wait → logs → diagnose on two nodes', () => {
       expect(job.node).toBe(node);
       expect(job.verdict?.class).toBe('succeeded');
       // 0700 folder, 0600 program, owned by the node user, under the node's workdir
-      const st = execFileSync('stat', ['-c', '%a %U', job.remote!.dir, `${job.remote!.dir}/work/hi.py`], { encoding: 'utf8' }).trim().split('\n');
+      const st = execFileSync('stat', ['-c', '%a %U', job.remote!.dir, `${job.remote!.dir}/work/hi.py`], {
+        encoding: 'utf8',
+      })
+        .trim()
+        .split('\n');
       expect(st).toEqual([`700 ${a.user}`, `600 ${a.user}`]);
       expect(job.remote!.dir).toContain(`gpuq-${(node === 'a' ? a : b).port}/jobs/${id}`);
     }
@@ -73,7 +86,10 @@ describe('submit → wait → logs → diagnose on two nodes', () => {
   });
 
   it('without --node picks the node with fewer running gpuq jobs, and wait takes jobs on both', async () => {
-    const h = await home({ a: a.configEntry(), b: b.configEntry() }, [a.knownHostsLine('right'), b.knownHostsLine('right')]);
+    const h = await home({ a: a.configEntry(), b: b.configEntry() }, [
+      a.knownHostsLine('right'),
+      b.knownHostsLine('right'),
+    ]);
     const slow = await writeProgram('slow.py', 'import time\ntime.sleep(5)\nprint("done")\n');
     const first = await gpuqJson<JobJson>(h, ['submit', slow]);
     const second = await gpuqJson<JobJson>(h, ['submit', slow]);
@@ -90,17 +106,30 @@ describe('submit → wait → logs → diagnose on two nodes', () => {
     expect(r.stderr).not.toMatch(/uploading/); // no progress bar without a terminal
     const job = JSON.parse(r.stdout) as JobJson;
     const remote = `${job.remote!.dir}/work/big.py`;
-    expect(execFileSync('stat', ['-c', '%a %s', remote], { encoding: 'utf8' }).trim()).toBe(`600 ${(await readFile(big)).length}`);
+    expect(execFileSync('stat', ['-c', '%a %s', remote], { encoding: 'utf8' }).trim()).toBe(
+      `600 ${(await readFile(big)).length}`,
+    );
     expect(execFileSync('cmp', [big, remote], { encoding: 'utf8' })).toBe('');
     expect((await gpuq(h, ['logs', job.id])).stdout).toBe('big ok\n');
   });
   it('shows upload progress for a program over 8 MiB when stderr is a terminal (tmux)', async () => {
     const h = await home({ a: a.configEntry() }, [a.knownHostsLine('right')]);
-    const big = await writeProgram('huge.py', `${'#'.repeat(1023)}\n`.repeat(9 * 1024) + 'print("huge ok")\n');
+    const big = await writeProgram('huge.py', `${`${'#'.repeat(1023)}\n`.repeat(9 * 1024)}print("huge ok")\n`);
     const socket = `gpuq-ssh-test-${process.pid}`;
-    const tmux = (...args: string[]) => execFileSync('tmux', ['-L', socket, '-f', '/dev/null', ...args], { encoding: 'utf8' });
-    const envs = Object.entries({ GPUQ_HOME: h.dir, GPUQ_SSH_CONFIG: a.sshConfigPath, NO_COLOR: '1' }).map(([k, v]) => `${k}=${shq(v)}`).join(' ');
-    tmux('new-session', '-d', '-x', '150', '-y', '20', `env ${envs} ${shq(process.execPath)} ${shq(BIN)} submit ${shq(big)} --node a -q; echo "rc=$?"; sleep 30`);
+    const tmux = (...args: string[]) =>
+      execFileSync('tmux', ['-L', socket, '-f', '/dev/null', ...args], { encoding: 'utf8' });
+    const envs = Object.entries({ GPUQ_HOME: h.dir, GPUQ_SSH_CONFIG: a.sshConfigPath, NO_COLOR: '1' })
+      .map(([k, v]) => `${k}=${shq(v)}`)
+      .join(' ');
+    tmux(
+      'new-session',
+      '-d',
+      '-x',
+      '150',
+      '-y',
+      '20',
+      `env ${envs} ${shq(process.execPath)} ${shq(BIN)} submit ${shq(big)} --node a -q; echo "rc=$?"; sleep 30`,
+    );
     try {
       let screen = '';
       for (let i = 0; i < 200 && !/rc=\d+/.test(screen); i++) {
@@ -172,7 +201,10 @@ describe('host keys', () => {
 
 describe('ssh config', () => {
   it('reaches a node given as an ssh config alias (HostName, User, Port, IdentityFile from the file)', async () => {
-    const h = await home({ a: { transport: 'ssh', host: 'node-a', workdir: `~/gpuq-${a.port}`, connectTimeout: '3s' } }, [a.knownHostsLine('right')]);
+    const h = await home(
+      { a: { transport: 'ssh', host: 'node-a', workdir: `~/gpuq-${a.port}`, connectTimeout: '3s' } },
+      [a.knownHostsLine('right')],
+    );
     const r = await gpuq(h, ['submit', prog, '--wait']);
     expect(r.code, r.stderr).toBe(0);
     expect((await gpuq(h, ['logs', r.stdout.split('\n')[0]!])).stdout).toMatch(/^out /);
@@ -203,23 +235,26 @@ describe('ssh config', () => {
 
   it('goes through a ProxyJump host (ssh config) and through a node\'s "jump" field', async () => {
     const cfg = join(a.dir, 'jump_config');
-    await writeFile(cfg, [
-      `Host jumphost`,
-      `  HostName 127.0.0.1`,
-      `  Port ${a.port}`,
-      `  User ${a.user}`,
-      `  IdentityFile ${a.clientKeyPath}`,
-      `Host behind`,
-      `  HostName 127.0.0.1`,
-      `  Port ${b.port}`,
-      `  User ${b.user}`,
-      `  IdentityFile ${b.clientKeyPath}`,
-      `  ProxyJump jumphost`,
-      `Host *`,
-      `  IdentitiesOnly yes`,
-      `  UserKnownHostsFile /dev/null`,
-      '',
-    ].join('\n'));
+    await writeFile(
+      cfg,
+      [
+        `Host jumphost`,
+        `  HostName 127.0.0.1`,
+        `  Port ${a.port}`,
+        `  User ${a.user}`,
+        `  IdentityFile ${a.clientKeyPath}`,
+        `Host behind`,
+        `  HostName 127.0.0.1`,
+        `  Port ${b.port}`,
+        `  User ${b.user}`,
+        `  IdentityFile ${b.clientKeyPath}`,
+        `  ProxyJump jumphost`,
+        `Host *`,
+        `  IdentitiesOnly yes`,
+        `  UserKnownHostsFile /dev/null`,
+        '',
+      ].join('\n'),
+    );
     const before = (a.log().match(/Accepted publickey/g) ?? []).length;
     const h = await home(
       {
@@ -243,14 +278,17 @@ describe('gpuq nodes', () => {
   beforeAll(async () => {
     // A node with a stand-in nvidia-smi on its PATH, so the GPU columns have something to show.
     const bin = await mkdtemp(join(tmpdir(), 'gpuq-fakebin-'));
-    await writeFile(join(bin, 'nvidia-smi'), [
-      '#!/bin/sh',
-      'case "$*" in',
-      '  *query-gpu*) echo "0, GPU-aaaa, NVIDIA H100 80GB HBM3, 35, 10240, 81559"; echo "1, GPU-bbbb, NVIDIA H100 80GB HBM3, 0, 0, 81559" ;;',
-      '  *query-compute-apps*) echo "GPU-aaaa, $$, 10200" ;;',
-      'esac',
-      '',
-    ].join('\n'));
+    await writeFile(
+      join(bin, 'nvidia-smi'),
+      [
+        '#!/bin/sh',
+        'case "$*" in',
+        '  *query-gpu*) echo "0, GPU-aaaa, NVIDIA H100 80GB HBM3, 35, 10240, 81559"; echo "1, GPU-bbbb, NVIDIA H100 80GB HBM3, 0, 0, 81559" ;;',
+        '  *query-compute-apps*) echo "GPU-aaaa, $$, 10200" ;;',
+        'esac',
+        '',
+      ].join('\n'),
+    );
     await chmod(bin, 0o755);
     await chmod(join(bin, 'nvidia-smi'), 0o755);
     binDir = bin;
@@ -266,7 +304,14 @@ describe('gpuq nodes', () => {
       {
         a: a.configEntry(),
         c: c.configEntry({ gpus: 2 }),
-        dead: { transport: 'ssh', host: '127.0.0.1', port: 1, user: a.user, identityFile: a.clientKeyPath, connectTimeout: '2s' },
+        dead: {
+          transport: 'ssh',
+          host: '127.0.0.1',
+          port: 1,
+          user: a.user,
+          identityFile: a.clientKeyPath,
+          connectTimeout: '2s',
+        },
       },
       [a.knownHostsLine('right'), c.knownHostsLine('right')],
     );
@@ -274,8 +319,21 @@ describe('gpuq nodes', () => {
     const r = await gpuq(h, ['nodes', '--json']);
     const took = Date.now() - t0;
     expect(r.code).toBe(3);
-    const reports = JSON.parse(r.stdout) as Array<{ name: string; reachable: boolean; error: string | null; latencyMs: number | null; status: any }>;
-    expect(reports.map((x) => [x.name, x.reachable]), r.stdout).toEqual([['a', true], ['c', true], ['dead', false]]);
+    const reports = JSON.parse(r.stdout) as Array<{
+      name: string;
+      reachable: boolean;
+      error: string | null;
+      latencyMs: number | null;
+      status: unknown;
+    }>;
+    expect(
+      reports.map((x) => [x.name, x.reachable]),
+      r.stdout,
+    ).toEqual([
+      ['a', true],
+      ['c', true],
+      ['dead', false],
+    ]);
     expect(took, r.stdout).toBeLessThan(8000);
     expect(reports[2]!.error).toMatch(/connection refused/);
     expect(reports[0]!.latencyMs).toBeGreaterThan(0);
@@ -285,7 +343,12 @@ describe('gpuq nodes', () => {
     expect(reports[0]!.status.gpus).toBeNull();
     const gpus = reports[1]!.status.gpus;
     expect(gpus).toHaveLength(2);
-    expect(gpus[0]).toMatchObject({ index: 0, name: 'NVIDIA H100 80GB HBM3', utilizationPct: 35, memoryUsedBytes: 10240 * 1024 ** 2 });
+    expect(gpus[0]).toMatchObject({
+      index: 0,
+      name: 'NVIDIA H100 80GB HBM3',
+      utilizationPct: 35,
+      memoryUsedBytes: 10240 * 1024 ** 2,
+    });
     expect(gpus[0].processes).toHaveLength(1);
     expect(gpus[1].processes).toEqual([]);
 
@@ -295,4 +358,3 @@ describe('gpuq nodes', () => {
     expect(human.stdout).toMatch(/GPU 0 NVIDIA H100 80GB HBM3\s+util 35%/);
   });
 });
-

@@ -38,7 +38,10 @@ describe('a node killed during wait and logs -f, then started again', () => {
   it('both reconnect with a note on stderr; logs neither repeat nor lose a line; the verdict is right', async () => {
     const h = await home({ b: b.configEntry() });
     const n = 60;
-    const prog = await writeProgram('count.py', `import time\nfor i in range(${n}):\n    print("line", i, flush=True)\n    time.sleep(0.05)\n`);
+    const prog = await writeProgram(
+      'count.py',
+      `import time\nfor i in range(${n}):\n    print("line", i, flush=True)\n    time.sleep(0.05)\n`,
+    );
     const sub = await gpuqJson<JobJson>(h, ['submit', prog, '--node', 'b']);
     const logins = () => (b.log().match(/Accepted publickey/g) ?? []).length;
     const before = logins();
@@ -99,7 +102,11 @@ describe('a node down at submit', () => {
 
   it('without --node: tries the next node and says so on stderr (the default node first)', async () => {
     const prog = await writeProgram('p.py', 'print("ran")\n');
-    const nodes = { down: { ...a.configEntry(), port: 1 }, hung: { ...a.configEntry(), port, connectTimeout: '1s' }, b: b.configEntry() };
+    const nodes = {
+      down: { ...a.configEntry(), port: 1 },
+      hung: { ...a.configEntry(), port, connectTimeout: '1s' },
+      b: b.configEntry(),
+    };
     for (const defaults of [{}, { node: 'down' }]) {
       const h = await home(nodes, defaults);
       const r = await gpuq(h, ['submit', prog, '--wait']);
@@ -169,7 +176,10 @@ describe('job outcomes on an SSH node', () => {
 
   it('a memory hog over --memory is oom, enforced by the memory watch where the user has no cgroup', async () => {
     const h = await home({ b: b.configEntry() });
-    const prog = await writeProgram('hog.py', 'import time\nx = []\nwhile True:\n    x.append(bytearray(8 * 1024 * 1024))\n    time.sleep(0.01)\n');
+    const prog = await writeProgram(
+      'hog.py',
+      'import time\nx = []\nwhile True:\n    x.append(bytearray(8 * 1024 * 1024))\n    time.sleep(0.01)\n',
+    );
     const r = await gpuq(h, ['submit', prog, '--node', 'b', '--memory', '96m', '--wait']);
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(12);
     const job = await gpuqJson<JobJson>(h, ['show', r.stdout.split('\n')[0]!]);

@@ -20,7 +20,10 @@ beforeAll(async () => {
   sshd = await startSshd();
   kh = join(sshd.dir, 'gpuq_known_hosts');
   await sshd.writeKnownHosts(kh, 'right');
-  t = await connectSsh(sshd.nodeConfig({ workdir: `~/gpuq-${sshd.port}` }), { knownHostsPath: kh, sshConfigFile: sshd.sshConfigPath });
+  t = await connectSsh(sshd.nodeConfig({ workdir: `~/gpuq-${sshd.port}` }), {
+    knownHostsPath: kh,
+    sshConfigFile: sshd.sshConfigPath,
+  });
 });
 afterAll(async () => {
   await t?.close();
@@ -32,7 +35,16 @@ function wrapper(jobId: string): string {
     jobId,
     command: ['python3', 'p.py'],
     env: {},
-    limits: { timeoutS: 60, graceS: 2, memoryBytes: null, pids: null, files: null, fileSizeBytes: null, cpuTimeS: null, gpus: 0 },
+    limits: {
+      timeoutS: 60,
+      graceS: 2,
+      memoryBytes: null,
+      pids: null,
+      files: null,
+      fileSizeBytes: null,
+      cpuTimeS: null,
+      gpus: 0,
+    },
     cpuShare: { num: 1, den: 1 },
     cudaDevices: null,
     useCgroups: true,
@@ -44,8 +56,28 @@ describe('launch over SSH', () => {
     const prog = await writeProgram('p.py', 'print("launched")\n');
     const dir = `~/gpuq-${sshd.port}/jobs/launch1`;
     let execs = 0;
-    const counting: Transport = { ...t, node: t.node, exec: (c) => (execs++, t.exec(c)), stream: (c, h) => t.stream(c, h), upload: (...a) => t.upload(...a), close: () => t.close() };
-    const started = await launchJob(counting, { dir, localProgram: prog, programName: 'work/p.py', wrapper: wrapper('launch1'), monitor: readFileSync(join(REPO, 'templates', 'monitor.py'), 'utf8') }, () => undefined);
+    const counting: Transport = {
+      ...t,
+      node: t.node,
+      exec: (c) => {
+        execs++;
+        return t.exec(c);
+      },
+      stream: (c, h) => t.stream(c, h),
+      upload: (...a) => t.upload(...a),
+      close: () => t.close(),
+    };
+    const started = await launchJob(
+      counting,
+      {
+        dir,
+        localProgram: prog,
+        programName: 'work/p.py',
+        wrapper: wrapper('launch1'),
+        monitor: readFileSync(join(REPO, 'templates', 'monitor.py'), 'utf8'),
+      },
+      () => undefined,
+    );
     expect(execs).toBe(1);
     expect(started.dir).toMatch(new RegExp(`^/.*/gpuq-${sshd.port}/jobs/launch1$`));
     expect(started.status.supervisorPid).toBeGreaterThan(0);

@@ -33,7 +33,11 @@ function opts(extra: Partial<SshConnectOptions> = {}): SshConnectOptions {
   return { knownHostsPath: goodKnownHosts, sshConfigFile: sshd.sshConfigPath, ...extra };
 }
 
-async function withTransport<T>(fn: (t: Transport) => Promise<T>, node?: NodeConfig, o?: SshConnectOptions): Promise<T> {
+async function withTransport<T>(
+  fn: (t: Transport) => Promise<T>,
+  node?: NodeConfig,
+  o?: SshConnectOptions,
+): Promise<T> {
   const t = await connectSsh(node ?? sshd.nodeConfig(), o ?? opts());
   try {
     return await fn(t);
@@ -59,7 +63,14 @@ async function remoteGone(t: Transport, pids: number[], withinMs = 3000): Promis
   const deadline = Date.now() + withinMs;
   let alive = '';
   while (Date.now() < deadline) {
-    const r = await t.exec({ purpose: 'check pids', script: pids.map((p) => `s=$(sed 's/.*) //' /proc/${p}/stat 2>/dev/null | cut -c1); [ -n "$s" ] && [ "$s" != Z ] && echo ${p}`).join('; ') + '; true' });
+    const r = await t.exec({
+      purpose: 'check pids',
+      script: `${pids
+        .map(
+          (p) => `s=$(sed 's/.*) //' /proc/${p}/stat 2>/dev/null | cut -c1); [ -n "$s" ] && [ "$s" != Z ] && echo ${p}`,
+        )
+        .join('; ')}; true`,
+    });
     alive = r.stdout.trim();
     if (alive === '') return '';
     await new Promise((r2) => setTimeout(r2, 100));
@@ -101,12 +112,15 @@ describe('exec', () => {
     const script = [
       `x='it'"'"'s'; printf '%s\\n' "$x"`,
       `printf '%s\\n' "double \\"quoted\\" \\$HOME \\\`not run\\\` \\\\ back"`,
-      `printf '%s\\n' 'single $HOME `+'`x`'+` !bang ; | & > <'`,
+      `printf '%s\\n' 'single $HOME ` + '`x`' + ` !bang ; | & > <'`,
       `echo "ünïcødé — ✓"`,
       `a=(one 'two three'); printf '[%s]' "\${a[@]}"; echo`,
       `cat <<'EOF'\nheredoc $HOME 'q' "d"\nEOF`,
     ].join('\n');
-    const local = execFileSync('bash', ['-c', script], { encoding: 'utf8', env: { HOME: '/nowhere', PATH: process.env.PATH } });
+    const local = execFileSync('bash', ['-c', script], {
+      encoding: 'utf8',
+      env: { HOME: '/nowhere', PATH: process.env.PATH },
+    });
     const r = await t.exec({ purpose: 'hostile', script: `HOME=/nowhere\n${script}` });
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe(local);
@@ -178,7 +192,9 @@ describe('stream', () => {
     const [pid, child] = await pids;
     expect(pid).toBeGreaterThan(1);
     // Both are alive before the abort.
-    expect((await t.exec({ purpose: 'alive', script: `[ -e /proc/${pid} ] && [ -e /proc/${child} ] && echo yes` })).stdout).toBe('yes\n');
+    expect(
+      (await t.exec({ purpose: 'alive', script: `[ -e /proc/${pid} ] && [ -e /proc/${child} ] && echo yes` })).stdout,
+    ).toBe('yes\n');
     const t0 = Date.now();
     ac.abort();
     const r = await streamed;
@@ -207,7 +223,10 @@ describe('stream', () => {
 
   it('keeps only a tail of a long stream in its result; the handler gets everything', async () => {
     let received = 0;
-    const r = await t.stream({ purpose: 'big', script: 'head -c 3000000 /dev/zero | tr "\\0" a' }, { onStdout: (c) => (received += c.length) });
+    const r = await t.stream(
+      { purpose: 'big', script: 'head -c 3000000 /dev/zero | tr "\\0" a' },
+      { onStdout: (c) => (received += c.length) },
+    );
     expect(received).toBe(3_000_000);
     expect(r.stdout.length).toBe(1024 * 1024);
     expect(r.code).toBe(0);
@@ -240,8 +259,14 @@ describe('upload', () => {
     const progress: Array<[number, number]> = [];
     const remote = `${remoteDir}/job one/my program.py`;
     await t.upload(local, remote, { onProgress: (d, total) => progress.push([d, total]) });
-    const r = await t.exec({ purpose: 'check', script: `f='${remote}'; stat -c '%a %s' "$f" && sha256sum < "$f" | cut -d' ' -f1` });
-    expect(r.stdout.split('\n').slice(0, 2)).toEqual([`600 ${data.length}`, createHash('sha256').update(data).digest('hex')]);
+    const r = await t.exec({
+      purpose: 'check',
+      script: `f='${remote}'; stat -c '%a %s' "$f" && sha256sum < "$f" | cut -d' ' -f1`,
+    });
+    expect(r.stdout.split('\n').slice(0, 2)).toEqual([
+      `600 ${data.length}`,
+      createHash('sha256').update(data).digest('hex'),
+    ]);
     expect(progress.at(-1)).toEqual([data.length, data.length]);
     expect(progress.length).toBeGreaterThan(1);
   });
@@ -265,7 +290,9 @@ describe('upload', () => {
   it('fails clearly when the node refuses the path', async () => {
     const local = join(work, 'x');
     await writeFile(local, 'x');
-    await expect(t.upload(local, '/root/forbidden/x')).rejects.toThrow(/could not upload .* to \/root\/forbidden\/x on node n-up/);
+    await expect(t.upload(local, '/root/forbidden/x')).rejects.toThrow(
+      /could not upload .* to \/root\/forbidden\/x on node n-up/,
+    );
   });
 });
 
@@ -273,20 +300,30 @@ describe('host keys', () => {
   it('connects when known_hosts holds the right key', async () => {
     const kh = join(work, 'kh-right');
     await sshd.writeKnownHosts(kh, 'right');
-    await withTransport(async (t) => expect((await t.exec({ purpose: 'x', script: 'echo ok' })).stdout).toBe('ok\n'), undefined, opts({ knownHostsPath: kh }));
+    await withTransport(
+      async (t) => expect((await t.exec({ purpose: 'x', script: 'echo ok' })).stdout).toBe('ok\n'),
+      undefined,
+      opts({ knownHostsPath: kh }),
+    );
   });
 
   it('connects when only another key type is on record (negotiation restricted to it)', async () => {
     const kh = join(work, 'kh-ecdsa');
     await sshd.writeKnownHosts(kh, 'right', 'ecdsa');
-    await withTransport(async (t) => expect((await t.exec({ purpose: 'x', script: 'echo ok' })).code).toBe(0), undefined, opts({ knownHostsPath: kh }));
+    await withTransport(
+      async (t) => expect((await t.exec({ purpose: 'x', script: 'echo ok' })).code).toBe(0),
+      undefined,
+      opts({ knownHostsPath: kh }),
+    );
   });
 
   it('refuses a changed key loudly, even with accept-new, naming the file and line', async () => {
     const kh = join(work, 'kh-wrong');
     await writeFile(kh, `# first line\n${sshd.knownHostsLine('wrong')}\n`);
     for (const acceptNewHostKey of [false, true]) {
-      const err = await expectUnreachable(connectSsh(sshd.nodeConfig({ name: 'gpu7' }), opts({ knownHostsPath: kh, acceptNewHostKey })));
+      const err = await expectUnreachable(
+        connectSsh(sshd.nodeConfig({ name: 'gpu7' }), opts({ knownHostsPath: kh, acceptNewHostKey })),
+      );
       expect(err.message).toMatch(/^HOST KEY FOR node gpu7 CHANGED/);
       expect(err.message).toMatch(/possible man-in-the-middle/);
       expect(err.message).toContain(`${kh} line 2`);
@@ -297,7 +334,10 @@ describe('host keys', () => {
 
   it('refuses a revoked key', async () => {
     const kh = join(work, 'kh-revoked');
-    await writeFile(kh, `${sshd.knownHostsLine('right')}\n@revoked * ${sshd.knownHostsLine('right').split(' ').slice(1).join(' ')}\n`);
+    await writeFile(
+      kh,
+      `${sshd.knownHostsLine('right')}\n@revoked * ${sshd.knownHostsLine('right').split(' ').slice(1).join(' ')}\n`,
+    );
     const err = await expectUnreachable(connectSsh(sshd.nodeConfig(), opts({ knownHostsPath: kh })));
     expect(err.message).toMatch(/REVOKED/);
   });
@@ -306,7 +346,9 @@ describe('host keys', () => {
     const kh = join(work, 'kh-none');
     await sshd.writeKnownHosts(kh, 'none');
     const err = await expectUnreachable(connectSsh(sshd.nodeConfig({ name: 'gpu9' }), opts({ knownHostsPath: kh })));
-    const fp = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', `${sshd.hostKeys[0]!.path}.pub`], { encoding: 'utf8' }).split(' ')[1]!;
+    const fp = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', `${sshd.hostKeys[0]!.path}.pub`], {
+      encoding: 'utf8',
+    }).split(' ')[1]!;
     expect(err.message).toContain('node gpu9');
     expect(err.message).toContain(`[127.0.0.1]:${sshd.port}`);
     expect(err.message).toContain(fp);
@@ -318,14 +360,20 @@ describe('host keys', () => {
 
   it('with accept-new records an unknown key (0600 file in a new 0700 folder), then trusts it', async () => {
     const kh = join(work, 'fresh-state', 'gpuq', 'known_hosts');
-    await withTransport(async (t) => expect((await t.exec({ purpose: 'x', script: 'echo ok' })).stdout).toBe('ok\n'),
-      sshd.nodeConfig({ acceptNewHostKey: true }), opts({ knownHostsPath: kh }));
+    await withTransport(
+      async (t) => expect((await t.exec({ purpose: 'x', script: 'echo ok' })).stdout).toBe('ok\n'),
+      sshd.nodeConfig({ acceptNewHostKey: true }),
+      opts({ knownHostsPath: kh }),
+    );
     expect(await readFile(kh, 'utf8')).toBe(`${sshd.knownHostsLine('right')}\n`);
     expect((await stat(kh)).mode & 0o777).toBe(0o600);
     expect((await stat(join(work, 'fresh-state', 'gpuq'))).mode & 0o777).toBe(0o700);
     // Next time, without accept-new, the recorded key is trusted and nothing more is written.
-    await withTransport(async (t) => expect((await t.exec({ purpose: 'x', script: 'echo again' })).stdout).toBe('again\n'),
-      sshd.nodeConfig(), opts({ knownHostsPath: kh }));
+    await withTransport(
+      async (t) => expect((await t.exec({ purpose: 'x', script: 'echo again' })).stdout).toBe('again\n'),
+      sshd.nodeConfig(),
+      opts({ knownHostsPath: kh }),
+    );
     expect((await readFile(kh, 'utf8')).trim().split('\n')).toHaveLength(1);
   });
 
@@ -334,7 +382,11 @@ describe('host keys', () => {
     await writeFile(kh, '');
     await sshd.writeKnownHosts(join(sshd.dir, 'user_known_hosts'), 'right');
     try {
-      await withTransport(async (t) => expect((await t.exec({ purpose: 'x', script: 'true' })).code).toBe(0), undefined, opts({ knownHostsPath: kh }));
+      await withTransport(
+        async (t) => expect((await t.exec({ purpose: 'x', script: 'true' })).code).toBe(0),
+        undefined,
+        opts({ knownHostsPath: kh }),
+      );
     } finally {
       await rm(join(sshd.dir, 'user_known_hosts'), { force: true });
     }
@@ -345,37 +397,74 @@ describe('ssh config and connection failures', () => {
   it('resolves an alias from an ssh config file (HostName, User, Port, IdentityFile)', async () => {
     const node = sshd.nodeConfig({ name: 'aliased', host: sshd.alias, port: null, user: null, identityFile: null });
     const ep = await resolveNode(node, { sshConfigFile: sshd.sshConfigPath });
-    expect(ep).toMatchObject({ hostname: '127.0.0.1', port: sshd.port, user: sshd.user, identityFiles: [sshd.clientKeyPath], hostKeyName: '127.0.0.1' });
-    await withTransport(async (t) => expect((await t.exec({ purpose: 'x', script: 'id -un' })).stdout).toBe(`${sshd.user}\n`), node);
+    expect(ep).toMatchObject({
+      hostname: '127.0.0.1',
+      port: sshd.port,
+      user: sshd.user,
+      identityFiles: [sshd.clientKeyPath],
+      hostKeyName: '127.0.0.1',
+    });
+    await withTransport(
+      async (t) => expect((await t.exec({ purpose: 'x', script: 'id -un' })).stdout).toBe(`${sshd.user}\n`),
+      node,
+    );
   });
 
   it('looks a HostKeyAlias up bare, as OpenSSH records it, whatever the port', async () => {
     const cfg = join(work, 'ssh_config_alias');
     const kh = join(work, 'kh-alias');
-    await writeFile(cfg, `Host aliased-key\n  HostName 127.0.0.1\n  Port ${sshd.port}\n  User ${sshd.user}\n  IdentityFile ${sshd.clientKeyPath}\n  HostKeyAlias gpu-node-7\n  UserKnownHostsFile /dev/null\n`);
+    await writeFile(
+      cfg,
+      `Host aliased-key\n  HostName 127.0.0.1\n  Port ${sshd.port}\n  User ${sshd.user}\n  IdentityFile ${sshd.clientKeyPath}\n  HostKeyAlias gpu-node-7\n  UserKnownHostsFile /dev/null\n`,
+    );
     const key = sshd.hostKeys[0]!;
     await writeFile(kh, `gpu-node-7 ${key.keyType} ${key.keyBase64}\n`);
     const node = sshd.nodeConfig({ host: 'aliased-key', port: null, user: null, identityFile: null });
-    expect(await resolveNode(node, { sshConfigFile: cfg })).toMatchObject({ hostKeyName: 'gpu-node-7', hostKeyPort: 22, port: sshd.port });
-    await withTransport(async (t) => expect((await t.exec({ purpose: 'x', script: 'true' })).code).toBe(0), node, opts({ sshConfigFile: cfg, knownHostsPath: kh }));
+    expect(await resolveNode(node, { sshConfigFile: cfg })).toMatchObject({
+      hostKeyName: 'gpu-node-7',
+      hostKeyPort: 22,
+      port: sshd.port,
+    });
+    await withTransport(
+      async (t) => expect((await t.exec({ purpose: 'x', script: 'true' })).code).toBe(0),
+      node,
+      opts({ sshConfigFile: cfg, knownHostsPath: kh }),
+    );
   });
 
   it('expands tokens in IdentityFile and lets explicit node fields override the ssh config', async () => {
     const cfg = join(work, 'ssh_config_tokens');
-    await writeFile(cfg, `Host tok\n  HostName 127.0.0.1\n  Port 1\n  User nobody\n  IdentityFile ${sshd.dir}/%r_key\n  IdentityFile ~/does-not-exist-%h\nHost *\n  UserKnownHostsFile /dev/null\n`);
+    await writeFile(
+      cfg,
+      `Host tok\n  HostName 127.0.0.1\n  Port 1\n  User nobody\n  IdentityFile ${sshd.dir}/%r_key\n  IdentityFile ~/does-not-exist-%h\nHost *\n  UserKnownHostsFile /dev/null\n`,
+    );
     execFileSync('cp', [sshd.clientKeyPath, join(sshd.dir, `${sshd.user}_key`)]);
     const node = sshd.nodeConfig({ host: 'tok', port: sshd.port, user: sshd.user, identityFile: null });
     const ep = await resolveNode(node, { sshConfigFile: cfg });
     expect(ep).toMatchObject({ port: sshd.port, user: sshd.user, identityFiles: [join(sshd.dir, `${sshd.user}_key`)] });
-    await withTransport(async (t) => expect((await t.exec({ purpose: 'x', script: 'true' })).code).toBe(0), node, opts({ sshConfigFile: cfg }));
+    await withTransport(
+      async (t) => expect((await t.exec({ purpose: 'x', script: 'true' })).code).toBe(0),
+      node,
+      opts({ sshConfigFile: cfg }),
+    );
   });
 
   it('falls back to the node config as it is when there is no ssh binary', async () => {
     const node = sshd.nodeConfig({ name: 'nossh' });
     const ep = await resolveNode(node, { env: { PATH: '/nonexistent', HOME: work } });
-    expect(ep).toMatchObject({ hostname: '127.0.0.1', port: sshd.port, user: sshd.user, identityFiles: [sshd.clientKeyPath], jumps: [], proxyCommand: null });
+    expect(ep).toMatchObject({
+      hostname: '127.0.0.1',
+      port: sshd.port,
+      user: sshd.user,
+      identityFiles: [sshd.clientKeyPath],
+      jumps: [],
+      proxyCommand: null,
+    });
     expect(ep.userKnownHostsFiles).toEqual([join(work, '.ssh/known_hosts'), join(work, '.ssh/known_hosts2')]);
-    const bare = await resolveNode(sshd.nodeConfig({ host: 'bare.example', port: null, user: null, identityFile: null }), { env: { PATH: '/nonexistent', HOME: work } });
+    const bare = await resolveNode(
+      sshd.nodeConfig({ host: 'bare.example', port: null, user: null, identityFile: null }),
+      { env: { PATH: '/nonexistent', HOME: work } },
+    );
     expect(bare).toMatchObject({ hostname: 'bare.example', port: 22, identityFiles: [] });
   });
 
@@ -384,19 +473,25 @@ describe('ssh config and connection failures', () => {
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'secret', '-C', '', '-f', enc]);
     expect(isEncryptedKey(await readFile(enc))).toBe(true);
     expect(isEncryptedKey(await readFile(sshd.clientKeyPath))).toBe(false);
-    const err = await expectUnreachable(connectSsh(sshd.nodeConfig({ identityFile: enc }), opts({ env: { ...process.env, SSH_AUTH_SOCK: '' } })));
+    const err = await expectUnreachable(
+      connectSsh(sshd.nodeConfig({ identityFile: enc }), opts({ env: { ...process.env, SSH_AUTH_SOCK: '' } })),
+    );
     expect(err.message).toContain(`${enc} (passphrase-protected: add it to ssh-agent)`);
   });
 
   it('fails with exit 3 when the key is not accepted', async () => {
-    const err = await expectUnreachable(connectSsh(sshd.nodeConfig({ identityFile: sshd.unauthorizedKeyPath }), opts()));
+    const err = await expectUnreachable(
+      connectSsh(sshd.nodeConfig({ identityFile: sshd.unauthorizedKeyPath }), opts()),
+    );
     expect(err.message).toContain(`authentication failed for user ${sshd.user}`);
   });
 
   it('fails fast with exit 3 on a closed port', async () => {
     const port = await closedPort();
     const t0 = Date.now();
-    const err = await expectUnreachable(connectSsh(sshd.nodeConfig({ name: 'dead', port, connectTimeoutS: 3 }), opts()));
+    const err = await expectUnreachable(
+      connectSsh(sshd.nodeConfig({ name: 'dead', port, connectTimeoutS: 3 }), opts()),
+    );
     expect(Date.now() - t0).toBeLessThan(3000);
     expect(err.message).toBe(`node dead is unreachable: connection refused on 127.0.0.1:${port}`);
   });
@@ -407,7 +502,9 @@ describe('ssh config and connection failures', () => {
     const port = (silent.address() as { port: number }).port;
     try {
       const t0 = Date.now();
-      const err = await expectUnreachable(connectSsh(sshd.nodeConfig({ name: 'mute', port, connectTimeoutS: 1 }), opts()));
+      const err = await expectUnreachable(
+        connectSsh(sshd.nodeConfig({ name: 'mute', port, connectTimeoutS: 1 }), opts()),
+      );
       expect(Date.now() - t0).toBeLessThan(2500);
       expect(err.message).toContain('timed out after 1 s');
     } finally {
@@ -428,7 +525,10 @@ describe('ProxyJump', () => {
   beforeAll(async () => {
     target = await startSshd({ alias: 'gpuq-target' });
     cfg = join(work, 'ssh_config_jump');
-    await writeFile(cfg, `Host 127.0.0.1\n  IdentityFile ${sshd.clientKeyPath}\n  IdentityFile ${target.clientKeyPath}\n  IdentitiesOnly yes\n  UserKnownHostsFile /dev/null\n  GlobalKnownHostsFile /dev/null\n`);
+    await writeFile(
+      cfg,
+      `Host 127.0.0.1\n  IdentityFile ${sshd.clientKeyPath}\n  IdentityFile ${target.clientKeyPath}\n  IdentitiesOnly yes\n  UserKnownHostsFile /dev/null\n  GlobalKnownHostsFile /dev/null\n`,
+    );
   });
   afterAll(async () => target?.cleanup());
 
@@ -437,12 +537,16 @@ describe('ProxyJump', () => {
     const kh = join(work, 'kh-jump');
     await writeFile(kh, `${sshd.knownHostsLine('right')}\n${target.knownHostsLine('right')}\n`);
     const node = target.nodeConfig({ name: 'behind', jump: `${sshd.user}@127.0.0.1:${sshd.port}` });
-    await withTransport(async (t) => {
-      const r = await t.exec({ purpose: 'where', script: 'printf %s "$SSH_CONNECTION"' });
-      // We landed on the target daemon, and the jump daemon logged us in on the way.
-      expect(r.stdout.split(' ')[2]).toBe('127.0.0.1');
-      expect(r.stdout.split(' ')[3]).toBe(String(target.port));
-    }, node, opts({ knownHostsPath: kh, sshConfigFile: cfg }));
+    await withTransport(
+      async (t) => {
+        const r = await t.exec({ purpose: 'where', script: 'printf %s "$SSH_CONNECTION"' });
+        // We landed on the target daemon, and the jump daemon logged us in on the way.
+        expect(r.stdout.split(' ')[2]).toBe('127.0.0.1');
+        expect(r.stdout.split(' ')[3]).toBe(String(target.port));
+      },
+      node,
+      opts({ knownHostsPath: kh, sshConfigFile: cfg }),
+    );
     expect(sshd.log().slice(jumpLog)).toMatch(new RegExp(`Accepted publickey for ${sshd.user}`));
 
     // Only the jump host's key on record: the target's is unknown, and the error names the target.
@@ -471,10 +575,16 @@ describe('node failures', () => {
   afterAll(async () => victim?.cleanup());
 
   it('sshd killed during a stream: rejects with NodeUnreachableError, the process survives', async () => {
-    const t = await connectSsh(victim.nodeConfig({ name: 'victim' }), { knownHostsPath: kh, sshConfigFile: victim.sshConfigPath });
+    const t = await connectSsh(victim.nodeConfig({ name: 'victim' }), {
+      knownHostsPath: kh,
+      sshConfigFile: victim.sshConfigPath,
+    });
     try {
       let out = '';
-      const streamed = t.stream({ purpose: 'follow logs', script: 'while :; do echo tick; sleep 0.1; done' }, { onStdout: (c) => (out += c) });
+      const streamed = t.stream(
+        { purpose: 'follow logs', script: 'while :; do echo tick; sleep 0.1; done' },
+        { onStdout: (c) => (out += c) },
+      );
       const caught = streamed.catch((e: unknown) => e);
       while (!out.includes('tick')) await new Promise((r) => setTimeout(r, 20));
       const execCaught = t.exec({ purpose: 'slow step', script: 'sleep 5' }).catch((e: unknown) => e);
@@ -499,7 +609,10 @@ describe('node failures', () => {
 
   it('a stalled node (sshd frozen) is detected by keepalive, not a hang', async () => {
     const t = await connectSsh(victim.nodeConfig({ name: 'victim' }), {
-      knownHostsPath: kh, sshConfigFile: victim.sshConfigPath, keepaliveIntervalMs: 300, keepaliveCountMax: 2,
+      knownHostsPath: kh,
+      sshConfigFile: victim.sshConfigPath,
+      keepaliveIntervalMs: 300,
+      keepaliveCountMax: 2,
     });
     try {
       const streamed = t.stream({ purpose: 'wait', script: 'sleep 30' }, {}).catch((e: unknown) => e);
@@ -518,8 +631,11 @@ describe('node failures', () => {
 
   it('connects again after the node comes back', async () => {
     await victim.restart();
-    await withTransport(async (t) => expect((await t.exec({ purpose: 'x', script: 'echo back' })).stdout).toBe('back\n'),
-      victim.nodeConfig(), { knownHostsPath: kh, sshConfigFile: victim.sshConfigPath });
+    await withTransport(
+      async (t) => expect((await t.exec({ purpose: 'x', script: 'echo back' })).stdout).toBe('back\n'),
+      victim.nodeConfig(),
+      { knownHostsPath: kh, sshConfigFile: victim.sshConfigPath },
+    );
   });
 });
 

@@ -24,7 +24,10 @@ export async function resolve(spec, ctx, next) {
 }
 `,
   );
-  await writeFile(join(dir, 'register.mjs'), `import { register } from 'node:module';\nregister(${JSON.stringify('file://' + join(dir, 'hooks.mjs'))});\n`);
+  await writeFile(
+    join(dir, 'register.mjs'),
+    `import { register } from 'node:module';\nregister(${JSON.stringify(`file://${join(dir, 'hooks.mjs')}`)});\n`,
+  );
   home = await makeHome();
   const prog = await writeProgram('ok.py', 'print(1)\n');
   expect((await gpuq(home, ['submit', prog, '--wait', '-q'])).code).toBe(0);
@@ -35,7 +38,10 @@ afterAll(async () => {
 
 async function modulesLoadedBy(args: string[], name: string): Promise<string[]> {
   const log = join(dir, `${name}.log`);
-  const h: Home = { ...home, env: { ...home.env, GPUQ_MODULE_LOG: log, NODE_OPTIONS: `--import ${join(dir, 'register.mjs')}` } };
+  const h: Home = {
+    ...home,
+    env: { ...home.env, GPUQ_MODULE_LOG: log, NODE_OPTIONS: `--import ${join(dir, 'register.mjs')}` },
+  };
   const r = await gpuq(h, args);
   expect(r.code, r.stderr).toBe(0);
   return (await readFile(log, 'utf8')).split('\n').filter(Boolean);
@@ -48,8 +54,18 @@ describe('startup cost', () => {
   ])('gpuq %j loads no ink, react, zod, execa, node-ssh or classifier', async (args, name) => {
     const mods = await modulesLoadedBy(args, name);
     expect(mods.some((m) => m.includes('/dist/cli/main.js'))).toBe(true);
-    for (const heavy of ['/node_modules/ink/', '/node_modules/react/', '/node_modules/zod/', '/node_modules/execa/', '/node_modules/node-ssh/', '/dist/core/classify.js']) {
-      expect(mods.filter((m) => m.includes(heavy)), heavy).toEqual([]);
+    for (const heavy of [
+      '/node_modules/ink/',
+      '/node_modules/react/',
+      '/node_modules/zod/',
+      '/node_modules/execa/',
+      '/node_modules/node-ssh/',
+      '/dist/core/classify.js',
+    ]) {
+      expect(
+        mods.filter((m) => m.includes(heavy)),
+        heavy,
+      ).toEqual([]);
     }
   });
 
@@ -57,7 +73,10 @@ describe('startup cost', () => {
     const id = JSON.parse((await gpuq(home, ['list', '--json'])).stdout)[0].id as string;
     const mods = await modulesLoadedBy(['show', id], 'show');
     for (const heavy of ['/node_modules/ink/', '/node_modules/react/', '/node_modules/execa/']) {
-      expect(mods.filter((m) => m.includes(heavy)), heavy).toEqual([]);
+      expect(
+        mods.filter((m) => m.includes(heavy)),
+        heavy,
+      ).toEqual([]);
     }
   });
 
@@ -66,7 +85,10 @@ describe('startup cost', () => {
     try {
       const run = async (name: string) => {
         const log = join(dir, `${name}.log`);
-        const r = await gpuq({ ...h, env: { ...h.env, GPUQ_MODULE_LOG: log, NODE_OPTIONS: `--import ${join(dir, 'register.mjs')}` } }, ['list', '--json']);
+        const r = await gpuq(
+          { ...h, env: { ...h.env, GPUQ_MODULE_LOG: log, NODE_OPTIONS: `--import ${join(dir, 'register.mjs')}` } },
+          ['list', '--json'],
+        );
         const zod = (await readFile(log, 'utf8')).includes('/node_modules/zod/');
         return { code: r.code, stderr: r.stderr, zod };
       };

@@ -24,7 +24,10 @@ afterAll(async () => {
 describe('gpuq watch over SSH', () => {
   it('streams over one connection and resumes after the node comes back', async () => {
     const n = 80;
-    const prog = await writeProgram('count.py', `import time\nfor i in range(${n}):\n    print("line", i, flush=True)\n    time.sleep(0.05)\n`);
+    const prog = await writeProgram(
+      'count.py',
+      `import time\nfor i in range(${n}):\n    print("line", i, flush=True)\n    time.sleep(0.05)\n`,
+    );
     const sub = await gpuq(home, ['submit', prog, '--node', 'n', '-q']);
     expect(sub.code, sub.stderr).toBe(0);
     const id = sub.stdout.trim();
@@ -41,12 +44,17 @@ describe('gpuq watch over SSH', () => {
     await node.start();
     const r = await watching.done;
     expect(r.code, r.stderr).toBe(0);
-    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; status?: string; line?: string });
+    const events = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; status?: string; line?: string });
     const statuses = events.filter((e) => e.type === 'connection').map((e) => e.status);
     expect(statuses[0]).toBe('connected');
     expect(statuses).toContain('reconnecting');
     expect(statuses.at(-1)).toBe('connected');
-    expect(events.filter((e) => e.type === 'log').map((e) => e.line)).toEqual(Array.from({ length: n }, (_, i) => `line ${i}`));
+    expect(events.filter((e) => e.type === 'log').map((e) => e.line)).toEqual(
+      Array.from({ length: n }, (_, i) => `line ${i}`),
+    );
     expect(events.at(-1)).toMatchObject({ type: 'verdict', exitCode: 0 });
   });
 });

@@ -26,7 +26,23 @@ function screen(session: string): string {
  */
 function startWatch(home: Home, session: string, id: string, codeFile: string, ...opts: string[]): void {
   const cmd = `${process.execPath} ${BIN} watch ${id} ${opts.join(' ')}; echo $? > ${codeFile}; sleep 60`;
-  tmux('new-session', '-d', '-s', session, '-x', '100', '-y', '30', '-e', `GPUQ_HOME=${home.dir}`, '-e', 'NO_COLOR=1', '-e', 'CI=true', cmd);
+  tmux(
+    'new-session',
+    '-d',
+    '-s',
+    session,
+    '-x',
+    '100',
+    '-y',
+    '30',
+    '-e',
+    `GPUQ_HOME=${home.dir}`,
+    '-e',
+    'NO_COLOR=1',
+    '-e',
+    'CI=true',
+    cmd,
+  );
 }
 
 let home: Home;
@@ -68,7 +84,13 @@ describe('gpuq watch in a terminal', () => {
     const code = join(home.dir, 'oom.code');
     startWatch(home, 'oom', id, code);
     // While it runs: the header, RSS against the 200 MiB limit, stdout and stderr (marked) lines.
-    expect(await until(() => /RSS\s+\d[\d.]* MiB \/ 200 MiB/.test(screen('oom')) && /^! warn \d+/m.test(screen('oom')), 10_000), screen('oom')).toBe(true);
+    expect(
+      await until(
+        () => /RSS\s+\d[\d.]* MiB \/ 200 MiB/.test(screen('oom')) && /^! warn \d+/m.test(screen('oom')),
+        10_000,
+      ),
+      screen('oom'),
+    ).toBe(true);
     const live = screen('oom');
     expect(live).toContain(id);
     expect(live).toContain('hog.py');
@@ -96,17 +118,26 @@ describe('gpuq watch in a terminal', () => {
   });
 
   it('--exit-on-done leaves by itself with the verdict code, the banner left on screen', async () => {
-    const id = await submit('exit3.py', 'import sys, time\nprint("about to fail", flush=True)\ntime.sleep(0.5)\nsys.exit(3)\n');
+    const id = await submit(
+      'exit3.py',
+      'import sys, time\nprint("about to fail", flush=True)\ntime.sleep(0.5)\nsys.exit(3)\n',
+    );
     const code = join(home.dir, 'done.code');
     startWatch(home, 'done', id, code, '--exit-on-done');
-    expect(await until(async () => (await readFile(code, 'utf8').catch(() => '')).trim() !== '', 15_000), screen('done')).toBe(true);
+    expect(
+      await until(async () => (await readFile(code, 'utf8').catch(() => '')).trim() !== '', 15_000),
+      screen('done'),
+    ).toBe(true);
     expect((await readFile(code, 'utf8')).trim()).toBe('10');
     expect(screen('done')).toMatch(/✘ failed/);
     expect(screen('done')).toContain('about to fail');
   });
 
   it('q leaves and the job keeps running', async () => {
-    const id = await submit('tick.py', 'import time\nfor i in range(600):\n    print("tick", i, flush=True)\n    time.sleep(0.2)\n');
+    const id = await submit(
+      'tick.py',
+      'import time\nfor i in range(600):\n    print("tick", i, flush=True)\n    time.sleep(0.2)\n',
+    );
     const code = join(home.dir, 'q.code');
     startWatch(home, 'q', id, code);
     expect(await until(() => /tick \d+/.test(screen('q')), 10_000), screen('q')).toBe(true);
@@ -115,7 +146,10 @@ describe('gpuq watch in a terminal', () => {
     expect(screen('q')).toContain(`left watch; job ${id} keeps running`);
     expect(await until(async () => (await readFile(code, 'utf8').catch(() => '')).trim() !== '', 5000)).toBe(true);
     expect((await readFile(code, 'utf8')).trim()).toBe('0');
-    const job = JSON.parse((await gpuq(home, ['show', id, '--json'])).stdout) as { state: string; remote: { pid: number } };
+    const job = JSON.parse((await gpuq(home, ['show', id, '--json'])).stdout) as {
+      state: string;
+      remote: { pid: number };
+    };
     expect(job.state).toBe('running');
     expect(alive(job.remote.pid)).toBe(true);
     await gpuq(home, ['cancel', id]);

@@ -35,9 +35,21 @@ describe('gpuq watch without a TTY', () => {
     expect(r.code, r.stderr).toBe(10);
     const out = r.stdout.split('\n').filter(Boolean);
     for (const l of out) expect(l).toMatch(new RegExp(`^${TS} `));
-    expect(out[0]).toMatch(new RegExp(`^${TS} job ${id} \\(fails\\.py\\) on local, no GPU: running · timeout 1h00m00s`));
-    expect(out).toEqual(expect.arrayContaining([expect.stringMatching(/ \[stdout\] line 0$/), expect.stringMatching(/ \[stdout\] line 2$/), expect.stringMatching(/ \[stderr\] oops$/)]));
-    expect(out.some((l) => / resources: RSS [\d.]+ [KMG]iB \/ 16.0 GiB \(\d+%\) · CPU \d+% · procs \d+ \/ 1024 · folder /.test(l))).toBe(true);
+    expect(out[0]).toMatch(
+      new RegExp(`^${TS} job ${id} \\(fails\\.py\\) on local, no GPU: running · timeout 1h00m00s`),
+    );
+    expect(out).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/ \[stdout\] line 0$/),
+        expect.stringMatching(/ \[stdout\] line 2$/),
+        expect.stringMatching(/ \[stderr\] oops$/),
+      ]),
+    );
+    expect(
+      out.some((l) =>
+        / resources: RSS [\d.]+ [KMG]iB \/ 16.0 GiB \(\d+%\) · CPU \d+% · procs \d+ \/ 1024 · folder /.test(l),
+      ),
+    ).toBe(true);
     expect(out.at(-2)).toMatch(/ done: failed, exit 3: /);
     expect(out.at(-1)).toMatch(/ hint: /);
     expect(r.stderr).toBe('');
@@ -52,11 +64,19 @@ describe('gpuq watch without a TTY', () => {
     });
     const r = await run.done;
     expect(r.code, r.stderr).toBe(0);
-    const recs = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; [k: string]: unknown });
+    const recs = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; [k: string]: unknown });
     expect(recs[0]).toMatchObject({ type: 'job', state: 'running', job: { id } });
     expect(recs.filter((e) => e.type === 'log').map((e) => e.line)).toEqual(['hello', 'bye']);
     expect(recs.some((e) => e.type === 'sample')).toBe(true);
-    expect(recs.at(-1)).toMatchObject({ type: 'verdict', exitCode: 0, verdict: { class: 'succeeded' }, job: { state: 'done' } });
+    expect(recs.at(-1)).toMatchObject({
+      type: 'verdict',
+      exitCode: 0,
+      verdict: { class: 'succeeded' },
+      job: { state: 'done' },
+    });
     // status.json is rewritten last, when the supervisor is done: the view shows it promptly.
     const show = JSON.parse((await gpuq(home, ['show', id, '--json'])).stdout) as { remote: { dir: string } };
     const written = (await stat(join(show.remote.dir, 'status.json'))).mtimeMs;
@@ -79,13 +99,16 @@ describe('gpuq watch without a TTY', () => {
 });
 
 describe('gpuq watch on a node with a GPU', () => {
-  it('prints the GPU memory, the job\'s share and the utilisation the sampler reads', async () => {
+  it("prints the GPU memory, the job's share and the utilisation the sampler reads", async () => {
     // A stand-in nvidia-smi reports one GPU, with the job's main pid as a compute app.
     const { bin, pidFile: pidPath } = await fakeNvidiaSmi({ memMiB: 1234, utilPct: 37, jobMemMiB: 1000 });
     const gpuHome = await makeHome(undefined, { PATH: `${bin}:${process.env.PATH ?? ''}` });
     try {
       const prog = join(bin, 'gpu_job.py');
-      await writeFile(prog, `import os, time\nopen(${JSON.stringify(pidPath)}, "w").write(str(os.getpid()))\ntime.sleep(4)\n`);
+      await writeFile(
+        prog,
+        `import os, time\nopen(${JSON.stringify(pidPath)}, "w").write(str(os.getpid()))\ntime.sleep(4)\n`,
+      );
       const sub = await gpuq(gpuHome, ['submit', prog, '-q']);
       expect(sub.code, sub.stderr).toBe(0);
       const r = await gpuq(gpuHome, ['watch', sub.stdout.trim()]);

@@ -62,8 +62,21 @@ export function monitor(over: Partial<MonitorFile> = {}): MonitorFile {
   };
 }
 
-export function probe(status: StatusFile | null, stderrTail = '', over: Partial<JobProbe & { missing: boolean }> = {}): JobProbe & { missing: boolean } {
-  return { status, monitor: monitor(), stderrTail, recentSamples: [], supervisorAlive: false, bootId: 'boot-a', missing: false, ...over };
+export function probe(
+  status: StatusFile | null,
+  stderrTail = '',
+  over: Partial<JobProbe & { missing: boolean }> = {},
+): JobProbe & { missing: boolean } {
+  return {
+    status,
+    monitor: monitor(),
+    stderrTail,
+    recentSamples: [],
+    supervisorAlive: false,
+    bootId: 'boot-a',
+    missing: false,
+    ...over,
+  };
 }
 
 export const TB = {

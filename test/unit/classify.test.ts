@@ -41,13 +41,24 @@ const ROWS: Row[] = [
     name: 'timeout: SIGTERM at the limit, the program stopped (124-style, 143 from the group kill)',
     status: exited(143, { timedOut: true, limitFired: 'timeout' }),
     limits: { timeoutS: 1800 },
-    want: { class: 'timeout', cause: null, summary: /^Stopped at the 30m wall-clock limit\.$/, hint: /--timeout 1h/, signal: 'SIGTERM' },
+    want: {
+      class: 'timeout',
+      cause: null,
+      summary: /^Stopped at the 30m wall-clock limit\.$/,
+      hint: /--timeout 1h/,
+      signal: 'SIGTERM',
+    },
   },
   {
     name: 'timeout: it ignored SIGTERM and was killed after the grace period',
     status: exited(137, { timedOut: true, limitFired: 'timeout', killedAfterGrace: true }),
     limits: { timeoutS: 90, graceS: 10 },
-    want: { class: 'timeout', summary: /1m30s wall-clock limit; it ignored SIGTERM and was killed 10s later\./, evidence: /then SIGKILL after the grace period/, hint: /handle SIGTERM/ },
+    want: {
+      class: 'timeout',
+      summary: /1m30s wall-clock limit; it ignored SIGTERM and was killed 10s later\./,
+      evidence: /then SIGKILL after the grace period/,
+      hint: /handle SIGTERM/,
+    },
   },
   {
     name: 'timeout: it printed CUDA out of memory before hanging — the limit decides',
@@ -60,7 +71,12 @@ const ROWS: Row[] = [
     name: 'cpu time: the supervisor recorded the CPU-time limit (ulimit -t → SIGKILL)',
     status: exited(137, { limitFired: 'cpu', cpuSeconds: 60.2 }),
     limits: { cpuTimeS: 60 },
-    want: { class: 'limit', cause: 'cpu_time', summary: /^Killed at the CPU-time limit of 1m after 1m of CPU time\.$/, hint: /--cpu-time 2m/ },
+    want: {
+      class: 'limit',
+      cause: 'cpu_time',
+      summary: /^Killed at the CPU-time limit of 1m after 1m of CPU time\.$/,
+      hint: /--cpu-time 2m/,
+    },
   },
   {
     name: 'cpu time: SIGXCPU (152) with nothing recorded',
@@ -116,13 +132,23 @@ const ROWS: Row[] = [
     status: exited(1),
     stderr: TB.memoryError,
     limits: { memoryBytes: 512 * MiB },
-    want: { class: 'oom', cause: 'memory_error', summary: /^An allocation was refused under the 512 MiB memory limit, so the program ran out of memory\.$/, evidence: /stderr: MemoryError/ },
+    want: {
+      class: 'oom',
+      cause: 'memory_error',
+      summary: /^An allocation was refused under the 512 MiB memory limit, so the program ran out of memory\.$/,
+      evidence: /stderr: MemoryError/,
+    },
   },
   {
     name: 'memory: numpy _ArrayMemoryError without --memory names the size it asked for',
     status: exited(1),
     stderr: TB.numpyMemoryError,
-    want: { class: 'oom', cause: 'memory_error', summary: /allocation of 7\.28 TiB was refused/, hint: /asked for 7\.28 TiB at once/ },
+    want: {
+      class: 'oom',
+      cause: 'memory_error',
+      summary: /allocation of 7\.28 TiB was refused/,
+      hint: /asked for 7\.28 TiB at once/,
+    },
   },
   {
     name: "memory: torch's CPU allocator refusing 32 GiB",
@@ -141,7 +167,12 @@ const ROWS: Row[] = [
     status: exited(1, { cgroup: 'v2', oomKills: 1 }),
     stderr: 'RuntimeError: DataLoader worker (pid 4242) is killed by signal: Killed.\n',
     limits: { memoryBytes: 4 * GiB },
-    want: { class: 'oom', cause: 'cgroup', summary: /^One of its processes was killed for memory at the memory limit of 4 GiB, and it then exited with code 1\.$/ },
+    want: {
+      class: 'oom',
+      cause: 'cgroup',
+      summary:
+        /^One of its processes was killed for memory at the memory limit of 4 GiB, and it then exited with code 1\.$/,
+    },
   },
   {
     name: 'memory: SIGKILL with the sampled RSS at the limit and nothing else readable',
@@ -154,7 +185,12 @@ const ROWS: Row[] = [
   {
     name: 'SIGKILL from outside: 137 with no evidence of any limit',
     status: exited(137),
-    want: { class: 'signaled', cause: 'sigkill', summary: /^Killed by SIGKILL from outside gpuq: no gpuq limit fired and no OOM kill was recorded\.$/, hint: /dmesg/ },
+    want: {
+      class: 'signaled',
+      cause: 'sigkill',
+      summary: /^Killed by SIGKILL from outside gpuq: no gpuq limit fired and no OOM kill was recorded\.$/,
+      hint: /dmesg/,
+    },
   },
   {
     name: 'SIGKILL from outside, well under --memory: not a memory kill',
@@ -166,7 +202,12 @@ const ROWS: Row[] = [
   {
     name: 'SIGTERM from outside (143), no cancel',
     status: exited(143),
-    want: { class: 'signaled', cause: 'sigterm', summary: /^Stopped by SIGTERM from outside gpuq, not by a gpuq cancel or limit\.$/, hint: /journalctl/ },
+    want: {
+      class: 'signaled',
+      cause: 'sigterm',
+      summary: /^Stopped by SIGTERM from outside gpuq, not by a gpuq cancel or limit\.$/,
+      hint: /journalctl/,
+    },
   },
   {
     name: 'gpuq cancel: the supervisor recorded it (143)',
@@ -197,7 +238,13 @@ const ROWS: Row[] = [
     name: 'SIGSEGV (139)',
     status: exited(139),
     stderr: TB.segfault,
-    want: { class: 'signaled', cause: 'sigsegv', signal: 'SIGSEGV', summary: /^Crashed with a segmentation fault \(SIGSEGV\) in native code\.$/, hint: /PYTHONFAULTHANDLER/ },
+    want: {
+      class: 'signaled',
+      cause: 'sigsegv',
+      signal: 'SIGSEGV',
+      summary: /^Crashed with a segmentation fault \(SIGSEGV\) in native code\.$/,
+      hint: /PYTHONFAULTHANDLER/,
+    },
   },
   {
     name: 'SIGABRT (134) from an uncaught C++ exception',
@@ -214,7 +261,11 @@ const ROWS: Row[] = [
   {
     name: 'SIGABRT (134) with nothing on stderr',
     status: exited(134),
-    want: { class: 'signaled', cause: 'sigabrt', summary: /^Aborted \(SIGABRT\), usually by a failed assertion or an uncaught C\+\+ exception\.$/ },
+    want: {
+      class: 'signaled',
+      cause: 'sigabrt',
+      summary: /^Aborted \(SIGABRT\), usually by a failed assertion or an uncaught C\+\+ exception\.$/,
+    },
   },
   // --- GPU memory
   {
@@ -262,7 +313,13 @@ const ROWS: Row[] = [
     name: 'disk full: No space left on device',
     status: exited(1),
     stderr: TB.diskFull,
-    want: { class: 'limit', cause: 'disk_full', summary: /^The disk was full\.$/, evidence: /No space left on device/, hint: /free disk space on node local/ },
+    want: {
+      class: 'limit',
+      cause: 'disk_full',
+      summary: /^The disk was full\.$/,
+      evidence: /No space left on device/,
+      hint: /free disk space on node local/,
+    },
   },
   {
     name: 'shared memory full in a DataLoader: disk_full with a /dev/shm hint',
@@ -276,7 +333,13 @@ const ROWS: Row[] = [
     stderr: TB.forkEagain,
     limits: { pids: 64 },
     monitor: { peakProcs: 64 },
-    want: { class: 'limit', cause: 'pids', summary: /^It hit the process limit of 64\.$/, evidence: /processes peaked at 64 of the 64 limit/, hint: /--pids 128/ },
+    want: {
+      class: 'limit',
+      cause: 'pids',
+      summary: /^It hit the process limit of 64\.$/,
+      evidence: /processes peaked at 64 of the 64 limit/,
+      hint: /--pids 128/,
+    },
   },
   {
     name: 'fork EAGAIN from subprocess.Popen',
@@ -300,7 +363,11 @@ const ROWS: Row[] = [
     name: 'EAGAIN from a non-blocking socket is not a process limit',
     status: exited(1),
     stderr: TB.socketEagain,
-    want: { class: 'failed', cause: null, summary: /^Exited with code 1: BlockingIOError: \[Errno 11\] Resource temporarily unavailable\.$/ },
+    want: {
+      class: 'failed',
+      cause: null,
+      summary: /^Exited with code 1: BlockingIOError: \[Errno 11\] Resource temporarily unavailable\.$/,
+    },
   },
   {
     name: 'Too many open files',
@@ -326,7 +393,12 @@ const ROWS: Row[] = [
     name: 'ModuleNotFoundError: cause missing_module, the hint names the module',
     status: exited(1),
     stderr: TB.missingModule,
-    want: { class: 'failed', cause: 'missing_module', summary: /^Could not import lightgbm on node local\.$/, hint: /python3 -m pip install lightgbm/ },
+    want: {
+      class: 'failed',
+      cause: 'missing_module',
+      summary: /^Could not import lightgbm on node local\.$/,
+      hint: /python3 -m pip install lightgbm/,
+    },
   },
   {
     name: 'ModuleNotFoundError for sklearn: the hint names the pip package',
@@ -350,7 +422,12 @@ const ROWS: Row[] = [
     name: 'SyntaxError, with file and line',
     status: exited(1),
     stderr: TB.syntaxError,
-    want: { class: 'failed', cause: 'syntax_error', summary: /^A syntax error at line 14 stopped it before it ran\.$/, hint: /solution\.py:14/ },
+    want: {
+      class: 'failed',
+      cause: 'syntax_error',
+      summary: /^A syntax error at line 14 stopped it before it ran\.$/,
+      hint: /solution\.py:14/,
+    },
   },
   {
     name: 'IndentationError counts as a syntax error',
@@ -362,7 +439,12 @@ const ROWS: Row[] = [
     name: 'a plain failure quotes the final exception and points at the logs',
     status: exited(1),
     stderr: TB.valueError,
-    want: { class: 'failed', cause: null, summary: /^Exited with code 1: ValueError: expected 10 columns, got 9\.$/, hint: /gpuq logs k2x9a1b3 --stderr/ },
+    want: {
+      class: 'failed',
+      cause: null,
+      summary: /^Exited with code 1: ValueError: expected 10 columns, got 9\.$/,
+      hint: /gpuq logs k2x9a1b3 --stderr/,
+    },
   },
   {
     name: 'a failure with nothing on stderr says so',
@@ -380,7 +462,11 @@ const ROWS: Row[] = [
   {
     name: 'lost: the supervisor vanished, status.json still says running',
     status: { ...exited(0), state: 'running', exitCode: null, endedAtMs: null },
-    want: { class: 'lost', cause: 'vanished', summary: /^The supervisor vanished before the job ended; its exit status is lost\.$/ },
+    want: {
+      class: 'lost',
+      cause: 'vanished',
+      summary: /^The supervisor vanished before the job ended; its exit status is lost\.$/,
+    },
   },
   {
     name: 'lost: the job folder is gone',
@@ -397,7 +483,7 @@ const ROWS: Row[] = [
   {
     name: 'prints "CUDA out of memory" (a retried batch) and exits 0: a success',
     status: exited(0),
-    stderr: 'WARNING: CUDA out of memory at batch size 256, retrying with 128\n' + TB.torchOom2,
+    stderr: `WARNING: CUDA out of memory at batch size 256, retrying with 128\n${TB.torchOom2}`,
     want: { class: 'succeeded', cause: null },
   },
   {
@@ -410,7 +496,13 @@ const ROWS: Row[] = [
     name: 'a child was OOM-killed while the main process exited 0: reported, not hidden',
     status: exited(0, { cgroup: 'v1', oomKills: 1, kernelOom: CGROUP_OOM }),
     limits: { memoryBytes: 200 * MiB },
-    want: { class: 'succeeded', cause: 'child_oom', summary: /^Exited 0, but one of its processes was killed for memory, so its results may be incomplete\.$/, evidence: /cgroup counted 1 OOM kill/, hint: /check that the results are complete/ },
+    want: {
+      class: 'succeeded',
+      cause: 'child_oom',
+      summary: /^Exited 0, but one of its processes was killed for memory, so its results may be incomplete\.$/,
+      evidence: /cgroup counted 1 OOM kill/,
+      hint: /check that the results are complete/,
+    },
   },
   {
     name: 'MemoryError text, then SIGKILL from outside: the signal, not the text',
@@ -427,7 +519,7 @@ const ROWS: Row[] = [
   {
     name: 'a recovered CUDA OOM logged earlier, then a ValueError: failed, not gpu_oom',
     status: exited(1),
-    stderr: TB.torchOom2 + 'retrying with batch size 64\nEpoch 2: 100%|██████████| 1000/1000\n' + TB.valueError,
+    stderr: `${TB.torchOom2}retrying with batch size 64\nEpoch 2: 100%|██████████| 1000/1000\n${TB.valueError}`,
     want: { class: 'failed', cause: null, summary: /ValueError/ },
   },
   {
@@ -441,7 +533,7 @@ const ROWS: Row[] = [
   {
     name: 'a log line mentioning "No space left on device" then a ModuleNotFoundError: missing_module',
     status: exited(1),
-    stderr: 'warning: cache write failed: No space left on device, continuing without cache\n' + TB.missingModule,
+    stderr: `warning: cache write failed: No space left on device, continuing without cache\n${TB.missingModule}`,
     want: { class: 'failed', cause: 'missing_module' },
   },
   {
@@ -464,13 +556,14 @@ const ROWS: Row[] = [
   {
     name: 'segfault with a CUDA OOM logged earlier (a native crash after recovery): signaled',
     status: exited(139),
-    stderr: 'caught: CUDA out of memory, falling back to CPU\n' + TB.segfault,
+    stderr: `caught: CUDA out of memory, falling back to CPU\n${TB.segfault}`,
     want: { class: 'signaled', cause: 'sigsegv' },
   },
   {
-    name: "abort after an uncaught c10::OutOfMemoryError (libtorch C++): gpu_oom",
+    name: 'abort after an uncaught c10::OutOfMemoryError (libtorch C++): gpu_oom',
     status: exited(134),
-    stderr: "terminate called after throwing an instance of 'c10::OutOfMemoryError'\n  what():  CUDA out of memory. Tried to allocate 512.00 MiB (GPU 0; 23.65 GiB total capacity; 22.80 GiB already allocated; 301.56 MiB free; 22.95 GiB reserved in total by PyTorch)\n",
+    stderr:
+      "terminate called after throwing an instance of 'c10::OutOfMemoryError'\n  what():  CUDA out of memory. Tried to allocate 512.00 MiB (GPU 0; 23.65 GiB total capacity; 22.80 GiB already allocated; 301.56 MiB free; 22.95 GiB reserved in total by PyTorch)\n",
     want: { class: 'gpu_oom', summary: /512\.00 MiB/ },
   },
 ];
@@ -496,8 +589,16 @@ describe('classify: every row of the table', () => {
     expect(v.class, show).toBe(row.want.class);
     if (row.want.cause !== undefined) expect(v.cause, show).toBe(row.want.cause);
     if (row.want.summary) expect(v.summary, show).toMatch(row.want.summary);
-    if (row.want.evidence) expect(v.evidence.some((e) => row.want.evidence!.test(e)), show).toBe(true);
-    if (row.want.hint) expect(v.hints.some((h) => row.want.hint!.test(h)), show).toBe(true);
+    if (row.want.evidence)
+      expect(
+        v.evidence.some((e) => row.want.evidence!.test(e)),
+        show,
+      ).toBe(true);
+    if (row.want.hint)
+      expect(
+        v.hints.some((h) => row.want.hint!.test(h)),
+        show,
+      ).toBe(true);
     if (row.want.signal !== undefined) expect(v.signal, show).toBe(row.want.signal);
   });
 
@@ -516,7 +617,11 @@ describe('classify: every row of the table', () => {
 
 describe('classify: the verdict record', () => {
   it('carries the exit code, the signal name and timedOut', () => {
-    const v = run({ name: '', status: exited(137, { timedOut: true, limitFired: 'timeout' }), want: { class: 'timeout' } });
+    const v = run({
+      name: '',
+      status: exited(137, { timedOut: true, limitFired: 'timeout' }),
+      want: { class: 'timeout' },
+    });
     expect(v).toMatchObject({ exitCode: 137, signal: 'SIGKILL', timedOut: true });
     expect(v.evidence).toContain('exit code 137 (SIGKILL, kill)');
   });
@@ -533,7 +638,14 @@ describe('classify: the verdict record', () => {
 
   it('names the job id in hints when it is known, ID otherwise', () => {
     const p = probe(exited(1), TB.valueError);
-    const withId = classify({ probe: p, limits: LIMITS, cancelRequested: false, launchBootId: null, node: 'gpu1', jobId: 'abc' });
+    const withId = classify({
+      probe: p,
+      limits: LIMITS,
+      cancelRequested: false,
+      launchBootId: null,
+      node: 'gpu1',
+      jobId: 'abc',
+    });
     const without = classify({ probe: p, limits: LIMITS, cancelRequested: false, launchBootId: null, node: null });
     expect(withId.hints.join('\n')).toMatch(/gpuq logs abc --stderr/);
     expect(without.hints.join('\n')).toMatch(/gpuq logs ID --stderr/);
@@ -542,7 +654,13 @@ describe('classify: the verdict record', () => {
   it('does not claim a peak the sampler never measured', () => {
     const p = probe(exited(137, { oomKills: 1, cgroup: 'v1' }));
     p.monitor = monitor({ samples: 1, peakRssBytes: 0, peakProcs: 0 });
-    const v = classify({ probe: p, limits: { ...LIMITS, memoryBytes: 200 * MiB }, cancelRequested: false, launchBootId: null, node: 'local' });
+    const v = classify({
+      probe: p,
+      limits: { ...LIMITS, memoryBytes: 200 * MiB },
+      cancelRequested: false,
+      launchBootId: null,
+      node: 'local',
+    });
     expect(v.evidence.join('\n')).not.toMatch(/peaked at 0|peaked at {2}B/);
   });
 });

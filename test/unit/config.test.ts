@@ -22,7 +22,10 @@ describe('config', () => {
   it('follows the contract: --config, ./gpuq.config.json, XDG', () => {
     const dir = mkdtempSync(join(tmpdir(), 'gpuq-loc-'));
     writeFileSync(join(dir, 'gpuq.config.json'), '{}');
-    expect(locate({ env: { XDG_STATE_HOME: '/s' }, cwd: dir })).toEqual({ configFile: join(dir, 'gpuq.config.json'), stateDir: '/s/gpuq' });
+    expect(locate({ env: { XDG_STATE_HOME: '/s' }, cwd: dir })).toEqual({
+      configFile: join(dir, 'gpuq.config.json'),
+      stateDir: '/s/gpuq',
+    });
     expect(locate({ explicitFile: 'x.json', env: {}, cwd: dir }).configFile).toBe(join(dir, 'x.json'));
     expect(locate({ env: { XDG_CONFIG_HOME: '/nonexistent' }, cwd: '/' }).configFile).toBeNull();
   });

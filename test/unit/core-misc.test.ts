@@ -15,7 +15,16 @@ const job = (over: Partial<Job> = {}): Job => ({
   state: 'pending',
   isolation: 'ulimit',
   image: null,
-  limits: { timeoutS: 1, graceS: 1, memoryBytes: null, pids: null, files: null, fileSizeBytes: null, cpuTimeS: null, gpus: 0 },
+  limits: {
+    timeoutS: 1,
+    graceS: 1,
+    memoryBytes: null,
+    pids: null,
+    files: null,
+    fileSizeBytes: null,
+    cpuTimeS: null,
+    gpus: 0,
+  },
   env: {},
   args: [],
   createdAt: '2026-01-01T00:00:00.000Z',
@@ -47,7 +56,16 @@ describe('job state machine', () => {
   it('follows the contract lifecycle and records history', () => {
     const running = moveTo(job(), 'running', '2026-01-01T00:00:01.000Z', 'started');
     expect(running.startedAt).toBe('2026-01-01T00:00:01.000Z');
-    const v: Verdict = { class: 'succeeded', cause: null, exitCode: 0, signal: null, timedOut: false, summary: 'ok', evidence: [], hints: [] };
+    const v: Verdict = {
+      class: 'succeeded',
+      cause: null,
+      exitCode: 0,
+      signal: null,
+      timedOut: false,
+      summary: 'ok',
+      evidence: [],
+      hints: [],
+    };
     const done = finish(running, v, '2026-01-01T00:00:02.000Z');
     expect(done.state).toBe('done');
     expect(done.endedAt).toBe('2026-01-01T00:00:02.000Z');
@@ -71,7 +89,17 @@ describe('scheduling', () => {
     expect(ranked.map((n) => n.name)).toEqual(['c', 'b', 'a']);
   });
   it('picks the least used GPUs', () => {
-    expect(pickGpus([0, 1, 2, 3], new Map([[0, 2], [1, 0], [2, 1]]), 2)).toEqual([1, 3]);
+    expect(
+      pickGpus(
+        [0, 1, 2, 3],
+        new Map([
+          [0, 2],
+          [1, 0],
+          [2, 1],
+        ]),
+        2,
+      ),
+    ).toEqual([1, 3]);
     expect(pickGpus([0, 1], new Map(), 0)).toEqual([]);
     expect(() => pickGpus([0], new Map(), 2)).toThrow();
   });

@@ -26,7 +26,7 @@ const node = (over: Partial<NodeStatus> = {}): NodeStatus => ({
 
 describe('lastStderrLines', () => {
   it('keeps the last 20 lines, without trailing blanks or progress-bar redraws', () => {
-    const text = Array.from({ length: 30 }, (_, i) => `line ${i}`).join('\n') + '\n 10%|#\r100%|##########|\n\n\n';
+    const text = `${Array.from({ length: 30 }, (_, i) => `line ${i}`).join('\n')}\n 10%|#\r100%|##########|\n\n\n`;
     const lines = lastStderrLines(text);
     expect(lines).toHaveLength(20);
     expect(lines.at(-1)).toBe('100%|##########|');
@@ -67,13 +67,27 @@ describe('renderDiagnosis', () => {
       signal: 'SIGKILL',
       timedOut: false,
       summary: 'Killed for memory at the memory limit of 2 GiB.',
-      evidence: ['the job\'s memory cgroup counted 1 OOM kill at its 2 GiB limit', 'RSS peaked at 1.98 GiB of the 2 GiB limit (99%)'],
+      evidence: [
+        "the job's memory cgroup counted 1 OOM kill at its 2 GiB limit",
+        'RSS peaked at 1.98 GiB of the 2 GiB limit (99%)',
+      ],
       hints: ['raise the limit if the node has the RAM: gpuq submit --memory 4g …'],
     },
     summary: 'Killed for memory at the memory limit of 2 GiB.',
-    evidence: ['the job\'s memory cgroup counted 1 OOM kill at its 2 GiB limit', 'RSS peaked at 1.98 GiB of the 2 GiB limit (99%)'],
+    evidence: [
+      "the job's memory cgroup counted 1 OOM kill at its 2 GiB limit",
+      'RSS peaked at 1.98 GiB of the 2 GiB limit (99%)',
+    ],
     limits: { ...LIMITS, memoryBytes: 2 * GiB },
-    peaks: [{ key: 'rss', value: 2_125_824_819, limit: 2 * GiB, ratio: 0.99, text: 'RSS peaked at 1.98 GiB of the 2 GiB limit (99%)' }],
+    peaks: [
+      {
+        key: 'rss',
+        value: 2_125_824_819,
+        limit: 2 * GiB,
+        ratio: 0.99,
+        text: 'RSS peaked at 1.98 GiB of the 2 GiB limit (99%)',
+      },
+    ],
     current: null,
     stderrTail: ['loading data', 'epoch 1'],
     folder: { dir: '/home/u/.gpuq/jobs/abc12345', exists: true },
@@ -84,10 +98,14 @@ describe('renderDiagnosis', () => {
 
   it('prints verdict, evidence, peaks, stderr, node and hints, each peak once', () => {
     const page = renderDiagnosis(d, plain);
-    expect(page).toMatch(/^abc12345 {2}train\.py {2}on gpu1: oom \(cgroup\), SIGKILL\n {2}Killed for memory at the memory limit of 2 GiB\.\n/);
+    expect(page).toMatch(
+      /^abc12345 {2}train\.py {2}on gpu1: oom \(cgroup\), SIGKILL\n {2}Killed for memory at the memory limit of 2 GiB\.\n/,
+    );
     expect(page).toMatch(/Evidence\n {2}- the job's memory cgroup counted 1 OOM kill/);
     expect(page.match(/RSS peaked at 1\.98 GiB of the 2 GiB limit/g)).toHaveLength(1);
-    expect(page).toMatch(/Last 2 lines of stderr \(\/home\/u\/\.gpuq\/jobs\/abc12345\/stderr\.log\)\n {2}\| loading data\n {2}\| epoch 1/);
+    expect(page).toMatch(
+      /Last 2 lines of stderr \(\/home\/u\/\.gpuq\/jobs\/abc12345\/stderr\.log\)\n {2}\| loading data\n {2}\| epoch 1/,
+    );
     expect(page).toMatch(/Node gpu1\n {2}disk {5}400 GiB free of 500 GiB \(80%\) at \/home\/u\/\.gpuq\/jobs\/abc/);
     expect(page).toMatch(/load {5}0\.50 0\.40 0\.30 on 16 cores/);
     expect(page).toMatch(/Hints\n {2}- raise the limit/);
@@ -96,7 +114,14 @@ describe('renderDiagnosis', () => {
 
   it('leaves out what it does not have and says why', () => {
     const page = renderDiagnosis(
-      { ...d, peaks: [], stderrTail: [], folder: null, nodeFacts: { reachable: false, error: 'connection refused', status: null }, notes: ['node gpu1 could not be reached (connection refused)'] },
+      {
+        ...d,
+        peaks: [],
+        stderrTail: [],
+        folder: null,
+        nodeFacts: { reachable: false, error: 'connection refused', status: null },
+        notes: ['node gpu1 could not be reached (connection refused)'],
+      },
       plain,
     );
     expect(page).not.toMatch(/Peaks against limits|Last \d+ line|Node gpu1\n/);

@@ -51,7 +51,7 @@ describe('small helpers', () => {
   });
   it('clip keeps short text, cuts long text at a sentence end or with an ellipsis', () => {
     expect(clip('  short  ')).toBe('short');
-    expect(clip('A'.repeat(100) + '. ' + 'B'.repeat(100))).toBe('A'.repeat(100) + '.');
+    expect(clip(`${'A'.repeat(100)}. ${'B'.repeat(100)}`)).toBe(`${'A'.repeat(100)}.`);
     const cut = clip('x'.repeat(300));
     expect(cut.length).toBe(160);
     expect(cut.endsWith('…')).toBe(true);
@@ -75,7 +75,12 @@ describe('peaksAgainstLimits', () => {
   const limits = { ...LIMITS, memoryBytes: 2 * GiB, pids: 64, cpuTimeS: 120, timeoutS: 600 };
   it('sets each peak against its limit, in the words of the issue', () => {
     const peaks = peaksAgainstLimits({
-      monitor: monitor({ peakRssBytes: 2_125_824_819, peakProcs: 12, peakGpuMemBytes: 10 * GiB, peakFolderBytes: 3 * MiB }),
+      monitor: monitor({
+        peakRssBytes: 2_125_824_819,
+        peakProcs: 12,
+        peakGpuMemBytes: 10 * GiB,
+        peakFolderBytes: 3 * MiB,
+      }),
       status: exited(0, { cpuSeconds: 60 }),
       limits,
     });
@@ -93,10 +98,16 @@ describe('peaksAgainstLimits', () => {
   it('uses the RSS the kernel reported at the kill when the sampler saw less', () => {
     const peaks = peaksAgainstLimits({
       monitor: monitor({ samples: 1, peakRssBytes: 0, peakProcs: 0 }),
-      status: exited(137, { kernelOom: ['Memory cgroup out of memory: Killed process 1 (python3) total-vm:1kB, anon-rss:204800kB, file-rss:0kB, shmem-rss:0kB'] }),
+      status: exited(137, {
+        kernelOom: [
+          'Memory cgroup out of memory: Killed process 1 (python3) total-vm:1kB, anon-rss:204800kB, file-rss:0kB, shmem-rss:0kB',
+        ],
+      }),
       limits: { ...limits, memoryBytes: 200 * MiB },
     });
-    expect(peaks.find((p) => p.key === 'rss')?.text).toBe('RSS peaked at 200 MiB of the 200 MiB limit (100%) (when it was killed)');
+    expect(peaks.find((p) => p.key === 'rss')?.text).toBe(
+      'RSS peaked at 200 MiB of the 200 MiB limit (100%) (when it was killed)',
+    );
     expect(peaks.find((p) => p.key === 'procs')).toBeUndefined();
   });
   it('gives the running time of a job still running from the node clock', () => {
@@ -112,12 +123,23 @@ describe('peaksAgainstLimits', () => {
       gpuTotalBytes: 80 * GiB,
     });
     const text = Object.fromEntries(peaks.map((p) => [p.key, p.text]));
-    expect(text.cgroup_mem).toBe('the memory cgroup (page cache included) peaked at 200 MiB of the 200 MiB limit (100%)');
+    expect(text.cgroup_mem).toBe(
+      'the memory cgroup (page cache included) peaked at 200 MiB of the 200 MiB limit (100%)',
+    );
     expect(text.gpu_mem).toBe("GPU memory peaked at 60 GiB of the GPU's 80 GiB (75%)");
   });
   it('describes the latest sample of a running job', () => {
     expect(
-      describeSample({ t: 0, rssBytes: 3 * GiB, cpuPct: 99.6, procs: 5, threads: 40, openFiles: 60, folderBytes: 0, gpu: [{ index: 0, memUsedBytes: 70 * GiB, utilPct: 87, jobMemBytes: 60 * GiB }] }),
+      describeSample({
+        t: 0,
+        rssBytes: 3 * GiB,
+        cpuPct: 99.6,
+        procs: 5,
+        threads: 40,
+        openFiles: 60,
+        folderBytes: 0,
+        gpu: [{ index: 0, memUsedBytes: 70 * GiB, utilPct: 87, jobMemBytes: 60 * GiB }],
+      }),
     ).toBe('RSS 3 GiB, CPU 100%, 5 processes, GPU 0 60 GiB 87% busy');
   });
   it('is empty with nothing measured', () => {

@@ -19,12 +19,24 @@ describe('jobShapeProblem', () => {
     expect(jobShapeProblem(runningJob())).toBeNull();
     expect(jobShapeProblem(doneJob())).toBeNull();
     expect(jobShapeProblem(runningJob({ state: 'pending', remote: null, startedAt: null }))).toBeNull();
-    expect(jobShapeProblem(runningJob({ env: { A: 'x y' }, args: ['--n', '3'], competition: 'c1', image: 'img' }))).toBeNull();
+    expect(
+      jobShapeProblem(runningJob({ env: { A: 'x y' }, args: ['--n', '3'], competition: 'c1', image: 'img' })),
+    ).toBeNull();
     expect(jobShapeProblem({ ...runningJob(), extra: 1 })).toBeNull();
   });
 
   it('names a missing field, nested ones by their path', () => {
-    for (const path of ['id', 'node', 'state', 'limits', 'history', 'remote', 'verdict', 'limits.timeoutS', 'limits.memoryBytes']) {
+    for (const path of [
+      'id',
+      'node',
+      'state',
+      'limits',
+      'history',
+      'remote',
+      'verdict',
+      'limits.timeoutS',
+      'limits.memoryBytes',
+    ]) {
       expect(jobShapeProblem(edit(runningJob(), path, undefined)), path).toBe(`field "${path}" is missing`);
     }
   });
@@ -45,15 +57,23 @@ describe('jobShapeProblem', () => {
       ['limits', [], 'limits'],
     ];
     for (const [path, value, named] of cases) {
-      expect(jobShapeProblem(edit(runningJob(), path, value)), path).toMatch(new RegExp(`^field "${named.replaceAll('.', '\\.')}" (has a value of the wrong kind|is missing)`));
+      expect(jobShapeProblem(edit(runningJob(), path, value)), path).toMatch(
+        new RegExp(`^field "${named.replaceAll('.', '\\.')}" (has a value of the wrong kind|is missing)`),
+      );
     }
-    expect(jobShapeProblem(edit(runningJob(), 'state', 'flying'))).toBe('field "state" has a value of the wrong kind ("flying")');
+    expect(jobShapeProblem(edit(runningJob(), 'state', 'flying'))).toBe(
+      'field "state" has a value of the wrong kind ("flying")',
+    );
   });
 
   it('checks a verdict: its class, summary and lists', () => {
-    expect(jobShapeProblem(edit(doneJob(), 'verdict.class', 'exploded'))).toBe('field "verdict.class" has a value of the wrong kind ("exploded")');
+    expect(jobShapeProblem(edit(doneJob(), 'verdict.class', 'exploded'))).toBe(
+      'field "verdict.class" has a value of the wrong kind ("exploded")',
+    );
     expect(jobShapeProblem(edit(doneJob(), 'verdict.hints', undefined))).toBe('field "verdict.hints" is missing');
-    expect(jobShapeProblem(edit(doneJob(), 'verdict.evidence', ['ok', 3]))).toBe('field "verdict.evidence.1" has a value of the wrong kind (3)');
+    expect(jobShapeProblem(edit(doneJob(), 'verdict.evidence', ['ok', 3]))).toBe(
+      'field "verdict.evidence.1" has a value of the wrong kind (3)',
+    );
   });
 
   it('refuses what is not an object', () => {

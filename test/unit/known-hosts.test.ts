@@ -78,7 +78,9 @@ describe('host matching', () => {
   });
 
   it('supports * and ? wildcards, also inside [host]:port', () => {
-    const kh = [`*.gpu.example ssh-ed25519 ${ED}`, `node?? ssh-ed25519 ${ED}`, `[10.0.0.*]:* ssh-ed25519 ${ED}`].join('\n');
+    const kh = [`*.gpu.example ssh-ed25519 ${ED}`, `node?? ssh-ed25519 ${ED}`, `[10.0.0.*]:* ssh-ed25519 ${ED}`].join(
+      '\n',
+    );
     expect(check(kh, 'a.gpu.example', 22, 'ssh-ed25519', ED).result).toBe('match');
     expect(check(kh, 'gpu.example', 22, 'ssh-ed25519', ED).result).toBe('unknown');
     expect(check(kh, 'node01', 22, 'ssh-ed25519', ED).result).toBe('match');
@@ -155,9 +157,13 @@ describe('checkHostKey', () => {
     expect(r.result).toBe('revoked');
     expect(r.conflicts[0]!.line).toBe(2);
     // A revoked line for another key does not affect this one.
-    expect(check(`host ssh-ed25519 ${ED}\n@revoked * ssh-ed25519 ${ED2}`, 'host', 22, 'ssh-ed25519', ED).result).toBe('match');
+    expect(check(`host ssh-ed25519 ${ED}\n@revoked * ssh-ed25519 ${ED2}`, 'host', 22, 'ssh-ed25519', ED).result).toBe(
+      'match',
+    );
     // A revoked line only applies to the hosts it names.
-    expect(check(`host ssh-ed25519 ${ED}\n@revoked other ssh-ed25519 ${ED}`, 'host', 22, 'ssh-ed25519', ED).result).toBe('match');
+    expect(
+      check(`host ssh-ed25519 ${ED}\n@revoked other ssh-ed25519 ${ED}`, 'host', 22, 'ssh-ed25519', ED).result,
+    ).toBe('match');
   });
 
   it('ignores @cert-authority lines for plain host keys', () => {
@@ -174,9 +180,16 @@ describe('checkHostKey', () => {
   });
 
   it('lists known key types for a host for algorithm negotiation', () => {
-    const entries = parseKnownHosts(`h ecdsa-sha2-nistp256 ${EC}\nh ssh-rsa AAAAB3NzaC1yc2EAAAADAQAB\nother ssh-ed25519 ${ED}\n@revoked h ssh-ed25519 ${ED}`);
+    const entries = parseKnownHosts(
+      `h ecdsa-sha2-nistp256 ${EC}\nh ssh-rsa AAAAB3NzaC1yc2EAAAADAQAB\nother ssh-ed25519 ${ED}\n@revoked h ssh-ed25519 ${ED}`,
+    );
     expect(knownKeyTypes(entries, 'h', 22)).toEqual(['ecdsa-sha2-nistp256', 'ssh-rsa']);
-    expect(hostKeyAlgorithmsFor(knownKeyTypes(entries, 'h', 22))).toEqual(['ecdsa-sha2-nistp256', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa']);
+    expect(hostKeyAlgorithmsFor(knownKeyTypes(entries, 'h', 22))).toEqual([
+      'ecdsa-sha2-nistp256',
+      'rsa-sha2-512',
+      'rsa-sha2-256',
+      'ssh-rsa',
+    ]);
     expect(hostKeyAlgorithmsFor(['ssh-ed25519', 'sk-ssh-ed25519@openssh.com'])).toEqual(['ssh-ed25519']);
     expect(hostKeyAlgorithmsFor([])).toEqual([]);
   });
@@ -221,7 +234,14 @@ describe('cross-checked with OpenSSH', () => {
     expect(entries).toHaveLength(3);
     expect(entries.every((e) => e.hashed !== null)).toBe(true);
 
-    const probes: Array<[string, number]> = [['gpu1.lab', 22], ['gpu2.lab', 2222], ['10.1.2.3', 22], ['gpu2.lab', 22], ['gpu1.lab', 2222], ['nope', 22]];
+    const probes: Array<[string, number]> = [
+      ['gpu1.lab', 22],
+      ['gpu2.lab', 2222],
+      ['10.1.2.3', 22],
+      ['gpu2.lab', 22],
+      ['gpu1.lab', 2222],
+      ['nope', 22],
+    ];
     for (const [host, port] of probes) {
       const token = hostToken(host, port);
       let sshSays: boolean;
@@ -233,7 +253,9 @@ describe('cross-checked with OpenSSH', () => {
       expect([token, entries.some((e) => entryMatchesHost(e, host, port))]).toEqual([token, sshSays]);
       expect(checkHostKey(entries, host, port, type, key).result).toBe(sshSays ? 'match' : 'unknown');
     }
-    const fp = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', join(dir, 'k.pub')], { encoding: 'utf8' }).split(' ')[1];
+    const fp = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', join(dir, 'k.pub')], { encoding: 'utf8' }).split(
+      ' ',
+    )[1];
     expect(sha256Fingerprint(key)).toBe(fp);
   });
 
@@ -241,7 +263,13 @@ describe('cross-checked with OpenSSH', () => {
     const kh = join(dir, 'plain_hosts');
     writeFileSync(kh, `*.lab,!bad.lab,[10.0.0.?]:2222 ssh-ed25519 ${ED}\n`);
     const entries = parseKnownHosts(readFileSync(kh, 'utf8'), kh);
-    for (const [host, port] of [['a.lab', 22], ['bad.lab', 22], ['10.0.0.5', 2222], ['10.0.0.55', 2222], ['10.0.0.5', 22]] as Array<[string, number]>) {
+    for (const [host, port] of [
+      ['a.lab', 22],
+      ['bad.lab', 22],
+      ['10.0.0.5', 2222],
+      ['10.0.0.55', 2222],
+      ['10.0.0.5', 22],
+    ] as Array<[string, number]>) {
       const token = hostToken(host, port);
       let sshSays: boolean;
       try {

@@ -66,7 +66,12 @@ describe('monitor.py: nvidia-smi parsing', () => {
   it('skips what is not a row: blank lines, error text, a header', () => {
     const text = `index, uuid, memory.used [MiB], utilization.gpu [%]\n\nNo devices were found\n${QUERY_GPU_NOUNITS}`;
     expect(py<unknown[]>('out(m.parse_gpus(sys.stdin.read()))', text)).toHaveLength(2);
-    expect(py('out(m.parse_gpus(sys.stdin.read()))', 'NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver.\n')).toEqual([]);
+    expect(
+      py(
+        'out(m.parse_gpus(sys.stdin.read()))',
+        'NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver.\n',
+      ),
+    ).toEqual([]);
     expect(py('out(m.parse_apps(sys.stdin.read()))', '')).toEqual([]);
   });
 
@@ -136,7 +141,9 @@ describe('monitor.py: /proc and measurements', () => {
   });
 
   it('reads its own stat from /proc', () => {
-    const r = py<{ pid: number; self: number; threads: number }>('st = m.read_stat(os.getpid())\nout({"pid": st.pid, "self": os.getpid(), "threads": st.threads})');
+    const r = py<{ pid: number; self: number; threads: number }>(
+      'st = m.read_stat(os.getpid())\nout({"pid": st.pid, "self": os.getpid(), "threads": st.threads})',
+    );
     expect(r.pid).toBe(r.self);
     expect(r.threads).toBeGreaterThanOrEqual(1);
   });
@@ -222,7 +229,8 @@ finally:
   });
 
   it('reads Pss from smaps_rollup, and its own', () => {
-    const rollup = '5566c6ff4000-7ffd91213000 ---p 00000000 00:00 0  [rollup]\nRss:  1704 kB\nPss:  216 kB\nPss_Dirty: 112 kB\n';
+    const rollup =
+      '5566c6ff4000-7ffd91213000 ---p 00000000 00:00 0  [rollup]\nRss:  1704 kB\nPss:  216 kB\nPss_Dirty: 112 kB\n';
     expect(py('out(m.parse_pss(sys.stdin.read()))', rollup)).toBe(216 * 1024);
     expect(py('out(m.parse_pss("Rss: 1 kB"))')).toBe(null);
     expect(py<number>('out(m.tree_pss([os.getpid()]))')).toBeGreaterThan(0);
@@ -247,8 +255,14 @@ describe('monitor.py: sweep', () => {
   it('kills a detached process that carries the marker and counts it', async () => {
     const jobId = `sweeptest${process.pid}`;
     // A process in its own session with the marker: what an escapee of a job looks like.
-    const child = spawn('sleep', ['30'], { detached: true, stdio: 'ignore', env: { ...process.env, GPUQ_JOB_ID: jobId } });
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+    const child = spawn('sleep', ['30'], {
+      detached: true,
+      stdio: 'ignore',
+      env: { ...process.env, GPUQ_JOB_ID: jobId },
+    });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      child.on('exit', (_code, signal) => resolve(signal)),
+    );
     const pid = child.pid as number;
     // The main pid the sweep is told about has long ended: a pid that cannot be live.
     const out = execFileSync(PYTHON, [MONITOR, 'sweep', '--job-id', jobId, '--pid', '4194304'], { encoding: 'utf8' });

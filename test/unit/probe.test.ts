@@ -4,9 +4,26 @@ import { parseProbe } from '../../src/node/probe.js';
 
 const N = 'abc123';
 const good = {
-  version: 1, state: 'exited', supervisorPid: 10, pid: 11, pgid: 11, bootId: 'b', startedAtMs: 1, endedAtMs: 2,
-  exitCode: 0, signal: null, timedOut: false, cancelled: false, limitFired: null, killedAfterGrace: false,
-  cpuSeconds: 0.1, cgroup: null, oomKills: null, pidsRefused: null, kernelOom: [], leftovers: 0,
+  version: 1,
+  state: 'exited',
+  supervisorPid: 10,
+  pid: 11,
+  pgid: 11,
+  bootId: 'b',
+  startedAtMs: 1,
+  endedAtMs: 2,
+  exitCode: 0,
+  signal: null,
+  timedOut: false,
+  cancelled: false,
+  limitFired: null,
+  killedAfterGrace: false,
+  cpuSeconds: 0.1,
+  cgroup: null,
+  oomKills: null,
+  pidsRefused: null,
+  kernelOom: [],
+  leftovers: 0,
 };
 
 function probeText(status: unknown, extra: Record<string, string> = {}): string {
@@ -24,9 +41,23 @@ function probeText(status: unknown, extra: Record<string, string> = {}): string 
 
 describe('parseProbe', () => {
   it('reads a well-formed status, monitor and samples', () => {
-    const monitor = { version: 1, samples: 3, peakRssBytes: 5, peakProcs: 1, peakThreads: 1, peakOpenFiles: 3, peakFolderBytes: 9, peakGpuMemBytes: null, memoryWatchFired: false, memoryWatchRssBytes: null };
+    const monitor = {
+      version: 1,
+      samples: 3,
+      peakRssBytes: 5,
+      peakProcs: 1,
+      peakThreads: 1,
+      peakOpenFiles: 3,
+      peakFolderBytes: 9,
+      peakGpuMemBytes: null,
+      memoryWatchFired: false,
+      memoryWatchRssBytes: null,
+    };
     const sample = { t: 1, rssBytes: 2, cpuPct: 3, procs: 1, threads: 1, openFiles: 3, folderBytes: 4, gpu: null };
-    const p = parseProbe(probeText(good, { monitor: JSON.stringify(monitor), samples: `${JSON.stringify(sample)}\n{torn` }), N);
+    const p = parseProbe(
+      probeText(good, { monitor: JSON.stringify(monitor), samples: `${JSON.stringify(sample)}\n{torn` }),
+      N,
+    );
     expect(p.status).toEqual(good);
     expect(p.monitor).toEqual(monitor);
     expect(p.recentSamples).toEqual([sample]);
@@ -60,7 +91,22 @@ describe('text a job wrote', () => {
     expect(printable('a\x1b]0;PWNED\x07b\x1b[31mc\x1b]52;c;ZXZpbA==\x1b\\d\x07\x08e\tf')).toBe('abcde\tf');
     const p = parseProbe(probeText({ ...good, exitCode: 1 }), N);
     p.stderrTail = 'Traceback (most recent call last):\nValueError: bad \x1b]0;PWNED\x07title\x1b[2J';
-    const v = classify({ probe: p, limits: { timeoutS: 60, graceS: 1, memoryBytes: null, pids: null, files: null, fileSizeBytes: null, cpuTimeS: null, gpus: 0 }, cancelRequested: false, launchBootId: 'b', node: 'local' });
+    const v = classify({
+      probe: p,
+      limits: {
+        timeoutS: 60,
+        graceS: 1,
+        memoryBytes: null,
+        pids: null,
+        files: null,
+        fileSizeBytes: null,
+        cpuTimeS: null,
+        gpus: 0,
+      },
+      cancelRequested: false,
+      launchBootId: 'b',
+      node: 'local',
+    });
     for (const text of [v.summary, ...v.evidence, ...v.hints]) expect(text).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f]/);
     expect(v.summary).toContain('ValueError: bad title');
   });

@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { pickGpus, rankNodes, relativeLoad } from '../../src/core/schedule.js';
 
-const n = (name: string, runningJobs: number, load: number | null, cpus: number | null = null, gpus: number[] = [0]) => ({ name, runningJobs, load, cpus, gpus });
+const n = (
+  name: string,
+  runningJobs: number,
+  load: number | null,
+  cpus: number | null = null,
+  gpus: number[] = [0],
+) => ({ name, runningJobs, load, cpus, gpus });
 
 describe('rankNodes', () => {
   it('puts fewest running gpuq jobs first, whatever the load', () => {
@@ -18,7 +24,13 @@ describe('rankNodes', () => {
     expect(relativeLoad({ load: null, cpus: 8 })).toBe(Infinity);
   });
   it('drops nodes without enough GPUs and keeps extra fields', () => {
-    const ranked = rankNodes([{ ...n('one', 0, 0, 1, [0]), extra: 1 }, { ...n('two', 5, 9, 1, [0, 1]), extra: 2 }], 2);
+    const ranked = rankNodes(
+      [
+        { ...n('one', 0, 0, 1, [0]), extra: 1 },
+        { ...n('two', 5, 9, 1, [0, 1]), extra: 2 },
+      ],
+      2,
+    );
     expect(ranked).toEqual([{ ...n('two', 5, 9, 1, [0, 1]), extra: 2 }]);
   });
   it('returns nothing when no node qualifies', () => {
@@ -28,7 +40,16 @@ describe('rankNodes', () => {
 
 describe('pickGpus', () => {
   it('picks the least used, lowest index first', () => {
-    expect(pickGpus([3, 2, 1, 0], new Map([[0, 1], [1, 1]]), 2)).toEqual([2, 3]);
+    expect(
+      pickGpus(
+        [3, 2, 1, 0],
+        new Map([
+          [0, 1],
+          [1, 1],
+        ]),
+        2,
+      ),
+    ).toEqual([2, 3]);
     expect(pickGpus([0, 1], new Map(), 0)).toEqual([]);
   });
   it('refuses to pick more than there are', () => {

@@ -81,7 +81,12 @@ describe('plain printer', () => {
     expect(recs.map((r) => r.type)).toEqual(['job', 'log', 'sample', 'verdict']);
     expect(recs[1]).toEqual({ type: 'log', at: '2026-01-02T03:04:05.000Z', stream: 'stderr', line: 'boom' });
     expect(recs[2]).toMatchObject({ type: 'sample', sample: { rssBytes: 30 * 1024 * 1024 } });
-    expect(recs[3]).toMatchObject({ type: 'verdict', exitCode: 12, verdict: { class: 'oom' }, job: { id: 'abc12345', state: 'done' } });
+    expect(recs[3]).toMatchObject({
+      type: 'verdict',
+      exitCode: 12,
+      verdict: { class: 'oom' },
+      job: { id: 'abc12345', state: 'done' },
+    });
   });
 });
 
@@ -108,7 +113,8 @@ describe('watch service helpers', () => {
 describe('watch model samples', () => {
   it('keeps the last live sample once the processes are gone, and time moving forward', () => {
     let s = initialWatchState({ job: runningJob() });
-    for (const x of [sample(1), sample(2), sample(2), sample(3, { procs: 0, rssBytes: 0 })]) s = reduceWatch(s, { type: 'sample', sample: x });
+    for (const x of [sample(1), sample(2), sample(2), sample(3, { procs: 0, rssBytes: 0 })])
+      s = reduceWatch(s, { type: 'sample', sample: x });
     expect(s.samples.map((x) => x.t)).toEqual([T0 + 1000, T0 + 2000]);
     expect(s.peaks?.rssBytes).toBe(40 * 1024 * 1024);
   });

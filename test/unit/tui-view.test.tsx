@@ -59,7 +59,15 @@ async function busy(m: ReturnType<typeof mount>, lines = 6): Promise<void> {
   await m.feed({ type: 'job', job: runningJob() }, { type: 'connection', status: 'connected' });
   await m.feed(...Array.from({ length: 10 }, (_, i): WatchEvent => ({ type: 'sample', sample: sample(i) })));
   await m.feed(
-    ...Array.from({ length: lines }, (_, i): WatchEvent => ({ type: 'log', stream: i % 3 === 2 ? 'stderr' : 'stdout', line: `${i % 3 === 2 ? 'warning' : 'epoch'} ${i}`, at: NOW })),
+    ...Array.from(
+      { length: lines },
+      (_, i): WatchEvent => ({
+        type: 'log',
+        stream: i % 3 === 2 ? 'stderr' : 'stdout',
+        line: `${i % 3 === 2 ? 'warning' : 'epoch'} ${i}`,
+        at: NOW,
+      }),
+    ),
   );
 }
 
@@ -170,7 +178,11 @@ describe('watch view keys', () => {
     await busy(m, 1);
     m.ui.stdin.write('q');
     await m.settle();
-    expect(m.onExit).toHaveBeenCalledWith({ left: 'quit', job: expect.objectContaining({ state: 'running' }), cancelRequested: false });
+    expect(m.onExit).toHaveBeenCalledWith({
+      left: 'quit',
+      job: expect.objectContaining({ state: 'running' }),
+      cancelRequested: false,
+    });
   });
 
   it('Ctrl-C leaves like q', async () => {

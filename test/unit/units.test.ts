@@ -15,16 +15,19 @@ describe('parseDuration', () => {
     [' 10S ', 10],
   ])('%s -> %d s', (text, s) => expect(parseDuration(text, '--timeout')).toBe(s));
 
-  it.each(['', '0', '0s', '-5s', 'abc', '5x', '1h1h', 's', '31d', '1e3', 'm5'])('refuses %j, naming the option and the form', (text) => {
-    expect(() => parseDuration(text, '--timeout')).toThrow(UserError);
-    try {
-      parseDuration(text, '--timeout');
-    } catch (e) {
-      expect((e as UserError).exitCode).toBe(2);
-      expect((e as Error).message).toContain('--timeout');
-      expect((e as Error).message).toMatch(/duration like 90s/);
-    }
-  });
+  it.each(['', '0', '0s', '-5s', 'abc', '5x', '1h1h', 's', '31d', '1e3', 'm5'])(
+    'refuses %j, naming the option and the form',
+    (text) => {
+      expect(() => parseDuration(text, '--timeout')).toThrow(UserError);
+      try {
+        parseDuration(text, '--timeout');
+      } catch (e) {
+        expect((e as UserError).exitCode).toBe(2);
+        expect((e as Error).message).toContain('--timeout');
+        expect((e as Error).message).toMatch(/duration like 90s/);
+      }
+    },
+  );
 });
 
 describe('parseSize', () => {
@@ -45,5 +48,7 @@ describe('parseSize', () => {
 
 describe('parseCount', () => {
   it('accepts whole positive numbers', () => expect(parseCount('64', '--pids')).toBe(64));
-  it.each(['0', '-1', '1.5', 'many', '', '99999999999'])('refuses %j', (t) => expect(() => parseCount(t, '--pids')).toThrow(/--pids/));
+  it.each(['0', '-1', '1.5', 'many', '', '99999999999'])('refuses %j', (t) =>
+    expect(() => parseCount(t, '--pids')).toThrow(/--pids/),
+  );
 });

@@ -5,7 +5,16 @@
  * test/integration/hostile*.test.ts.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -14,13 +23,27 @@ import { renderWrapper, type WrapperSpec } from '../../src/node/wrapper.js';
 import { REPO } from '../helpers/cli.js';
 
 const TEMPLATE = readFileSync(join(REPO, 'templates', 'wrapper.sh'), 'utf8');
-const LIMITS: Limits = { timeoutS: 20, graceS: 1, memoryBytes: null, pids: null, files: null, fileSizeBytes: null, cpuTimeS: null, gpus: 0 };
+const LIMITS: Limits = {
+  timeoutS: 20,
+  graceS: 1,
+  memoryBytes: null,
+  pids: null,
+  files: null,
+  fileSizeBytes: null,
+  cpuTimeS: null,
+  gpus: 0,
+};
 const PRINT_ENV = `import json, os\nprint(json.dumps(dict(os.environ)))\n`;
 const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 
 /** Renders and runs the supervisor for `program` until it exits; returns status and stdout. */
-function runWrapper(program: string, spec: Partial<WrapperSpec> & { enterCpuCgroup?: string; path?: string } = {}): { status: Record<string, unknown>; stdout: string; dir: string } {
+function runWrapper(
+  program: string,
+  spec: Partial<WrapperSpec> & { enterCpuCgroup?: string; path?: string } = {},
+): { status: Record<string, unknown>; stdout: string; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'gpuq-wrapper-'));
   dirs.push(dir);
   mkdirSync(join(dir, 'work'));
@@ -41,7 +64,12 @@ function runWrapper(program: string, spec: Partial<WrapperSpec> & { enterCpuCgro
   writeFileSync(join(dir, 'run.sh'), script, { mode: 0o700 });
   const enter = enterCpuCgroup ? `echo $$ > '${enterCpuCgroup}/cgroup.procs'; ` : '';
   const env = path === undefined ? process.env : { ...process.env, PATH: `${path}:${process.env.PATH ?? ''}` };
-  execFileSync('bash', ['-c', `${enter}exec setsid -w bash ./run.sh`], { cwd: dir, stdio: 'ignore', timeout: 30_000, env });
+  execFileSync('bash', ['-c', `${enter}exec setsid -w bash ./run.sh`], {
+    cwd: dir,
+    stdio: 'ignore',
+    timeout: 30_000,
+    env,
+  });
   return {
     status: JSON.parse(readFileSync(join(dir, 'status.json'), 'utf8')) as Record<string, unknown>,
     stdout: readFileSync(join(dir, 'stdout.log'), 'utf8'),
@@ -56,10 +84,13 @@ const CPU_CGROUP_V1 = process.getuid?.() === 0 && existsSync('/sys/fs/cgroup/cpu
 const CORES = Number(execFileSync('nproc').toString().trim()) || cpus().length;
 
 describe('the supervisor, run directly', () => {
-  it('gives thread pools the job\'s share of the cores, at least 1', () => {
+  it("gives thread pools the job's share of the cores, at least 1", () => {
     const whole = JSON.parse(runWrapper(PRINT_ENV).stdout) as Record<string, string>;
-    for (const k of ['OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'NUMEXPR_NUM_THREADS']) expect(whole[k]).toBe(String(CORES));
-    const quarter = JSON.parse(runWrapper(PRINT_ENV, { cpuShare: { num: 1, den: 4 }, cudaDevices: '2' }).stdout) as Record<string, string>;
+    for (const k of ['OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'NUMEXPR_NUM_THREADS'])
+      expect(whole[k]).toBe(String(CORES));
+    const quarter = JSON.parse(
+      runWrapper(PRINT_ENV, { cpuShare: { num: 1, den: 4 }, cudaDevices: '2' }).stdout,
+    ) as Record<string, string>;
     expect(quarter.OMP_NUM_THREADS).toBe(String(Math.max(1, Math.floor(CORES / 4))));
     expect(quarter.CUDA_VISIBLE_DEVICES).toBe('2');
   });
@@ -104,7 +135,7 @@ describe('the supervisor, run directly', () => {
     expect(readFileSync(join(leaf, 'cgroup.procs'), 'utf8').trim()).toBe(String(status.pid));
   });
 
-  it('keeps the kernel OOM-killer lines about the job\'s pids, and no others', () => {
+  it("keeps the kernel OOM-killer lines about the job's pids, and no others", () => {
     // A stand-in dmesg: an OOM kill of a pid the monitor saw in the tree (pids.seen, in the
     // job folder, the supervisor's working directory), one of an unrelated pid, and noise.
     const bin = mkdtempSync(join(tmpdir(), 'gpuq-fake-dmesg-'));
@@ -133,7 +164,7 @@ describe('the supervisor, run directly', () => {
 
   it('lets --env values win over the defaults, literally', () => {
     const env = JSON.parse(
-      runWrapper(PRINT_ENV, { env: { MKL_NUM_THREADS: '3', ODD: '$(touch /tmp/gpuq-pwned) `id` \'q\'' } }).stdout,
+      runWrapper(PRINT_ENV, { env: { MKL_NUM_THREADS: '3', ODD: "$(touch /tmp/gpuq-pwned) `id` 'q'" } }).stdout,
     ) as Record<string, string>;
     expect(env.MKL_NUM_THREADS).toBe('3');
     expect(env.OMP_NUM_THREADS).toBe(String(CORES));
@@ -162,7 +193,8 @@ describe('the supervisor, run directly', () => {
       subreaper: true,
       leftovers: 0,
     });
-    for (const k of ['supervisorPid', 'pid', 'pgid', 'startedAtMs', 'endedAtMs']) expect(typeof status[k]).toBe('number');
+    for (const k of ['supervisorPid', 'pid', 'pgid', 'startedAtMs', 'endedAtMs'])
+      expect(typeof status[k]).toBe('number');
     expect(typeof status.cpuSeconds).toBe('number');
     // The monitor left its peaks and at least one sample.
     const monitor = JSON.parse(readFileSync(join(dir, 'monitor.json'), 'utf8')) as Record<string, number>;
