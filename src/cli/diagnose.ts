@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { EXIT } from '../core/exit-codes.js';
 import { formatBytes, formatPercent } from '../core/format.js';
+import { exitText } from '../core/present.js';
 import type { Diagnosis } from '../services/diagnose.js';
 import type { CliApp } from './app.js';
 import { evidenceBesidesPeaks, paintState } from './render.js';
@@ -74,7 +75,7 @@ export function renderDiagnosis(d: Diagnosis, style: Style): string {
   const c = style.c;
   const v = d.verdict;
   const label = v ? v.class : d.state;
-  const exit = v ? (v.signal ? `, ${v.signal}` : v.exitCode !== null ? `, exit ${v.exitCode}` : '') : '';
+  const exit = v ? `, ${exitText(v)}` : '';
   const lines = [
     `${c.bold(d.id)}  ${d.name}  on ${d.node}: ${paintState(style, label)}${v?.cause ? ` (${v.cause})` : ''}${exit}`,
     `  ${d.summary}`,

@@ -1,20 +1,15 @@
 /**
  * Human renderings of jobs for the terminal. Pure string building.
  */
-import { formatBytes } from '../core/format.js';
+import { formatDuration } from '../core/format.js';
 import type { Peak } from '../core/peaks.js';
+import { exitText, limitsLine, tone } from '../core/present.js';
 import type { Job, Verdict } from '../core/types.js';
-import type { Style } from './style.js';
+import { paint, type Style } from './style.js';
 
-/** "3s", "4m10s", "2h05m", "3d4h": compact, for tables. */
-export function shortDuration(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
-  const h = Math.floor(m / 60);
-  if (h < 48) return `${h}h${String(m % 60).padStart(2, '0')}m`;
-  return `${Math.floor(h / 24)}d${h % 24}h`;
+/** Milliseconds as a table's duration ("42s", "4m10s", "2h05m07s", "3d04h"). */
+function columnMs(ms: number): string {
+  return formatDuration(ms / 1000, 'column');
 }
 
 /** The state column: the verdict class once done. */
@@ -22,21 +17,16 @@ export function stateLabel(job: Job): string {
   return job.state === 'done' && job.verdict ? job.verdict.class : job.state;
 }
 
-/** Colors a state label by how it went. */
+/** Colors a state label or verdict class by its tone (core/present.ts). */
 export function paintState(style: Style, label: string): string {
-  const c = style.c;
-  if (label === 'succeeded') return c.green(label);
-  if (label === 'running' || label === 'grading') return c.cyan(label);
-  if (label === 'pending' || label === 'queued') return c.yellow(label);
-  if (label === 'cancelled') return c.gray(label);
-  return c.red(label);
+  return paint(style, tone(label), label);
 }
 
 /** How long a job ran (or has been running). */
 export function jobDuration(job: Job, now: Date): string {
   if (!job.startedAt) return '-';
   const end = job.endedAt ? Date.parse(job.endedAt) : now.getTime();
-  return shortDuration(end - Date.parse(job.startedAt));
+  return columnMs(end - Date.parse(job.startedAt));
 }
 
 function pad(text: string, width: number, painted?: string): string {
@@ -51,7 +41,7 @@ export function renderTable(jobs: Job[], now: Date, style: Style): string {
     name: j.name.length > 28 ? `${j.name.slice(0, 27)}…` : j.name,
     node: j.node,
     state: stateLabel(j),
-    age: shortDuration(now.getTime() - Date.parse(j.createdAt)),
+    age: columnMs(now.getTime() - Date.parse(j.createdAt)),
     duration: jobDuration(j, now),
   }));
   const head = { id: 'ID', name: 'NAME', node: 'NODE', state: 'STATE', age: 'AGE', duration: 'DURATION' };
@@ -68,20 +58,11 @@ export function renderTable(jobs: Job[], now: Date, style: Style): string {
   return [style.c.bold(line(head)), ...rows.map((r) => line(r, true))].join('\n');
 }
 
-/** One-line verdict: "abc12345 timeout (exit 137): Killed after …". */
+/** One-line verdict: "abc12345 timeout (exit 137 · SIGKILL · timed out): Stopped at …". */
 export function verdictLine(job: Job, style: Style): string {
   const v = job.verdict as Verdict | null;
   if (!v) return `${job.id} ${job.state}`;
-  const code = v.signal ? `${v.signal}` : v.exitCode !== null ? `exit ${v.exitCode}` : 'no exit status';
-  return `${job.id} ${paintState(style, v.class)} (${code}): ${v.summary}`;
-}
-
-function fmtBytes(n: number | null): string {
-  return n === null ? 'unlimited' : formatBytes(n);
-}
-
-function fmtSeconds(s: number | null): string {
-  return s === null ? 'unlimited' : shortDuration(s * 1000);
+  return `${job.id} ${paintState(style, v.class)} (${exitText(v)}): ${v.summary}`;
 }
 
 /** Evidence lines that the peaks section does not already say (a peak can be evidence too). */
@@ -96,7 +77,6 @@ export function evidenceBesidesPeaks(evidence: readonly string[], peaks: readonl
  */
 export function renderJob(job: Job & { peaks?: Peak[] | null }, now: Date, style: Style): string {
   const c = style.c;
-  const l = job.limits;
   const lines = [
     `${c.bold('Job')}        ${job.id}  ${job.name}`,
     `${c.bold('State')}      ${paintState(style, stateLabel(job))}`,
@@ -111,7 +91,7 @@ export function renderJob(job: Job & { peaks?: Peak[] | null }, now: Date, style
       `${c.bold('Folder')}     ${job.remote.dir}  (supervisor pid ${job.remote.supervisorPid}, job pid ${job.remote.pid})`,
     );
   lines.push(
-    `${c.bold('Limits')}     timeout ${fmtSeconds(l.timeoutS)} (grace ${fmtSeconds(l.graceS)}), memory ${fmtBytes(l.memoryBytes)}, pids ${l.pids ?? 'unlimited'}, files ${l.files ?? 'unlimited'}, file size ${fmtBytes(l.fileSizeBytes)}, cpu time ${fmtSeconds(l.cpuTimeS)}, gpus ${l.gpus}`,
+    `${c.bold('Limits')}     ${limitsLine(job.limits)}`,
     `${c.bold('Created')}    ${job.createdAt}`,
     `${c.bold('Started')}    ${job.startedAt ?? '-'}`,
     `${c.bold('Ended')}      ${job.endedAt ?? '-'}   (ran ${jobDuration(job, now)})`,

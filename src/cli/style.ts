@@ -4,6 +4,7 @@
  */
 import { createRequire } from 'node:module';
 import type { ChalkInstance } from 'chalk';
+import type { Tone } from '../core/present.js';
 
 export interface Style {
   enabled: boolean;
@@ -18,6 +19,25 @@ export function makeStyle(opts: { isTTY: boolean; env: NodeJS.ProcessEnv; json: 
   if (opts.env.NO_COLOR !== undefined && opts.env.NO_COLOR !== '') enabled = false;
   if (opts.json) enabled = false;
   return { enabled, c: enabled ? loadChalk() : PLAIN };
+}
+
+const CHALK_COLORS: Record<Tone, 'green' | 'cyan' | 'yellow' | 'red' | 'gray' | 'magenta'> = {
+  ok: 'green',
+  active: 'cyan',
+  waiting: 'yellow',
+  warn: 'yellow',
+  bad: 'red',
+  muted: 'gray',
+  info: 'cyan',
+  accent: 'magenta',
+};
+
+/**
+ * Paints text in the colour of a tone: the CLI's one mapping from tone to colour (the live view's
+ * is in tui/Line.tsx), so `list`, `show`, `diagnose` and `wait` agree with each other.
+ */
+export function paint(style: Style, tone: Tone, text: string): string {
+  return style.c[CHALK_COLORS[tone]](text);
 }
 
 /** chalk is loaded only when color is on (JSON and pipes never pay for it). */

@@ -5,7 +5,7 @@
  * moment of the kill is a peak the sampler may have missed (a hog can die between two samples).
  */
 import { formatBytes, formatDuration, formatPercent } from './format.js';
-import type { Limits, MonitorFile, Sample, StatusFile } from './types.js';
+import type { Limits, MonitorFile, StatusFile } from './types.js';
 
 export type PeakKey =
   | 'rss'
@@ -210,18 +210,4 @@ export function peaksAgainstLimits(input: PeakInput): Peak[] {
     }
   }
   return out;
-}
-
-/** What a job is using now, from its latest resource sample, in one line. */
-export function describeSample(sample: Sample): string {
-  const parts = [
-    `RSS ${formatBytes(sample.rssBytes)}`,
-    `CPU ${Math.round(sample.cpuPct)}%`,
-    `${sample.procs} process${sample.procs === 1 ? '' : 'es'}`,
-  ];
-  for (const g of sample.gpu ?? []) {
-    const mem = g.jobMemBytes ?? g.memUsedBytes;
-    parts.push(`GPU ${g.index} ${formatBytes(mem)}${g.utilPct !== null ? ` ${Math.round(g.utilPct)}% busy` : ''}`);
-  }
-  return parts.join(', ');
 }

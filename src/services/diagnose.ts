@@ -6,7 +6,8 @@
 import { NodeUnreachableError } from '../core/errors.js';
 import { formatBytes, formatDuration, formatPercent } from '../core/format.js';
 import { isActive } from '../core/job.js';
-import { describeSample, peaksAgainstLimits, type Peak } from '../core/peaks.js';
+import { peaksAgainstLimits, type Peak } from '../core/peaks.js';
+import { sampleLine } from '../core/present.js';
 import { stderrLines } from '../core/stderr-patterns.js';
 import type { Job, Limits, Sample, Verdict } from '../core/types.js';
 import type { NodeStatus } from '../node/node-status.js';
@@ -260,7 +261,7 @@ export async function diagnoseJob(ctx: AppContext, id: string): Promise<Diagnosi
     evidence: verdict ? verdict.evidence : [],
     limits: job.limits,
     peaks,
-    current: latest ? { sample: latest, text: describeSample(latest) } : null,
+    current: latest ? { sample: latest, text: sampleLine(latest, job.limits) } : null,
     stderrTail: folderThere ? lastStderrLines(probe?.stderrTail ?? '') : [],
     folder: job.remote ? { dir: job.remote.dir, exists: folderThere } : null,
     nodeFacts: { reachable: reachError === null && node !== undefined, error: reachError, status },

@@ -7,6 +7,7 @@ import { openSync, readFileSync, readSync, closeSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { NodeUnreachableError, UserError, usageError } from '../core/errors.js';
 import { EXIT } from '../core/exit-codes.js';
+import { formatBytes } from '../core/format.js';
 import { makeJobId } from '../core/ids.js';
 import { moveTo } from '../core/job.js';
 import { pickGpus, rankNodes } from '../core/schedule.js';
@@ -53,7 +54,7 @@ export function checkFile(file: string, cwd: string, maxBytes: number): CheckedF
   if (st.size === 0) throw usageError(`${file} is empty.`, 'Submit a file with the program in it.');
   if (st.size > maxBytes) {
     throw usageError(
-      `${file} is ${(st.size / 1024 ** 2).toFixed(1)} MiB, over the ${(maxBytes / 1024 ** 2).toFixed(0)} MiB limit for a submitted file.`,
+      `${file} is ${formatBytes(st.size)}, over the ${formatBytes(maxBytes)} limit for a submitted file.`,
       'Ship data separately, or raise defaults.maxFileSize in the config.',
     );
   }

@@ -3,8 +3,25 @@
  */
 import { Text } from 'ink';
 import { memo } from 'react';
+import type { Tone } from '../core/present.js';
 import type { LogLine } from './model.js';
 import type { Row } from './lines.js';
+
+const INK_COLORS: Record<Tone, string> = {
+  ok: 'green',
+  active: 'cyan',
+  waiting: 'yellow',
+  warn: 'yellow',
+  bad: 'red',
+  muted: 'gray',
+  info: 'cyan',
+  accent: 'magenta',
+};
+
+/** The ink colour of a tone: the live view's one mapping (the CLI's is in cli/style.ts). */
+export function inkColor(t: Tone): string {
+  return INK_COLORS[t];
+}
 
 /** One row; long rows are cut at the edge rather than wrapped, so heights stay exact. */
 function LineImpl({ row, color }: { row: Row; color: boolean }) {
@@ -14,7 +31,7 @@ function LineImpl({ row, color }: { row: Row; color: boolean }) {
       {row.map((s, i) => (
         <Text
           key={i}
-          {...(color && s.color ? { color: s.color } : {})}
+          {...(color && s.tone ? { color: inkColor(s.tone) } : {})}
           bold={s.bold ?? false}
           dimColor={s.dim ?? false}
           inverse={s.inverse ?? false}
@@ -31,7 +48,7 @@ function LogRowImpl({ line, color }: { line: LogLine; color: boolean }) {
   const err = line.stream === 'stderr';
   return (
     <Text wrap="truncate-end">
-      <Text {...(color && err ? { color: 'red' } : {})} bold={err}>
+      <Text {...(color && err ? { color: inkColor('bad') } : {})} bold={err}>
         {err ? '! ' : '  '}
       </Text>
       {line.text === '' ? ' ' : line.text}
@@ -45,7 +62,7 @@ function sameRow(a: Row, b: Row): boolean {
   if (a.length !== b.length) return false;
   return a.every((s, i) => {
     const t = b[i] as Row[number];
-    return s.text === t.text && s.color === t.color && s.bold === t.bold && s.dim === t.dim && s.inverse === t.inverse;
+    return s.text === t.text && s.tone === t.tone && s.bold === t.bold && s.dim === t.dim && s.inverse === t.inverse;
   });
 }
 

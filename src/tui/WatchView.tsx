@@ -6,8 +6,9 @@ import { Box, useApp, useInput, useStdin, useStdout } from 'ink';
 import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from 'react';
 import type { WatchEvent, WatchResult } from './events.js';
 import { commandForKey, type KeyInfo } from './keys.js';
-import { diagnosisLines, diagnosisTitleRow, logTitleRow, screenLayout, statusRow, verdictColor } from './lines.js';
-import { Line, LogRow } from './Line.js';
+import { diagnosisLines, diagnosisTitleRow, logTitleRow, screenLayout, statusRow } from './lines.js';
+import { inkColor, Line, LogRow } from './Line.js';
+import { tone } from '../core/present.js';
 import type { Job } from '../core/types.js';
 import {
   initialWatchState,
@@ -261,7 +262,7 @@ export function WatchView(props: WatchViewProps) {
             <Box
               flexDirection="column"
               borderStyle="round"
-              {...(color ? { borderColor: verdictColor(state.job.verdict.class) } : {})}
+              {...(color ? { borderColor: inkColor(tone(state.job.verdict.class)) } : {})}
               paddingX={1}
               width={w - 1}
             >

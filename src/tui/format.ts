@@ -1,58 +1,9 @@
 /**
- * Small pure formatters shared by the live view and the plain printer: sizes, durations,
- * percentages, timestamps, bars, sparklines and terminal-safe text. No I/O, no state.
- * (Sizes and durations are fixed-width here, for the view's columns; src/core/format.ts
- * has the forms that verdicts and hints use.)
+ * Helpers that only the live view and its plain printer need: bars, sparklines and
+ * terminal-safe rows of text. Units (sizes, durations, percentages, timestamps) are in
+ * src/core/format.ts. No I/O, no state.
  */
 import { stripAnsi } from '../core/format.js';
-
-const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'] as const;
-
-/** Bytes as people read them: "512 B", "1.98 GiB", "19.8 MiB", "198 KiB" (binary units, 3 digits). */
-export function formatBytes(bytes: number): string {
-  if (!Number.isFinite(bytes)) return '?';
-  const sign = bytes < 0 ? '-' : '';
-  let v = Math.abs(bytes);
-  let unit = 0;
-  while (v >= 1024 && unit < BYTE_UNITS.length - 1) {
-    v /= 1024;
-    unit++;
-  }
-  if (unit === 0) return `${sign}${Math.round(v)} B`;
-  // Round first, so 1023.99 KiB does not print as "1024 KiB" with a decimal jump.
-  const digits = v < 9.995 ? 2 : v < 99.95 ? 1 : 0;
-  return `${sign}${v.toFixed(digits)} ${BYTE_UNITS[unit]}`;
-}
-
-/** A duration in seconds as "42s", "1m05s", "2h03m07s" or "3d04h" (floored; negatives are 0s). */
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds) || seconds < 0) return '0s';
-  const s = Math.floor(seconds);
-  const two = (n: number): string => String(n).padStart(2, '0');
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${two(s % 60)}s`;
-  if (s < 86400) return `${Math.floor(s / 3600)}h${two(Math.floor((s % 3600) / 60))}m${two(s % 60)}s`;
-  return `${Math.floor(s / 86400)}d${two(Math.floor((s % 86400) / 3600))}h`;
-}
-
-/** A percentage rounded to a whole number, e.g. "25%" (CPU may exceed 100%). */
-export function formatPercent(pct: number): string {
-  if (!Number.isFinite(pct)) return '?%';
-  return `${Math.round(pct)}%`;
-}
-
-/** ms since the epoch as ISO 8601 UTC to the second ("2025-01-02T03:04:05Z"), for timestamped lines. */
-export function formatTimestamp(ms: number): string {
-  if (!Number.isFinite(ms)) return '????-??-??T??:??:??Z';
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
-/** ISO 8601 text to ms since the epoch, or null when absent or unreadable. */
-export function parseIso(text: string | null | undefined): number | null {
-  if (!text) return null;
-  const ms = Date.parse(text);
-  return Number.isFinite(ms) ? ms : null;
-}
 
 /** A horizontal bar of `width` cells filled to `fraction` (clamped to 0..1). */
 export function bar(fraction: number, width: number): string {

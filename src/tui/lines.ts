@@ -3,16 +3,16 @@
  * terminal size. Pure, so the layout (what fits in 80x24, which figure goes where) is decided and
  * tested here; the Ink components only draw these rows.
  */
-import type { Job, Sample, VerdictClass } from '../core/types.js';
-import { bar, formatBytes, formatDuration, formatPercent, parseIso, sparkline, wrapText } from './format.js';
+import { formatBytes, formatDuration, formatPercent, parseIso } from '../core/format.js';
+import { exitText, levelTone, type Tone, tone } from '../core/present.js';
+import type { Job, Sample } from '../core/types.js';
+import { bar, sparkline, wrapText } from './format.js';
 import { gpuMemOf, isDone, type ConnectionState, type WatchState } from './model.js';
 
-export type Color = 'green' | 'yellow' | 'red' | 'cyan' | 'blue' | 'magenta' | 'gray';
-
-/** A run of text with one style. */
+/** A run of text with one style; its tone becomes a colour in Line.tsx. */
 export interface Segment {
   text: string;
-  color?: Color;
+  tone?: Tone;
   bold?: boolean;
   dim?: boolean;
   inverse?: boolean;
@@ -49,24 +49,11 @@ export function fitRow(row: Row, width: number): Row {
   return out;
 }
 
-/** Color of a fill level: green, then yellow from 70 %, red from 90 %. */
-export function levelColor(fraction: number): Color {
-  return fraction >= 0.9 ? 'red' : fraction >= 0.7 ? 'yellow' : 'green';
-}
-
-/** Color a verdict class is shown in. */
-export function verdictColor(cls: VerdictClass): Color {
-  if (cls === 'succeeded') return 'green';
-  if (cls === 'cancelled' || cls === 'lost') return 'yellow';
-  return 'red';
-}
-
 function stateSegment(job: Job, ending: boolean): Segment {
-  if (isDone(job)) return seg(`● done · ${job.verdict.class}`, { color: verdictColor(job.verdict.class), bold: true });
+  if (isDone(job)) return seg(`● done · ${job.verdict.class}`, { tone: tone(job.verdict.class), bold: true });
   if (ending && job.state === 'running')
-    return seg('● ending · collecting the verdict', { color: 'yellow', bold: true });
-  const color: Color = job.state === 'running' ? 'green' : job.state === 'grading' ? 'cyan' : 'yellow';
-  return seg(`● ${job.state}`, { color, bold: true });
+    return seg('● ending · collecting the verdict', { tone: 'waiting', bold: true });
+  return seg(`● ${job.state}`, { tone: tone(job.state), bold: true });
 }
 
 /** Seconds the job has run (start to end, or to now), or null before it started. */
@@ -88,8 +75,8 @@ export function headerRows(job: Job | null, now: number, width: number, ending =
     seg(job.id, { bold: true }),
     seg('  '),
     seg(job.name),
-    seg(`  node ${job.node}`, { color: 'cyan' }),
-    seg(`  ${gpus}`, { color: 'magenta' }),
+    seg(`  node ${job.node}`, { tone: 'info' }),
+    seg(`  ${gpus}`, { tone: 'accent' }),
   ];
   if (job.competition) first.push(seg(`  ${job.competition}`, { dim: true }));
 
@@ -98,15 +85,18 @@ export function headerRows(job: Job | null, now: number, width: number, ending =
   let second: Row;
   if (el === null) {
     const since = parseIso(job.createdAt);
-    const waited = since === null ? '' : ` for ${formatDuration((now - since) / 1000)}`;
-    second = [seg(`${job.state}${waited}`, { dim: true }), seg(` · timeout ${formatDuration(timeout)}`, { dim: true })];
+    const waited = since === null ? '' : ` for ${formatDuration((now - since) / 1000, 'column')}`;
+    second = [
+      seg(`${job.state}${waited}`, { dim: true }),
+      seg(` · timeout ${formatDuration(timeout, 'column')}`, { dim: true }),
+    ];
   } else {
     const frac = timeout > 0 ? el / timeout : 0;
-    const head = `${isDone(job) ? 'ran' : 'elapsed'} ${formatDuration(el)} / ${formatDuration(timeout)} `;
-    const pct = ` ${formatPercent(frac * 100).padStart(4)}`;
-    const tail = isDone(job) ? '' : `  ${formatDuration(Math.max(0, timeout - el))} left`;
+    const head = `${isDone(job) ? 'ran' : 'elapsed'} ${formatDuration(el, 'column')} / ${formatDuration(timeout, 'column')} `;
+    const pct = ` ${formatPercent(frac).padStart(4)}`;
+    const tail = isDone(job) ? '' : `  ${formatDuration(Math.max(0, timeout - el), 'column')} left`;
     const barW = Math.max(5, Math.min(40, w - head.length - pct.length - tail.length));
-    second = [seg(head), seg(bar(frac, barW), { color: levelColor(frac) }), seg(pct), seg(tail, { dim: true })];
+    second = [seg(head), seg(bar(frac, barW), { tone: levelTone(frac) }), seg(pct), seg(tail, { dim: true })];
   }
   return [fitRow(first, w), fitRow(second, w)];
 }
@@ -135,14 +125,14 @@ interface Gauge {
 function gaugeRow(g: Gauge, sparkW: number): Row {
   const row: Row = [seg(g.label.padEnd(COL_LABEL), { bold: true }), seg(`${g.value.padEnd(COL_VALUE)} `)];
   if (g.fraction !== null) {
-    row.push(seg(bar(g.fraction, COL_BAR), { color: levelColor(g.fraction) }));
-    row.push(seg((g.pct ?? formatPercent(g.fraction * 100)).padStart(COL_PCT), { color: levelColor(g.fraction) }));
+    row.push(seg(bar(g.fraction, COL_BAR), { tone: levelTone(g.fraction) }));
+    row.push(seg((g.pct ?? formatPercent(g.fraction)).padStart(COL_PCT), { tone: levelTone(g.fraction) }));
   } else {
     row.push(seg((g.noBar ?? '').padEnd(COL_BAR + COL_PCT), { dim: true }));
   }
   row.push(seg(`  ${g.peak.padEnd(COL_PEAK)}`, { dim: true }));
   if (sparkW > 0 && g.history.length > 0)
-    row.push(seg(`  ${sparkline(g.history, sparkW, g.historyMax)}`, { color: 'cyan' }));
+    row.push(seg(`  ${sparkline(g.history, sparkW, g.historyMax)}`, { tone: 'info' }));
   return row;
 }
 
@@ -166,10 +156,12 @@ export function resourceRows(state: WatchState, now: number, width: number): Row
     gaugeRow(
       {
         label: 'RSS',
-        value: mem ? `${formatBytes(last.rssBytes)} / ${formatBytes(mem)}` : formatBytes(last.rssBytes),
+        value: mem
+          ? `${formatBytes(last.rssBytes, 'column')} / ${formatBytes(mem, 'column')}`
+          : formatBytes(last.rssBytes, 'column'),
         fraction: mem ? last.rssBytes / mem : null,
         noBar: 'no limit',
-        peak: `peak ${formatBytes(peaks.rssBytes)}`,
+        peak: `peak ${formatBytes(peaks.rssBytes, 'column')}`,
         history: hist((s) => s.rssBytes),
       },
       sparkW,
@@ -179,10 +171,10 @@ export function resourceRows(state: WatchState, now: number, width: number): Row
     gaugeRow(
       {
         label: 'CPU',
-        value: formatPercent(last.cpuPct),
+        value: formatPercent(last.cpuPct / 100),
         fraction: null,
         noBar: '',
-        peak: `peak ${formatPercent(peaks.cpuPct)}`,
+        peak: `peak ${formatPercent(peaks.cpuPct / 100)}`,
         history: hist((s) => s.cpuPct),
       },
       sparkW,
@@ -208,10 +200,10 @@ export function resourceRows(state: WatchState, now: number, width: number): Row
       gaugeRow(
         {
           label: `GPU${g.index}`,
-          value: `mem ${formatBytes(g.memUsedBytes)}`,
+          value: `mem ${formatBytes(g.memUsedBytes, 'column')}`,
           fraction: util === null ? null : util / 100,
           noBar: 'util ?',
-          peak: g.jobMemBytes === null ? '' : `job ${formatBytes(g.jobMemBytes)}`,
+          peak: g.jobMemBytes === null ? '' : `job ${formatBytes(g.jobMemBytes, 'column')}`,
           history: hist((s) => s.gpu?.find((x) => x.index === g.index)?.utilPct ?? 0),
           historyMax: 100,
         },
@@ -221,12 +213,17 @@ export function resourceRows(state: WatchState, now: number, width: number): Row
   }
   const ago = Math.max(0, (now - last.t) / 1000);
   const gpuPeak =
-    peaks.gpuMemBytes === null || gpuMemOf(last) === null ? '' : ` · GPU mem peak ${formatBytes(peaks.gpuMemBytes)}`;
+    peaks.gpuMemBytes === null || gpuMemOf(last) === null
+      ? ''
+      : ` · GPU mem peak ${formatBytes(peaks.gpuMemBytes, 'column')}`;
   rows.push([
     seg('disk'.padEnd(COL_LABEL), { bold: true }),
-    seg(`${formatBytes(last.folderBytes)} (peak ${formatBytes(peaks.folderBytes)})`),
+    seg(`${formatBytes(last.folderBytes, 'column')} (peak ${formatBytes(peaks.folderBytes, 'column')})`),
     seg(` · threads ${last.threads} · open files ${last.openFiles}${gpuPeak}`, { dim: true }),
-    seg(` · sampled ${formatDuration(ago)} ago`, { dim: true, ...(ago > 30 ? { color: 'yellow' as const } : {}) }),
+    seg(` · sampled ${formatDuration(ago, 'column')} ago`, {
+      dim: true,
+      ...(ago > 30 ? { tone: 'warn' as const } : {}),
+    }),
   ]);
   return rows.map((r) => fitRow(r, w));
 }
@@ -242,18 +239,6 @@ export function logTitleRow(state: WatchState, shown: { total: number; below: nu
   return fitRow([seg(text.padEnd(w, '─'), { dim: true })], w);
 }
 
-/** How the job ended in words: "exit 137 · SIGKILL · timed out". */
-export function exitText(job: Job): string {
-  const v = job.verdict;
-  if (!v) return '';
-  const parts: string[] = [];
-  if (v.exitCode !== null) parts.push(`exit ${v.exitCode}`);
-  if (v.signal) parts.push(v.signal);
-  if (parts.length === 0) parts.push('no exit status');
-  if (v.timedOut) parts.push('timed out');
-  return parts.join(' · ');
-}
-
 /** The rows inside the verdict banner: class and exit, the summary, the first hint. */
 export function verdictRows(job: Job, width: number): Row[] {
   const v = job.verdict;
@@ -265,7 +250,7 @@ export function verdictRows(job: Job, width: number): Row[] {
     ? [seg('hint: ', { bold: true }), seg(v.hints[0]), seg('  · d: full diagnosis', { dim: true })]
     : [seg('d: full diagnosis', { dim: true })];
   return [
-    fitRow([seg(`${mark} ${cls}`, { color: verdictColor(v.class), bold: true }), seg(`  ${exitText(job)}`)], inner),
+    fitRow([seg(`${mark} ${cls}`, { tone: tone(v.class), bold: true }), seg(`  ${exitText(v)}`)], inner),
     fitRow([seg(v.summary)], inner),
     fitRow(hint, inner),
   ];
@@ -280,15 +265,15 @@ export function retryIn(conn: Extract<ConnectionState, { status: 'reconnecting' 
 function connectionSegment(conn: ConnectionState, now: number): Segment {
   switch (conn.status) {
     case 'connecting':
-      return seg('◌ connecting…', { color: 'yellow' });
+      return seg('◌ connecting…', { tone: 'waiting' });
     case 'connected':
-      return seg('● connected', { color: 'green' });
+      return seg('● connected', { tone: 'ok' });
     case 'reconnecting':
-      return seg(`↻ reconnecting in ${retryIn(conn, now)} s (${conn.reason})`, { color: 'yellow' });
+      return seg(`↻ reconnecting in ${retryIn(conn, now)} s (${conn.reason})`, { tone: 'warn' });
     case 'ended':
       return conn.error === null
         ? seg('■ finished', { dim: true })
-        : seg(`■ stream ended: ${conn.error}`, { color: 'red' });
+        : seg(`■ stream ended: ${conn.error}`, { tone: 'bad' });
   }
 }
 
@@ -305,10 +290,10 @@ export function keyHelp(state: WatchState): string {
 export function statusRow(state: WatchState, now: number, width: number): Row {
   const w = Math.max(1, width - 1);
   if (state.ui.cancel === 'confirm' && state.job) {
-    return fitRow([seg(`cancel job ${state.job.id}? y/n`, { color: 'yellow', bold: true, inverse: true })], w);
+    return fitRow([seg(`cancel job ${state.job.id}? y/n`, { tone: 'warn', bold: true, inverse: true })], w);
   }
   const left: Row = [connectionSegment(state.connection, now)];
-  if (state.ui.notice) left.push(seg(`  ${state.ui.notice}`, { color: 'yellow' }));
+  if (state.ui.notice) left.push(seg(`  ${state.ui.notice}`, { tone: 'warn' }));
   const help = keyHelp(state);
   const room = w - rowLength(left);
   if (room >= help.length + 2) return [...left, seg(' '.repeat(room - help.length)), seg(help, { dim: true })];

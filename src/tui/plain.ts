@@ -3,11 +3,11 @@
  * resource line every 10 s, the log lines, the verdict) or as NDJSON, one event a line.
  * No ink here: this is what CI logs and pipes get.
  */
-import type { Job, Sample } from '../core/types.js';
 import { exitCodeForVerdict } from '../core/exit-codes.js';
+import { formatBytes, formatDuration, formatTimestamp } from '../core/format.js';
+import { exitText, sampleLine } from '../core/present.js';
+import type { Job, Sample } from '../core/types.js';
 import type { WatchEvent } from './events.js';
-import { formatBytes, formatDuration, formatPercent, formatTimestamp } from './format.js';
-import { exitText } from './lines.js';
 
 export interface PlainOptions {
   /** One NDJSON object per event instead of text lines. */
@@ -25,31 +25,11 @@ export interface PlainSinks {
   warn: (line: string) => void;
 }
 
-/** "RSS 120 MiB / 200 MiB (60%) · CPU 99% · procs 1 / 1024 · GPU0 mem 1.00 GiB util 50% · folder 12.0 KiB". */
-export function resourceText(sample: Sample, job: Job | null): string {
-  const mem = job?.limits.memoryBytes ?? null;
-  const pids = job?.limits.pids ?? null;
-  const parts = [
-    mem
-      ? `RSS ${formatBytes(sample.rssBytes)} / ${formatBytes(mem)} (${formatPercent((sample.rssBytes / mem) * 100)})`
-      : `RSS ${formatBytes(sample.rssBytes)}`,
-    `CPU ${formatPercent(sample.cpuPct)}`,
-    pids ? `procs ${sample.procs} / ${pids}` : `procs ${sample.procs}`,
-  ];
-  for (const g of sample.gpu ?? []) {
-    const util = g.utilPct === null ? '' : ` util ${formatPercent(g.utilPct)}`;
-    const mine = g.jobMemBytes === null ? '' : ` (job ${formatBytes(g.jobMemBytes)})`;
-    parts.push(`GPU${g.index} mem ${formatBytes(g.memUsedBytes)}${mine}${util}`);
-  }
-  parts.push(`folder ${formatBytes(sample.folderBytes)}`);
-  return parts.join(' · ');
-}
-
 /** The opening line for a job: who, where, state and main limits. */
 export function jobText(job: Job): string {
   const gpus = job.gpus.length > 0 ? `GPU ${job.gpus.join(',')}` : 'no GPU';
-  const mem = job.limits.memoryBytes ? ` · memory ${formatBytes(job.limits.memoryBytes)}` : '';
-  return `job ${job.id} (${job.name}) on ${job.node}, ${gpus}: ${job.state} · timeout ${formatDuration(job.limits.timeoutS)}${mem}`;
+  const mem = job.limits.memoryBytes ? ` · memory ${formatBytes(job.limits.memoryBytes, 'column')}` : '';
+  return `job ${job.id} (${job.name}) on ${job.node}, ${gpus}: ${job.state} · timeout ${formatDuration(job.limits.timeoutS, 'column')}${mem}`;
 }
 
 /** The verdict lines: class, exit and summary, then the first hint. */
@@ -57,7 +37,7 @@ export function verdictText(job: Job): string[] {
   const v = job.verdict;
   if (!v) return [];
   const cls = v.cause ? `${v.class} (${v.cause})` : v.class;
-  const lines = [`done: ${cls}, ${exitText(job)}: ${v.summary}`];
+  const lines = [`done: ${cls}, ${exitText(v)}: ${v.summary}`];
   if (v.hints[0]) lines.push(`hint: ${v.hints[0]}`);
   return lines;
 }
@@ -124,7 +104,7 @@ export function plainPrinter(sinks: PlainSinks, opts: PlainOptions): (e: WatchEv
         if (e.sample.t - lastResourceAt >= every) {
           lastResourceAt = e.sample.t;
           unprinted = null;
-          line(`resources: ${resourceText(e.sample, job)}`);
+          line(`resources: ${sampleLine(e.sample, job?.limits ?? null)}`);
         } else {
           unprinted = e.sample;
         }
@@ -140,7 +120,7 @@ export function plainPrinter(sinks: PlainSinks, opts: PlainOptions): (e: WatchEv
         return;
       case 'verdict':
         // The last figures before the end matter most (the RSS that hit the limit).
-        if (unprinted !== null) line(`resources: ${resourceText(unprinted, job)}`);
+        if (unprinted !== null) line(`resources: ${sampleLine(unprinted, job?.limits ?? null)}`);
         unprinted = null;
         job = e.job;
         for (const t of verdictText(e.job)) line(t);

@@ -3,7 +3,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { clip, formatBytes, formatDuration, formatPercent, formatSizeOption, plural } from '../../src/core/format.js';
-import { describeSample, parseKernelOom, peaksAgainstLimits } from '../../src/core/peaks.js';
+import { parseKernelOom, peaksAgainstLimits } from '../../src/core/peaks.js';
 import { parseDuration, parseSize } from '../../src/core/units.js';
 import { exited, GiB, LIMITS, MiB, monitor } from './classify-fixtures.js';
 
@@ -127,20 +127,6 @@ describe('peaksAgainstLimits', () => {
       'the memory cgroup (page cache included) peaked at 200 MiB of the 200 MiB limit (100%)',
     );
     expect(text.gpu_mem).toBe("GPU memory peaked at 60 GiB of the GPU's 80 GiB (75%)");
-  });
-  it('describes the latest sample of a running job', () => {
-    expect(
-      describeSample({
-        t: 0,
-        rssBytes: 3 * GiB,
-        cpuPct: 99.6,
-        procs: 5,
-        threads: 40,
-        openFiles: 60,
-        folderBytes: 0,
-        gpu: [{ index: 0, memUsedBytes: 70 * GiB, utilPct: 87, jobMemBytes: 60 * GiB }],
-      }),
-    ).toBe('RSS 3 GiB, CPU 100%, 5 processes, GPU 0 60 GiB 87% busy');
   });
   it('is empty with nothing measured', () => {
     expect(peaksAgainstLimits({ monitor: null, status: null, limits })).toEqual([]);
