@@ -4,8 +4,7 @@
 import type { Command } from 'commander';
 import { usageError } from '../core/errors.js';
 import { exitCodeForVerdict } from '../core/exit-codes.js';
-import type { Limits } from '../core/types.js';
-import { parseCount, parseCountOrZero, parseDuration, parseSize } from '../core/units.js';
+import { LIMITS, type LimitSpec, limitsFromFlags } from '../core/limits.js';
 import type { SubmitOptions } from '../services/submit.js';
 import type { CliApp } from './app.js';
 import { verdictLine } from './render.js';
@@ -14,14 +13,6 @@ interface SubmitFlags {
   node?: string;
   name?: string;
   competition?: string;
-  timeout?: string;
-  grace?: string;
-  memory?: string;
-  pids?: string;
-  files?: string;
-  fileSize?: string;
-  cpuTime?: string;
-  gpus?: string;
   isolation?: string;
   image?: string;
   env: string[];
@@ -31,19 +22,17 @@ interface SubmitFlags {
   quiet?: boolean;
 }
 
+/** The limits' options, one per row of core/limits.ts, by commander's attribute name. */
+type LimitFlags = Partial<Record<string, string>>;
+
 const collect = (v: string, prev: string[]) => [...prev, v];
 
+/** commander's attribute name for an option: `--cpu-time` → `cpuTime`. */
+const attributeOf = (spec: LimitSpec) => spec.flag.slice(2).replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+
 /** Turns the raw flags into typed submit options, refusing bad values (exit 2). */
-export function toSubmitOptions(file: string, f: SubmitFlags): SubmitOptions {
-  const limits: Partial<Limits> = {};
-  if (f.timeout !== undefined) limits.timeoutS = parseDuration(f.timeout, '--timeout');
-  if (f.grace !== undefined) limits.graceS = parseDuration(f.grace, '--grace');
-  if (f.memory !== undefined) limits.memoryBytes = parseSize(f.memory, '--memory');
-  if (f.pids !== undefined) limits.pids = parseCount(f.pids, '--pids', 4_194_304);
-  if (f.files !== undefined) limits.files = parseCount(f.files, '--files', 1_048_576);
-  if (f.fileSize !== undefined) limits.fileSizeBytes = parseSize(f.fileSize, '--file-size');
-  if (f.cpuTime !== undefined) limits.cpuTimeS = parseDuration(f.cpuTime, '--cpu-time');
-  if (f.gpus !== undefined) limits.gpus = parseCountOrZero(f.gpus, '--gpus', 64);
+export function toSubmitOptions(file: string, f: SubmitFlags & LimitFlags): SubmitOptions {
+  const limits = limitsFromFlags((spec) => f[attributeOf(spec)]);
   if (f.isolation !== undefined && f.isolation !== 'ulimit' && f.isolation !== 'docker') {
     throw usageError(`--isolation "${f.isolation}" is not one of: ulimit, docker.`);
   }
@@ -73,21 +62,15 @@ export function toSubmitOptions(file: string, f: SubmitFlags): SubmitOptions {
 
 /** Registers `submit` on the program. */
 export function registerSubmit(program: Command, app: CliApp): void {
-  program
+  const cmd = program
     .command('submit')
     .description('record a job, start FILE on a node under limits, print its id')
     .argument('<file>', 'the program (.py, .sh, or a #! script)')
     .option('--node <name>', 'run on this node')
     .option('--name <text>', 'a name for the job (default: the file name)')
-    .option('--competition <name>', 'a competition from the config')
-    .option('--timeout <dur>', 'wall-clock limit, e.g. 90s, 30m, 2h, 1h30m')
-    .option('--grace <dur>', 'time between SIGTERM and SIGKILL')
-    .option('--memory <size>', 'memory limit, e.g. 512m, 2g')
-    .option('--pids <n>', 'most processes and threads at once')
-    .option('--files <n>', 'most open files')
-    .option('--file-size <size>', 'largest file the job may write')
-    .option('--cpu-time <dur>', 'CPU time limit')
-    .option('--gpus <n>', 'GPUs to give the job')
+    .option('--competition <name>', 'a competition from the config');
+  for (const spec of LIMITS as readonly LimitSpec[]) cmd.option(`${spec.flag} <${spec.placeholder}>`, spec.help);
+  cmd
     .option('--isolation <kind>', 'ulimit or docker')
     .option('--image <name>', 'docker image (with --isolation docker)')
     .option('--env <KEY=VALUE>', 'set a variable for the job (repeatable)', collect, [])
@@ -95,9 +78,9 @@ export function registerSubmit(program: Command, app: CliApp): void {
     .option('--wait', 'wait for the verdict; exit with its code')
     .option('--json', 'print the job as JSON')
     .option('-q, --quiet', 'print the id alone')
-    .action(async (file: string, flags: SubmitFlags, cmd: Command) => {
+    .action(async (file: string, flags: SubmitFlags & LimitFlags, command: Command) => {
       const opts = toSubmitOptions(file, flags);
-      const ctx = app.context(cmd);
+      const ctx = app.context(command);
       const { submit, submitAndWait } = await import('../services/submit.js');
       if (flags.wait) {
         const done = await submitAndWait(ctx, opts, app.io.cwd, (job) => {

@@ -7,8 +7,10 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { usageError } from '../core/errors.js';
+import { builtinLimits, type LimitConfigName, limitsFromConfig } from '../core/limits.js';
+import type { Limits } from '../core/types.js';
 import { parseDuration, parseSize } from '../core/units.js';
-import type { CompetitionConfig, Config, LimitDefaults, NodeConfig } from './types.js';
+import type { CompetitionConfig, Config, NodeConfig } from './types.js';
 import type { RawConfig, RawNode } from './schema.js';
 
 export interface ConfigLocation {
@@ -17,18 +19,6 @@ export interface ConfigLocation {
   env: NodeJS.ProcessEnv;
   cwd: string;
 }
-
-/** The limits a job gets when neither config nor flags say otherwise. */
-export const BUILTIN_LIMITS: LimitDefaults = {
-  timeoutS: 3600,
-  graceS: 10,
-  memoryBytes: 16 * 1024 ** 3,
-  pids: 1024,
-  files: 4096,
-  fileSizeBytes: 4 * 1024 ** 3,
-  cpuTimeS: null,
-  gpus: 0,
-};
 
 interface Paths {
   configFile: string | null;
@@ -76,18 +66,20 @@ export async function loadConfig(loc: ConfigLocation): Promise<Config> {
 }
 
 /**
- * What identifies a config that passed the schema: its path and text, and the schema's own
- * compiled source (so an upgrade of gpuq checks again). Null where the schema's source cannot
- * be read (tests run the TypeScript sources): then every load validates.
+ * What identifies a config that passed the schema: its path and text, and the compiled source
+ * of the schema and of the limits table it derives fields from (so an upgrade of gpuq checks
+ * again). Null where those cannot be read (tests run the TypeScript sources): then every load
+ * validates.
  */
 export function validatedStamp(file: string, text: string): string | null {
-  let schemaSource: string;
+  const hash = createHash('sha256').update(file).update('\0').update(text);
   try {
-    schemaSource = readFileSync(new URL('./schema.js', import.meta.url), 'utf8');
+    for (const source of ['./schema.js', '../core/limits.js'])
+      hash.update('\0').update(readFileSync(new URL(source, import.meta.url), 'utf8'));
   } catch {
     return null;
   }
-  return createHash('sha256').update(file).update('\0').update(text).update('\0').update(schemaSource).digest('hex');
+  return hash.digest('hex');
 }
 
 function readText(file: string): string {
@@ -156,23 +148,13 @@ function fieldSize(v: string | number, file: string | null, field: string): numb
   return parseSize(String(v), `${file ?? 'config'}: ${field}`);
 }
 
-type RawLimits = NonNullable<RawConfig['defaults']>;
-
-function parseLimits(raw: Partial<RawLimits> | undefined, file: string | null, prefix: string): Partial<LimitDefaults> {
-  const out: Partial<LimitDefaults> = {};
-  if (!raw) return out;
-  if (raw.timeout !== undefined) out.timeoutS = fieldDuration(raw.timeout, file, `${prefix}.timeout`);
-  if (raw.grace !== undefined) out.graceS = fieldDuration(raw.grace, file, `${prefix}.grace`);
-  if (raw.memory !== undefined)
-    out.memoryBytes = raw.memory === null ? null : fieldSize(raw.memory, file, `${prefix}.memory`);
-  if (raw.pids !== undefined) out.pids = raw.pids;
-  if (raw.files !== undefined) out.files = raw.files;
-  if (raw.fileSize !== undefined)
-    out.fileSizeBytes = raw.fileSize === null ? null : fieldSize(raw.fileSize, file, `${prefix}.fileSize`);
-  if (raw.cpuTime !== undefined)
-    out.cpuTimeS = raw.cpuTime === null ? null : fieldDuration(raw.cpuTime, file, `${prefix}.cpuTime`);
-  if (raw.gpus !== undefined) out.gpus = raw.gpus;
-  return out;
+/** The limits set in `defaults` or a competition's `limits`, parsed and bounded by core/limits. */
+function parseLimits(
+  raw: Partial<Record<LimitConfigName, string | number | null>> | undefined,
+  file: string | null,
+  prefix: string,
+): Partial<Limits> {
+  return limitsFromConfig(raw ?? {}, (spec) => `${file ?? 'config'}: ${prefix}.${spec.config}`);
 }
 
 function buildNode(name: string, raw: RawNode, file: string | null, stateDir: string): NodeConfig {
@@ -239,7 +221,7 @@ export function buildConfig(raw: RawConfig, file: string | null, stateDir: strin
     ledgerPath: join(stateDir, 'ledger.json'),
     knownHostsPath: join(stateDir, 'known_hosts'),
     defaults: {
-      ...BUILTIN_LIMITS,
+      ...builtinLimits(),
       ...parseLimits(d, file, 'defaults'),
       node,
       isolation: d.isolation ?? 'ulimit',

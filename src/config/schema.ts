@@ -3,27 +3,31 @@
  * src/core/units.ts in load.ts, so the messages match the command-line options'.
  */
 import { z } from 'zod';
+import { LIMITS, type LimitConfigName, type LimitSpec } from '../core/limits.js';
 import { ISOLATIONS } from '../core/types.js';
 
 const duration = z.union([z.string(), z.number().positive()], {
   error: 'expected a duration like "90s", "30m" or "1h30m"',
 });
 const size = z.union([z.string(), z.number().positive()], { error: 'expected a size like "512m" or "2g"' });
-const count = z
-  .number({ error: 'expected a whole number' })
-  .int('expected a whole number')
-  .positive('expected a number above 0');
+/** A whole number of at least `min` (1 or 0); the upper bound is checked in load.ts, naming the field. */
+const count = (min: number) =>
+  z
+    .number({ error: 'expected a whole number' })
+    .int('expected a whole number')
+    .min(min, min === 1 ? 'expected a number above 0' : `expected ${min} or more`);
 
-const limits = {
-  timeout: duration.optional(),
-  grace: duration.optional(),
-  memory: size.nullable().optional(),
-  pids: count.nullable().optional(),
-  files: count.nullable().optional(),
-  fileSize: size.nullable().optional(),
-  cpuTime: duration.nullable().optional(),
-  gpus: z.number().int().min(0, 'expected 0 or more').optional(),
-};
+/** The field of one limit, by its kind; null (unlimited) where the limit allows it. */
+function limitField(spec: LimitSpec) {
+  const base = spec.kind === 'duration' ? duration : spec.kind === 'size' ? size : count(spec.min);
+  return (spec.nullable ? base.nullable() : base).optional();
+}
+
+/** Every limit of core/limits.ts under its config name, for `defaults` and a competition's `limits`. */
+const limits = Object.fromEntries((LIMITS as readonly LimitSpec[]).map((l) => [l.config, limitField(l)])) as Record<
+  LimitConfigName,
+  ReturnType<typeof limitField>
+>;
 
 export const nodeSchema = z.strictObject({
   transport: z.enum(['local', 'ssh'], { error: 'expected "local" or "ssh"' }),

@@ -1,4 +1,4 @@
-import type { Isolation } from '../core/types.js';
+import type { Isolation, Limits } from '../core/types.js';
 
 /** A node as config describes it, after validation and defaults. */
 export interface NodeConfig {
@@ -23,23 +23,12 @@ export interface NodeConfig {
   docker: { image: string | null; runtime: string | null; extraArgs: string[] };
 }
 
-/** Limit defaults as strings in config ("30m", "2g") are parsed into these. */
-export interface LimitDefaults {
-  timeoutS: number;
-  graceS: number;
-  memoryBytes: number | null;
-  pids: number | null;
-  files: number | null;
-  fileSizeBytes: number | null;
-  cpuTimeS: number | null;
-  gpus: number;
-}
-
 export interface CompetitionConfig {
   name: string;
   grader: string | null;
   dataDir: string | null;
-  limits: Partial<LimitDefaults>;
+  /** Limits the competition sets, over the config defaults (config strings parsed to base units). */
+  limits: Partial<Limits>;
 }
 
 /** The whole, validated configuration. */
@@ -51,7 +40,8 @@ export interface Config {
   ledgerPath: string;
   /** gpuq's own known_hosts file (besides ~/.ssh/known_hosts). */
   knownHostsPath: string;
-  defaults: LimitDefaults & {
+  /** Limits (built-in ones where the config is silent) and other defaults. */
+  defaults: Limits & {
     node: string | null;
     isolation: Isolation;
     image: string | null;

@@ -5,6 +5,7 @@
  * read of the live file.
  */
 
+import { limitChecks } from './limits.js';
 import { ISOLATIONS, JOB_STATES, VERDICT_CLASSES } from './types.js';
 
 type Check = (v: unknown) => boolean;
@@ -36,18 +37,7 @@ const JOB: Spec = {
     state: oneOf(JOB_STATES),
     isolation: oneOf(ISOLATIONS),
     image: orNull(str),
-    limits: {
-      fields: {
-        timeoutS: num,
-        graceS: num,
-        memoryBytes: orNull(num),
-        pids: orNull(num),
-        files: orNull(num),
-        fileSizeBytes: orNull(num),
-        cpuTimeS: orNull(num),
-        gpus: num,
-      },
-    },
+    limits: { fields: limitChecks() },
     env: stringMap,
     args: { each: str },
     createdAt: str,

@@ -2,6 +2,7 @@
  * The plain data that flows through gpuq: jobs as the ledger stores them, the files a
  * supervisor writes on a node, and verdicts. No I/O here; everything is JSON-serialisable.
  */
+import type { Limits } from './limits.js';
 
 /** Lifecycle of a job as the contract names it. */
 export const JOB_STATES = ['pending', 'queued', 'running', 'grading', 'done'] as const;
@@ -25,17 +26,8 @@ export type VerdictClass = (typeof VERDICT_CLASSES)[number];
 export const ISOLATIONS = ['ulimit', 'docker'] as const;
 export type Isolation = (typeof ISOLATIONS)[number];
 
-/** Limits in force for one job, in base units (seconds, bytes, counts). null = unlimited. */
-export interface Limits {
-  timeoutS: number;
-  graceS: number;
-  memoryBytes: number | null;
-  pids: number | null;
-  files: number | null;
-  fileSizeBytes: number | null;
-  cpuTimeS: number | null;
-  gpus: number;
-}
+/** Limits in force for one job; declared once, as a table, in core/limits.ts. */
+export type { Limits } from './limits.js';
 
 export interface Verdict {
   class: VerdictClass;

@@ -26,11 +26,20 @@ export const MAX_DURATION_S = 30 * 86400;
 /** Largest accepted size: 64 TiB. */
 export const MAX_SIZE_BYTES = 64 * 1024 ** 4;
 
+/** The kinds of amount a user types: a duration (seconds), a size (bytes) or a whole count. */
+export type AmountKind = 'duration' | 'size' | 'count';
+
+/** Inclusive bounds of an amount, in its base unit (seconds, bytes, items). */
+export interface AmountBounds {
+  min: number;
+  max: number;
+}
+
 /**
  * Parses `90s`, `30m`, `2h`, `1h30m`, `1d`, `500ms` or a bare number of seconds into seconds.
  * `what` names the option in the error (e.g. "--timeout").
  */
-export function parseDuration(text: string, what: string): number {
+export function parseDuration(text: string, what: string, max = MAX_DURATION_S): number {
   const s = String(text).trim().toLowerCase();
   const form = 'a duration like 90s, 30m, 2h or 1h30m';
   if (s === '') throw usageError(`${what} is empty; give ${form}.`);
@@ -52,14 +61,14 @@ export function parseDuration(text: string, what: string): number {
     if (pos !== s.length || seen.size === 0) throw usageError(`${what} "${text}" is not ${form}.`);
   }
   if (!Number.isFinite(total) || total <= 0) throw usageError(`${what} must be more than zero; give ${form}.`);
-  if (total > MAX_DURATION_S) throw usageError(`${what} "${text}" is longer than 30 days; give ${form}.`);
+  if (total > max) throw usageError(`${what} "${text}" is longer than ${inWords(max, DURATION_WORDS)}; give ${form}.`);
   return total;
 }
 
 /**
  * Parses `512m`, `2g`, `1.5G`, `64MiB` or a bare byte count into bytes (binary units: 1k = 1024).
  */
-export function parseSize(text: string, what: string): number {
+export function parseSize(text: string, what: string, max = MAX_SIZE_BYTES): number {
   const s = String(text).trim().toLowerCase();
   const form = 'a size like 512m, 2g or 1.5G';
   const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/.exec(s);
@@ -69,7 +78,7 @@ export function parseSize(text: string, what: string): number {
   if (mult === undefined) throw usageError(`${what} "${text}" has an unknown unit "${unit}"; give ${form}.`);
   const bytes = Math.round(Number(m[1]) * mult);
   if (!Number.isFinite(bytes) || bytes <= 0) throw usageError(`${what} must be more than zero; give ${form}.`);
-  if (bytes > MAX_SIZE_BYTES) throw usageError(`${what} "${text}" is larger than 64 TiB; give ${form}.`);
+  if (bytes > max) throw usageError(`${what} "${text}" is larger than ${inWords(max, SIZE_WORDS)}; give ${form}.`);
   return bytes;
 }
 
@@ -90,4 +99,49 @@ export function parseCountOrZero(text: string, what: string, max = 1024): number
   const n = Number(s);
   if (n > max) throw usageError(`${what} ${n} is more than the allowed ${max}.`);
   return n;
+}
+
+/**
+ * Parses an amount of any kind within inclusive bounds, so a table of options (core/limits)
+ * can parse each one by its kind. Messages are those of the parser for the kind.
+ */
+export function parseAmount(kind: AmountKind, text: string, what: string, bounds: AmountBounds): number {
+  let value: number;
+  if (kind === 'duration') value = parseDuration(text, what, bounds.max);
+  else if (kind === 'size') value = parseSize(text, what, bounds.max);
+  else value = bounds.min <= 0 ? parseCountOrZero(text, what, bounds.max) : parseCount(text, what, bounds.max);
+  if (value < bounds.min) {
+    const least =
+      kind === 'duration'
+        ? inWords(bounds.min, DURATION_WORDS)
+        : kind === 'size'
+          ? inWords(bounds.min, SIZE_WORDS)
+          : String(bounds.min);
+    throw usageError(`${what} "${text}" is less than the smallest allowed ${least}.`);
+  }
+  return value;
+}
+
+const DURATION_WORDS: [number, string][] = [
+  [86400, 'days'],
+  [3600, 'hours'],
+  [60, 'minutes'],
+  [1, 'seconds'],
+  [0.001, 'ms'],
+];
+const SIZE_WORDS: [number, string][] = [
+  [1024 ** 4, 'TiB'],
+  [1024 ** 3, 'GiB'],
+  [1024 ** 2, 'MiB'],
+  [1024, 'KiB'],
+  [1, 'bytes'],
+];
+
+/** A bound in the largest unit that divides it: 30 days, 64 TiB, 1 ms. */
+function inWords(n: number, units: [number, string][]): string {
+  for (const [size, name] of units) {
+    const q = n / size;
+    if (Math.abs(q - Math.round(q)) < 1e-9 && q >= 1) return `${Math.round(q)} ${name}`;
+  }
+  return String(n);
 }

@@ -2,6 +2,7 @@
  * Renders templates/wrapper.sh (the node-side supervisor) for one job. Pure: the template
  * text comes in, the script comes out; every value is quoted by renderTemplate.
  */
+import { LIMITS, type LimitSpec, type WrapperForm } from '../core/limits.js';
 import { renderTemplate } from '../core/template.js';
 import type { Limits } from '../core/types.js';
 
@@ -22,18 +23,11 @@ export interface WrapperSpec {
 
 /** Produces the bash supervisor for a job from the template text. */
 export function renderWrapper(template: string, spec: WrapperSpec): string {
-  const l = spec.limits;
   return renderTemplate(template, {
     JOB_ID: spec.jobId,
     COMMAND: spec.command,
     ENV: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
-    TIMEOUT_S: seconds(l.timeoutS),
-    GRACE_S: seconds(l.graceS),
-    MEMORY_BYTES: l.memoryBytes ?? 0,
-    PIDS: l.pids ?? 0,
-    FILES: l.files ?? 0,
-    FILE_SIZE_BYTES: l.fileSizeBytes ?? 0,
-    CPU_TIME_S: l.cpuTimeS === null ? 0 : Math.max(1, Math.ceil(l.cpuTimeS)),
+    ...limitVars(spec.limits),
     SHARE_NUM: Math.max(1, Math.round(spec.cpuShare.num)),
     SHARE_DEN: Math.max(1, Math.round(spec.cpuShare.den)),
     CUDA_DEVICES: spec.cudaDevices ?? '-',
@@ -51,7 +45,21 @@ export function commandFor(programName: string, python: string, hasShebang: bool
   return null;
 }
 
-/** `sleep` takes fractions; keep three decimals and no exponent. */
-function seconds(s: number): string {
-  return String(Math.round(s * 1000) / 1000);
+/** The template variables of the limits, one per row of LIMITS that has one; null (unlimited) is 0. */
+function limitVars(limits: Limits): Record<string, string | number> {
+  const out: Record<string, string | number> = {};
+  for (const row of LIMITS as readonly LimitSpec[]) {
+    if (row.wrapper === null) continue;
+    const v = limits[row.key as keyof Limits];
+    out[row.wrapper.variable] = v === null ? 0 : wrapperValue(v, row.wrapper.form);
+  }
+  return out;
+}
+
+function wrapperValue(v: number, form: WrapperForm): string | number {
+  // `sleep` takes fractions; keep three decimals and no exponent.
+  if (form === 'seconds') return String(Math.round(v * 1000) / 1000);
+  // `ulimit -t` takes whole seconds, and 0 would mean unlimited.
+  if (form === 'wholeSeconds') return Math.max(1, Math.ceil(v));
+  return v;
 }

@@ -9,6 +9,7 @@ import { NodeUnreachableError, UserError, usageError } from '../core/errors.js';
 import { EXIT } from '../core/exit-codes.js';
 import { formatBytes } from '../core/format.js';
 import { makeJobId } from '../core/ids.js';
+import { builtinLimits, resolveLimits } from '../core/limits.js';
 import { moveTo } from '../core/job.js';
 import { pickGpus, rankNodes } from '../core/schedule.js';
 import type { Isolation, Job, Limits } from '../core/types.js';
@@ -74,24 +75,6 @@ export function checkFile(file: string, cwd: string, maxBytes: number): CheckedF
     throw binary();
   }
   return { path, name: basename(path), hasShebang: head.subarray(0, 2).toString() === '#!' };
-}
-
-/** Merges limits: built-in and config defaults, then the competition's, then the flags. */
-export function resolveLimits(ctx: AppContext, competition: string | null, flags: Partial<Limits>): Limits {
-  const d = ctx.config.defaults;
-  const base: Limits = {
-    timeoutS: d.timeoutS,
-    graceS: d.graceS,
-    memoryBytes: d.memoryBytes,
-    pids: d.pids,
-    files: d.files,
-    fileSizeBytes: d.fileSizeBytes,
-    cpuTimeS: d.cpuTimeS,
-    gpus: d.gpus,
-  };
-  const comp = competition ? (ctx.config.competitions[competition]?.limits ?? {}) : {};
-  const defined = <T extends object>(o: T) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
-  return { ...base, ...defined(comp), ...defined(flags) } as Limits;
 }
 
 /** Nodes to try in order: the one asked for, else the default, else the least busy. */
@@ -192,7 +175,12 @@ export async function submit(
       '--isolation docker is not available yet in this version of gpuq.',
       'Use --isolation ulimit (the default).',
     );
-  const limits = resolveLimits(ctx, opts.competition, opts.limits);
+  const limits = resolveLimits(
+    builtinLimits(),
+    ctx.config.defaults,
+    opts.competition ? ctx.config.competitions[opts.competition]?.limits : undefined,
+    opts.limits,
+  );
   const live = await ctx.ledger.readLive();
   const nodes = candidates(ctx, opts, limits.gpus, live);
   for (const n of nodes) {
