@@ -6,6 +6,7 @@
  */
 import { formatBytes, formatDuration, formatPercent } from './format.js';
 import type { JobState, Limits, Sample, Verdict, VerdictClass } from './types.js';
+import { describeLimits, type LimitItem } from './limits.js';
 
 /**
  * What a state or verdict means to the reader, independent of colour: `ok` went well, `active`
@@ -64,17 +65,18 @@ export function exitText(v: Pick<Verdict, 'exitCode' | 'signal' | 'timedOut'>): 
  * file size unlimited, cpu time unlimited, gpus 1", as `show` and the diagnosis panel print them.
  */
 export function limitsLine(l: Limits): string {
-  const size = (n: number | null) => (n === null ? 'unlimited' : formatBytes(n));
-  const time = (s: number | null) => (s === null ? 'unlimited' : formatDuration(s, 'column'));
-  return [
-    `timeout ${time(l.timeoutS)} (grace ${time(l.graceS)})`,
-    `memory ${size(l.memoryBytes)}`,
-    `pids ${l.pids ?? 'unlimited'}`,
-    `files ${l.files ?? 'unlimited'}`,
-    `file size ${size(l.fileSizeBytes)}`,
-    `cpu time ${time(l.cpuTimeS)}`,
-    `gpus ${l.gpus}`,
-  ].join(', ');
+  const value = (item: LimitItem): string => {
+    if (item.value === null) return 'unlimited';
+    if (item.kind === 'size') return formatBytes(item.value);
+    if (item.kind === 'duration') return formatDuration(item.value, 'column');
+    return String(item.value);
+  };
+  const items = describeLimits(l);
+  const grace = items.find((i) => i.key === 'graceS');
+  return items
+    .filter((i) => i !== grace)
+    .map((i) => `${i.label} ${value(i)}${i.key === 'timeoutS' && grace ? ` (grace ${value(grace)})` : ''}`)
+    .join(', ');
 }
 
 /**
