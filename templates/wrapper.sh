@@ -17,24 +17,27 @@ find_python() {
   done
   p=$(command -v python3 2>/dev/null) && [ -x "$p" ] && PYTHON_SYS=$p
 }
-find_python
 
 # Become a child subreaper (prctl PR_SET_CHILD_SUBREAPER, which survives exec) and run on as
 # the same process: orphans of the job (double-forked, setsid'd, even with a cleared
 # environment) are re-parented to this supervisor instead of init, so the monitor and the final
 # sweep still find them. The lock on fd 9 and the session stay, as the pid does.
-SUBREAPER=0
-if [ "${1:-}" = --subreaper=1 ]; then
-  SUBREAPER=1
-elif [ -z "${1:-}" ] && [ -n "$PYTHON_SYS" ]; then
-  exec "$PYTHON_SYS" -I -S -c 'import ctypes, os, sys
+# Called with the script's arguments: the re-executed script gets --subreaper=1 (or 0).
+become_subreaper() {
+  SUBREAPER=0
+  if [ "${1:-}" = --subreaper=1 ]; then
+    SUBREAPER=1
+  elif [ -z "${1:-}" ] && [ -n "$PYTHON_SYS" ]; then
+    exec "$PYTHON_SYS" -I -S -c 'import ctypes, os, sys
 try:
     ok = ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0
 except Exception:
     ok = False
 os.execv(sys.argv[1], [sys.argv[1], sys.argv[2], "--subreaper=%d" % ok])' "$BASH" "$0"
-fi
+  fi
+}
 
+# --- what the job is: rendered by src/node/wrapper.ts
 JOB_ID={{JOB_ID}}
 # The job's command line, run in work/ (the program was uploaded there).
 COMMAND=({{@COMMAND}})
@@ -54,49 +57,80 @@ USE_CGROUPS={{USE_CGROUPS}}
 # Where the cgroup hierarchies are mounted (/sys/fs/cgroup; tests point it at a stand-in).
 CG_ROOT={{CGROUP_ROOT}}
 
-JOB_DIR=$PWD
-SUP_PID=$$
-BOOT_ID=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown)
-MONITOR="$JOB_DIR/monitor.py"
+MONITOR="$PWD/monitor.py"
 
 now_ms() {
   if [ -n "${EPOCHREALTIME:-}" ]; then local t=${EPOCHREALTIME/[.,]/}; echo "${t:0:13}"; else date +%s%3N; fi
 }
 note() { printf 'gpuq: %s\n' "$*" >>"$JOB_DIR/stderr.log"; }
 
-STARTED_MS=$(now_ms)
-START_UPTIME=$(cut -d' ' -f1 /proc/uptime 2>/dev/null || echo 0)
-JOB_PID=""
-ENDED_MS=""
-EXIT_CODE=""
-SIGNAL=""
-TIMED_OUT=false
-CANCELLED=false
-LIMIT_FIRED=null
-KILLED_AFTER_GRACE=false
-CPU_SECONDS=""
-CG_VERSION=""
-CG_MEM=""
-CG_PIDS=""
-OOM_KILLS=""
-PIDS_REFUSED=""
-KERNEL_OOM="[]"
-MEMORY_PEAK=""
-TREE_ARGS=()
-LEFTOVERS=0
-STATE=starting
+# Everything status.json records, as the supervisor starts (after the subreaper re-exec).
+init_state() {
+  JOB_DIR=$PWD
+  SUP_PID=$$
+  BOOT_ID=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown)
+  STARTED_MS=$(now_ms)
+  START_UPTIME=$(cut -d' ' -f1 /proc/uptime 2>/dev/null || echo 0)
+  JOB_PID=""
+  ENDED_MS=""
+  EXIT_CODE=""
+  SIGNAL=""
+  TIMED_OUT=false
+  CANCELLED=false
+  LIMIT_FIRED=null
+  KILLED_AFTER_GRACE=false
+  CPU_SECONDS=""
+  CG_VERSION=""
+  CG_MEM=""
+  CG_PIDS=""
+  OOM_KILLS=""
+  PIDS_REFUSED=""
+  KERNEL_OOM="[]"
+  MEMORY_PEAK=""
+  TREE_ARGS=()
+  LEFTOVERS=0
+  KILLERS=""
+  TIMER_PID=""
+  MONITOR_PID=""
+  INTERRUPTED=""
+  STATE=starting
+}
 
-num_or_null() { if [ -n "$1" ]; then printf '%s' "$1"; else printf 'null'; fi; }
-
+# status.json, one `"key":value` line per field (templates/README.md lists them), written to a
+# temp file and renamed over the old one, so a reader sees the previous or the next, never half.
+# "state" comes first, on the opening line: the launcher and `gpuq nodes` match `"state":"running"`
+# on the first line (or with grep), without a JSON parser.
+status_field() { printf ',\n"%s":%s' "$1" "$2"; } # $2 is JSON text already
+status_num() { status_field "$1" "${2:-null}"; }  # a number; empty (not known yet) is null
 write_status() {
-  local cg=null
+  local cg=null subreaper=false
   [ -n "$CG_VERSION" ] && cg="\"$CG_VERSION\""
-  printf '{"version":1,"state":"%s","supervisorPid":%s,"pid":%s,"pgid":%s,"bootId":"%s","startedAtMs":%s,"endedAtMs":%s,"exitCode":%s,"signal":%s,"timedOut":%s,"cancelled":%s,"limitFired":%s,"killedAfterGrace":%s,"cpuSeconds":%s,"cgroup":%s,"oomKills":%s,"pidsRefused":%s,"kernelOom":%s,"memoryPeakBytes":%s,"subreaper":%s,"leftovers":%s}\n' \
-    "$STATE" "$SUP_PID" "$(num_or_null "$JOB_PID")" "$(num_or_null "$JOB_PID")" "$BOOT_ID" "$STARTED_MS" \
-    "$(num_or_null "$ENDED_MS")" "$(num_or_null "$EXIT_CODE")" "$(num_or_null "$SIGNAL")" "$TIMED_OUT" "$CANCELLED" \
-    "$LIMIT_FIRED" "$KILLED_AFTER_GRACE" "$(num_or_null "$CPU_SECONDS")" "$cg" "$(num_or_null "$OOM_KILLS")" \
-    "$(num_or_null "$PIDS_REFUSED")" "$KERNEL_OOM" "$(num_or_null "$MEMORY_PEAK")" \
-    "$([ "$SUBREAPER" = 1 ] && echo true || echo false)" "$LEFTOVERS" >status.json.tmp && mv -f status.json.tmp status.json
+  [ "$SUBREAPER" = 1 ] && subreaper=true
+  {
+    printf '{"state":"%s"' "$STATE"
+    status_field version 1
+    status_field supervisorPid "$SUP_PID"
+    status_num pid "$JOB_PID"
+    status_num pgid "$JOB_PID"
+    status_field bootId "\"$BOOT_ID\""
+    status_field startedAtMs "$STARTED_MS"
+    status_num endedAtMs "$ENDED_MS"
+    status_num exitCode "$EXIT_CODE"
+    status_num signal "$SIGNAL"
+    status_field timedOut "$TIMED_OUT"
+    status_field cancelled "$CANCELLED"
+    status_field limitFired "$LIMIT_FIRED"
+    status_field killedAfterGrace "$KILLED_AFTER_GRACE"
+    status_num cpuSeconds "$CPU_SECONDS"
+    status_field cgroup "$cg"
+    status_num oomKills "$OOM_KILLS"
+    status_num pidsRefused "$PIDS_REFUSED"
+    status_field kernelOom "$KERNEL_OOM"
+    status_num memoryPeakBytes "$MEMORY_PEAK"
+    status_field subreaper "$subreaper"
+    status_num leftovers "$LEFTOVERS"
+    printf '\n}\n'
+  } >status.json.tmp && mv -f status.json.tmp status.json
 }
 
 # --- cgroups: a memory limit without swap and a pids limit for the job alone, where we may make them.
@@ -222,7 +256,6 @@ escalate() {
   KILLERS="${KILLERS:-} $!"
 }
 
-INTERRUPTED=""
 on_cancel() {
   INTERRUPTED=1
   [ "$CANCELLED" = true ] && return 0
@@ -235,14 +268,14 @@ on_term() {
   INTERRUPTED=1
   [ -n "$JOB_PID" ] && [ -z "${TERMINATING:-}" ] && TERMINATING=1 && escalate
 }
-trap on_cancel USR1
-trap on_term TERM HUP INT
 
-mkdir -p tmp work
-: >stdout.log
-: >stderr.log
-write_status
-setup_cgroups
+# The job's folder as the supervisor starts: work/ and tmp/, empty logs, a first status.json.
+prepare_folder() {
+  mkdir -p tmp work
+  : >stdout.log
+  : >stderr.log
+  write_status
+}
 
 # Cores this supervisor may use: its CPU affinity (nproc), capped by a CPU quota of its own
 # cgroup (v2 cpu.max, v1 cpu.cfs_quota_us / cpu.cfs_period_us) where one is set.
@@ -263,8 +296,11 @@ cpu_count() {
   echo "$n"
 }
 
-THREADS=$(($(cpu_count) * SHARE_NUM / SHARE_DEN))
-[ "$THREADS" -ge 1 ] || THREADS=1
+# The thread pools' default: the job's share of the cores, at least 1.
+count_threads() {
+  THREADS=$(($(cpu_count) * SHARE_NUM / SHARE_DEN))
+  [ "$THREADS" -ge 1 ] || THREADS=1
+}
 
 start_job() {
   (
@@ -298,103 +334,151 @@ start_job() {
   ) </dev/null >>stdout.log 2>>stderr.log 9>&- &
   JOB_PID=$!
 }
-start_job
-STATE=running
-write_status
-
 # Who the job is, for monitor.py (signal_tree, sweep): its main pid, marker, cgroups, subreaper.
-TREE_ARGS=(--job-id "$JOB_ID" --pid "$JOB_PID")
-[ "$SUBREAPER" = 1 ] && TREE_ARGS+=(--supervisor "$SUP_PID")
-[ -n "$CG_MEM" ] && TREE_ARGS+=(--cgroup-memory "$CG_MEM")
-[ -n "$CG_PIDS" ] && TREE_ARGS+=(--cgroup-pids "$CG_PIDS")
+describe_tree() {
+  TREE_ARGS=(--job-id "$JOB_ID" --pid "$JOB_PID")
+  [ "$SUBREAPER" = 1 ] && TREE_ARGS+=(--supervisor "$SUP_PID")
+  [ -n "$CG_MEM" ] && TREE_ARGS+=(--cgroup-memory "$CG_MEM")
+  [ -n "$CG_PIDS" ] && TREE_ARGS+=(--cgroup-pids "$CG_PIDS")
+  return 0
+}
 
 # The wall-clock timer: SIGTERM at the limit, SIGKILL after the grace period.
 # It acts only while the supervisor lives: orphaned by a killed supervisor, it would signal pids
 # that may belong to someone else by then; it checks every minute so it does not linger.
-(
-  trap 'kill "$sp" 2>/dev/null; exit 0' TERM
-  # orphaned (the supervisor died), this subshell's parent is no longer the supervisor
-  supervisor_alive() { local _p _c _s pp _r; read -r _p _c _s pp _r <"/proc/$BASHPID/stat" && [ "$pp" = "$SUP_PID" ]; }
-  whole=${TIMEOUT_S%.*} frac=${TIMEOUT_S#"${TIMEOUT_S%.*}"}
-  while [ "$whole" -gt 60 ]; do
-    sleep 60 & sp=$!; wait "$sp"
+start_timer() {
+  (
+    trap 'kill "$sp" 2>/dev/null; exit 0' TERM
+    # orphaned (the supervisor died), this subshell's parent is no longer the supervisor
+    supervisor_alive() { local _p _c _s pp _r; read -r _p _c _s pp _r <"/proc/$BASHPID/stat" && [ "$pp" = "$SUP_PID" ]; }
+    whole=${TIMEOUT_S%.*} frac=${TIMEOUT_S#"${TIMEOUT_S%.*}"}
+    while [ "$whole" -gt 60 ]; do
+      sleep 60 & sp=$!; wait "$sp"
+      supervisor_alive || exit 0
+      whole=$((whole - 60))
+    done
+    sleep "$whole$frac" & sp=$!; wait "$sp"
     supervisor_alive || exit 0
-    whole=$((whole - 60))
-  done
-  sleep "$whole$frac" & sp=$!; wait "$sp"
-  supervisor_alive || exit 0
-  : >"$JOB_DIR/timeout.fired"
-  term_tree
-  sleep "$GRACE_S" & sp=$!; wait "$sp"
-  supervisor_alive || exit 0
-  if kill -0 -- "-$JOB_PID" 2>/dev/null; then : >"$JOB_DIR/killed-after-grace"; kill -KILL -- "-$JOB_PID" 2>/dev/null; fi
-) 9>&- &
-TIMER_PID=$!
+    : >"$JOB_DIR/timeout.fired"
+    term_tree
+    sleep "$GRACE_S" & sp=$!; wait "$sp"
+    supervisor_alive || exit 0
+    if kill -0 -- "-$JOB_PID" 2>/dev/null; then : >"$JOB_DIR/killed-after-grace"; kill -KILL -- "-$JOB_PID" 2>/dev/null; fi
+  ) 9>&- &
+  TIMER_PID=$!
+}
 
-if [ -n "$PYTHON_SYS" ] && [ -f "$MONITOR" ]; then
-  mon_args=(watch --dir "$JOB_DIR" --job-id "$JOB_ID" --pid "$JOB_PID")
-  [ "$SUBREAPER" = 1 ] && mon_args+=(--supervisor "$SUP_PID")
-  [ "$MEMORY_BYTES" != 0 ] && mon_args+=(--memory-bytes "$MEMORY_BYTES")
-  [ -n "$CG_MEM" ] && mon_args+=(--cgroup-memory "$CG_MEM")
-  [ -n "$CG_PIDS" ] && mon_args+=(--cgroup-pids "$CG_PIDS")
-  "$PYTHON_SYS" "$MONITOR" "${mon_args[@]}" </dev/null >>monitor.log 2>&1 9>&- &
-  MONITOR_PID=$!
-else
-  MONITOR_PID=""
-  [ "$MEMORY_BYTES" != 0 ] && [ -z "$CG_MEM" ] && note "no python3 for the resource monitor and no memory cgroup: --memory is not enforced on this node"
-fi
+# The resource monitor (samples.jsonl, monitor.json, the memory watch), where python3 exists.
+start_monitor() {
+  if [ -n "$PYTHON_SYS" ] && [ -f "$MONITOR" ]; then
+    local mon_args=(watch --dir "$JOB_DIR" --job-id "$JOB_ID" --pid "$JOB_PID")
+    [ "$SUBREAPER" = 1 ] && mon_args+=(--supervisor "$SUP_PID")
+    [ "$MEMORY_BYTES" != 0 ] && mon_args+=(--memory-bytes "$MEMORY_BYTES")
+    [ -n "$CG_MEM" ] && mon_args+=(--cgroup-memory "$CG_MEM")
+    [ -n "$CG_PIDS" ] && mon_args+=(--cgroup-pids "$CG_PIDS")
+    "$PYTHON_SYS" "$MONITOR" "${mon_args[@]}" </dev/null >>monitor.log 2>&1 9>&- &
+    MONITOR_PID=$!
+  else
+    MONITOR_PID=""
+    [ "$MEMORY_BYTES" != 0 ] && [ -z "$CG_MEM" ] && note "no python3 for the resource monitor and no memory cgroup: --memory is not enforced on this node"
+  fi
+  return 0
+}
 
 # A cancel requested before the traps could see it (the client writes the file, then signals us).
-[ -e cancel.requested ] && on_cancel
+honour_early_cancel() {
+  [ -e cancel.requested ] && on_cancel
+  return 0
+}
 
-# Wait for the job; a trapped signal (cancel) interrupts `wait`, so wait again until it really ends.
-while :; do
-  INTERRUPTED=""
-  wait "$JOB_PID" 2>/dev/null
-  rc=$?
-  if [ -n "$INTERRUPTED" ] && [ "$rc" -gt 128 ]; then
-    kill -0 "$JOB_PID" 2>/dev/null && continue
-    wait "$JOB_PID" 2>/dev/null; r2=$?
-    [ "$r2" != 127 ] && rc=$r2
-  fi
-  break
-done
-ENDED_MS=$(now_ms)
-EXIT_CODE=$rc
-[ "$rc" -gt 128 ] && SIGNAL=$((rc - 128))
-# CPU time of the job and its reaped children (second line of `times`: children's user and sys).
-# `times` must run in this shell, not in a pipeline's subshell, to see the job.
-times >.times 2>/dev/null
-CPU_SECONDS=$(sed -n 2p .times | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] } printf "%.2f", t }')
-
-kill -TERM "$TIMER_PID" 2>/dev/null
-for k in ${KILLERS:-}; do kill -TERM "$k" 2>/dev/null; done
+# Waits for the job; a trapped signal (cancel) interrupts `wait`, so wait again until it really
+# ends. Then records its end, exit status, signal and CPU time.
+wait_for_job() {
+  local rc r2
+  while :; do
+    INTERRUPTED=""
+    wait "$JOB_PID" 2>/dev/null
+    rc=$?
+    if [ -n "$INTERRUPTED" ] && [ "$rc" -gt 128 ]; then
+      kill -0 "$JOB_PID" 2>/dev/null && continue
+      wait "$JOB_PID" 2>/dev/null; r2=$?
+      [ "$r2" != 127 ] && rc=$r2
+    fi
+    break
+  done
+  ENDED_MS=$(now_ms)
+  EXIT_CODE=$rc
+  [ "$rc" -gt 128 ] && SIGNAL=$((rc - 128))
+  # CPU time of the job and its reaped children (second line of `times`: children's user and sys).
+  # `times` must run in this shell, not in a pipeline's subshell, to see the job.
+  times >.times 2>/dev/null
+  CPU_SECONDS=$(sed -n 2p .times | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] } printf "%.2f", t }')
+}
 
 # Sweep: nothing the job started outlives it (process group, then the marker and cgroups).
-kill -KILL -- "-$JOB_PID" 2>/dev/null
-if [ -n "$PYTHON_SYS" ] && [ -f "$MONITOR" ]; then
-  LEFTOVERS=$("$PYTHON_SYS" "$MONITOR" sweep "${TREE_ARGS[@]}" 2>>monitor.log 9>&- | tail -n1)
-  [[ "$LEFTOVERS" =~ ^[0-9]+$ ]] || LEFTOVERS=0
-else
-  for p in $(grep -lzx "GPUQ_JOB_ID=$JOB_ID" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3); do
-    [ "$p" != "$SUP_PID" ] && kill -KILL "$p" 2>/dev/null && LEFTOVERS=$((LEFTOVERS + 1))
-  done
-fi
+# The timer and any grace-period killers stop first.
+sweep() {
+  local k p
+  kill -TERM "$TIMER_PID" 2>/dev/null
+  for k in ${KILLERS:-}; do kill -TERM "$k" 2>/dev/null; done
+  kill -KILL -- "-$JOB_PID" 2>/dev/null
+  if [ -n "$PYTHON_SYS" ] && [ -f "$MONITOR" ]; then
+    LEFTOVERS=$("$PYTHON_SYS" "$MONITOR" sweep "${TREE_ARGS[@]}" 2>>monitor.log 9>&- | tail -n1)
+    [[ "$LEFTOVERS" =~ ^[0-9]+$ ]] || LEFTOVERS=0
+  else
+    for p in $(grep -lzx "GPUQ_JOB_ID=$JOB_ID" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3); do
+      [ "$p" != "$SUP_PID" ] && kill -KILL "$p" 2>/dev/null && LEFTOVERS=$((LEFTOVERS + 1))
+    done
+  fi
+  return 0
+}
 
-[ -e timeout.fired ] && TIMED_OUT=true && LIMIT_FIRED='"timeout"'
-[ -e killed-after-grace ] && KILLED_AFTER_GRACE=true
-if [ -e memory.fired ] && [ "$TIMED_OUT" = false ]; then LIMIT_FIRED='"memory"'; fi
-if [ "$LIMIT_FIRED" = null ] && [ "$CPU_TIME_S" != 0 ] && { [ "$rc" = 137 ] || [ "$rc" = 152 ]; }; then
-  awk -v used="$CPU_SECONDS" -v lim="$CPU_TIME_S" 'BEGIN { exit !(used + 1 >= lim) }' && LIMIT_FIRED='"cpu"'
-fi
-cgroup_evidence
-kernel_oom_evidence
+# Which limit fired (the timer's and the memory watch's marker files, the CPU time against its
+# limit), and what the cgroups and the kernel log say.
+gather_evidence() {
+  [ -e timeout.fired ] && TIMED_OUT=true && LIMIT_FIRED='"timeout"'
+  [ -e killed-after-grace ] && KILLED_AFTER_GRACE=true
+  if [ -e memory.fired ] && [ "$TIMED_OUT" = false ]; then LIMIT_FIRED='"memory"'; fi
+  if [ "$LIMIT_FIRED" = null ] && [ "$CPU_TIME_S" != 0 ] && { [ "$EXIT_CODE" = 137 ] || [ "$EXIT_CODE" = 152 ]; }; then
+    awk -v used="$CPU_SECONDS" -v lim="$CPU_TIME_S" 'BEGIN { exit !(used + 1 >= lim) }' && LIMIT_FIRED='"cpu"'
+  fi
+  cgroup_evidence
+  kernel_oom_evidence
+}
 
-if [ -n "$MONITOR_PID" ]; then
-  kill -TERM "$MONITOR_PID" 2>/dev/null
-  wait "$MONITOR_PID" 2>/dev/null
-fi
-remove_cgroups
-STATE=exited
-write_status
-exit 0
+# The monitor writes its last sample and monitor.json when told to stop.
+stop_monitor() {
+  if [ -n "$MONITOR_PID" ]; then
+    kill -TERM "$MONITOR_PID" 2>/dev/null
+    wait "$MONITOR_PID" 2>/dev/null
+  fi
+  return 0
+}
+
+main() {
+  find_python
+  become_subreaper "$@" # may re-execute this script as a subreaper
+  init_state
+  trap on_cancel USR1
+  trap on_term TERM HUP INT
+  prepare_folder
+  setup_cgroups
+  count_threads
+  start_job
+  STATE=running
+  write_status
+  describe_tree
+  start_timer
+  start_monitor
+  honour_early_cancel
+  wait_for_job
+  sweep
+  gather_evidence
+  stop_monitor
+  remove_cgroups
+  STATE=exited
+  write_status
+  exit 0
+}
+
+main "$@"

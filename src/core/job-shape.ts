@@ -1,103 +1,82 @@
 /**
- * The shape check for jobs read back from the ledger. The ledger is a file people can edit and
- * tools can damage; a job with a missing or mistyped field must be refused with its name and the
- * field, not crash `list` three calls later. Pure and cheap (no schema library): it runs on every
- * read of the live file.
+ * The shape of a job as the ledger stores it. The ledger is a file people can edit and tools can
+ * damage; a job with a missing or mistyped field must be refused with its name and the field, not
+ * crash `list` three calls later. Built from the shape combinators (core/shape), which are pure and
+ * cheap: the check runs on every read of the live file.
  */
 
-import { limitChecks } from './limits.js';
-import { ISOLATIONS, JOB_STATES, VERDICT_CLASSES } from './types.js';
+import { LIMITS, type LimitKey } from './limits.js';
+import {
+  arr,
+  bool,
+  type Equal,
+  type Expect,
+  type Infer,
+  nullable,
+  num,
+  obj,
+  oneOf,
+  pathText,
+  record,
+  type Shape,
+  shown,
+  str,
+} from './shape.js';
+import { ISOLATIONS, JOB_STATES, type Job, type Limits, VERDICT_CLASSES } from './types.js';
 
-type Check = (v: unknown) => boolean;
-/** A field's rule: a check, an object of rules, or one of those in a list or allowed to be null. */
-type Spec = Check | { fields: Record<string, Spec>; nullable?: true } | { each: Spec };
-
-const str: Check = (v) => typeof v === 'string';
-const num: Check = (v) => typeof v === 'number' && Number.isFinite(v);
-const bool: Check = (v) => typeof v === 'boolean';
-const orNull =
-  (c: Check): Check =>
-  (v) =>
-    v === null || c(v);
-const oneOf =
-  (allowed: readonly string[]): Check =>
-  (v) =>
-    typeof v === 'string' && allowed.includes(v);
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const stringMap: Check = (v) => isObject(v) && Object.values(v).every(str);
-
-const JOB: Spec = {
-  fields: {
-    id: str,
-    name: str,
-    file: str,
-    node: str,
-    gpus: { each: num },
-    competition: orNull(str),
-    state: oneOf(JOB_STATES),
-    isolation: oneOf(ISOLATIONS),
-    image: orNull(str),
-    limits: { fields: limitChecks() },
-    env: stringMap,
-    args: { each: str },
-    createdAt: str,
-    startedAt: orNull(str),
-    endedAt: orNull(str),
-    history: { each: { fields: { state: oneOf(JOB_STATES), at: str, note: orNull(str) } } },
-    remote: { nullable: true, fields: { dir: str, supervisorPid: orNull(num), pid: orNull(num), bootId: orNull(str) } },
-    verdict: {
-      nullable: true,
-      fields: {
-        class: oneOf(VERDICT_CLASSES),
-        cause: orNull(str),
-        exitCode: orNull(num),
-        signal: orNull(str),
-        timedOut: bool,
-        summary: str,
-        evidence: { each: str },
-        hints: { each: str },
-      },
-    },
+/** The limits in force for a job (base units; null = unlimited), one field per row of the limits table. */
+export const limitsShape = obj(
+  Object.fromEntries(LIMITS.map((l) => [l.key, l.nullable ? nullable(num) : num])) as {
+    [K in LimitKey]: Shape<Limits[K]>;
   },
-};
+);
 
-/** The dotted path of the first value in `v` that breaks `spec` ("" for `v` itself), or null. */
-function firstBad(v: unknown, spec: Spec, path: string): string | null {
-  if (typeof spec === 'function') return spec(v) ? null : path;
-  if ('each' in spec) {
-    if (!Array.isArray(v)) return path;
-    for (let i = 0; i < v.length; i++) {
-      const bad = firstBad(v[i], spec.each, `${path}.${i}`);
-      if (bad !== null) return bad;
-    }
-    return null;
-  }
-  if (v === null && spec.nullable) return null;
-  if (!isObject(v)) return path;
-  for (const [key, rule] of Object.entries(spec.fields)) {
-    const bad = firstBad(v[key], rule, path ? `${path}.${key}` : key);
-    if (bad !== null) return bad;
-  }
-  return null;
-}
+/** A job's verdict, once it is done. */
+export const verdictShape = obj({
+  class: oneOf(VERDICT_CLASSES),
+  cause: nullable(str),
+  exitCode: nullable(num),
+  signal: nullable(str),
+  timedOut: bool,
+  summary: str,
+  evidence: arr(str),
+  hints: arr(str),
+});
+
+/** A job as the ledger stores it and `--json` prints it (unknown extra fields are kept). */
+export const jobShape = obj({
+  id: str,
+  name: str,
+  file: str,
+  node: str,
+  gpus: arr(num),
+  competition: nullable(str),
+  state: oneOf(JOB_STATES),
+  isolation: oneOf(ISOLATIONS),
+  image: nullable(str),
+  limits: limitsShape,
+  env: record(str),
+  args: arr(str),
+  createdAt: str,
+  startedAt: nullable(str),
+  endedAt: nullable(str),
+  history: arr(obj({ state: oneOf(JOB_STATES), at: str, note: nullable(str) })),
+  remote: nullable(obj({ dir: str, supervisorPid: nullable(num), pid: nullable(num), bootId: nullable(str) })),
+  verdict: nullable(verdictShape),
+});
+
+// The shape and the Job interface of core/types describe the same thing: the compiler checks it.
+export type JobShapeMatchesJob = Expect<Equal<Infer<typeof jobShape>, Job>>;
+export type LimitsShapeMatchesLimits = Expect<Equal<Infer<typeof limitsShape>, Limits>>;
 
 /**
  * Why a value read from the ledger is not a usable job ('field "limits.timeoutS" is missing'),
  * or null when it is one. Callers name the file and the job around it.
  */
 export function jobShapeProblem(value: unknown): string | null {
-  const bad = firstBad(value, JOB, '');
-  if (bad === null) return null;
-  if (bad === '') return 'it is not an object';
-  const shown = lookup(value, bad);
-  return shown === undefined
-    ? `field "${bad}" is missing`
-    : `field "${bad}" has a value of the wrong kind (${JSON.stringify(shown).slice(0, 40)})`;
-}
-
-function lookup(v: unknown, path: string): unknown {
-  let cur: unknown = v;
-  for (const key of path.split('.'))
-    cur = isObject(cur) || Array.isArray(cur) ? (cur as Record<string, unknown>)[key] : undefined;
-  return cur;
+  const p = jobShape.test(value);
+  if (p === null) return null;
+  if (p.path.length === 0) return 'it is not an object';
+  const field = `field "${pathText(p)}"`;
+  return p.found === undefined ? `${field} is missing` : `${field} has a value of the wrong kind (${shown(p.found)})`;
 }

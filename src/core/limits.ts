@@ -233,14 +233,15 @@ export function resolveLimits(
 }
 
 /**
- * Checks for a job's `limits` as the ledger stores it, one per field: a finite number, or null
- * where the limit allows unlimited. core/job-shape uses them for the ledger's shape rule.
+ * Fills in, as null (unlimited), a nullable limit that a job recorded before that limit existed
+ * lacks, so a ledger written by an older gpuq still reads after a limit is added to the table.
+ * Mutates and returns the parsed JSON value; anything that is not a limits object is left alone.
  */
-export function limitChecks(): Record<LimitKey, (v: unknown) => boolean> {
-  const finite = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
-  return Object.fromEntries(
-    (LIMITS as readonly LimitSpec[]).map((l) => [l.key, l.nullable ? (v: unknown) => v === null || finite(v) : finite]),
-  ) as Record<LimitKey, (v: unknown) => boolean>;
+export function fillLimitsAddedLater(limits: unknown): unknown {
+  if (typeof limits !== 'object' || limits === null || Array.isArray(limits)) return limits;
+  const l = limits as Record<string, unknown>;
+  for (const spec of LIMITS as readonly LimitSpec[]) if (spec.nullable && !(spec.key in l)) l[spec.key] = null;
+  return limits;
 }
 
 /** One limit of a job ready to print: the row's label and kind, and the value (null: unlimited). */

@@ -11,6 +11,7 @@ import { DataFile } from 'lowdb/node';
 import { UserError } from '../core/errors.js';
 import { EXIT } from '../core/exit-codes.js';
 import { jobShapeProblem } from '../core/job-shape.js';
+import { fillLimitsAddedLater } from '../core/limits.js';
 import type { Job } from '../core/types.js';
 
 interface LedgerData {
@@ -47,6 +48,7 @@ function parseLedger(text: string): LedgerData {
   }
   const jobs = (data as LedgerData).jobs as unknown[];
   jobs.forEach((job, i) => {
+    fillLimitsAddedLater((job as { limits?: unknown } | null)?.limits);
     const problem = jobShapeProblem(job);
     if (problem) throw new CorruptLedger(`${jobLabel(job, `entry ${i + 1} of "jobs"`)}: ${problem}`);
   });
@@ -114,6 +116,7 @@ export function openLedger(path: string): Ledger {
           // A torn last line from a crash mid-append: the job is still in the live file.
           return;
         }
+        fillLimitsAddedLater((job as { limits?: unknown } | null)?.limits);
         const problem = jobShapeProblem(job);
         if (problem) {
           throw new UserError(

@@ -7,6 +7,7 @@
  */
 import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { parseSampleLine } from '../core/job-files.js';
 import type { Job, Sample } from '../core/types.js';
 import { fileSize, followFile, waitForEnd, type Probe } from '../node/protocol.js';
 import type { Transport } from '../transport/transport.js';
@@ -107,24 +108,9 @@ export function lineSplitter(
   };
 }
 
-/** Parses one line of samples.jsonl, or null when it is not a sample. */
+/** Parses one line of samples.jsonl, or null when it is not a sample (see core/job-files). */
 export function parseSample(line: string): Sample | null {
-  try {
-    const v = JSON.parse(line) as Partial<Sample> | null;
-    if (v === null || typeof v !== 'object' || typeof v.t !== 'number' || typeof v.rssBytes !== 'number') return null;
-    return {
-      t: v.t,
-      rssBytes: v.rssBytes,
-      cpuPct: Number(v.cpuPct) || 0,
-      procs: Number(v.procs) || 0,
-      threads: Number(v.threads) || 0,
-      openFiles: Number(v.openFiles) || 0,
-      folderBytes: Number(v.folderBytes) || 0,
-      gpu: Array.isArray(v.gpu) ? v.gpu : null,
-    };
-  } catch {
-    return null;
-  }
+  return parseSampleLine(line);
 }
 
 /** Waits (ledger, every 0.5 s) for a job being submitted elsewhere to get its node folder. */

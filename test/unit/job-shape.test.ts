@@ -48,7 +48,7 @@ describe('jobShapeProblem', () => {
       ['gpus', ['0'], 'gpus.0'],
       ['limits.timeoutS', '1h', 'limits.timeoutS'],
       ['limits.pids', Number.NaN, 'limits.pids'],
-      ['env', { A: 1 }, 'env'],
+      ['env', { A: 1 }, 'env.A'],
       ['args', 'a b', 'args'],
       ['startedAt', 0, 'startedAt'],
       ['history', [{ state: 'running' }], 'history.0.at'],

@@ -18,6 +18,7 @@ import {
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { parseMonitorFile, parseSampleLine, parseStatusFile } from '../../src/core/job-files.js';
 import type { Limits } from '../../src/core/types.js';
 import { renderWrapper, type WrapperSpec } from '../../src/node/wrapper.js';
 import { REPO } from '../helpers/cli.js';
@@ -199,5 +200,22 @@ describe('the supervisor, run directly', () => {
     // The monitor left its peaks and at least one sample.
     const monitor = JSON.parse(readFileSync(join(dir, 'monitor.json'), 'utf8')) as Record<string, number>;
     expect(monitor.samples).toBeGreaterThanOrEqual(1);
+  });
+
+  it('writes status.json one field a line, the state on the first, in the shapes the client checks', () => {
+    const { dir } = runWrapper('print("hi")\n');
+    const text = readFileSync(join(dir, 'status.json'), 'utf8');
+    const lines = text.trimEnd().split('\n');
+    // The launcher reads the first line alone, and `gpuq nodes` greps, for "state":"running"/"exited".
+    expect(lines[0]).toBe('{"state":"exited",');
+    expect(lines.at(-1)).toBe('}');
+    for (const line of lines.slice(1, -1)) expect(line).toMatch(/^"[A-Za-z]+":.+$/);
+    expect(lines.length - 1).toBe(Object.keys(JSON.parse(text) as object).length);
+    // What the supervisor and the monitor write passes the shapes the client trusts them by.
+    expect(parseStatusFile(text)).not.toBeNull();
+    expect(parseMonitorFile(readFileSync(join(dir, 'monitor.json'), 'utf8'))).not.toBeNull();
+    const samples = readFileSync(join(dir, 'samples.jsonl'), 'utf8').trimEnd().split('\n');
+    expect(samples.length).toBeGreaterThanOrEqual(1);
+    for (const line of samples) expect(parseSampleLine(line), line).not.toBeNull();
   });
 });
