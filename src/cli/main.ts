@@ -6,9 +6,15 @@ import { Command, CommanderError } from 'commander';
 import { UserError } from '../core/errors.js';
 import { EXIT } from '../core/exit-codes.js';
 import { makeApp, type Io } from './app.js';
-import { registerCancel, registerList, registerLogs, registerShow, registerWait } from './jobs.js';
+import { registerCancel } from './cancel.js';
+import { registerDiagnose } from './diagnose.js';
+import { registerList } from './list.js';
+import { registerLogs } from './logs.js';
+import { registerNodes } from './nodes.js';
+import { registerShow } from './show.js';
 import { registerSubmit } from './submit.js';
-import { registerExtra } from './extra.js';
+import { registerWait } from './wait.js';
+import { registerWatch } from './watch.js';
 
 /** Builds the commander program with every command registered. */
 export function buildProgram(app: ReturnType<typeof makeApp>): Command {
@@ -32,7 +38,9 @@ export function buildProgram(app: ReturnType<typeof makeApp>): Command {
   registerLogs(program, app);
   registerWait(program, app);
   registerCancel(program, app);
-  registerExtra(program, app);
+  registerDiagnose(program, app);
+  registerWatch(program, app);
+  registerNodes(program, app);
   for (const c of program.commands)
     c.exitOverride()
       .configureOutput(program.configureOutput())
