@@ -3,7 +3,7 @@ import { EXIT } from './exit-codes.js';
 /**
  * A problem the user can act on: bad input, an unreachable node, an unknown job.
  * The entry point prints `message` (and `hint`) on stderr and exits with `exitCode`.
- * Anything else thrown is a bug in gpuq (exit 1, stack trace).
+ * Anything else thrown is a bug in gpuq (exit 1, one line; the stack trace under GPUQ_DEBUG=1).
  */
 export class UserError extends Error {
   readonly exitCode: number;

@@ -97,14 +97,6 @@ export function signalName(signal: number): string {
   return `SIG${signal}`;
 }
 
-/** The number of a signal given as "SIGKILL", "KILL" or "kill"; null when unknown. */
-export function signalNumber(name: string): number | null {
-  const upper = name.trim().toUpperCase();
-  const full = upper.startsWith('SIG') ? upper : `SIG${upper}`;
-  for (let n = 1; n <= MAX_SIGNAL; n++) if (signalName(n) === full) return n;
-  return null;
-}
-
 /**
  * The signal behind a shell exit status of 128 + N, or null for an ordinary exit. A shell (and
  * the supervisor) reports a child killed by signal N that way; 129–192 are the only such codes.

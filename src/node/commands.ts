@@ -19,14 +19,6 @@ function prepareLines(dir: string): string {
   );
 }
 
-/** Makes the job folder and its work/ folder (0700, parents too) and prints its absolute path. */
-export function prepareDirCommand(dir: string): RemoteCommand {
-  return {
-    purpose: 'create the job folder',
-    script: `${prepareLines(dir)}pwd -P`,
-  };
-}
-
 /** A file written into the job folder by setupJobCommand. */
 export interface InlineFile {
   /** Path inside the job folder, e.g. "run.sh" or "work/solution.py". */
@@ -55,15 +47,6 @@ export function setupJobCommand(dir: string, files: readonly InlineFile[], launc
   if (launch) parts.push('set +e', ...launchLines());
   const script = `${parts.join('\n')}\n`;
   return { purpose: launch ? 'start the supervisor' : 'create the job folder', script: 'eval "$(cat)"', stdin: script };
-}
-
-/** Writes a file's content (given on stdin) into the job folder, mode 0600 or 0700. */
-export function writeFileCommand(dir: string, name: string, content: string, mode: 0o600 | 0o700): RemoteCommand {
-  return {
-    purpose: `write ${name}`,
-    script: `set -e; umask 077; cd -- ${shPath(dir)}; cat > ${sh(name)}; chmod ${mode.toString(8)} -- ${sh(name)}`,
-    stdin: content,
-  };
 }
 
 /**

@@ -2,32 +2,18 @@
  * The live `gpuq watch` screen: header, resources, log tail, verdict banner, diagnosis panel and
  * status line, driven by a stream of watch events and the keyboard.
  */
-import { Box, useApp, useInput, useStdin, useStdout } from 'ink';
+import { Box, useApp, useStdin, useStdout } from 'ink';
 import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from 'react';
-import type { WatchEvent, WatchResult } from './events.js';
-import { commandForKey, type KeyInfo } from './keys.js';
+import type { WatchResult } from './events.js';
 import { diagnosisLines, diagnosisTitleRow, logTitleRow, screenLayout, statusRow } from './lines.js';
 import { inkColor, Line, LogRow } from './Line.js';
 import { tone } from '../core/present.js';
 import type { Job } from '../core/types.js';
-import {
-  initialWatchState,
-  isDone,
-  logWindow,
-  reduceWatch,
-  type Peaks,
-  type WatchAction,
-  type WatchState,
-} from './model.js';
+import { initialWatchState, isDone, logWindow, reduceWatch, type Peaks, type WatchState } from './model.js';
+import { type Subscribe, useBatchedEvents } from './useBatchedEvents.js';
+import { useWatchKeys } from './useWatchKeys.js';
 
-/** Receives the stream: `event` for each watch event, `end` once when it finishes or fails. */
-export interface WatchSink {
-  event: (e: WatchEvent) => void;
-  end: (error?: unknown) => void;
-}
-
-/** Starts feeding a sink and returns how to stop. Must be stable across renders. */
-export type Subscribe = (sink: WatchSink) => () => void;
+export type { Subscribe, WatchSink } from './useBatchedEvents.js';
 
 export interface WatchViewProps {
   subscribe: Subscribe;
@@ -100,8 +86,6 @@ export function WatchView(props: WatchViewProps) {
     onExit,
   } = props;
   const clock = props.now ?? Date.now;
-  const clockRef = useRef(clock);
-  clockRef.current = clock;
   const { exit } = useApp();
   const { isRawModeSupported } = useStdin();
   const { width, height } = useTerminalSize(props.width, props.height);
@@ -133,59 +117,15 @@ export function WatchView(props: WatchViewProps) {
     [exit, onExit],
   );
 
-  // Feed the stream in batches: log lines and samples wait up to `batchMs` so a chatty job
-  // redraws a few times a second, not per chunk; state, verdict and connection go at once.
-  useEffect(() => {
-    let live = true;
-    let queue: WatchAction[] = [];
-    let timer: ReturnType<typeof setTimeout> | null = null;
-    let soon = false;
-    const flush = (): void => {
-      if (timer !== null) clearTimeout(timer);
-      timer = null;
-      soon = false;
-      if (!live || queue.length === 0) return;
-      const actions = queue;
-      queue = [];
-      dispatch(actions.length === 1 ? (actions[0] as WatchAction) : { type: 'batch', actions });
-    };
-    const push = (a: WatchAction): void => {
-      if (!live) return;
-      queue.push(a);
-      const urgent = batchMs <= 0 || (a.type !== 'log' && a.type !== 'sample');
-      if (urgent && !soon) {
-        soon = true;
-        queueMicrotask(flush);
-      } else if (!urgent && !soon && timer === null) {
-        timer = setTimeout(flush, batchMs);
-      }
-    };
-    const stop = subscribe({
-      event: (e) => {
-        if (e.type === 'connection' && e.status === 'reconnecting' && e.at === undefined) {
-          push({ ...e, at: clockRef.current() });
-        } else {
-          push(e);
-        }
-      },
-      end: (error) => {
-        const message = error === undefined ? null : error instanceof Error ? error.message : String(error);
-        push({ type: 'source/end', error: message });
-        if (error !== undefined && live) {
-          queueMicrotask(() => {
-            if (exited.current) return;
-            exited.current = true;
-            exit(error instanceof Error ? error : new Error(String(error)));
-          });
-        }
-      },
-    });
-    return () => {
-      live = false;
-      if (timer !== null) clearTimeout(timer);
-      stop();
-    };
-  }, [subscribe, exit, batchMs]);
+  useBatchedEvents(subscribe, dispatch, {
+    batchMs,
+    now: clock,
+    onFailed: (error) => {
+      if (exited.current) return;
+      exited.current = true;
+      exit(error);
+    },
+  });
 
   const done = isDone(state.job);
   useEffect(() => {
@@ -196,47 +136,12 @@ export function WatchView(props: WatchViewProps) {
   // biome-ignore lint/correctness/useExhaustiveDependencies: the page depends only on the diagnosis text, not on every state change
   const diagText = useMemo(() => diagnosisLines(state, width), [state.ui.diagnosis, width]);
 
-  const onKey = useCallback(
-    (input: string, key: KeyInfo) => {
-      const cmd = commandForKey(state, input, key, {
-        logRows: layout.logRows,
-        diagnosisRows: layout.diagnosisRows,
-        diagnosisLines: diagText.length,
-      });
-      switch (cmd.kind) {
-        case 'none':
-          return;
-        case 'leave':
-          leave('quit', state);
-          return;
-        case 'dispatch':
-          dispatch(cmd.action);
-          return;
-        case 'cancel':
-          dispatch({ type: 'cancel/confirm' });
-          onCancel().then(
-            () => dispatch({ type: 'cancel/sent' }),
-            (err: unknown) =>
-              dispatch({ type: 'cancel/failed', message: err instanceof Error ? err.message : String(err) }),
-          );
-          return;
-        case 'diagnosis': {
-          const d = state.ui.diagnosis;
-          dispatch({ type: 'diagnosis/open' });
-          if (isDone(state.job) && (d.status === 'idle' || d.status === 'error')) {
-            loadDiagnosis(state.job, state.peaks).then(
-              (text) => dispatch({ type: 'diagnosis/loaded', text }),
-              (err: unknown) =>
-                dispatch({ type: 'diagnosis/failed', message: err instanceof Error ? err.message : String(err) }),
-            );
-          }
-          return;
-        }
-      }
-    },
-    [state, layout.logRows, layout.diagnosisRows, diagText.length, leave, onCancel, loadDiagnosis],
+  const quit = useCallback((s: WatchState) => leave('quit', s), [leave]);
+  useWatchKeys(
+    state,
+    { logRows: layout.logRows, diagnosisRows: layout.diagnosisRows, diagnosisLines: diagText.length },
+    { dispatch, leave: quit, onCancel, loadDiagnosis, isActive: isRawModeSupported },
   );
-  useInput(onKey, { isActive: isRawModeSupported });
 
   const w = Math.max(20, width);
   return (

@@ -28,11 +28,6 @@ export function rowLength(row: Row): number {
   return row.reduce((n, s) => n + s.text.length, 0);
 }
 
-/** The row's text without styles (what a colorless terminal shows). */
-export function rowText(row: Row): string {
-  return row.map((s) => s.text).join('');
-}
-
 /** Cuts a row to `width` characters, marking the cut with '…'. */
 export function fitRow(row: Row, width: number): Row {
   const w = Math.max(0, width);

@@ -11,15 +11,10 @@ import type { Peaks } from './model.js';
 import { WatchView, type Subscribe } from './WatchView.js';
 
 /**
- * Where the events come from, either shape:
- * - an AsyncIterable: read until it ends; an error it throws ends the view and is rethrown by
- *   runWatchTui. When the user leaves first, the iterator's `return()` is called without waiting.
- * - a function `(emit, end?) => unsubscribe`: call `emit` per event and, optionally, `end()` when
- *   the stream is over or `end(error)` when it failed; `unsubscribe` is called once on leaving.
+ * Where the events come from: call `emit` per event and `end()` when the stream is over, or
+ * `end(error)` when it failed; the returned function is called once on leaving.
  */
-export type WatchSource =
-  | AsyncIterable<WatchEvent>
-  | ((emit: (e: WatchEvent) => void, end: (error?: unknown) => void) => () => void);
+export type WatchSource = (emit: (e: WatchEvent) => void, end: (error?: unknown) => void) => () => void;
 
 export interface RunWatchOptions {
   source: WatchSource;
@@ -42,41 +37,15 @@ export interface RunWatchOptions {
   now?: () => number;
 }
 
-/** Turns either source shape into the view's subscribe function. */
-export function toSubscribe(source: WatchSource): Subscribe {
-  if (typeof source === 'function') {
-    return (sink) => {
-      let ended = false;
-      return source(sink.event, (error?: unknown) => {
-        if (ended) return;
-        ended = true;
-        sink.end(error);
-      });
-    };
-  }
+/** Turns the source into the view's subscribe function, which ends the sink once at most. */
+function toSubscribe(source: WatchSource): Subscribe {
   return (sink) => {
-    const it = source[Symbol.asyncIterator]();
-    let stopped = false;
-    void (async () => {
-      try {
-        for (;;) {
-          const r = await it.next();
-          if (stopped) return;
-          if (r.done) break;
-          sink.event(r.value);
-        }
-        sink.end();
-      } catch (err) {
-        if (!stopped) sink.end(err ?? new Error('the event stream failed'));
-      }
-    })();
-    return () => {
-      stopped = true;
-      // Not awaited: a generator parked on a network read only returns once that read settles.
-      Promise.resolve()
-        .then(() => it.return?.())
-        .catch(() => undefined);
-    };
+    let ended = false;
+    return source(sink.event, (error?: unknown) => {
+      if (ended) return;
+      ended = true;
+      sink.end(error);
+    });
   };
 }
 

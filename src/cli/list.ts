@@ -1,0 +1,40 @@
+/**
+ * `gpuq list` (`ls`): the jobs, newest first, as a table or a JSON array.
+ */
+import type { Command } from 'commander';
+import { parseCount } from '../core/units.js';
+import type { CliApp } from './app.js';
+import { renderTable } from './render.js';
+
+/** Registers `list`/`ls`. */
+export function registerList(program: Command, app: CliApp): void {
+  program
+    .command('list')
+    .alias('ls')
+    .description('jobs, newest first')
+    .option('--state <state>', 'only jobs in this state or with this verdict (running, done, failed, timeout…)')
+    .option('--node <name>', 'only jobs on this node')
+    .option('--limit <n>', 'at most N jobs (default 20)')
+    .option('--all', 'every job, archived ones too')
+    .option('--json', 'print a JSON array')
+    .action(
+      async (f: { state?: string; node?: string; limit?: string; all?: boolean; json?: boolean }, cmd: Command) => {
+        const limit = f.limit !== undefined ? parseCount(f.limit, '--limit') : null;
+        const ctx = app.context(cmd);
+        const { listJobs } = await import('../services/list.js');
+        const { jobs, more } = await listJobs(ctx, {
+          all: f.all === true,
+          state: f.state ?? null,
+          node: f.node ?? null,
+          limit,
+        });
+        if (f.json) return app.printJson(jobs);
+        if (jobs.length === 0) {
+          app.io.stderr.write('gpuq: no jobs yet; submit one with: gpuq submit FILE\n');
+          return;
+        }
+        app.print(renderTable(jobs, ctx.now(), app.style(false)));
+        if (more > 0) app.io.stderr.write(`gpuq: ${more} more; see them with --all or --limit N\n`);
+      },
+    );
+}

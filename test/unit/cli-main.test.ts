@@ -1,0 +1,67 @@
+/**
+ * The entry's output guarantees, in process: main() resolves only once a slow stdout or stderr has
+ * taken every byte, keeps the exit code, and turns a closed stdout (EPIPE) into a quiet 141.
+ */
+import { PassThrough, Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { EXIT_BROKEN_PIPE, main } from '../../src/cli/main.js';
+
+/** A stream that takes each chunk only after `ms`, keeping what it took. */
+function slowSink(ms: number): Writable & { taken: string } {
+  const sink = new Writable({
+    highWaterMark: 16,
+    write(chunk: Buffer, _enc, cb) {
+      setTimeout(() => {
+        sink.taken += chunk.toString('utf8');
+        cb();
+      }, ms);
+    },
+  }) as Writable & { taken: string };
+  sink.taken = '';
+  return sink;
+}
+
+/** A stream whose reader has gone: every write fails with EPIPE. */
+function closedPipe(): Writable {
+  return new Writable({
+    write(_chunk, _enc, cb) {
+      cb(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+    },
+  });
+}
+
+const io = (stdout: Writable, stderr: Writable) => ({
+  stdout,
+  stderr,
+  stdin: new PassThrough(),
+  env: { NO_COLOR: '1' },
+  cwd: process.cwd(),
+});
+
+describe('main', () => {
+  it('resolves after a slow stdout took the whole help text', async () => {
+    const out = slowSink(5);
+    const err = slowSink(0);
+    const code = await main(['node', 'gpuq', 'help'], io(out, err));
+    expect(code).toBe(0);
+    expect(out.writableLength).toBe(0);
+    expect(out.taken).toMatch(/^Usage: gpuq /);
+    expect(out.taken).toMatch(/help \[command\]\s+display help for command\n$/);
+  });
+
+  it('keeps a usage error exit code and resolves after a slow stderr took the message', async () => {
+    const out = slowSink(0);
+    const err = slowSink(5);
+    const code = await main(['node', 'gpuq', 'nosuch'], io(out, err));
+    expect(code).toBe(2);
+    expect(err.taken).toBe("error: unknown command 'nosuch'\n(run gpuq help COMMAND for its options)\n");
+  });
+
+  it('a closed stdout ends the run with 141 and nothing on stderr', async () => {
+    const err = slowSink(0);
+    const code = await main(['node', 'gpuq', 'help'], io(closedPipe(), err));
+    expect(code).toBe(EXIT_BROKEN_PIPE);
+    expect(EXIT_BROKEN_PIPE).toBe(141);
+    expect(err.taken).toBe('');
+  });
+});
