@@ -155,7 +155,20 @@ describe('the supervisor, run directly', () => {
       ].join('\n'),
       { mode: 0o755 },
     );
-    const { status } = runWrapper('import time\ntime.sleep(0.6)\n', { path: bin });
+    // The program ends only once the monitor has recorded its pid (a gate, not a fixed sleep):
+    // on a loaded machine the monitor may take seconds to start.
+    const waitSeen = [
+      'import os, time',
+      'deadline = time.time() + 25',
+      'while time.time() < deadline:',
+      '    try:',
+      '        if str(os.getpid()) in open("../pids.seen").read().split(): break',
+      '    except OSError:',
+      '        pass',
+      '    time.sleep(0.05)',
+      '',
+    ].join('\n');
+    const { status } = runWrapper(waitSeen, { path: bin });
     const lines = status.kernelOom as string[];
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatch(/oom-kill:.*pid=\d+,uid=0/);
