@@ -13,7 +13,8 @@ import type { NodeStatus } from '../node/node-status.js';
 import { probeJob, readNodeStatus, type Probe } from '../node/protocol.js';
 import type { Transport } from '../transport/transport.js';
 import type { AppContext } from './context.js';
-import { findJob, isOver, recordVerdict, verdictOf } from './jobs.js';
+import { settle } from './job-link.js';
+import { findJob } from './jobs.js';
 
 /** How many stderr lines a diagnosis quotes. */
 export const DIAGNOSE_STDERR_LINES = 20;
@@ -66,9 +67,7 @@ async function readJob(ctx: AppContext, t: Transport, job: Job): Promise<JobRead
   const remote = job.remote;
   if (!remote) return { job, probe: null, error: null };
   const probe = await probeJob(t, remote.dir);
-  if (isActive(job) && isOver(probe, remote.bootId))
-    return { job: await recordVerdict(ctx, job.id, verdictOf(job, probe)), probe, error: null };
-  return { job, probe, error: null };
+  return { job: await settle(ctx, job, probe), probe, error: null };
 }
 
 /** Rejects after `ms` milliseconds, so one slow node cannot make `show` slow. */

@@ -6,14 +6,13 @@
  * view, the plain printer and the NDJSON printer only consume them. No ink here.
  */
 import { StringDecoder } from 'node:string_decoder';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Job, Sample } from '../core/types.js';
-import { fileSize, followFile, waitForEnd, type Probe } from '../node/protocol.js';
+import { fileSize, followFile, type Probe } from '../node/protocol.js';
 import type { Transport } from '../transport/transport.js';
 import type { AppContext } from './context.js';
-import { findJob, isOver, nodeOf, recordVerdict, verdictOf } from './jobs.js';
+import { settle, untilOver, untilStarted } from './job-link.js';
+import { findJob, nodeOf } from './jobs.js';
 import { withReconnect } from './reconnect.js';
-import { waitJob } from './wait.js';
 
 /** Which of the job's two output files a log line came from. */
 export type LogStream = 'stdout' | 'stderr';
@@ -127,24 +126,6 @@ export function parseSample(line: string): Sample | null {
   }
 }
 
-/** Waits (ledger, every 0.5 s) for a job being submitted elsewhere to get its node folder. */
-async function untilStarted(
-  ctx: AppContext,
-  job: Job,
-  emit: (e: WatchEvent) => void,
-  signal?: AbortSignal,
-): Promise<Job> {
-  let cur = job;
-  for (let i = 0; cur.state !== 'done' && cur.remote === null && i < 120 && !signal?.aborted; i++) {
-    await sleep(500, undefined, { signal }).catch(() => undefined);
-    const next = await findJob(ctx, cur.id);
-    if (next.state !== cur.state || next.remote !== null) emit({ type: 'job', job: next });
-    cur = next;
-  }
-  // Still nothing: wait records it as lost (after its own grace minute).
-  return cur.state === 'done' || cur.remote !== null || signal?.aborted ? cur : waitJob(ctx, cur, signal);
-}
-
 /** Per-file progress that survives reconnects: where to resume and how to cut lines. */
 interface FollowState {
   offset: number;
@@ -182,13 +163,7 @@ async function followOnce(
     for (const p of follows) p.catch(reject);
   });
   failed.catch(() => undefined);
-  const ended = (async (): Promise<Probe | null> => {
-    for (;;) {
-      const p = await waitForEnd(t, dir, inner.signal);
-      if (p === null || isOver(p, launchBootId)) return p;
-      await sleep(200, undefined, { signal: inner.signal }).catch(() => undefined);
-    }
-  })();
+  const ended = untilOver(t, dir, launchBootId, inner.signal);
   try {
     const probe = await Promise.race([ended, failed]);
     if (probe === null || signal?.aborted) return null;
@@ -221,7 +196,8 @@ export async function watchJob(ctx: AppContext, id: string, opts: WatchJobOption
   const now = opts.now ?? Date.now;
   let job = await findJob(ctx, id);
   emit({ type: 'job', job });
-  if (job.state !== 'done' && job.remote === null) job = await untilStarted(ctx, job, emit, signal);
+  if (job.state !== 'done' && job.remote === null)
+    job = await untilStarted(ctx, job, signal, (next) => emit({ type: 'job', job: next }));
   if (signal?.aborted) return null;
   const remote = job.remote;
   if (remote === null) {
@@ -274,7 +250,7 @@ export async function watchJob(ctx: AppContext, id: string, opts: WatchJobOption
   // Re-read the job: a cancel asked for meanwhile (its history note) changes the verdict.
   const cur = await findJob(ctx, job.id);
   if (cur.state !== 'done' && probe === null) return null;
-  const done = cur.state === 'done' ? cur : await recordVerdict(ctx, cur.id, verdictOf(cur, probe as Probe));
+  const done = cur.state === 'done' ? cur : await settle(ctx, cur, probe as Probe);
   emit({ type: 'verdict', job: done });
   return done;
 }
