@@ -57,6 +57,7 @@ export class MemoryNode {
   private readonly drops: DropRule[] = [];
   private readonly open = new Set<MemoryTransport>();
   private readonly endWaiters = new Set<() => void>();
+  private readonly waitWatchers = new Set<() => void>();
   private nextPid = 1000;
 
   constructor(name: string, bootId = `boot-${name}`) {
@@ -122,6 +123,19 @@ export class MemoryNode {
     return true;
   }
 
+  /** Resolves once `count` waits for a job's end are blocked on this node (event, not polling). */
+  whenWaiting(count = 1): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.endWaiters.size < count) return;
+        this.waitWatchers.delete(check);
+        resolve();
+      };
+      this.waitWatchers.add(check);
+      check();
+    });
+  }
+
   /** @internal resolves when some job ends or `signal` aborts. */
   nextEnd(signal?: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
@@ -132,6 +146,7 @@ export class MemoryNode {
       };
       this.endWaiters.add(done);
       signal?.addEventListener('abort', done, { once: true });
+      for (const w of [...this.waitWatchers]) w();
     });
   }
 
