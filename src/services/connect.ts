@@ -1,6 +1,7 @@
 /**
- * Opening a node's connection within its connect timeout: the one way services connect (the
- * node link and the candidate search of submit go through here, never through ctx.connect).
+ * Opening a node's connection within its connect timeout: the one way services connect. The
+ * node link (reconnect.ts), submit's candidate search, `nodes`, diagnose and the list refresh
+ * come through here; only connectBounded calls ctx.connect.
  */
 import { NodeUnreachableError } from '../core/errors.js';
 import type { NodeConfig } from '../config/types.js';

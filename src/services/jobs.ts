@@ -9,6 +9,7 @@ import type { Job, Verdict } from '../core/types.js';
 import type { NodeConfig } from '../config/types.js';
 import { probeJob, type Probe } from '../node/protocol.js';
 import type { Transport } from '../transport/transport.js';
+import { connectBounded } from './connect.js';
 import type { AppContext } from './context.js';
 
 export { findJob } from './find.js';
@@ -108,7 +109,7 @@ export async function refreshJobs(
       if (!node) return;
       let t: Transport;
       try {
-        t = await ctx.connect(node);
+        t = await connectBounded(ctx, node);
       } catch (e) {
         onUnreachable?.(nodeName, (e as Error).message);
         return;

@@ -10,7 +10,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { posix as pathPosix } from 'node:path';
 import type { NodeSSH } from 'node-ssh';
 import type { NodeConfig } from '../config/types.js';
-import { NodeUnreachableError } from '../core/errors.js';
+import { NodeFaultError, NodeUnreachableError } from '../core/errors.js';
 import { prepareHostKeyGate, type HostKeyGate } from './host-keys.js';
 import { resolveNode, resolveSshHost, type SshEndpoint } from './ssh-resolve.js';
 import type { ExecResult, RemoteCommand, StreamHandlers, Transport } from './transport.js';
@@ -535,7 +535,11 @@ class SshTransport implements Transport {
         opts.onProgress?.(size, size);
       } catch (err) {
         if (this.lost) throw err;
-        throw new Error(`could not upload ${localPath} to ${remotePath} on node ${this.node}: ${oneLine(err)}`);
+        // The node answered (a path it refuses, a full disk): its fault, not a lost link.
+        throw new NodeFaultError(
+          this.node,
+          `could not upload ${localPath} to ${remotePath} on node ${this.node}: ${oneLine(err)}`,
+        );
       } finally {
         try {
           sftp?.end();
