@@ -115,21 +115,3 @@ export function openNodeLink(ctx: AppContext, node: NodeConfig, opts: LinkOption
     },
   };
 }
-
-/**
- * Calls `step` with a connected transport until it resolves, on a connection of its own;
- * see NodeLink.run. `maxAttempts` bounds the tries (default: until the user interrupts).
- */
-export async function withReconnect<T>(
-  ctx: AppContext,
-  node: NodeConfig,
-  step: (t: Transport) => Promise<T>,
-  opts: LinkOptions & { maxAttempts?: number } = {},
-): Promise<T> {
-  const link = openNodeLink(ctx, node, opts);
-  try {
-    return await link.run(step, { maxAttempts: opts.maxAttempts });
-  } finally {
-    await link.close();
-  }
-}

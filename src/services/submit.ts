@@ -18,7 +18,7 @@ import { commandFor, renderWrapper } from '../node/wrapper.js';
 import type { AppContext } from './context.js';
 import { findJob, recordVerdict } from './jobs.js';
 import { reachCandidates, type ReachedNode } from './nodes.js';
-import { openNodeLink, withReconnect } from './reconnect.js';
+import { openNodeLink } from './reconnect.js';
 import type { Transport } from '../transport/transport.js';
 
 export interface SubmitOptions {
@@ -332,10 +332,11 @@ async function launchOn(
     return { kind: 'started', job: running };
   } catch (e) {
     if (!isRetryable(e)) return { kind: 'failed', error: e as Error };
-    const adopted = await withReconnect(ctx, node, (t) => adoptLaunch(t, dir), {
-      maxAttempts: 2,
-      onReconnecting: () => undefined,
-    }).catch(() => undefined);
+    const link = openNodeLink(ctx, node, { onReconnecting: () => undefined });
+    const adopted = await link
+      .run((t) => adoptLaunch(t, dir), { maxAttempts: 2 })
+      .catch(() => undefined)
+      .finally(() => link.close());
     if (adopted) {
       const s = adopted.status;
       const running = await recordStarted(

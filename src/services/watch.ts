@@ -10,9 +10,8 @@ import type { Job, Sample } from '../core/types.js';
 import { fileSize, followFile, type Probe } from '../node/protocol.js';
 import type { Transport } from '../transport/transport.js';
 import type { AppContext } from './context.js';
-import { settle, untilOver, untilStarted } from './job-link.js';
-import { findJob, nodeOf } from './jobs.js';
-import { withReconnect } from './reconnect.js';
+import { openJobLink, settle, untilOver, untilStarted } from './job-link.js';
+import { findJob } from './jobs.js';
 
 /** Which of the job's two output files a log line came from. */
 export type LogStream = 'stdout' | 'stderr';
@@ -134,7 +133,7 @@ interface FollowState {
 
 /**
  * Runs on one connection: follows the three files and waits for the end; resolves with the
- * closing probe (null when aborted). A dropped link rejects so withReconnect can resume.
+ * closing probe (null when aborted). A dropped link rejects so the job link can resume.
  */
 async function followOnce(
   t: Transport,
@@ -204,7 +203,6 @@ export async function watchJob(ctx: AppContext, id: string, opts: WatchJobOption
     emit({ type: 'verdict', job });
     return job;
   }
-  const node = nodeOf(ctx, job);
   const files = new Map<Followed, FollowState>();
   const backlog = (f: Followed): number =>
     f === 'samples.jsonl' ? (opts.sampleBacklogBytes ?? 16 * 1024) : (opts.logBacklogBytes ?? 64 * 1024);
@@ -218,33 +216,34 @@ export async function watchJob(ctx: AppContext, id: string, opts: WatchJobOption
         emit({ type: 'log', stream: f === 'stdout.log' ? 'stdout' : 'stderr', line, at: now() });
       }
     };
-  const probe = await withReconnect(
-    ctx,
-    node,
-    async (t) => {
-      emit({ type: 'connection', status: 'connected' });
-      if (files.size === 0) {
-        const sizes = await Promise.all(FOLLOWED.map((f) => fileSize(t, remote.dir, f)));
-        FOLLOWED.forEach((f, i) => {
-          const offset = Math.max(0, (sizes[i] ?? 0) - backlog(f));
-          files.set(f, { offset, splitter: lineSplitter(onLine(f), offset > 0) });
-        });
-      }
-      return followOnce(t, remote.dir, remote.bootId, files, signal);
-    },
-    {
-      ...(signal ? { signal } : {}),
-      ...(job.state === 'done' ? { maxAttempts: 1 } : {}),
-      onReconnecting: (reason, inS) =>
-        emit({ type: 'connection', status: 'reconnecting', retryInS: inS, reason, at: now() }),
-      // The step itself says 'connected'; nothing may write to the terminal under the view.
-      onReconnected: () => undefined,
-    },
-  ).catch((e: unknown) => {
-    // A finished job whose folder is gone still has its verdict to show.
-    if (signal?.aborted || job.state === 'done') return null;
-    throw e;
+  const link = openJobLink(ctx, job, {
+    ...(signal ? { signal } : {}),
+    onReconnecting: (reason, inS) =>
+      emit({ type: 'connection', status: 'reconnecting', retryInS: inS, reason, at: now() }),
+    // The step itself says 'connected'; nothing may write to the terminal under the view.
+    onReconnected: () => undefined,
   });
+  const probe = await link
+    .run(
+      async (t) => {
+        emit({ type: 'connection', status: 'connected' });
+        if (files.size === 0) {
+          const sizes = await Promise.all(FOLLOWED.map((f) => fileSize(t, remote.dir, f)));
+          FOLLOWED.forEach((f, i) => {
+            const offset = Math.max(0, (sizes[i] ?? 0) - backlog(f));
+            files.set(f, { offset, splitter: lineSplitter(onLine(f), offset > 0) });
+          });
+        }
+        return followOnce(t, remote.dir, remote.bootId, files, signal);
+      },
+      job.state === 'done' ? { maxAttempts: 1 } : {},
+    )
+    .catch((e: unknown) => {
+      // A finished job whose folder is gone still has its verdict to show.
+      if (signal?.aborted || job.state === 'done') return null;
+      throw e;
+    })
+    .finally(() => link.close());
   if (signal?.aborted) return null;
   for (const st of files.values()) st.splitter.flush();
   // Re-read the job: a cancel asked for meanwhile (its history note) changes the verdict.

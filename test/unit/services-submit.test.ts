@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NodeFaultError, NodeUnreachableError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/types.js';
-import { submit, type SubmitOptions } from '../../src/services/submit.js';
+import { type SubmitOptions, submit, submitAndWait } from '../../src/services/submit.js';
 import { MemoryNode, memoryContext } from '../helpers/memory-transport.js';
 
 function options(dir: string, over: Partial<SubmitOptions> = {}): SubmitOptions {
@@ -156,5 +156,19 @@ describe('submit over in-memory nodes', () => {
     expect(jobs.flatMap((j) => j.gpus).sort()).toEqual([0, 1, 2, 3]);
     const stored = await ctx.ledger.readLive();
     expect(stored.flatMap((j) => j.gpus).sort()).toEqual([0, 1, 2, 3]);
+  });
+
+  it('submit --wait reuses the connection it started the job on, and records the verdict', async () => {
+    const n1 = new MemoryNode('n1');
+    const { ctx, dir } = memoryContext([n1]);
+    const seen: string[] = [];
+    const done = submitAndWait(ctx, options(dir, { node: 'n1' }), dir, (j) => seen.push(j.state));
+    await n1.whenWaiting();
+    n1.finish(n1.job().dir, 0);
+    const job = await done;
+    expect(seen).toEqual(['running']);
+    expect(job.verdict).toMatchObject({ class: 'succeeded', exitCode: 0 });
+    expect(n1.connects).toBe(1);
+    expect(n1.ran).toEqual(['start the supervisor', 'wait for the job to end']);
   });
 });
