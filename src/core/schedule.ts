@@ -31,6 +31,22 @@ export function rankNodes<T extends NodeLoad>(nodes: readonly T[], gpus: number)
 }
 
 /**
+ * How many unfinished jobs on `node` hold each GPU index, leaving out job `except` (the one
+ * choosing). A job counts from the moment its GPUs are recorded, pending included.
+ */
+export function busyGpus(
+  jobs: readonly { id: string; node: string; state: string; gpus: readonly number[] }[],
+  node: string,
+  except: string | null = null,
+): Map<number, number> {
+  const busy = new Map<number, number>();
+  for (const j of jobs)
+    if (j.node === node && j.state !== 'done' && j.id !== except)
+      for (const g of j.gpus) busy.set(g, (busy.get(g) ?? 0) + 1);
+  return busy;
+}
+
+/**
  * Picks `count` GPU indices on a node: the ones held by the fewest running gpuq jobs,
  * lowest index first on ties. `busy` maps an index to how many running jobs hold it.
  */

@@ -32,6 +32,12 @@ export interface Ledger {
   readAll(): Promise<Job[]>;
   /** Read-modify-write under the lock. `fn` must be quick and pure: no I/O. */
   update<T>(fn: (jobs: Job[]) => { jobs: Job[]; result: T }): Promise<T>;
+  /**
+   * Read-modify-write of one job under the lock: `fn` gets the job (and every live job, to decide
+   * against) and returns its next version; resolves with what was written. Rejects if the job is
+   * not in the live file. `fn` must be quick and pure.
+   */
+  updateJob(id: string, fn: (job: Job, jobs: readonly Job[]) => Job): Promise<Job>;
 }
 
 class CorruptLedger extends Error {}
@@ -197,7 +203,19 @@ export function openLedger(path: string): Ledger {
     }
   }
 
-  return { path, readLive, readAll, update };
+  function updateJob(id: string, fn: (job: Job, jobs: readonly Job[]) => Job): Promise<Job> {
+    return update((jobs) => {
+      const i = jobs.findIndex((j) => j.id === id);
+      if (i < 0) throw new Error(`gpuq bug: job ${id} vanished from the ledger`);
+      const next = fn(jobs[i] as Job, jobs);
+      if (next === jobs[i]) return { jobs, result: next };
+      const copy = [...jobs];
+      copy[i] = next;
+      return { jobs: copy, result: next };
+    });
+  }
+
+  return { path, readLive, readAll, update, updateJob };
 }
 
 /** Identity of the file's current version: every write replaces it (new inode) and changes its time. */

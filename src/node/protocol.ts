@@ -4,8 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
-import { UserError } from '../core/errors.js';
-import { EXIT } from '../core/exit-codes.js';
+import { NodeFaultError } from '../core/errors.js';
 import type { JobProbe, StatusFile } from '../core/types.js';
 import type { RemoteCommand, Transport } from '../transport/transport.js';
 import {
@@ -38,11 +37,15 @@ export interface LaunchFiles {
 
 export type Probe = JobProbe & { missing: boolean };
 
+/**
+ * Runs a script and returns its stdout. A non-zero exit is the node's answer, not a lost link:
+ * NodeFaultError (the transport itself rejects with NodeUnreachableError when the link fails).
+ */
 async function run(t: Transport, cmd: RemoteCommand): Promise<string> {
   const r = await t.exec(cmd);
   if (r.code !== 0) {
     const why = (r.stderr.trim().split('\n').pop() || `exit code ${r.code}`).trim();
-    throw new UserError(`on node ${t.node}, could not ${cmd.purpose}: ${why}`, EXIT.unreachable);
+    throw new NodeFaultError(t.node, `on node ${t.node}, could not ${cmd.purpose}: ${why}`);
   }
   return r.stdout;
 }
@@ -58,7 +61,7 @@ function parseStatus(t: Transport, dir: string, out: string): StatusFile {
   try {
     return JSON.parse(out) as StatusFile;
   } catch {
-    throw new UserError(`on node ${t.node}, the supervisor wrote no readable status.json (${dir})`, EXIT.unreachable);
+    throw new NodeFaultError(t.node, `on node ${t.node}, the supervisor wrote no readable status.json (${dir})`);
   }
 }
 
@@ -84,9 +87,9 @@ export async function launchJob(
   const r = await t.exec(setupJobCommand(f.dir, files, inline));
   if (r.code !== 0) {
     const why = r.stderr.trim().split('\n').slice(-3).join(' ').trim() || `exit code ${r.code}`;
-    throw new UserError(
+    throw new NodeFaultError(
+      t.node,
       `on node ${t.node}, could not ${inline ? 'start the job' : 'create the job folder'}: ${why}`,
-      EXIT.unreachable,
     );
   }
   if (r.stderr.trim()) onWarning(`node ${t.node}: ${r.stderr.trim()}`);
@@ -125,7 +128,7 @@ export async function waitForEnd(t: Transport, dir: string, signal?: AbortSignal
   const r = await t.stream(waitEndCommand(dir, n), { onStdout: (c) => chunks.push(c), signal });
   if (signal?.aborted) return null;
   if (r.code !== 0)
-    throw new UserError(`on node ${t.node}, could not wait for the job (exit code ${r.code})`, EXIT.unreachable);
+    throw new NodeFaultError(t.node, `on node ${t.node}, could not wait for the job (exit code ${r.code})`);
   return parseProbe(Buffer.concat(chunks).toString('utf8'), n);
 }
 

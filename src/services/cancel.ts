@@ -3,10 +3,11 @@
  * grace period, verdict `cancelled`.
  */
 import type { Job } from '../core/types.js';
+import { cancelledBeforeStart } from '../core/verdicts.js';
 import { requestCancel } from '../node/protocol.js';
 import type { AppContext } from './context.js';
-import { addNote, findJob, nodeOf, recordVerdict } from './jobs.js';
-import { openNodeLink } from './reconnect.js';
+import { openJobLink } from './job-link.js';
+import { addNote, findJob, recordVerdict } from './jobs.js';
 import { waitJob } from './wait.js';
 
 export interface CancelOutcome {
@@ -21,21 +22,12 @@ export async function cancelJob(ctx: AppContext, id: string): Promise<CancelOutc
   if (job.state === 'done') return { job, cancelled: false };
   await addNote(ctx, job.id, 'cancel requested');
   if (job.remote === null) {
-    const done = await recordVerdict(ctx, job.id, {
-      class: 'cancelled',
-      cause: null,
-      exitCode: null,
-      signal: null,
-      timedOut: false,
-      summary: 'Cancelled before it started.',
-      evidence: ['gpuq cancel before the job reached its node'],
-      hints: [],
-    });
+    const done = await recordVerdict(ctx, job.id, cancelledBeforeStart());
     return { job: done, cancelled: true };
   }
   const dir = job.remote.dir;
   // one connection asks for the cancel and then waits for the end
-  const link = openNodeLink(ctx, nodeOf(ctx, job));
+  const link = openJobLink(ctx, job);
   try {
     await link.run((t) => requestCancel(t, dir), { maxAttempts: 3 });
     const done = await waitJob(ctx, await findJob(ctx, job.id), undefined, link);

@@ -13,8 +13,10 @@ import type { Job, Limits, Sample, Verdict } from '../core/types.js';
 import type { NodeStatus } from '../node/node-status.js';
 import { probeJob, readNodeStatus, type Probe } from '../node/protocol.js';
 import type { Transport } from '../transport/transport.js';
+import { bounded, connectBounded } from './connect.js';
 import type { AppContext } from './context.js';
-import { findJob, isOver, recordVerdict, verdictOf } from './jobs.js';
+import { settle } from './job-link.js';
+import { findJob } from './jobs.js';
 
 /** How many stderr lines a diagnosis quotes. */
 export const DIAGNOSE_STDERR_LINES = 20;
@@ -67,18 +69,7 @@ async function readJob(ctx: AppContext, t: Transport, job: Job): Promise<JobRead
   const remote = job.remote;
   if (!remote) return { job, probe: null, error: null };
   const probe = await probeJob(t, remote.dir);
-  if (isActive(job) && isOver(probe, remote.bootId))
-    return { job: await recordVerdict(ctx, job.id, verdictOf(job, probe)), probe, error: null };
-  return { job, probe, error: null };
-}
-
-/** Rejects after `ms` milliseconds, so one slow node cannot make `show` slow. */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms / 1000}s while ${what}`)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+  return { job: await settle(ctx, job, probe), probe, error: null };
 }
 
 /**
@@ -94,11 +85,17 @@ export async function readPeaks(
   if (!job.remote || !node) return { job, peaks: null, error: null };
   let transport: Transport | null = null;
   const work = (async () => {
-    transport = await ctx.connect(node);
+    transport = await connectBounded(ctx, node);
     return readJob(ctx, transport, job);
   })();
   try {
-    const r = await within(work, timeoutMs, `reading job ${job.id} on node ${job.node}`);
+    // One slow node cannot make `show` slow.
+    const r = await bounded(
+      work,
+      timeoutMs,
+      () => undefined,
+      () => new Error(`no answer within ${timeoutMs / 1000}s while reading job ${job.id} on node ${job.node}`),
+    );
     if (!r.probe || r.probe.missing) return { job: r.job, peaks: null, error: null };
     return {
       job: r.job,
@@ -201,7 +198,7 @@ export async function diagnoseJob(ctx: AppContext, id: string): Promise<Diagnosi
   } else if (job.remote) {
     let t: Transport | null = null;
     try {
-      t = await ctx.connect(node);
+      t = await connectBounded(ctx, node);
       const dir = job.remote.dir;
       const [reading, facts] = await Promise.allSettled([readJob(ctx, t, job), readNodeStatus(t, dir, true)]);
       if (reading.status === 'fulfilled') {

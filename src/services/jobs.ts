@@ -9,6 +9,7 @@ import type { Job, Verdict } from '../core/types.js';
 import type { NodeConfig } from '../config/types.js';
 import { probeJob, type Probe } from '../node/protocol.js';
 import type { Transport } from '../transport/transport.js';
+import { connectBounded } from './connect.js';
 import type { AppContext } from './context.js';
 
 export { findJob } from './find.js';
@@ -70,6 +71,15 @@ export async function recordVerdict(ctx: AppContext, jobId: string, verdict: Ver
   });
 }
 
+/**
+ * Settles a probe: when it shows the job over, the verdict is classified and recorded (a verdict
+ * already recorded wins) and the job returned done; otherwise the job is returned as it is.
+ */
+export async function settle(ctx: AppContext, job: Job, probe: Probe): Promise<Job> {
+  if (job.state === 'done' || !isOver(probe, job.remote?.bootId ?? null)) return job;
+  return recordVerdict(ctx, job.id, verdictOf(job, probe));
+}
+
 /** Appends a history note to a job (e.g. "cancel requested"). */
 export async function addNote(ctx: AppContext, jobId: string, note: string): Promise<void> {
   const at = ctx.now().toISOString();
@@ -99,7 +109,7 @@ export async function refreshJobs(
       if (!node) return;
       let t: Transport;
       try {
-        t = await ctx.connect(node);
+        t = await connectBounded(ctx, node);
       } catch (e) {
         onUnreachable?.(nodeName, (e as Error).message);
         return;
@@ -107,8 +117,8 @@ export async function refreshJobs(
       try {
         for (const job of nodeJobs) {
           const probe = await probeJob(t, (job.remote as NonNullable<Job['remote']>).dir);
-          if (isOver(probe, job.remote?.bootId ?? null))
-            updated.set(job.id, await recordVerdict(ctx, job.id, verdictOf(job, probe)));
+          const settled = await settle(ctx, job, probe);
+          if (settled !== job) updated.set(job.id, settled);
         }
       } catch (e) {
         onUnreachable?.(nodeName, (e as Error).message);

@@ -8,8 +8,8 @@ import { EXIT } from '../core/exit-codes.js';
 import type { Job } from '../core/types.js';
 import { followFile, probeJob, readLog, snapshotLog } from '../node/protocol.js';
 import type { AppContext } from './context.js';
-import { findJob, isOver, nodeOf, recordVerdict, verdictOf } from './jobs.js';
-import { openNodeLink } from './reconnect.js';
+import { openJobLink, settle } from './job-link.js';
+import { findJob } from './jobs.js';
 
 export type LogStream = 'stdout' | 'stderr';
 
@@ -29,7 +29,7 @@ export async function showLogs(ctx: AppContext, id: string, opts: LogsOptions, s
       EXIT.noSuchJob,
       `See why with: gpuq show ${job.id}`,
     );
-  const link = openNodeLink(ctx, nodeOf(ctx, job), { signal });
+  const link = openJobLink(ctx, job, { signal });
   try {
     if (!opts.follow) {
       // Read both first, print after: a failure prints nothing half-way.
@@ -67,7 +67,7 @@ export async function showLogs(ctx: AppContext, id: string, opts: LogsOptions, s
     if (signal?.aborted || cur.state === 'done') return cur;
     // The follow ended with the job: record its verdict over the same connection.
     const probe = await link.run((t) => probeJob(t, remote.dir));
-    return isOver(probe, remote.bootId) ? await recordVerdict(ctx, cur.id, verdictOf(cur, probe)) : cur;
+    return await settle(ctx, cur, probe);
   } finally {
     await link.close();
   }

@@ -10,6 +10,7 @@ import type { NodeConfig } from '../config/types.js';
 import { readNodeStatus } from '../node/protocol.js';
 import type { NodeStatus } from '../node/node-status.js';
 import type { Transport } from '../transport/transport.js';
+import { bounded, connectBounded } from './connect.js';
 import type { AppContext } from './context.js';
 
 /** One node as `gpuq nodes` reports it (the --json shape). */
@@ -31,46 +32,6 @@ export interface NodeReport {
   /** gpuq jobs this client's ledger has running there. */
   ledgerJobs: number;
   status: NodeStatus | null;
-}
-
-/** Rejects after `ms` unless `p` settles first; a late transport is closed. */
-function bounded<T>(p: Promise<T>, ms: number, onLate: (v: T) => void, why: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  let late = false;
-  p.then(
-    (v) => {
-      if (late) onLate(v);
-    },
-    () => undefined,
-  );
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        late = true;
-        reject(why());
-      }, ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-/**
- * Connects to a node within its connect timeout, counted from now: resolving the host, every
- * ProxyJump hop, the handshake and the login together.
- */
-export function connectBounded(ctx: AppContext, node: NodeConfig): Promise<Transport> {
-  const ms = node.connectTimeoutS * 1000;
-  return bounded(
-    ctx.connect(node),
-    ms,
-    (t) => void t.close().catch(() => undefined),
-    () =>
-      new NodeUnreachableError(
-        node.name,
-        `timed out after ${node.connectTimeoutS} s connecting${node.host ? ` to ${node.host}` : ''}`,
-        'check that the node is up and reachable (VPN, firewall), or raise "connectTimeout" for it',
-      ),
-  );
 }
 
 function errorParts(e: unknown): { error: string; hint: string | null } {

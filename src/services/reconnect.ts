@@ -4,10 +4,10 @@
  * Steps that run at once on the same node share the connection and the backoff.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { NodeUnreachableError } from '../core/errors.js';
+import { isRetryable } from '../core/errors.js';
 import type { NodeConfig } from '../config/types.js';
-import { HostKeyRefusedError } from '../transport/host-keys.js';
 import type { Transport } from '../transport/transport.js';
+import { connectBounded } from './connect.js';
 import type { AppContext } from './context.js';
 
 /** Backoff before reconnect attempt `n` (0-based), in seconds: 0.5, 1, 2, 4, 8, then 10. */
@@ -32,23 +32,15 @@ export interface NodeLink {
   /**
    * Runs `step` on the connection until it resolves. A dropped link or a failed connect is
    * reported, waited out with backoff and retried (at most `maxAttempts` tries in all, default
-   * without end); any other error, a refused host key included, is thrown at once.
+   * without end); any other error is thrown at once: one the transport marked not retryable
+   * (a refused host key, failed authentication) or the node's own answer (NodeFaultError).
    */
   run<T>(step: (t: Transport) => Promise<T>, opts?: { maxAttempts?: number }): Promise<T>;
   /** Ends the connection. */
   close(): Promise<void>;
 }
 
-/** Whether an error is worth retrying: the link, not the node's answer or its identity. */
-function retryable(e: unknown): e is NodeUnreachableError {
-  return (
-    e instanceof NodeUnreachableError &&
-    !(e instanceof HostKeyRefusedError) &&
-    !/authentication failed|no usable SSH key|no SSH key/i.test(e.cause_)
-  );
-}
-
-/** Opens (lazily) a command's connection to `node`; see NodeLink. */
+/** Opens (lazily) a command's connection to `node`, each connect bounded by its timeout; see NodeLink. */
 export function openNodeLink(ctx: AppContext, node: NodeConfig, opts: LinkOptions = {}): NodeLink {
   let current: Promise<Transport> | null = null;
   let failures = 0;
@@ -61,7 +53,7 @@ export function openNodeLink(ctx: AppContext, node: NodeConfig, opts: LinkOption
     if (!current) {
       const first = initial;
       initial = null;
-      const p = (first ? Promise.resolve(first) : ctx.connect(node)).then((t) => {
+      const p = (first ? Promise.resolve(first) : connectBounded(ctx, node)).then((t) => {
         failures = 0;
         if (interrupted) {
           interrupted = false;
@@ -106,7 +98,7 @@ export function openNodeLink(ctx: AppContext, node: NodeConfig, opts: LinkOption
         try {
           return await step(await p);
         } catch (e) {
-          if (!retryable(e)) throw e;
+          if (!isRetryable(e)) throw e;
           drop(p);
           if (opts.signal?.aborted) throw e;
           if (o.maxAttempts !== undefined && attempt + 1 >= o.maxAttempts) throw e;
@@ -122,22 +114,4 @@ export function openNodeLink(ctx: AppContext, node: NodeConfig, opts: LinkOption
       if (p) await p.then((t) => t.close()).catch(() => undefined);
     },
   };
-}
-
-/**
- * Calls `step` with a connected transport until it resolves, on a connection of its own;
- * see NodeLink.run. `maxAttempts` bounds the tries (default: until the user interrupts).
- */
-export async function withReconnect<T>(
-  ctx: AppContext,
-  node: NodeConfig,
-  step: (t: Transport) => Promise<T>,
-  opts: LinkOptions & { maxAttempts?: number } = {},
-): Promise<T> {
-  const link = openNodeLink(ctx, node, opts);
-  try {
-    return await link.run(step, { maxAttempts: opts.maxAttempts });
-  } finally {
-    await link.close();
-  }
 }

@@ -5,21 +5,22 @@
 import { randomBytes } from 'node:crypto';
 import { openSync, readFileSync, readSync, closeSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { NodeUnreachableError, UserError, usageError } from '../core/errors.js';
+import { isRetryable, NodeFaultError, NodeUnreachableError, UserError, usageError } from '../core/errors.js';
 import { EXIT } from '../core/exit-codes.js';
 import { formatBytes } from '../core/format.js';
 import { makeJobId } from '../core/ids.js';
 import { builtinLimits, resolveLimits } from '../core/limits.js';
 import { moveTo } from '../core/job.js';
-import { pickGpus, rankNodes } from '../core/schedule.js';
+import { busyGpus, pickGpus, rankNodes } from '../core/schedule.js';
 import type { Isolation, Job, Limits } from '../core/types.js';
+import { neverStarted } from '../core/verdicts.js';
 import type { NodeConfig } from '../config/types.js';
 import { adoptLaunch, launchJob } from '../node/protocol.js';
 import { commandFor, renderWrapper } from '../node/wrapper.js';
 import type { AppContext } from './context.js';
-import { recordVerdict } from './jobs.js';
+import { findJob, recordVerdict } from './jobs.js';
 import { reachCandidates, type ReachedNode } from './nodes.js';
-import { openNodeLink, withReconnect } from './reconnect.js';
+import { openNodeLink } from './reconnect.js';
 import type { Transport } from '../transport/transport.js';
 
 export interface SubmitOptions {
@@ -152,16 +153,22 @@ function progressBar(ctx: AppContext, size: number): ((done: number, total: numb
   };
 }
 
-/** Submits a job; resolves once it runs on a node (or throws, the job recorded as never started).
- * `hold`, when given, receives the connection to the node it started on, left open for the
- * caller (who must close it).
+/** What `submit` decided before touching the network: step 1 of a submit. */
+interface SubmitPlan {
+  checked: CheckedFile;
+  isolation: Isolation;
+  limits: Limits;
+  /** Nodes to try, in order. */
+  nodes: NodeConfig[];
+  /** The live ledger as read once, for ranking nodes (the GPU choice reads it again, locked). */
+  live: Job[];
+}
+
+/**
+ * Step 1, no network: checks the file, the competition and the isolation, resolves the limits,
+ * lists the candidate nodes and checks the program can run on each. Throws a usage error.
  */
-export async function submit(
-  ctx: AppContext,
-  opts: SubmitOptions,
-  cwd: string,
-  hold?: (node: NodeConfig, t: Transport) => void,
-): Promise<Job> {
+async function planSubmit(ctx: AppContext, opts: SubmitOptions, cwd: string): Promise<SubmitPlan> {
   const checked = checkFile(opts.file, cwd, ctx.config.defaults.maxFileBytes);
   if (opts.competition && !ctx.config.competitions[opts.competition]) {
     throw usageError(
@@ -188,29 +195,26 @@ export async function submit(
       throw usageError(`${opts.file}: gpuq runs .py and .sh files, or scripts that start with a #! line.`);
     }
   }
-  // Connecting starts now, alongside recording the job (nothing touches a node's files before).
-  const reaching = reachInOrder(ctx, nodes, opts.node, limits.gpus, live);
-  reaching.catch(() => undefined);
-  const wrapperTemplate = readFileSync(join(ctx.packageRoot, 'templates', 'wrapper.sh'), 'utf8');
-  const monitor = readFileSync(join(ctx.packageRoot, 'templates', 'monitor.py'), 'utf8');
-  const onProgress = progressBar(ctx, statSync(checked.path).size);
+  return { checked, isolation, limits, nodes, live };
+}
 
-  // Record first: the job exists in the ledger before anything touches a node.
+/** Step 2: records the job as pending, before anything touches a node's files. */
+function recordPending(ctx: AppContext, opts: SubmitOptions, plan: SubmitPlan): Promise<Job> {
   const now = ctx.now().toISOString();
-  const job = await ctx.ledger.update((jobs) => {
+  return ctx.ledger.update((jobs) => {
     let id = makeJobId(randomBytes(8));
     while (jobs.some((j) => j.id === id)) id = makeJobId(randomBytes(8));
     const created: Job = {
       id,
-      name: opts.name ?? checked.name,
-      file: checked.path,
-      node: (nodes[0] as NodeConfig).name,
+      name: opts.name ?? plan.checked.name,
+      file: plan.checked.path,
+      node: (plan.nodes[0] as NodeConfig).name,
       gpus: [],
       competition: opts.competition,
       state: 'pending',
-      isolation,
+      isolation: plan.isolation,
       image: opts.image,
-      limits,
+      limits: plan.limits,
       env: opts.env,
       args: opts.args,
       createdAt: now,
@@ -222,6 +226,170 @@ export async function submit(
     };
     return { jobs: [...jobs, created], result: created };
   });
+}
+
+/**
+ * Chooses the job's GPUs on `node` and records them (and the node) in one locked update, so two
+ * concurrent submits never take the same GPU: a pending job holds its GPUs from here on.
+ */
+function claimGpus(ctx: AppContext, jobId: string, node: NodeConfig, count: number): Promise<Job> {
+  return ctx.ledger.updateJob(jobId, (j, jobs) => ({
+    ...j,
+    node: node.name,
+    gpus: pickGpus(node.gpus, busyGpus(jobs, node.name, j.id), count),
+  }));
+}
+
+/** Records the job running on `node`, where it was launched (or adopted). */
+function recordStarted(
+  ctx: AppContext,
+  jobId: string,
+  node: NodeConfig,
+  gpus: number[],
+  remote: NonNullable<Job['remote']>,
+  note: string,
+): Promise<Job> {
+  return ctx.ledger.updateJob(jobId, (j) =>
+    moveTo({ ...j, node: node.name, gpus, remote }, 'running', ctx.now().toISOString(), note),
+  );
+}
+
+/** Templates read once per submit. */
+interface Templates {
+  wrapper: string;
+  monitor: string;
+}
+
+/** What trying one node ended with. */
+type LaunchOutcome =
+  | { kind: 'started'; job: Job }
+  /** Nothing runs there (the node said so): the next node may be tried. */
+  | { kind: 'not-started'; error: NodeUnreachableError }
+  /** Stop trying: the node answered with a fault, or gpuq failed. */
+  | { kind: 'failed'; error: Error };
+
+/**
+ * Step 3 on one node: claim GPUs, render the wrapper, launch. When the link drops during the
+ * launch, asks the node (again) whether the supervisor started, so the job neither runs twice
+ * nor runs unrecorded: adopted when it did, tried elsewhere when it did not, recorded as
+ * unconfirmed (and NodeUnreachableError thrown) when the node cannot be asked.
+ */
+async function launchOn(
+  ctx: AppContext,
+  opts: SubmitOptions,
+  plan: SubmitPlan,
+  job: Job,
+  templates: Templates,
+  node: NodeConfig,
+  transport: Transport,
+): Promise<LaunchOutcome> {
+  const dir = `${node.workdir.replace(/\/+$/, '')}/jobs/${job.id}`;
+  let gpus: number[] = [];
+  try {
+    gpus = (await claimGpus(ctx, job.id, node, plan.limits.gpus)).gpus;
+    const wrapper = renderWrapper(templates.wrapper, {
+      jobId: job.id,
+      command: commandFor(plan.checked.name, node.python, plan.checked.hasShebang, opts.args) as string[],
+      env: opts.env,
+      limits: plan.limits,
+      cpuShare:
+        node.gpus.length > 0 && gpus.length > 0 ? { num: gpus.length, den: node.gpus.length } : { num: 1, den: 1 },
+      cudaDevices: node.gpus.length > 0 ? gpus.join(',') : null,
+      useCgroups: true,
+    });
+    const started = await launchJob(
+      transport,
+      {
+        dir,
+        localProgram: plan.checked.path,
+        programName: `work/${plan.checked.name}`,
+        wrapper,
+        monitor: templates.monitor,
+        onProgress: progressBar(ctx, statSync(plan.checked.path).size),
+      },
+      (w) => ctx.out.info(w),
+    );
+    const s = started.status;
+    const running = await recordStarted(
+      ctx,
+      job.id,
+      node,
+      gpus,
+      { dir: started.dir, supervisorPid: s.supervisorPid, pid: s.pid, bootId: s.bootId },
+      `started on ${node.name}${gpus.length ? ` GPU ${gpus.join(',')}` : ''}, pid ${s.pid}`,
+    );
+    return { kind: 'started', job: running };
+  } catch (e) {
+    if (!isRetryable(e)) return { kind: 'failed', error: e as Error };
+    const link = openNodeLink(ctx, node, { onReconnecting: () => undefined });
+    const adopted = await link
+      .run((t) => adoptLaunch(t, dir), { maxAttempts: 2 })
+      .catch(() => undefined)
+      .finally(() => link.close());
+    if (adopted) {
+      const s = adopted.status;
+      const running = await recordStarted(
+        ctx,
+        job.id,
+        node,
+        gpus,
+        { dir: adopted.dir, supervisorPid: s.supervisorPid ?? null, pid: s.pid ?? null, bootId: s.bootId ?? null },
+        `started on ${node.name} (confirmed after the connection dropped), pid ${s.pid}`,
+      );
+      return { kind: 'started', job: running };
+    }
+    if (adopted === undefined) {
+      await recordStarted(
+        ctx,
+        job.id,
+        node,
+        gpus,
+        { dir, supervisorPid: null, pid: null, bootId: null },
+        `start unconfirmed: ${e.cause_}`,
+      );
+      throw new NodeUnreachableError(
+        node.name,
+        `the connection dropped while starting job ${job.id} (${e.cause_}); it may be running there`,
+        `See where it stands with: gpuq wait ${job.id}`,
+      );
+    }
+    return { kind: 'not-started', error: e };
+  }
+}
+
+/**
+ * Step 4 when no node ran it: records the job as never started (its GPUs free again) and
+ * throws why: a user error as it was, anything else as a fault of the node last tried.
+ */
+async function recordNeverStarted(ctx: AppContext, job: Job, lastError: Error | null): Promise<never> {
+  const why = lastError?.message ?? 'no node could run it';
+  await recordVerdict(ctx, job.id, neverStarted(why));
+  if (lastError instanceof UserError) throw lastError;
+  if (lastError) throw new NodeFaultError(job.node, `job ${job.id} could not start: ${why}`);
+  throw new UserError(`job ${job.id} could not start: ${why}`, EXIT.unreachable);
+}
+
+/**
+ * Submits a job in named steps: plan (no network) → record pending → launch on the first node
+ * that answers → record started, or never started (and throw). Resolves once it runs on a node.
+ * `hold`, when given, receives the connection to the node it started on, left open for the
+ * caller (who must close it).
+ */
+export async function submit(
+  ctx: AppContext,
+  opts: SubmitOptions,
+  cwd: string,
+  hold?: (node: NodeConfig, t: Transport) => void,
+): Promise<Job> {
+  const plan = await planSubmit(ctx, opts, cwd);
+  // Connecting starts now, alongside recording the job (nothing touches a node's files before).
+  const reaching = reachInOrder(ctx, plan.nodes, opts.node, plan.limits.gpus, plan.live);
+  reaching.catch(() => undefined);
+  const templates: Templates = {
+    wrapper: readFileSync(join(ctx.packageRoot, 'templates', 'wrapper.sh'), 'utf8'),
+    monitor: readFileSync(join(ctx.packageRoot, 'templates', 'monitor.py'), 'utf8'),
+  };
+  const job = await recordPending(ctx, opts, plan);
 
   let lastError: Error | null = null;
   let reached: ReachedNode[] = [];
@@ -231,107 +399,27 @@ export async function submit(
     lastError = e as Error;
   }
   try {
-    const recordStart = (node: NodeConfig, gpus: number[], remote: NonNullable<Job['remote']>, note: string) =>
-      ctx.ledger.update((jobs) => {
-        const i = jobs.findIndex((j) => j.id === job.id);
-        const next = moveTo(
-          { ...(jobs[i] as Job), node: node.name, gpus, remote },
-          'running',
-          ctx.now().toISOString(),
-          note,
-        );
-        const copy = [...jobs];
-        copy[i] = next;
-        return { jobs: copy, result: next };
-      });
     for (const [i, { node, transport }] of reached.entries()) {
-      const dir = `${node.workdir.replace(/\/+$/, '')}/jobs/${job.id}`;
-      let gpus: number[] = [];
-      try {
-        // Read again: GPUs other submits picked since are busy too.
-        const current = await ctx.ledger.readLive();
-        const busy = new Map<number, number>();
-        for (const j of current)
-          if (j.node === node.name && j.state !== 'done') for (const g of j.gpus) busy.set(g, (busy.get(g) ?? 0) + 1);
-        gpus = pickGpus(node.gpus, busy, limits.gpus);
-        const wrapper = renderWrapper(wrapperTemplate, {
-          jobId: job.id,
-          command: commandFor(checked.name, node.python, checked.hasShebang, opts.args) as string[],
-          env: opts.env,
-          limits,
-          cpuShare:
-            node.gpus.length > 0 && gpus.length > 0 ? { num: gpus.length, den: node.gpus.length } : { num: 1, den: 1 },
-          cudaDevices: node.gpus.length > 0 ? gpus.join(',') : null,
-          useCgroups: true,
-        });
-        const started = await launchJob(
-          transport,
-          { dir, localProgram: checked.path, programName: `work/${checked.name}`, wrapper, monitor, onProgress },
-          (w) => ctx.out.info(w),
-        );
-        const s = started.status;
+      const outcome = await launchOn(ctx, opts, plan, job, templates, node, transport);
+      if (outcome.kind === 'started') {
         if (hold) {
           hold(node, transport);
           reached = reached.filter((r) => r.transport !== transport);
         }
-        return await recordStart(
-          node,
-          gpus,
-          { dir: started.dir, supervisorPid: s.supervisorPid, pid: s.pid, bootId: s.bootId },
-          `started on ${node.name}${gpus.length ? ` GPU ${gpus.join(',')}` : ''}, pid ${s.pid}`,
-        );
-      } catch (e) {
-        lastError = e as Error;
-        if (!(e instanceof NodeUnreachableError)) break;
-        // The link dropped while starting: ask the node (again) whether the supervisor started,
-        // so the job neither runs twice nor runs unrecorded.
-        const adopted = await withReconnect(ctx, node, (t) => adoptLaunch(t, dir), {
-          maxAttempts: 2,
-          onReconnecting: () => undefined,
-        }).catch(() => undefined);
-        if (adopted) {
-          const s = adopted.status;
-          return await recordStart(
-            node,
-            gpus,
-            { dir: adopted.dir, supervisorPid: s.supervisorPid ?? null, pid: s.pid ?? null, bootId: s.bootId ?? null },
-            `started on ${node.name} (confirmed after the connection dropped), pid ${s.pid}`,
-          );
-        }
-        if (adopted === undefined) {
-          await recordStart(
-            node,
-            gpus,
-            { dir, supervisorPid: null, pid: null, bootId: null },
-            `start unconfirmed: ${e.cause_}`,
-          );
-          throw new NodeUnreachableError(
-            node.name,
-            `the connection dropped while starting job ${job.id} (${e.cause_}); it may be running there`,
-            `See where it stands with: gpuq wait ${job.id}`,
-          );
-        }
-        const next = reached[i + 1];
-        if (!next) break;
-        ctx.out.info(`node ${node.name}: ${e.cause_}; the job did not start there; trying node ${next.node.name}.`);
+        return outcome.job;
       }
+      lastError = outcome.error;
+      if (outcome.kind === 'failed') break;
+      const next = reached[i + 1];
+      if (!next) break;
+      ctx.out.info(
+        `node ${node.name}: ${outcome.error.cause_}; the job did not start there; trying node ${next.node.name}.`,
+      );
     }
   } finally {
     await Promise.all(reached.map((r) => r.transport.close().catch(() => undefined)));
   }
-  const why = lastError?.message ?? 'no node could run it';
-  await recordVerdict(ctx, job.id, {
-    class: 'lost',
-    cause: 'not_started',
-    exitCode: null,
-    signal: null,
-    timedOut: false,
-    summary: `Never started: ${why}`,
-    evidence: [why],
-    hints: ['Check the node with `gpuq nodes`, then submit again.'],
-  });
-  if (lastError instanceof UserError) throw lastError;
-  throw new UserError(`job ${job.id} could not start: ${why}`, EXIT.unreachable);
+  return recordNeverStarted(ctx, await findJob(ctx, job.id), lastError);
 }
 
 /**

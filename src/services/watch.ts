@@ -6,15 +6,13 @@
  * view, the plain printer and the NDJSON printer only consume them. No ink here.
  */
 import { StringDecoder } from 'node:string_decoder';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { parseSampleLine } from '../core/job-files.js';
 import type { Job, Sample } from '../core/types.js';
-import { fileSize, followFile, waitForEnd, type Probe } from '../node/protocol.js';
+import { fileSize, followFile, type Probe } from '../node/protocol.js';
 import type { Transport } from '../transport/transport.js';
 import type { AppContext } from './context.js';
-import { findJob, isOver, nodeOf, recordVerdict, verdictOf } from './jobs.js';
-import { withReconnect } from './reconnect.js';
-import { waitJob } from './wait.js';
+import { openJobLink, settle, untilOver, untilStarted } from './job-link.js';
+import { findJob } from './jobs.js';
 
 /** Which of the job's two output files a log line came from. */
 export type LogStream = 'stdout' | 'stderr';
@@ -113,24 +111,6 @@ export function parseSample(line: string): Sample | null {
   return parseSampleLine(line);
 }
 
-/** Waits (ledger, every 0.5 s) for a job being submitted elsewhere to get its node folder. */
-async function untilStarted(
-  ctx: AppContext,
-  job: Job,
-  emit: (e: WatchEvent) => void,
-  signal?: AbortSignal,
-): Promise<Job> {
-  let cur = job;
-  for (let i = 0; cur.state !== 'done' && cur.remote === null && i < 120 && !signal?.aborted; i++) {
-    await sleep(500, undefined, { signal }).catch(() => undefined);
-    const next = await findJob(ctx, cur.id);
-    if (next.state !== cur.state || next.remote !== null) emit({ type: 'job', job: next });
-    cur = next;
-  }
-  // Still nothing: wait records it as lost (after its own grace minute).
-  return cur.state === 'done' || cur.remote !== null || signal?.aborted ? cur : waitJob(ctx, cur, signal);
-}
-
 /** Per-file progress that survives reconnects: where to resume and how to cut lines. */
 interface FollowState {
   offset: number;
@@ -139,7 +119,7 @@ interface FollowState {
 
 /**
  * Runs on one connection: follows the three files and waits for the end; resolves with the
- * closing probe (null when aborted). A dropped link rejects so withReconnect can resume.
+ * closing probe (null when aborted). A dropped link rejects so the job link can resume.
  */
 async function followOnce(
   t: Transport,
@@ -168,13 +148,7 @@ async function followOnce(
     for (const p of follows) p.catch(reject);
   });
   failed.catch(() => undefined);
-  const ended = (async (): Promise<Probe | null> => {
-    for (;;) {
-      const p = await waitForEnd(t, dir, inner.signal);
-      if (p === null || isOver(p, launchBootId)) return p;
-      await sleep(200, undefined, { signal: inner.signal }).catch(() => undefined);
-    }
-  })();
+  const ended = untilOver(t, dir, launchBootId, inner.signal);
   try {
     const probe = await Promise.race([ended, failed]);
     if (probe === null || signal?.aborted) return null;
@@ -207,14 +181,14 @@ export async function watchJob(ctx: AppContext, id: string, opts: WatchJobOption
   const now = opts.now ?? Date.now;
   let job = await findJob(ctx, id);
   emit({ type: 'job', job });
-  if (job.state !== 'done' && job.remote === null) job = await untilStarted(ctx, job, emit, signal);
+  if (job.state !== 'done' && job.remote === null)
+    job = await untilStarted(ctx, job, signal, (next) => emit({ type: 'job', job: next }));
   if (signal?.aborted) return null;
   const remote = job.remote;
   if (remote === null) {
     emit({ type: 'verdict', job });
     return job;
   }
-  const node = nodeOf(ctx, job);
   const files = new Map<Followed, FollowState>();
   const backlog = (f: Followed): number =>
     f === 'samples.jsonl' ? (opts.sampleBacklogBytes ?? 16 * 1024) : (opts.logBacklogBytes ?? 64 * 1024);
@@ -228,39 +202,40 @@ export async function watchJob(ctx: AppContext, id: string, opts: WatchJobOption
         emit({ type: 'log', stream: f === 'stdout.log' ? 'stdout' : 'stderr', line, at: now() });
       }
     };
-  const probe = await withReconnect(
-    ctx,
-    node,
-    async (t) => {
-      emit({ type: 'connection', status: 'connected' });
-      if (files.size === 0) {
-        const sizes = await Promise.all(FOLLOWED.map((f) => fileSize(t, remote.dir, f)));
-        FOLLOWED.forEach((f, i) => {
-          const offset = Math.max(0, (sizes[i] ?? 0) - backlog(f));
-          files.set(f, { offset, splitter: lineSplitter(onLine(f), offset > 0) });
-        });
-      }
-      return followOnce(t, remote.dir, remote.bootId, files, signal);
-    },
-    {
-      ...(signal ? { signal } : {}),
-      ...(job.state === 'done' ? { maxAttempts: 1 } : {}),
-      onReconnecting: (reason, inS) =>
-        emit({ type: 'connection', status: 'reconnecting', retryInS: inS, reason, at: now() }),
-      // The step itself says 'connected'; nothing may write to the terminal under the view.
-      onReconnected: () => undefined,
-    },
-  ).catch((e: unknown) => {
-    // A finished job whose folder is gone still has its verdict to show.
-    if (signal?.aborted || job.state === 'done') return null;
-    throw e;
+  const link = openJobLink(ctx, job, {
+    ...(signal ? { signal } : {}),
+    onReconnecting: (reason, inS) =>
+      emit({ type: 'connection', status: 'reconnecting', retryInS: inS, reason, at: now() }),
+    // The step itself says 'connected'; nothing may write to the terminal under the view.
+    onReconnected: () => undefined,
   });
+  const probe = await link
+    .run(
+      async (t) => {
+        emit({ type: 'connection', status: 'connected' });
+        if (files.size === 0) {
+          const sizes = await Promise.all(FOLLOWED.map((f) => fileSize(t, remote.dir, f)));
+          FOLLOWED.forEach((f, i) => {
+            const offset = Math.max(0, (sizes[i] ?? 0) - backlog(f));
+            files.set(f, { offset, splitter: lineSplitter(onLine(f), offset > 0) });
+          });
+        }
+        return followOnce(t, remote.dir, remote.bootId, files, signal);
+      },
+      job.state === 'done' ? { maxAttempts: 1 } : {},
+    )
+    .catch((e: unknown) => {
+      // A finished job whose folder is gone still has its verdict to show.
+      if (signal?.aborted || job.state === 'done') return null;
+      throw e;
+    })
+    .finally(() => link.close());
   if (signal?.aborted) return null;
   for (const st of files.values()) st.splitter.flush();
   // Re-read the job: a cancel asked for meanwhile (its history note) changes the verdict.
   const cur = await findJob(ctx, job.id);
   if (cur.state !== 'done' && probe === null) return null;
-  const done = cur.state === 'done' ? cur : await recordVerdict(ctx, cur.id, verdictOf(cur, probe as Probe));
+  const done = cur.state === 'done' ? cur : await settle(ctx, cur, probe as Probe);
   emit({ type: 'verdict', job: done });
   return done;
 }

@@ -32,7 +32,7 @@ export class HostKeyRefusedError extends NodeUnreachableError {
     hint: string,
     line: string,
   ) {
-    super(node, cause, hint);
+    super(node, cause, hint, { retryable: false });
     this.name = 'HostKeyRefusedError';
     this.message = message;
     this.kind = kind;

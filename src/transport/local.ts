@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import { chmod, copyFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { NodeFaultError } from '../core/errors.js';
 import type { ExecResult, RemoteCommand, StreamHandlers, Transport } from './transport.js';
 
 /** Makes the transport for a node whose jobs run on this machine. */
@@ -19,7 +20,10 @@ export function localTransport(node: string): Transport {
       const err: Buffer[] = [];
       child.stdout.on('data', (c: Buffer) => out.push(c));
       child.stderr.on('data', (c: Buffer) => err.push(c));
-      child.on('error', reject);
+      // bash could not be started here (no bash, no processes left): this machine's fault, not a link's.
+      child.on('error', (e) =>
+        reject(new NodeFaultError(node, `on node ${node}, could not run bash to ${cmd.purpose}: ${e.message}`)),
+      );
       child.on('close', (code, signal) => {
         const text = (b: Buffer[]) => Buffer.concat(b).toString('utf8');
         resolve({ stdout: text(out), stderr: text(err), code: code ?? 128 + (signal === 'SIGKILL' ? 9 : 15) });

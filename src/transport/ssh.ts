@@ -10,7 +10,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { posix as pathPosix } from 'node:path';
 import type { NodeSSH } from 'node-ssh';
 import type { NodeConfig } from '../config/types.js';
-import { NodeUnreachableError } from '../core/errors.js';
+import { NodeFaultError, NodeUnreachableError } from '../core/errors.js';
 import { prepareHostKeyGate, type HostKeyGate } from './host-keys.js';
 import { resolveNode, resolveSshHost, type SshEndpoint } from './ssh-resolve.js';
 import type { ExecResult, RemoteCommand, StreamHandlers, Transport } from './transport.js';
@@ -111,6 +111,7 @@ export async function connectSsh(node: NodeConfig, opts: SshConnectOptions): Pro
       node.name,
       `its ssh config uses a ProxyCommand, which gpuq does not run`,
       `use ProxyJump in ~/.ssh/config or "jump" in the node's config instead`,
+      { retryable: false },
     );
   }
   const hops: SshEndpoint[] = [];
@@ -182,6 +183,7 @@ async function connectHop(ep: SshEndpoint, sock: unknown, s: HopSettings, label:
         ? `${prefix(label)}no usable SSH key to log in as ${ep.user} with (${auth.tried.join(', ')})`
         : `${prefix(label)}no SSH key to log in as ${ep.user} with: no identity file exists and no ssh agent is running`,
       `set "identityFile" for node ${s.node} in the config (or IdentityFile in ~/.ssh/config), or start ssh-agent and ssh-add a key`,
+      { retryable: false },
     );
   }
   const ssh = new s.NodeSSH();
@@ -329,6 +331,7 @@ function connectFailure(
       s.node,
       `${p}authentication failed for user ${ep.user} on ${where} (tried ${tried.join(', ')})`,
       `check "user" and "identityFile" for the node (or User/IdentityFile in ~/.ssh/config), and that the public key is in ~${ep.user}/.ssh/authorized_keys on the node`,
+      { retryable: false },
     );
   }
   if (msg === 'No response from server') {
@@ -532,7 +535,11 @@ class SshTransport implements Transport {
         opts.onProgress?.(size, size);
       } catch (err) {
         if (this.lost) throw err;
-        throw new Error(`could not upload ${localPath} to ${remotePath} on node ${this.node}: ${oneLine(err)}`);
+        // The node answered (a path it refuses, a full disk): its fault, not a lost link.
+        throw new NodeFaultError(
+          this.node,
+          `could not upload ${localPath} to ${remotePath} on node ${this.node}: ${oneLine(err)}`,
+        );
       } finally {
         try {
           sftp?.end();

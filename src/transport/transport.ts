@@ -1,6 +1,12 @@
 /**
  * How gpuq reaches a node. Everything that touches a node's processes and files goes
  * through one of these; the node layer (src/node) builds the bash scripts it runs.
+ *
+ * Failures are classified here, where they happen: a link that fails or drops rejects with
+ * NodeUnreachableError, whose `retryable` says whether trying again can help (false for a
+ * refused host key or failed authentication); a node that answered but could not do the work
+ * (an upload it refused, no bash to run) rejects with NodeFaultError. A script's own non-zero
+ * exit is not a rejection: it comes back in ExecResult.code for the node layer to judge.
  */
 
 /** A bash script to run on a node, built as data by src/node/commands.ts. */

@@ -28,4 +28,23 @@ describe('ledger', () => {
     const ids = (JSON.parse(readFileSync(path, 'utf8')) as { jobs: Job[] }).jobs.map((j) => j.id);
     expect(ids).toEqual(['aaaaaaaa', 'bbbbbbbb', 'cccccccc']);
   });
+
+  it('updateJob rewrites one job under the lock, sees the others, and refuses an unknown id', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'gpuq-ledger-')), 'ledger.json');
+    const ledger = openLedger(path);
+    await ledger.update((jobs) => ({ jobs: [...jobs, job('aaaaaaaa'), job('bbbbbbbb')], result: undefined }));
+    const seen: string[] = [];
+    const next = await ledger.updateJob('bbbbbbbb', (j, all) => {
+      seen.push(...all.map((x) => x.id));
+      return { ...j, gpus: [3] };
+    });
+    expect(seen).toEqual(['aaaaaaaa', 'bbbbbbbb']);
+    expect(next.gpus).toEqual([3]);
+    const stored = await ledger.readLive();
+    expect(stored.map((j) => [j.id, j.gpus])).toEqual([
+      ['aaaaaaaa', job('aaaaaaaa').gpus],
+      ['bbbbbbbb', [3]],
+    ]);
+    await expect(ledger.updateJob('zzzzzzzz', (j) => j)).rejects.toThrow(/zzzzzzzz vanished/);
+  });
 });

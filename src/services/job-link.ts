@@ -1,0 +1,68 @@
+/**
+ * One way for a service to reach a job: the job's node link (reconnect policy and connect
+ * timeout, see reconnect.ts), waiting until the job has started (its submit recorded a folder)
+ * or is over, and settling a probe into a recorded verdict. wait, cancel, logs, watch, diagnose
+ * and the list refresh all go through these, so "if the node says it is over, record its
+ * verdict" is written once.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Job } from '../core/types.js';
+import { submitStopped } from '../core/verdicts.js';
+import { type Probe, waitForEnd } from '../node/protocol.js';
+import type { Transport } from '../transport/transport.js';
+import type { AppContext } from './context.js';
+import { findJob, isOver, nodeOf, recordVerdict } from './jobs.js';
+
+export { settle } from './jobs.js';
+import { type LinkOptions, type NodeLink, openNodeLink } from './reconnect.js';
+
+/** How long a job still being submitted by another process may take to record its folder. */
+const START_GRACE_TICKS = 120;
+const START_TICK_MS = 500;
+
+/** Opens the link to the node a job runs on (lazily; close it when done). */
+export function openJobLink(ctx: AppContext, job: Job, opts: LinkOptions = {}): NodeLink {
+  return openNodeLink(ctx, nodeOf(ctx, job), opts);
+}
+
+/**
+ * Waits until a job has a folder on its node or is done: a job still being submitted by another
+ * process has none yet, so it gets a minute. `onChange` hears each new version of the job. A
+ * job still without a folder after that is recorded as never started (its submit stopped),
+ * unless `signal` aborted the wait.
+ */
+export async function untilStarted(
+  ctx: AppContext,
+  job: Job,
+  signal?: AbortSignal,
+  onChange?: (job: Job) => void,
+): Promise<Job> {
+  let cur = job;
+  for (let i = 0; cur.state !== 'done' && cur.remote === null && i < START_GRACE_TICKS && !signal?.aborted; i++) {
+    await sleep(START_TICK_MS, undefined, { signal }).catch(() => undefined);
+    const next = await findJob(ctx, cur.id);
+    if (next.state !== cur.state || next.remote !== null) onChange?.(next);
+    cur = next;
+  }
+  if (cur.state === 'done' || cur.remote !== null || signal?.aborted) return cur;
+  return recordVerdict(ctx, cur.id, submitStopped());
+}
+
+/**
+ * Blocks on a connection until the job in `dir` is over (its supervisor let go of the lock and
+ * a probe confirms it) and returns that probe; null when `signal` aborted. A dropped link
+ * rejects (NodeUnreachableError), so a NodeLink can resume it.
+ */
+export async function untilOver(
+  t: Transport,
+  dir: string,
+  launchBootId: string | null,
+  signal?: AbortSignal,
+): Promise<Probe | null> {
+  for (;;) {
+    const p = await waitForEnd(t, dir, signal);
+    if (p === null || signal?.aborted) return null;
+    if (isOver(p, launchBootId)) return p;
+    await sleep(200, undefined, { signal }).catch(() => undefined);
+  }
+}
