@@ -13,7 +13,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BUILTIN_LIMITS } from '../../src/config/load.js';
+import { builtinLimits } from '../../src/core/limits.js';
 import type { Config, NodeConfig } from '../../src/config/types.js';
 import { NodeUnreachableError } from '../../src/core/errors.js';
 import type { StatusFile } from '../../src/core/types.js';
@@ -367,7 +367,7 @@ export function memoryContext(
     ledgerPath: join(dir, 'ledger.json'),
     knownHostsPath: join(dir, 'known_hosts'),
     defaults: {
-      ...BUILTIN_LIMITS,
+      ...builtinLimits(),
       node: null,
       isolation: 'ulimit',
       image: null,

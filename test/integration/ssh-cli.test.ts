@@ -324,7 +324,12 @@ describe('gpuq nodes', () => {
       reachable: boolean;
       error: string | null;
       latencyMs: number | null;
-      status: unknown;
+      status: {
+        load: number[];
+        disk: { freeBytes: number };
+        inodes: { total: number };
+        gpus: Array<{ processes: unknown[] } & Record<string, unknown>> | null;
+      };
     }>;
     expect(
       reports.map((x) => [x.name, x.reachable]),
@@ -341,7 +346,7 @@ describe('gpuq nodes', () => {
     expect(reports[0]!.status.disk.freeBytes).toBeGreaterThan(0);
     expect(reports[0]!.status.inodes.total).toBeGreaterThan(0);
     expect(reports[0]!.status.gpus).toBeNull();
-    const gpus = reports[1]!.status.gpus;
+    const gpus = reports[1]!.status.gpus!;
     expect(gpus).toHaveLength(2);
     expect(gpus[0]).toMatchObject({
       index: 0,
@@ -349,8 +354,8 @@ describe('gpuq nodes', () => {
       utilizationPct: 35,
       memoryUsedBytes: 10240 * 1024 ** 2,
     });
-    expect(gpus[0].processes).toHaveLength(1);
-    expect(gpus[1].processes).toEqual([]);
+    expect(gpus[0]!.processes).toHaveLength(1);
+    expect(gpus[1]!.processes).toEqual([]);
 
     const human = await gpuq(h, ['nodes']);
     expect(human.stdout).toMatch(/^NODE\s+STATUS/);

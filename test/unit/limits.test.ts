@@ -22,7 +22,8 @@ import { runningJob } from './tui-fixtures.js';
 
 const rows = LIMITS as readonly LimitSpec[];
 const TEMPLATE = readFileSync(new URL('../../templates/wrapper.sh', import.meta.url), 'utf8');
-const flagsOf = (f: Record<string, string>) => ({ env: [], arg: [], ...f });
+const flagsOf = (f: Record<string, string>) =>
+  ({ env: [], arg: [], ...f }) as unknown as Parameters<typeof toSubmitOptions>[1];
 
 describe('the limits table', () => {
   it('gives every limit a distinct key, flag, config name and label, a help text and sane bounds', () => {
