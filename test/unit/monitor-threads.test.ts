@@ -189,7 +189,9 @@ os.waitpid(pid, 0)`,
     const swept = execFileSync(PYTHON, [MONITOR, 'sweep', '--job-id', jobId, '--pid', '4194304'], {
       encoding: 'utf8',
     });
+    const gone = await until(() => !anyThreadLive(lingerer), 5000);
+    if (!gone) process.kill(lingerer, 'SIGKILL'); // leave no lingerer behind a failure
     expect(swept.trim()).toBe('1');
-    expect(await until(() => !anyThreadLive(lingerer), 5000), `pid ${lingerer} survived the sweep`).toBe(true);
+    expect(gone, `pid ${lingerer} survived the sweep`).toBe(true);
   });
 });
