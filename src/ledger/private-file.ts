@@ -163,7 +163,7 @@ function fchmodQuietly(fd: number): void {
 export function writeError(e: unknown, file: string, what: string): unknown {
   const code = (e as NodeJS.ErrnoException | null)?.code;
   const dir = dirname(file);
-  const unchanged = 'the previous version is unchanged';
+  const unchanged = 'the ledger is unchanged';
   switch (code) {
     case 'ENOSPC':
     case 'EDQUOT':
