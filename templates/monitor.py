@@ -32,6 +32,9 @@ supervisor (--supervisor; it is a child subreaper, so orphans that left the sess
 their environment are re-parented to it) outside the supervisor's own session (its helpers
 live there: the timer, this monitor; the job runs in a session of its own from its start);
 never this process, nor its ancestors, nor its own children (nvidia-smi runs without the marker).
+A process whose main thread has exited (pthread_exit) reads Z in /proc/PID/stat while its other
+threads run: it is a zombie only once no thread of it runs; until then it is live, and its memory,
+environment and children are read through a live thread (/proc/PID/task/TID).
 """
 
 import argparse
@@ -79,10 +82,27 @@ class ProcStat(object):
 
     __slots__ = ("pid", "state", "ppid", "pgrp", "session", "cpu_ticks", "child_ticks",
                  "threads", "starttime", "rss_pages", "env_key")
+    live_tid = None  # set on a LiveThreadStat
 
     def is_dead(self):
-        """True for a zombie (ended, not yet reaped) or a dying task."""
-        return self.state in ZOMBIE_STATES
+        """True for a zombie (ended, not yet reaped) or a dying task. A process whose main
+        thread has exited (pthread_exit) shows Z while its other threads run: it is live, and
+        live_tid names one of those threads (see read_stat)."""
+        return self.state in ZOMBIE_STATES and self.live_tid is None
+
+    def proc_dir(self):
+        """The /proc folder for what belongs to the whole process (environ, fd, smaps_rollup):
+        the main thread's is empty once it has exited, a live thread's still shows them."""
+        if self.live_tid is not None:
+            return "/proc/%d/task/%d" % (self.pid, self.live_tid)
+        return "/proc/%d" % self.pid
+
+
+class LiveThreadStat(ProcStat):
+    """The stat of a process whose main thread has exited while `live_tid` runs on: the main
+    thread's fields, with the RSS and environment bounds read from the live thread."""
+
+    __slots__ = ("live_tid",)
 
 
 def read_small(path, size=4096):
@@ -134,11 +154,47 @@ def parse_stat(pid, data):
 
 
 def read_stat(pid):
-    """/proc/PID/stat parsed, or None when the process is gone or unreadable."""
+    """/proc/PID/stat parsed, or None when the process is gone or unreadable.
+
+    A main thread that exited while other threads run leaves the process's stat in state Z
+    with RSS 0 and no environment (the main thread has dropped the memory map); such a process
+    is adopted as live from one of its live threads (adopt_live_thread)."""
     try:
-        return parse_stat(pid, read_small("/proc/%d/stat" % pid))
+        st = parse_stat(pid, read_small("/proc/%d/stat" % pid))
     except (OSError, ValueError):
         return None
+    if st is not None and st.state in ZOMBIE_STATES and st.threads > 1:
+        return adopt_live_thread(st)
+    return st
+
+
+def adopt_live_thread(st):
+    """A Z process as live (a LiveThreadStat) when one of its threads (/proc/PID/task/TID/stat)
+    is not a zombie, else `st` itself. The RSS and environment bounds are that thread's view of
+    the process's memory (one memory map, shared by all threads: any live thread shows the whole
+    process's RSS, so it is taken once, never summed)."""
+    base = "/proc/%d/task" % st.pid
+    try:
+        tids = [int(n) for n in os.listdir(base) if n.isdigit()]
+    except OSError:
+        return st
+    for tid in tids:
+        if tid == st.pid:
+            continue
+        try:
+            th = parse_stat(tid, read_small("%s/%d/stat" % (base, tid)))
+        except (OSError, ValueError):
+            continue
+        if th is None or th.state in ZOMBIE_STATES:
+            continue
+        led = LiveThreadStat()
+        for name in ProcStat.__slots__:
+            setattr(led, name, getattr(st, name))
+        led.live_tid = tid
+        led.rss_pages = th.rss_pages
+        led.env_key = th.env_key
+        return led
+    return st
 
 
 def list_pids():
@@ -150,12 +206,24 @@ def list_pids():
     return [int(n) for n in names if n.isdigit()]
 
 
-def read_children(pid):
-    """Children of a process's main thread (/proc/PID/task/PID/children; may be missing)."""
-    try:
-        return [int(x) for x in read_small("/proc/%d/task/%d/children" % (pid, pid), 65536).split()]
-    except (OSError, ValueError):
-        return []
+def read_children(pid, st=None):
+    """Children of a process's main thread (/proc/PID/task/PID/children; may be missing).
+    When its main thread has exited (st.live_tid), its children were handed to the live
+    threads: those of every thread."""
+    if st is not None and st.live_tid is not None:
+        try:
+            tids = [int(n) for n in os.listdir("/proc/%d/task" % pid) if n.isdigit()]
+        except OSError:
+            return []
+    else:
+        tids = [pid]
+    children = []
+    for tid in tids:
+        try:
+            children.extend(int(x) for x in read_small("/proc/%d/task/%d/children" % (pid, tid), 65536).split())
+        except (OSError, ValueError):
+            pass
+    return children
 
 
 def parse_pss(text):
@@ -176,37 +244,61 @@ def tree_pss(pids):
         try:
             value = parse_pss(read_all("/proc/%d/smaps_rollup" % pid).decode("ascii", "replace"))
         except OSError:
-            if read_stat(pid) is None:
-                continue  # gone meanwhile
-            return None
+            value = None
         if value is None:
-            return None
+            st = read_stat(pid)
+            if st is None:
+                continue  # gone meanwhile
+            if st.live_tid is None:
+                return None
+            try:  # its main thread has exited (its own file reads empty): a live thread's
+                value = parse_pss(read_all(st.proc_dir() + "/smaps_rollup").decode("ascii", "replace"))
+            except OSError:
+                return None
+            if value is None:
+                return None
         total += value
     return total
 
 
-def count_fds(pid):
-    """Number of open file descriptors of a process; 0 when unreadable."""
+def count_fds(pid, st=None):
+    """Number of open file descriptors of a process (st: its stat, for one whose main thread
+    has exited); 0 when unreadable."""
     try:
-        return len(os.listdir("/proc/%d/fd" % pid))
+        return len(os.listdir((st.proc_dir() if st is not None else "/proc/%d" % pid) + "/fd"))
     except OSError:
         return 0
 
 
-def environ_has(pid, needle):
-    """Whether /proc/PID/environ holds the NUL-delimited entry `needle`; None if unreadable."""
+def read_environ(pid):
+    """The bytes of a process's initial environment, or None when unreadable. Once its main
+    thread has exited, /proc/PID/environ reads empty while a live thread's still shows it."""
     try:
         data = read_all("/proc/%d/environ" % pid)
     except OSError:
+        data = None
+    if not data:  # unreadable or empty: empty is also what an exited main thread shows
+        st = read_stat(pid)
+        if st is not None and st.live_tid is not None:
+            try:
+                data = read_all(st.proc_dir() + "/environ")
+            except OSError:
+                return None
+    return data
+
+
+def environ_has(pid, needle):
+    """Whether /proc/PID/environ holds the NUL-delimited entry `needle`; None if unreadable."""
+    data = read_environ(pid)
+    if data is None:
         return None
     return needle in b"\0" + data + b"\0"
 
 
 def environ_value(pid, name):
     """The value of one variable in a process's initial environment, or None."""
-    try:
-        data = read_all("/proc/%d/environ" % pid)
-    except OSError:
+    data = read_environ(pid)
+    if data is None:
         return None
     prefix = name.encode() + b"="
     for entry in data.split(b"\0"):
@@ -357,7 +449,7 @@ class TreeFinder(object):
             if st is None or (start is not None and st.starttime != start):
                 continue
             members[pid] = st
-            queue.extend((child, None) for child in read_children(pid) if child not in members)
+            queue.extend((child, None) for child in read_children(pid, st) if child not in members)
         return members, job_st
 
 
@@ -776,7 +868,7 @@ class MemoryWatch(object):
                 continue
             seen[pid] = st.starttime
             total += st.rss_pages
-            for child in read_children(pid):
+            for child in read_children(pid, st):
                 if child not in seen:
                     queue.append((child, None))
         self.known = seen
@@ -953,7 +1045,7 @@ class Watcher(object):
                 "cpuPct": cpu_pct if cpu_pct is not None else 0.0,
                 "procs": len(live),
                 "threads": sum(st.threads for st in live.values()),
-                "openFiles": sum(count_fds(pid) for pid in live),
+                "openFiles": sum(count_fds(pid, st) for pid, st in live.items()),
                 "folderBytes": self.sizer.get(now),
                 "gpu": self.gpu_field(live, job_alive),
             }

@@ -3,8 +3,10 @@
  * lowdb has no inter-process lock, so every read-modify-write holds a proper-lockfile lock,
  * which is recovered when its holder stops refreshing it (dead or hung) and is never held
  * across slow work (network, processes). Readers need no lock: writes are atomic renames.
+ * lowdb only reads; every write goes through private-file.ts (0600 whatever the umask, never
+ * through a link, a full disk a user error that leaves the previous version whole).
  */
-import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Low } from 'lowdb';
 import { DataFile } from 'lowdb/node';
@@ -13,6 +15,7 @@ import { EXIT } from '../core/exit-codes.js';
 import { jobShapeProblem } from '../core/job-shape.js';
 import { fillLimitsAddedLater } from '../core/limits.js';
 import type { Job } from '../core/types.js';
+import { appendPrivateFile, writeError, writePrivateFileAtomic } from './private-file.js';
 
 interface LedgerData {
   version: 1;
@@ -150,7 +153,11 @@ export function openLedger(path: string): Ledger {
   }
 
   async function update<T>(fn: (jobs: Job[]) => { jobs: Job[]; result: T }): Promise<T> {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    try {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    } catch (e) {
+      throw writeError(e, dirname(path), 'the ledger folder');
+    }
     let release: () => Promise<void>;
     try {
       // loaded here, not at import: read-only commands (list, show) never lock
@@ -173,7 +180,7 @@ export function openLedger(path: string): Ledger {
           `If no other gpuq is running, remove the stale lock: rm -r '${path}.lock'`,
         );
       }
-      throw e;
+      throw writeError(e, `${path}.lock`, "the ledger's lock");
     }
     try {
       // The lock can be taken over from a holder stopped for > STALE_MS (Ctrl-Z): if the file
@@ -191,11 +198,11 @@ export function openLedger(path: string): Ledger {
         }
         const { live, archived } = splitForArchive(next);
         if (archived.length > 0)
-          appendFileSync(archivePath, archived.map((j) => `${JSON.stringify(j)}\n`).join(''), { mode: 0o600 });
-        if (existsSync(path)) copyFileSync(path, `${path}.bak`);
-        db.data = { version: 1, jobs: live };
-        await db.write();
-        chmodSync(path, 0o600);
+          appendPrivateFile(archivePath, archived.map((j) => `${JSON.stringify(j)}\n`).join(''), 'the ledger archive');
+        backUp(path);
+        const data: LedgerData = { version: 1, jobs: live };
+        writePrivateFileAtomic(path, JSON.stringify(data), 'the ledger');
+        db.data = data;
         return result;
       }
     } finally {
@@ -216,6 +223,18 @@ export function openLedger(path: string): Ledger {
   }
 
   return { path, readLive, readAll, update, updateJob };
+}
+
+/** Keeps the version about to be replaced as PATH.bak (0600, written like the ledger itself). */
+function backUp(path: string): void {
+  let previous: Buffer;
+  try {
+    previous = readFileSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
+  writePrivateFileAtomic(`${path}.bak`, previous, "the ledger's backup");
 }
 
 /** Identity of the file's current version: every write replaces it (new inode) and changes its time. */
