@@ -20,7 +20,7 @@ const created: { path: string; mode: number }[] = [];
 vi.mock('node:fs', async (importOriginal) => {
   const fs = await importOriginal<typeof import('node:fs')>();
   const openSync = (path: realFs.PathLike, flags?: realFs.OpenMode, mode?: realFs.Mode | null): number => {
-    const fd = fs.openSync(path, flags, mode);
+    const fd = fs.openSync(path, flags ?? 'r', mode);
     if (typeof flags === 'number' && (flags & fs.constants.O_CREAT) !== 0) {
       created.push({ path: String(path), mode: fs.fstatSync(fd).mode & 0o777 });
     }
