@@ -18,7 +18,7 @@ import {
   TEST_USER,
   waitForFile,
   waitHostile,
-} from './hostile-helpers.js';
+} from '../helpers/hostile.js';
 
 const canRun = ensureTestUser();
 const homes: Home[] = [];

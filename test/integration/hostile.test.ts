@@ -24,7 +24,7 @@ import {
   startHostile,
   waitForFile,
   waitHostile,
-} from './hostile-helpers.js';
+} from '../helpers/hostile.js';
 
 const isRoot = process.getuid?.() === 0;
 const homes: Home[] = [];

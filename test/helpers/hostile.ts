@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import type { Verdict } from '../../src/core/types.js';
-import { alive, gpuq, type Home, jobProcesses, REPO, until } from '../helpers/cli.js';
+import { alive, gpuq, type Home, jobProcesses, REPO, until } from './cli.js';
 
 export { jobProcesses };
 
