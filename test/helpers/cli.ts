@@ -16,6 +16,12 @@ import { fileURLToPath } from 'node:url';
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = join(REPO, 'bin', 'gpuq.js');
 
+/**
+ * The system's python3, named in every test home: a PATH shim (pyenv's) may take seconds to
+ * start on a loaded machine, longer than a short limit leaves the program.
+ */
+export const SYSTEM_PYTHON = ['/usr/bin/python3', '/usr/local/bin/python3'].find((p) => existsSync(p)) ?? 'python3';
+
 export interface Home {
   dir: string;
   env: NodeJS.ProcessEnv;
@@ -60,14 +66,21 @@ export async function makeHome(
 ): Promise<Home> {
   const dir = await mkdtemp(join(tmpdir(), 'gpuq-home-'));
   if (config !== undefined) await writeFile(join(dir, 'config.json'), JSON.stringify(config, null, 2));
-  const env: NodeJS.ProcessEnv = { ...process.env, GPUQ_HOME: dir, NO_COLOR: '1', ...extraEnv };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    // The system interpreter before any shim: the local node runs `python3` from this PATH.
+    PATH: `${dirname(SYSTEM_PYTHON)}:${process.env.PATH ?? ''}`,
+    GPUQ_HOME: dir,
+    NO_COLOR: '1',
+    ...extraEnv,
+  };
   delete env.FORCE_COLOR;
   if (opts.runAs !== undefined) {
     const ids = userIds(opts.runAs);
     if (ids === null) throw new Error(`no user ${opts.runAs}: create it with useradd`);
     await chown(dir, ids.uid, ids.gid);
     if (config !== undefined) await chown(join(dir, 'config.json'), ids.uid, ids.gid);
-    env.PATH = extraEnv.PATH ?? `${dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin`;
+    env.PATH = extraEnv.PATH ?? `${dirname(SYSTEM_PYTHON)}:${dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin`;
     env.HOME = dir;
   }
   return { dir, env, runAs: opts.runAs, cleanup: () => rm(dir, { recursive: true, force: true }) };
