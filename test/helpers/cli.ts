@@ -8,7 +8,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -164,4 +164,36 @@ export function jobProcesses(jobId: string): number[] {
     }
   }
   return found;
+}
+
+export interface Gate {
+  /** The file whose existence opens the gate. */
+  path: string;
+  /** Python source defining `gate_wait()`, which blocks until the gate opens, or 60 s pass. */
+  pyDef: string;
+  /** Opens the gate: the waiting program goes on. */
+  open(): Promise<void>;
+  /** Opens the gate (nothing waits past the test) and removes its folder. */
+  cleanup(): Promise<void>;
+}
+
+/**
+ * A gate file for synchronising a test with a job's program instead of sleeping: the program
+ * waits (at most 60 s, so nothing outlives a failed test by much) until the test opens it. Its
+ * folder is 0755, so a job running as another user (an SSH node's, runuser's) sees it.
+ */
+export async function makeGate(): Promise<Gate> {
+  const dir = await mkdtemp(join(tmpdir(), 'gpuq-gate-'));
+  await chmod(dir, 0o755);
+  const path = join(dir, 'open');
+  const open = () => writeFile(path, '');
+  return {
+    path,
+    pyDef: `def gate_wait():\n    import os, time\n    end = time.time() + 60\n    while not os.path.exists(${JSON.stringify(path)}) and time.time() < end:\n        time.sleep(0.05)\n`,
+    open,
+    cleanup: async () => {
+      await open().catch(() => {});
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -22,9 +22,6 @@ import {
 } from '../helpers/cli.js';
 import type { Job } from '../../src/core/types.js';
 
-/** A job as `--json` prints it. */
-type JobJson = Job;
-
 const homes: Home[] = [];
 async function home(config?: unknown): Promise<Home> {
   const h = await makeHome(config);
@@ -48,7 +45,7 @@ describe('submit, logs, list, show', () => {
     expect(logs.code).toBe(0);
     expect(logs.stdout).toContain(`hello from gpuq job ${id}`);
 
-    const job = await gpuqJson<JobJson>(h, ['show', id]);
+    const job = await gpuqJson<Job>(h, ['show', id]);
     expect(job).toMatchObject({
       id,
       name: 'hello.py',
@@ -57,7 +54,7 @@ describe('submit, logs, list, show', () => {
       verdict: { class: 'succeeded', exitCode: 0 },
     });
     expect(job.history.map((e) => e.state)).toEqual(['pending', 'running', 'done']);
-    const list = await gpuqJson<JobJson[]>(h, ['list']);
+    const list = await gpuqJson<Job[]>(h, ['list']);
     expect(list.map((j) => j.id)).toEqual([id]);
     // the ledger is private
     expect(statSync(join(h.dir, 'ledger.json')).mode & 0o777).toBe(0o600);
@@ -77,7 +74,7 @@ describe('submit, logs, list, show', () => {
     expect(r.code).toBe(0);
     const id = r.stdout.trim();
     expect(id).toMatch(/^[0-9a-z]{8}$/);
-    const running = await gpuqJson<JobJson>(h, ['show', id]);
+    const running = await gpuqJson<Job>(h, ['show', id]);
     expect(running.state).toBe('running');
     writeFileSync(gate, '');
     const w = await gpuq(h, ['wait', id]);
@@ -124,7 +121,7 @@ describe('submit, logs, list, show', () => {
     expect(r.code).toBe(0);
     const id = r.stdout.trim();
     expect((await gpuq(h, ['logs', id])).stdout).toBe('ça marche\n');
-    expect((await gpuqJson<JobJson>(h, ['show', id])).name).toBe('mon programme é ü.py');
+    expect((await gpuqJson<Job>(h, ['show', id])).name).toBe('mon programme é ü.py');
   });
 
   it('passes hostile --name, --env and --arg values literally', async () => {
@@ -157,7 +154,7 @@ describe('submit, logs, list, show', () => {
     const out = JSON.parse((await gpuq(h, ['logs', id])).stdout) as { args: string[]; env: string };
     expect(out.args).toEqual([evil, '--not-an-option', '']);
     expect(out.env).toBe(evil);
-    const job = await gpuqJson<JobJson>(h, ['show', id]);
+    const job = await gpuqJson<Job>(h, ['show', id]);
     expect(job.name).toBe(evil);
     expect(existsSync(canary)).toBe(false);
   });
@@ -173,7 +170,7 @@ describe('verdicts and exit codes', () => {
     expect(r.stdout).toMatch(/failed/);
     const w = await gpuq(h, ['wait', id]);
     expect(w.code).toBe(10);
-    const job = await gpuqJson<JobJson>(h, ['show', id]);
+    const job = await gpuqJson<Job>(h, ['show', id]);
     expect(job.verdict).toMatchObject({ class: 'failed', exitCode: 3, timedOut: false });
     expect(job.verdict?.summary).toMatch(/something broke/);
   });
@@ -183,7 +180,7 @@ describe('verdicts and exit codes', () => {
     const prog = await writeProgram('sleep.py', 'import time\ntime.sleep(60)\n');
     const r = await gpuq(h, ['submit', prog, '--timeout', '1s', '--wait', '--json']);
     expect(r.code).toBe(11);
-    const job = JSON.parse(r.stdout) as JobJson;
+    const job = JSON.parse(r.stdout) as Job;
     expect(job.verdict).toMatchObject({ class: 'timeout', timedOut: true });
   });
 
@@ -195,7 +192,7 @@ describe('verdicts and exit codes', () => {
     );
     const r = await gpuq(h, ['submit', prog, '--timeout', '1s', '--grace', '1s', '--wait', '--json']);
     expect(r.code).toBe(11);
-    const job = JSON.parse(r.stdout) as JobJson;
+    const job = JSON.parse(r.stdout) as Job;
     expect(job.verdict).toMatchObject({ class: 'timeout', signal: 'SIGKILL' });
     expect(job.verdict?.summary).toMatch(/ignored SIGTERM/);
     expect(jobProcesses(job.id)).toEqual([]);
@@ -225,7 +222,7 @@ describe('verdicts and exit codes', () => {
     expect(c.code).toBe(0);
     const w = await waiting.done;
     expect(w.code).toBe(16);
-    const job = await gpuqJson<JobJson>(h, ['show', id]);
+    const job = await gpuqJson<Job>(h, ['show', id]);
     expect(job.verdict?.class).toBe('cancelled');
     expect(await until(() => jobProcesses(id).length === 0, 5000)).toBe(true);
   });
@@ -234,7 +231,7 @@ describe('verdicts and exit codes', () => {
     const h = await home();
     const prog = await writeProgram('long.py', 'import time\ntime.sleep(300)\n');
     const id = (await gpuq(h, ['submit', prog, '-q'])).stdout.trim();
-    const job = await gpuqJson<JobJson>(h, ['show', id]);
+    const job = await gpuqJson<Job>(h, ['show', id]);
     const sup = job.remote?.supervisorPid as number;
     expect(alive(sup)).toBe(true);
     process.kill(sup, 'SIGKILL');
@@ -242,14 +239,14 @@ describe('verdicts and exit codes', () => {
     for (const pid of jobProcesses(id)) process.kill(pid, 'SIGKILL');
     const w = await gpuq(h, ['wait', id]);
     expect(w.code).toBe(17);
-    expect((await gpuqJson<JobJson>(h, ['show', id])).verdict?.class).toBe('lost');
+    expect((await gpuqJson<Job>(h, ['show', id])).verdict?.class).toBe('lost');
   });
 
   it('the timer of a killed supervisor stands down instead of signalling pids it no longer owns', async () => {
     const h = await home();
     const prog = await writeProgram('long.py', 'import time\ntime.sleep(300)\n');
     const id = (await gpuq(h, ['submit', prog, '--timeout', '1s', '--grace', '1s', '-q'])).stdout.trim();
-    const job = await gpuqJson<JobJson>(h, ['show', id]);
+    const job = await gpuqJson<Job>(h, ['show', id]);
     process.kill(job.remote?.supervisorPid as number, 'SIGKILL');
     const pid = job.remote?.pid as number;
     await new Promise((r) => setTimeout(r, 3000));
@@ -300,10 +297,10 @@ describe('verdicts and exit codes', () => {
     );
     const id = (await gpuq(h, ['submit', prog, '-q'])).stdout.trim();
     expect(await until(async () => (await gpuq(h, ['logs', id])).stdout.includes('forged'))).toBe(true);
-    const during = (await gpuqJson<JobJson[]>(h, ['list'])).find((j) => j.id === id);
+    const during = (await gpuqJson<Job[]>(h, ['list'])).find((j) => j.id === id);
     expect(during?.state).toBe('running');
     expect((await gpuq(h, ['wait', id])).code).toBe(10);
-    expect((await gpuqJson<JobJson>(h, ['show', id])).verdict).toMatchObject({ class: 'failed', exitCode: 3 });
+    expect((await gpuqJson<Job>(h, ['show', id])).verdict).toMatchObject({ class: 'failed', exitCode: 3 });
   });
 
   it('wait on several jobs returns the worst code', async () => {
@@ -328,7 +325,7 @@ describe('the ledger', () => {
     ).toEqual(Array(30).fill(0));
     const ids = runs.map((r) => r.stdout.trim());
     expect(new Set(ids).size).toBe(30);
-    const list = await gpuqJson<JobJson[]>(h, ['list', '--all']);
+    const list = await gpuqJson<Job[]>(h, ['list', '--all']);
     expect(list.map((j) => j.id).sort()).toEqual([...ids].sort());
     expect((await gpuq(h, ['wait', ...ids])).code).toBe(0);
   }, 120_000);
@@ -451,7 +448,7 @@ describe('bad input: exit 2, one line, nothing recorded', () => {
       expect(r.stderr, args.join(' ')).not.toMatch(/\n\s+at /);
       expect(r.stdout, args.join(' ')).toBe('');
     }
-    const list = await gpuqJson<JobJson[]>(h, ['list', '--all']);
+    const list = await gpuqJson<Job[]>(h, ['list', '--all']);
     expect(list).toEqual([]);
   });
 
@@ -476,8 +473,8 @@ describe('bad input: exit 2, one line, nothing recorded', () => {
     const prog = await writeProgram('ok.py', 'print(1)\n');
     expect((await gpuq(h, ['submit', prog, '--wait', '-q'])).code).toBe(0);
     const path = join(h.dir, 'ledger.json');
-    const data = JSON.parse(readFileSync(path, 'utf8')) as { jobs: JobJson[] };
-    const base = data.jobs[0] as JobJson;
+    const data = JSON.parse(readFileSync(path, 'utf8')) as { jobs: Job[] };
+    const base = data.jobs[0] as Job;
     data.jobs.push({ ...base, id: 'zz000001' }, { ...base, id: 'zz000002' });
     writeFileSync(path, JSON.stringify(data));
     const unknown = await gpuq(h, ['show', 'qqqqqqqq']);
