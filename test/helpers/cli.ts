@@ -12,6 +12,7 @@ import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { onTestFinished } from 'vitest';
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = join(REPO, 'bin', 'gpuq.js');
@@ -57,14 +58,21 @@ export interface RunResult {
 /**
  * A temporary GPUQ_HOME (config.json optional) with the environment to use it. With `runAs`
  * (tests running as root), the home belongs to that user and gpuq runs as that user, with a
- * plain system PATH (root's PATH shims are not the user's).
+ * plain system PATH (root's PATH shims are not the user's). Removed, with whatever is left of its
+ * jobs, when the test ends (unless `autoCleanup: false`, for concurrent tests: call cleanup()).
  */
 export async function makeHome(
   config?: unknown,
   extraEnv: NodeJS.ProcessEnv = {},
-  opts: { runAs?: string } = {},
+  opts: { runAs?: string; autoCleanup?: boolean } = {},
 ): Promise<Home> {
   const dir = await mkdtemp(join(tmpdir(), 'gpuq-home-'));
+  const cleanup = async () => {
+    killJobsOf(dir);
+    await rm(dir, { recursive: true, force: true });
+  };
+  // Concurrent tests must clean up themselves: a global onTestFinished may land on another test.
+  if (opts.autoCleanup !== false) atTestEnd(cleanup);
   if (config !== undefined) await writeFile(join(dir, 'config.json'), JSON.stringify(config, null, 2));
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -83,7 +91,7 @@ export async function makeHome(
     env.PATH = extraEnv.PATH ?? `${dirname(SYSTEM_PYTHON)}:${dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin`;
     env.HOME = dir;
   }
-  return { dir, env, runAs: opts.runAs, cleanup: () => rm(dir, { recursive: true, force: true }) };
+  return { dir, env, runAs: opts.runAs, cleanup };
 }
 
 /** Starts gpuq without waiting (for concurrent runs, follow mode, killing it mid-way). */
@@ -123,9 +131,62 @@ export async function gpuqJson<T = unknown>(home: Home, args: string[]): Promise
   return JSON.parse(r.stdout) as T;
 }
 
-/** Writes a program into a fresh temp folder and returns its path. */
+/**
+ * Runs `fn` when the current test ends, pass or fail; outside a test (a beforeAll), the caller
+ * cleans up. Not for concurrent tests (vitest cannot tell which one is current).
+ */
+export function atTestEnd(fn: () => unknown): void {
+  try {
+    onTestFinished(async () => {
+      await fn();
+    });
+  } catch {
+    // not inside a test
+  }
+}
+
+/** A temp folder removed when the current test ends (inside a test), so runs leave no litter. */
+export async function tempDir(prefix = 'gpuq-test-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  atTestEnd(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/**
+ * SIGKILLs what is left of the jobs a home's ledger knows (after a failed test, say), so no job
+ * outlives its test: processes carrying the job's marker, and a supervisor whose command line
+ * still names the job's folder (never a pid that was reused).
+ */
+export function killJobsOf(homeDir: string): void {
+  let jobs: Array<{ id: string; remote?: { supervisorPid?: number | null } | null }>;
+  try {
+    jobs = (JSON.parse(readFileSync(join(homeDir, 'ledger.json'), 'utf8')) as { jobs: typeof jobs }).jobs ?? [];
+  } catch {
+    return;
+  }
+  for (const job of jobs) {
+    const pids = jobProcesses(job.id);
+    const sup = job.remote?.supervisorPid;
+    if (typeof sup === 'number') {
+      try {
+        if (readFileSync(`/proc/${sup}/cmdline`, 'latin1').includes(`/jobs/${job.id}/`)) pids.push(sup);
+      } catch {
+        // gone
+      }
+    }
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+  }
+}
+
+/** Writes a program into a fresh temp folder (removed when the test ends) and returns its path. */
 export async function writeProgram(name: string, text: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'gpuq-prog-'));
+  const dir = await tempDir('gpuq-prog-');
   const path = join(dir, name);
   await writeFile(path, text);
   return path;
@@ -173,7 +234,7 @@ export interface Gate {
   pyDef: string;
   /** Opens the gate: the waiting program goes on. */
   open(): Promise<void>;
-  /** Opens the gate (nothing waits past the test) and removes its folder. */
+  /** Opens the gate (nothing waits past the test) and removes its folder; also run when the test ends. */
   cleanup(): Promise<void>;
 }
 
@@ -185,15 +246,45 @@ export interface Gate {
 export async function makeGate(): Promise<Gate> {
   const dir = await mkdtemp(join(tmpdir(), 'gpuq-gate-'));
   await chmod(dir, 0o755);
+  atTestEnd(() => cleanup());
   const path = join(dir, 'open');
   const open = () => writeFile(path, '');
+  const cleanup = async () => {
+    await open().catch(() => {});
+    await rm(dir, { recursive: true, force: true });
+  };
   return {
     path,
     pyDef: `def gate_wait():\n    import os, time\n    end = time.time() + 60\n    while not os.path.exists(${JSON.stringify(path)}) and time.time() < end:\n        time.sleep(0.05)\n`,
     open,
-    cleanup: async () => {
-      await open().catch(() => {});
-      await rm(dir, { recursive: true, force: true });
-    },
+    cleanup,
   };
+}
+
+/** Child processes of a pid (from /proc/PID/task/PID/children), with their command names. */
+export function childrenOf(pid: number): Array<{ pid: number; comm: string }> {
+  let kids: number[];
+  try {
+    kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+  const out: Array<{ pid: number; comm: string }> = [];
+  for (const kid of kids) {
+    try {
+      out.push({ pid: kid, comm: readFileSync(`/proc/${kid}/comm`, 'latin1').trim() });
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** Whether a pid is a zombie (ended, not yet reaped). */
+export function isZombie(pid: number): boolean {
+  try {
+    return /^\S+ \(.*\) Z /s.test(readFileSync(`/proc/${pid}/stat`, 'latin1'));
+  } catch {
+    return false;
+  }
 }

@@ -1,6 +1,6 @@
 /**
- * Shared by hostile.test.ts (gpuq as root) and hostile-user.test.ts (gpuq as an unprivileged
- * user): run a hostile program from test/fixtures/hostile under the real CLI and read back what
+ * Used by hostile.test.ts (gpuq as the test runner, and as an unprivileged user through
+ * runuser): run a hostile program from test/fixtures/hostile under the real CLI and read back what
  * its supervisor recorded, then check that nothing of the job is left alive.
  */
 import { execFileSync } from 'node:child_process';

@@ -74,7 +74,7 @@ const MODES: Mode[] = [
 /** A fresh home for the mode (owned by its user). */
 async function homeFor(mode: Mode, extraEnv: NodeJS.ProcessEnv = {}): Promise<Home> {
   mode.needs.check();
-  const h = await makeHome(undefined, extraEnv, mode.runAs === undefined ? {} : { runAs: mode.runAs });
+  const h = await makeHome(undefined, extraEnv, { runAs: mode.runAs, autoCleanup: false });
   homes.push(h);
   return h;
 }
