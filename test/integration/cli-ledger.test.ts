@@ -55,7 +55,8 @@ describe('the ledger', () => {
   it('a corrupt ledger is never overwritten: exit 5, naming the file and the last good copy', async () => {
     const h = await home();
     const prog = await writeProgram('ok.py', 'print(1)\n');
-    expect((await gpuq(h, ['submit', prog, '--wait', '-q'])).code).toBe(0);
+    const first = await gpuq(h, ['submit', prog, '--wait', '-q']);
+    expect(first.code).toBe(0);
     expect((await gpuq(h, ['submit', prog, '--wait', '-q'])).code).toBe(0);
     const path = join(h.dir, 'ledger.json');
     const good = readFileSync(path, 'utf8');
@@ -69,8 +70,11 @@ describe('the ledger', () => {
       expect(r.stderr).not.toMatch(/\n\s+at /);
     }
     expect(readFileSync(path, 'utf8')).toBe(torn);
-    // the copy beside it is valid JSON with the first job
-    expect(() => JSON.parse(readFileSync(`${path}.bak`, 'utf8'))).not.toThrow();
+    // the copy beside it is a good ledger holding the first job, finished
+    const bak = JSON.parse(readFileSync(`${path}.bak`, 'utf8')) as { jobs: Job[] };
+    const firstJob = bak.jobs.find((j) => j.id === first.stdout.trim());
+    expect(firstJob, JSON.stringify(bak)).toBeDefined();
+    expect(firstJob?.verdict?.class).toBe('succeeded');
   });
 
   it('a hand-edited job missing a field is refused by name, never crashes or is overwritten; so is a damaged archive line', async () => {
