@@ -201,7 +201,7 @@ describe('where the config and the ledger live without GPUQ_HOME', () => {
   async function bareEnv(): Promise<{ root: string; home: Home }> {
     const root = await tempDir('gpuq-xdg-');
     const h = await makeHome();
-    const env = {
+    const env: NodeJS.ProcessEnv = {
       ...h.env,
       HOME: join(root, 'home'),
       XDG_CONFIG_HOME: join(root, 'cfg'),
