@@ -166,3 +166,20 @@ export function canMakeCgroup(controller: 'memory' | 'pids'): boolean {
 export async function waitForFile(dir: string, name: string): Promise<void> {
   expect(await until(() => existsSync(join(dir, 'work', name)), 20_000), `${name} never appeared`).toBe(true);
 }
+
+/** Cgroup folders still named after a job (gpuq-ID, or gpuq/ID), anywhere under /sys/fs/cgroup. */
+export function jobCgroups(jobId: string): string[] {
+  try {
+    const out = execFileSync(
+      'find',
+      ['/sys/fs/cgroup', '-maxdepth', '8', '-type', 'd', '(', '-name', `gpuq-${jobId}`, '-o', '-name', jobId, ')'],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    return out.split('\n').filter(Boolean);
+  } catch (e) {
+    // find exits 1 on unreadable folders but still prints what it found
+    return String((e as { stdout?: string }).stdout ?? '')
+      .split('\n')
+      .filter(Boolean);
+  }
+}

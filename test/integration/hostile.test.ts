@@ -21,6 +21,7 @@ import {
   ensureTestUser,
   expectGone,
   expectVerdict,
+  jobCgroups,
   jobProcesses,
   liveProcess,
   pidFile,
@@ -117,6 +118,9 @@ describe.concurrent.each(MODES)('hostile programs as $label', (mode) => {
       expectVerdict(f, 'oom', 'cgroup', 12);
       expect(Number(f.status.oomKills)).toBeGreaterThanOrEqual(1);
       expect(Number(f.status.memoryPeakBytes)).toBeGreaterThan(40 << 20);
+      expect(f.status.cgroup).not.toBe(null);
+      // The job's cgroups are removed when it ends.
+      expect(jobCgroups(f.job.id)).toEqual([]);
     } else {
       expectVerdict(f, 'oom', 'memory_watch', 12);
       expect(f.monitor?.memoryWatchFired).toBe(true);
@@ -348,6 +352,7 @@ describe.each(MODES)('a fork bomb, alone, as $label', (mode) => {
     const f = await runHostile(await homeFor(mode), 'fork_bomb.py', ['--pids', mode.bombPids, '--timeout', '20s']);
     expectVerdict(f, 'limit', 'pids', 14);
     expect(f.status.timedOut).toBe(false);
+    expect(jobCgroups(f.job.id), 'cgroups left behind').toEqual([]);
     const forks = readFileSync(join(f.job.remote?.dir as string, 'work', 'forks'), 'utf8').length;
     expect(forks, 'the bomb never grew: the limit left it no room').toBeGreaterThanOrEqual(5);
     // The machine still forks: this test goes on running processes.
