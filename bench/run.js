@@ -2,9 +2,9 @@
 /**
  * `npm run bench`: gpuq's speed targets as ratios against baselines measured in the same run,
  * so a slow or busy machine does not change the verdict. Prints one line per target and a
- * summary; exits 0 (targets are reported, not enforced — read the lines).
- *
- * Then runs the other benches beside this file (ssh.js, sampler.js, watch.js) when present.
+ * summary, then runs the other benches beside this file (ssh.js, sampler.js, watch.js) when
+ * present. Exits 1 when any target is missed or a bench fails, so a speed regression is visible;
+ * 0 when every target is met.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -160,9 +160,18 @@ for (const h of [small.h, large.h, h0]) {
 
 console.log(`\nfoundation: ${results.filter((r) => r.ok).length}/${results.length} targets met`);
 
+const failedBenches = [];
 for (const other of ['sampler.js', 'watch.js', 'ssh.js']) {
   const path = join(dirname(fileURLToPath(import.meta.url)), other);
   if (!existsSync(path)) continue;
   console.log(`\n== ${other}`);
-  spawnSync(process.execPath, [path], { stdio: 'inherit', cwd: ROOT });
+  const r = spawnSync(process.execPath, [path], { stdio: 'inherit', cwd: ROOT });
+  if (r.status !== 0) failedBenches.push(`${other} (exit ${r.status ?? r.signal})`);
 }
+
+const missed = results.filter((r) => !r.ok).map((r) => r.name);
+if (missed.length > 0 || failedBenches.length > 0) {
+  console.log(`\nbench: MISSED ${[...missed, ...failedBenches].join('; ')}`);
+  process.exit(1);
+}
+console.log('\nbench: every target met');

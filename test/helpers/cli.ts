@@ -8,13 +8,20 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { onTestFinished } from 'vitest';
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = join(REPO, 'bin', 'gpuq.js');
+
+/**
+ * The system's python3, named in every test home: a PATH shim (pyenv's) may take seconds to
+ * start on a loaded machine, longer than a short limit leaves the program.
+ */
+export const SYSTEM_PYTHON = ['/usr/bin/python3', '/usr/local/bin/python3'].find((p) => existsSync(p)) ?? 'python3';
 
 export interface Home {
   dir: string;
@@ -51,26 +58,40 @@ export interface RunResult {
 /**
  * A temporary GPUQ_HOME (config.json optional) with the environment to use it. With `runAs`
  * (tests running as root), the home belongs to that user and gpuq runs as that user, with a
- * plain system PATH (root's PATH shims are not the user's).
+ * plain system PATH (root's PATH shims are not the user's). Removed, with whatever is left of its
+ * jobs, when the test ends (unless `autoCleanup: false`, for concurrent tests: call cleanup()).
  */
 export async function makeHome(
   config?: unknown,
   extraEnv: NodeJS.ProcessEnv = {},
-  opts: { runAs?: string } = {},
+  opts: { runAs?: string; autoCleanup?: boolean } = {},
 ): Promise<Home> {
   const dir = await mkdtemp(join(tmpdir(), 'gpuq-home-'));
+  const cleanup = async () => {
+    killJobsOf(dir);
+    await rm(dir, { recursive: true, force: true });
+  };
+  // Concurrent tests must clean up themselves: a global onTestFinished may land on another test.
+  if (opts.autoCleanup !== false) atTestEnd(cleanup);
   if (config !== undefined) await writeFile(join(dir, 'config.json'), JSON.stringify(config, null, 2));
-  const env: NodeJS.ProcessEnv = { ...process.env, GPUQ_HOME: dir, NO_COLOR: '1', ...extraEnv };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    // The system interpreter before any shim: the local node runs `python3` from this PATH.
+    PATH: `${dirname(SYSTEM_PYTHON)}:${process.env.PATH ?? ''}`,
+    GPUQ_HOME: dir,
+    NO_COLOR: '1',
+    ...extraEnv,
+  };
   delete env.FORCE_COLOR;
   if (opts.runAs !== undefined) {
     const ids = userIds(opts.runAs);
     if (ids === null) throw new Error(`no user ${opts.runAs}: create it with useradd`);
     await chown(dir, ids.uid, ids.gid);
     if (config !== undefined) await chown(join(dir, 'config.json'), ids.uid, ids.gid);
-    env.PATH = extraEnv.PATH ?? `${dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin`;
+    env.PATH = extraEnv.PATH ?? `${dirname(SYSTEM_PYTHON)}:${dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin`;
     env.HOME = dir;
   }
-  return { dir, env, runAs: opts.runAs, cleanup: () => rm(dir, { recursive: true, force: true }) };
+  return { dir, env, runAs: opts.runAs, cleanup };
 }
 
 /** Starts gpuq without waiting (for concurrent runs, follow mode, killing it mid-way). */
@@ -110,9 +131,62 @@ export async function gpuqJson<T = unknown>(home: Home, args: string[]): Promise
   return JSON.parse(r.stdout) as T;
 }
 
-/** Writes a program into a fresh temp folder and returns its path. */
+/**
+ * Runs `fn` when the current test ends, pass or fail; outside a test (a beforeAll), the caller
+ * cleans up. Not for concurrent tests (vitest cannot tell which one is current).
+ */
+export function atTestEnd(fn: () => unknown): void {
+  try {
+    onTestFinished(async () => {
+      await fn();
+    });
+  } catch {
+    // not inside a test
+  }
+}
+
+/** A temp folder removed when the current test ends (inside a test), so runs leave no litter. */
+export async function tempDir(prefix = 'gpuq-test-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  atTestEnd(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/**
+ * SIGKILLs what is left of the jobs a home's ledger knows (after a failed test, say), so no job
+ * outlives its test: processes carrying the job's marker, and a supervisor whose command line
+ * still names the job's folder (never a pid that was reused).
+ */
+export function killJobsOf(homeDir: string): void {
+  let jobs: Array<{ id: string; remote?: { supervisorPid?: number | null } | null }>;
+  try {
+    jobs = (JSON.parse(readFileSync(join(homeDir, 'ledger.json'), 'utf8')) as { jobs: typeof jobs }).jobs ?? [];
+  } catch {
+    return;
+  }
+  for (const job of jobs) {
+    const pids = jobProcesses(job.id);
+    const sup = job.remote?.supervisorPid;
+    if (typeof sup === 'number') {
+      try {
+        if (readFileSync(`/proc/${sup}/cmdline`, 'latin1').includes(`/jobs/${job.id}/`)) pids.push(sup);
+      } catch {
+        // gone
+      }
+    }
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+  }
+}
+
+/** Writes a program into a fresh temp folder (removed when the test ends) and returns its path. */
 export async function writeProgram(name: string, text: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'gpuq-prog-'));
+  const dir = await tempDir('gpuq-prog-');
   const path = join(dir, name);
   await writeFile(path, text);
   return path;
@@ -151,4 +225,66 @@ export function jobProcesses(jobId: string): number[] {
     }
   }
   return found;
+}
+
+export interface Gate {
+  /** The file whose existence opens the gate. */
+  path: string;
+  /** Python source defining `gate_wait()`, which blocks until the gate opens, or 60 s pass. */
+  pyDef: string;
+  /** Opens the gate: the waiting program goes on. */
+  open(): Promise<void>;
+  /** Opens the gate (nothing waits past the test) and removes its folder; also run when the test ends. */
+  cleanup(): Promise<void>;
+}
+
+/**
+ * A gate file for synchronising a test with a job's program instead of sleeping: the program
+ * waits (at most 60 s, so nothing outlives a failed test by much) until the test opens it. Its
+ * folder is 0755, so a job running as another user (an SSH node's, runuser's) sees it.
+ */
+export async function makeGate(): Promise<Gate> {
+  const dir = await mkdtemp(join(tmpdir(), 'gpuq-gate-'));
+  await chmod(dir, 0o755);
+  atTestEnd(() => cleanup());
+  const path = join(dir, 'open');
+  const open = () => writeFile(path, '');
+  const cleanup = async () => {
+    await open().catch(() => {});
+    await rm(dir, { recursive: true, force: true });
+  };
+  return {
+    path,
+    pyDef: `def gate_wait():\n    import os, time\n    end = time.time() + 60\n    while not os.path.exists(${JSON.stringify(path)}) and time.time() < end:\n        time.sleep(0.05)\n`,
+    open,
+    cleanup,
+  };
+}
+
+/** Child processes of a pid (from /proc/PID/task/PID/children), with their command names. */
+export function childrenOf(pid: number): Array<{ pid: number; comm: string }> {
+  let kids: number[];
+  try {
+    kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+  const out: Array<{ pid: number; comm: string }> = [];
+  for (const kid of kids) {
+    try {
+      out.push({ pid: kid, comm: readFileSync(`/proc/${kid}/comm`, 'latin1').trim() });
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** Whether a pid is a zombie (ended, not yet reaped). */
+export function isZombie(pid: number): boolean {
+  try {
+    return /^\S+ \(.*\) Z /s.test(readFileSync(`/proc/${pid}/stat`, 'latin1'));
+  } catch {
+    return false;
+  }
 }

@@ -16,6 +16,7 @@ import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { NodeConfig } from '../../src/config/types.js';
+import { SYSTEM_PYTHON } from './cli.js';
 
 export const SSHD_BIN = '/usr/sbin/sshd';
 /** The unprivileged account tests log in as (created on first use when running as root). */
@@ -303,9 +304,10 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
       jump: null,
       gpus: [],
       workdir: '~/gpuq',
-      python: 'python3',
+      python: SYSTEM_PYTHON,
       acceptNewHostKey: false,
-      connectTimeoutS: 5,
+      // Every connect timeout in tests is 10 s or more: ssh2's load and `ssh -G` take seconds on a busy machine.
+      connectTimeoutS: 10,
       docker: { image: null, runtime: null, extraArgs: [] },
       ...overrides,
     }),
@@ -316,6 +318,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
       user,
       identityFile: clientKeyPath,
       workdir: `~/gpuq-${port}`,
+      python: SYSTEM_PYTHON,
       // gpuq's own default: the bound covers loading ssh2 and `ssh -G` too, which take seconds
       // while the hostile tests load the machine. Tests about timeouts set their own.
       connectTimeout: '10s',

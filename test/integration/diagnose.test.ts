@@ -92,7 +92,7 @@ describe('gpuq diagnose', () => {
     // The node gone: what the ledger knows is still printed, and the exit code says it is partial.
     await writeFile(
       join(h.dir, 'config.json'),
-      JSON.stringify({ nodes: { local: { transport: 'ssh', host: '127.0.0.1', port: 1, connectTimeout: '2s' } } }),
+      JSON.stringify({ nodes: { local: { transport: 'ssh', host: '127.0.0.1', port: 1, connectTimeout: '10s' } } }),
     );
     const off = await gpuq(h, ['diagnose', id]);
     expect(off.code, off.stderr).toBe(3);

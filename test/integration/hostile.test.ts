@@ -1,48 +1,94 @@
 /**
- * Hostile programs under the real supervisor, run by the real CLI as the user running the tests
- * (root in CI: memory and pids cgroups where the machine allows them). Each test asserts the
- * verdict class and cause, the exit code of `submit --wait` or `wait`, and that no process of the
- * job is left alive (a /proc scan for the GPUQ_JOB_ID marker, plus the pid an escapee wrote).
- * hostile-user.test.ts runs the key subset as an unprivileged user.
+ * Hostile programs under the real supervisor, run by the real CLI, once per mode (`describe.each`):
+ * as the user running the tests (root in CI: memory and pids cgroups), and as an unprivileged user
+ * (`gpuqrun`, through runuser: no cgroups, so --memory is the monitor's memory watch, --pids is
+ * `ulimit -u`, and escapees are found by the environment marker and the subreaper). Each test
+ * asserts the verdict class and cause, the exit code of `submit --wait` or `wait`, and that no
+ * process of the job is left alive (a /proc scan for the GPUQ_JOB_ID marker, plus the pid an
+ * escapee wrote). A mode this machine cannot give (no root, no writable cgroups) fails its tests
+ * unless GPUQ_TEST_ALLOW_SKIP=1.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { gpuq, makeHome, type Home } from '../helpers/cli.js';
+import { need, type Need } from '../helpers/capability.js';
+import { gpuq, type Home, makeHome, SYSTEM_PYTHON } from '../helpers/cli.js';
 import { fakeNvidiaSmi } from '../helpers/nvidia-smi.js';
 import {
   canMakeCgroup,
+  ensureTestUser,
   expectGone,
   expectVerdict,
+  jobCgroups,
   jobProcesses,
   liveProcess,
   pidFile,
   readJobFile,
   runHostile,
   startHostile,
+  TEST_USER,
   waitForFile,
   waitHostile,
-} from './hostile-helpers.js';
+} from '../helpers/hostile.js';
 
 const isRoot = process.getuid?.() === 0;
 const homes: Home[] = [];
-async function home(): Promise<Home> {
-  const h = await makeHome();
-  homes.push(h);
-  return h;
-}
 afterAll(async () => {
   await Promise.all(homes.splice(0).map((h) => h.cleanup()));
 });
 
-/** The supervisor makes a memory cgroup for --memory here (root, and a writable hierarchy). */
-const MEMORY_CGROUPS = canMakeCgroup('memory');
-/** A fork bomb is bounded here: by a pids cgroup, or by `ulimit -u` when not root. */
-const PIDS_BOUNDED = !isRoot || canMakeCgroup('pids');
+interface Mode {
+  label: string;
+  /** gpuq runs as this user (through runuser), or as the test runner. */
+  runAs?: string;
+  /** Root: the supervisor bounds memory and pids with cgroups, so the expected causes differ. */
+  privileged: boolean;
+  /** What the whole mode needs (root to create and become the unprivileged user). */
+  needs: Need;
+  /** What the cgroup cases of a privileged mode need. */
+  cgroups: Need;
+  /** --pids for the fork bomb: `ulimit -u` counts every task of the user (gpuq's own threads too). */
+  bombPids: string;
+}
 
-describe.concurrent('hostile programs (as the test runner)', () => {
+const NONE = need(true, 'nothing');
+const MODES: Mode[] = [
+  {
+    label: isRoot ? 'the test runner (root)' : 'the test runner (unprivileged)',
+    privileged: isRoot,
+    needs: NONE,
+    cgroups: isRoot ? need(canMakeCgroup('memory') && canMakeCgroup('pids'), 'writable memory and pids cgroups') : NONE,
+    bombPids: isRoot ? '20' : '60',
+  },
+  {
+    label: `the unprivileged user ${TEST_USER}`,
+    runAs: TEST_USER,
+    privileged: false,
+    needs: need(ensureTestUser(), `root, to create the user ${TEST_USER} and run gpuq as it`),
+    cgroups: NONE,
+    bombPids: '60',
+  },
+];
+
+/** A fresh home for the mode (owned by its user). */
+async function homeFor(mode: Mode, extraEnv: NodeJS.ProcessEnv = {}): Promise<Home> {
+  mode.needs.check();
+  const h = await makeHome(undefined, extraEnv, { runAs: mode.runAs, autoCleanup: false });
+  homes.push(h);
+  return h;
+}
+
+describe.concurrent.each(MODES)('hostile programs as $label', (mode) => {
+  const home = () => homeFor(mode);
+
+  it('the job runs as that user, adopted by its supervisor (subreaper); without cgroups when unprivileged', async () => {
+    const f = await runHostile(await home(), 'threads_env.py');
+    expectVerdict(f, 'succeeded', undefined, 0);
+    expect(f.status.subreaper).toBe(true);
+    if (!mode.privileged) expect(f.status.cgroup).toBe(null);
+  });
   it('a program that never ends is stopped at the wall-clock limit: timeout, 11', async () => {
     const f = await runHostile(await home(), 'sleep_forever.py', ['--timeout', '2s']);
     expectVerdict(f, 'timeout', undefined, 11);
@@ -67,10 +113,19 @@ describe.concurrent('hostile programs (as the test runner)', () => {
 
   it('a memory hog under --memory is killed for memory: oom, 12', async () => {
     const f = await runHostile(await home(), 'memory_hog.py', ['--memory', '64m', '--timeout', '30s']);
-    expectVerdict(f, 'oom', MEMORY_CGROUPS ? 'cgroup' : 'memory_watch', 12);
-    if (MEMORY_CGROUPS) {
+    if (mode.privileged) {
+      mode.cgroups.check();
+      expectVerdict(f, 'oom', 'cgroup', 12);
       expect(Number(f.status.oomKills)).toBeGreaterThanOrEqual(1);
       expect(Number(f.status.memoryPeakBytes)).toBeGreaterThan(40 << 20);
+      expect(f.status.cgroup).not.toBe(null);
+      // The job's cgroups are removed when it ends.
+      expect(jobCgroups(f.job.id)).toEqual([]);
+    } else {
+      expectVerdict(f, 'oom', 'memory_watch', 12);
+      expect(f.monitor?.memoryWatchFired).toBe(true);
+      expect(Number(f.monitor?.memoryWatchRssBytes)).toBeGreaterThan(64 << 20);
+      expect(f.status.limitFired).toBe('memory');
     }
     expect(Number(f.monitor?.peakRssBytes)).toBeGreaterThan(8 << 20);
   });
@@ -79,6 +134,11 @@ describe.concurrent('hostile programs (as the test runner)', () => {
     const f = await runHostile(await home(), 'shared_memory.py', ['--memory', '128m', '--timeout', '30s']);
     expectVerdict(f, 'succeeded', undefined, 0);
     expect(f.stdoutLog).toContain('shared memory survived');
+    if (!mode.privileged) {
+      expect(f.monitor?.memoryWatchFired).toBe(false);
+      // The RSS sum did go over the limit: only the PSS check kept the job alive.
+      expect(Number(f.monitor?.peakRssBytes)).toBeGreaterThan(128 << 20);
+    }
   });
 
   it('a Python MemoryError under --memory is a memory verdict: oom/memory_error, 12', async () => {
@@ -120,18 +180,6 @@ describe.concurrent('hostile programs (as the test runner)', () => {
       rmSync(mnt, { recursive: true, force: true });
     }
   });
-
-  // Root without a pids cgroup cannot bound a fork bomb (root ignores ulimit -u): not run there.
-  it.runIf(PIDS_BOUNDED)(
-    'a fork bomb under --pids stops by itself and takes nothing with it: limit/pids, 14',
-    async () => {
-      const f = await runHostile(await home(), 'fork_bomb.py', ['--pids', '20', '--timeout', '20s']);
-      expectVerdict(f, 'limit', 'pids', 14);
-      expect(f.status.timedOut).toBe(false);
-      // The machine still forks: this test goes on running processes.
-      expect(execFileSync('true').length).toBe(0);
-    },
-  );
 
   it('too many open files under --files: limit/open_files, 14', async () => {
     const f = await runHostile(await home(), 'many_files.py', ['--files', '32']);
@@ -181,9 +229,12 @@ describe.concurrent('hostile programs (as the test runner)', () => {
     expect(readFileSync(join(f.job.remote?.dir as string, 'work', 'escaped.term'), 'utf8')).toBe('SIGTERM\n');
   });
 
-  it('gpuq cancel takes the setsid + double-forked escapee with it', async () => {
+  it.each([
+    ['', []],
+    [' with a cleared environment', ['--arg', '--clear-env']],
+  ])('gpuq cancel takes the setsid + double-forked escapee%s with it', async (_, extra) => {
     const h = await home();
-    const { id, dir } = await startHostile(h, 'escape.py', ['--arg', '--stay', '--timeout', '60s']);
+    const { id, dir } = await startHostile(h, 'escape.py', ['--arg', '--stay', ...extra, '--timeout', '60s']);
     await waitForFile(dir, 'escaped.pid');
     const c = await gpuq(h, ['cancel', id]);
     expect(c.code, c.stderr).toBe(0);
@@ -192,16 +243,16 @@ describe.concurrent('hostile programs (as the test runner)', () => {
     await expectGone(pidFile(f.job, 'escaped.pid'));
   });
 
-  it.runIf(MEMORY_CGROUPS)(
-    'a child OOM-killed while the main process exits 0 is reported: succeeded/child_oom, 0',
-    async () => {
+  // Only a cgroup sees a child's OOM kill while the main process lives on.
+  if (mode.privileged)
+    it('a child OOM-killed while the main process exits 0 is reported: succeeded/child_oom, 0', async () => {
+      mode.cgroups.check();
       const f = await runHostile(await home(), 'child_oom.py', ['--memory', '64m', '--timeout', '30s']);
       expectVerdict(f, 'succeeded', 'child_oom', 0);
       expect(f.stdoutLog).toMatch(/child ended with -9/);
       expect(Number(f.status.oomKills)).toBeGreaterThanOrEqual(1);
       expect(f.job.verdict?.evidence.join('\n')).toMatch(/OOM kill/);
-    },
-  );
+    });
 
   it('SIGKILL from outside: signaled/sigkill, 15 from gpuq wait', async () => {
     const h = await home();
@@ -242,52 +293,69 @@ describe.concurrent('hostile programs (as the test runner)', () => {
       expect(f.stdoutLog).toContain(`${v} ${cores}\n`);
   });
 
-  it('samples.jsonl and monitor.json record the tree, and the GPU through nvidia-smi', async () => {
-    // A stand-in nvidia-smi on PATH reports one GPU and the job's main pid as a compute app.
-    const { bin, pidFile: pidPath } = await fakeNvidiaSmi({ memMiB: 1234, utilPct: 37, jobMemMiB: 1000 });
-    const h = await makeHome(undefined, { PATH: `${bin}:${process.env.PATH ?? ''}` });
-    homes.push(h);
-    const prog = join(bin, 'gpu_job.py');
-    mkdirSync(bin, { recursive: true });
-    writeFileSync(
-      prog,
-      `import os, time\nopen(${JSON.stringify(pidPath)}, "w").write(str(os.getpid()))\nx = bytearray(20 << 20)\ntime.sleep(3.5)\n`,
-    );
-    try {
-      const r = await gpuq(h, ['submit', prog, '--wait', '--json']);
-      expect(r.code, r.stderr).toBe(0);
-      const job = JSON.parse(r.stdout);
-      const samples = readFileSync(join(job.remote.dir, 'samples.jsonl'), 'utf8')
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l));
-      expect(samples.length).toBeGreaterThanOrEqual(8); // 10 Hz in the first second
-      const withGpu = samples.filter((s) => s.gpu !== null && s.gpu.length === 1);
-      expect(withGpu.length).toBeGreaterThan(0);
-      expect(withGpu.at(-1).gpu[0]).toMatchObject({ index: 0, memUsedBytes: 1234 * 1024 * 1024, utilPct: 37 });
-      // While the job ran, its pid's memory on the GPU was its own.
-      expect(withGpu.some((s) => s.gpu[0].jobMemBytes === 1000 * 1024 * 1024)).toBe(true);
-      for (const s of samples)
-        expect(Object.keys(s).sort()).toEqual([
-          'cpuPct',
-          'folderBytes',
-          'gpu',
-          'openFiles',
-          'procs',
-          'rssBytes',
-          't',
-          'threads',
-        ]);
-      const monitor = readJobFile(job, 'monitor.json') as Record<string, number>;
-      expect(monitor.peakRssBytes).toBeGreaterThan(20 << 20);
-      expect(monitor.peakProcs).toBeGreaterThanOrEqual(1);
-      expect(monitor.peakThreads).toBeGreaterThanOrEqual(1);
-      expect(monitor.peakOpenFiles).toBeGreaterThanOrEqual(3);
-      expect(monitor.peakFolderBytes).toBeGreaterThan(0);
-      expect(monitor.peakGpuMemBytes).toBe(1234 * 1024 * 1024);
-      expect(jobProcesses(job.id)).toEqual([]);
-    } finally {
-      rmSync(bin, { recursive: true, force: true });
-    }
+  // The stand-in nvidia-smi lives in a folder only the test runner reads.
+  if (mode.runAs === undefined)
+    it('samples.jsonl and monitor.json record the tree, and the GPU through nvidia-smi', async () => {
+      // A stand-in nvidia-smi on PATH reports one GPU and the job's main pid as a compute app.
+      const { bin, pidFile: pidPath } = await fakeNvidiaSmi({ memMiB: 1234, utilPct: 37, jobMemMiB: 1000 });
+      const h = await homeFor(mode, { PATH: `${bin}:${dirname(SYSTEM_PYTHON)}:${process.env.PATH ?? ''}` });
+      const prog = join(bin, 'gpu_job.py');
+      mkdirSync(bin, { recursive: true });
+      writeFileSync(
+        prog,
+        `import os, time\nopen(${JSON.stringify(pidPath)}, "w").write(str(os.getpid()))\nx = bytearray(20 << 20)\ntime.sleep(3.5)\n`,
+      );
+      try {
+        const r = await gpuq(h, ['submit', prog, '--wait', '--json']);
+        expect(r.code, r.stderr).toBe(0);
+        const job = JSON.parse(r.stdout);
+        const samples = readFileSync(join(job.remote.dir, 'samples.jsonl'), 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l));
+        expect(samples.length).toBeGreaterThanOrEqual(8); // 10 Hz in the first second
+        const withGpu = samples.filter((s) => s.gpu !== null && s.gpu.length === 1);
+        expect(withGpu.length).toBeGreaterThan(0);
+        expect(withGpu.at(-1).gpu[0]).toMatchObject({ index: 0, memUsedBytes: 1234 * 1024 * 1024, utilPct: 37 });
+        // While the job ran, its pid's memory on the GPU was its own.
+        expect(withGpu.some((s) => s.gpu[0].jobMemBytes === 1000 * 1024 * 1024)).toBe(true);
+        for (const s of samples)
+          expect(Object.keys(s).sort()).toEqual([
+            'cpuPct',
+            'folderBytes',
+            'gpu',
+            'openFiles',
+            'procs',
+            'rssBytes',
+            't',
+            'threads',
+          ]);
+        const monitor = readJobFile(job, 'monitor.json') as Record<string, number>;
+        expect(monitor.peakRssBytes).toBeGreaterThan(20 << 20);
+        expect(monitor.peakProcs).toBeGreaterThanOrEqual(1);
+        expect(monitor.peakThreads).toBeGreaterThanOrEqual(1);
+        expect(monitor.peakOpenFiles).toBeGreaterThanOrEqual(3);
+        expect(monitor.peakFolderBytes).toBeGreaterThan(0);
+        expect(monitor.peakGpuMemBytes).toBe(1234 * 1024 * 1024);
+        expect(jobProcesses(job.id)).toEqual([]);
+      } finally {
+        rmSync(bin, { recursive: true, force: true });
+      }
+    });
+});
+
+// The fork bomb runs alone, after the rest: `ulimit -u` counts every task of the user, so
+// concurrent jobs (and gpuq's own threads) would eat the bomb's room and it might never grow.
+describe.each(MODES)('a fork bomb, alone, as $label', (mode) => {
+  it('under --pids it stops by itself, after growing, and takes nothing with it: limit/pids, 14', async () => {
+    if (mode.privileged) mode.cgroups.check(); // root ignores ulimit -u: only a pids cgroup bounds it
+    const f = await runHostile(await homeFor(mode), 'fork_bomb.py', ['--pids', mode.bombPids, '--timeout', '20s']);
+    expectVerdict(f, 'limit', 'pids', 14);
+    expect(f.status.timedOut).toBe(false);
+    expect(jobCgroups(f.job.id), 'cgroups left behind').toEqual([]);
+    const forks = readFileSync(join(f.job.remote?.dir as string, 'work', 'forks'), 'utf8').length;
+    expect(forks, 'the bomb never grew: the limit left it no room').toBeGreaterThanOrEqual(5);
+    // The machine still forks: this test goes on running processes.
+    expect(execFileSync('true').length).toBe(0);
   });
 });

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, alive, gpuq, makeHome, until, writeProgram, type Home } from '../helpers/cli.js';
+import { alive, BIN, gpuq, type Home, makeGate, makeHome, until, writeProgram } from '../helpers/cli.js';
 
 const SOCKET = `gpuq-watch-test-${process.pid}`;
 
@@ -66,18 +66,22 @@ async function submit(name: string, program: string, ...opts: string[]): Promise
 
 describe('gpuq watch in a terminal', () => {
   it('shows the log tail, the memory against the limit and the oom verdict', async () => {
+    // The hog holds at 48 MiB until the test has seen the live screen (a gate, not a race with a
+    // program that would die 2.5 s in), then grows past the limit.
+    const gate = await makeGate();
     const id = await submit(
       'hog.py',
-      [
+      `${gate.pyDef}${[
         'import sys, time',
         'chunks = []',
         'for i in range(1000):',
         '    print("step", i, flush=True)',
         '    if i % 5 == 0: print("warn", i, file=sys.stderr, flush=True)',
         '    chunks.append(bytearray(8 * 1024 * 1024))',
+        '    if i == 5: gate_wait()',
         '    time.sleep(0.1)',
         '',
-      ].join('\n'),
+      ].join('\n')}`,
       '--memory',
       '200m',
     );
@@ -87,7 +91,7 @@ describe('gpuq watch in a terminal', () => {
     expect(
       await until(
         () => /RSS\s+\d[\d.]* MiB \/ 200 MiB/.test(screen('oom')) && /^! warn \d+/m.test(screen('oom')),
-        10_000,
+        30_000,
       ),
       screen('oom'),
     ).toBe(true);
@@ -97,8 +101,9 @@ describe('gpuq watch in a terminal', () => {
     expect(live).toContain('node local');
     expect(live).toMatch(/^ {2}step \d+/m);
     expect(live).toContain('● connected');
+    await gate.open();
     // The end: verdict banner with the class, the exit and the summary; the peak memory figure.
-    expect(await until(() => screen('oom').includes('✘ oom'), 20_000), screen('oom')).toBe(true);
+    expect(await until(() => screen('oom').includes('✘ oom'), 30_000), screen('oom')).toBe(true);
     const end = screen('oom');
     expect(end).toMatch(/done · oom/);
     expect(end).toMatch(/exit 137 · SIGKILL/);
@@ -113,7 +118,7 @@ describe('gpuq watch in a terminal', () => {
     expect(await until(() => /Peaks against limits/.test(screen('oom')), 10_000), screen('oom')).toBe(true);
     expect(screen('oom')).toMatch(/── diagnosis/);
     tmux('send-keys', '-t', 'oom', 'q');
-    expect(await until(async () => (await readFile(code, 'utf8').catch(() => '')).trim() !== '', 5000)).toBe(true);
+    expect(await until(async () => (await readFile(code, 'utf8').catch(() => '')).trim() !== '', 15_000)).toBe(true);
     expect((await readFile(code, 'utf8')).trim()).toBe('12');
   });
 
@@ -142,9 +147,9 @@ describe('gpuq watch in a terminal', () => {
     startWatch(home, 'q', id, code);
     expect(await until(() => /tick \d+/.test(screen('q')), 10_000), screen('q')).toBe(true);
     tmux('send-keys', '-t', 'q', 'q');
-    expect(await until(() => screen('q').includes('keeps running'), 5000), screen('q')).toBe(true);
+    expect(await until(() => screen('q').includes('keeps running'), 15_000), screen('q')).toBe(true);
     expect(screen('q')).toContain(`left watch; job ${id} keeps running`);
-    expect(await until(async () => (await readFile(code, 'utf8').catch(() => '')).trim() !== '', 5000)).toBe(true);
+    expect(await until(async () => (await readFile(code, 'utf8').catch(() => '')).trim() !== '', 15_000)).toBe(true);
     expect((await readFile(code, 'utf8')).trim()).toBe('0');
     const job = JSON.parse((await gpuq(home, ['show', id, '--json'])).stdout) as {
       state: string;

@@ -58,9 +58,12 @@ describe('gpuq watch without a TTY', () => {
   it('prints NDJSON events with --json and shows the end within a second of status.json', async () => {
     const id = await submit('ok.py', 'import time\nprint("hello", flush=True)\ntime.sleep(1)\nprint("bye")\n');
     const run = startGpuq(home, ['watch', id, '--json']);
+    // On the text so far, not on one chunk: the verdict line may arrive split across chunks.
     let verdictSeenAt = 0;
+    let sofar = '';
     run.child.stdout?.on('data', (d: Buffer) => {
-      if (verdictSeenAt === 0 && d.toString().includes('"type":"verdict"')) verdictSeenAt = Date.now();
+      sofar += d.toString();
+      if (verdictSeenAt === 0 && sofar.includes('"type":"verdict"')) verdictSeenAt = Date.now();
     });
     const r = await run.done;
     expect(r.code, r.stderr).toBe(0);
@@ -80,6 +83,7 @@ describe('gpuq watch without a TTY', () => {
     // status.json is rewritten last, when the supervisor is done: the view shows it promptly.
     const show = JSON.parse((await gpuq(home, ['show', id, '--json'])).stdout) as { remote: { dir: string } };
     const written = (await stat(join(show.remote.dir, 'status.json'))).mtimeMs;
+    expect(verdictSeenAt, 'the verdict line was never seen').toBeGreaterThan(0);
     expect(verdictSeenAt - written).toBeLessThan(1000);
   });
 

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { classify, type ClassifyInput } from '../../src/core/classify.js';
 import type { Limits, MonitorFile, StatusFile, VerdictClass } from '../../src/core/types.js';
-import { exited, GiB, LIMITS, MiB, monitor, probe, TB } from './classify-fixtures.js';
+import { exited, GiB, LIMITS, MiB, monitor, probe, TB } from '../helpers/classify-fixtures.js';
 
 interface Row {
   name: string;

@@ -6,7 +6,7 @@ import { renderDiagnosis } from '../../src/cli/diagnose.js';
 import { makeStyle } from '../../src/cli/style.js';
 import type { NodeStatus } from '../../src/node/node-status.js';
 import { lastStderrLines, nodeFactHints, type Diagnosis } from '../../src/services/diagnose.js';
-import { GiB, LIMITS } from './classify-fixtures.js';
+import { GiB, LIMITS } from '../helpers/classify-fixtures.js';
 
 const plain = makeStyle({ isTTY: false, env: {}, json: false });
 

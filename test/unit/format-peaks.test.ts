@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { clip, formatBytes, formatDuration, formatPercent, formatSizeOption, plural } from '../../src/core/format.js';
 import { parseKernelOom, peaksAgainstLimits } from '../../src/core/peaks.js';
 import { parseDuration, parseSize } from '../../src/core/units.js';
-import { exited, GiB, LIMITS, MiB, monitor } from './classify-fixtures.js';
+import { exited, GiB, LIMITS, MiB, monitor } from '../helpers/classify-fixtures.js';
 
 describe('formatBytes', () => {
   it.each([

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { jobShapeProblem } from '../../src/core/job-shape.js';
-import { doneJob, runningJob } from './tui-fixtures.js';
+import { doneJob, runningJob } from '../helpers/tui-fixtures.js';
 
 /** A copy of `job` with the value at a dotted path replaced (or removed, for `undefined`). */
 function edit(job: object, path: string, value: unknown): unknown {

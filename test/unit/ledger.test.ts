@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Job } from '../../src/core/types.js';
 import { openLedger } from '../../src/ledger/ledger.js';
-import { runningJob } from './tui-fixtures.js';
+import { runningJob } from '../helpers/tui-fixtures.js';
 
 const job = (id: string): Job => runningJob({ id });
 

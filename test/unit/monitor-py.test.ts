@@ -263,11 +263,24 @@ describe('monitor.py: sweep', () => {
     const exited = new Promise<NodeJS.Signals | null>((resolve) =>
       child.on('exit', (_code, signal) => resolve(signal)),
     );
-    const pid = child.pid as number;
-    // The main pid the sweep is told about has long ended: a pid that cannot be live.
-    const out = execFileSync(PYTHON, [MONITOR, 'sweep', '--job-id', jobId, '--pid', '4194304'], { encoding: 'utf8' });
-    expect(out.trim()).toBe('1');
-    expect(await exited).toBe('SIGKILL');
-    expect(pid).toBeGreaterThan(0);
+    // A bystander like it, but of another job: the sweep must leave it alone.
+    const other = spawn('sleep', ['30'], {
+      detached: true,
+      stdio: 'ignore',
+      env: { ...process.env, GPUQ_JOB_ID: `${jobId}x` },
+    });
+    try {
+      // The main pid the sweep is told about has long ended: a pid that cannot be live.
+      const out = execFileSync(PYTHON, [MONITOR, 'sweep', '--job-id', jobId, '--pid', '4194304'], {
+        encoding: 'utf8',
+      });
+      expect(out.trim()).toBe('1');
+      expect(await exited).toBe('SIGKILL');
+      expect(other.exitCode).toBe(null);
+      expect(other.signalCode).toBe(null);
+      process.kill(other.pid as number, 0); // throws if the sweep took it
+    } finally {
+      other.kill('SIGKILL');
+    }
   });
 });

@@ -52,6 +52,19 @@ describe('pickGpus', () => {
     ).toEqual([2, 3]);
     expect(pickGpus([0, 1], new Map(), 0)).toEqual([]);
   });
+  it('prefers an unused GPU over less used ones', () => {
+    expect(
+      pickGpus(
+        [0, 1, 2, 3],
+        new Map([
+          [0, 2],
+          [1, 0],
+          [2, 1],
+        ]),
+        2,
+      ),
+    ).toEqual([1, 3]);
+  });
   it('refuses to pick more than there are', () => {
     expect(() => pickGpus([0], new Map(), 2)).toThrow(/2 GPUs of 1/);
   });

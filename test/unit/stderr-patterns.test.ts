@@ -13,7 +13,7 @@ import {
   pythonExceptions,
   stderrLines,
 } from '../../src/core/stderr-patterns.js';
-import { TB } from './classify-fixtures.js';
+import { TB } from '../helpers/classify-fixtures.js';
 
 const lines = (t: string) => stderrLines(t);
 

@@ -7,7 +7,7 @@ import type { WatchEvent } from '../../src/tui/events.js';
 import { plainPrinter } from '../../src/tui/plain.js';
 import { initialWatchState, reduceWatch } from '../../src/tui/model.js';
 import { lineSplitter, parseSample } from '../../src/services/watch.js';
-import { NOW, T0, doneJob, runningJob, sample } from './tui-fixtures.js';
+import { NOW, T0, doneJob, runningJob, sample } from '../helpers/tui-fixtures.js';
 
 /** Runs events through a printer at the pinned clock; returns stdout and stderr lines. */
 function print(events: WatchEvent[], json = false): { out: string[]; err: string[] } {

@@ -8,7 +8,7 @@ import { cleanup } from 'ink-testing-library';
 import type { WatchEvent, WatchResult } from '../../src/tui/events.js';
 import { WatchView, type WatchSink } from '../../src/tui/WatchView.js';
 import { diagnosisText } from '../../src/tui/diagnosis.js';
-import { NOW, OOM, doneJob, runningJob, sample } from './tui-fixtures.js';
+import { NOW, OOM, doneJob, runningJob, sample } from '../helpers/tui-fixtures.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const KEY = { up: '\u001B[A', down: '\u001B[B', pageUp: '\u001B[5~', pageDown: '\u001B[6~', ctrlC: '\u0003' };

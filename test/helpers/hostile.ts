@@ -1,14 +1,14 @@
 /**
- * Shared by hostile.test.ts (gpuq as root) and hostile-user.test.ts (gpuq as an unprivileged
- * user): run a hostile program from test/fixtures/hostile under the real CLI and read back what
+ * Used by hostile.test.ts (gpuq as the test runner, and as an unprivileged user through
+ * runuser): run a hostile program from test/fixtures/hostile under the real CLI and read back what
  * its supervisor recorded, then check that nothing of the job is left alive.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import type { Verdict } from '../../src/core/types.js';
-import { alive, gpuq, type Home, jobProcesses, REPO, until } from '../helpers/cli.js';
+import type { Job } from '../../src/core/types.js';
+import { alive, gpuq, type Home, jobProcesses, REPO, until } from './cli.js';
 
 export { jobProcesses };
 
@@ -17,27 +17,18 @@ export const HOSTILE = join(REPO, 'test', 'fixtures', 'hostile');
 /** The unprivileged user the user-mode tests run gpuq as (created when missing). */
 export const TEST_USER = 'gpuqrun';
 
-export type VerdictJson = Verdict;
-
-export interface JobJson {
-  id: string;
-  state: string;
-  remote: { dir: string; supervisorPid: number | null; pid: number | null } | null;
-  verdict: VerdictJson | null;
-}
-
 /** What a finished job left: the CLI's exit code, the job, and its folder's files. */
 export interface Finished {
   code: number | null;
   stderr: string;
-  job: JobJson;
+  job: Job;
   status: Record<string, unknown>;
   monitor: Record<string, unknown> | null;
   stdoutLog: string;
 }
 
 /** Reads a JSON file of the job folder, or null. */
-export function readJobFile(job: JobJson, name: string): Record<string, unknown> | null {
+export function readJobFile(job: Job, name: string): Record<string, unknown> | null {
   try {
     return JSON.parse(readFileSync(join(job.remote?.dir as string, name), 'utf8')) as Record<string, unknown>;
   } catch {
@@ -46,7 +37,7 @@ export function readJobFile(job: JobJson, name: string): Record<string, unknown>
 }
 
 /** Reads everything a finished job left behind. */
-export function finished(code: number | null, stderr: string, job: JobJson): Finished {
+export function finished(code: number | null, stderr: string, job: Job): Finished {
   return {
     code,
     stderr,
@@ -60,9 +51,9 @@ export function finished(code: number | null, stderr: string, job: JobJson): Fin
 /** `gpuq submit FIXTURE --wait --json OPTS…` and what the job left. */
 export async function runHostile(home: Home, fixture: string, opts: string[] = []): Promise<Finished> {
   const r = await gpuq(home, ['submit', join(HOSTILE, fixture), '--wait', '--json', ...opts]);
-  let job: JobJson;
+  let job: Job;
   try {
-    job = JSON.parse(r.stdout) as JobJson;
+    job = JSON.parse(r.stdout) as Job;
   } catch {
     throw new Error(`gpuq submit ${fixture} exited ${r.code} without a job: ${r.stderr}`);
   }
@@ -79,7 +70,7 @@ export async function startHostile(
   if (r.code !== 0) throw new Error(`gpuq submit ${fixture} exited ${r.code}: ${r.stderr}`);
   const id = r.stdout.trim();
   const show = await gpuq(home, ['show', id, '--json']);
-  const job = JSON.parse(show.stdout) as JobJson;
+  const job = JSON.parse(show.stdout) as Job;
   return { id, pid: job.remote?.pid as number, dir: job.remote?.dir as string };
 }
 
@@ -87,7 +78,7 @@ export async function startHostile(
 export async function waitHostile(home: Home, id: string): Promise<Finished> {
   const r = await gpuq(home, ['wait', id, '--json']);
   const show = await gpuq(home, ['show', id, '--json']);
-  return finished(r.code, r.stderr, JSON.parse(show.stdout) as JobJson);
+  return finished(r.code, r.stderr, JSON.parse(show.stdout) as Job);
 }
 
 /** Whether a pid names a live (not zombie) process. */
@@ -111,7 +102,7 @@ export function expectVerdict(f: Finished, cls: string, cause: string | null | u
 }
 
 /** The pid a fixture wrote into its work folder (escape.py's escaped.pid). */
-export function pidFile(job: JobJson, name: string): number {
+export function pidFile(job: Job, name: string): number {
   return Number(readFileSync(join(job.remote?.dir as string, 'work', name), 'utf8').trim());
 }
 
@@ -174,4 +165,21 @@ export function canMakeCgroup(controller: 'memory' | 'pids'): boolean {
 /** Waits until the job's program has written `name` into its work folder (it got that far). */
 export async function waitForFile(dir: string, name: string): Promise<void> {
   expect(await until(() => existsSync(join(dir, 'work', name)), 20_000), `${name} never appeared`).toBe(true);
+}
+
+/** Cgroup folders still named after a job (gpuq-ID, or gpuq/ID), anywhere under /sys/fs/cgroup. */
+export function jobCgroups(jobId: string): string[] {
+  try {
+    const out = execFileSync(
+      'find',
+      ['/sys/fs/cgroup', '-maxdepth', '8', '-type', 'd', '(', '-name', `gpuq-${jobId}`, '-o', '-name', jobId, ')'],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    return out.split('\n').filter(Boolean);
+  } catch (e) {
+    // find exits 1 on unreadable folders but still prints what it found
+    return String((e as { stdout?: string }).stdout ?? '')
+      .split('\n')
+      .filter(Boolean);
+  }
 }

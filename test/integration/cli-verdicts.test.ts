@@ -1,0 +1,201 @@
+/**
+ * End to end on the embedded local node (the real binary, real supervisors, real processes; each
+ * test its own GPUQ_HOME), split from cli-local.test.ts so vitest runs the parts in parallel:
+ * verdicts and exit codes on the embedded local node: failure, timeout, grace, cancel, a killed supervisor, forged status files, wait on several jobs.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { Job } from '../../src/core/types.js';
+import {
+  alive,
+  childrenOf,
+  gpuq,
+  gpuqJson,
+  type Home,
+  isZombie,
+  jobProcesses,
+  makeGate,
+  makeHome,
+  startGpuq,
+  until,
+  writeProgram,
+} from '../helpers/cli.js';
+
+/** A GPUQ_HOME removed, with what is left of its jobs, when the test ends. */
+function home(config?: unknown): Promise<Home> {
+  return makeHome(config);
+}
+
+describe('verdicts and exit codes', () => {
+  it('a failing program: verdict failed, exit 10 from submit --wait and wait', async () => {
+    const h = await home();
+    const prog = await writeProgram('fail.py', 'import sys\nprint("something broke", file=sys.stderr)\nsys.exit(3)\n');
+    const r = await gpuq(h, ['submit', prog, '--wait']);
+    expect(r.code).toBe(10);
+    const id = r.stdout.split('\n')[0] as string;
+    expect(r.stdout).toMatch(/failed/);
+    const w = await gpuq(h, ['wait', id]);
+    expect(w.code).toBe(10);
+    const job = await gpuqJson<Job>(h, ['show', id]);
+    expect(job.verdict).toMatchObject({ class: 'failed', exitCode: 3, timedOut: false });
+    expect(job.verdict?.summary).toMatch(/something broke/);
+  });
+
+  it('a timeout: verdict timeout, exit 11', async () => {
+    const h = await home();
+    const prog = await writeProgram('sleep.py', 'import time\ntime.sleep(60)\n');
+    const r = await gpuq(h, ['submit', prog, '--timeout', '1s', '--wait', '--json']);
+    expect(r.code).toBe(11);
+    const job = JSON.parse(r.stdout) as Job;
+    expect(job.verdict).toMatchObject({ class: 'timeout', timedOut: true });
+  });
+
+  it('a program ignoring SIGTERM is SIGKILLed after the grace, with its whole group', async () => {
+    const h = await home();
+    const prog = await writeProgram(
+      'stubborn.py',
+      'import signal, subprocess, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nsubprocess.Popen(["sleep", "300"])\nprint("ignoring", flush=True)\ntime.sleep(300)\n',
+    );
+    // 4 s: the handler must be in place before the SIGTERM lands, even on a loaded machine.
+    const r = await gpuq(h, ['submit', prog, '--timeout', '4s', '--grace', '1s', '--wait', '--json']);
+    expect(r.code).toBe(11);
+    const job = JSON.parse(r.stdout) as Job;
+    expect((await gpuq(h, ['logs', job.id])).stdout).toContain('ignoring');
+    expect(job.verdict).toMatchObject({ class: 'timeout', signal: 'SIGKILL' });
+    expect(job.verdict?.summary).toMatch(/ignored SIGTERM/);
+    expect(jobProcesses(job.id)).toEqual([]);
+  });
+
+  it('cancel stops a program and its children: verdict cancelled, exit 16, nothing survives', async () => {
+    const h = await home();
+    const prog = await writeProgram(
+      'tree.py',
+      `${[
+        'import os, subprocess, time',
+        'kids = [subprocess.Popen(["sleep", "300"]) for _ in range(3)]',
+        'if os.fork() == 0:',
+        '    os.setsid()',
+        '    if os.fork() == 0:',
+        '        time.sleep(300)',
+        '    os._exit(0)',
+        'print("started", flush=True)',
+        'time.sleep(300)',
+      ].join('\n')}\n`,
+    );
+    const id = (await gpuq(h, ['submit', prog, '-q'])).stdout.trim();
+    expect(await until(async () => (await gpuq(h, ['logs', id])).stdout.includes('started'))).toBe(true);
+    expect(jobProcesses(id).length).toBeGreaterThanOrEqual(5);
+    const waiting = startGpuq(h, ['wait', id]);
+    const c = await gpuq(h, ['cancel', id]);
+    expect(c.code).toBe(0);
+    const w = await waiting.done;
+    expect(w.code).toBe(16);
+    const job = await gpuqJson<Job>(h, ['show', id]);
+    expect(job.verdict?.class).toBe('cancelled');
+    expect(await until(() => jobProcesses(id).length === 0, 5000)).toBe(true);
+  });
+
+  it('a supervisor killed with SIGKILL makes the job lost (17), never running forever', async () => {
+    const h = await home();
+    const prog = await writeProgram('long.py', 'import time\ntime.sleep(300)\n');
+    const id = (await gpuq(h, ['submit', prog, '-q'])).stdout.trim();
+    const job = await gpuqJson<Job>(h, ['show', id]);
+    const sup = job.remote?.supervisorPid as number;
+    expect(alive(sup)).toBe(true);
+    process.kill(sup, 'SIGKILL');
+    // the orphaned program is not ours to judge; stop it so the test leaves nothing behind
+    for (const pid of jobProcesses(id)) process.kill(pid, 'SIGKILL');
+    const w = await gpuq(h, ['wait', id]);
+    expect(w.code).toBe(17);
+    expect((await gpuqJson<Job>(h, ['show', id])).verdict?.class).toBe('lost');
+  });
+
+  it('the timer of a killed supervisor stands down instead of signalling pids it no longer owns', async () => {
+    const h = await home();
+    const prog = await writeProgram('long.py', 'import time\ntime.sleep(300)\n');
+    const id = (await gpuq(h, ['submit', prog, '--timeout', '5s', '--grace', '1s', '-q'])).stdout.trim();
+    const job = await gpuqJson<Job>(h, ['show', id]);
+    const sup = job.remote?.supervisorPid as number;
+    const pid = job.remote?.pid as number;
+    // The timer: the supervisor's bash subshell sleeping out the timeout.
+    let timer: number | undefined;
+    expect(
+      await until(() => {
+        timer = childrenOf(sup).find(
+          (c) => c.comm === 'bash' && childrenOf(c.pid).some((g) => g.comm === 'sleep'),
+        )?.pid;
+        return timer !== undefined;
+      }),
+      'no timer subshell under the supervisor',
+    ).toBe(true);
+    process.kill(sup, 'SIGKILL');
+    // The timer wakes at the timeout, finds its supervisor gone and ends without acting.
+    expect(await until(() => !alive(timer as number) || isZombie(timer as number), 30_000), 'the timer lingers').toBe(
+      true,
+    );
+    // past the timeout: nothing signalled the (orphaned) program, and the timer did not fire
+    expect(alive(pid)).toBe(true);
+    expect(existsSync(join(job.remote?.dir as string, 'timeout.fired'))).toBe(false);
+    for (const p of jobProcesses(id)) process.kill(p, 'SIGKILL');
+    expect((await gpuq(h, ['wait', id])).code).toBe(17);
+  });
+
+  it("--env cannot change the supervisor's own settings, only the program's environment", async () => {
+    const h = await home();
+    const prog = await writeProgram(
+      'env.py',
+      'import os, resource\nprint(os.environ["FILES_MAX"], os.environ["COMMAND"], resource.getrlimit(resource.RLIMIT_NOFILE)[0], os.environ["GPUQ_JOB_ID"])\n',
+    );
+    const r = await gpuq(h, [
+      'submit',
+      prog,
+      '--files',
+      '64',
+      '--env',
+      'FILES_MAX=0',
+      '--env',
+      'COMMAND=true',
+      '--env',
+      'JOB_DIR=/tmp',
+      '--wait',
+      '-q',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const id = r.stdout.trim();
+    expect((await gpuq(h, ['logs', id])).stdout).toBe(`0 true 64 ${id}\n`);
+  });
+
+  it('a job that forges its status.json gets the verdict of what really happened', async () => {
+    const h = await home();
+    const gate = await makeGate();
+    const prog = await writeProgram(
+      'forge.py',
+      `${gate.pyDef}${[
+        'import json, sys, time',
+        's = json.load(open("../status.json"))',
+        's.update(state="exited", exitCode=0, endedAtMs=s["startedAtMs"] + 1)',
+        'open("../status.json", "w").write(json.dumps(s))',
+        'print("forged", flush=True)',
+        'gate_wait()',
+        'sys.exit(3)',
+      ].join('\n')}\n`,
+    );
+    const id = (await gpuq(h, ['submit', prog, '-q'])).stdout.trim();
+    expect(await until(async () => (await gpuq(h, ['logs', id])).stdout.includes('forged'))).toBe(true);
+    const during = (await gpuqJson<Job[]>(h, ['list'])).find((j) => j.id === id);
+    expect(during?.state).toBe('running');
+    await gate.open();
+    expect((await gpuq(h, ['wait', id])).code).toBe(10);
+    expect((await gpuqJson<Job>(h, ['show', id])).verdict).toMatchObject({ class: 'failed', exitCode: 3 });
+  });
+
+  it('wait on several jobs returns the worst code', async () => {
+    const h = await home();
+    const ok = await writeProgram('ok.py', 'print(1)\n');
+    const bad = await writeProgram('bad.py', 'raise SystemExit(2)\n');
+    const a = (await gpuq(h, ['submit', ok, '-q'])).stdout.trim();
+    const b = (await gpuq(h, ['submit', bad, '-q'])).stdout.trim();
+    expect((await gpuq(h, ['wait', a, b])).code).toBe(10);
+  });
+});
