@@ -9,7 +9,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeHome, type Home, until } from '../helpers/cli.js';
-import { ensureTestUser, expectVerdict, pidFile, runHostile, TEST_USER } from './hostile-helpers.js';
+import { ensureTestUser, expectVerdict, pidFile, runHostile, TEST_USER } from '../helpers/hostile.js';
 
 const canRunAsUser = ensureTestUser();
 const homes: Home[] = [];

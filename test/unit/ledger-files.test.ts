@@ -13,7 +13,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { UserError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/types.js';
 import { LIVE_DONE_KEEP, openLedger } from '../../src/ledger/ledger.js';
-import { doneJob, runningJob } from './tui-fixtures.js';
+import { doneJob, runningJob } from '../helpers/tui-fixtures.js';
 
 const created: { path: string; mode: number }[] = [];
 

@@ -18,7 +18,7 @@ import {
 } from '../../src/core/limits.js';
 import type { Limits } from '../../src/core/types.js';
 import { renderWrapper } from '../../src/node/wrapper.js';
-import { runningJob } from './tui-fixtures.js';
+import { runningJob } from '../helpers/tui-fixtures.js';
 
 const rows = LIMITS as readonly LimitSpec[];
 const TEMPLATE = readFileSync(new URL('../../templates/wrapper.sh', import.meta.url), 'utf8');
