@@ -29,6 +29,8 @@ export interface LaunchFiles {
   dir: string;
   localProgram: string;
   programName: string;
+  /** Whether the program runs as `./NAME` (a `#!` script): uploaded 0700 instead of 0600. */
+  executable: boolean;
   wrapper: string;
   monitor: string;
   /** Upload progress of the program (bytes done, total), for a progress bar. */
@@ -80,9 +82,10 @@ export async function launchJob(
     { name: 'run.sh', content: f.wrapper, mode: 0o700 },
   ];
   const { size } = await stat(f.localProgram);
+  const mode = f.executable ? 0o700 : 0o600;
   const inline = size <= INLINE_PROGRAM_MAX;
   const files = inline
-    ? [{ name: f.programName, content: await readFile(f.localProgram), mode: 0o600 } as InlineFile, ...templates]
+    ? [{ name: f.programName, content: await readFile(f.localProgram), mode } as InlineFile, ...templates]
     : templates;
   const r = await t.exec(setupJobCommand(f.dir, files, inline));
   if (r.code !== 0) {
@@ -99,7 +102,7 @@ export async function launchJob(
     f.onProgress?.(size, size);
     return { dir, status: parseStatus(t, dir, r.stdout.slice(nl + 1)) };
   }
-  await t.upload(f.localProgram, `${dir}/${f.programName}`, { mode: 0o600, onProgress: f.onProgress });
+  await t.upload(f.localProgram, `${dir}/${f.programName}`, { mode, onProgress: f.onProgress });
   return { dir, status: parseStatus(t, dir, await run(t, launchCommand(dir))) };
 }
 

@@ -303,6 +303,7 @@ async function launchOn(
         dir,
         localProgram: plan.checked.path,
         programName: `work/${plan.checked.name}`,
+        executable: plan.checked.hasShebang,
         wrapper,
         monitor: templates.monitor,
         onProgress: progressBar(ctx, statSync(plan.checked.path).size),

@@ -73,6 +73,7 @@ describe('launch over SSH', () => {
         dir,
         localProgram: prog,
         programName: 'work/p.py',
+        executable: false,
         wrapper: wrapper('launch1'),
         monitor: readFileSync(join(REPO, 'templates', 'monitor.py'), 'utf8'),
       },
