@@ -5,6 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -309,6 +310,17 @@ describe('gpuq nodes', () => {
   });
 
   it('probes all nodes at once; a dead one is unreachable with its reason and holds nobody up', async () => {
+    // Two silent peers (they accept and never speak) each cost a whole connect timeout: probed one
+    // after the other they would take over 20 s, probed at once about 10 s.
+    const silent = await Promise.all([silentPeer(), silentPeer()]);
+    const silentNode = (port: number) => ({
+      transport: 'ssh',
+      host: '127.0.0.1',
+      port,
+      user: a.user,
+      identityFile: a.clientKeyPath,
+      connectTimeout: '10s',
+    });
     const h = await home(
       {
         a: a.configEntry(),
@@ -321,11 +333,15 @@ describe('gpuq nodes', () => {
           identityFile: a.clientKeyPath,
           connectTimeout: '10s',
         },
+        silent1: silentNode(silent[0]!.port),
+        silent2: silentNode(silent[1]!.port),
       },
       [a.knownHostsLine('right'), c.knownHostsLine('right')],
     );
     const t0 = Date.now();
-    const r = await gpuq(h, ['nodes', '--json']);
+    const r = await gpuq(h, ['nodes', '--json']).finally(() => {
+      for (const p of silent) p.close();
+    });
     const took = Date.now() - t0;
     expect(r.code).toBe(3);
     const reports = JSON.parse(r.stdout) as Array<{
@@ -347,9 +363,12 @@ describe('gpuq nodes', () => {
       ['a', true],
       ['c', true],
       ['dead', false],
+      ['silent1', false],
+      ['silent2', false],
     ]);
-    expect(took, r.stdout).toBeLessThan(8000);
+    expect(took, r.stdout).toBeLessThan(19_000);
     expect(reports[2]!.error).toMatch(/connection refused/);
+    expect(reports[3]!.error).toMatch(/timed out|timeout/i);
     expect(reports[0]!.latencyMs).toBeGreaterThan(0);
     expect(reports[0]!.status.load).toHaveLength(3);
     expect(reports[0]!.status.disk.freeBytes).toBeGreaterThan(0);
@@ -372,3 +391,18 @@ describe('gpuq nodes', () => {
     expect(human.stdout).toMatch(/GPU 0 NVIDIA H100 80GB HBM3\s+util 35%/);
   });
 });
+
+/** A TCP peer on a loopback port that accepts connections and never says a word (an SSH stall). */
+async function silentPeer(): Promise<{ port: number; close: () => void }> {
+  const sockets: Socket[] = [];
+  const server = createServer((sock) => sockets.push(sock));
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  const port = (server.address() as { port: number }).port;
+  return {
+    port,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
+}
