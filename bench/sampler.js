@@ -30,6 +30,7 @@ import { fileURLToPath } from 'node:url';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { renderWrapper } = await import(join(REPO, 'dist', 'node', 'wrapper.js'));
+const { builtinLimits } = await import(join(REPO, 'dist', 'core', 'limits.js'));
 const TICK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
@@ -69,14 +70,13 @@ async function measure(seconds) {
   writeFileSync(join(dir, 'work', 'idle.py'), `import time\ntime.sleep(${seconds + 30})\n`);
   copyFileSync(join(REPO, 'templates', 'monitor.py'), join(dir, 'monitor.py'));
   const limits = {
+    ...builtinLimits(),
     timeoutS: seconds + 20,
     graceS: 1,
     memoryBytes: 1 << 30,
     pids: null,
     files: null,
     fileSizeBytes: null,
-    cpuTimeS: null,
-    gpus: 0,
   };
   const script = renderWrapper(readFileSync(join(REPO, 'templates', 'wrapper.sh'), 'utf8'), {
     jobId: `bench${process.pid}`,

@@ -4,20 +4,13 @@
  * the files a supervisor writes. Shared by classify.test.ts and stderr-patterns.test.ts.
  */
 import type { JobProbe, Limits, MonitorFile, StatusFile } from '../../src/core/types.js';
+import { builtinLimits } from '../../src/core/limits.js';
 
 export const GiB = 1024 ** 3;
 export const MiB = 1024 ** 2;
 
-export const LIMITS: Limits = {
-  timeoutS: 3600,
-  graceS: 10,
-  memoryBytes: null,
-  pids: 1024,
-  files: 4096,
-  fileSizeBytes: 4 * GiB,
-  cpuTimeS: null,
-  gpus: 0,
-};
+/** The built-in limits, memory unlimited. */
+export const LIMITS: Limits = { ...builtinLimits(), memoryBytes: null };
 
 /** status.json of a job that exited with `exitCode`, no limit fired. */
 export function exited(exitCode: number, over: Partial<StatusFile> = {}): StatusFile {

@@ -18,6 +18,7 @@ import { exitText, levelTone, limitsLine, sampleLine, type Tone, tone } from '..
 import { JOB_STATES, type Limits, type Sample, VERDICT_CLASSES } from '../../src/core/types.js';
 import { parseDuration, parseSize } from '../../src/core/units.js';
 import { inkColor } from '../../src/tui/Line.js';
+import { builtinLimits } from '../../src/core/limits.js';
 
 const KiB = 1024;
 const MiB = 1024 ** 2;
@@ -200,13 +201,11 @@ describe('exit text', () => {
 
 describe('limits line', () => {
   const limits: Limits = {
+    ...builtinLimits(),
     timeoutS: 600,
-    graceS: 10,
     memoryBytes: 200 * MiB,
     pids: 64,
-    files: 4096,
     fileSizeBytes: null,
-    cpuTimeS: null,
     gpus: 1,
   };
   it('names every limit, unlimited where there is none', () => {
@@ -217,14 +216,13 @@ describe('limits line', () => {
   it('prints set limits in the same units', () => {
     expect(
       limitsLine({
-        timeoutS: 3600,
+        ...builtinLimits(),
         graceS: 30,
         memoryBytes: null,
         pids: null,
         files: null,
         fileSizeBytes: 1.5 * GiB,
         cpuTimeS: 90,
-        gpus: 0,
       }),
     ).toBe(
       'timeout 1h00m00s (grace 30s), memory unlimited, pids unlimited, files unlimited, file size 1.5 GiB, cpu time 1m30s, gpus 0',

@@ -21,18 +21,18 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseMonitorFile, parseSampleLine, parseStatusFile } from '../../src/core/job-files.js';
 import type { Limits } from '../../src/core/types.js';
 import { renderWrapper, type WrapperSpec } from '../../src/node/wrapper.js';
+import { builtinLimits } from '../../src/core/limits.js';
 import { REPO } from '../helpers/cli.js';
 
 const TEMPLATE = readFileSync(join(REPO, 'templates', 'wrapper.sh'), 'utf8');
 const LIMITS: Limits = {
+  ...builtinLimits(),
   timeoutS: 20,
   graceS: 1,
   memoryBytes: null,
   pids: null,
   files: null,
   fileSizeBytes: null,
-  cpuTimeS: null,
-  gpus: 0,
 };
 const PRINT_ENV = `import json, os\nprint(json.dumps(dict(os.environ)))\n`;
 const dirs: string[] = [];
