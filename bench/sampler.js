@@ -129,7 +129,8 @@ let missed = false;
 let r = await measure(SECONDS);
 missed ||= !(r.steady < GOAL_PCT);
 console.log(
-  `${r.steady < GOAL_PCT ? 'PASS' : 'MISS'}  sampler (monitor.py watch, memory watch on): ${r.steady.toFixed(2)}% of one core at ~1 Hz over ${SECONDS}s ` +
+  `${r.steady < GOAL_PCT ? 'PASS' : 'MISS'}  sampler (monitor.py watch, memory watch on): ` +
+    `${r.steady.toFixed(2)}% of one core at ~1 Hz over ${SECONDS}s ` +
     `(${r.fast.toFixed(2)}% in the fast first seconds; ${procCount()} processes on the machine; ${r.samples} samples)`,
 );
 
@@ -141,7 +142,8 @@ if (EXTRA > 0) {
     r = await measure(SECONDS);
     missed ||= !(r.steady < GOAL_PCT);
     console.log(
-      `${r.steady < GOAL_PCT ? 'PASS' : 'MISS'}  sampler with ${EXTRA} extra idle processes: ${r.steady.toFixed(2)}% of one core at ~1 Hz ` +
+      `${r.steady < GOAL_PCT ? 'PASS' : 'MISS'}  sampler with ${EXTRA} extra idle processes: ` +
+        `${r.steady.toFixed(2)}% of one core at ~1 Hz ` +
         `(${r.fast.toFixed(2)}% in the fast first seconds; ${procCount()} processes on the machine)`,
     );
   } finally {
