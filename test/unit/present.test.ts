@@ -210,7 +210,8 @@ describe('limits line', () => {
   };
   it('names every limit, unlimited where there is none', () => {
     expect(limitsLine(limits)).toBe(
-      'timeout 10m00s (grace 10s), memory 200 MiB, pids 64, files 4096, file size unlimited, cpu time unlimited, gpus 1',
+      'timeout 10m00s (grace 10s), memory 200 MiB, pids 64, files 4096, ' +
+        'file size unlimited, cpu time unlimited, gpus 1',
     );
   });
   it('prints set limits in the same units', () => {
@@ -225,7 +226,8 @@ describe('limits line', () => {
         cpuTimeS: 90,
       }),
     ).toBe(
-      'timeout 1h00m00s (grace 30s), memory unlimited, pids unlimited, files unlimited, file size 1.5 GiB, cpu time 1m30s, gpus 0',
+      'timeout 1h00m00s (grace 30s), memory unlimited, pids unlimited, ' +
+        'files unlimited, file size 1.5 GiB, cpu time 1m30s, gpus 0',
     );
   });
 });
@@ -243,7 +245,8 @@ describe('sample line', () => {
   };
   it('sets RSS and processes against their limits', () => {
     expect(sampleLine(s, { memoryBytes: 200 * MiB, pids: 64 })).toBe(
-      'RSS 120 MiB / 200 MiB (60%) · CPU 100% · procs 3 / 64 · GPU0 mem 1.00 GiB (job 900 MiB) util 40% · folder 12.0 KiB',
+      'RSS 120 MiB / 200 MiB (60%) · CPU 100% · procs 3 / 64 · GPU0 mem 1.00 GiB (job ' +
+        '900 MiB) util 40% · folder 12.0 KiB',
     );
   });
   it('without limits, and for a GPU that reports neither its utilisation nor per-process memory', () => {

@@ -147,10 +147,15 @@ describe('the supervisor, run directly', () => {
         '#!/bin/bash',
         'up=$(cut -d" " -f1 /proc/uptime); t=${up%.*}',
         'pid=$(tail -n 1 pids.seen)',
-        'echo "[$t.000001] python3 invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0, oom_score_adj=0"',
-        'echo "[$t.000002] oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,task_memcg=/,task=python3,pid=$pid,uid=0"',
-        'echo "[$t.000003] Out of memory: Killed process $pid (python3) total-vm:9000000kB, anon-rss:8000000kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:16000kB oom_score_adj:0"',
-        'echo "[$t.000004] Out of memory: Killed process 4194303 (other) total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:1kB oom_score_adj:0"',
+        'echo "[$t.000001] python3 invoked oom-killer: ' +
+          'gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0, oom_score_adj=0"',
+        'echo "[$t.000002] oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,' +
+          'mems_allowed=0,global_oom,task_memcg=/,task=python3,pid=$pid,uid=0"',
+        'echo "[$t.000003] Out of memory: Killed process $pid (python3) ' +
+          'total-vm:9000000kB, anon-rss:8000000kB, file-rss:0kB, shmem-rss:0kB, ' +
+          'UID:0 pgtables:16000kB oom_score_adj:0"',
+        'echo "[$t.000004] Out of memory: Killed process 4194303 (other) total-vm:1kB, ' +
+          'anon-rss:1kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:1kB oom_score_adj:0"',
         '',
       ].join('\n'),
       { mode: 0o755 },
