@@ -30,6 +30,7 @@ import { fileURLToPath } from 'node:url';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { renderWrapper } = await import(join(REPO, 'dist', 'node', 'wrapper.js'));
+const { builtinLimits } = await import(join(REPO, 'dist', 'core', 'limits.js'));
 const TICK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
@@ -69,14 +70,13 @@ async function measure(seconds) {
   writeFileSync(join(dir, 'work', 'idle.py'), `import time\ntime.sleep(${seconds + 30})\n`);
   copyFileSync(join(REPO, 'templates', 'monitor.py'), join(dir, 'monitor.py'));
   const limits = {
+    ...builtinLimits(),
     timeoutS: seconds + 20,
     graceS: 1,
     memoryBytes: 1 << 30,
     pids: null,
     files: null,
     fileSizeBytes: null,
-    cpuTimeS: null,
-    gpus: 0,
   };
   const script = renderWrapper(readFileSync(join(REPO, 'templates', 'wrapper.sh'), 'utf8'), {
     jobId: `bench${process.pid}`,
@@ -129,7 +129,8 @@ let missed = false;
 let r = await measure(SECONDS);
 missed ||= !(r.steady < GOAL_PCT);
 console.log(
-  `${r.steady < GOAL_PCT ? 'PASS' : 'MISS'}  sampler (monitor.py watch, memory watch on): ${r.steady.toFixed(2)}% of one core at ~1 Hz over ${SECONDS}s ` +
+  `${r.steady < GOAL_PCT ? 'PASS' : 'MISS'}  sampler (monitor.py watch, memory watch on): ` +
+    `${r.steady.toFixed(2)}% of one core at ~1 Hz over ${SECONDS}s ` +
     `(${r.fast.toFixed(2)}% in the fast first seconds; ${procCount()} processes on the machine; ${r.samples} samples)`,
 );
 
@@ -141,7 +142,8 @@ if (EXTRA > 0) {
     r = await measure(SECONDS);
     missed ||= !(r.steady < GOAL_PCT);
     console.log(
-      `${r.steady < GOAL_PCT ? 'PASS' : 'MISS'}  sampler with ${EXTRA} extra idle processes: ${r.steady.toFixed(2)}% of one core at ~1 Hz ` +
+      `${r.steady < GOAL_PCT ? 'PASS' : 'MISS'}  sampler with ${EXTRA} extra idle processes: ` +
+        `${r.steady.toFixed(2)}% of one core at ~1 Hz ` +
         `(${r.fast.toFixed(2)}% in the fast first seconds; ${procCount()} processes on the machine)`,
     );
   } finally {

@@ -195,7 +195,9 @@ async function main() {
     const o = median(ours);
     if (!(o / b <= 1.0)) missed.push('ssh submit');
     say(
-      `ssh submit: gpuq submit (small file, one connection) ${o.toFixed(0)} ms vs ssh host true + scp ${b.toFixed(0)} ms: ratio ${(o / b).toFixed(2)} (goal <= 1.0, median of ${RUNS})`,
+      `ssh submit: gpuq submit (small file, one connection) ${o.toFixed(0)} ms ` +
+        `vs ssh host true + scp ${b.toFixed(0)} ms: ratio ${(o / b).toFixed(2)} ` +
+        `(goal <= 1.0, median of ${RUNS})`,
     );
 
     const nodesTimes = [];
@@ -204,7 +206,9 @@ async function main() {
     const nm = median(nodesTimes);
     if (!(nm / goal <= 1.0)) missed.push('ssh nodes');
     say(
-      `ssh nodes: gpuq nodes with one dead node (connect timeout ${DEAD_TIMEOUT_S} s) ${nm.toFixed(0)} ms vs connect timeout + 1 s = ${goal} ms: ratio ${(nm / goal).toFixed(2)} (goal <= 1.0, median of ${nodesTimes.length})`,
+      `ssh nodes: gpuq nodes with one dead node (connect timeout ${DEAD_TIMEOUT_S} s) ${nm.toFixed(0)} ms ` +
+        `vs connect timeout + 1 s = ${goal} ms: ratio ${(nm / goal).toFixed(2)} ` +
+        `(goal <= 1.0, median of ${nodesTimes.length})`,
     );
   } finally {
     blackhole.close();

@@ -101,7 +101,9 @@ try {
   if (!screen.includes(id)) console.log(`warning: the view did not show job ${id}:\n${screen}`);
   if (!(Number(self) < TARGET_PCT)) process.exitCode = 1;
   console.log(
-    `watch: CPU of the live view on an idle job over ${wall.toFixed(1)} s: ${self}% of a core (gpuq process), ${all}% with its helper processes; target < ${TARGET_PCT}%  ${Number(self) < TARGET_PCT ? 'ok' : 'OVER'}`,
+    `watch: CPU of the live view on an idle job over ${wall.toFixed(1)} s: ${self}% ` +
+      `of a core (gpuq process), ${all}% with its helper processes; ` +
+      `target < ${TARGET_PCT}%  ${Number(self) < TARGET_PCT ? 'ok' : 'OVER'}`,
   );
   tmux('send-keys', '-t', 'w', 'q');
   await sleep(500);

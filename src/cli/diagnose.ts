@@ -48,12 +48,14 @@ function nodeLines(d: Diagnosis): string[] {
   const at = s.diskPath ? ` at ${s.diskPath}` : '';
   if (s.disk) {
     out.push(
-      `  disk     ${formatBytes(s.disk.freeBytes)} free of ${formatBytes(s.disk.totalBytes)} (${formatPercent(s.disk.totalBytes > 0 ? s.disk.freeBytes / s.disk.totalBytes : 0)})${at}`,
+      `  disk     ${formatBytes(s.disk.freeBytes)} free of ${formatBytes(s.disk.totalBytes)} ` +
+        `(${formatPercent(s.disk.totalBytes > 0 ? s.disk.freeBytes / s.disk.totalBytes : 0)})${at}`,
     );
   }
   if (s.inodes)
     out.push(
-      `  inodes   ${s.inodes.free} free of ${s.inodes.total}${s.inodes.total > 0 ? ` (${formatPercent(s.inodes.free / s.inodes.total)})` : ''}`,
+      `  inodes   ${s.inodes.free} free of ${s.inodes.total}` +
+        `${s.inodes.total > 0 ? ` (${formatPercent(s.inodes.free / s.inodes.total)})` : ''}`,
     );
   if (s.memory && s.memory.availableBytes !== null)
     out.push(`  memory   ${formatBytes(s.memory.availableBytes)} available of ${formatBytes(s.memory.totalBytes)}`);
@@ -63,9 +65,9 @@ function nodeLines(d: Diagnosis): string[] {
       g.memoryUsedBytes !== null && g.memoryTotalBytes !== null
         ? `${formatBytes(g.memoryUsedBytes)} of ${formatBytes(g.memoryTotalBytes)} used`
         : 'memory unknown';
-    out.push(
-      `  GPU ${g.index}    ${g.name}: ${mem}${g.utilizationPct !== null ? `, ${g.utilizationPct}% busy` : ''}, ${g.processes.length} process${g.processes.length === 1 ? '' : 'es'}`,
-    );
+    const busy = g.utilizationPct !== null ? `, ${g.utilizationPct}% busy` : '';
+    const n = g.processes.length;
+    out.push(`  GPU ${g.index}    ${g.name}: ${mem}${busy}, ${n} process${n === 1 ? '' : 'es'}`);
   }
   return out;
 }
@@ -92,7 +94,8 @@ export function renderDiagnosis(d: Diagnosis, style: Style): string {
     ...section(style, 'Now', d.current ? [`  ${d.current.text}`] : []),
     ...section(
       style,
-      `Last ${d.stderrTail.length} line${d.stderrTail.length === 1 ? '' : 's'} of stderr${d.folder ? ` (${d.folder.dir}/stderr.log)` : ''}`,
+      `Last ${d.stderrTail.length} line${d.stderrTail.length === 1 ? '' : 's'} of stderr` +
+        `${d.folder ? ` (${d.folder.dir}/stderr.log)` : ''}`,
       d.stderrTail.map((l) => `  ${c.gray('|')} ${l}`),
     ),
     ...section(style, `Node ${d.node}`, nodeLines(d)),

@@ -56,10 +56,11 @@ export function renderNodes(reports: NodeReport[], style: Style): string {
         g.processes.length === 0
           ? 'free'
           : g.processes
-              .map(
-                (p) =>
-                  `${p.user ?? '?'} pid ${p.pid}${p.jobId ? ` job ${p.jobId}` : ''}${p.memoryBytes !== null ? ` ${formatBytes(p.memoryBytes)}` : ''}`,
-              )
+              .map((p) => {
+                const job = p.jobId ? ` job ${p.jobId}` : '';
+                const held = p.memoryBytes !== null ? ` ${formatBytes(p.memoryBytes)}` : '';
+                return `${p.user ?? '?'} pid ${p.pid}${job}${held}`;
+              })
               .join(', ');
       lines.push(`  GPU ${g.index} ${g.name}  util ${g.utilizationPct ?? '?'}%  mem ${mem}  ${who}`);
     }

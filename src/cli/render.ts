@@ -88,7 +88,8 @@ export function renderJob(job: Job & { peaks?: Peak[] | null }, now: Date, style
   if (Object.keys(job.env).length) lines.push(`${c.bold('Env')}        ${Object.keys(job.env).join(', ')}`);
   if (job.remote)
     lines.push(
-      `${c.bold('Folder')}     ${job.remote.dir}  (supervisor pid ${job.remote.supervisorPid}, job pid ${job.remote.pid})`,
+      `${c.bold('Folder')}     ${job.remote.dir}  ` +
+        `(supervisor pid ${job.remote.supervisorPid}, job pid ${job.remote.pid})`,
     );
   lines.push(
     `${c.bold('Limits')}     ${limitsLine(job.limits)}`,

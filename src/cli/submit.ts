@@ -99,7 +99,8 @@ export function registerSubmit(program: Command, app: CliApp): void {
       else {
         app.print(job.id);
         app.io.stderr.write(
-          `gpuq: started on ${job.node}${job.gpus.length ? ` (GPU ${job.gpus.join(',')})` : ''}; follow it with: gpuq logs -f ${job.id}\n`,
+          `gpuq: started on ${job.node}${job.gpus.length ? ` (GPU ${job.gpus.join(',')})` : ''}; ` +
+            `follow it with: gpuq logs -f ${job.id}\n`,
         );
       }
     });

@@ -102,7 +102,8 @@ export function classify(input: ClassifyInput): Verdict {
       null,
       `Stopped at the ${formatDuration(limits.timeoutS)} wall-clock limit${grace}.`,
       [
-        `the wall-clock limit of ${formatDuration(limits.timeoutS)} fired${status.killedAfterGrace ? ', then SIGKILL after the grace period' : ''}`,
+        `the wall-clock limit of ${formatDuration(limits.timeoutS)} fired` +
+          `${status.killedAfterGrace ? ', then SIGKILL after the grace period' : ''}`,
       ],
       timeoutHints(limits, status.killedAfterGrace, looksIdle(input.probe)),
     );
@@ -118,7 +119,8 @@ export function classify(input: ClassifyInput): Verdict {
       'cpu_time',
       `Killed at the CPU-time limit${lim}${used}.`,
       [
-        `the CPU-time limit${lim} fired (${status.limitFired === 'cpu' ? 'the supervisor recorded it' : `${signalName(signal ?? SIG.XCPU)}`})`,
+        `the CPU-time limit${lim} fired ` +
+          `(${status.limitFired === 'cpu' ? 'the supervisor recorded it' : `${signalName(signal ?? SIG.XCPU)}`})`,
       ],
       cpuTimeHints(limits),
     );
@@ -271,9 +273,11 @@ function memoryKill(f: Facts, failed: boolean): Verdict | null {
       f,
       'oom',
       'memory_watch',
-      `Killed for going over the memory limit${lim}${at !== null ? ` when its processes held ${formatBytes(at)}` : ''}.`,
+      `Killed for going over the memory limit${lim}` +
+        `${at !== null ? ` when its processes held ${formatBytes(at)}` : ''}.`,
       [
-        `gpuq's memory watch killed the job when its processes' RSS reached ${at !== null ? formatBytes(at) : 'the limit'}`,
+        `gpuq's memory watch killed the job when its processes' RSS ` +
+          `reached ${at !== null ? formatBytes(at) : 'the limit'}`,
         ...rssEvidence(status, monitor, limits),
       ],
       memoryHints(limits, peak),
@@ -285,10 +289,11 @@ function memoryKill(f: Facts, failed: boolean): Verdict | null {
     const who = cause === 'cgroup' ? `at the memory limit${lim}` : 'by the kernel OOM killer';
     // The main process died of a signal: it was the one killed. Otherwise a child was, and the
     // program then failed on its own (a DataLoader worker killed, the main raising about it).
+    const then = f.signal !== null ? `died of ${signalName(f.signal)}` : `exited with code ${status.exitCode}`;
     const summary =
       f.signal === SIG.KILL
         ? `Killed for memory ${who}.`
-        : `One of its processes was killed for memory ${who}, and it then ${f.signal !== null ? `died of ${signalName(f.signal)}` : `exited with code ${status.exitCode}`}.`;
+        : `One of its processes was killed for memory ${who}, and it then ${then}.`;
     return verdict(
       f,
       'oom',
@@ -323,7 +328,8 @@ function memoryKill(f: Facts, failed: boolean): Verdict | null {
       f,
       'oom',
       'rss_at_limit',
-      `Killed by SIGKILL with its memory at ${formatPercent(peak / limits.memoryBytes)} of the ${formatBytes(limits.memoryBytes)} limit, almost surely for memory.`,
+      `Killed by SIGKILL with its memory at ${formatPercent(peak / limits.memoryBytes)} ` +
+        `of the ${formatBytes(limits.memoryBytes)} limit, almost surely for memory.`,
       [
         ...rssEvidence(status, monitor, limits),
         'no OOM kill was recorded (no memory cgroup counter or kernel log readable on the node)',

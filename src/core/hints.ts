@@ -55,7 +55,8 @@ export function memoryHints(limits: Limits, peakRssBytes: number | null, request
   const raise =
     limits.memoryBytes !== null && base !== null
       ? `raise the limit if the node has the RAM: gpuq submit --memory ${formatSizeOption(base * 2)} …`
-      : 'it used all the memory the node could give: run it on a node with more RAM, or set --memory so it fails early and clearly';
+      : 'it used all the memory the node could give: run it on a node with more RAM, ' +
+        'or set --memory so it fails early and clearly';
   const asked =
     requested !== null
       ? [`one allocation asked for ${requested} at once: check the shapes and sizes the program computes`]
@@ -63,7 +64,8 @@ export function memoryHints(limits: Limits, peakRssBytes: number | null, request
   return [
     ...asked,
     raise,
-    'stream the data instead of loading it whole: read it in chunks, or memory-map arrays (numpy.load(..., mmap_mode="r"))',
+    'stream the data instead of loading it whole: read it in chunks, ' +
+      'or memory-map arrays (numpy.load(..., mmap_mode="r"))',
     'use smaller dtypes (float32 instead of float64) and free large objects you no longer need (del x; gc.collect())',
     'fewer DataLoader / multiprocessing workers: each one holds its own copy of what it touches',
   ];
@@ -76,7 +78,8 @@ export function childOomHints(limits: Limits): string[] {
       ? `, or raise --memory (e.g. --memory ${formatSizeOption(limits.memoryBytes * 2)})`
       : '';
   return [
-    `check that the results are complete: a worker or subprocess was killed for memory while the main process carried on${raise}`,
+    `check that the results are complete: a worker or subprocess was killed for ` +
+      `memory while the main process carried on${raise}`,
     'use fewer DataLoader / multiprocessing workers, each holds its own copy of the data',
   ];
 }
@@ -86,26 +89,30 @@ export function gpuOomHints(hit: GpuOomHit): string[] {
   const hints: string[] = [];
   if (hit.otherProcesses.length > 0) {
     hints.push(
-      'other processes held memory on that GPU: check `nvidia-smi` on the node and wait for a free GPU or ask their owners, or pick another GPU/node',
+      'other processes held memory on that GPU: check `nvidia-smi` on the node and ' +
+        'wait for a free GPU or ask their owners, or pick another GPU/node',
     );
   }
   hints.push('use a smaller batch size (accumulate gradients over several steps to keep the effective batch)');
   if (hit.framework === 'jax') {
     hints.push(
-      'JAX preallocates 75% of the GPU: set XLA_PYTHON_CLIENT_PREALLOCATE=false or XLA_PYTHON_CLIENT_MEM_FRACTION (gpuq submit --env …)',
+      'JAX preallocates 75% of the GPU: set XLA_PYTHON_CLIENT_PREALLOCATE=false or ' +
+        'XLA_PYTHON_CLIENT_MEM_FRACTION (gpuq submit --env …)',
     );
   } else if (hit.framework === 'tensorflow') {
     hints.push('let TensorFlow grow its GPU memory as needed: tf.config.experimental.set_memory_growth(gpu, True)');
   }
   hints.push('use mixed precision: torch.autocast("cuda", dtype=torch.bfloat16), or load the model in bf16/fp16');
   hints.push(
-    'trade compute for memory with gradient checkpointing (torch.utils.checkpoint / model.gradient_checkpointing_enable())',
+    'trade compute for memory with gradient checkpointing (torch.utils.checkpoint / ' +
+      'model.gradient_checkpointing_enable())',
   );
   if (hit.fragmented) {
     hints.push('reduce fragmentation: gpuq submit --env PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True …');
   }
   hints.push(
-    'free memory between phases: del tensors you no longer need, then torch.cuda.empty_cache(); run evaluation under torch.no_grad()',
+    'free memory between phases: del tensors you no longer need, ' +
+      'then torch.cuda.empty_cache(); run evaluation under torch.no_grad()',
   );
   if (hit.otherProcesses.length === 0) {
     hints.push('check `nvidia-smi` on the node for other processes holding the GPU');
@@ -122,11 +129,14 @@ export function timeoutHints(limits: Limits, killedAfterGrace: boolean, looksIdl
     );
   }
   hints.push(
-    `save checkpoints and resume from the last one, or raise the limit: gpuq submit --timeout ${formatDuration(limits.timeoutS * 2)} …`,
+    `save checkpoints and resume from the last one, or raise the limit: ` +
+      `gpuq submit --timeout ${formatDuration(limits.timeoutS * 2)} …`,
   );
   if (killedAfterGrace) {
     hints.push(
-      `handle SIGTERM (signal.signal(signal.SIGTERM, …)) to save its state and exit within the ${formatDuration(limits.graceS)} grace period, or raise --grace`,
+      `handle SIGTERM (signal.signal(signal.SIGTERM, …)) ` +
+        `to save its state and exit within the ${formatDuration(limits.graceS)} grace ` +
+        `period, or raise --grace`,
     );
   }
   hints.push('profile a short run to see where the time goes (is the GPU busy? `gpuq watch` shows utilisation)');
@@ -141,7 +151,8 @@ export function cpuTimeHints(limits: Limits): string[] {
       : 'the node enforces a CPU-time limit (ulimit -t): ask its admin or use another node';
   return [
     raise,
-    'CPU time adds up over all threads: cap them (OMP_NUM_THREADS, MKL_NUM_THREADS, torch.set_num_threads) or move the work to the GPU',
+    'CPU time adds up over all threads: cap them (OMP_NUM_THREADS, MKL_NUM_THREADS, ' +
+      'torch.set_num_threads) or move the work to the GPU',
   ];
 }
 
@@ -155,27 +166,33 @@ export function limitHints(
     case 'disk_full':
       if (hit.line !== undefined && /\/dev\/shm|torch_\d+_\d+|shared memory|\bshm\b/i.test(hit.line)) {
         return [
-          'shared memory (/dev/shm) is full, not the disk: PyTorch DataLoader workers pass batches through it; use fewer workers (num_workers) or smaller batches',
+          'shared memory (/dev/shm) is full, not the disk: ' +
+            'PyTorch DataLoader workers pass batches through it; ' +
+            'use fewer workers (num_workers) or smaller batches',
           `check \`df -h /dev/shm\` ${onNode(t)}; in docker, give the container a larger --shm-size`,
         ];
       }
       return [
         hit.quota
           ? `a disk quota is exhausted ${onNode(t)}: delete old outputs and checkpoints, or ask for a larger quota`
-          : `free disk space ${onNode(t)} (see the disk column of \`gpuq nodes\`): delete old job folders, checkpoints and caches`,
-        'write less: keep only the last checkpoints, compress outputs, point caches (HF_HOME, TORCH_HOME) at a larger disk',
+          : `free disk space ${onNode(t)} (see the disk column of \`gpuq nodes\`): ` +
+            `delete old job folders, checkpoints and caches`,
+        'write less: keep only the last checkpoints, compress outputs, ' +
+          'point caches (HF_HOME, TORCH_HOME) at a larger disk',
       ];
     case 'pids':
       return [
         limits.pids !== null
           ? `raise the process limit: gpuq submit --pids ${limits.pids * 2} …`
           : 'the node limits processes per user: use fewer processes or ask its admin',
-        'use fewer worker processes and threads (DataLoader num_workers, multiprocessing.Pool(processes=N), OMP_NUM_THREADS)',
+        'use fewer worker processes and threads (DataLoader num_workers, ' +
+          'multiprocessing.Pool(processes=N), OMP_NUM_THREADS)',
         'reap what you start: join threads, wait() on subprocesses, close pools',
       ];
     case 'open_files':
       return [
-        'close files and sockets you no longer need (use `with open(...)`); a loop that opens without closing leaks one per pass',
+        'close files and sockets you no longer need (use `with open(...)`); ' +
+          'a loop that opens without closing leaks one per pass',
         limits.files !== null
           ? `raise the limit: gpuq submit --files ${Math.max(limits.files * 2, 1024)} …`
           : 'raise the descriptor limit with --files (e.g. --files 4096)',
@@ -204,14 +221,17 @@ export function missingModuleHints(hit: ProgramCauseHit, t: HintTarget): string[
   if (hit.module !== null && hit.importName !== null) {
     const pkg = pipPackageFor(hit.module);
     return [
-      `the node's ${hit.module} is a different version from yours: compare \`python3 -m pip show ${pkg}\` on both and pin the version you need (python3 -m pip install '${pkg}==…')`,
+      `the node's ${hit.module} is a different version from yours: ` +
+        `compare \`python3 -m pip show ${pkg}\` on both and pin the version you need ` +
+        `(python3 -m pip install '${pkg}==…')`,
     ];
   }
   if (hit.module !== null) {
     const pkg = pipPackageFor(hit.module);
     return [
       `install ${pkg} ${onNode(t)}: python3 -m pip install ${pkg}`,
-      'if it is installed there, the job runs another Python: set the node\'s "python" in the gpuq config to the interpreter (or venv) that has it',
+      'if it is installed there, the job runs another Python: ' +
+        'set the node\'s "python" in the gpuq config to the interpreter (or venv) that has it',
     ];
   }
   return [`read the full import error: ${logsCommand(t, 'stderr')}`];
@@ -229,7 +249,8 @@ export function syntaxErrorHints(hit: ProgramCauseHit): string[] {
   return [
     where !== null ? `fix the syntax at ${where}` : 'fix the syntax error the log shows',
     `check before submitting: python3 -m py_compile ${file}`,
-    "if it compiles on your machine, the node's Python is older than yours (match statements need 3.10, f-string nesting 3.12): check `python3 --version` there",
+    "if it compiles on your machine, the node's Python is older than yours (match " +
+      'statements need 3.10, f-string nesting 3.12): check `python3 --version` there',
   ];
 }
 
@@ -241,7 +262,8 @@ export function cudaUnavailableHints(hit: ProgramCauseHit, limits: Limits): stri
     hints.push("the node's torch is a CPU-only build: install a CUDA build of torch there");
   if (hit.detail === 'driver') {
     hints.push(
-      "the node's NVIDIA driver is older than the CUDA your torch/jax was built for: install a build for an older CUDA (e.g. the cu118 wheels) or update the driver",
+      "the node's NVIDIA driver is older than the CUDA your torch/jax was built for: " +
+        'install a build for an older CUDA (e.g. the cu118 wheels) or update the driver',
     );
   }
   if (hit.detail === 'no_driver') hints.push('the node has no working NVIDIA driver: check `nvidia-smi` there');
@@ -255,7 +277,8 @@ export function fileNotFoundHints(hit: ProgramCauseHit): string[] {
   const relative = hit.file !== null && !hit.file.startsWith('/');
   return [
     relative
-      ? `the job runs in its own folder on the node, so '${path}' is looked up there: use the competition's data directory or an absolute path on the node`
+      ? `the job runs in its own folder on the node, so '${path}' is looked up there: ` +
+        `use the competition's data directory or an absolute path on the node`
       : `${path} does not exist on the node: check the path there, or use the competition's data directory`,
   ];
 }
@@ -278,20 +301,23 @@ export function signalHints(signal: number, t: HintTarget, stderr: string): stri
   switch (signal) {
     case SIG.SEGV:
       return [
-        'a native extension crashed: rerun with gpuq submit --env PYTHONFAULTHANDLER=1 … to see the Python line it died on',
+        'a native extension crashed: rerun with gpuq submit --env PYTHONFAULTHANDLER=1 … ' +
+          'to see the Python line it died on',
         "check that compiled packages (torch, numpy, your extensions) match the node's Python, CUDA and driver",
         'very deep recursion after sys.setrecursionlimit overflows the C stack: make it iterative',
       ];
     case SIG.ABRT:
       return [
         /device-side assert/.test(stderr)
-          ? 'a CUDA device-side assert (often an index or label out of range): rerun with --env CUDA_LAUNCH_BLOCKING=1 to see where'
+          ? 'a CUDA device-side assert (often an index or label out of range): ' +
+            'rerun with --env CUDA_LAUNCH_BLOCKING=1 to see where'
           : 'an assertion or an uncaught C++ exception aborted it: the stderr lines just before the abort say which',
         'rerun with gpuq submit --env PYTHONFAULTHANDLER=1 … to see the Python line',
       ];
     case SIG.BUS:
       return [
-        'often shared memory (/dev/shm) running out: PyTorch DataLoader workers pass batches through it; use fewer workers or a larger /dev/shm (docker --shm-size)',
+        'often shared memory (/dev/shm) running out: PyTorch DataLoader workers pass ' +
+          'batches through it; use fewer workers or a larger /dev/shm (docker --shm-size)',
         'or a memory-mapped file that was truncated while in use',
       ];
     case SIG.ILL:
@@ -300,12 +326,14 @@ export function signalHints(signal: number, t: HintTarget, stderr: string): stri
       return ['an integer division by zero in native code: check the inputs of the failing extension'];
     case SIG.KILL:
       return [
-        `someone or something killed it: an admin, or the node's OOM killer outside gpuq's view; check \`dmesg\` (or journalctl -k) ${onNode(t)} for "Killed process"`,
+        `someone or something killed it: an admin, or the node's OOM killer outside ` +
+          `gpuq's view; check \`dmesg\` (or journalctl -k) ${onNode(t)} for "Killed process"`,
         'set --memory so gpuq watches memory and names an out-of-memory death itself',
       ];
     case SIG.TERM:
       return [
-        `something outside gpuq asked it to stop (an admin, a node shutdown, another scheduler): check the node's logs (journalctl) around the end time`,
+        `something outside gpuq asked it to stop (an admin, a node shutdown, ` +
+          `another scheduler): check the node's logs (journalctl) around the end time`,
         'handle SIGTERM to save a checkpoint, so a rerun can resume',
       ];
     case SIG.INT:

@@ -233,7 +233,17 @@ const LIMIT_PATTERNS: readonly (readonly [RegExp, LimitCause, boolean])[] = [
   [/Too many open files|\[Errno 24\]|\bEMFILE\b/, 'open_files', false],
   [/File too large|\[Errno 27\]|\bEFBIG\b|File size limit exceeded/, 'file_size', false],
   [
-    /fork: (?:retry: )?Resource temporarily unavailable|Cannot fork|can't start new thread|pthread_create\b.*(?:failed|Resource temporarily unavailable)|fork failed|\bfork\(\) failed/i,
+    new RegExp(
+      [
+        'fork: (?:retry: )?Resource temporarily unavailable',
+        'Cannot fork',
+        "can't start new thread",
+        String.raw`pthread_create\b.*(?:failed|Resource temporarily unavailable)`,
+        'fork failed',
+        String.raw`\bfork\(\) failed`,
+      ].join('|'),
+      'i',
+    ),
     'pids',
     false,
   ],
@@ -333,7 +343,12 @@ const NOISE: readonly RegExp[] = [
   /^\s*$/,
   /^[\s^~]+$/, // Python 3.11 caret markers
   /^\s*\d+%\|/, // tqdm bars
-  /^(?:.*: )?(?:line \d+: )?\s*(?:\d+\s+)?(?:Aborted|Segmentation fault|Killed|Terminated|Bus error|Illegal instruction|Floating point exception|CPU time limit exceeded|File size limit exceeded)(?: \(core dumped\))?(?:\s.*)?$/,
+  new RegExp(
+    String.raw`^(?:.*: )?(?:line \d+: )?\s*(?:\d+\s+)?(?:` +
+      'Aborted|Segmentation fault|Killed|Terminated|Bus error|Illegal instruction|Floating point exception|' +
+      'CPU time limit exceeded|File size limit exceeded' +
+      String.raw`)(?: \(core dumped\))?(?:\s.*)?$`,
+  ),
   /^\s*warnings\.warn\(/,
   /^\s*\[Previous line repeated \d+ more times\]$/,
   /^\.\/run\.sh: line \d+: /, // the supervisor's own complaints (the job's script is never ./run.sh)
@@ -360,8 +375,10 @@ export function lastMeaningfulLine(lines: readonly string[], exceptions: readonl
   return null;
 }
 
-const CHAIN =
-  /^(?:During handling of the above exception, another exception occurred:|The above exception was the direct cause of the following exception:)$/;
+const CHAIN = new RegExp(
+  '^(?:During handling of the above exception, another exception occurred:' +
+    '|The above exception was the direct cause of the following exception:)$',
+);
 /** Exceptions that only report that another process failed: its own error is further up. */
 const WRAPPERS = /(?:^|\.)(?:ChildFailedError|CalledProcessError|BrokenProcessPool)$/;
 

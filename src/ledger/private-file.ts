@@ -176,7 +176,8 @@ export function writeError(e: unknown, file: string, what: string): unknown {
     case 'EROFS':
     case 'EFBIG':
       return new UserError(
-        `could not write ${what} ${file} (${code}: ${code === 'EROFS' ? 'a read-only file system' : 'the disk failed the write'}); ${unchanged}.`,
+        `could not write ${what} ${file} ` +
+          `(${code}: ${code === 'EROFS' ? 'a read-only file system' : 'the disk failed the write'}); ${unchanged}.`,
         EXIT.ledger,
         `Check the file system that holds ${dir} (mount, dmesg), then run the command again.`,
       );
@@ -199,7 +200,8 @@ export function writeError(e: unknown, file: string, what: string): unknown {
       return new UserError(
         `could not write ${what} ${file} (${code}); ${unchanged}.`,
         EXIT.ledger,
-        `Check that ${dir} and the files in it are yours to write (ls -la '${dir}'); another user's file there cannot be replaced.`,
+        `Check that ${dir} and the files in it are yours to write (ls -la '${dir}'); ` +
+          `another user's file there cannot be replaced.`,
       );
     default:
       return e;

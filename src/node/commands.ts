@@ -14,8 +14,10 @@ export function sectionMarker(nonce: string, name: string): string {
 function prepareLines(dir: string): string {
   return (
     `set -e; umask 077; d=${shPath(dir)}; mkdir -p -- "$d/work"; chmod 700 -- "$d"; cd -- "$d"; ` +
-    `command -v flock >/dev/null && command -v setsid >/dev/null || { echo "gpuq needs flock and setsid (util-linux) on this node" >&2; exit 3; }; ` +
-    `command -v python3 >/dev/null || echo "python3 is missing on this node: no resource samples and no memory watch" >&2; `
+    `command -v flock >/dev/null && command -v setsid >/dev/null || ` +
+    `{ echo "gpuq needs flock and setsid (util-linux) on this node" >&2; exit 3; }; ` +
+    `command -v python3 >/dev/null || ` +
+    `echo "python3 is missing on this node: no resource samples and no memory watch" >&2; `
   );
 }
 
@@ -68,8 +70,11 @@ function launchLines(): string[] {
     `setsid bash ./run.sh </dev/null >>supervisor.log 2>&1 &`,
     `exec 9>&-`,
     // Builtins only in the loop (read, case): one fork per turn, for sleep.
-    `i=0; while [ "$i" -lt 250 ]; do st=; IFS= read -r st 2>/dev/null <status.json; case $st in *'"state":"running"'*|*'"state":"exited"'*) break;; esac; sleep 0.02; i=$((i+1)); done`,
-    `cat status.json 2>/dev/null || { echo "the supervisor did not start; see supervisor.log:" >&2; tail -n 20 supervisor.log >&2; exit 3; }`,
+    `i=0; while [ "$i" -lt 250 ]; do st=; IFS= read -r st 2>/dev/null <status.json; ` +
+      `case $st in *'"state":"running"'*|*'"state":"exited"'*) break;; esac; ` +
+      `sleep 0.02; i=$((i+1)); done`,
+    `cat status.json 2>/dev/null || ` +
+      `{ echo "the supervisor did not start; see supervisor.log:" >&2; tail -n 20 supervisor.log >&2; exit 3; }`,
   ];
 }
 
@@ -84,7 +89,8 @@ export function adoptCommand(dir: string): RemoteCommand {
     script: [
       `cd -- ${shPath(dir)} 2>/dev/null || { echo none; exit 0; }`,
       `if [ -e status.json ] || ! flock -ns job.lock true 2>/dev/null; then`,
-      `  for i in $(seq 1 250); do grep -q '"state":"\\(running\\|exited\\)"' status.json 2>/dev/null && break; sleep 0.02; done`,
+      `  for i in $(seq 1 250); do ` +
+        `grep -q '"state":"\\(running\\|exited\\)"' status.json 2>/dev/null && break; sleep 0.02; done`,
       `  pwd -P; cat status.json 2>/dev/null || echo '{}'`,
       `else echo none; fi`,
     ].join('\n'),
@@ -206,18 +212,25 @@ export function nodeStatusCommand(workdir: string, full: boolean): RemoteCommand
     `echo "cpus $(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null)"`,
     `echo "boot $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"`,
     // A job runs while its supervisor holds job.lock; only folders whose status says running are checked.
-    `n=0; if [ -d "$w/jobs" ]; then n=$(grep -l '"state":"running"' "$w"/jobs/*/status.json 2>/dev/null | while IFS= read -r s; do flock -ns "\${s%/status.json}/job.lock" true 2>/dev/null || echo x; done | wc -l); fi; echo "jobs $n"`,
+    `n=0; if [ -d "$w/jobs" ]; then n=$(grep -l '"state":"running"' "$w"/jobs/*/status.json 2>/dev/null | ` +
+      `while IFS= read -r s; do flock -ns "\${s%/status.json}/job.lock" true 2>/dev/null || echo x; done | wc -l); ` +
+      `fi; echo "jobs $n"`,
   ];
   if (full) {
     lines.push(
-      `awk '/^MemTotal:/{printf "memtotal %.0f\\n", $2*1024} /^MemAvailable:/{printf "memavail %.0f\\n", $2*1024}' /proc/meminfo 2>/dev/null`,
+      `awk '/^MemTotal:/{printf "memtotal %.0f\\n", $2*1024} ` +
+        `/^MemAvailable:/{printf "memavail %.0f\\n", $2*1024}' /proc/meminfo 2>/dev/null`,
       `d=$w; while [ ! -e "$d" ] && [ "$d" != / ] && [ "$d" != . ]; do d=$(dirname -- "$d"); done; echo "diskpath $d"`,
       `timeout 5 df -P -B1 -- "$d" 2>/dev/null | awk 'NR==2{print "disk",$2,$3,$4}'`,
       `timeout 5 df -P -i -- "$d" 2>/dev/null | awk 'NR==2{print "inodes",$2,$3,$4}'`,
       `if command -v nvidia-smi >/dev/null 2>&1; then`,
-      `  timeout 10 nvidia-smi --query-gpu=index,uuid,name,utilization.gpu,memory.used,memory.total --format=csv,noheader,nounits 2>/dev/null | sed 's/^/gpu /'`,
-      `  timeout 10 nvidia-smi --query-compute-apps=gpu_uuid,pid,used_memory --format=csv,noheader,nounits 2>/dev/null | while IFS=', ' read -r u p m _; do`,
-      `    [ -n "$p" ] || continue; j=$(tr '\\0' '\\n' <"/proc/$p/environ" 2>/dev/null | sed -n 's/^GPUQ_JOB_ID=//p'); echo "app $u, $p, $m, $(ps -o user= -p "$p" 2>/dev/null | tr -d ' '), $j"`,
+      `  timeout 10 nvidia-smi --query-gpu=index,uuid,name,utilization.gpu,memory.used,memory.total ` +
+        `--format=csv,noheader,nounits 2>/dev/null | sed 's/^/gpu /'`,
+      `  timeout 10 nvidia-smi --query-compute-apps=gpu_uuid,pid,used_memory ` +
+        `--format=csv,noheader,nounits 2>/dev/null | while IFS=', ' read -r u p m _; do`,
+      `    [ -n "$p" ] || continue; ` +
+        `j=$(tr '\\0' '\\n' <"/proc/$p/environ" 2>/dev/null | sed -n 's/^GPUQ_JOB_ID=//p'); ` +
+        `echo "app $u, $p, $m, $(ps -o user= -p "$p" 2>/dev/null | tr -d ' '), $j"`,
       `  done`,
       `else echo "nogpu"; fi`,
     );

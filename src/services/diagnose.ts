@@ -144,12 +144,15 @@ export function nodeFactHints(s: NodeStatus, node: string): string[] {
     (s.disk.freeBytes < LOW_FREE * s.disk.totalBytes || s.disk.freeBytes < LOW_FREE_BYTES)
   ) {
     out.push(
-      `node ${node} has only ${formatBytes(s.disk.freeBytes)} of disk free${at}: delete old job folders and checkpoints there before resubmitting`,
+      `node ${node} has only ${formatBytes(s.disk.freeBytes)} of disk free${at}: ` +
+        `delete old job folders and checkpoints there before resubmitting`,
     );
   }
   if (s.inodes && s.inodes.total > 0 && s.inodes.free < LOW_FREE * s.inodes.total) {
     out.push(
-      `node ${node} has only ${s.inodes.free} inodes free${at} (${formatPercent(s.inodes.free / s.inodes.total)}): many small files fill it; pack them into archives or shards`,
+      `node ${node} has only ${s.inodes.free} inodes free${at} ` +
+        `(${formatPercent(s.inodes.free / s.inodes.total)}): many small files fill it; ` +
+        `pack them into archives or shards`,
     );
   }
   if (
@@ -164,7 +167,8 @@ export function nodeFactHints(s: NodeStatus, node: string): string[] {
   }
   if (s.load && s.cpus && s.load[0] > 2 * s.cpus) {
     out.push(
-      `node ${node} is overloaded (load ${s.load[0].toFixed(2)} on ${s.cpus} cores): expect slow runs, or pick another node with --node`,
+      `node ${node} is overloaded (load ${s.load[0].toFixed(2)} on ${s.cpus} cores): ` +
+        `expect slow runs, or pick another node with --node`,
     );
   }
   return out;
@@ -177,7 +181,10 @@ function pendingSummary(job: Job, probe: Probe | null, now: Date): string {
   const started = probe?.status?.startedAtMs ?? (job.startedAt ? Date.parse(job.startedAt) : null);
   const since =
     started !== null ? ` for ${formatDuration(Math.max(0, Math.round((now.getTime() - started) / 1000)))}` : '';
-  return `Job ${job.id} is still ${job.state === 'grading' ? 'being graded' : 'running'}${since} on node ${job.node}; these are its peaks so far.`;
+  return (
+    `Job ${job.id} is still ${job.state === 'grading' ? 'being graded' : 'running'}${since} ` +
+    `on node ${job.node}; these are its peaks so far.`
+  );
 }
 
 /**

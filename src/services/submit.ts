@@ -121,7 +121,8 @@ async function reachInOrder(
   const ledgerJobs = (name: string) => live.filter((j) => j.node === name && j.state !== 'done').length;
   const tell = (n: NodeConfig, e: unknown) =>
     ctx.out.info(
-      `node ${n.name} is unreachable (${e instanceof NodeUnreachableError ? e.cause_ : (e as Error).message}); trying the other nodes.`,
+      `node ${n.name} is unreachable (${e instanceof NodeUnreachableError ? e.cause_ : (e as Error).message}); ` +
+        `trying the other nodes.`,
     );
   let last: unknown = null;
   for (const [i, group] of groups.entries()) {
@@ -148,7 +149,8 @@ function progressBar(ctx: AppContext, size: number): ((done: number, total: numb
     const mib = (b: number) => (b / 1024 ** 2).toFixed(1);
     ctx.out.raw(
       'stderr',
-      `\rgpuq: uploading [${'#'.repeat(fill)}${'-'.repeat(width - fill)}] ${pct}% ${mib(done)}/${mib(total)} MiB${pct === 100 ? '\n' : ''}`,
+      `\rgpuq: uploading [${'#'.repeat(fill)}${'-'.repeat(width - fill)}] ` +
+        `${pct}% ${mib(done)}/${mib(total)} MiB${pct === 100 ? '\n' : ''}`,
     );
   };
 }

@@ -175,7 +175,8 @@ export function decideHostKey(
         error: new HostKeyRefusedError(
           node,
           'revoked',
-          `HOST KEY FOR node ${node} IS REVOKED: ${where} presents ${keyType} ${fp}, which ${c.source} line ${c.line} marks @revoked; refusing to connect.`,
+          `HOST KEY FOR node ${node} IS REVOKED: ${where} presents ${keyType} ${fp}, ` +
+            `which ${c.source} line ${c.line} marks @revoked; refusing to connect.`,
           `host key ${fp} is revoked`,
           `Ask the administrator of ${where} for its current host key; do not connect until it is replaced.`,
           line,
@@ -224,8 +225,10 @@ export function decideHostKey(
           'unknown',
           `node ${node} is unreachable: the host key of ${where} is not known (${keyType} ${fp}).`,
           `unknown host key ${fp}`,
-          `If ${fp} is ${where}'s real key (compare with \`ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub\` on the node), trust it with ` +
-            `\`gpuq nodes --accept-new-host-key\` (or --accept-new-host-key on the command), or set "acceptNewHostKey": true for node ${node} ` +
+          `If ${fp} is ${where}'s real key ` +
+            `(compare with \`ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub\` on the node), trust it with ` +
+            `\`gpuq nodes --accept-new-host-key\` (or --accept-new-host-key on the command), ` +
+            `or set "acceptNewHostKey": true for node ${node} ` +
             `in the config, or add this line to ${policy.knownHostsPath}:\n  ${line}`,
           line,
         ),
@@ -251,7 +254,8 @@ function changedError(
       `Someone may be intercepting the connection (possible man-in-the-middle attack); refusing to connect.`,
     `host key changed (${fp})`,
     `If the node's key really changed (e.g. it was reinstalled), remove line ${lineNo} from ${file} ` +
-      `(\`ssh-keygen -R '${where}' -f ${file}\`) and connect again with --accept-new-host-key, or replace it with:\n  ${line}`,
+      `(\`ssh-keygen -R '${where}' -f ${file}\`) and connect again with ` +
+      `--accept-new-host-key, or replace it with:\n  ${line}`,
     line,
   );
 }

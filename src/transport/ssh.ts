@@ -142,7 +142,8 @@ export async function connectSsh(node: NodeConfig, opts: SshConnectOptions): Pro
         throw new NodeUnreachableError(
           node.name,
           `jump host ${hop.alias} could not reach ${next.hostname}:${next.port} (${oneLine(err)})`,
-          `check that ${next.hostname}:${next.port} is reachable from ${hop.hostname} and that the jump host allows TCP forwarding`,
+          `check that ${next.hostname}:${next.port} is reachable from ${hop.hostname} and ` +
+            `that the jump host allows TCP forwarding`,
         );
       }
     }
@@ -181,8 +182,10 @@ async function connectHop(ep: SshEndpoint, sock: unknown, s: HopSettings, label:
       s.node,
       auth.tried.length > 0
         ? `${prefix(label)}no usable SSH key to log in as ${ep.user} with (${auth.tried.join(', ')})`
-        : `${prefix(label)}no SSH key to log in as ${ep.user} with: no identity file exists and no ssh agent is running`,
-      `set "identityFile" for node ${s.node} in the config (or IdentityFile in ~/.ssh/config), or start ssh-agent and ssh-add a key`,
+        : `${prefix(label)}no SSH key to log in as ${ep.user} with: ` +
+            `no identity file exists and no ssh agent is running`,
+      `set "identityFile" for node ${s.node} in the config (or IdentityFile in ` +
+        `~/.ssh/config), or start ssh-agent and ssh-add a key`,
       { retryable: false },
     );
   }
@@ -309,7 +312,8 @@ function connectFailure(
     return new NodeUnreachableError(
       s.node,
       `${p}timed out after ${s.timeoutS} s connecting to ${where}`,
-      `check that ${ep.hostname} is up and reachable (VPN, firewall), or raise "connectTimeout" for the node in the config`,
+      `check that ${ep.hostname} is up and reachable (VPN, firewall), ` +
+        `or raise "connectTimeout" for the node in the config`,
     );
   }
   if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') {
@@ -330,7 +334,9 @@ function connectFailure(
     return new NodeUnreachableError(
       s.node,
       `${p}authentication failed for user ${ep.user} on ${where} (tried ${tried.join(', ')})`,
-      `check "user" and "identityFile" for the node (or User/IdentityFile in ~/.ssh/config), and that the public key is in ~${ep.user}/.ssh/authorized_keys on the node`,
+      `check "user" and "identityFile" for the node (or User/IdentityFile in ` +
+        `~/.ssh/config), and that the public key is in ~${ep.user}/.ssh/authorized_keys ` +
+        `on the node`,
       { retryable: false },
     );
   }

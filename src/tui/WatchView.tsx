@@ -133,7 +133,8 @@ export function WatchView(props: WatchViewProps) {
   }, [exitOnDone, done, leave, state]);
 
   const layout = screenLayout(state, now, width, height);
-  // biome-ignore lint/correctness/useExhaustiveDependencies: the page depends only on the diagnosis text, not on every state change
+  // The page depends only on the diagnosis text, not on every state change.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: see the line above
   const diagText = useMemo(() => diagnosisLines(state, width), [state.ui.diagnosis, width]);
 
   const quit = useCallback((s: WatchState) => leave('quit', s), [leave]);

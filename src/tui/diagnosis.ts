@@ -26,7 +26,9 @@ export function diagnosisText(job: Job | null, peaks: Peaks | null = null): stri
   if (peaks !== null) {
     const gpu = peaks.gpuMemBytes === null ? '' : `, GPU memory ${formatBytes(peaks.gpuMemBytes)}`;
     out.push(
-      `Peaks seen while watching: RSS ${formatBytes(peaks.rssBytes)}, CPU ${formatPercent(peaks.cpuPct / 100)}, processes ${peaks.procs}, folder ${formatBytes(peaks.folderBytes)}${gpu}`,
+      `Peaks seen while watching: RSS ${formatBytes(peaks.rssBytes)}, ` +
+        `CPU ${formatPercent(peaks.cpuPct / 100)}, processes ${peaks.procs}, ` +
+        `folder ${formatBytes(peaks.folderBytes)}${gpu}`,
     );
   }
   out.push(`Node ${job.node}, folder ${job.remote?.dir ?? '(never created)'}`);

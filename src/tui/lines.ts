@@ -87,7 +87,8 @@ export function headerRows(job: Job | null, now: number, width: number, ending =
     ];
   } else {
     const frac = timeout > 0 ? el / timeout : 0;
-    const head = `${isDone(job) ? 'ran' : 'elapsed'} ${formatDuration(el, 'column')} / ${formatDuration(timeout, 'column')} `;
+    const verb = isDone(job) ? 'ran' : 'elapsed';
+    const head = `${verb} ${formatDuration(el, 'column')} / ${formatDuration(timeout, 'column')} `;
     const pct = ` ${formatPercent(frac).padStart(4)}`;
     const tail = isDone(job) ? '' : `  ${formatDuration(Math.max(0, timeout - el), 'column')} left`;
     const barW = Math.max(5, Math.min(40, w - head.length - pct.length - tail.length));

@@ -29,7 +29,10 @@ export interface PlainSinks {
 export function jobText(job: Job): string {
   const gpus = job.gpus.length > 0 ? `GPU ${job.gpus.join(',')}` : 'no GPU';
   const mem = job.limits.memoryBytes ? ` · memory ${formatBytes(job.limits.memoryBytes, 'column')}` : '';
-  return `job ${job.id} (${job.name}) on ${job.node}, ${gpus}: ${job.state} · timeout ${formatDuration(job.limits.timeoutS, 'column')}${mem}`;
+  return (
+    `job ${job.id} (${job.name}) on ${job.node}, ${gpus}: ${job.state} · ` +
+    `timeout ${formatDuration(job.limits.timeoutS, 'column')}${mem}`
+  );
 }
 
 /** The verdict lines: class, exit and summary, then the first hint. */

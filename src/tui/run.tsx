@@ -20,7 +20,10 @@ export interface RunWatchOptions {
   source: WatchSource;
   /** Sends the cancel; called only after the user answers 'y' to "cancel job ID? y/n". */
   onCancel: () => Promise<void>;
-  /** The full diagnosis as plain text (ANSI escapes are dropped), loaded on the first `d`; default: from the verdict. */
+  /**
+   * The full diagnosis as plain text (ANSI escapes are dropped), loaded on the first `d`;
+   * default: from the verdict.
+   */
   loadDiagnosis?: (job: Job | null, peaks: Peaks | null) => Promise<string>;
   /** Unmount by itself once the verdict arrives (`--exit-on-done`). */
   exitOnDone: boolean;

@@ -4,20 +4,13 @@
  * the files a supervisor writes. Shared by classify.test.ts and stderr-patterns.test.ts.
  */
 import type { JobProbe, Limits, MonitorFile, StatusFile } from '../../src/core/types.js';
+import { builtinLimits } from '../../src/core/limits.js';
 
 export const GiB = 1024 ** 3;
 export const MiB = 1024 ** 2;
 
-export const LIMITS: Limits = {
-  timeoutS: 3600,
-  graceS: 10,
-  memoryBytes: null,
-  pids: 1024,
-  files: 4096,
-  fileSizeBytes: 4 * GiB,
-  cpuTimeS: null,
-  gpus: 0,
-};
+/** The built-in limits, memory unlimited. */
+export const LIMITS: Limits = { ...builtinLimits(), memoryBytes: null };
 
 /** status.json of a job that exited with `exitCode`, no limit fired. */
 export function exited(exitCode: number, over: Partial<StatusFile> = {}): StatusFile {
@@ -123,19 +116,26 @@ IndentationError: unexpected indent
         ^^^^^^^^^^^^^^^^^
 MemoryError
 `,
-  numpyMemoryError: `Traceback (most recent call last):
+  numpyMemoryError:
+    `Traceback (most recent call last):
   File "/home/u/.gpuq/jobs/k2x9a1b3/work/solution.py", line 5, in <module>
     a = np.zeros((1_000_000, 1_000_000))
         ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
-numpy.core._exceptions._ArrayMemoryError: Unable to allocate 7.28 TiB for an array with shape (1000000, 1000000) and data type float64
+numpy.core._exceptions._ArrayMemoryError: ` +
+    `Unable to allocate 7.28 TiB for an array with shape (1000000, 1000000) ` +
+    `and data type float64
 `,
-  torchCpuAlloc: `Traceback (most recent call last):
+  torchCpuAlloc:
+    `Traceback (most recent call last):
   File "/home/u/.gpuq/jobs/k2x9a1b3/work/train.py", line 22, in <module>
     big = torch.empty(8 * 1024**3)
           ^^^^^^^^^^^^^^^^^^^^^^^^
-RuntimeError: [enforce fail at alloc_cpu.cpp:83] err == 0. DefaultCPUAllocator: can't allocate memory: you tried to allocate 34359738368 bytes. Error code 12 (Cannot allocate memory)
+RuntimeError: [enforce fail at alloc_cpu.cpp:83] err == 0. DefaultCPUAllocator: ` +
+    `can't allocate memory: you tried to allocate 34359738368 bytes. ` +
+    `Error code 12 (Cannot allocate memory)
 `,
-  torchOom2: `Epoch 1:  12%|█▏        | 120/1000 [00:41<05:02,  2.91it/s]
+  torchOom2:
+    `Epoch 1:  12%|█▏        | 120/1000 [00:41<05:02,  2.91it/s]
 Traceback (most recent call last):
   File "/home/u/.gpuq/jobs/k2x9a1b3/work/train.py", line 88, in <module>
     loss = model(x, y)
@@ -146,18 +146,38 @@ Traceback (most recent call last):
   File "/usr/local/lib/python3.11/dist-packages/torch/nn/functional.py", line 2140, in softmax
     ret = input.softmax(dim)
           ^^^^^^^^^^^^^^^^^^
-torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of 79.11 GiB of which 3.56 GiB is free. Process 40211 has 60.12 GiB memory in use. Including non-PyTorch memory, this process has 15.40 GiB memory in use. Of the allocated memory 14.80 GiB is allocated by PyTorch, and 152.45 MiB is reserved by PyTorch but unallocated. If reserved but unallocated memory is large try setting PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid fragmentation.  See documentation for Memory Management  (https://pytorch.org/docs/stable/notes/cuda.html#environment-variables)
+torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 GiB. ` +
+    `GPU 0 has a total capacity of 79.11 GiB of which 3.56 GiB is free. ` +
+    `Process 40211 has 60.12 GiB memory in use. Including non-PyTorch memory, ` +
+    `this process has 15.40 GiB memory in use. ` +
+    `Of the allocated memory 14.80 GiB is allocated by PyTorch, ` +
+    `and 152.45 MiB is reserved by PyTorch but unallocated. ` +
+    `If reserved but unallocated memory is large try setting ` +
+    `PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid fragmentation. ` +
+    ` See documentation for Memory Management  ` +
+    `(https://pytorch.org/docs/stable/notes/cuda.html#environment-variables)
 `,
-  torchOomCapacty: `Traceback (most recent call last):
+  torchOomCapacty:
+    `Traceback (most recent call last):
   File "/home/u/.gpuq/jobs/k2x9a1b3/work/train.py", line 40, in <module>
     out = F.grid_sample(img, grid)
           ^^^^^^^^^^^^^^^^^^^^^^^^
-torch.cuda.OutOfMemoryError: CUDA out of memory. Tried to allocate 1.70 GiB. GPU 0 has a total capacty of 6.00 GiB of which 0 bytes is free. Of the allocated memory 2.93 GiB is allocated by PyTorch, and 2.30 GiB is reserved by PyTorch but unallocated. If reserved but unallocated memory is large try setting max_split_size_mb to avoid fragmentation.  See documentation for Memory Management and PYTORCH_CUDA_ALLOC_CONF
+torch.cuda.OutOfMemoryError: CUDA out of memory. Tried to allocate 1.70 GiB. ` +
+    `GPU 0 has a total capacty of 6.00 GiB of which 0 bytes is free. ` +
+    `Of the allocated memory 2.93 GiB is allocated by PyTorch, ` +
+    `and 2.30 GiB is reserved by PyTorch but unallocated. ` +
+    `If reserved but unallocated memory is large try setting max_split_size_mb to ` +
+    `avoid fragmentation.  See documentation for Memory Management and PYTORCH_CUDA_ALLOC_CONF
 `,
-  torchOom1: `Traceback (most recent call last):
+  torchOom1:
+    `Traceback (most recent call last):
   File "train.py", line 61, in <module>
     output = net(images)
-RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 15.78 GiB total capacity; 12.50 GiB already allocated; 1.20 GiB free; 13.00 GiB reserved in total by PyTorch) If reserved memory is >> allocated memory try setting max_split_size_mb to avoid fragmentation.  See documentation for Memory Management and PYTORCH_CUDA_ALLOC_CONF
+RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; ` +
+    `15.78 GiB total capacity; 12.50 GiB already allocated; 1.20 GiB free; ` +
+    `13.00 GiB reserved in total by PyTorch) If reserved memory is >> allocated ` +
+    `memory try setting max_split_size_mb to avoid fragmentation. ` +
+    ` See documentation for Memory Management and PYTORCH_CUDA_ALLOC_CONF
 `,
   cublas: `Traceback (most recent call last):
   File "/home/u/.gpuq/jobs/k2x9a1b3/work/train.py", line 30, in <module>
@@ -239,7 +259,10 @@ OSError: [Errno 27] File too large
     raise ValueError(f"expected 10 columns, got {n}")
 ValueError: expected 10 columns, got 9
 `,
-  deviceAssert: `/opt/conda/conda-bld/pytorch_1695392020201/work/aten/src/ATen/native/cuda/Loss.cu:250: nll_loss_forward_reduce_cuda_kernel_2d: block: [0,0,0], thread: [5,0,0] Assertion \`t >= 0 && t < n_classes\` failed.
+  deviceAssert:
+    `/opt/conda/conda-bld/pytorch_1695392020201/work/aten/src/ATen/native/cuda/Loss.cu:250: ` +
+    `nll_loss_forward_reduce_cuda_kernel_2d: block: [0,0,0], thread: ` +
+    `[5,0,0] Assertion \`t >= 0 && t < n_classes\` failed.
 terminate called after throwing an instance of 'c10::Error'
   what():  CUDA error: device-side assert triggered
 `,

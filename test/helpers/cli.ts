@@ -255,7 +255,10 @@ export async function makeGate(): Promise<Gate> {
   };
   return {
     path,
-    pyDef: `def gate_wait():\n    import os, time\n    end = time.time() + 60\n    while not os.path.exists(${JSON.stringify(path)}) and time.time() < end:\n        time.sleep(0.05)\n`,
+    pyDef:
+      `def gate_wait():\n    import os, time\n    end = time.time() + 60\n` +
+      `    while not os.path.exists(${JSON.stringify(path)}) and time.time() < end:\n` +
+      `        time.sleep(0.05)\n`,
     open,
     cleanup,
   };

@@ -94,7 +94,8 @@ export interface Sshd {
 export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
   if (!existsSync(SSHD_BIN)) {
     throw new Error(
-      `${SSHD_BIN} is missing: the SSH tests need a real OpenSSH server. Install it with \`apt-get install -y openssh-server\`.`,
+      `${SSHD_BIN} is missing: the SSH tests need a real OpenSSH server. ` +
+        `Install it with \`apt-get install -y openssh-server\`.`,
     );
   }
   const isRoot = process.getuid?.() === 0;

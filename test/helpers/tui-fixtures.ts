@@ -3,6 +3,7 @@
  * frames are the same on every run.
  */
 import type { Job, Sample, Verdict } from '../../src/core/types.js';
+import { builtinLimits } from '../../src/core/limits.js';
 
 /** The pinned clock: 90 s after the job started. */
 export const T0 = Date.parse('2026-01-02T03:04:05.000Z');
@@ -21,16 +22,7 @@ export function runningJob(over: Partial<Job> = {}): Job {
     state: 'running',
     isolation: 'ulimit',
     image: null,
-    limits: {
-      timeoutS: 600,
-      graceS: 10,
-      memoryBytes: 200 * MiB,
-      pids: 64,
-      files: 4096,
-      fileSizeBytes: null,
-      cpuTimeS: null,
-      gpus: 1,
-    },
+    limits: { ...builtinLimits(), timeoutS: 600, memoryBytes: 200 * MiB, pids: 64, fileSizeBytes: null, gpus: 1 },
     env: {},
     args: [],
     createdAt: new Date(T0 - 1000).toISOString(),

@@ -109,7 +109,9 @@ describe('verdicts from the program', () => {
         'print("Traceback (most recent call last):", file=sys.stderr)',
         'print(\'  File "train.py", line 12, in <module>\', file=sys.stderr)',
         'print("    x = torch.empty((1 << 34,), device=\\"cuda\\")", file=sys.stderr)',
-        'print("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 64.00 GiB. GPU 0 has a total capacity of 79.11 GiB of which 1.20 GiB is free.", file=sys.stderr)',
+        'print("torch.OutOfMemoryError: CUDA out of memory. ' +
+          'Tried to allocate 64.00 GiB. GPU 0 has a total capacity of 79.11 GiB of which ' +
+          '1.20 GiB is free.", file=sys.stderr)',
         'sys.exit(1)',
       ].join('\n')}\n`,
     );

@@ -77,43 +77,47 @@ describe('the ledger', () => {
     expect(firstJob?.verdict?.class).toBe('succeeded');
   });
 
-  it('a hand-edited job missing a field is refused by name, never crashes or is overwritten; so is a damaged archive line', async () => {
-    const h = await home();
-    const prog = await writeProgram('ok.py', 'print(1)\n');
-    const id = (await gpuq(h, ['submit', prog, '--wait', '-q'])).stdout.trim();
-    const path = join(h.dir, 'ledger.json');
-    const data = JSON.parse(readFileSync(path, 'utf8')) as { jobs: Record<string, unknown>[] };
-    const good = { ...data.jobs[0]! };
-    // an archived job, as gpuq writes one, is listed by --all
-    const archive = join(h.dir, 'ledger.archive.jsonl');
-    writeFileSync(archive, `${JSON.stringify({ ...good, id: 'arch0001' })}\n`);
-    expect((await gpuq(h, ['list', '--all'])).stdout).toContain('arch0001');
+  it(
+    'a hand-edited job missing a field is refused by name, ' +
+      'never crashes or is overwritten; so is a damaged archive line',
+    async () => {
+      const h = await home();
+      const prog = await writeProgram('ok.py', 'print(1)\n');
+      const id = (await gpuq(h, ['submit', prog, '--wait', '-q'])).stdout.trim();
+      const path = join(h.dir, 'ledger.json');
+      const data = JSON.parse(readFileSync(path, 'utf8')) as { jobs: Record<string, unknown>[] };
+      const good = { ...data.jobs[0]! };
+      // an archived job, as gpuq writes one, is listed by --all
+      const archive = join(h.dir, 'ledger.archive.jsonl');
+      writeFileSync(archive, `${JSON.stringify({ ...good, id: 'arch0001' })}\n`);
+      expect((await gpuq(h, ['list', '--all'])).stdout).toContain('arch0001');
 
-    delete data.jobs[0]!.limits;
-    const edited = JSON.stringify(data);
-    writeFileSync(path, edited);
-    for (const args of [['list'], ['list', '--json'], ['show', id], ['submit', prog]]) {
-      const r = await gpuq(h, args);
-      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(5);
-      expect(r.stderr).toContain(`job ${id}: field "limits" is missing`);
-      expect(r.stderr).toContain('ledger.json.bak');
+      delete data.jobs[0]!.limits;
+      const edited = JSON.stringify(data);
+      writeFileSync(path, edited);
+      for (const args of [['list'], ['list', '--json'], ['show', id], ['submit', prog]]) {
+        const r = await gpuq(h, args);
+        expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(5);
+        expect(r.stderr).toContain(`job ${id}: field "limits" is missing`);
+        expect(r.stderr).toContain('ledger.json.bak');
+        expect(r.stderr).not.toMatch(/\n\s+at /);
+      }
+      expect(readFileSync(path, 'utf8')).toBe(edited);
+
+      writeFileSync(path, JSON.stringify({ ...data, jobs: [good] }));
+      writeFileSync(
+        archive,
+        JSON.stringify({ ...good, id: 'arch0001' }) +
+          '\n' +
+          JSON.stringify({ ...good, id: 'arch0002', state: 'exploded' }) +
+          '\n',
+      );
+      const r = await gpuq(h, ['list', '--all']);
+      expect(r.code, r.stderr).toBe(5);
+      expect(r.stderr).toContain(
+        `${archive} is damaged at line 2 (job arch0002: field "state" has a value of the wrong kind ("exploded"))`,
+      );
       expect(r.stderr).not.toMatch(/\n\s+at /);
-    }
-    expect(readFileSync(path, 'utf8')).toBe(edited);
-
-    writeFileSync(path, JSON.stringify({ ...data, jobs: [good] }));
-    writeFileSync(
-      archive,
-      JSON.stringify({ ...good, id: 'arch0001' }) +
-        '\n' +
-        JSON.stringify({ ...good, id: 'arch0002', state: 'exploded' }) +
-        '\n',
-    );
-    const r = await gpuq(h, ['list', '--all']);
-    expect(r.code, r.stderr).toBe(5);
-    expect(r.stderr).toContain(
-      `${archive} is damaged at line 2 (job arch0002: field "state" has a value of the wrong kind ("exploded"))`,
-    );
-    expect(r.stderr).not.toMatch(/\n\s+at /);
-  });
+    },
+  );
 });

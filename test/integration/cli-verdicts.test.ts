@@ -1,7 +1,8 @@
 /**
  * End to end on the embedded local node (the real binary, real supervisors, real processes; each
  * test its own GPUQ_HOME), split from cli-local.test.ts so vitest runs the parts in parallel:
- * verdicts and exit codes on the embedded local node: failure, timeout, grace, cancel, a killed supervisor, forged status files, wait on several jobs.
+ * verdicts and exit codes on the embedded local node: failure, timeout, grace, cancel, a killed
+ * supervisor, forged status files, wait on several jobs.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -55,7 +56,9 @@ describe('verdicts and exit codes', () => {
     const h = await home();
     const prog = await writeProgram(
       'stubborn.py',
-      'import signal, subprocess, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nsubprocess.Popen(["sleep", "300"])\nprint("ignoring", flush=True)\ntime.sleep(300)\n',
+      'import signal, subprocess, time\nsignal.signal(signal.SIGTERM, ' +
+        'signal.SIG_IGN)\nsubprocess.Popen(["sleep", "300"])\n' +
+        'print("ignoring", flush=True)\ntime.sleep(300)\n',
     );
     // 4 s: the handler must be in place before the SIGTERM lands, even on a loaded machine.
     const r = await gpuq(h, ['submit', prog, '--timeout', '4s', '--grace', '1s', '--wait', '--json']);
@@ -145,7 +148,8 @@ describe('verdicts and exit codes', () => {
     const h = await home();
     const prog = await writeProgram(
       'env.py',
-      'import os, resource\nprint(os.environ["FILES_MAX"], os.environ["COMMAND"], resource.getrlimit(resource.RLIMIT_NOFILE)[0], os.environ["GPUQ_JOB_ID"])\n',
+      'import os, resource\nprint(os.environ["FILES_MAX"], os.environ["COMMAND"], ' +
+        'resource.getrlimit(resource.RLIMIT_NOFILE)[0], os.environ["GPUQ_JOB_ID"])\n',
     );
     const r = await gpuq(h, [
       'submit',

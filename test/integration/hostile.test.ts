@@ -83,12 +83,15 @@ async function homeFor(mode: Mode, extraEnv: NodeJS.ProcessEnv = {}): Promise<Ho
 describe.concurrent.each(MODES)('hostile programs as $label', (mode) => {
   const home = () => homeFor(mode);
 
-  it('the job runs as that user, adopted by its supervisor (subreaper); without cgroups when unprivileged', async () => {
-    const f = await runHostile(await home(), 'threads_env.py');
-    expectVerdict(f, 'succeeded', undefined, 0);
-    expect(f.status.subreaper).toBe(true);
-    if (!mode.privileged) expect(f.status.cgroup).toBe(null);
-  });
+  it(
+    'the job runs as that user, adopted by its supervisor (subreaper); ' + 'without cgroups when unprivileged',
+    async () => {
+      const f = await runHostile(await home(), 'threads_env.py');
+      expectVerdict(f, 'succeeded', undefined, 0);
+      expect(f.status.subreaper).toBe(true);
+      if (!mode.privileged) expect(f.status.cgroup).toBe(null);
+    },
+  );
   it('a program that never ends is stopped at the wall-clock limit: timeout, 11', async () => {
     const f = await runHostile(await home(), 'sleep_forever.py', ['--timeout', '2s']);
     expectVerdict(f, 'timeout', undefined, 11);
@@ -303,7 +306,8 @@ describe.concurrent.each(MODES)('hostile programs as $label', (mode) => {
       mkdirSync(bin, { recursive: true });
       writeFileSync(
         prog,
-        `import os, time\nopen(${JSON.stringify(pidPath)}, "w").write(str(os.getpid()))\nx = bytearray(20 << 20)\ntime.sleep(3.5)\n`,
+        `import os, time\nopen(${JSON.stringify(pidPath)}, ` +
+          `"w").write(str(os.getpid()))\nx = bytearray(20 << 20)\ntime.sleep(3.5)\n`,
       );
       try {
         const r = await gpuq(h, ['submit', prog, '--wait', '--json']);

@@ -92,7 +92,9 @@ describe('submit → wait → logs → diagnose on two nodes', () => {
     const gate = join(gateDir, 'open');
     const slow = await writeProgram(
       'slow.py',
-      `import os, time\nfor _ in range(1200):\n    if os.path.exists(${JSON.stringify(gate)}):\n        break\n    time.sleep(0.05)\nprint("done")\n`,
+      `import os, time\nfor _ in range(1200):\n` +
+        `    if os.path.exists(${JSON.stringify(gate)}):\n        break\n` +
+        `    time.sleep(0.05)\nprint("done")\n`,
     );
     let first: Job;
     let second: Job;
@@ -293,7 +295,8 @@ describe('gpuq nodes', () => {
       [
         '#!/bin/sh',
         'case "$*" in',
-        '  *query-gpu*) echo "0, GPU-aaaa, NVIDIA H100 80GB HBM3, 35, 10240, 81559"; echo "1, GPU-bbbb, NVIDIA H100 80GB HBM3, 0, 0, 81559" ;;',
+        '  *query-gpu*) echo "0, GPU-aaaa, NVIDIA H100 80GB HBM3, 35, 10240, 81559"; ' +
+          'echo "1, GPU-bbbb, NVIDIA H100 80GB HBM3, 0, 0, 81559" ;;',
         '  *query-compute-apps*) echo "GPU-aaaa, $$, 10200" ;;',
         'esac',
         '',

@@ -40,7 +40,9 @@ describe('a node killed during wait and logs -f, then started again', () => {
     onTestFinished(() => gate.cleanup());
     const prog = await writeProgram(
       'count.py',
-      `import time\n${gate.pyDef}for i in range(${n}):\n    print("line", i, flush=True)\n    if i == 10:\n        gate_wait()\n    time.sleep(0.05)\n`,
+      `import time\n${gate.pyDef}for i in range(${n}):\n` +
+        `    print("line", i, flush=True)\n    if i == 10:\n        gate_wait()\n` +
+        `    time.sleep(0.05)\n`,
     );
     const sub = await gpuqJson<Job>(h, ['submit', prog, '--node', 'b']);
     const logins = () => (b.log().match(/Accepted publickey/g) ?? []).length;

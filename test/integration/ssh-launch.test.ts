@@ -9,6 +9,7 @@ import { adoptLaunch, launchJob, waitForEnd } from '../../src/node/protocol.js';
 import { renderWrapper } from '../../src/node/wrapper.js';
 import { connectSsh } from '../../src/transport/ssh.js';
 import type { Transport } from '../../src/transport/transport.js';
+import { builtinLimits } from '../../src/core/limits.js';
 import { REPO, writeProgram } from '../helpers/cli.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
 
@@ -36,14 +37,13 @@ function wrapper(jobId: string): string {
     command: ['python3', 'p.py'],
     env: {},
     limits: {
+      ...builtinLimits(),
       timeoutS: 60,
       graceS: 2,
       memoryBytes: null,
       pids: null,
       files: null,
       fileSizeBytes: null,
-      cpuTimeS: null,
-      gpus: 0,
     },
     cpuShare: { num: 1, den: 1 },
     cudaDevices: null,

@@ -43,7 +43,9 @@ describe('ssh config and connection failures', () => {
     const kh = join(ctx.work, 'kh-alias');
     await writeFile(
       cfg,
-      `Host aliased-key\n  HostName 127.0.0.1\n  Port ${ctx.sshd.port}\n  User ${ctx.sshd.user}\n  IdentityFile ${ctx.sshd.clientKeyPath}\n  HostKeyAlias gpu-node-7\n  UserKnownHostsFile /dev/null\n`,
+      `Host aliased-key\n  HostName 127.0.0.1\n  Port ${ctx.sshd.port}\n` +
+        `  User ${ctx.sshd.user}\n  IdentityFile ${ctx.sshd.clientKeyPath}\n` +
+        `  HostKeyAlias gpu-node-7\n  UserKnownHostsFile /dev/null\n`,
     );
     const key = ctx.sshd.hostKeys[0]!;
     await writeFile(kh, `gpu-node-7 ${key.keyType} ${key.keyBase64}\n`);
@@ -64,7 +66,9 @@ describe('ssh config and connection failures', () => {
     const cfg = join(ctx.work, 'ssh_config_tokens');
     await writeFile(
       cfg,
-      `Host tok\n  HostName 127.0.0.1\n  Port 1\n  User nobody\n  IdentityFile ${ctx.sshd.dir}/%r_key\n  IdentityFile ~/does-not-exist-%h\nHost *\n  UserKnownHostsFile /dev/null\n`,
+      `Host tok\n  HostName 127.0.0.1\n  Port 1\n  User nobody\n` +
+        `  IdentityFile ${ctx.sshd.dir}/%r_key\n  IdentityFile ~/does-not-exist-%h\n` +
+        `Host *\n  UserKnownHostsFile /dev/null\n`,
     );
     execFileSync('cp', [ctx.sshd.clientKeyPath, join(ctx.sshd.dir, `${ctx.sshd.user}_key`)]);
     const node = ctx.sshd.nodeConfig({ host: 'tok', port: ctx.sshd.port, user: ctx.sshd.user, identityFile: null });
@@ -161,7 +165,9 @@ describe('ProxyJump', () => {
     cfg = join(ctx.work, 'ssh_config_jump');
     await writeFile(
       cfg,
-      `Host 127.0.0.1\n  IdentityFile ${ctx.sshd.clientKeyPath}\n  IdentityFile ${target.clientKeyPath}\n  IdentitiesOnly yes\n  UserKnownHostsFile /dev/null\n  GlobalKnownHostsFile /dev/null\n`,
+      `Host 127.0.0.1\n  IdentityFile ${ctx.sshd.clientKeyPath}\n` +
+        `  IdentityFile ${target.clientKeyPath}\n  IdentitiesOnly yes\n` +
+        `  UserKnownHostsFile /dev/null\n  GlobalKnownHostsFile /dev/null\n`,
     );
   });
   afterAll(async () => target?.cleanup());

@@ -67,7 +67,9 @@ describe('exec', () => {
   });
 
   it('runs a script too long for one command-line argument', async () => {
-    const script = `echo start\n${'# padding padding padding padding padding padding padding\n'.repeat(5000)}echo "end $((2+3))"\nexit 5`;
+    const script =
+      `echo start\n${'# padding padding padding padding padding padding padding\n'.repeat(5000)}echo ` +
+      `"end $((2+3))"\nexit 5`;
     expect(script.length).toBeGreaterThan(200_000);
     expect(await t.exec({ purpose: 'long', script })).toEqual({ stdout: 'start\nend 5\n', stderr: '', code: 5 });
   });
@@ -95,7 +97,9 @@ describe('stream', () => {
     const r = await t.stream(
       {
         purpose: 'tick',
-        script: `echo one; echo warn >&2; i=0; while [ ! -e '${gatePath}' ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; [ -e '${gatePath}' ] && echo two || echo late`,
+        script:
+          `echo one; echo warn >&2; i=0; while [ ! -e '${gatePath}' ] && [ $i -lt 600 ]; ` +
+          `do sleep 0.05; i=$((i+1)); done; [ -e '${gatePath}' ] && echo two || echo late`,
       },
       {
         onStdout: (c) => {

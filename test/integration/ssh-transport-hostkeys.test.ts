@@ -53,7 +53,8 @@ describe('host keys', () => {
     const kh = join(ctx.work, 'kh-revoked');
     await writeFile(
       kh,
-      `${ctx.sshd.knownHostsLine('right')}\n@revoked * ${ctx.sshd.knownHostsLine('right').split(' ').slice(1).join(' ')}\n`,
+      `${ctx.sshd.knownHostsLine('right')}\n@revoked ` +
+        `* ${ctx.sshd.knownHostsLine('right').split(' ').slice(1).join(' ')}\n`,
     );
     const err = await expectUnreachable(connectSsh(ctx.sshd.nodeConfig(), ctx.opts({ knownHostsPath: kh })));
     expect(err.message).toMatch(/REVOKED/);

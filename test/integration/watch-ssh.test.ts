@@ -30,7 +30,9 @@ describe('gpuq watch over SSH', () => {
     onTestFinished(() => gate.cleanup());
     const prog = await writeProgram(
       'count.py',
-      `import time\n${gate.pyDef}for i in range(${n}):\n    print("line", i, flush=True)\n    if i == 10:\n        gate_wait()\n    time.sleep(0.05)\n`,
+      `import time\n${gate.pyDef}for i in range(${n}):\n` +
+        `    print("line", i, flush=True)\n    if i == 10:\n        gate_wait()\n` +
+        `    time.sleep(0.05)\n`,
     );
     const sub = await gpuq(home, ['submit', prog, '--node', 'n', '-q']);
     expect(sub.code, sub.stderr).toBe(0);

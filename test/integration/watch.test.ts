@@ -29,7 +29,8 @@ describe('gpuq watch without a TTY', () => {
   it('prints timestamped state, log and resource lines, then exits with the verdict code', async () => {
     const id = await submit(
       'fails.py',
-      'import sys, time\nfor i in range(3):\n    print("line", i)\n    time.sleep(0.3)\nprint("oops", file=sys.stderr)\nsys.exit(3)\n',
+      'import sys, time\nfor i in range(3):\n    print("line", i)\n' +
+        '    time.sleep(0.3)\nprint("oops", file=sys.stderr)\nsys.exit(3)\n',
     );
     const r = await gpuq(home, ['watch', id]);
     expect(r.code, r.stderr).toBe(10);

@@ -27,12 +27,19 @@ interface Row {
 }
 
 const KERNEL_OOM = [
-  '[ 3833.581301] oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,task_memcg=/user.slice,task=python3,pid=8580,uid=1000',
-  '[ 3833.581324] Out of memory: Killed process 8580 (python3) total-vm:9221460kB, anon-rss:8204288kB, file-rss:6712kB, shmem-rss:0kB, UID:1000 pgtables:16468kB oom_score_adj:0',
+  '[ 3833.581301] oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,' +
+    'mems_allowed=0,global_oom,task_memcg=/user.slice,task=python3,pid=8580,uid=1000',
+  '[ 3833.581324] Out of memory: Killed process 8580 (python3) ' +
+    'total-vm:9221460kB, anon-rss:8204288kB, file-rss:6712kB, shmem-rss:0kB, ' +
+    'UID:1000 pgtables:16468kB oom_score_adj:0',
 ];
 const CGROUP_OOM = [
-  '[ 3833.581301] oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/gpuq/k2x9a1b3,task_memcg=/gpuq/k2x9a1b3,task=python3,pid=8580,uid=0',
-  '[ 3833.581324] Memory cgroup out of memory: Killed process 8580 (python3) total-vm:221460kB, anon-rss:204288kB, file-rss:6712kB, shmem-rss:0kB, UID:0 pgtables:468kB oom_score_adj:0',
+  '[ 3833.581301] oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,' +
+    'mems_allowed=0,oom_memcg=/gpuq/k2x9a1b3,task_memcg=/gpuq/k2x9a1b3,task=python3,' +
+    'pid=8580,uid=0',
+  '[ 3833.581324] Memory cgroup out of memory: Killed process 8580 (python3) ' +
+    'total-vm:221460kB, anon-rss:204288kB, file-rss:6712kB, shmem-rss:0kB, ' +
+    'UID:0 pgtables:468kB oom_score_adj:0',
 ];
 
 const ROWS: Row[] = [
@@ -527,7 +534,9 @@ const ROWS: Row[] = [
     status: exited(1),
     stderr:
       TB.torchOom2 +
-      '\nThe above exception was the direct cause of the following exception:\n\nTraceback (most recent call last):\n  File "/w/train.py", line 99, in <module>\n    raise RuntimeError("training failed") from e\nRuntimeError: training failed\n',
+      '\nThe above exception was the direct cause of the following exception:\n\n' +
+      'Traceback (most recent call last):\n  File "/w/train.py", line 99, in <module>\n' +
+      '    raise RuntimeError("training failed") from e\nRuntimeError: training failed\n',
     want: { class: 'gpu_oom' },
   },
   {
@@ -563,7 +572,10 @@ const ROWS: Row[] = [
     name: 'abort after an uncaught c10::OutOfMemoryError (libtorch C++): gpu_oom',
     status: exited(134),
     stderr:
-      "terminate called after throwing an instance of 'c10::OutOfMemoryError'\n  what():  CUDA out of memory. Tried to allocate 512.00 MiB (GPU 0; 23.65 GiB total capacity; 22.80 GiB already allocated; 301.56 MiB free; 22.95 GiB reserved in total by PyTorch)\n",
+      "terminate called after throwing an instance of 'c10::OutOfMemoryError'\n" +
+      '  what():  CUDA out of memory. Tried to allocate 512.00 MiB (GPU 0; ' +
+      '23.65 GiB total capacity; 22.80 GiB already allocated; 301.56 MiB free; ' +
+      '22.95 GiB reserved in total by PyTorch)\n',
     want: { class: 'gpu_oom', summary: /512\.00 MiB/ },
   },
 ];

@@ -3,6 +3,7 @@ import { isIdLike, makeJobId, matchPrefix } from '../../src/core/ids.js';
 import { canMove, finish, moveTo } from '../../src/core/job.js';
 import { exitCodeForVerdict, worstExitCode } from '../../src/core/exit-codes.js';
 import { type Job, type Verdict, VERDICT_CLASSES, type VerdictClass } from '../../src/core/types.js';
+import { builtinLimits } from '../../src/core/limits.js';
 
 const job = (over: Partial<Job> = {}): Job => ({
   id: 'abc12345',
@@ -15,14 +16,13 @@ const job = (over: Partial<Job> = {}): Job => ({
   isolation: 'ulimit',
   image: null,
   limits: {
+    ...builtinLimits(),
     timeoutS: 1,
     graceS: 1,
     memoryBytes: null,
     pids: null,
     files: null,
     fileSizeBytes: null,
-    cpuTimeS: null,
-    gpus: 0,
   },
   env: {},
   args: [],

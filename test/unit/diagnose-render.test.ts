@@ -99,7 +99,10 @@ describe('renderDiagnosis', () => {
   it('prints verdict, evidence, peaks, stderr, node and hints, each peak once', () => {
     const page = renderDiagnosis(d, plain);
     expect(page).toMatch(
-      /^abc12345 {2}train\.py {2}on gpu1: oom \(cgroup\), exit 137 · SIGKILL\n {2}Killed for memory at the memory limit of 2 GiB\.\n/,
+      new RegExp(
+        String.raw`^abc12345 {2}train\.py {2}on gpu1: oom \(cgroup\), exit 137 · SIGKILL\n` +
+          String.raw` {2}Killed for memory at the memory limit of 2 GiB\.\n`,
+      ),
     );
     expect(page).toMatch(/Evidence\n {2}- the job's memory cgroup counted 1 OOM kill/);
     expect(page.match(/RSS peaked at 1\.98 GiB of the 2 GiB limit/g)).toHaveLength(1);

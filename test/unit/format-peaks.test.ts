@@ -61,8 +61,11 @@ describe('small helpers', () => {
 describe('parseKernelOom', () => {
   it('reads pid, name, RSS and whether a cgroup limit did it', () => {
     const kills = parseKernelOom([
-      '[ 3833.581301] oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/gpuq/x,task_memcg=/gpuq/x,task=python3,pid=8580,uid=0',
-      '[ 3833.581324] Memory cgroup out of memory: Killed process 8580 (python3) total-vm:221460kB, anon-rss:204288kB, file-rss:6712kB, shmem-rss:0kB, UID:0 pgtables:468kB oom_score_adj:0',
+      '[ 3833.581301] oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,' +
+        'mems_allowed=0,oom_memcg=/gpuq/x,task_memcg=/gpuq/x,task=python3,pid=8580,uid=0',
+      '[ 3833.581324] Memory cgroup out of memory: Killed process 8580 (python3) ' +
+        'total-vm:221460kB, anon-rss:204288kB, file-rss:6712kB, shmem-rss:0kB, ' +
+        'UID:0 pgtables:468kB oom_score_adj:0',
     ]);
     expect(kills).toEqual([{ pid: 8580, name: 'python3', rssBytes: 211000 * 1024, cgroup: true }]);
   });
@@ -100,7 +103,8 @@ describe('peaksAgainstLimits', () => {
       monitor: monitor({ samples: 1, peakRssBytes: 0, peakProcs: 0 }),
       status: exited(137, {
         kernelOom: [
-          'Memory cgroup out of memory: Killed process 1 (python3) total-vm:1kB, anon-rss:204800kB, file-rss:0kB, shmem-rss:0kB',
+          'Memory cgroup out of memory: Killed process 1 (python3) total-vm:1kB, ' +
+            'anon-rss:204800kB, file-rss:0kB, shmem-rss:0kB',
         ],
       }),
       limits: { ...limits, memoryBytes: 200 * MiB },

@@ -22,7 +22,8 @@ const ED = 'AAAAC3NzaC1lZDI1NTE5AAAAIBx3ruwoE1mukUzCnVOxp0RrqaPhWUlsy1SPwaR4f3RK
 const ED_FP = 'SHA256:+bEYfRZpxJ1ONMvErQTF7H3xBZ6Q7J8Dj+PcX+YSmPY';
 const ED2 = 'AAAAC3NzaC1lZDI1NTE5AAAAIEeRCEu/FwTaeUCanYcI3GWR1VIbbrNr+Uei4wAVPo80';
 const EC =
-  'AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBGkBWOkGm30SjbPZdbM01b4evyzZU0QWrJNzvQWrH1/SUSu/LrIX/gmfnqPwPHLDdNNbYuqXOBvrM5T4pwGJ/5g=';
+  'AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBGkBWOkGm30SjbPZdbM0' +
+  '1b4evyzZU0QWrJNzvQWrH1/SUSu/LrIX/gmfnqPwPHLDdNNbYuqXOBvrM5T4pwGJ/5g=';
 
 function check(text: string, host: string, port: number, type: string, key: string) {
   return checkHostKey(parseKnownHosts(text, 'kh'), host, port, type, key);
@@ -181,7 +182,8 @@ describe('checkHostKey', () => {
 
   it('lists known key types for a host for algorithm negotiation', () => {
     const entries = parseKnownHosts(
-      `h ecdsa-sha2-nistp256 ${EC}\nh ssh-rsa AAAAB3NzaC1yc2EAAAADAQAB\nother ssh-ed25519 ${ED}\n@revoked h ssh-ed25519 ${ED}`,
+      `h ecdsa-sha2-nistp256 ${EC}\nh ssh-rsa AAAAB3NzaC1yc2EAAAADAQAB\n` +
+        `other ssh-ed25519 ${ED}\n@revoked h ssh-ed25519 ${ED}`,
     );
     expect(knownKeyTypes(entries, 'h', 22)).toEqual(['ecdsa-sha2-nistp256', 'ssh-rsa']);
     expect(hostKeyAlgorithmsFor(knownKeyTypes(entries, 'h', 22))).toEqual([

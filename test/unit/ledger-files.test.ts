@@ -88,32 +88,35 @@ describe('ledger files', () => {
     expect(statSync(join(dir, 'ledger.archive.jsonl')).mode & 0o777).toBe(0o600);
   });
 
-  it('never writes through links planted at the temp files or the .bak: they are replaced, their targets untouched', async () => {
-    const dir = home();
-    const path = join(dir, 'ledger.json');
-    const victims = ['victim-tmp', 'victim-bak', 'victim-bak-tmp'].map((n) => join(dir, n));
-    for (const v of victims) writeFileSync(v, 'precious\n', { mode: 0o644 });
-    symlinkSync(victims[0] as string, join(dir, '.ledger.json.tmp'));
-    symlinkSync(victims[1] as string, join(dir, 'ledger.json.bak'));
-    symlinkSync(victims[2] as string, join(dir, '.ledger.json.bak.tmp'));
-    // a dangling link too: O_CREAT through it would create its target
-    symlinkSync(join(dir, 'created-through-link'), join(dir, '.ledger.archive.jsonl.tmp'));
-    await fill(path);
-    expect(readdirSync(dir)).not.toContain('created-through-link');
-    for (const v of victims) {
-      expect(readFileSync(v, 'utf8'), v).toBe('precious\n');
-      expect(statSync(v).mode & 0o777).toBe(0o644);
-    }
-    expect(lstatSync(join(dir, 'ledger.json.bak')).isFile()).toBe(true);
-    expect(lstatSync(join(dir, 'ledger.json')).isFile()).toBe(true);
-    expect(readdirSync(dir)).not.toContain('.ledger.json.tmp');
-    expect(readdirSync(dir)).not.toContain('.ledger.json.bak.tmp');
-    expect((await openLedger(path).readLive()).map((j) => j.id).slice(0, 3)).toEqual([
-      'aaaaaaaa',
-      'bbbbbbbb',
-      'cccccccc',
-    ]);
-  });
+  it(
+    'never writes through links planted at the temp files or the .bak: ' + 'they are replaced, their targets untouched',
+    async () => {
+      const dir = home();
+      const path = join(dir, 'ledger.json');
+      const victims = ['victim-tmp', 'victim-bak', 'victim-bak-tmp'].map((n) => join(dir, n));
+      for (const v of victims) writeFileSync(v, 'precious\n', { mode: 0o644 });
+      symlinkSync(victims[0] as string, join(dir, '.ledger.json.tmp'));
+      symlinkSync(victims[1] as string, join(dir, 'ledger.json.bak'));
+      symlinkSync(victims[2] as string, join(dir, '.ledger.json.bak.tmp'));
+      // a dangling link too: O_CREAT through it would create its target
+      symlinkSync(join(dir, 'created-through-link'), join(dir, '.ledger.archive.jsonl.tmp'));
+      await fill(path);
+      expect(readdirSync(dir)).not.toContain('created-through-link');
+      for (const v of victims) {
+        expect(readFileSync(v, 'utf8'), v).toBe('precious\n');
+        expect(statSync(v).mode & 0o777).toBe(0o644);
+      }
+      expect(lstatSync(join(dir, 'ledger.json.bak')).isFile()).toBe(true);
+      expect(lstatSync(join(dir, 'ledger.json')).isFile()).toBe(true);
+      expect(readdirSync(dir)).not.toContain('.ledger.json.tmp');
+      expect(readdirSync(dir)).not.toContain('.ledger.json.bak.tmp');
+      expect((await openLedger(path).readLive()).map((j) => j.id).slice(0, 3)).toEqual([
+        'aaaaaaaa',
+        'bbbbbbbb',
+        'cccccccc',
+      ]);
+    },
+  );
 
   it('refuses to append to an archive that is a link: exit 5 naming it, nothing written', async () => {
     const dir = home();

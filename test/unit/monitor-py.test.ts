@@ -118,7 +118,8 @@ out({
 describe('monitor.py: /proc and measurements', () => {
   it('parses /proc/PID/stat, also when the command name holds spaces and parentheses', () => {
     const line =
-      '6489 (my (odd) prog) S 6487 6480 4125 0 -1 4194304 97 0 0 0 150 50 7 3 20 0 4 0 454274 3133440 356 18446744073709551615 ' +
+      '6489 (my (odd) prog) S 6487 6480 4125 0 -1 4194304 97 0 0 0 150 50 7 3 20 0 4 ' +
+      '0 454274 3133440 356 18446744073709551615 ' +
       '1 2 3 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 4 5 6 140732310887138 140732310887158 140732310887158 140732310888427 0';
     const r = py<Record<string, unknown>>(
       `st = m.parse_stat(6489, sys.stdin.read().encode())\nout({k: getattr(st, k) for k in m.ProcStat.__slots__})`,

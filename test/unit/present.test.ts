@@ -18,6 +18,7 @@ import { exitText, levelTone, limitsLine, sampleLine, type Tone, tone } from '..
 import { JOB_STATES, type Limits, type Sample, VERDICT_CLASSES } from '../../src/core/types.js';
 import { parseDuration, parseSize } from '../../src/core/units.js';
 import { inkColor } from '../../src/tui/Line.js';
+import { builtinLimits } from '../../src/core/limits.js';
 
 const KiB = 1024;
 const MiB = 1024 ** 2;
@@ -200,34 +201,33 @@ describe('exit text', () => {
 
 describe('limits line', () => {
   const limits: Limits = {
+    ...builtinLimits(),
     timeoutS: 600,
-    graceS: 10,
     memoryBytes: 200 * MiB,
     pids: 64,
-    files: 4096,
     fileSizeBytes: null,
-    cpuTimeS: null,
     gpus: 1,
   };
   it('names every limit, unlimited where there is none', () => {
     expect(limitsLine(limits)).toBe(
-      'timeout 10m00s (grace 10s), memory 200 MiB, pids 64, files 4096, file size unlimited, cpu time unlimited, gpus 1',
+      'timeout 10m00s (grace 10s), memory 200 MiB, pids 64, files 4096, ' +
+        'file size unlimited, cpu time unlimited, gpus 1',
     );
   });
   it('prints set limits in the same units', () => {
     expect(
       limitsLine({
-        timeoutS: 3600,
+        ...builtinLimits(),
         graceS: 30,
         memoryBytes: null,
         pids: null,
         files: null,
         fileSizeBytes: 1.5 * GiB,
         cpuTimeS: 90,
-        gpus: 0,
       }),
     ).toBe(
-      'timeout 1h00m00s (grace 30s), memory unlimited, pids unlimited, files unlimited, file size 1.5 GiB, cpu time 1m30s, gpus 0',
+      'timeout 1h00m00s (grace 30s), memory unlimited, pids unlimited, ' +
+        'files unlimited, file size 1.5 GiB, cpu time 1m30s, gpus 0',
     );
   });
 });
@@ -245,7 +245,8 @@ describe('sample line', () => {
   };
   it('sets RSS and processes against their limits', () => {
     expect(sampleLine(s, { memoryBytes: 200 * MiB, pids: 64 })).toBe(
-      'RSS 120 MiB / 200 MiB (60%) · CPU 100% · procs 3 / 64 · GPU0 mem 1.00 GiB (job 900 MiB) util 40% · folder 12.0 KiB',
+      'RSS 120 MiB / 200 MiB (60%) · CPU 100% · procs 3 / 64 · GPU0 mem 1.00 GiB (job ' +
+        '900 MiB) util 40% · folder 12.0 KiB',
     );
   });
   it('without limits, and for a GPU that reports neither its utilisation nor per-process memory', () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { sectionMarker } from '../../src/node/commands.js';
 import { parseProbe } from '../../src/node/probe.js';
+import { builtinLimits } from '../../src/core/limits.js';
 
 const N = 'abc123';
 const good = {
@@ -94,14 +95,13 @@ describe('text a job wrote', () => {
     const v = classify({
       probe: p,
       limits: {
+        ...builtinLimits(),
         timeoutS: 60,
         graceS: 1,
         memoryBytes: null,
         pids: null,
         files: null,
         fileSizeBytes: null,
-        cpuTimeS: null,
-        gpus: 0,
       },
       cancelRequested: false,
       launchBootId: 'b',

@@ -59,30 +59,34 @@ describe('submit over in-memory nodes', () => {
     expect(n1.ran).toEqual(['read the node status', 'check whether the job started']);
     expect(n2.jobs.size).toBe(1);
     expect(out.infos).toEqual([
-      'node n1: connection lost during "start the supervisor" (dropped before the script ran); the job did not start there; trying node n2.',
+      'node n1: connection lost during "start the supervisor" (dropped before the ' +
+        'script ran); the job did not start there; trying node n2.',
     ]);
   });
 
-  it('adopts a job whose launch ran but whose answer was lost (the link dropped before the pid came back)', async () => {
-    const n1 = new MemoryNode('n1');
-    n1.dropOnce('start the supervisor', 'after');
-    const { ctx, dir } = memoryContext([n1]);
-    const job = await submit(ctx, options(dir), dir);
-    // started once, found on a second connection, not started again
-    expect(n1.ran).toEqual(['start the supervisor', 'check whether the job started']);
-    expect(n1.connects).toBe(2);
-    expect(n1.jobs.size).toBe(1);
-    expect(job).toMatchObject({
-      node: 'n1',
-      state: 'running',
-      remote: { dir: `/mem/n1/jobs/${job.id}`, supervisorPid: 1000, pid: 1001, bootId: 'boot-n1' },
-      verdict: null,
-    });
-    expect(states(job)).toEqual([
-      ['pending', null],
-      ['running', 'started on n1 (confirmed after the connection dropped), pid 1001'],
-    ]);
-  });
+  it(
+    'adopts a job whose launch ran but whose answer was lost (the link dropped ' + 'before the pid came back)',
+    async () => {
+      const n1 = new MemoryNode('n1');
+      n1.dropOnce('start the supervisor', 'after');
+      const { ctx, dir } = memoryContext([n1]);
+      const job = await submit(ctx, options(dir), dir);
+      // started once, found on a second connection, not started again
+      expect(n1.ran).toEqual(['start the supervisor', 'check whether the job started']);
+      expect(n1.connects).toBe(2);
+      expect(n1.jobs.size).toBe(1);
+      expect(job).toMatchObject({
+        node: 'n1',
+        state: 'running',
+        remote: { dir: `/mem/n1/jobs/${job.id}`, supervisorPid: 1000, pid: 1001, bootId: 'boot-n1' },
+        verdict: null,
+      });
+      expect(states(job)).toEqual([
+        ['pending', null],
+        ['running', 'started on n1 (confirmed after the connection dropped), pid 1001'],
+      ]);
+    },
+  );
 
   it('records an unconfirmed start and says so (exit 3) when the node cannot be asked after the drop', async () => {
     const n1 = new MemoryNode('n1');
@@ -103,36 +107,39 @@ describe('submit over in-memory nodes', () => {
     expect(job?.history.at(-1)?.note).toMatch(/^start unconfirmed: connection lost during "start the supervisor"/);
   });
 
-  it('a failing script on a reached node is a node fault (exit 1), not unreachable, and no other node is tried', async () => {
-    const n1 = new MemoryNode('n1');
-    const n2 = new MemoryNode('n2');
-    n1.faults.set('start the supervisor', {
-      code: 3,
-      stderr: 'gpuq needs flock and setsid (util-linux) on this node\n',
-    });
-    const { ctx, dir } = memoryContext([n1, n2]);
-    const err = await submit(ctx, options(dir), dir).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(NodeFaultError);
-    expect(err).not.toBeInstanceOf(NodeUnreachableError);
-    expect((err as NodeFaultError).exitCode).toBe(1);
-    expect((err as Error).message).toBe(
-      'on node n1, could not start the job: gpuq needs flock and setsid (util-linux) on this node',
-    );
-    expect(n2.jobs.size).toBe(0);
-    const [job] = await ctx.ledger.readLive();
-    expect(job?.state).toBe('done');
-    expect(job?.verdict).toEqual({
-      class: 'lost',
-      cause: 'not_started',
-      exitCode: null,
-      signal: null,
-      timedOut: false,
-      summary:
-        'Never started: on node n1, could not start the job: gpuq needs flock and setsid (util-linux) on this node',
-      evidence: ['on node n1, could not start the job: gpuq needs flock and setsid (util-linux) on this node'],
-      hints: ['Check the node with `gpuq nodes`, then submit again.'],
-    });
-  });
+  it(
+    'a failing script on a reached node is a node fault (exit 1), not unreachable, ' + 'and no other node is tried',
+    async () => {
+      const n1 = new MemoryNode('n1');
+      const n2 = new MemoryNode('n2');
+      n1.faults.set('start the supervisor', {
+        code: 3,
+        stderr: 'gpuq needs flock and setsid (util-linux) on this node\n',
+      });
+      const { ctx, dir } = memoryContext([n1, n2]);
+      const err = await submit(ctx, options(dir), dir).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(NodeFaultError);
+      expect(err).not.toBeInstanceOf(NodeUnreachableError);
+      expect((err as NodeFaultError).exitCode).toBe(1);
+      expect((err as Error).message).toBe(
+        'on node n1, could not start the job: gpuq needs flock and setsid (util-linux) on this node',
+      );
+      expect(n2.jobs.size).toBe(0);
+      const [job] = await ctx.ledger.readLive();
+      expect(job?.state).toBe('done');
+      expect(job?.verdict).toEqual({
+        class: 'lost',
+        cause: 'not_started',
+        exitCode: null,
+        signal: null,
+        timedOut: false,
+        summary:
+          'Never started: on node n1, could not start the job: gpuq needs flock and setsid (util-linux) on this node',
+        evidence: ['on node n1, could not start the job: gpuq needs flock and setsid (util-linux) on this node'],
+        hints: ['Check the node with `gpuq nodes`, then submit again.'],
+      });
+    },
+  );
 
   it('records never started (lost, not_started) and exits 3 when no node answers', async () => {
     const n1 = new MemoryNode('n1');

@@ -76,7 +76,9 @@ describe('findGpuOom', () => {
     ['PyCUDA', 'pycuda._driver.MemoryError: cuMemAlloc failed: out of memory\n', { framework: 'cuda' }],
     [
       'TensorFlow',
-      'tensorflow.python.framework.errors_impl.ResourceExhaustedError: OOM when allocating tensor with shape[8192,8192] and type float on /job:localhost/replica:0/task:0/device:GPU:0\n',
+      'tensorflow.python.framework.errors_impl.ResourceExhaustedError: ' +
+        'OOM when allocating tensor with shape[8192,8192] and type float on ' +
+        '/job:localhost/replica:0/task:0/device:GPU:0\n',
       { framework: 'tensorflow' },
     ],
   ];
@@ -154,7 +156,8 @@ describe('lastMeaningfulLine', () => {
   });
   it("skips the shell's echo of a crash and progress bars", () => {
     const l = lines(
-      'step 10 loss 0.3\n 45%|####      | 45/100\nrun.sh: line 1:  4242 Segmentation fault      (core dumped) python3 x.py\n',
+      'step 10 loss 0.3\n 45%|####      | 45/100\n' +
+        'run.sh: line 1:  4242 Segmentation fault      (core dumped) python3 x.py\n',
     );
     expect(lastMeaningfulLine(l, [])).toBe('step 10 loss 0.3');
   });

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { renderTemplate } from '../../src/core/template.js';
 import { sh, shPath } from '../../src/core/quote.js';
 import { commandFor, renderWrapper } from '../../src/node/wrapper.js';
+import { builtinLimits } from '../../src/core/limits.js';
 
 const hostile = [
   "it's",
@@ -49,6 +50,7 @@ describe('renderTemplate', () => {
 describe('renderWrapper', () => {
   const template = readFileSync(new URL('../../templates/wrapper.sh', import.meta.url), 'utf8');
   const limits = {
+    ...builtinLimits(),
     timeoutS: 60,
     graceS: 5,
     memoryBytes: null,
@@ -56,7 +58,6 @@ describe('renderWrapper', () => {
     files: 128,
     fileSizeBytes: 1024,
     cpuTimeS: 2.5,
-    gpus: 0,
   };
   it('renders every variable of the real template into valid bash', () => {
     const out = renderWrapper(template, {

@@ -10,7 +10,6 @@ import { WatchView, type WatchSink } from '../../src/tui/WatchView.js';
 import { diagnosisText } from '../../src/tui/diagnosis.js';
 import { NOW, OOM, doneJob, runningJob, sample } from '../helpers/tui-fixtures.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const KEY = { up: '\u001B[A', down: '\u001B[B', pageUp: '\u001B[5~', pageDown: '\u001B[6~', ctrlC: '\u0003' };
 
 /** Mounts the view with a hand-fed event source; returns it and the feeding function. */
@@ -36,29 +35,37 @@ function mount(opts: { width?: number; height?: number; exitOnDone?: boolean; on
       onExit={onExit}
     />,
   );
-  const settle = (): Promise<void> => settleOn(ui.frames);
-  const feed = async (...events: WatchEvent[]): Promise<void> => {
+  const feed = (...events: WatchEvent[]): void => {
     for (const e of events) sink?.event(e);
-    await settle();
   };
   const frame = (): string => ui.lastFrame() ?? '';
-  return { ui, feed, frame, settle, onExit, onCancel };
+  /**
+   * Waits for the frame the test expects (the check passes), however loaded the machine, then lets
+   * React run the effects it queued with that commit: ink subscribes the key handler of the new
+   * state in an effect, so a key written before it runs would reach the previous state's handler.
+   */
+  const until = async (check: (frame: string) => void): Promise<void> => {
+    await eventually(() => check(frame()));
+    await new Promise<void>((r) => setImmediate(r));
+  };
+  return { ui, feed, frame, until, onExit, onCancel };
 }
 
-/** Waits until React has committed and ink drawn: the frame count stays put for 40 ms. */
-async function settleOn(frames: readonly unknown[]): Promise<void> {
-  let seen = -1;
-  for (let i = 0; i < 50 && seen !== frames.length; i++) {
-    seen = frames.length;
-    await sleep(40);
-  }
+/**
+ * Waits until `check` passes: React has committed and ink drawn what the test expects. An event
+ * (the expected frame), not a settling time; the deadline is only a bound for a broken view.
+ */
+function eventually(check: () => void): Promise<void> {
+  return vi.waitFor(check, { timeout: 10_000, interval: 5 });
 }
 
 /** A running job with ten samples, stdout and stderr lines. */
 async function busy(m: ReturnType<typeof mount>, lines = 6): Promise<void> {
-  await m.feed({ type: 'job', job: runningJob() }, { type: 'connection', status: 'connected' });
-  await m.feed(...Array.from({ length: 10 }, (_, i): WatchEvent => ({ type: 'sample', sample: sample(i) })));
-  await m.feed(
+  m.feed({ type: 'job', job: runningJob() }, { type: 'connection', status: 'connected' });
+  await m.until((f) => expect(f).toContain('● connected'));
+  m.feed(...Array.from({ length: 10 }, (_, i): WatchEvent => ({ type: 'sample', sample: sample(i) })));
+  await m.until((f) => expect(f).toContain('peak 110 MiB'));
+  m.feed(
     ...Array.from(
       { length: lines },
       (_, i): WatchEvent => ({
@@ -69,6 +76,8 @@ async function busy(m: ReturnType<typeof mount>, lines = 6): Promise<void> {
       }),
     ),
   );
+  const last = lines - 1;
+  await m.until((f) => expect(f).toContain(`${last % 3 === 2 ? 'warning' : 'epoch'} ${last}`));
 }
 
 function rows(frame: string): string[] {
@@ -108,34 +117,37 @@ describe('watch view layout', () => {
     Object.defineProperty(out, 'rows', { value: 30, configurable: true });
     out.emit('resize');
     await busy(m, 40);
-    const wide = rows(m.frame());
-    expect(wide.length).toBe(29);
-    expect(Math.max(...wide.map((r) => r.length))).toBeGreaterThan(80);
+    await m.until((f) => {
+      const wide = rows(f);
+      expect(wide.length).toBe(29);
+      expect(Math.max(...wide.map((r) => r.length))).toBeGreaterThan(80);
+    });
     Object.defineProperty(out, 'columns', { value: 80, configurable: true });
     Object.defineProperty(out, 'rows', { value: 24, configurable: true });
     out.emit('resize');
-    await m.settle();
-    const narrow = rows(m.frame());
-    expect(narrow.length).toBe(23);
-    for (const r of narrow) expect(r.length).toBeLessThanOrEqual(80);
+    await m.until((f) => {
+      const narrow = rows(f);
+      expect(narrow.length).toBe(23);
+      for (const r of narrow) expect(r.length).toBeLessThanOrEqual(80);
+    });
     expect(m.frame()).toContain('epoch 39');
   });
 
   it('says the job is ending once its processes are gone, keeping their last figures', async () => {
     const m = mount({ width: 80, height: 24 });
     await busy(m, 1);
-    await m.feed({ type: 'sample', sample: sample(10, { procs: 0, rssBytes: 0, cpuPct: 0 }) });
-    expect(m.frame()).toContain('● ending · collecting the verdict');
+    m.feed({ type: 'sample', sample: sample(10, { procs: 0, rssBytes: 0, cpuPct: 0 }) });
+    await m.until((f) => expect(f).toContain('● ending · collecting the verdict'));
     expect(m.frame()).toMatch(/RSS\s+110 MiB \/ 200 MiB/);
   });
 
   it('says when it is reconnecting and in how many seconds', async () => {
     const m = mount({ width: 80, height: 24 });
     await busy(m, 1);
-    await m.feed({ type: 'connection', status: 'reconnecting', retryInS: 4, reason: 'connection reset', at: NOW });
-    expect(m.frame()).toContain('reconnecting in 4 s (connection reset)');
-    await m.feed({ type: 'connection', status: 'connected' });
-    expect(m.frame()).toContain('● connected');
+    m.feed({ type: 'connection', status: 'reconnecting', retryInS: 4, reason: 'connection reset', at: NOW });
+    await m.until((f) => expect(f).toContain('reconnecting in 4 s (connection reset)'));
+    m.feed({ type: 'connection', status: 'connected' });
+    await m.until((f) => expect(f).toContain('● connected'));
   });
 });
 
@@ -143,7 +155,8 @@ describe('watch view verdict', () => {
   it('shows the banner with class, exit, summary and first hint, and d opens the diagnosis', async () => {
     const m = mount({ width: 80, height: 24 });
     await busy(m);
-    await m.feed({ type: 'verdict', job: doneJob() });
+    m.feed({ type: 'verdict', job: doneJob() });
+    await m.until((f) => expect(f).toContain('done · oom'));
     const f = m.frame();
     expect(f).toContain('done · oom');
     expect(f).toContain('✘ oom (cgroup)  exit 137 · SIGKILL');
@@ -151,23 +164,25 @@ describe('watch view verdict', () => {
     expect(f).toContain('hint: raise the limit: gpuq submit --memory 400m');
     expect(rows(f).length).toBeLessThanOrEqual(23);
     m.ui.stdin.write('d');
-    await m.settle();
+    await m.until((f) => expect(f).toContain('Evidence:'));
     const d = m.frame();
     expect(d).toContain('diagnosis');
     expect(d).toContain('Evidence:');
     expect(d).toContain('the memory cgroup counted 1 OOM kill');
     expect(d).toContain('use smaller dtypes');
     m.ui.stdin.write('d');
-    await m.settle();
-    expect(m.frame()).toContain('✘ oom');
+    await m.until((f) => {
+      expect(f).not.toContain('Evidence:');
+      expect(f).toContain('✘ oom');
+    });
     expect(m.onExit).not.toHaveBeenCalled();
   });
 
   it('leaves by itself with exitOnDone', async () => {
     const m = mount({ width: 80, height: 24, exitOnDone: true });
     await busy(m, 1);
-    await m.feed({ type: 'verdict', job: doneJob() });
-    await vi.waitFor(() => expect(m.onExit).toHaveBeenCalledTimes(1), { timeout: 2000 });
+    m.feed({ type: 'verdict', job: doneJob() });
+    await eventually(() => expect(m.onExit).toHaveBeenCalledTimes(1));
     expect(m.onExit.mock.calls[0]?.[0]).toMatchObject({ left: 'done', job: { verdict: { class: 'oom' } } });
   });
 });
@@ -177,19 +192,20 @@ describe('watch view keys', () => {
     const m = mount({ width: 80, height: 24 });
     await busy(m, 1);
     m.ui.stdin.write('q');
-    await m.settle();
-    expect(m.onExit).toHaveBeenCalledWith({
-      left: 'quit',
-      job: expect.objectContaining({ state: 'running' }),
-      cancelRequested: false,
-    });
+    await eventually(() =>
+      expect(m.onExit).toHaveBeenCalledWith({
+        left: 'quit',
+        job: expect.objectContaining({ state: 'running' }),
+        cancelRequested: false,
+      }),
+    );
   });
 
   it('Ctrl-C leaves like q', async () => {
     const m = mount({ width: 80, height: 24 });
     await busy(m, 1);
     m.ui.stdin.write(KEY.ctrlC);
-    await m.settle();
+    await eventually(() => expect(m.onExit).toHaveBeenCalled());
     expect(m.onExit.mock.calls[0]?.[0]).toMatchObject({ left: 'quit' });
   });
 
@@ -197,60 +213,59 @@ describe('watch view keys', () => {
     const m = mount({ width: 80, height: 24 });
     await busy(m, 1);
     m.ui.stdin.write('c');
-    await m.settle();
-    expect(m.frame()).toContain('cancel job abc12345? y/n');
+    await m.until((f) => expect(f).toContain('cancel job abc12345? y/n'));
     m.ui.stdin.write('n');
-    await m.settle();
-    expect(m.frame()).not.toContain('y/n');
+    await m.until((f) => expect(f).not.toContain('y/n'));
     expect(m.onCancel).not.toHaveBeenCalled();
     m.ui.stdin.write('c');
-    await m.settle();
+    await m.until((f) => expect(f).toContain('y/n'));
     m.ui.stdin.write('y');
-    await m.settle();
+    await m.until((f) => expect(f).toContain('cancel sent'));
     expect(m.onCancel).toHaveBeenCalledTimes(1);
-    expect(m.frame()).toContain('cancel sent');
   });
 
   it('s cycles all, stdout, stderr', async () => {
     const m = mount({ width: 80, height: 24 });
     await busy(m, 6);
     m.ui.stdin.write('s');
-    await m.settle();
-    expect(m.frame()).toContain('log · stdout');
+    await m.until((f) => expect(f).toContain('log · stdout'));
     expect(m.frame()).toContain('epoch 0');
     expect(m.frame()).not.toContain('warning 2');
     m.ui.stdin.write('s');
-    await m.settle();
-    expect(m.frame()).toContain('log · stderr');
+    await m.until((f) => expect(f).toContain('log · stderr'));
     expect(m.frame()).toContain('warning 5');
     expect(m.frame()).not.toContain('epoch 0');
     m.ui.stdin.write('s');
-    await m.settle();
-    expect(m.frame()).toContain('log · all');
+    await m.until((f) => expect(f).toContain('log · all'));
   });
 
   it('arrows and PgUp/PgDn scroll the log; new lines keep the view still', async () => {
     const m = mount({ width: 80, height: 24 });
     await busy(m, 60);
     expect(m.frame()).toContain('warning 59');
+    const newerBelow = (f: string): string | undefined => f.match(/(\d+) newer below/)?.[1];
     m.ui.stdin.write(KEY.pageUp);
-    await m.settle();
-    expect(m.frame()).not.toContain('warning 59');
-    expect(m.frame()).toMatch(/\d+ newer below/);
+    await m.until((f) => {
+      expect(f).not.toContain('warning 59');
+      expect(f).toMatch(/\d+ newer below/);
+    });
+    const paged = newerBelow(m.frame());
     m.ui.stdin.write(KEY.up);
-    await m.settle();
-    const before = m.frame().match(/(\d+) newer below/)?.[1];
-    await m.feed({ type: 'log', stream: 'stdout', line: 'epoch 60', at: NOW });
+    await m.until((f) => expect(newerBelow(f)).not.toBe(paged));
+    const before = newerBelow(m.frame());
+    m.feed({ type: 'log', stream: 'stdout', line: 'epoch 60', at: NOW });
+    await m.until((f) => expect(Number(newerBelow(f))).toBe(Number(before) + 1));
     expect(m.frame()).not.toContain('epoch 60');
-    expect(Number(m.frame().match(/(\d+) newer below/)?.[1])).toBe(Number(before) + 1);
+    const scrolled = m.frame();
     m.ui.stdin.write(KEY.pageDown);
     m.ui.stdin.write(KEY.pageDown);
     m.ui.stdin.write(KEY.pageDown);
-    await m.settle();
+    await m.until((f) => expect(f).not.toBe(scrolled));
     m.ui.stdin.write(KEY.down);
-    await m.settle();
-    expect(m.frame()).toContain('epoch 60');
-    expect(m.frame()).toContain('following');
+    await m.until((f) => {
+      expect(f).toContain('epoch 60');
+      expect(f).toContain('following');
+    });
   });
 });
 

@@ -21,18 +21,18 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseMonitorFile, parseSampleLine, parseStatusFile } from '../../src/core/job-files.js';
 import type { Limits } from '../../src/core/types.js';
 import { renderWrapper, type WrapperSpec } from '../../src/node/wrapper.js';
+import { builtinLimits } from '../../src/core/limits.js';
 import { REPO } from '../helpers/cli.js';
 
 const TEMPLATE = readFileSync(join(REPO, 'templates', 'wrapper.sh'), 'utf8');
 const LIMITS: Limits = {
+  ...builtinLimits(),
   timeoutS: 20,
   graceS: 1,
   memoryBytes: null,
   pids: null,
   files: null,
   fileSizeBytes: null,
-  cpuTimeS: null,
-  gpus: 0,
 };
 const PRINT_ENV = `import json, os\nprint(json.dumps(dict(os.environ)))\n`;
 const dirs: string[] = [];
@@ -147,10 +147,15 @@ describe('the supervisor, run directly', () => {
         '#!/bin/bash',
         'up=$(cut -d" " -f1 /proc/uptime); t=${up%.*}',
         'pid=$(tail -n 1 pids.seen)',
-        'echo "[$t.000001] python3 invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0, oom_score_adj=0"',
-        'echo "[$t.000002] oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,task_memcg=/,task=python3,pid=$pid,uid=0"',
-        'echo "[$t.000003] Out of memory: Killed process $pid (python3) total-vm:9000000kB, anon-rss:8000000kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:16000kB oom_score_adj:0"',
-        'echo "[$t.000004] Out of memory: Killed process 4194303 (other) total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:1kB oom_score_adj:0"',
+        'echo "[$t.000001] python3 invoked oom-killer: ' +
+          'gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0, oom_score_adj=0"',
+        'echo "[$t.000002] oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,' +
+          'mems_allowed=0,global_oom,task_memcg=/,task=python3,pid=$pid,uid=0"',
+        'echo "[$t.000003] Out of memory: Killed process $pid (python3) ' +
+          'total-vm:9000000kB, anon-rss:8000000kB, file-rss:0kB, shmem-rss:0kB, ' +
+          'UID:0 pgtables:16000kB oom_score_adj:0"',
+        'echo "[$t.000004] Out of memory: Killed process 4194303 (other) total-vm:1kB, ' +
+          'anon-rss:1kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:1kB oom_score_adj:0"',
         '',
       ].join('\n'),
       { mode: 0o755 },
