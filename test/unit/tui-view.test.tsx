@@ -40,13 +40,12 @@ function mount(opts: { width?: number; height?: number; exitOnDone?: boolean; on
   };
   const frame = (): string => ui.lastFrame() ?? '';
   /**
-   * Waits for the frame the test expects (the check passes), however loaded the machine, then lets
-   * React run the effects it queued with that commit: ink subscribes the key handler of the new
-   * state in an effect, so a key written before it runs would reach the previous state's handler.
+   * Waits for the frame the test expects (the check passes), however loaded the machine. A key
+   * written right after it must act on that frame's state, as a fast typist's would: the view's
+   * key handler reads the state last drawn (useWatchKeys), not the one of its last subscription.
    */
   const until = async (check: (frame: string) => void): Promise<void> => {
     await eventually(() => check(frame()));
-    await new Promise<void>((r) => setImmediate(r));
   };
   return { ui, feed, frame, until, onExit, onCancel };
 }
