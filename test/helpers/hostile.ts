@@ -130,7 +130,13 @@ export function ensureTestUser(): boolean {
       /* next */
     }
   }
-  return false;
+  // Another test file (its own worker) may have created it meanwhile: useradd then fails.
+  try {
+    execFileSync('id', ['-u', TEST_USER], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -1,15 +1,14 @@
 /**
  * End to end on the embedded local node (the real binary, real supervisors, real processes; each
  * test its own GPUQ_HOME), split from cli-local.test.ts so vitest runs the parts in parallel:
- * submit, logs, list and show on the embedded local node, and the installed binary.
+ * submit, logs, list and show on the embedded local node (the installed binary: cli-install.test.ts).
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Job } from '../../src/core/types.js';
-import { gpuq, gpuqJson, type Home, makeGate, makeHome, REPO, tempDir, writeProgram } from '../helpers/cli.js';
+import { gpuq, gpuqJson, type Home, makeGate, makeHome, tempDir, writeProgram } from '../helpers/cli.js';
 
 /** A GPUQ_HOME removed, with what is left of its jobs, when the test ends. */
 function home(config?: unknown): Promise<Home> {
@@ -138,12 +137,5 @@ describe('submit, logs, list, show', () => {
     const job = await gpuqJson<Job>(h, ['show', id]);
     expect(job.name).toBe(evil);
     expect(existsSync(canary)).toBe(false);
-  });
-});
-
-describe('installation', () => {
-  it('npx gpuq works from the repository root', () => {
-    const out = execFileSync('npx', ['--no-install', 'gpuq', '--version'], { cwd: REPO, encoding: 'utf8' });
-    expect(out.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 });
