@@ -46,6 +46,8 @@ export const statusFileShape = obj({
   memoryPeakBytes: optional(nullable(int)),
   subreaper: optional(bool),
   leftovers: int,
+  boundary: optional(literal('uid', 'userns', 'none')),
+  jobUid: optional(nullable(int)),
 });
 
 /** monitor.json, the sampler's running peaks (templates/monitor.py). */

@@ -68,7 +68,8 @@ function launchLines(): string[] {
     `setsid bash ./run.sh </dev/null >>supervisor.log 2>&1 &`,
     `exec 9>&-`,
     // Builtins only in the loop (read, case): one fork per turn, for sleep.
-    `i=0; while [ "$i" -lt 250 ]; do st=; IFS= read -r st 2>/dev/null <status.json; case $st in *'"state":"running"'*|*'"state":"exited"'*) break;; esac; sleep 0.02; i=$((i+1)); done`,
+    // boundary.refused: the supervisor would not start the program without a trust boundary.
+    `i=0; while [ "$i" -lt 250 ]; do st=; IFS= read -r st 2>/dev/null <status.json; case $st in *'"state":"running"'*|*'"state":"exited"'*) break;; esac; [ -e boundary.refused ] && break; sleep 0.02; i=$((i+1)); done`,
     `cat status.json 2>/dev/null || { echo "the supervisor did not start; see supervisor.log:" >&2; tail -n 20 supervisor.log >&2; exit 3; }`,
   ];
 }

@@ -182,7 +182,15 @@ export async function submit(
     opts.limits,
   );
   const live = await ctx.ledger.readLive();
-  const nodes = candidates(ctx, opts, limits.gpus, live);
+  const competition = opts.competition ? ctx.config.competitions[opts.competition] : undefined;
+  const nodes = candidates(ctx, opts, limits.gpus, live).filter(
+    (n) => !competition?.requireBoundary || n.boundary !== 'none',
+  );
+  if (nodes.length === 0)
+    throw usageError(
+      `competition ${opts.competition} requires a trust boundary, and ${opts.node ? `node ${opts.node} runs` : 'every node runs'} jobs without one (boundary "none").`,
+      'Set the node\'s "boundary" to "auto" (README, "Trust model"), or set the competition\'s "requireBoundary" to false.',
+    );
   for (const n of nodes) {
     if (!commandFor(checked.name, n.python, checked.hasShebang, [])) {
       throw usageError(`${opts.file}: gpuq runs .py and .sh files, or scripts that start with a #! line.`);
@@ -263,6 +271,10 @@ export async function submit(
             node.gpus.length > 0 && gpus.length > 0 ? { num: gpus.length, den: node.gpus.length } : { num: 1, den: 1 },
           cudaDevices: node.gpus.length > 0 ? gpus.join(',') : null,
           useCgroups: true,
+          boundary: node.boundary,
+          runAs: node.runAs,
+          requireBoundary: competition?.requireBoundary ?? false,
+          hideDirs: node.transport === 'local' ? [ctx.config.stateDir] : [],
         });
         const started = await launchJob(
           transport,
@@ -277,7 +289,13 @@ export async function submit(
         return await recordStart(
           node,
           gpus,
-          { dir: started.dir, supervisorPid: s.supervisorPid, pid: s.pid, bootId: s.bootId },
+          {
+            dir: started.dir,
+            supervisorPid: s.supervisorPid,
+            pid: s.pid,
+            bootId: s.bootId,
+            boundary: s.boundary ?? 'none',
+          },
           `started on ${node.name}${gpus.length ? ` GPU ${gpus.join(',')}` : ''}, pid ${s.pid}`,
         );
       } catch (e) {
@@ -294,7 +312,13 @@ export async function submit(
           return await recordStart(
             node,
             gpus,
-            { dir: adopted.dir, supervisorPid: s.supervisorPid ?? null, pid: s.pid ?? null, bootId: s.bootId ?? null },
+            {
+              dir: adopted.dir,
+              supervisorPid: s.supervisorPid ?? null,
+              pid: s.pid ?? null,
+              bootId: s.bootId ?? null,
+              boundary: s.boundary ?? null,
+            },
             `started on ${node.name} (confirmed after the connection dropped), pid ${s.pid}`,
           );
         }
