@@ -7,11 +7,38 @@
  * of its own ("uid"); as the unprivileged user gpuqrun in user, mount and pid namespaces
  * ("userns"); a node configured with "boundary": "none" says so, and a competition refuses it.
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gpuq, type Home, jobProcesses, makeHome, REPO, writeProgram } from '../helpers/cli.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
-import { ensureTestUser, readJobFile, TEST_USER } from './hostile-helpers.js';
+import {
+  ensureTestUser,
+  expectGone,
+  expectVerdict,
+  pidFile,
+  readJobFile,
+  startHostile,
+  TEST_USER,
+  waitForFile,
+  waitHostile,
+} from './hostile-helpers.js';
+
+/** The node's pid of a process known by `nsPid` in a nested pid namespace of `user`'s, or null. */
+function hostPid(nsPid: number, uid: number): number | null {
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const st = readFileSync(`/proc/${name}/status`, 'utf8');
+      const ns = /^NSpid:\s+(.+)$/m.exec(st)?.[1]?.trim().split(/\s+/).map(Number) ?? [];
+      const u = Number(/^Uid:\s+(\d+)/m.exec(st)?.[1]);
+      if (ns.length === 2 && ns[1] === nsPid && u === uid) return Number(name);
+    } catch {
+      // gone
+    }
+  }
+  return null;
+}
 
 const ATTACK = join(REPO, 'test', 'fixtures', 'boundary', 'attack.py');
 const isRoot = process.getuid?.() === 0;
@@ -129,6 +156,30 @@ describe.runIf(canUser).concurrent(`as the unprivileged user ${TEST_USER}: user,
   it('a program that attacks and then runs on is timed out, not succeeded', async () => {
     const a = await attack(await home(undefined, TEST_USER), ['--arg', '--stay', '--timeout', '4s']);
     expectHeld(a, 'userns', 'timeout', 11);
+  });
+
+  it('gpuq cancel takes a setsid + double-forked escapee with a cleared environment with it', async () => {
+    const h = await home(undefined, TEST_USER);
+    const { id, dir } = await startHostile(h, 'escape.py', [
+      '--arg',
+      '--stay',
+      '--arg',
+      '--clear-env',
+      '--timeout',
+      '60s',
+    ]);
+    await waitForFile(dir, 'escaped.pid');
+    const { execFileSync } = await import('node:child_process');
+    const uid = Number(execFileSync('id', ['-u', TEST_USER], { encoding: 'utf8' }).trim());
+    // escaped.pid holds its pid inside the job's pid namespace; find it on the node.
+    const pid = hostPid(Number(readFileSync(join(dir, 'work', 'escaped.pid'), 'utf8').trim()), uid);
+    expect(pid, 'the escapee on the node').not.toBeNull();
+    expect((await gpuq(h, ['cancel', id])).code).toBe(0);
+    const f = await waitHostile(h, id);
+    expectVerdict(f, 'cancelled', undefined, 16);
+    expect(f.status.boundary).toBe('userns');
+    await expectGone(pid as number);
+    expect(pidFile(f.job, 'escaped.pid')).toBeGreaterThan(0);
   });
 });
 
