@@ -298,17 +298,18 @@ prepare_folder() {
 
 # --- the trust boundary: the program must neither write the supervisor's files nor signal it.
 # As root: the program runs as an unprivileged uid (RUN_AS, else one leased per job from
-# UID_BASE), the job folder stays root's (0711, control files 0600) and only work/ and tmp/ are
-# the job's. Not root: the program runs in new user, mount and pid namespaces, the job folder
-# bind-mounted read-only but for work/ and tmp/, its capabilities dropped, the supervisor out of
-# its view. Neither: BOUNDARY=none, recorded in status.json.
+# UID_BASE) in a mount namespace; the job folder stays root's (0700, control files 0600) and
+# only work/ and tmp/ are the job's. Not root: the program runs in new user, mount and pid
+# namespaces, its capabilities dropped, the supervisor out of its view. Both: the job folder is
+# covered by a read-only tmpfs holding only work/ and tmp/ (isolate_mounts). Neither:
+# BOUNDARY=none, recorded in status.json.
 choose_boundary() {
   mkdir -p tmp work
   BOUNDARY=none
   if [ "$BOUNDARY_MODE" != none ] && command -v setpriv >/dev/null 2>&1; then
     if [ "$EUID" = 0 ]; then
       if lease_uid; then
-        chown -R -- "$JOB_UID:$JOB_GID" work tmp && chmod 711 . && BOUNDARY=uid
+        chown -R -- "$JOB_UID:$JOB_GID" work tmp && BOUNDARY=uid
       fi
     elif command -v unshare >/dev/null 2>&1 &&
       unshare --user --map-root-user --mount --pid --fork --mount-proc true </dev/null >/dev/null 2>&1; then
@@ -338,7 +339,10 @@ lease_uid() {
   fi
   (umask 077 && mkdir -p -- "$UID_LEASES") 2>/dev/null
   [ -d "$UID_LEASES" ] && [ -O "$UID_LEASES" ] || { note "cannot make $UID_LEASES; the job runs without a trust boundary"; return 1; }
-  for ((n = 0; n < 1000; n++)); do
+  # From a random start, so that concurrent starts seldom try the same leases.
+  local i start=$((RANDOM % 1000))
+  for ((i = 0; i < 1000; i++)); do
+    n=$(((start + i) % 1000))
     exec {fd}>>"$UID_LEASES/$n" || continue
     if flock -xn "$fd"; then
       UID_LEASE_FD=$fd JOB_UID=$((UID_BASE + n)) JOB_GID=$((UID_BASE + n)) JOB_USER=gpuq-$n
@@ -376,8 +380,9 @@ hidden_dirs() {
   done
 }
 
-# In the program's new mount namespace (as root there): hide HIDE, then put the job folder back
-# at its own path read-only, with work/ and tmp/ writable.
+# In the program's new mount namespace (as root there): hide HIDE, then cover the job folder with
+# an empty read-only tmpfs that holds only work/ and tmp/, bound from the real folder: the
+# supervisor's files are out of the program's view, and the real folder stays 0700.
 isolate_mounts() {
   local h
   umask 022
@@ -385,8 +390,9 @@ isolate_mounts() {
   for h in "${HIDE[@]}"; do
     mount -t tmpfs -o mode=0755,size=1m,nosuid,nodev gpuq-hidden "$h" || return 1
   done
-  mkdir -p -- "$JOB_DIR" || return 1
-  mount --no-canonicalize --bind /proc/self/fd/7 "$JOB_DIR" &&
+  mkdir -p -- "$JOB_DIR" &&
+    mount -t tmpfs -o mode=0755,size=64k,nosuid,nodev gpuq-job "$JOB_DIR" &&
+    mkdir -- "$JOB_DIR/work" "$JOB_DIR/tmp" &&
     mount --no-canonicalize --bind /proc/self/fd/7/work "$JOB_DIR/work" &&
     mount --no-canonicalize --bind /proc/self/fd/7/tmp "$JOB_DIR/tmp" &&
     mount -o remount,bind,ro "$JOB_DIR" || return 1
@@ -511,7 +517,7 @@ start_job() {
     enter=(unshare --user --map-root-user --mount --pid --fork --kill-child --mount-proc)
   elif [ "$BOUNDARY" = uid ]; then
     hide=("$(unsearchable_ancestor)")
-    [ -n "${hide[0]}" ] && enter=(unshare --mount)
+    enter=(unshare --mount)
   fi
   (
     [ -n "$CG_MEM" ] && echo "$BASHPID" >"$CG_MEM/cgroup.procs"

@@ -3,7 +3,7 @@
  * real processes. Each test has its own GPUQ_HOME.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync, existsSync, statSync, mkdirSync, utimesSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync, existsSync, statSync, mkdirSync, utimesSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,7 +68,9 @@ describe('submit, logs, list, show', () => {
   it('returns as soon as the job started, and the job outlives the caller', async () => {
     const h = await home();
     // it runs until the test lets it go, so "running" is not a race with a loaded machine
-    const gate = join(await mkdtemp(join(tmpdir(), 'gpuq-gate-')), 'go');
+    const gateDir = await mkdtemp(join(tmpdir(), 'gpuq-gate-'));
+    chmodSync(gateDir, 0o755); // the job may run as a uid of its own (the "uid" trust boundary)
+    const gate = join(gateDir, 'go');
     const prog = await writeProgram(
       'slow.py',
       `import os, time\nwhile not os.path.exists(${JSON.stringify(gate)}):\n    time.sleep(0.05)\nprint("done", flush=True)\n`,
