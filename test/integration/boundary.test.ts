@@ -87,6 +87,9 @@ const JOB_ENV = [
   'EXTRA',
 ];
 
+/** Each test runs a few real jobs at once on a machine other suites load too. */
+const SLOW = { timeout: 240_000 };
+
 const homes: Home[] = [];
 async function home(config?: unknown, runAs?: string): Promise<Home> {
   const h = await makeHome(config, SECRETS, runAs ? { runAs } : {});
@@ -142,7 +145,7 @@ function expectHeld(a: Awaited<ReturnType<typeof attack>>, boundary: string, ver
   expect(jobProcesses(a.job.id), 'processes of the job still alive').toEqual([]);
 }
 
-describe.runIf(isRoot).concurrent('as root: the program runs as a uid of its own', () => {
+describe.runIf(isRoot).concurrent('as root: the program runs as a uid of its own', SLOW, () => {
   it('an exit 7 after every attack stays failed (exit 7), under another uid', async () => {
     const a = await attack(await home());
     expectHeld(a, 'uid', 'failed', 10);
@@ -169,44 +172,46 @@ describe.runIf(isRoot).concurrent('as root: the program runs as a uid of its own
   });
 });
 
-describe.runIf(canUser).concurrent(`as the unprivileged user ${TEST_USER}: user, mount and pid namespaces`, () => {
-  it('an exit 7 after every attack stays failed (exit 7); the supervisor is out of view', async () => {
-    const a = await attack(await home(undefined, TEST_USER));
-    expectHeld(a, 'userns', 'failed', 10);
-    expect(a.status.exitCode).toBe(7);
-    expect(a.report?.results['supervisor pids seen']).toBe(0);
+describe
+  .runIf(canUser)
+  .concurrent(`as the unprivileged user ${TEST_USER}: user, mount and pid namespaces`, SLOW, () => {
+    it('an exit 7 after every attack stays failed (exit 7); the supervisor is out of view', async () => {
+      const a = await attack(await home(undefined, TEST_USER));
+      expectHeld(a, 'userns', 'failed', 10);
+      expect(a.status.exitCode).toBe(7);
+      expect(a.report?.results['supervisor pids seen']).toBe(0);
+    });
+
+    it('a program that attacks and then runs on is timed out, not succeeded', async () => {
+      const a = await attack(await home(undefined, TEST_USER), ['--arg', '--stay', '--timeout', '4s']);
+      expectHeld(a, 'userns', 'timeout', 11);
+    });
+
+    it('gpuq cancel takes a setsid + double-forked escapee with a cleared environment with it', async () => {
+      const h = await home(undefined, TEST_USER);
+      const { id, dir } = await startHostile(h, 'escape.py', [
+        '--arg',
+        '--stay',
+        '--arg',
+        '--clear-env',
+        '--timeout',
+        '60s',
+      ]);
+      await waitForFile(dir, 'escaped.pid');
+      const uid = Number(execFileSync('id', ['-u', TEST_USER], { encoding: 'utf8' }).trim());
+      // escaped.pid holds its pid inside the job's pid namespace; find it on the node.
+      const pid = hostPid(Number(readFileSync(join(dir, 'work', 'escaped.pid'), 'utf8').trim()), uid);
+      expect(pid, 'the escapee on the node').not.toBeNull();
+      expect((await gpuq(h, ['cancel', id])).code).toBe(0);
+      const f = await waitHostile(h, id);
+      expectVerdict(f, 'cancelled', undefined, 16);
+      expect(f.status.boundary).toBe('userns');
+      await expectGone(pid as number);
+      expect(pidFile(f.job, 'escaped.pid')).toBeGreaterThan(0);
+    });
   });
 
-  it('a program that attacks and then runs on is timed out, not succeeded', async () => {
-    const a = await attack(await home(undefined, TEST_USER), ['--arg', '--stay', '--timeout', '4s']);
-    expectHeld(a, 'userns', 'timeout', 11);
-  });
-
-  it('gpuq cancel takes a setsid + double-forked escapee with a cleared environment with it', async () => {
-    const h = await home(undefined, TEST_USER);
-    const { id, dir } = await startHostile(h, 'escape.py', [
-      '--arg',
-      '--stay',
-      '--arg',
-      '--clear-env',
-      '--timeout',
-      '60s',
-    ]);
-    await waitForFile(dir, 'escaped.pid');
-    const uid = Number(execFileSync('id', ['-u', TEST_USER], { encoding: 'utf8' }).trim());
-    // escaped.pid holds its pid inside the job's pid namespace; find it on the node.
-    const pid = hostPid(Number(readFileSync(join(dir, 'work', 'escaped.pid'), 'utf8').trim()), uid);
-    expect(pid, 'the escapee on the node').not.toBeNull();
-    expect((await gpuq(h, ['cancel', id])).code).toBe(0);
-    const f = await waitHostile(h, id);
-    expectVerdict(f, 'cancelled', undefined, 16);
-    expect(f.status.boundary).toBe('userns');
-    await expectGone(pid as number);
-    expect(pidFile(f.job, 'escaped.pid')).toBeGreaterThan(0);
-  });
-});
-
-describe.concurrent('a node without a trust boundary', () => {
+describe.concurrent('a node without a trust boundary', SLOW, () => {
   // A generous probe bound: `nodes` on a loaded machine may need more than the default 10 s.
   const none = {
     nodes: { local: { transport: 'local', boundary: 'none', connectTimeout: '60s' } },
@@ -246,7 +251,7 @@ describe.concurrent('a node without a trust boundary', () => {
   });
 });
 
-describe.runIf(canUser)('over SSH (the private sshd, an unprivileged account)', () => {
+describe.runIf(canUser)('over SSH (the private sshd, an unprivileged account)', SLOW, () => {
   let sshd: Sshd;
   beforeAll(async () => {
     sshd = await startSshd({ alias: 'boundary-node' });
