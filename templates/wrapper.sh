@@ -56,6 +56,20 @@ CUDA_DEVICES={{CUDA_DEVICES}}
 USE_CGROUPS={{USE_CGROUPS}}
 # Where the cgroup hierarchies are mounted (/sys/fs/cgroup; tests point it at a stand-in).
 CG_ROOT={{CGROUP_ROOT}}
+# The trust boundary (templates/README.md, "Who may trust what"): auto (the best this node
+# gives: a separate uid as root, user+mount+pid namespaces otherwise) or none.
+BOUNDARY_MODE={{BOUNDARY_MODE}}
+# As root: the account the program runs as; empty for a per-job uid from UID_BASE on.
+RUN_AS={{RUN_AS}}
+# 1: refuse to start the program without a boundary (a competition that requires one).
+REQUIRE_BOUNDARY={{REQUIRE_BOUNDARY}}
+# Folders the program must not see (the local node's gpuq state folder: ledger, known_hosts).
+HIDE_DIRS=({{@HIDE_DIRS}})
+UID_BASE=2000000000
+# Root-owned folder of per-uid lease files (flock: the kernel frees a lease when its holder dies).
+UID_LEASES=/run/gpuq/uids
+# PATH of a program that runs as another uid (the node account's PATH may be its own shims).
+SAFE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 MONITOR="$PWD/monitor.py"
 
@@ -93,6 +107,11 @@ init_state() {
   TIMER_PID=""
   MONITOR_PID=""
   INTERRUPTED=""
+  BOUNDARY=none
+  JOB_UID=""
+  JOB_GID=""
+  JOB_USER=${USER:-$(id -un 2>/dev/null)}
+  UID_LEASE_FD=""
   STATE=starting
 }
 
@@ -129,6 +148,8 @@ write_status() {
     status_num memoryPeakBytes "$MEMORY_PEAK"
     status_field subreaper "$subreaper"
     status_num leftovers "$LEFTOVERS"
+    status_field boundary "\"$BOUNDARY\""
+    status_num jobUid "$JOB_UID"
     printf '\n}\n'
   } >status.json.tmp && mv -f status.json.tmp status.json
 }
@@ -269,12 +290,199 @@ on_term() {
   [ -n "$JOB_PID" ] && [ -z "${TERMINATING:-}" ] && TERMINATING=1 && escalate
 }
 
-# The job's folder as the supervisor starts: work/ and tmp/, empty logs, a first status.json.
+# The job's folder as the supervisor starts: empty logs (work/ and tmp/ come with the boundary).
 prepare_folder() {
-  mkdir -p tmp work
   : >stdout.log
   : >stderr.log
-  write_status
+}
+
+# --- the trust boundary: the program must neither write the supervisor's files nor signal it.
+# As root: the program runs as an unprivileged uid (RUN_AS, else one leased per job from
+# UID_BASE) in a mount namespace; the job folder stays root's (0700, control files 0600) and
+# only work/ and tmp/ are the job's. Not root: the program runs in new user, mount and pid
+# namespaces, its capabilities dropped, the supervisor out of its view. Both: the job folder is
+# covered by a read-only tmpfs holding only work/ and tmp/ (isolate_mounts). Neither:
+# BOUNDARY=none, recorded in status.json.
+choose_boundary() {
+  mkdir -p tmp work
+  BOUNDARY=none
+  if [ "$BOUNDARY_MODE" != none ] && command -v setpriv >/dev/null 2>&1; then
+    if [ "$EUID" = 0 ]; then
+      if lease_uid; then
+        chown -R -- "$JOB_UID:$JOB_GID" work tmp && BOUNDARY=uid
+      fi
+    elif command -v unshare >/dev/null 2>&1 &&
+      unshare --user --map-root-user --mount --pid --fork --mount-proc true </dev/null >/dev/null 2>&1; then
+      BOUNDARY=userns
+    fi
+  fi
+  if [ "$BOUNDARY" = none ] && [ "$REQUIRE_BOUNDARY" = 1 ]; then
+    echo "gpuq: this node cannot run the job behind a trust boundary (root with setpriv, or unprivileged user namespaces); the competition requires one" >&2
+    : >boundary.refused
+    exit 3
+  fi
+  return 0
+}
+
+# A uid for the program: the configured account, or the first free lease of the high range.
+lease_uid() {
+  local n fd
+  if [ -n "$RUN_AS" ]; then
+    JOB_UID=$(id -u -- "$RUN_AS" 2>/dev/null) && JOB_GID=$(id -g -- "$RUN_AS" 2>/dev/null) || {
+      note "runAs: no user $RUN_AS on this node; the job runs without a trust boundary"
+      JOB_UID="" JOB_GID=""
+      return 1
+    }
+    [ "$JOB_UID" != 0 ] || { note "runAs: $RUN_AS is root; the job runs without a trust boundary"; JOB_UID="" JOB_GID=""; return 1; }
+    JOB_USER=$RUN_AS
+    return 0
+  fi
+  (umask 077 && mkdir -p -- "$UID_LEASES") 2>/dev/null
+  [ -d "$UID_LEASES" ] && [ -O "$UID_LEASES" ] || { note "cannot make $UID_LEASES; the job runs without a trust boundary"; return 1; }
+  # From a random start, so that concurrent starts seldom try the same leases.
+  local i start=$((RANDOM % 1000))
+  for ((i = 0; i < 1000; i++)); do
+    n=$(((start + i) % 1000))
+    exec {fd}>>"$UID_LEASES/$n" || continue
+    if flock -xn "$fd"; then
+      UID_LEASE_FD=$fd JOB_UID=$((UID_BASE + n)) JOB_GID=$((UID_BASE + n)) JOB_USER=gpuq-$n
+      return 0
+    fi
+    exec {fd}>&-
+  done
+  note "no free uid lease under $UID_LEASES; the job runs without a trust boundary"
+  return 1
+}
+
+# The first ancestor of the job folder another uid cannot search (root mode), else nothing.
+unsearchable_ancestor() {
+  local a="" part mode rest=${JOB_DIR#/}
+  local -a parts
+  IFS=/ read -ra parts <<<"${rest%/*}"
+  for part in "${parts[@]}"; do
+    [ -n "$part" ] || continue
+    a="$a/$part"
+    mode=$(stat -L -c %a -- "$a" 2>/dev/null) || return 0
+    if (((8#$mode & 1) == 0)); then printf '%s' "$a"; return 0; fi
+  done
+}
+
+# The folders to cover with an empty tmpfs in the program's mount namespace: outermost first,
+# none inside another.
+hidden_dirs() {
+  local d h seen
+  HIDE=()
+  for d in "$@"; do
+    [ -n "$d" ] && [ -d "$d" ] || continue
+    seen=""
+    for h in "${HIDE[@]}"; do case $d/ in "$h"/*) seen=1 ;; esac; done
+    [ -z "$seen" ] && HIDE+=("$d")
+  done
+}
+
+# In the program's new mount namespace (as root there): hide HIDE, then cover the job folder with
+# an empty read-only tmpfs that holds only work/ and tmp/, bound from the real folder: the
+# supervisor's files are out of the program's view, and the real folder stays 0700.
+isolate_mounts() {
+  local h
+  umask 022
+  exec 7<"$JOB_DIR" || return 1
+  for h in "${HIDE[@]}"; do
+    mount -t tmpfs -o mode=0755,size=1m,nosuid,nodev gpuq-hidden "$h" || return 1
+  done
+  mkdir -p -- "$JOB_DIR" &&
+    mount -t tmpfs -o mode=0755,size=64k,nosuid,nodev gpuq-job "$JOB_DIR" &&
+    mkdir -- "$JOB_DIR/work" "$JOB_DIR/tmp" &&
+    mount --no-canonicalize --bind /proc/self/fd/7/work "$JOB_DIR/work" &&
+    mount --no-canonicalize --bind /proc/self/fd/7/tmp "$JOB_DIR/tmp" &&
+    mount -o remount,bind,ro "$JOB_DIR" || return 1
+  exec 7<&-
+}
+
+# The job's environment, clean: nothing of the supervisor's or the submitter's own. Order:
+# the base and the thread pools at the job's share of the cores, then --env (which may override
+# them), then gpuq's own variables, which nobody overrides.
+job_env() {
+  local path=$PATH lang=${LC_ALL:-${LANG:-C.UTF-8}}
+  [ "$BOUNDARY" = uid ] && path=$SAFE_PATH
+  JOB_VARS=(PATH="$path" HOME="$JOB_DIR/work" LANG="$lang" LC_ALL="$lang" USER="$JOB_USER" LOGNAME="$JOB_USER")
+  JOB_VARS+=(OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS" NUMEXPR_NUM_THREADS="$THREADS")
+  JOB_VARS+=("${JOB_ENV[@]}")
+  JOB_VARS+=(GPUQ_JOB_ID="$JOB_ID" PYTHONUNBUFFERED=1 TMPDIR="$JOB_DIR/tmp")
+  [ "$CUDA_DEVICES" != - ] && JOB_VARS+=(CUDA_VISIBLE_DEVICES="$CUDA_DEVICES")
+  return 0
+}
+
+# rlimits, applied last before exec: nothing forks after them (under `ulimit -u` a fork could fail).
+apply_limits() {
+  apply_limit() { # $1 flag, $2 value, $3 option name
+    ulimit -S "$1" "$2" 2>/dev/null && ulimit -H "$1" "$2" 2>/dev/null && return 0
+    local hard; hard=$(ulimit -H "$1")
+    note "the node allows at most $hard for $3 (asked for $2); using $hard"
+    ulimit -S "$1" "$hard"
+  }
+  ulimit -c 0
+  [ "$FILES_MAX" != 0 ] && apply_limit -n "$FILES_MAX" --files
+  [ "$FILE_SIZE_BYTES" != 0 ] && apply_limit -f "$(((FILE_SIZE_BYTES + 1023) / 1024))" --file-size
+  [ "$CPU_TIME_S" != 0 ] && apply_limit -t "$CPU_TIME_S" --cpu-time
+  if [ "$PIDS_MAX" != 0 ] && [ -z "$CG_PIDS" ]; then
+    [ "$EUID" = 0 ] && [ "$BOUNDARY" = none ] && note "--pids is not enforced: no pids cgroup could be made and root ignores ulimit -u"
+    apply_limit -u "$PIDS_MAX" --pids
+  fi
+  return 0
+}
+
+# The program itself, in work/, with its clean environment, as its uid or without capabilities.
+exec_program() {
+  exec 3>&-
+  apply_limits
+  case $BOUNDARY in
+    uid) exec env -i -- "${JOB_VARS[@]}" setpriv --reuid="$JOB_UID" --regid="$JOB_GID" --clear-groups --no-new-privs \
+      --inh-caps=-all --bounding-set=-all -- "${COMMAND[@]}" ;;
+    userns) exec env -i -- "${JOB_VARS[@]}" setpriv --no-new-privs --inh-caps=-all --bounding-set=-all -- "${COMMAND[@]}" ;;
+    *) exec env -i -- "${JOB_VARS[@]}" "${COMMAND[@]}" ;;
+  esac
+}
+
+# `run.sh --enter BOUNDARY JOB_DIR UID GID USER THREADS CG_PIDS HIDE...`: the program's side of the
+# namespaces, as their root. uid: mounts, then exec. userns: pid 1 of the new pid namespace runs
+# the program as its child, passes signals on, and when it ends counts (into fd 3) and kills what
+# is left of the namespace, then exits with the program's status.
+enter_job() {
+  BOUNDARY=$1 JOB_DIR=$2 JOB_UID=$3 JOB_GID=$4 JOB_USER=$5 THREADS=$6 CG_PIDS=$7
+  shift 7
+  note() { printf 'gpuq: %s\n' "$*" >&2; } # stderr is stderr.log; the folder is read-only here
+  hidden_dirs "$@"
+  isolate_mounts || { note "could not set up the job's mount namespace"; exit 126; }
+  cd -- "$JOB_DIR/work" || exit 126
+  job_env
+  [ "$BOUNDARY" = userns ] || exec_program
+  local p rc r2 n=0 q
+  (exec 3>&- && exec_program) &
+  p=$!
+  trap 'INTERRUPTED=1; kill -TERM "$p" 2>/dev/null' TERM
+  trap 'INTERRUPTED=1; kill -HUP "$p" 2>/dev/null' HUP
+  trap 'INTERRUPTED=1; kill -INT "$p" 2>/dev/null' INT
+  while :; do
+    INTERRUPTED=""
+    wait "$p" 2>/dev/null
+    rc=$?
+    if [ -n "$INTERRUPTED" ] && [ "$rc" -gt 128 ]; then
+      kill -0 "$p" 2>/dev/null && continue
+      wait "$p" 2>/dev/null; r2=$?
+      [ "$r2" != 127 ] && rc=$r2
+    fi
+    break
+  done
+  local st
+  for q in /proc/[0-9]*; do
+    [ "${q#/proc/}" != 1 ] && IFS= read -r st 2>/dev/null <"$q/stat" || continue
+    st=${st##*) }
+    [ "${st%% *}" != Z ] && n=$((n + 1))
+  done
+  [ "$n" -gt 0 ] && kill -KILL -1 2>/dev/null
+  printf '%s\n' "$n" >&3
+  exit "$rc"
 }
 
 # Cores this supervisor may use: its CPU affinity (nproc), capped by a CPU quota of its own
@@ -303,35 +511,28 @@ count_threads() {
 }
 
 start_job() {
+  local hide=() enter=()
+  if [ "$BOUNDARY" = userns ]; then
+    hide=("${HIDE_DIRS[@]}" "${JOB_DIR%/*}")
+    enter=(unshare --user --map-root-user --mount --pid --fork --kill-child --mount-proc)
+  elif [ "$BOUNDARY" = uid ]; then
+    hide=("$(unsearchable_ancestor)")
+    enter=(unshare --mount)
+  fi
   (
     [ -n "$CG_MEM" ] && echo "$BASHPID" >"$CG_MEM/cgroup.procs"
     [ -n "$CG_PIDS" ] && [ "$CG_PIDS" != "$CG_MEM" ] && echo "$BASHPID" >"$CG_PIDS/cgroup.procs"
-    apply_limit() { # $1 flag, $2 value, $3 option name
-      ulimit -S "$1" "$2" 2>/dev/null && ulimit -H "$1" "$2" 2>/dev/null && return 0
-      local hard; hard=$(ulimit -H "$1")
-      note "the node allows at most $hard for $3 (asked for $2); using $hard"
-      ulimit -S "$1" "$hard"
-    }
-    # The job's environment is handed to `env` at exec time, never exported here: a --env
-    # value must not change this shell's own variables (the limits below, the command).
-    # Order: thread pools at the job's share of the cores, then --env (which may override
-    # them), then gpuq's own variables, which nobody overrides.
-    local vars=(OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS" NUMEXPR_NUM_THREADS="$THREADS")
-    vars+=("${JOB_ENV[@]}")
-    vars+=(GPUQ_JOB_ID="$JOB_ID" PYTHONUNBUFFERED=1 TMPDIR="$JOB_DIR/tmp")
-    [ "$CUDA_DEVICES" != - ] && vars+=(CUDA_VISIBLE_DEVICES="$CUDA_DEVICES")
+    [ -n "$UID_LEASE_FD" ] && exec {UID_LEASE_FD}>&-
     cd -- "$JOB_DIR/work" || exit 126
-    # Limits last, and nothing forks after them: under `ulimit -u` a fork here could fail.
-    ulimit -c 0
-    [ "$FILES_MAX" != 0 ] && apply_limit -n "$FILES_MAX" --files
-    [ "$FILE_SIZE_BYTES" != 0 ] && apply_limit -f "$(((FILE_SIZE_BYTES + 1023) / 1024))" --file-size
-    [ "$CPU_TIME_S" != 0 ] && apply_limit -t "$CPU_TIME_S" --cpu-time
-    if [ "$PIDS_MAX" != 0 ] && [ -z "$CG_PIDS" ]; then
-      [ "$EUID" = 0 ] && note "--pids is not enforced: no pids cgroup could be made and root ignores ulimit -u"
-      apply_limit -u "$PIDS_MAX" --pids
+    if [ ${#enter[@]} -gt 0 ]; then
+      # The program's side runs this script again inside the namespaces (enter_job).
+      exec setsid "${enter[@]}" -- bash "$JOB_DIR/run.sh" --enter "$BOUNDARY" "$JOB_DIR" "$JOB_UID" "$JOB_GID" \
+        "$JOB_USER" "$THREADS" "$CG_PIDS" "${hide[@]}"
     fi
-    exec env -- "${vars[@]}" setsid "${COMMAND[@]}"
-  ) </dev/null >>stdout.log 2>>stderr.log 9>&- &
+    job_env
+    COMMAND=(setsid "${COMMAND[@]}")
+    exec_program
+  ) </dev/null >>stdout.log 2>>stderr.log 9>&- 3>ns.leftovers &
   JOB_PID=$!
 }
 # Who the job is, for monitor.py (signal_tree, sweep): its main pid, marker, cgroups, subreaper.
@@ -430,6 +631,8 @@ sweep() {
       [ "$p" != "$SUP_PID" ] && kill -KILL "$p" 2>/dev/null && LEFTOVERS=$((LEFTOVERS + 1))
     done
   fi
+  # The processes the namespace's pid 1 found left and killed when the program ended (userns).
+  read -r p 2>/dev/null <ns.leftovers && [[ "$p" =~ ^[0-9]+$ ]] && LEFTOVERS=$((LEFTOVERS + p))
   return 0
 }
 
@@ -456,12 +659,15 @@ stop_monitor() {
 }
 
 main() {
+  [ "${1:-}" = --enter ] && enter_job "${@:2}"
   find_python
   become_subreaper "$@" # may re-execute this script as a subreaper
   init_state
   trap on_cancel USR1
   trap on_term TERM HUP INT
   prepare_folder
+  choose_boundary
+  write_status
   setup_cgroups
   count_threads
   start_job

@@ -47,6 +47,10 @@ export function renderNodes(reports: NodeReport[], style: Style): string {
       lines.push(`  ${c.red(r.error ?? 'unreachable')}`);
       if (r.hint) lines.push(...r.hint.split('\n').map((l) => `  ${c.dim(l)}`));
     }
+    if (s?.boundary === 'none')
+      lines.push(
+        `  ${c.yellow('no trust boundary:')} jobs here run as gpuq's own account and can write their own verdict (README, "Trust model")`,
+      );
     for (const g of s?.gpus ?? []) {
       const mem =
         g.memoryUsedBytes !== null && g.memoryTotalBytes !== null
@@ -88,6 +92,9 @@ export function registerNodes(program: Command, app: CliApp): void {
       const ctx = app.context(cmd);
       const { probeNodes } = await import('../services/nodes.js');
       const reports = await probeNodes(ctx, names);
+      // A node configured without a boundary runs its jobs without one, whatever it could give.
+      for (const r of reports)
+        if (r.status && ctx.config.nodes[r.name]?.boundary === 'none') r.status.boundary = 'none';
       if (f.json) app.printJson(reports);
       else app.print(renderNodes(reports, app.style(false)));
       if (reports.some((r) => !r.reachable)) app.exitCode = EXIT.unreachable;

@@ -72,6 +72,23 @@ export function evidenceBesidesPeaks(evidence: readonly string[], peaks: readonl
 }
 
 /**
+ * What kept the job's program from its supervisor (README, "Trust model"), for `show`; null for
+ * a job that has not started, or one recorded before boundaries were.
+ */
+export function boundaryText(job: Job): string | null {
+  switch (job.remote?.boundary) {
+    case 'uid':
+      return 'uid: the program ran as a user of its own; it could not write its verdict nor signal its supervisor';
+    case 'userns':
+      return 'userns: the program ran in its own user, mount and pid namespaces; it could not write its verdict nor signal its supervisor';
+    case 'none':
+      return 'none: the job ran without a trust boundary; it could have written its own verdict';
+    default:
+      return null;
+  }
+}
+
+/**
  * The `gpuq show` page; `peaks` (from the job folder, when it could be read) adds the resource
  * peaks against limits.
  */
@@ -91,6 +108,8 @@ export function renderJob(job: Job & { peaks?: Peak[] | null }, now: Date, style
       `${c.bold('Folder')}     ${job.remote.dir}  ` +
         `(supervisor pid ${job.remote.supervisorPid}, job pid ${job.remote.pid})`,
     );
+  const b = boundaryText(job);
+  if (b) lines.push(`${c.bold('Boundary')}   ${job.remote?.boundary === 'none' ? c.yellow(b) : b}`);
   lines.push(
     `${c.bold('Limits')}     ${limitsLine(job.limits)}`,
     `${c.bold('Created')}    ${job.createdAt}`,

@@ -179,6 +179,8 @@ function buildNode(name: string, raw: RawNode, file: string | null, stateDir: st
     acceptNewHostKey: raw.acceptNewHostKey ?? false,
     connectTimeoutS:
       raw.connectTimeout !== undefined ? fieldDuration(raw.connectTimeout, file, `nodes.${name}.connectTimeout`) : 10,
+    boundary: raw.boundary ?? 'auto',
+    runAs: raw.runAs ?? null,
     docker: {
       image: raw.docker?.image ?? null,
       runtime: raw.docker?.runtime ?? null,
@@ -212,6 +214,7 @@ export function buildConfig(raw: RawConfig, file: string | null, stateDir: strin
       name,
       grader: c.grader ?? null,
       dataDir: c.dataDir ?? null,
+      requireBoundary: c.requireBoundary ?? true,
       limits: parseLimits(c.limits, file, `competitions.${name}.limits`),
     };
   }

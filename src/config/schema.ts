@@ -45,6 +45,12 @@ export const nodeSchema = z.strictObject({
   python: z.string().min(1).optional(),
   acceptNewHostKey: z.boolean().optional(),
   connectTimeout: duration.optional(),
+  boundary: z.enum(['auto', 'none'], { error: 'expected "auto" or "none"' }).optional(),
+  runAs: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_.-]*\$?$/i, 'expected a user name on the node')
+    .refine((u) => u !== 'root', 'expected an unprivileged user, not root')
+    .optional(),
   docker: z
     .strictObject({
       image: z.string().min(1).optional(),
@@ -74,6 +80,7 @@ export const configSchema = z.strictObject({
       z.strictObject({
         grader: z.string().min(1).optional(),
         dataDir: z.string().min(1).optional(),
+        requireBoundary: z.boolean().optional(),
         limits: z.strictObject(limits).optional(),
       }),
     )

@@ -1,4 +1,4 @@
-import type { Isolation, Limits } from '../core/types.js';
+import type { BoundaryMode, Isolation, Limits } from '../core/types.js';
 
 /** A node as config describes it, after validation and defaults. */
 export interface NodeConfig {
@@ -20,6 +20,10 @@ export interface NodeConfig {
   /** Trust an unknown host key on first use and record it. */
   acceptNewHostKey: boolean;
   connectTimeoutS: number;
+  /** The trust boundary jobs run behind: "auto" (the best the node gives) or "none" (README, "Trust model"). */
+  boundary: BoundaryMode;
+  /** Where the node account is root: the unprivileged account programs run as; null for a per-job uid. */
+  runAs: string | null;
   docker: { image: string | null; runtime: string | null; extraArgs: string[] };
 }
 
@@ -27,6 +31,8 @@ export interface CompetitionConfig {
   name: string;
   grader: string | null;
   dataDir: string | null;
+  /** Refuse to run its jobs on a node without a trust boundary (default true). */
+  requireBoundary: boolean;
   /** Limits the competition sets, over the config defaults (config strings parsed to base units). */
   limits: Partial<Limits>;
 }

@@ -1,8 +1,8 @@
 /**
  * The shapes of the JSON files a job folder holds (templates/README.md describes each file).
- * The job runs as the supervisor's user and can write its own folder, so whatever is read back
- * from status.json, monitor.json or samples.jsonl is checked against these shapes first, and a
- * file of the wrong shape counts as absent evidence: never a crash, never a verdict it forged.
+ * Behind a trust boundary the job cannot write these files; without one (boundary "none") it can,
+ * so whatever is read back from status.json, monitor.json or samples.jsonl is checked against
+ * these shapes first, and a file of the wrong shape counts as absent evidence: never a crash.
  */
 
 import {
@@ -46,6 +46,8 @@ export const statusFileShape = obj({
   memoryPeakBytes: optional(nullable(int)),
   subreaper: optional(bool),
   leftovers: int,
+  boundary: optional(literal('uid', 'userns', 'none')),
+  jobUid: optional(nullable(int)),
 });
 
 /** monitor.json, the sampler's running peaks (templates/monitor.py). */

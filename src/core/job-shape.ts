@@ -16,13 +16,14 @@ import {
   num,
   obj,
   oneOf,
+  optional,
   pathText,
   record,
   type Shape,
   shown,
   str,
 } from './shape.js';
-import { ISOLATIONS, JOB_STATES, type Job, type Limits, VERDICT_CLASSES } from './types.js';
+import { BOUNDARIES, ISOLATIONS, JOB_STATES, type Job, type Limits, VERDICT_CLASSES } from './types.js';
 
 /** The limits in force for a job (base units; null = unlimited), one field per row of the limits table. */
 export const limitsShape = obj(
@@ -61,7 +62,15 @@ export const jobShape = obj({
   startedAt: nullable(str),
   endedAt: nullable(str),
   history: arr(obj({ state: oneOf(JOB_STATES), at: str, note: nullable(str) })),
-  remote: nullable(obj({ dir: str, supervisorPid: nullable(num), pid: nullable(num), bootId: nullable(str) })),
+  remote: nullable(
+    obj({
+      dir: str,
+      supervisorPid: nullable(num),
+      pid: nullable(num),
+      bootId: nullable(str),
+      boundary: optional(nullable(oneOf(BOUNDARIES))),
+    }),
+  ),
   verdict: nullable(verdictShape),
 });
 

@@ -23,6 +23,15 @@ export const VERDICT_CLASSES = [
 ] as const;
 export type VerdictClass = (typeof VERDICT_CLASSES)[number];
 
+/**
+ * What keeps a job's program from its supervisor's files and processes (templates/README.md):
+ * "uid" another user (the node account is root), "userns" user + mount + pid namespaces, "none".
+ */
+export const BOUNDARIES = ['uid', 'userns', 'none'] as const;
+export type Boundary = (typeof BOUNDARIES)[number];
+/** A node's boundary setting: the best it can give, or none at all. */
+export type BoundaryMode = 'auto' | 'none';
+
 export const ISOLATIONS = ['ulimit', 'docker'] as const;
 export type Isolation = (typeof ISOLATIONS)[number];
 
@@ -57,6 +66,8 @@ export interface RemoteInfo {
   supervisorPid: number | null;
   pid: number | null;
   bootId: string | null;
+  /** The trust boundary the job ran behind, as its supervisor recorded it (absent before it existed). */
+  boundary?: Boundary | null;
 }
 
 /** A job as the ledger stores it and `--json` prints it. */
@@ -124,6 +135,10 @@ export interface StatusFile {
   subreaper?: boolean;
   /** Processes still alive after the main one ended, killed by the final sweep. */
   leftovers: number;
+  /** The trust boundary in force (absent: written before boundaries existed, i.e. none). */
+  boundary?: Boundary;
+  /** The uid the program ran as under the "uid" boundary, else null. */
+  jobUid?: number | null;
 }
 
 /** monitor.json, the sampler's running peaks, rewritten atomically as they change. */

@@ -70,9 +70,10 @@ function launchLines(): string[] {
     `setsid bash ./run.sh </dev/null >>supervisor.log 2>&1 &`,
     `exec 9>&-`,
     // Builtins only in the loop (read, case): one fork per turn, for sleep.
+    // boundary.refused: the supervisor would not start the program without a trust boundary.
     `i=0; while [ "$i" -lt 250 ]; do st=; IFS= read -r st 2>/dev/null <status.json; ` +
       `case $st in *'"state":"running"'*|*'"state":"exited"'*) break;; esac; ` +
-      `sleep 0.02; i=$((i+1)); done`,
+      `[ -e boundary.refused ] && break; sleep 0.02; i=$((i+1)); done`,
     `cat status.json 2>/dev/null || ` +
       `{ echo "the supervisor did not start; see supervisor.log:" >&2; tail -n 20 supervisor.log >&2; exit 3; }`,
   ];
@@ -222,6 +223,13 @@ export function nodeStatusCommand(workdir: string, full: boolean): RemoteCommand
         `/^MemAvailable:/{printf "memavail %.0f\\n", $2*1024}' /proc/meminfo 2>/dev/null`,
       `d=$w; while [ ! -e "$d" ] && [ "$d" != / ] && [ "$d" != . ]; do d=$(dirname -- "$d"); done; echo "diskpath $d"`,
       `timeout 5 df -P -B1 -- "$d" 2>/dev/null | awk 'NR==2{print "disk",$2,$3,$4}'`,
+      // The trust boundary a job can get here, as the supervisor's choose_boundary decides it.
+      `if ! command -v setpriv >/dev/null 2>&1; then echo "boundary none"; ` +
+        `elif [ "$(id -u)" = 0 ]; then echo "boundary uid"; ` +
+        `elif command -v unshare >/dev/null 2>&1 && ` +
+        `timeout 5 unshare --user --map-root-user --mount --pid --fork --mount-proc true </dev/null >/dev/null 2>&1; ` +
+        `then echo "boundary userns"; ` +
+        `else echo "boundary none"; fi`,
       `timeout 5 df -P -i -- "$d" 2>/dev/null | awk 'NR==2{print "inodes",$2,$3,$4}'`,
       `if command -v nvidia-smi >/dev/null 2>&1; then`,
       `  timeout 10 nvidia-smi --query-gpu=index,uuid,name,utilization.gpu,memory.used,memory.total ` +

@@ -1,6 +1,7 @@
 /**
  * Parses the `key value` lines of nodeStatusCommand into plain data. Pure.
  */
+import { BOUNDARIES, type Boundary } from '../core/types.js';
 
 export interface GpuProcess {
   pid: number;
@@ -35,6 +36,8 @@ export interface NodeStatus {
   inodes: { total: number; used: number; free: number } | null;
   /** null: nvidia-smi not found (or a light probe); []: found, no GPU listed. */
   gpus: GpuStatus[] | null;
+  /** The trust boundary a job can get on this node (null: a light probe, or not said). */
+  boundary?: Boundary | null;
 }
 
 const MIB = 1024 * 1024;
@@ -60,6 +63,7 @@ export function parseNodeStatus(text: string): NodeStatus {
     disk: null,
     inodes: null,
     gpus: null,
+    boundary: null,
   };
   const apps: { uuid: string; proc: GpuProcess }[] = [];
   for (const raw of text.split('\n')) {
@@ -104,6 +108,9 @@ export function parseNodeStatus(text: string): NodeStatus {
         if (t != null && u != null && f != null) st.inodes = { total: t, used: u, free: f };
         break;
       }
+      case 'boundary':
+        st.boundary = (BOUNDARIES as readonly string[]).includes(value) ? (value as Boundary) : null;
+        break;
       case 'nogpu':
         st.gpus = null;
         break;

@@ -4,7 +4,7 @@
  */
 import { LIMITS, type LimitSpec, type WrapperForm } from '../core/limits.js';
 import { renderTemplate } from '../core/template.js';
-import type { Limits } from '../core/types.js';
+import type { BoundaryMode, Limits } from '../core/types.js';
 
 export interface WrapperSpec {
   jobId: string;
@@ -19,6 +19,14 @@ export interface WrapperSpec {
   useCgroups: boolean;
   /** Where the node's cgroup hierarchies are mounted; /sys/fs/cgroup unless a test says otherwise. */
   cgroupRoot?: string;
+  /** The node's trust boundary setting: "auto" (the best the node gives, the default) or "none". */
+  boundary?: BoundaryMode;
+  /** As root on the node: the account the program runs as; null for a per-job uid (the default). */
+  runAs?: string | null;
+  /** Refuse to start the program where no boundary can be had (a competition that requires one). */
+  requireBoundary?: boolean;
+  /** Folders the program must not see, e.g. the local node's gpuq state folder (ledger, known_hosts). */
+  hideDirs?: string[];
 }
 
 /** Produces the bash supervisor for a job from the template text. */
@@ -33,6 +41,10 @@ export function renderWrapper(template: string, spec: WrapperSpec): string {
     CUDA_DEVICES: spec.cudaDevices ?? '-',
     USE_CGROUPS: spec.useCgroups ? 1 : 0,
     CGROUP_ROOT: spec.cgroupRoot ?? '/sys/fs/cgroup',
+    BOUNDARY_MODE: spec.boundary ?? 'auto',
+    RUN_AS: spec.runAs ?? '',
+    REQUIRE_BOUNDARY: spec.requireBoundary ? 1 : 0,
+    HIDE_DIRS: spec.hideDirs ?? [],
   });
 }
 

@@ -191,7 +191,17 @@ async function planSubmit(ctx: AppContext, opts: SubmitOptions, cwd: string): Pr
     opts.limits,
   );
   const live = await ctx.ledger.readLive();
-  const nodes = candidates(ctx, opts, limits.gpus, live);
+  const competition = opts.competition ? ctx.config.competitions[opts.competition] : undefined;
+  const nodes = candidates(ctx, opts, limits.gpus, live).filter(
+    (n) => !competition?.requireBoundary || n.boundary !== 'none',
+  );
+  if (nodes.length === 0)
+    throw usageError(
+      `competition ${opts.competition} requires a trust boundary, and ` +
+        `${opts.node ? `node ${opts.node} runs` : 'every node runs'} jobs without one (boundary "none").`,
+      'Set the node\'s "boundary" to "auto" (README, "Trust model"), ' +
+        'or set the competition\'s "requireBoundary" to false.',
+    );
   for (const n of nodes) {
     if (!commandFor(checked.name, n.python, checked.hasShebang, [])) {
       throw usageError(`${opts.file}: gpuq runs .py and .sh files, or scripts that start with a #! line.`);
@@ -298,6 +308,10 @@ async function launchOn(
         node.gpus.length > 0 && gpus.length > 0 ? { num: gpus.length, den: node.gpus.length } : { num: 1, den: 1 },
       cudaDevices: node.gpus.length > 0 ? gpus.join(',') : null,
       useCgroups: true,
+      boundary: node.boundary,
+      runAs: node.runAs,
+      requireBoundary: opts.competition ? (ctx.config.competitions[opts.competition]?.requireBoundary ?? false) : false,
+      hideDirs: node.transport === 'local' ? [ctx.config.stateDir] : [],
     });
     const started = await launchJob(
       transport,
@@ -318,7 +332,13 @@ async function launchOn(
       job.id,
       node,
       gpus,
-      { dir: started.dir, supervisorPid: s.supervisorPid, pid: s.pid, bootId: s.bootId },
+      {
+        dir: started.dir,
+        supervisorPid: s.supervisorPid,
+        pid: s.pid,
+        bootId: s.bootId,
+        boundary: s.boundary ?? 'none',
+      },
       `started on ${node.name}${gpus.length ? ` GPU ${gpus.join(',')}` : ''}, pid ${s.pid}`,
     );
     return { kind: 'started', job: running };
@@ -336,7 +356,13 @@ async function launchOn(
         job.id,
         node,
         gpus,
-        { dir: adopted.dir, supervisorPid: s.supervisorPid ?? null, pid: s.pid ?? null, bootId: s.bootId ?? null },
+        {
+          dir: adopted.dir,
+          supervisorPid: s.supervisorPid ?? null,
+          pid: s.pid ?? null,
+          bootId: s.bootId ?? null,
+          boundary: s.boundary ?? null,
+        },
         `started on ${node.name} (confirmed after the connection dropped), pid ${s.pid}`,
       );
       return { kind: 'started', job: running };

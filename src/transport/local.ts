@@ -11,11 +11,28 @@ import { dirname } from 'node:path';
 import { NodeFaultError } from '../core/errors.js';
 import type { ExecResult, RemoteCommand, StreamHandlers, Transport } from './transport.js';
 
+/** What the node side inherits of this process's environment: the account and the locale, no more. */
+const NODE_ENV_KEYS = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'TZ'];
+
+/**
+ * The environment the local node's scripts (and so the supervisor) run with: PATH, the account,
+ * the locale. Never the submitter's agent socket, tokens or GPUQ_HOME: a job on an SSH node gets
+ * none of them either, and the supervisor hands the program a clean list of its own.
+ */
+export function nodeEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (v !== undefined && (NODE_ENV_KEYS.includes(k) || k.startsWith('LC_'))) out[k] = v;
+  }
+  return out;
+}
+
 /** Makes the transport for a node whose jobs run on this machine. */
 export function localTransport(node: string): Transport {
+  const env = nodeEnv(process.env);
   function exec(cmd: RemoteCommand): Promise<ExecResult> {
     return new Promise((resolve, reject) => {
-      const child = spawn('bash', ['-c', cmd.script], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const child = spawn('bash', ['-c', cmd.script], { stdio: ['pipe', 'pipe', 'pipe'], env });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       child.stdout.on('data', (c: Buffer) => out.push(c));
@@ -38,6 +55,8 @@ export function localTransport(node: string): Transport {
     const { execa } = await import('execa');
     const child = execa('bash', ['-c', cmd.script], {
       input: cmd.stdin,
+      env,
+      extendEnv: false,
       reject: false,
       detached: true,
       cleanup: true,

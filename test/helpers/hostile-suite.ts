@@ -89,8 +89,22 @@ export function hostileSuite(mode: Mode): void {
     return h;
   }
 
+  /**
+   * The escapee tests check the sweep by the pid the escapee wrote. Inside the userns trust
+   * boundary's pid namespace that pid is not the node's, so as the unprivileged user they run on a
+   * node without a boundary (test/integration/boundary.test.ts checks escapees inside it).
+   */
+  async function escapeeHomeFor(m: Mode): Promise<Home> {
+    m.needs.check();
+    const config = m.privileged ? undefined : { nodes: { local: { transport: 'local', boundary: 'none' } } };
+    const h = await makeHome(config, {}, { runAs: m.runAs, autoCleanup: false });
+    homes.push(h);
+    return h;
+  }
+
   describe.concurrent.each([mode])('hostile programs as $label', (mode) => {
     const home = () => homeFor(mode);
+    const escapeeHome = () => escapeeHomeFor(mode);
 
     it('the job runs as that user, adopted by its supervisor (subreaper); without cgroups when unprivileged', async () => {
       const f = await runHostile(await home(), 'threads_env.py');
@@ -212,20 +226,20 @@ export function hostileSuite(mode: Mode): void {
     });
 
     it('a setsid + double-forked grandchild does not outlive a job that exits 0', async () => {
-      const f = await runHostile(await home(), 'escape.py');
+      const f = await runHostile(await escapeeHome(), 'escape.py');
       expectVerdict(f, 'succeeded', undefined, 0);
       await expectGone(pidFile(f.job, 'escaped.pid'));
       expect(Number(f.status.leftovers)).toBeGreaterThanOrEqual(1);
     });
 
     it('…not even one that also cleared its environment (no marker to find it by)', async () => {
-      const f = await runHostile(await home(), 'escape.py', ['--arg', '--clear-env']);
+      const f = await runHostile(await escapeeHome(), 'escape.py', ['--arg', '--clear-env']);
       expectVerdict(f, 'succeeded', undefined, 0);
       await expectGone(pidFile(f.job, 'escaped.pid'));
     });
 
     it('a timeout warns the setsid + double-forked escapee with SIGTERM too, then takes it', async () => {
-      const f = await runHostile(await home(), 'escape.py', [
+      const f = await runHostile(await escapeeHome(), 'escape.py', [
         '--arg',
         '--stay',
         '--arg',
@@ -242,7 +256,7 @@ export function hostileSuite(mode: Mode): void {
       ['', []],
       [' with a cleared environment', ['--arg', '--clear-env']],
     ])('gpuq cancel takes the setsid + double-forked escapee%s with it', async (_, extra) => {
-      const h = await home();
+      const h = await escapeeHome();
       const { id, dir } = await startHostile(h, 'escape.py', ['--arg', '--stay', ...extra, '--timeout', '60s']);
       await waitForFile(dir, 'escaped.pid');
       const c = await gpuq(h, ['cancel', id]);

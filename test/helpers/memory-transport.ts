@@ -334,6 +334,8 @@ export function memoryNodeConfig(node: MemoryNode, over: Partial<NodeConfig> = {
     python: 'python3',
     acceptNewHostKey: false,
     connectTimeoutS: 10,
+    boundary: 'auto',
+    runAs: null,
     docker: { image: null, runtime: null, extraArgs: [] },
     ...over,
   };

@@ -30,5 +30,9 @@ export async function fakeNvidiaSmi(opts: { memMiB: number; utilPct: number; job
   ].join('\n');
   await writeFile(join(bin, 'nvidia-smi'), script);
   await chmod(join(bin, 'nvidia-smi'), 0o755);
+  // The job may run as a uid of its own (the "uid" trust boundary): let it reach and write pidFile.
+  await chmod(bin, 0o755);
+  await writeFile(pidFile, '');
+  await chmod(pidFile, 0o666);
   return { bin, pidFile };
 }

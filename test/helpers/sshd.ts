@@ -309,6 +309,8 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
       acceptNewHostKey: false,
       // Every connect timeout in tests is 10 s or more: ssh2's load and `ssh -G` take seconds on a busy machine.
       connectTimeoutS: 10,
+      boundary: 'auto',
+      runAs: null,
       docker: { image: null, runtime: null, extraArgs: [] },
       ...overrides,
     }),

@@ -37,7 +37,13 @@ describe('submit over in-memory nodes', () => {
     const job = await submit(ctx, options(dir), dir);
     expect(job.node).toBe('n2');
     expect(job.state).toBe('running');
-    expect(job.remote).toEqual({ dir: `/mem/n2/jobs/${job.id}`, supervisorPid: 1000, pid: 1001, bootId: 'boot-n2' });
+    expect(job.remote).toEqual({
+      dir: `/mem/n2/jobs/${job.id}`,
+      supervisorPid: 1000,
+      pid: 1001,
+      bootId: 'boot-n2',
+      boundary: 'none', // the in-memory supervisor's status.json names no boundary
+    });
     expect(states(job)).toEqual([
       ['pending', null],
       ['running', 'started on n2, pid 1001'],
