@@ -92,7 +92,9 @@ const SLOW = { timeout: 240_000 };
 
 const homes: Home[] = [];
 async function home(config?: unknown, runAs?: string): Promise<Home> {
-  const h = await makeHome(config, SECRETS, runAs ? { runAs } : {});
+  // Concurrent tests: the homes are cleaned up once, after all of them (autoCleanup would tie a
+  // home's cleanup to whichever test finished first).
+  const h = await makeHome(config, SECRETS, { ...(runAs ? { runAs } : {}), autoCleanup: false });
   homes.push(h);
   return h;
 }
