@@ -13,7 +13,13 @@ import type { NodeConfig } from '../config/types.js';
 import { NodeFaultError, NodeUnreachableError } from '../core/errors.js';
 import { prepareHostKeyGate, type HostKeyGate } from './host-keys.js';
 import { resolveNode, resolveSshHost, type SshEndpoint } from './ssh-resolve.js';
-import type { ExecResult, RemoteCommand, StreamHandlers, Transport } from './transport.js';
+import {
+  EXEC_OUTPUT_CAP,
+  type ExecResult,
+  type RemoteCommand,
+  type StreamHandlers,
+  type Transport,
+} from './transport.js';
 
 export interface SshConnectOptions {
   /** gpuq's own known_hosts (Config.knownHostsPath); new keys are recorded only here. */
@@ -45,6 +51,8 @@ interface Ssh2Channel {
   stderr: { on(event: 'data', l: (chunk: Buffer) => void): unknown };
   end(data?: string | Buffer): void;
   close(): void;
+  pause(): void;
+  resume(): void;
 }
 interface SftpHandle {
   readonly _brand?: 'sftp-handle';
@@ -391,7 +399,7 @@ interface RunOptions {
   stdin?: string | Buffer;
   /** Leave the channel's stdin open (the stream wrapper watches it for EOF). */
   keepStdinOpen?: boolean;
-  onStdout?: (chunk: Buffer) => void;
+  onStdout?: (chunk: Buffer) => void | Promise<void>;
   onStderr?: (chunk: Buffer) => void;
   signal?: AbortSignal;
   /** Keep only the last this-many bytes of each output in the result (long streams). */
@@ -402,8 +410,23 @@ interface RunOptions {
 class Output {
   private chunks: Buffer[] = [];
   private bytes = 0;
-  constructor(private readonly cap: number) {}
+  /** Whether output past a `head` cap was dropped. */
+  truncated = false;
+  /** `tail` keeps the last `cap` bytes (long streams); `head` the first, flagging the rest. */
+  constructor(
+    private readonly cap: number,
+    private readonly keep: 'head' | 'tail' = 'tail',
+  ) {}
   push(chunk: Buffer): void {
+    if (this.keep === 'head') {
+      if (this.truncated) return;
+      const room = this.cap - this.bytes;
+      if (chunk.length >= room) this.truncated = true;
+      const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
+      this.chunks.push(part);
+      this.bytes += part.length;
+      return;
+    }
     this.chunks.push(chunk);
     this.bytes += chunk.length;
     while (this.bytes > this.cap && this.chunks.length > 0) {
@@ -636,8 +659,9 @@ class SshTransport implements Transport {
 
   private runOnChannel(ch: Ssh2Channel, o: RunOptions): Promise<ExecResult> {
     return new Promise<ExecResult>((resolve, reject) => {
-      const out = new Output(o.keepBytes ?? Infinity);
-      const err = new Output(o.keepBytes ?? Infinity);
+      // exec keeps the head of each output up to the cap and ends the command past it.
+      const out = o.keepBytes === undefined ? new Output(EXEC_OUTPUT_CAP, 'head') : new Output(o.keepBytes);
+      const err = o.keepBytes === undefined ? new Output(EXEC_OUTPUT_CAP, 'head') : new Output(o.keepBytes);
       let code: number | null = null;
       let exited = false;
       let aborted = false;
@@ -648,7 +672,8 @@ class SshTransport implements Transport {
         settled = true;
         clearTimeout(abortTimer);
         o.signal?.removeEventListener('abort', onAbort);
-        const result = { stdout: out.text(), stderr: err.text() };
+        const truncated = out.truncated || err.truncated;
+        const result = { stdout: out.text(), stderr: err.text(), ...(truncated ? { truncated } : {}) };
         if (exited && code !== null) resolve({ ...result, code });
         else if (aborted) resolve({ ...result, code: 143 });
         else reject(this.lostError(o.purpose, this.lost ?? 'the channel closed without an exit status'));
@@ -670,12 +695,22 @@ class SshTransport implements Transport {
           finish();
         }, ABORT_GRACE_MS);
       };
+      const overflow = () => {
+        if ((out.truncated || err.truncated) && !aborted) onAbort();
+      };
       ch.on('data', (chunk) => {
         out.push(chunk);
-        o.onStdout?.(chunk);
+        overflow();
+        const wait = o.onStdout?.(chunk);
+        if (wait) {
+          // Backpressure: a paused channel stops the node's sender once the SSH window fills.
+          ch.pause();
+          void wait.finally(() => ch.resume());
+        }
       });
       ch.stderr.on('data', (chunk) => {
         err.push(chunk);
+        overflow();
         o.onStderr?.(chunk);
       });
       ch.on('exit', (c, sig) => {
