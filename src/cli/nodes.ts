@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { EXIT } from '../core/exit-codes.js';
-import { formatBytes } from '../core/format.js';
+import { formatBytes, printableLine } from '../core/format.js';
 import type { NodeReport } from '../services/nodes.js';
 import type { CliApp } from './app.js';
 import type { Style } from './style.js';
@@ -58,10 +58,10 @@ export function renderNodes(reports: NodeReport[], style: Style): string {
           : g.processes
               .map(
                 (p) =>
-                  `${p.user ?? '?'} pid ${p.pid}${p.jobId ? ` job ${p.jobId}` : ''}${p.memoryBytes !== null ? ` ${formatBytes(p.memoryBytes)}` : ''}`,
+                  `${printableLine(p.user ?? '?')} pid ${p.pid}${p.jobId ? ` job ${printableLine(p.jobId)}` : ''}${p.memoryBytes !== null ? ` ${formatBytes(p.memoryBytes)}` : ''}`,
               )
               .join(', ');
-      lines.push(`  GPU ${g.index} ${g.name}  util ${g.utilizationPct ?? '?'}%  mem ${mem}  ${who}`);
+      lines.push(`  GPU ${g.index} ${printableLine(g.name)}  util ${g.utilizationPct ?? '?'}%  mem ${mem}  ${who}`);
     }
     extra.set(i, lines);
   });
