@@ -12,6 +12,7 @@ import { NodeFaultError } from '../core/errors.js';
 import {
   EXEC_OUTPUT_CAP,
   type ExecResult,
+  pauseFor,
   type RemoteCommand,
   type StreamHandlers,
   type Transport,
@@ -80,7 +81,7 @@ export function localTransport(node: string): Transport {
       else h.signal.addEventListener('abort', kill, { once: true });
     }
     child.stdout?.on('data', (c: Buffer) => {
-      const wait = h.onStdout?.(c);
+      const wait = pauseFor(h.onStdout?.(c));
       if (wait) {
         child.stdout?.pause();
         void wait.finally(() => child.stdout?.resume());

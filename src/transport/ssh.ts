@@ -16,6 +16,7 @@ import { resolveNode, resolveSshHost, type SshEndpoint } from './ssh-resolve.js'
 import {
   EXEC_OUTPUT_CAP,
   type ExecResult,
+  pauseFor,
   type RemoteCommand,
   type StreamHandlers,
   type Transport,
@@ -399,7 +400,7 @@ interface RunOptions {
   stdin?: string | Buffer;
   /** Leave the channel's stdin open (the stream wrapper watches it for EOF). */
   keepStdinOpen?: boolean;
-  onStdout?: (chunk: Buffer) => void | Promise<void>;
+  onStdout?: (chunk: Buffer) => unknown;
   onStderr?: (chunk: Buffer) => void;
   signal?: AbortSignal;
   /** Keep only the last this-many bytes of each output in the result (long streams). */
@@ -701,7 +702,7 @@ class SshTransport implements Transport {
       ch.on('data', (chunk) => {
         out.push(chunk);
         overflow();
-        const wait = o.onStdout?.(chunk);
+        const wait = pauseFor(o.onStdout?.(chunk));
         if (wait) {
           // Backpressure: a paused channel stops the node's sender once the SSH window fills.
           ch.pause();

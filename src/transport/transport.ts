@@ -34,8 +34,11 @@ export interface ExecResult {
 export const EXEC_OUTPUT_CAP = 16 * 1024 * 1024;
 
 export interface StreamHandlers {
-  /** Each chunk of stdout. A returned promise pauses the stream until it settles (backpressure). */
-  onStdout?: (chunk: Buffer) => void | Promise<void>;
+  /**
+   * Each chunk of stdout. A returned promise pauses the stream until it settles (backpressure);
+   * any other return value is ignored.
+   */
+  onStdout?: (chunk: Buffer) => unknown;
   onStderr?: (chunk: Buffer) => void;
   /** Aborting ends the remote command (SIGTERM on its process group) and resolves. */
   signal?: AbortSignal;
@@ -55,4 +58,9 @@ export interface Transport {
   ): Promise<void>;
   /** Ends the connection, if any. Safe to call twice. */
   close(): Promise<void>;
+}
+
+/** The promise a stream handler returned to pause its stream, or null when it returned none. */
+export function pauseFor(returned: unknown): Promise<unknown> | null {
+  return returned instanceof Promise ? returned : null;
 }
