@@ -231,9 +231,10 @@ export function followCommand(
       `gpuq_reg ${f} || [ ! -e ${f} ] || exit 0`,
       `if ! gpuq_held; then [ -e ${f} ] || exit 0; exec dd if=${f} iflag=nofollow,nonblock,skip_bytes skip=${from - 1} bs=65536 status=none 2>/dev/null; fi`,
       `gpuq_up() { [ "$(cut -d' ' -f4 /proc/$$/stat 2>/dev/null)" = "$PPID" ]; }`,
-      `( while gpuq_up && gpuq_held; do sleep 0.5; done ) </dev/null >/dev/null 2>&1 & w=$!`,
-      `( while kill -0 "$w" 2>/dev/null; do sleep 0.5; done; n=0; while kill -0 $$ 2>/dev/null; do ` +
-        `if ! gpuq_up || ! gpuq_reg ${f}; then n=$((n+1)); [ "$n" -ge 4 ] && { kill -KILL $$ 2>/dev/null; exit 0; }; fi; sleep 0.5; done ) </dev/null >/dev/null 2>&1 &`,
+      // Forked through $( ) so it is not tail's child: tail would not reap it, and --pid sees a zombie as alive.
+      `w=$( ( while gpuq_up && gpuq_held; do sleep 0.5; done ) </dev/null >/dev/null 2>&1 & echo $! )`,
+      `: $( ( while kill -0 "$w" 2>/dev/null; do sleep 0.5; done; n=0; while kill -0 $$ 2>/dev/null; do ` +
+        `if ! gpuq_up || ! gpuq_reg ${f}; then n=$((n+1)); [ "$n" -ge 4 ] && { kill -KILL $$ 2>/dev/null; exit 0; }; fi; sleep 0.5; done ) </dev/null >/dev/null 2>&1 & )`,
       `exec tail -c +${from} -s 0.2 -F --pid="$w" -- ${f} 2>/dev/null`,
     ].join('\n'),
   };
