@@ -19,7 +19,8 @@ import {
   stopStalledCommand,
 } from '../../src/node/commands.js';
 import { parseProbe } from '../../src/node/probe.js';
-import type { RemoteCommand } from '../../src/transport/transport.js';
+import { localTransport } from '../../src/transport/local.js';
+import { EXEC_OUTPUT_CAP, type RemoteCommand } from '../../src/transport/transport.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -136,5 +137,41 @@ describe('printableLine', () => {
     expect(printableLine('x\ndone: succeeded\r\ty')).toBe('x done: succeeded  y');
     expect(printableLine('evil\u202etxt.py')).toBe('eviltxt.py');
     expect(printableLine('\u009b31mred')).toBe('red');
+  });
+});
+
+describe('the local transport', () => {
+  it('cuts a command printing past the cap, ends it and flags the result', async () => {
+    const t = localTransport('local');
+    const r = await t.exec({ purpose: 'flood', script: 'exec cat /dev/zero' });
+    expect(r.truncated).toBe(true);
+    expect(r.stdout.length).toBe(EXEC_OUTPUT_CAP);
+  });
+
+  it("pauses a stream while its handler's promise is pending, and delivers every byte", async () => {
+    const t = localTransport('local');
+    let bytes = 0;
+    let pending = 0;
+    let maxPending = 0;
+    const r = await t.stream(
+      { purpose: 'stream', script: 'head -c 8388608 /dev/zero' },
+      {
+        onStdout: (c) => {
+          bytes += c.length;
+          pending++;
+          maxPending = Math.max(maxPending, pending);
+          return new Promise<void>((resolve) =>
+            setTimeout(() => {
+              pending--;
+              resolve();
+            }, 1),
+          );
+        },
+      },
+    );
+    expect(r.code).toBe(0);
+    expect(bytes).toBe(8388608);
+    // Paused: at most the chunk already read comes in while one is written (unpaused, ~128 would).
+    expect(maxPending).toBeLessThanOrEqual(2);
   });
 });
