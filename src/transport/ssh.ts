@@ -78,6 +78,12 @@ const DEFAULT_MAX_CHANNELS = 8;
 const MAX_ARG_SCRIPT = 96 * 1024;
 /** How long an aborted stream may take to wind down before its channel is closed by force. */
 const ABORT_GRACE_MS = 2000;
+/**
+ * The longest one exec may run: gpuq's short commands take seconds (the launch waits at most ~5 s).
+ * Past it the channel is closed and the result is exit 124: sshd runs the account's ~/.ssh/rc
+ * before each command, and one a job planted (a FIFO) would otherwise hang the command for ever.
+ */
+const EXEC_TIMEOUT_MS = 120_000;
 /** The most of a stream's stdout/stderr kept in its result when handlers receive the chunks live. */
 const STREAM_RESULT_TAIL = 1024 * 1024;
 
@@ -405,6 +411,8 @@ interface RunOptions {
   signal?: AbortSignal;
   /** Keep only the last this-many bytes of each output in the result (long streams). */
   keepBytes?: number;
+  /** exec: end the command after this long (exit 124, a note on stderr). */
+  timeoutMs?: number;
 }
 
 /** Collected output, optionally only its tail, so a stream running for hours holds bounded memory. */
@@ -497,11 +505,15 @@ class SshTransport implements Transport {
   async exec(cmd: RemoteCommand): Promise<ExecResult> {
     const stdin = cmd.stdin ?? '';
     if (Buffer.byteLength(cmd.script) <= MAX_ARG_SCRIPT) {
-      return this.run(`bash -c ${shq(cmd.script)}`, { purpose: cmd.purpose, stdin });
+      return this.run(`bash -c ${shq(cmd.script)}`, { purpose: cmd.purpose, stdin, timeoutMs: EXEC_TIMEOUT_MS });
     }
     // Too long for one argument on the node (Linux caps each at 128 KiB): send it on stdin.
     if (stdin.length > 0) throw new Error(`gpuq bug: the script for "${cmd.purpose}" is too long to run with stdin`);
-    return this.run(`bash -c ${shq('eval "$(cat)"')}`, { purpose: cmd.purpose, stdin: cmd.script });
+    return this.run(`bash -c ${shq('eval "$(cat)"')}`, {
+      purpose: cmd.purpose,
+      stdin: cmd.script,
+      timeoutMs: EXEC_TIMEOUT_MS,
+    });
   }
 
   async stream(cmd: RemoteCommand, handlers: StreamHandlers): Promise<ExecResult> {
@@ -668,14 +680,24 @@ class SshTransport implements Transport {
       let aborted = false;
       let settled = false;
       let abortTimer: NodeJS.Timeout | undefined;
+      let timedOut = false;
+      let execTimer: NodeJS.Timeout | undefined;
       const finish = () => {
         if (settled) return;
         settled = true;
         clearTimeout(abortTimer);
         o.signal?.removeEventListener('abort', onAbort);
+        clearTimeout(execTimer);
         const truncated = out.truncated || err.truncated;
         const result = { stdout: out.text(), stderr: err.text(), ...(truncated ? { truncated } : {}) };
-        if (exited && code !== null) resolve({ ...result, code });
+        if (timedOut) {
+          const note = `gpuq: the node did not finish "${o.purpose}" within ${Math.round((o.timeoutMs ?? 0) / 1000)} s`;
+          resolve({
+            ...result,
+            stderr: `${result.stderr}${result.stderr.endsWith('\n') || !result.stderr ? '' : '\n'}${note}\n`,
+            code: 124,
+          });
+        } else if (exited && code !== null) resolve({ ...result, code });
         else if (aborted) resolve({ ...result, code: 143 });
         else reject(this.lostError(o.purpose, this.lost ?? 'the channel closed without an exit status'));
       };
@@ -726,6 +748,12 @@ class SshTransport implements Transport {
       else if (!o.keepStdinOpen) ch.end();
       if (o.signal?.aborted) onAbort();
       else o.signal?.addEventListener('abort', onAbort, { once: true });
+      if (o.timeoutMs !== undefined)
+        execTimer = setTimeout(() => {
+          if (settled || exited) return;
+          timedOut = true;
+          onAbort();
+        }, o.timeoutMs);
     });
   }
 }
