@@ -65,7 +65,14 @@ export function makeApp(io: Io): CliApp {
   const out: Output = {
     result: (t) => io.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
     info: (t) => io.stderr.write(`gpuq: ${t}\n`),
-    raw: (stream, chunk) => (stream === 'stdout' ? io.stdout : io.stderr).write(chunk),
+    raw: (stream, chunk) => {
+      // Over the stream's buffer: a promise settled once this chunk is flushed (or failed).
+      let flushed: () => void = () => undefined;
+      const p = new Promise<void>((resolve) => {
+        flushed = resolve;
+      });
+      return (stream === 'stdout' ? io.stdout : io.stderr).write(chunk, () => flushed()) ? undefined : p;
+    },
     stderrIsTTY: io.stderr.isTTY === true,
   };
   const app: CliApp = {

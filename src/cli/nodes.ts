@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { EXIT } from '../core/exit-codes.js';
-import { formatBytes } from '../core/format.js';
+import { formatBytes, printableLine } from '../core/format.js';
 import type { NodeReport } from '../services/nodes.js';
 import type { CliApp } from './app.js';
 import type { Style } from './style.js';
@@ -61,12 +61,12 @@ export function renderNodes(reports: NodeReport[], style: Style): string {
           ? 'free'
           : g.processes
               .map((p) => {
-                const job = p.jobId ? ` job ${p.jobId}` : '';
+                const job = p.jobId ? ` job ${printableLine(p.jobId)}` : '';
                 const held = p.memoryBytes !== null ? ` ${formatBytes(p.memoryBytes)}` : '';
-                return `${p.user ?? '?'} pid ${p.pid}${job}${held}`;
+                return `${printableLine(p.user ?? '?')} pid ${p.pid}${job}${held}`;
               })
               .join(', ');
-      lines.push(`  GPU ${g.index} ${g.name}  util ${g.utilizationPct ?? '?'}%  mem ${mem}  ${who}`);
+      lines.push(`  GPU ${g.index} ${printableLine(g.name)}  util ${g.utilizationPct ?? '?'}%  mem ${mem}  ${who}`);
     }
     extra.set(i, lines);
   });

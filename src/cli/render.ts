@@ -1,7 +1,7 @@
 /**
  * Human renderings of jobs for the terminal. Pure string building.
  */
-import { formatDuration } from '../core/format.js';
+import { formatDuration, printableLine } from '../core/format.js';
 import type { Peak } from '../core/peaks.js';
 import { exitText, limitsLine, tone } from '../core/present.js';
 import type { Job, Verdict } from '../core/types.js';
@@ -38,7 +38,7 @@ function pad(text: string, width: number, painted?: string): string {
 export function renderTable(jobs: Job[], now: Date, style: Style): string {
   const rows = jobs.map((j) => ({
     id: j.id,
-    name: j.name.length > 28 ? `${j.name.slice(0, 27)}…` : j.name,
+    name: ((n) => (n.length > 28 ? `${n.slice(0, 27)}…` : n))(printableLine(j.name)),
     node: j.node,
     state: stateLabel(j),
     age: columnMs(now.getTime() - Date.parse(j.createdAt)),
@@ -95,17 +95,18 @@ export function boundaryText(job: Job): string | null {
 export function renderJob(job: Job & { peaks?: Peak[] | null }, now: Date, style: Style): string {
   const c = style.c;
   const lines = [
-    `${c.bold('Job')}        ${job.id}  ${job.name}`,
+    `${c.bold('Job')}        ${job.id}  ${printableLine(job.name)}`,
     `${c.bold('State')}      ${paintState(style, stateLabel(job))}`,
     `${c.bold('Node')}       ${job.node}${job.gpus.length ? `  GPU ${job.gpus.join(',')}` : ''}`,
-    `${c.bold('File')}       ${job.file}`,
+    `${c.bold('File')}       ${printableLine(job.file)}`,
   ];
   if (job.competition) lines.push(`${c.bold('Competition')} ${job.competition}`);
-  if (job.args.length) lines.push(`${c.bold('Args')}       ${JSON.stringify(job.args)}`);
-  if (Object.keys(job.env).length) lines.push(`${c.bold('Env')}        ${Object.keys(job.env).join(', ')}`);
+  if (job.args.length) lines.push(`${c.bold('Args')}       ${printableLine(JSON.stringify(job.args))}`);
+  if (Object.keys(job.env).length)
+    lines.push(`${c.bold('Env')}        ${printableLine(Object.keys(job.env).join(', '))}`);
   if (job.remote)
     lines.push(
-      `${c.bold('Folder')}     ${job.remote.dir}  ` +
+      `${c.bold('Folder')}     ${printableLine(job.remote.dir)}  ` +
         `(supervisor pid ${job.remote.supervisorPid}, job pid ${job.remote.pid})`,
     );
   const b = boundaryText(job);
@@ -116,7 +117,7 @@ export function renderJob(job: Job & { peaks?: Peak[] | null }, now: Date, style
     `${c.bold('Started')}    ${job.startedAt ?? '-'}`,
     `${c.bold('Ended')}      ${job.endedAt ?? '-'}   (ran ${jobDuration(job, now)})`,
     c.bold('History'),
-    ...job.history.map((h) => `  ${h.at}  ${h.state}${h.note ? `  ${h.note}` : ''}`),
+    ...job.history.map((h) => `  ${h.at}  ${h.state}${h.note ? `  ${printableLine(h.note)}` : ''}`),
   );
   if (job.peaks && job.peaks.length > 0) {
     lines.push(c.bold(job.state === 'done' ? 'Peaks' : 'Peaks so far'), ...job.peaks.map((p) => `  ${p.text}`));

@@ -45,6 +45,15 @@ export function toSubmitOptions(file: string, f: SubmitFlags & LimitFlags): Subm
     if (key === 'GPUQ_JOB_ID') throw usageError('--env cannot set GPUQ_JOB_ID; gpuq sets it.');
     env[key] = kv.slice(i + 1);
   }
+  // Node decodes the command line as UTF-8 and turns other bytes into U+FFFD before gpuq sees
+  // them: such a value could not reach the program exactly as given, so it is refused.
+  for (const [opt, values] of [
+    ['--arg', f.arg],
+    ['--env', f.env],
+  ] as const) {
+    if (values.some((v) => v.includes('\uFFFD')))
+      throw usageError(`${opt} holds bytes that are not UTF-8 (or U+FFFD); gpuq passes only UTF-8 text.`);
+  }
   if (f.name !== undefined && f.name.trim() === '')
     throw usageError('--name is empty; give a name or leave the option out.');
   return {

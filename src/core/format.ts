@@ -169,3 +169,15 @@ export function stripAnsi(text: string): string {
 export function printable(text: string): string {
   return stripAnsi(text).replace(CONTROL, '');
 }
+
+// Bidirectional overrides and isolates reorder what follows them on screen.
+const BIDI = /[\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Text for one field of one line (a job's name or file, a folder, a GPU's name): as printable,
+ * and also without line breaks, tabs or bidirectional overrides, so a name cannot start a line
+ * of its own (a fake "done: succeeded") or reorder the rest of the line.
+ */
+export function printableLine(text: string): string {
+  return printable(text.replace(/[\r\n\t\u000b\u000c]/g, ' ')).replace(BIDI, '');
+}

@@ -10,6 +10,36 @@ export function sectionMarker(nonce: string, name: string): string {
   return `@@gpuq-${nonce}@@ ${name}`;
 }
 
+/**
+ * The most gpuq reads of one job file in one go. status.json and monitor.json over their cap are
+ * absent evidence (a real one is a few hundred bytes); stderr and samples are read from their end.
+ */
+export const READ_CAPS = { json: 64 * 1024, samples: 64 * 1024, stderr: 64 * 1024 } as const;
+
+/**
+ * Shell functions for reading files a job can write, defined at the top of each read command:
+ * - `gpuq_rd FILE MAX [tail]`: prints FILE when it is a regular file (not a link, FIFO, socket or
+ *   device), at most MAX bytes: its end with `tail`, else nothing when it is larger than MAX.
+ *   `dd` opens it without following a link and without blocking (a FIFO swapped in after the
+ *   check reads as empty), so no file can hang or flood the read.
+ * - `gpuq_reg FILE`: whether FILE is a regular file and not a link.
+ * - `gpuq_held`: whether the supervisor holds job.lock (exit 0), is gone (1), or job.lock is not a
+ *   regular file, so nobody can tell (2). flock never opens anything but a regular file here.
+ * - `gpuq_spid`: the supervisor's pid from status.json, printed only when that process really is
+ *   a supervisor of this folder (`bash ./run.sh …` with its working folder here): a job that writes
+ *   another pid into status.json cannot have gpuq signal or wait on a process of its choosing.
+ */
+export const READ_FUNCTIONS = [
+  `gpuq_reg() { [ -f "$1" ] && [ ! -L "$1" ]; }`,
+  `gpuq_rd() { gpuq_reg "$1" || return 0; local s k=0; s=$(stat -c %s -- "$1" 2>/dev/null) || return 0; ` +
+    `if [ "$3" = tail ]; then [ "$s" -gt "$2" ] && k=$((s-$2)); elif [ "$s" -gt "$2" ]; then return 0; fi; ` +
+    `dd if="$1" iflag=nofollow,nonblock,skip_bytes,count_bytes skip="$k" count="$2" bs=65536 status=none 2>/dev/null; return 0; }`,
+  `gpuq_held() { gpuq_reg job.lock || return 2; if timeout -s KILL 10 flock -ns job.lock true 2>/dev/null; then return 1; fi; return 0; }`,
+  `gpuq_spid() { local p h; p=$(gpuq_rd status.json ${READ_CAPS.json} | sed -n 's/.*"supervisorPid":\\([0-9]\\{1,9\\}\\).*/\\1/p' | head -n 1); ` +
+    `[ -n "$p" ] || return 0; h=$(pwd -P); [ "$(readlink "/proc/$p/cwd" 2>/dev/null)" = "$h" ] || return 0; ` +
+    `case "$(tr '\\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)" in "bash ./run.sh "*|*"/bash ./run.sh "*) echo "$p";; esac; }`,
+].join('\n');
+
 /** The shell lines that make the job folder (0700) and check the node's tools; `$d` is the folder. */
 function prepareLines(dir: string): string {
   return (
@@ -103,72 +133,132 @@ export function adoptCommand(dir: string): RemoteCommand {
  * monitor.json, the end of stderr.log and samples.jsonl, whether the supervisor still holds
  * job.lock, and the node's boot id.
  */
-export function probeCommand(dir: string, nonce: string, stderrBytes = 65536): RemoteCommand {
+export function probeCommand(dir: string, nonce: string, stderrBytes: number = READ_CAPS.stderr): RemoteCommand {
   const m = (n: string) => sh(sectionMarker(nonce, n));
   return {
     purpose: 'read the job status',
     script: [
+      READ_FUNCTIONS,
       `cd -- ${shPath(dir)} 2>/dev/null || { echo ${m('missing')}; exit 0; }`,
-      `echo ${m('status')}; cat status.json 2>/dev/null`,
-      `echo ${m('monitor')}; cat monitor.json 2>/dev/null`,
-      `echo ${m('alive')}; if flock -ns job.lock true 2>/dev/null; then echo no; else echo yes; fi`,
-      `echo ${m('boot')}; cat /proc/sys/kernel/random/boot_id 2>/dev/null`,
-      `echo ${m('samples')}; tail -n 5 samples.jsonl 2>/dev/null`,
-      `echo ${m('stderr')}; tail -c ${Number(stderrBytes)} stderr.log 2>/dev/null`,
+      `echo ${m('status')}; gpuq_rd status.json ${READ_CAPS.json}`,
+      `echo ${m('monitor')}; gpuq_rd monitor.json ${READ_CAPS.json}`,
+      // A job.lock that is not a regular file tells nothing: the supervisor counts as alive.
+      `echo ${m('alive')}; gpuq_held; if [ $? = 1 ]; then echo no; else echo yes; fi`,
+      `echo ${m('boot')}; head -c 100 /proc/sys/kernel/random/boot_id 2>/dev/null`,
+      // The last lines of samples.jsonl within a bounded tail: a line longer than that is skipped.
+      `echo ${m('samples')}; gpuq_rd samples.jsonl ${READ_CAPS.samples} tail | tail -n 5`,
+      `echo ${m('stderr')}; gpuq_rd stderr.log ${Number(stderrBytes)} tail`,
       `echo; echo ${m('end')}`,
     ].join('\n'),
   };
 }
 
-/** Blocks until the supervisor has let go of job.lock (finished or died), then probes. */
-export function waitEndCommand(dir: string, nonce: string): RemoteCommand {
+/**
+ * Blocks until the supervisor has let go of job.lock (finished or died), for at most `maxWaitS`
+ * seconds, then probes: the caller looks at the probe and waits again, so a supervisor that
+ * never lets go (stopped, or a job.lock that is not a lock) cannot hold a client for ever.
+ */
+export function waitEndCommand(dir: string, nonce: string, maxWaitS = 60): RemoteCommand {
   const probe = probeCommand(dir, nonce);
+  const wait = Math.max(1, Math.ceil(maxWaitS));
   return {
     purpose: 'wait for the job to end',
-    script: `cd -- ${shPath(dir)} 2>/dev/null && flock -s job.lock true 2>/dev/null\n${probe.script}`,
+    script:
+      `${READ_FUNCTIONS}\n` +
+      `if cd -- ${shPath(dir)} 2>/dev/null; then if gpuq_reg job.lock; then timeout -s KILL ${wait} flock -s job.lock true 2>/dev/null; ` +
+      `else sleep ${Math.min(wait, 5)}; fi; fi\n${probe.script}`,
   };
 }
 
-/** Asks the supervisor to cancel: a file (in case it is starting) and SIGUSR1. */
+/**
+ * Asks the supervisor to cancel: a file (in case it is starting) and SIGUSR1. The marker is made
+ * with `touch` after removing whatever has its name: never through a link the job planted, and
+ * never opening a FIFO (touch opens without blocking).
+ */
 export function cancelCommand(dir: string): RemoteCommand {
   return {
     purpose: 'cancel the job',
     script: [
+      READ_FUNCTIONS,
       `cd -- ${shPath(dir)} || exit 0`,
-      `: > cancel.requested`,
-      `if flock -ns job.lock true 2>/dev/null; then echo gone; exit 0; fi`,
-      `pid=$(sed -n 's/.*"supervisorPid":\\([0-9]*\\).*/\\1/p' status.json)`,
+      `gpuq_reg cancel.requested || rm -f -- cancel.requested 2>/dev/null; timeout -s KILL 5 touch -- cancel.requested 2>/dev/null`,
+      `gpuq_held; [ $? = 1 ] && { echo gone; exit 0; }`,
+      `pid=$(gpuq_spid)`,
       `[ -n "$pid" ] && kill -USR1 "$pid" 2>/dev/null && echo signalled || echo gone`,
     ].join('\n'),
   };
 }
 
 /**
- * Streams a log file from a byte offset until the supervisor is gone (tail --pid), so a
- * reconnecting follower resumes exactly where it stopped.
+ * Ends a job whose supervisor has stalled (stopped, or alive long past the job's deadline): with
+ * the supervisor's pid checked as gpuq_spid does, SIGKILL to it, to every process below it and to
+ * every process in the sessions of those (the job runs in its own session), and to every process
+ * carrying the job's marker (`GPUQ_JOB_ID=ID` in its environment, as the supervisor's sweep finds
+ * them). Prints `supervisor PID STATE` (its state letter before the kill; T: stopped) or
+ * `supervisor none`, then `killed N`, then `released yes|no` (whether job.lock is free after).
+ */
+export function stopStalledCommand(dir: string, jobId: string): RemoteCommand {
+  return {
+    purpose: 'end a job whose supervisor stalled',
+    script: [
+      READ_FUNCTIONS,
+      `cd -- ${shPath(dir)} 2>/dev/null || { echo 'supervisor none'; echo 'killed 0'; echo 'released yes'; exit 0; }`,
+      `id=${sh(jobId)}; sp=$(gpuq_spid)`,
+      `if [ -n "$sp" ]; then echo "supervisor $sp $(sed -n 's/^State:[[:space:]]*\\([A-Za-z]\\).*/\\1/p' "/proc/$sp/status" 2>/dev/null)"; else echo 'supervisor none'; fi`,
+      `victims=$( { [ -n "$sp" ] && ps -e -o pid=,ppid=,sid= 2>/dev/null | awk -v r="$sp" '{p[NR]=$1; q[NR]=$2; s[NR]=$3} END { d[r]=1; c=1; while (c) { c=0; for (i=1; i<=NR; i++) if (!(p[i] in d) && (q[i] in d)) { d[p[i]]=1; c=1 } } for (i=1; i<=NR; i++) if (p[i] in d) ss[s[i]]=1; for (i=1; i<=NR; i++) if ((p[i] in d) || (s[i] in ss)) print p[i] }'; ` +
+        `grep -lzx -- "GPUQ_JOB_ID=$id" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3; } | sort -un | grep -vx -- "$$")`,
+      `n=0; for p in $victims; do kill -KILL "$p" 2>/dev/null && n=$((n+1)); done; echo "killed $n"`,
+      // A SIGKILLed process lets go of its locks once it is reaped: give that a moment.
+      `i=0; while [ "$i" -lt 50 ]; do gpuq_held; [ $? = 0 ] || break; sleep 0.1; i=$((i+1)); done`,
+      `gpuq_held; if [ $? = 0 ]; then echo 'released no'; else echo 'released yes'; fi`,
+    ].join('\n'),
+  };
+}
+
+/**
+ * Streams a log file from a byte offset until the supervisor is gone, so a reconnecting
+ * follower resumes exactly where it stopped. `tail` follows while a watcher lives; the watcher
+ * ends when the supervisor lets go of job.lock or when the client that started the command is
+ * gone (its parent changed), and a guard kills a `tail` that is stuck (opening a FIFO the job
+ * put in the file's place) or that has nobody to print to, so no process of it outlives the
+ * follow. Only a regular file is followed.
  */
 export function followCommand(
   dir: string,
   file: 'stdout.log' | 'stderr.log' | 'samples.jsonl',
   fromByte: number,
 ): RemoteCommand {
+  const f = sh(file);
+  const from = Number(fromByte) + 1;
   return {
     purpose: `follow ${file}`,
     script: [
+      READ_FUNCTIONS,
       `cd -- ${shPath(dir)} || exit 3`,
-      `pid=$(sed -n 's/.*"supervisorPid":\\([0-9]*\\).*/\\1/p' status.json 2>/dev/null)`,
-      `if flock -ns job.lock true 2>/dev/null; then exec tail -c +${Number(fromByte) + 1} -- ${sh(file)}; fi`,
-      `exec tail -c +${Number(fromByte) + 1} -s 0.2 -F --pid="$pid" -- ${sh(file)} 2>/dev/null`,
+      `gpuq_reg ${f} || [ ! -e ${f} ] || exit 0`,
+      `if ! gpuq_held; then [ -e ${f} ] || exit 0; exec dd if=${f} iflag=nofollow,nonblock,skip_bytes skip=${from - 1} bs=65536 status=none 2>/dev/null; fi`,
+      `gpuq_up() { [ "$(cut -d' ' -f4 /proc/$$/stat 2>/dev/null)" = "$PPID" ]; }`,
+      // Forked through $( ) so it is not tail's child: tail would not reap it, and --pid sees a zombie as alive.
+      `w=$( ( while gpuq_up && gpuq_held; do sleep 0.5; done ) </dev/null >/dev/null 2>&1 & echo $! )`,
+      `: $( ( while kill -0 "$w" 2>/dev/null; do sleep 0.5; done; n=0; while kill -0 $$ 2>/dev/null; do ` +
+        `if ! gpuq_up || ! gpuq_reg ${f}; then n=$((n+1)); [ "$n" -ge 4 ] && { kill -KILL $$ 2>/dev/null; exit 0; }; fi; sleep 0.5; done ) </dev/null >/dev/null 2>&1 & )`,
+      `exec tail -c +${from} -s 0.2 -F --pid="$w" -- ${f} 2>/dev/null`,
     ].join('\n'),
   };
 }
 
-/** Prints a whole log, or its last `lines` lines. */
+/**
+ * Prints a whole log (up to its size when the command starts: a log that grows while it is read,
+ * or one that is not a regular file, cannot make it endless), or its last `lines` lines.
+ */
 export function readLogCommand(dir: string, file: 'stdout.log' | 'stderr.log', lines: number | null): RemoteCommand {
   const f = sh(file);
   return {
     purpose: `read ${file}`,
-    script: `cd -- ${shPath(dir)} || exit 3; ${lines === null ? `cat -- ${f}` : `tail -n ${Number(lines)} -- ${f}`}`,
+    script:
+      `${READ_FUNCTIONS}\ncd -- ${shPath(dir)} || exit 3; gpuq_reg ${f} || exit 0; s=$(stat -c %s -- ${f} 2>/dev/null || echo 0); ` +
+      `dd if=${f} iflag=nofollow,nonblock,count_bytes count="$s" bs=65536 status=none 2>/dev/null` +
+      (lines === null ? '' : ` | tail -n ${Number(lines)}`),
   };
 }
 
@@ -185,17 +275,17 @@ export function snapshotLogCommand(
   return {
     purpose: `read ${file}`,
     script:
-      `cd -- ${shPath(dir)} || exit 3; s=$(stat -c %s -- ${f} 2>/dev/null || echo 0); echo "$s"; ` +
-      `[ "$s" -gt 0 ] || exit 0; head -c "$s" -- ${f}` +
+      `${READ_FUNCTIONS}\ncd -- ${shPath(dir)} || exit 3; s=0; gpuq_reg ${f} && s=$(stat -c %s -- ${f} 2>/dev/null || echo 0); echo "$s"; ` +
+      `[ "$s" -gt 0 ] || exit 0; dd if=${f} iflag=nofollow,nonblock,count_bytes count="$s" bs=65536 status=none 2>/dev/null` +
       (lines === null ? '' : ` | tail -n ${Number(lines)}`),
   };
 }
 
-/** Prints the byte size of a file in the job folder (0 if missing). */
+/** Prints the byte size of a file in the job folder (0 if missing or not a regular file). */
 export function sizeCommand(dir: string, file: 'stdout.log' | 'stderr.log' | 'samples.jsonl'): RemoteCommand {
   return {
     purpose: `measure ${file}`,
-    script: `cd -- ${shPath(dir)} || exit 3; stat -c %s -- ${sh(file)} 2>/dev/null || echo 0`,
+    script: `${READ_FUNCTIONS}\ncd -- ${shPath(dir)} || exit 3; gpuq_reg ${sh(file)} && stat -c %s -- ${sh(file)} 2>/dev/null || echo 0`,
   };
 }
 
@@ -213,9 +303,12 @@ export function nodeStatusCommand(workdir: string, full: boolean): RemoteCommand
     `echo "cpus $(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null)"`,
     `echo "boot $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"`,
     // A job runs while its supervisor holds job.lock; only folders whose status says running are checked.
-    `n=0; if [ -d "$w/jobs" ]; then n=$(grep -l '"state":"running"' "$w"/jobs/*/status.json 2>/dev/null | ` +
-      `while IFS= read -r s; do flock -ns "\${s%/status.json}/job.lock" true 2>/dev/null || echo x; done | wc -l); ` +
-      `fi; echo "jobs $n"`,
+    // grep skips FIFOs and devices (-D skip) and is bounded in time; a job.lock that is not a
+    // regular file is not counted.
+    `n=0; if [ -d "$w/jobs" ]; then n=$(timeout -s KILL 20 grep -l -s -D skip -d skip '"state":"running"' ` +
+      `"$w"/jobs/*/status.json 2>/dev/null | while IFS= read -r s; do l="\${s%/status.json}/job.lock"; ` +
+      `[ -f "$l" ] && [ ! -L "$l" ] || continue; timeout -s KILL 5 flock -ns "$l" true 2>/dev/null || echo x; ` +
+      `done | wc -l); fi; echo "jobs $n"`,
   ];
   if (full) {
     lines.push(
@@ -237,7 +330,8 @@ export function nodeStatusCommand(workdir: string, full: boolean): RemoteCommand
       `  timeout 10 nvidia-smi --query-compute-apps=gpu_uuid,pid,used_memory ` +
         `--format=csv,noheader,nounits 2>/dev/null | while IFS=', ' read -r u p m _; do`,
       `    [ -n "$p" ] || continue; ` +
-        `j=$(tr '\\0' '\\n' <"/proc/$p/environ" 2>/dev/null | sed -n 's/^GPUQ_JOB_ID=//p'); ` +
+        `j=$(tr '\\0' '\\n' <"/proc/$p/environ" 2>/dev/null | ` +
+        `sed -n 's/^GPUQ_JOB_ID=\\([A-Za-z0-9_.-]\\{1,64\\}\\)$/\\1/p' | head -n 1); ` +
         `echo "app $u, $p, $m, $(ps -o user= -p "$p" 2>/dev/null | tr -d ' '), $j"`,
       `  done`,
       `else echo "nogpu"; fi`,

@@ -17,6 +17,7 @@ import {
   readLogCommand,
   sizeCommand,
   snapshotLogCommand,
+  stopStalledCommand,
   waitEndCommand,
   setupJobCommand,
   type InlineFile,
@@ -124,15 +125,55 @@ export async function probeJob(t: Transport, dir: string): Promise<Probe> {
   return parseProbe(await run(t, probeCommand(dir, n)), n);
 }
 
-/** Blocks until the job's supervisor is gone (finished or died), then probes. Abortable. */
-export async function waitForEnd(t: Transport, dir: string, signal?: AbortSignal): Promise<Probe | null> {
+/**
+ * Blocks until the job's supervisor is gone (finished or died), for at most `maxWaitS` seconds,
+ * then probes (the probe may show it still running: the caller waits again). Abortable.
+ */
+export async function waitForEnd(
+  t: Transport,
+  dir: string,
+  signal?: AbortSignal,
+  maxWaitS = 60,
+): Promise<Probe | null> {
   const n = nonce();
   const chunks: Buffer[] = [];
-  const r = await t.stream(waitEndCommand(dir, n), { onStdout: (c) => chunks.push(c), signal });
+  let bytes = 0;
+  const r = await t.stream(waitEndCommand(dir, n, maxWaitS), {
+    onStdout: (c) => {
+      // The node bounds every section; this bounds the whole, whatever the node printed.
+      if (bytes < PROBE_OUTPUT_CAP) chunks.push(c);
+      bytes += c.length;
+    },
+    signal,
+  });
   if (signal?.aborted) return null;
   if (r.code !== 0)
     throw new NodeFaultError(t.node, `on node ${t.node}, could not wait for the job (exit code ${r.code})`);
   return parseProbe(Buffer.concat(chunks).toString('utf8'), n);
+}
+
+/** The most of a probe's output the client keeps (the node prints far less). */
+const PROBE_OUTPUT_CAP = 4 * 1024 * 1024;
+
+/** What stopStalled found and did on the node. */
+export interface StallStop {
+  /** The supervisor's pid and its state letter before the kill (T: stopped), or null when none was found. */
+  supervisor: { pid: number; state: string } | null;
+  /** Processes killed. */
+  killed: number;
+  /** Whether job.lock was free afterwards. */
+  released: boolean;
+}
+
+/** Ends a job whose supervisor stalled: SIGKILL to the supervisor and the job's processes (stopStalledCommand). */
+export async function stopStalled(t: Transport, dir: string, jobId: string): Promise<StallStop> {
+  const out = await run(t, stopStalledCommand(dir, jobId));
+  const sup = /^supervisor (\d+) ?([A-Za-z]?)$/m.exec(out);
+  return {
+    supervisor: sup ? { pid: Number(sup[1]), state: sup[2] || '?' } : null,
+    killed: Number(/^killed (\d+)$/m.exec(out)?.[1] ?? 0),
+    released: /^released yes$/m.test(out),
+  };
 }
 
 /** Asks the supervisor to cancel; "gone" when it had already ended. */
@@ -143,35 +184,44 @@ export async function requestCancel(t: Transport, dir: string): Promise<'signall
 
 /**
  * Streams a file of the job folder from a byte offset until the job ends; returns the new
- * offset. Rejects (NodeUnreachableError) if the link drops, so the caller can resume.
+ * offset. Rejects (NodeUnreachableError) if the link drops, so the caller can resume. A promise
+ * returned by `onChunk` holds the stream until it settles (backpressure).
  */
 export async function followFile(
   t: Transport,
   dir: string,
   file: 'stdout.log' | 'stderr.log' | 'samples.jsonl',
   fromByte: number,
-  onChunk: (c: Buffer) => void,
+  onChunk: (c: Buffer) => void | Promise<void>,
   signal?: AbortSignal,
 ): Promise<number> {
   let offset = fromByte;
   await t.stream(followCommand(dir, file, fromByte), {
     onStdout: (c) => {
       offset += c.length;
-      onChunk(c);
+      return onChunk(c);
     },
     signal,
   });
   return offset;
 }
 
-/** Reads a whole log or its last lines. */
-export async function readLog(
+/**
+ * Streams a whole log (as it was when the read began) or its last lines to `onChunk`, never
+ * holding it in memory; a promise returned by `onChunk` holds the stream (backpressure).
+ */
+export async function streamLog(
   t: Transport,
   dir: string,
   file: 'stdout.log' | 'stderr.log',
   lines: number | null,
-): Promise<string> {
-  return run(t, readLogCommand(dir, file, lines));
+  onChunk: (c: Buffer) => void | Promise<void>,
+  signal?: AbortSignal,
+): Promise<void> {
+  const cmd = readLogCommand(dir, file, lines);
+  const r = await t.stream(cmd, { onStdout: onChunk, signal });
+  if (r.code !== 0 && !signal?.aborted)
+    throw new NodeFaultError(t.node, `on node ${t.node}, could not ${cmd.purpose}: exit code ${r.code}`);
 }
 
 /** Byte size of a file in the job folder, for following from its current end. */

@@ -11,8 +11,11 @@ export interface Output {
   result(text: string): void;
   /** Progress, warnings and notes on stderr. */
   info(text: string): void;
-  /** Raw bytes of a job's output, to stdout or stderr. */
-  raw(stream: 'stdout' | 'stderr', chunk: Buffer | string): void;
+  /**
+   * Raw bytes of a job's output, to stdout or stderr. A returned promise settles once the chunk is
+   * handed to the OS: a streaming caller waits on it, so a slow reader cannot grow gpuq's memory.
+   */
+  raw(stream: 'stdout' | 'stderr', chunk: Buffer | string): void | Promise<void>;
   /** Whether stderr is a terminal (progress bars only go there). */
   stderrIsTTY: boolean;
 }

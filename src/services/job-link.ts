@@ -7,8 +7,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Job } from '../core/types.js';
-import { submitStopped } from '../core/verdicts.js';
-import { type Probe, waitForEnd } from '../node/protocol.js';
+import { type StallReport, stallDeadlineMs, submitStopped } from '../core/verdicts.js';
+import { type Probe, stopStalled, waitForEnd } from '../node/protocol.js';
 import type { Transport } from '../transport/transport.js';
 import type { AppContext } from './context.js';
 import { findJob, isOver, nodeOf, recordVerdict } from './jobs.js';
@@ -48,21 +48,61 @@ export async function untilStarted(
   return recordVerdict(ctx, cur.id, submitStopped());
 }
 
+/** A probe that ends a wait: the job is over, or its supervisor stalled and the client ended it. */
+export type EndProbe = Probe & { stalled?: StallReport };
+
+/** What untilOver needs to tell a stalled supervisor from a slow job (see stallWatchOf). */
+export interface StallWatch {
+  jobId: string;
+  deadlineMs: number;
+  timeoutS: number;
+  now: () => number;
+}
+
+/** The stall watch for a running job, or undefined where it cannot apply (no recorded start). */
+export function stallWatchOf(ctx: AppContext, job: Job): StallWatch | undefined {
+  if (job.state !== 'running') return undefined;
+  const deadlineMs = stallDeadlineMs(job.startedAt, job.limits);
+  if (deadlineMs === null) return undefined;
+  return { jobId: job.id, deadlineMs, timeoutS: job.limits.timeoutS, now: () => ctx.now().getTime() };
+}
+
+/** The longest one node-side wait lasts before the client looks again. */
+const WAIT_CHUNK_S = 60;
+
 /**
  * Blocks on a connection until the job in `dir` is over (its supervisor let go of the lock and
  * a probe confirms it) and returns that probe; null when `signal` aborted. A dropped link
- * rejects (NodeUnreachableError), so a NodeLink can resume it.
+ * rejects (NodeUnreachableError), so a NodeLink can resume it. Each wait on the node is bounded;
+ * with `stall`, a supervisor still alive past the job's deadline is stalled (stopped, stuck):
+ * the job is ended on the node and the probe carries `stalled` for its verdict.
  */
 export async function untilOver(
   t: Transport,
   dir: string,
   launchBootId: string | null,
   signal?: AbortSignal,
-): Promise<Probe | null> {
+  stall?: StallWatch,
+): Promise<EndProbe | null> {
   for (;;) {
-    const p = await waitForEnd(t, dir, signal);
+    const left = stall ? (stall.deadlineMs - stall.now()) / 1000 : WAIT_CHUNK_S;
+    const p = await waitForEnd(t, dir, signal, Math.min(WAIT_CHUNK_S, Math.max(1, left + 1)));
     if (p === null || signal?.aborted) return null;
     if (isOver(p, launchBootId)) return p;
+    if (stall && stall.now() > stall.deadlineMs) {
+      const stop = await stopStalled(t, dir, stall.jobId);
+      return {
+        ...p,
+        stalled: {
+          deadlineMs: stall.deadlineMs,
+          atMs: stall.now(),
+          supervisor: stop.supervisor,
+          killed: stop.killed,
+          released: stop.released,
+          timeoutS: stall.timeoutS,
+        },
+      };
+    }
     await sleep(200, undefined, { signal }).catch(() => undefined);
   }
 }

@@ -6,6 +6,7 @@ import { UserError } from '../core/errors.js';
 import { EXIT } from '../core/exit-codes.js';
 import { finish, isActive, moveTo } from '../core/job.js';
 import type { Job, Verdict } from '../core/types.js';
+import { type StallReport, supervisorStalled } from '../core/verdicts.js';
 import type { NodeConfig } from '../config/types.js';
 import { probeJob, type Probe } from '../node/protocol.js';
 import type { Transport } from '../transport/transport.js';
@@ -73,10 +74,14 @@ export async function recordVerdict(ctx: AppContext, jobId: string, verdict: Ver
 
 /**
  * Settles a probe: when it shows the job over, the verdict is classified and recorded (a verdict
- * already recorded wins) and the job returned done; otherwise the job is returned as it is.
+ * already recorded wins) and the job returned done; otherwise the job is returned as it is. A
+ * probe from untilOver that carries `stalled` records the stalled supervisor's verdict.
  */
-export async function settle(ctx: AppContext, job: Job, probe: Probe): Promise<Job> {
-  if (job.state === 'done' || !isOver(probe, job.remote?.bootId ?? null)) return job;
+export async function settle(ctx: AppContext, job: Job, probe: Probe & { stalled?: StallReport }): Promise<Job> {
+  if (job.state === 'done') return job;
+  // The client ended a job whose supervisor stalled: no status of the supervisor's to classify.
+  if (probe.stalled) return recordVerdict(ctx, job.id, supervisorStalled(probe.stalled));
+  if (!isOver(probe, job.remote?.bootId ?? null)) return job;
   return recordVerdict(ctx, job.id, verdictOf(job, probe));
 }
 

@@ -1,12 +1,14 @@
 /**
  * `gpuq logs`: a job's stdout and stderr, whole, tailed or followed until it ends, over one
- * connection to its node. Following counts every byte it has printed and resumes from there
+ * connection to its node. Logs are streamed, never held whole: each chunk is printed as it
+ * comes, and the next is read only once our stdout took it (a 600 MiB log, or a slow pipe,
+ * keeps gpuq's memory flat). Following counts every byte it has printed and resumes from there
  * after a dropped connection, so no line repeats or is lost.
  */
 import { UserError } from '../core/errors.js';
 import { EXIT } from '../core/exit-codes.js';
 import type { Job } from '../core/types.js';
-import { followFile, probeJob, readLog, snapshotLog } from '../node/protocol.js';
+import { followFile, probeJob, snapshotLog, streamLog } from '../node/protocol.js';
 import type { AppContext } from './context.js';
 import { openJobLink, settle } from './job-link.js';
 import { findJob } from './jobs.js';
@@ -32,11 +34,11 @@ export async function showLogs(ctx: AppContext, id: string, opts: LogsOptions, s
   const link = openJobLink(ctx, job, { signal });
   try {
     if (!opts.follow) {
-      // Read both first, print after: a failure prints nothing half-way.
-      const texts = await Promise.all(
-        opts.streams.map((s) => link.run((t) => readLog(t, remote.dir, `${s}.log`, opts.tail), { maxAttempts: 1 })),
-      );
-      for (const [i, s] of opts.streams.entries()) ctx.out.raw(s, texts[i] as string);
+      // One stream after the other, each printed as it arrives (bounded by its size at the start).
+      for (const s of opts.streams)
+        await link.run((t) => streamLog(t, remote.dir, `${s}.log`, opts.tail, (c) => ctx.out.raw(s, c), signal), {
+          maxAttempts: 1,
+        });
       return job;
     }
     await Promise.all(
@@ -56,7 +58,7 @@ export async function showLogs(ctx: AppContext, id: string, opts: LogsOptions, s
             offset,
             (c) => {
               offset += c.length;
-              ctx.out.raw(stream, c);
+              return ctx.out.raw(stream, c);
             },
             signal,
           ),

@@ -4,7 +4,7 @@
  */
 import type { Job } from '../core/types.js';
 import type { AppContext } from './context.js';
-import { openJobLink, settle, untilOver, untilStarted } from './job-link.js';
+import { openJobLink, settle, stallWatchOf, untilOver, untilStarted } from './job-link.js';
 import { findJob } from './jobs.js';
 import type { NodeLink } from './reconnect.js';
 
@@ -19,7 +19,7 @@ export async function waitJob(ctx: AppContext, job: Job, signal?: AbortSignal, l
   const own = link ? null : openJobLink(ctx, cur, { signal });
   const l = (link ?? own) as NodeLink;
   try {
-    const probe = await l.run((t) => untilOver(t, remote.dir, remote.bootId, signal));
+    const probe = await l.run((t) => untilOver(t, remote.dir, remote.bootId, signal, stallWatchOf(ctx, cur)));
     if (probe === null) return cur;
     return settle(ctx, cur, probe);
   } finally {

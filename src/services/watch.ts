@@ -11,7 +11,7 @@ import type { Job, Sample } from '../core/types.js';
 import { fileSize, followFile, type Probe } from '../node/protocol.js';
 import type { Transport } from '../transport/transport.js';
 import type { AppContext } from './context.js';
-import { openJobLink, settle, untilOver, untilStarted } from './job-link.js';
+import { openJobLink, type StallWatch, settle, stallWatchOf, untilOver, untilStarted } from './job-link.js';
 import { findJob } from './jobs.js';
 
 /** Which of the job's two output files a log line came from. */
@@ -127,6 +127,7 @@ async function followOnce(
   launchBootId: string | null,
   files: Map<Followed, FollowState>,
   signal?: AbortSignal,
+  stall?: StallWatch,
 ): Promise<Probe | null> {
   const inner = new AbortController();
   const stop = (): void => inner.abort();
@@ -148,7 +149,7 @@ async function followOnce(
     for (const p of follows) p.catch(reject);
   });
   failed.catch(() => undefined);
-  const ended = untilOver(t, dir, launchBootId, inner.signal);
+  const ended = untilOver(t, dir, launchBootId, inner.signal, stall);
   try {
     const probe = await Promise.race([ended, failed]);
     if (probe === null || signal?.aborted) return null;
@@ -220,7 +221,7 @@ export async function watchJob(ctx: AppContext, id: string, opts: WatchJobOption
             files.set(f, { offset, splitter: lineSplitter(onLine(f), offset > 0) });
           });
         }
-        return followOnce(t, remote.dir, remote.bootId, files, signal);
+        return followOnce(t, remote.dir, remote.bootId, files, signal, stallWatchOf(ctx, job));
       },
       job.state === 'done' ? { maxAttempts: 1 } : {},
     )

@@ -9,7 +9,14 @@ import { spawn } from 'node:child_process';
 import { chmod, copyFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { NodeFaultError } from '../core/errors.js';
-import type { ExecResult, RemoteCommand, StreamHandlers, Transport } from './transport.js';
+import {
+  EXEC_OUTPUT_CAP,
+  type ExecResult,
+  pauseFor,
+  type RemoteCommand,
+  type StreamHandlers,
+  type Transport,
+} from './transport.js';
 
 /** What the node side inherits of this process's environment: the account and the locale, no more. */
 const NODE_ENV_KEYS = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'TZ'];
@@ -35,15 +42,31 @@ export function localTransport(node: string): Transport {
       const child = spawn('bash', ['-c', cmd.script], { stdio: ['pipe', 'pipe', 'pipe'], env });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
-      child.stdout.on('data', (c: Buffer) => out.push(c));
-      child.stderr.on('data', (c: Buffer) => err.push(c));
+      const size = { out: 0, err: 0 };
+      let truncated = false;
+      // Output past the cap ends the command: what was read so far comes back, flagged.
+      const collect = (into: Buffer[], key: 'out' | 'err') => (c: Buffer) => {
+        if (truncated) return;
+        const room = EXEC_OUTPUT_CAP - size[key];
+        into.push(c.length > room ? c.subarray(0, room) : c);
+        size[key] += c.length;
+        if (size[key] >= EXEC_OUTPUT_CAP) {
+          truncated = true;
+          child.stdout.destroy();
+          child.stderr.destroy();
+          child.kill('SIGKILL');
+        }
+      };
+      child.stdout.on('data', collect(out, 'out'));
+      child.stderr.on('data', collect(err, 'err'));
       // bash could not be started here (no bash, no processes left): this machine's fault, not a link's.
       child.on('error', (e) =>
         reject(new NodeFaultError(node, `on node ${node}, could not run bash to ${cmd.purpose}: ${e.message}`)),
       );
       child.on('close', (code, signal) => {
         const text = (b: Buffer[]) => Buffer.concat(b).toString('utf8');
-        resolve({ stdout: text(out), stderr: text(err), code: code ?? 128 + (signal === 'SIGKILL' ? 9 : 15) });
+        const result = { stdout: text(out), stderr: text(err), code: code ?? 128 + (signal === 'SIGKILL' ? 9 : 15) };
+        resolve(truncated ? { ...result, truncated } : result);
       });
       child.stdin.on('error', () => undefined); // a script that does not read its stdin
       child.stdin.end(cmd.stdin ?? '');
@@ -76,7 +99,13 @@ export function localTransport(node: string): Transport {
       if (h.signal.aborted) kill();
       else h.signal.addEventListener('abort', kill, { once: true });
     }
-    child.stdout?.on('data', (c: Buffer) => h.onStdout?.(c));
+    child.stdout?.on('data', (c: Buffer) => {
+      const wait = pauseFor(h.onStdout?.(c));
+      if (wait) {
+        child.stdout?.pause();
+        void wait.finally(() => child.stdout?.resume());
+      }
+    });
     child.stderr?.on('data', (c: Buffer) => h.onStderr?.(c));
     try {
       const r = await child;

@@ -13,7 +13,14 @@ import type { NodeConfig } from '../config/types.js';
 import { NodeFaultError, NodeUnreachableError } from '../core/errors.js';
 import { prepareHostKeyGate, type HostKeyGate } from './host-keys.js';
 import { resolveNode, resolveSshHost, type SshEndpoint } from './ssh-resolve.js';
-import type { ExecResult, RemoteCommand, StreamHandlers, Transport } from './transport.js';
+import {
+  EXEC_OUTPUT_CAP,
+  type ExecResult,
+  pauseFor,
+  type RemoteCommand,
+  type StreamHandlers,
+  type Transport,
+} from './transport.js';
 
 export interface SshConnectOptions {
   /** gpuq's own known_hosts (Config.knownHostsPath); new keys are recorded only here. */
@@ -45,6 +52,8 @@ interface Ssh2Channel {
   stderr: { on(event: 'data', l: (chunk: Buffer) => void): unknown };
   end(data?: string | Buffer): void;
   close(): void;
+  pause(): void;
+  resume(): void;
 }
 interface SftpHandle {
   readonly _brand?: 'sftp-handle';
@@ -69,6 +78,12 @@ const DEFAULT_MAX_CHANNELS = 8;
 const MAX_ARG_SCRIPT = 96 * 1024;
 /** How long an aborted stream may take to wind down before its channel is closed by force. */
 const ABORT_GRACE_MS = 2000;
+/**
+ * The longest one exec may run: gpuq's short commands take seconds (the launch waits at most ~5 s).
+ * Past it the channel is closed and the result is exit 124: sshd runs the account's ~/.ssh/rc
+ * before each command, and one a job planted (a FIFO) would otherwise hang the command for ever.
+ */
+const EXEC_TIMEOUT_MS = 120_000;
 /** The most of a stream's stdout/stderr kept in its result when handlers receive the chunks live. */
 const STREAM_RESULT_TAIL = 1024 * 1024;
 
@@ -397,19 +412,36 @@ interface RunOptions {
   stdin?: string | Buffer;
   /** Leave the channel's stdin open (the stream wrapper watches it for EOF). */
   keepStdinOpen?: boolean;
-  onStdout?: (chunk: Buffer) => void;
+  onStdout?: (chunk: Buffer) => unknown;
   onStderr?: (chunk: Buffer) => void;
   signal?: AbortSignal;
   /** Keep only the last this-many bytes of each output in the result (long streams). */
   keepBytes?: number;
+  /** exec: end the command after this long (exit 124, a note on stderr). */
+  timeoutMs?: number;
 }
 
 /** Collected output, optionally only its tail, so a stream running for hours holds bounded memory. */
 class Output {
   private chunks: Buffer[] = [];
   private bytes = 0;
-  constructor(private readonly cap: number) {}
+  /** Whether output past a `head` cap was dropped. */
+  truncated = false;
+  /** `tail` keeps the last `cap` bytes (long streams); `head` the first, flagging the rest. */
+  constructor(
+    private readonly cap: number,
+    private readonly keep: 'head' | 'tail' = 'tail',
+  ) {}
   push(chunk: Buffer): void {
+    if (this.keep === 'head') {
+      if (this.truncated) return;
+      const room = this.cap - this.bytes;
+      if (chunk.length >= room) this.truncated = true;
+      const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
+      this.chunks.push(part);
+      this.bytes += part.length;
+      return;
+    }
     this.chunks.push(chunk);
     this.bytes += chunk.length;
     while (this.bytes > this.cap && this.chunks.length > 0) {
@@ -479,11 +511,15 @@ class SshTransport implements Transport {
   async exec(cmd: RemoteCommand): Promise<ExecResult> {
     const stdin = cmd.stdin ?? '';
     if (Buffer.byteLength(cmd.script) <= MAX_ARG_SCRIPT) {
-      return this.run(`bash -c ${shq(cmd.script)}`, { purpose: cmd.purpose, stdin });
+      return this.run(`bash -c ${shq(cmd.script)}`, { purpose: cmd.purpose, stdin, timeoutMs: EXEC_TIMEOUT_MS });
     }
     // Too long for one argument on the node (Linux caps each at 128 KiB): send it on stdin.
     if (stdin.length > 0) throw new Error(`gpuq bug: the script for "${cmd.purpose}" is too long to run with stdin`);
-    return this.run(`bash -c ${shq('eval "$(cat)"')}`, { purpose: cmd.purpose, stdin: cmd.script });
+    return this.run(`bash -c ${shq('eval "$(cat)"')}`, {
+      purpose: cmd.purpose,
+      stdin: cmd.script,
+      timeoutMs: EXEC_TIMEOUT_MS,
+    });
   }
 
   async stream(cmd: RemoteCommand, handlers: StreamHandlers): Promise<ExecResult> {
@@ -642,20 +678,32 @@ class SshTransport implements Transport {
 
   private runOnChannel(ch: Ssh2Channel, o: RunOptions): Promise<ExecResult> {
     return new Promise<ExecResult>((resolve, reject) => {
-      const out = new Output(o.keepBytes ?? Infinity);
-      const err = new Output(o.keepBytes ?? Infinity);
+      // exec keeps the head of each output up to the cap and ends the command past it.
+      const out = o.keepBytes === undefined ? new Output(EXEC_OUTPUT_CAP, 'head') : new Output(o.keepBytes);
+      const err = o.keepBytes === undefined ? new Output(EXEC_OUTPUT_CAP, 'head') : new Output(o.keepBytes);
       let code: number | null = null;
       let exited = false;
       let aborted = false;
       let settled = false;
       let abortTimer: NodeJS.Timeout | undefined;
+      let timedOut = false;
+      let execTimer: NodeJS.Timeout | undefined;
       const finish = () => {
         if (settled) return;
         settled = true;
         clearTimeout(abortTimer);
         o.signal?.removeEventListener('abort', onAbort);
-        const result = { stdout: out.text(), stderr: err.text() };
-        if (exited && code !== null) resolve({ ...result, code });
+        clearTimeout(execTimer);
+        const truncated = out.truncated || err.truncated;
+        const result = { stdout: out.text(), stderr: err.text(), ...(truncated ? { truncated } : {}) };
+        if (timedOut) {
+          const note = `gpuq: the node did not finish "${o.purpose}" within ${Math.round((o.timeoutMs ?? 0) / 1000)} s`;
+          resolve({
+            ...result,
+            stderr: `${result.stderr}${result.stderr.endsWith('\n') || !result.stderr ? '' : '\n'}${note}\n`,
+            code: 124,
+          });
+        } else if (exited && code !== null) resolve({ ...result, code });
         else if (aborted) resolve({ ...result, code: 143 });
         else reject(this.lostError(o.purpose, this.lost ?? 'the channel closed without an exit status'));
       };
@@ -676,12 +724,22 @@ class SshTransport implements Transport {
           finish();
         }, ABORT_GRACE_MS);
       };
+      const overflow = () => {
+        if ((out.truncated || err.truncated) && !aborted) onAbort();
+      };
       ch.on('data', (chunk) => {
         out.push(chunk);
-        o.onStdout?.(chunk);
+        overflow();
+        const wait = pauseFor(o.onStdout?.(chunk));
+        if (wait) {
+          // Backpressure: a paused channel stops the node's sender once the SSH window fills.
+          ch.pause();
+          void wait.finally(() => ch.resume());
+        }
       });
       ch.stderr.on('data', (chunk) => {
         err.push(chunk);
+        overflow();
         o.onStderr?.(chunk);
       });
       ch.on('exit', (c, sig) => {
@@ -696,6 +754,12 @@ class SshTransport implements Transport {
       else if (!o.keepStdinOpen) ch.end();
       if (o.signal?.aborted) onAbort();
       else o.signal?.addEventListener('abort', onAbort, { once: true });
+      if (o.timeoutMs !== undefined)
+        execTimer = setTimeout(() => {
+          if (settled || exited) return;
+          timedOut = true;
+          onAbort();
+        }, o.timeoutMs);
     });
   }
 }

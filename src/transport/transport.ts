@@ -23,10 +23,22 @@ export interface ExecResult {
   stdout: string;
   stderr: string;
   code: number;
+  /**
+   * exec only: the command printed more than EXEC_OUTPUT_CAP on stdout or stderr, so it was
+   * ended and its output cut there (a file the job wrote cannot make gpuq hold unbounded output).
+   */
+  truncated?: boolean;
 }
 
+/** The most output exec collects from one command, per stream; past it the command is ended. */
+export const EXEC_OUTPUT_CAP = 16 * 1024 * 1024;
+
 export interface StreamHandlers {
-  onStdout?: (chunk: Buffer) => void;
+  /**
+   * Each chunk of stdout. A returned promise pauses the stream until it settles (backpressure);
+   * any other return value is ignored.
+   */
+  onStdout?: (chunk: Buffer) => unknown;
   onStderr?: (chunk: Buffer) => void;
   /** Aborting ends the remote command (SIGTERM on its process group) and resolves. */
   signal?: AbortSignal;
@@ -46,4 +58,9 @@ export interface Transport {
   ): Promise<void>;
   /** Ends the connection, if any. Safe to call twice. */
   close(): Promise<void>;
+}
+
+/** The promise a stream handler returned to pause its stream, or null when it returned none. */
+export function pauseFor(returned: unknown): Promise<unknown> | null {
+  return returned instanceof Promise ? returned : null;
 }

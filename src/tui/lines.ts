@@ -3,7 +3,7 @@
  * terminal size. Pure, so the layout (what fits in 80x24, which figure goes where) is decided and
  * tested here; the Ink components only draw these rows.
  */
-import { formatBytes, formatDuration, formatPercent, parseIso } from '../core/format.js';
+import { formatBytes, formatDuration, formatPercent, parseIso, printableLine } from '../core/format.js';
 import { exitText, levelTone, type Tone, tone } from '../core/present.js';
 import type { Job, Sample } from '../core/types.js';
 import { bar, sparkline, wrapText } from './format.js';
@@ -69,7 +69,7 @@ export function headerRows(job: Job | null, now: number, width: number, ending =
     seg('  '),
     seg(job.id, { bold: true }),
     seg('  '),
-    seg(job.name),
+    seg(printableLine(job.name)),
     seg(`  node ${job.node}`, { tone: 'info' }),
     seg(`  ${gpus}`, { tone: 'accent' }),
   ];

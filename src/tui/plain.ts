@@ -4,7 +4,7 @@
  * No ink here: this is what CI logs and pipes get.
  */
 import { exitCodeForVerdict } from '../core/exit-codes.js';
-import { formatBytes, formatDuration, formatTimestamp } from '../core/format.js';
+import { formatBytes, formatDuration, formatTimestamp, printableLine } from '../core/format.js';
 import { exitText, sampleLine } from '../core/present.js';
 import type { Job, Sample } from '../core/types.js';
 import type { WatchEvent } from './events.js';
@@ -30,7 +30,7 @@ export function jobText(job: Job): string {
   const gpus = job.gpus.length > 0 ? `GPU ${job.gpus.join(',')}` : 'no GPU';
   const mem = job.limits.memoryBytes ? ` · memory ${formatBytes(job.limits.memoryBytes, 'column')}` : '';
   return (
-    `job ${job.id} (${job.name}) on ${job.node}, ${gpus}: ${job.state} · ` +
+    `job ${job.id} (${printableLine(job.name)}) on ${job.node}, ${gpus}: ${job.state} · ` +
     `timeout ${formatDuration(job.limits.timeoutS, 'column')}${mem}`
   );
 }
@@ -94,7 +94,8 @@ export function plainPrinter(sinks: PlainSinks, opts: PlainOptions): (e: WatchEv
         job = e.job;
         return;
       case 'log':
-        line(`[${e.stream}] ${e.line}`, e.at);
+        // Program output stays inside its one prefixed line: no escapes, no \r to redraw it.
+        line(`[${e.stream}] ${printableLine(e.line)}`, e.at);
         return;
       case 'sample':
         // Once the job's processes are gone, its last live figures stay the ones that matter.

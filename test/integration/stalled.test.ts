@@ -1,0 +1,70 @@
+/**
+ * A job that SIGSTOPs its own supervisor (issue 10, item 6) cannot disable --timeout or hang
+ * `wait`: once the supervisor still holds the job's lock past start + timeout + grace + the stall
+ * margin (30 s), the client says so, ends the job itself (the supervisor and every process of the
+ * job), and records `timeout` with cause `supervisor_stalled` (exit 11). As the test runner and as
+ * the unprivileged user.
+ */
+import { chmod } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { Job } from '../../src/core/types.js';
+import { need, type Need } from '../helpers/capability.js';
+import { type Home, makeHome, startGpuq, until, writeProgram as writeOwnProgram } from '../helpers/cli.js';
+import { ensureTestUser, jobProcesses, liveProcess, TEST_USER } from '../helpers/hostile.js';
+
+/** A program file every user can read (the unprivileged mode submits it as another user). */
+async function writeProgram(name: string, text: string): Promise<string> {
+  const path = await writeOwnProgram(name, text);
+  await chmod(dirname(path), 0o755);
+  await chmod(path, 0o644);
+  return path;
+}
+
+interface Mode {
+  label: string;
+  needs: () => Need;
+  home: () => Promise<Home>;
+}
+
+const MODES: Mode[] = [
+  { label: 'as the test runner', needs: () => need(true, 'nothing'), home: () => makeHome({}) },
+  {
+    label: `as ${TEST_USER}`,
+    needs: () => need(ensureTestUser(), `root, to create the user ${TEST_USER} and run gpuq as it`),
+    home: () => makeHome({}, {}, { runAs: TEST_USER }),
+  },
+];
+
+const STOPPER = `import json, os, signal, time
+st = json.load(open('../status.json'))
+os.kill(st['supervisorPid'], signal.SIGSTOP)
+open('stopped', 'w').close()
+time.sleep(3600)
+`;
+
+describe.each(MODES)('$label', (mode) => {
+  it('a stopped supervisor: submit --wait ends the job itself past the deadline, timeout (supervisor_stalled), exit 11', async () => {
+    mode.needs().check();
+    const h = await mode.home();
+    const prog = await writeProgram('stop_supervisor.py', STOPPER);
+    const start = Date.now();
+    const run = startGpuq(h, ['submit', prog, '--timeout', '10s', '--grace', '1s', '--wait', '--json']);
+    // 10 s leaves a slow interpreter time to stop the supervisor before the timeout could fire.
+    // Bound: 11 s of limits + 30 s margin + one node-side wait and the kill, on a loaded machine.
+    const kill = setTimeout(() => run.child.kill('SIGKILL'), 150_000);
+    const r = await run.done;
+    clearTimeout(kill);
+    expect(r.signal, 'submit --wait hung').toBeNull();
+    const job = JSON.parse(r.stdout) as Job;
+    const where = `${JSON.stringify(job.verdict)} | ${r.stderr}`;
+    expect(job.verdict?.class, where).toBe('timeout');
+    expect(job.verdict?.cause, where).toBe('supervisor_stalled');
+    expect(r.code, where).toBe(11);
+    // Not before the deadline (timeout + grace + 30 s margin).
+    expect(Date.now() - start).toBeGreaterThanOrEqual(41_000);
+    expect(job.verdict?.evidence.join(' ')).toMatch(/supervisor \(pid \d+, state T: stopped\)/);
+    const supervisor = job.remote?.supervisorPid as number;
+    expect(await until(() => !liveProcess(supervisor) && jobProcesses(job.id).length === 0, 10_000)).toBe(true);
+  }, 200_000);
+});
