@@ -165,6 +165,19 @@ function buildNode(name: string, raw: RawNode, file: string | null, stateDir: st
     );
   }
   const gpus = raw.gpus === undefined ? [] : typeof raw.gpus === 'number' ? [...Array(raw.gpus).keys()] : raw.gpus;
+  const workdir = raw.workdir ?? (raw.transport === 'local' ? join(stateDir, 'nodes', name) : '~/.gpuq');
+  // The node's scripts read paths a line at a time: a line break in the folder would start the
+  // job and then lose it.
+  if (/[\n\r\0]/.test(workdir)) {
+    throw usageError(
+      raw.workdir === undefined
+        ? `node ${name}'s folder ${JSON.stringify(workdir)} (under the state folder) contains a line break.`
+        : `config file ${file}: nodes.${name}.workdir: ${JSON.stringify(workdir)} contains a line break.`,
+      raw.workdir === undefined
+        ? 'Choose a GPUQ_HOME (or XDG_STATE_HOME) without line breaks.'
+        : 'Give the node a folder without line breaks.',
+    );
+  }
   return {
     name,
     transport: raw.transport,
@@ -174,7 +187,7 @@ function buildNode(name: string, raw: RawNode, file: string | null, stateDir: st
     identityFile: raw.identityFile ?? null,
     jump: raw.jump ?? null,
     gpus,
-    workdir: raw.workdir ?? (raw.transport === 'local' ? join(stateDir, 'nodes', name) : '~/.gpuq'),
+    workdir,
     python: raw.python ?? 'python3',
     acceptNewHostKey: raw.acceptNewHostKey ?? false,
     connectTimeoutS:

@@ -29,6 +29,10 @@ describe('config', () => {
     expect(locate({ explicitFile: 'x.json', env: {}, cwd: dir }).configFile).toBe(join(dir, 'x.json'));
     expect(locate({ env: { XDG_CONFIG_HOME: '/nonexistent' }, cwd: '/' }).configFile).toBeNull();
   });
+  it('refuses a state folder with a line break for the local node (its job would start, then be lost)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gpuq-cfg-\n'));
+    await expect(loadConfig({ env: { GPUQ_HOME: dir }, cwd: dir })).rejects.toThrow(/line break/);
+  });
   it('merges defaults, nodes and competitions', async () => {
     const c = await withConfig({
       defaults: { timeout: '10m', memory: '2g', node: 'gpu1' },
@@ -51,6 +55,7 @@ describe('config', () => {
     [{ defaults: { memory: 'lots' } }, /defaults\.memory "lots" is not a size/],
     [{ defaults: { node: 'nope' } }, /defaults\.node: "nope" is not one of the nodes/],
     [{ colour: true }, /unknown field "colour"/],
+    [{ nodes: { a: { transport: 'ssh', host: 'h', workdir: '/srv/a\nb' } } }, /nodes\.a\.workdir: .* line break/],
   ])('refuses %j naming file and field', async (content, re) => {
     const { dir, load } = withConfig(content);
     try {
