@@ -5,24 +5,13 @@
  * these shapes first, and a file of the wrong shape counts as absent evidence: never a crash.
  */
 
-import {
-  arr,
-  bool,
-  type Equal,
-  type Expect,
-  type Infer,
-  int,
-  literal,
-  nullable,
-  num,
-  obj,
-  optional,
-  parseJsonAs,
-  str,
-} from './shape.js';
-import type { GpuSample, MonitorFile, Sample, StatusFile } from './types.js';
+import { arr, bool, int, literal, nullable, num, obj, optional, parseJsonAs, str } from './shape.js';
+import type { MonitorFile, Sample, StatusFile } from './types.js';
 
-/** status.json, written by the supervisor (templates/wrapper.sh) at each change. */
+/**
+ * status.json, written atomically by the supervisor (templates/wrapper.sh) at each change. Times
+ * are milliseconds since the epoch on the node's clock. `StatusFile` (core/types) is inferred from it.
+ */
 export const statusFileShape = obj({
   version: literal(1),
   state: literal('starting', 'running', 'exited'),
@@ -32,25 +21,39 @@ export const statusFileShape = obj({
   bootId: str,
   startedAtMs: int,
   endedAtMs: nullable(int),
+  /** Exit status as a shell reports it: 0-255, 128+N after signal N. */
   exitCode: nullable(int),
+  /** Signal number that ended the main process, when exitCode > 128. */
   signal: nullable(int),
   timedOut: bool,
   cancelled: bool,
+  /** Which limit the supervisor itself enforced when it killed the job. */
   limitFired: nullable(literal('timeout', 'cpu', 'memory')),
+  /** Whether SIGKILL had to follow SIGTERM after the grace period. */
   killedAfterGrace: bool,
+  /** CPU seconds (user + sys) used by the main process and its reaped children. */
   cpuSeconds: nullable(num),
+  /** cgroup memory/pids accounting in force: "v1", "v2" or null (rlimits + memory watch only). */
   cgroup: nullable(literal('v1', 'v2')),
+  /** OOM kills the memory cgroup counted (null without a memory cgroup). */
   oomKills: nullable(int),
+  /** Times the pids cgroup refused a fork (null without a pids cgroup). */
   pidsRefused: nullable(int),
+  /** Kernel log lines about OOM-killing one of the job's pids, where the kernel log is readable. */
   kernelOom: arr(str),
+  /** The memory cgroup's own peak usage (page cache included), where the kernel reports it. */
   memoryPeakBytes: optional(nullable(int)),
+  /** Whether the supervisor became the child subreaper, so orphans of the job stay in view. */
   subreaper: optional(bool),
+  /** Processes still alive after the main one ended, killed by the final sweep. */
   leftovers: int,
+  /** The trust boundary in force (absent: written before boundaries existed, i.e. none). */
   boundary: optional(literal('uid', 'userns', 'none')),
+  /** The uid the program ran as under the "uid" boundary, else null. */
   jobUid: optional(nullable(int)),
 });
 
-/** monitor.json, the sampler's running peaks (templates/monitor.py). */
+/** monitor.json, the sampler's running peaks (templates/monitor.py), rewritten atomically as they change. */
 export const monitorFileShape = obj({
   version: literal(1),
   samples: int,
@@ -60,7 +63,9 @@ export const monitorFileShape = obj({
   peakOpenFiles: int,
   peakFolderBytes: int,
   peakGpuMemBytes: nullable(int),
+  /** The memory watch (used where no memory cgroup exists) killed the job over --memory. */
   memoryWatchFired: bool,
+  /** Tree RSS that made it fire. */
   memoryWatchRssBytes: nullable(int),
 });
 
@@ -69,13 +74,16 @@ export const gpuSampleShape = obj({
   index: int,
   memUsedBytes: int,
   utilPct: nullable(num),
+  /** Memory used by this job's processes on that GPU, when nvidia-smi reports per-process use. */
   jobMemBytes: nullable(int),
 });
 
 /** One line of samples.jsonl (templates/monitor.py). */
 export const sampleShape = obj({
+  /** ms since the epoch. */
   t: int,
   rssBytes: int,
+  /** Percent of one core over the last interval. */
   cpuPct: num,
   procs: int,
   threads: int,
@@ -83,12 +91,6 @@ export const sampleShape = obj({
   folderBytes: int,
   gpu: nullable(arr(gpuSampleShape)),
 });
-
-// The shapes and the interfaces of core/types describe the same files: the compiler checks it.
-export type StatusShapeMatches = Expect<Equal<Infer<typeof statusFileShape>, StatusFile>>;
-export type MonitorShapeMatches = Expect<Equal<Infer<typeof monitorFileShape>, MonitorFile>>;
-export type SampleShapeMatches = Expect<Equal<Infer<typeof sampleShape>, Sample>>;
-export type GpuSampleShapeMatches = Expect<Equal<Infer<typeof gpuSampleShape>, GpuSample>>;
 
 /** status.json's text as a StatusFile, or null when it is empty, torn or of the wrong shape. */
 export function parseStatusFile(text: string | undefined): StatusFile | null {

@@ -6,24 +6,8 @@
  */
 
 import { LIMITS, type LimitKey } from './limits.js';
-import {
-  arr,
-  bool,
-  type Equal,
-  type Expect,
-  type Infer,
-  nullable,
-  num,
-  obj,
-  oneOf,
-  optional,
-  pathText,
-  record,
-  type Shape,
-  shown,
-  str,
-} from './shape.js';
-import { BOUNDARIES, ISOLATIONS, JOB_STATES, type Job, type Limits, VERDICT_CLASSES } from './types.js';
+import { arr, bool, nullable, num, obj, oneOf, optional, pathText, record, type Shape, shown, str } from './shape.js';
+import { BOUNDARIES, ISOLATIONS, JOB_STATES, type Limits, VERDICT_CLASSES } from './types.js';
 
 /** The limits in force for a job (base units; null = unlimited), one field per row of the limits table. */
 export const limitsShape = obj(
@@ -32,24 +16,51 @@ export const limitsShape = obj(
   },
 );
 
-/** A job's verdict, once it is done. */
+/** A job's verdict, once it is done (the type `Verdict` of core/types is inferred from it). */
 export const verdictShape = obj({
   class: oneOf(VERDICT_CLASSES),
+  /** Finer cause, e.g. missing_module, syntax_error, cpu_time, pids, open_files, file_size, disk_full, sigsegv. */
   cause: nullable(str),
   exitCode: nullable(num),
+  /** Signal name such as "SIGKILL", or null. */
   signal: nullable(str),
   timedOut: bool,
+  /** One sentence: what happened. */
   summary: str,
   evidence: arr(str),
   hints: arr(str),
 });
 
-/** A job as the ledger stores it and `--json` prints it (unknown extra fields are kept). */
+/** One change of a job's state. */
+export const historyEntryShape = obj({
+  state: oneOf(JOB_STATES),
+  /** ISO 8601 UTC. */
+  at: str,
+  note: nullable(str),
+});
+
+/** Where a job lives on its node, learnt at launch. */
+export const remoteInfoShape = obj({
+  /** The job folder on the node (absolute, or starting with "~/" for the remote home). */
+  dir: str,
+  supervisorPid: nullable(num),
+  pid: nullable(num),
+  bootId: nullable(str),
+  /** The trust boundary the job ran behind, as its supervisor recorded it (absent before it existed). */
+  boundary: optional(nullable(oneOf(BOUNDARIES))),
+});
+
+/**
+ * A job as the ledger stores it and `--json` prints it (unknown extra fields are kept). The type
+ * `Job` of core/types is inferred from this shape, so the check and the type cannot drift apart.
+ */
 export const jobShape = obj({
   id: str,
   name: str,
+  /** Absolute path of the submitted file on the submitting machine. */
   file: str,
   node: str,
+  /** GPU indices assigned on the node (empty when none). */
   gpus: arr(num),
   competition: nullable(str),
   state: oneOf(JOB_STATES),
@@ -61,22 +72,10 @@ export const jobShape = obj({
   createdAt: str,
   startedAt: nullable(str),
   endedAt: nullable(str),
-  history: arr(obj({ state: oneOf(JOB_STATES), at: str, note: nullable(str) })),
-  remote: nullable(
-    obj({
-      dir: str,
-      supervisorPid: nullable(num),
-      pid: nullable(num),
-      bootId: nullable(str),
-      boundary: optional(nullable(oneOf(BOUNDARIES))),
-    }),
-  ),
+  history: arr(historyEntryShape),
+  remote: nullable(remoteInfoShape),
   verdict: nullable(verdictShape),
 });
-
-// The shape and the Job interface of core/types describe the same thing: the compiler checks it.
-export type JobShapeMatchesJob = Expect<Equal<Infer<typeof jobShape>, Job>>;
-export type LimitsShapeMatchesLimits = Expect<Equal<Infer<typeof limitsShape>, Limits>>;
 
 /**
  * Why a value read from the ledger is not a usable job ('field "limits.timeoutS" is missing'),

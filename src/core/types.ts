@@ -2,7 +2,9 @@
  * The plain data that flows through gpuq: jobs as the ledger stores them, the files a
  * supervisor writes on a node, and verdicts. No I/O here; everything is JSON-serialisable.
  */
-import type { Limits } from './limits.js';
+import type { gpuSampleShape, monitorFileShape, sampleShape, statusFileShape } from './job-files.js';
+import type { historyEntryShape, jobShape, remoteInfoShape, verdictShape } from './job-shape.js';
+import type { Infer } from './shape.js';
 
 /** Lifecycle of a job as the contract names it. */
 export const JOB_STATES = ['pending', 'queued', 'running', 'grading', 'done'] as const;
@@ -38,146 +40,28 @@ export type Isolation = (typeof ISOLATIONS)[number];
 /** Limits in force for one job; declared once, as a table, in core/limits.ts. */
 export type { Limits } from './limits.js';
 
-export interface Verdict {
-  class: VerdictClass;
-  /** Finer cause, e.g. missing_module, syntax_error, cpu_time, pids, open_files, file_size, disk_full, sigsegv. */
-  cause: string | null;
-  exitCode: number | null;
-  /** Signal name such as "SIGKILL", or null. */
-  signal: string | null;
-  timedOut: boolean;
-  /** One sentence: what happened. */
-  summary: string;
-  evidence: string[];
-  hints: string[];
-}
-
-export interface HistoryEntry {
-  state: JobState;
-  /** ISO 8601 UTC. */
-  at: string;
-  note: string | null;
-}
-
+// The types of what gpuq reads back from a file (the ledger, a job folder) are inferred from the
+// shapes that check it (core/job-shape.ts, core/job-files.ts), so a check and its type cannot drift
+// apart; the fields' meanings are documented on the shapes.
+/** A job's verdict, once it is done. */
+export type Verdict = Infer<typeof verdictShape>;
+/** One change of a job's state. */
+export type HistoryEntry = Infer<typeof historyEntryShape>;
 /** Where a job lives on its node, learnt at launch. */
-export interface RemoteInfo {
-  /** The job folder on the node (absolute, or starting with "~/" for the remote home). */
-  dir: string;
-  supervisorPid: number | null;
-  pid: number | null;
-  bootId: string | null;
-  /** The trust boundary the job ran behind, as its supervisor recorded it (absent before it existed). */
-  boundary?: Boundary | null;
-}
-
+export type RemoteInfo = Infer<typeof remoteInfoShape>;
 /** A job as the ledger stores it and `--json` prints it. */
-export interface Job {
-  id: string;
-  name: string;
-  /** Absolute path of the submitted file on the submitting machine. */
-  file: string;
-  node: string;
-  /** GPU indices assigned on the node (empty when none). */
-  gpus: number[];
-  competition: string | null;
-  state: JobState;
-  isolation: Isolation;
-  image: string | null;
-  limits: Limits;
-  env: Record<string, string>;
-  args: string[];
-  createdAt: string;
-  startedAt: string | null;
-  endedAt: string | null;
-  history: HistoryEntry[];
-  remote: RemoteInfo | null;
-  verdict: Verdict | null;
-}
+export type Job = Infer<typeof jobShape>;
 
+/** status.json, written by the supervisor at each change. */
+export type StatusFile = Infer<typeof statusFileShape>;
 /** Which limit the supervisor itself enforced when it killed the job. */
-export type LimitFired = 'timeout' | 'cpu' | 'memory' | null;
-
-/**
- * status.json, written atomically by the supervisor (templates/wrapper.sh) at each change.
- * Times are milliseconds since the epoch on the node's clock.
- */
-export interface StatusFile {
-  version: 1;
-  state: 'starting' | 'running' | 'exited';
-  supervisorPid: number;
-  pid: number | null;
-  pgid: number | null;
-  bootId: string;
-  startedAtMs: number;
-  endedAtMs: number | null;
-  /** Exit status as a shell reports it: 0-255, 128+N after signal N. */
-  exitCode: number | null;
-  /** Signal number that ended the main process, when exitCode > 128. */
-  signal: number | null;
-  timedOut: boolean;
-  cancelled: boolean;
-  limitFired: LimitFired;
-  /** Whether SIGKILL had to follow SIGTERM after the grace period. */
-  killedAfterGrace: boolean;
-  /** CPU seconds (user + sys) used by the main process and its reaped children. */
-  cpuSeconds: number | null;
-  /** cgroup memory/pids accounting in force: "v1", "v2" or null (rlimits + memory watch only). */
-  cgroup: 'v1' | 'v2' | null;
-  /** OOM kills the memory cgroup counted (null without a memory cgroup). */
-  oomKills: number | null;
-  /** Times the pids cgroup refused a fork (null without a pids cgroup). */
-  pidsRefused: number | null;
-  /** Kernel log lines about OOM-killing one of the job's pids, where the kernel log is readable. */
-  kernelOom: string[];
-  /** The memory cgroup's own peak usage (page cache included), where the kernel reports it. */
-  memoryPeakBytes?: number | null;
-  /** Whether the supervisor became the child subreaper, so orphans of the job stay in view. */
-  subreaper?: boolean;
-  /** Processes still alive after the main one ended, killed by the final sweep. */
-  leftovers: number;
-  /** The trust boundary in force (absent: written before boundaries existed, i.e. none). */
-  boundary?: Boundary;
-  /** The uid the program ran as under the "uid" boundary, else null. */
-  jobUid?: number | null;
-}
-
-/** monitor.json, the sampler's running peaks, rewritten atomically as they change. */
-export interface MonitorFile {
-  version: 1;
-  samples: number;
-  peakRssBytes: number;
-  peakProcs: number;
-  peakThreads: number;
-  peakOpenFiles: number;
-  peakFolderBytes: number;
-  peakGpuMemBytes: number | null;
-  /** The memory watch (used where no memory cgroup exists) killed the job over --memory. */
-  memoryWatchFired: boolean;
-  /** Tree RSS that made it fire. */
-  memoryWatchRssBytes: number | null;
-}
-
+export type LimitFired = StatusFile['limitFired'];
+/** monitor.json, the sampler's running peaks. */
+export type MonitorFile = Infer<typeof monitorFileShape>;
 /** One line of samples.jsonl. */
-export interface Sample {
-  /** ms since the epoch. */
-  t: number;
-  rssBytes: number;
-  /** Percent of one core over the last interval. */
-  cpuPct: number;
-  procs: number;
-  threads: number;
-  openFiles: number;
-  folderBytes: number;
-  gpu: GpuSample[] | null;
-}
-
-export interface GpuSample {
-  index: number;
-  memUsedBytes: number;
-  utilPct: number | null;
-  /** Memory used by this job's processes on that GPU, when nvidia-smi reports per-process use. */
-  jobMemBytes: number | null;
-}
+export type Sample = Infer<typeof sampleShape>;
+/** One GPU in a sample. */
+export type GpuSample = Infer<typeof gpuSampleShape>;
 
 /** Everything the client reads back from a job folder in one round trip. */
 export interface JobProbe {
