@@ -34,12 +34,19 @@ export function nodeEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return out;
 }
 
+/**
+ * bash for a script, without startup files: bash reads ~/.bashrc even non-interactively when its
+ * stdin is a socket (it takes that for sshd), and node's pipes are sockets. A user's .bashrc can
+ * take seconds (pyenv's rehash waits up to a minute on its lock) or print into gpuq's answers.
+ */
+const BASH_ARGS = (script: string): string[] => ['--norc', '--noprofile', '-c', script];
+
 /** Makes the transport for a node whose jobs run on this machine. */
 export function localTransport(node: string): Transport {
   const env = nodeEnv(process.env);
   function exec(cmd: RemoteCommand): Promise<ExecResult> {
     return new Promise((resolve, reject) => {
-      const child = spawn('bash', ['-c', cmd.script], { stdio: ['pipe', 'pipe', 'pipe'], env });
+      const child = spawn('bash', BASH_ARGS(cmd.script), { stdio: ['pipe', 'pipe', 'pipe'], env });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       const size = { out: 0, err: 0 };
@@ -76,7 +83,7 @@ export function localTransport(node: string): Transport {
   async function stream(cmd: RemoteCommand, h: StreamHandlers): Promise<ExecResult> {
     // Its own process group, so aborting ends the whole script (tail, flock...) at once.
     const { execa } = await import('execa');
-    const child = execa('bash', ['-c', cmd.script], {
+    const child = execa('bash', BASH_ARGS(cmd.script), {
       input: cmd.stdin,
       env,
       extendEnv: false,

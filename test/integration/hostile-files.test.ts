@@ -53,16 +53,20 @@ interface Mode {
   home: () => Promise<Home>;
 }
 
+// The job plants these files itself, which it can only do on a node without a trust boundary
+// (README, "Trust model"): the case these tests guard. Behind a boundary the files are out of its reach.
+const NO_BOUNDARY = { nodes: { local: { transport: 'local', boundary: 'none' } } };
+
 const MODES: Mode[] = [
   {
     label: 'local node, as the test runner',
     needs: () => need(true, 'nothing'),
-    home: () => makeHome({}),
+    home: () => makeHome(NO_BOUNDARY),
   },
   {
     label: `local node, as ${TEST_USER}`,
     needs: () => need(ensureTestUser(), `root, to create the user ${TEST_USER} and run gpuq as it`),
-    home: () => makeHome({}, {}, { runAs: TEST_USER }),
+    home: () => makeHome(NO_BOUNDARY, {}, { runAs: TEST_USER }),
   },
   {
     label: 'over SSH',
@@ -70,7 +74,7 @@ const MODES: Mode[] = [
     home: async () => {
       const s = sshd as Sshd;
       const h = await makeHome(
-        { nodes: { s: s.configEntry() }, defaults: { node: 's' } },
+        { nodes: { s: s.configEntry({ boundary: 'none' }) }, defaults: { node: 's' } },
         { GPUQ_SSH_CONFIG: s.sshConfigPath },
       );
       await writeFile(join(h.dir, 'known_hosts'), `${s.knownHostsLine('right')}\n`);
@@ -249,7 +253,7 @@ describe.each(MODES)('$label', (mode) => {
 
 describe('logs -f', () => {
   it('ends with the job even when status.json names another pid, and leaves no tail behind after Ctrl-C', async () => {
-    const h = await makeHome({});
+    const h = await makeHome(NO_BOUNDARY);
     const gate = await makeGate();
     const prog = await writeProgram(
       'pid1.py',
