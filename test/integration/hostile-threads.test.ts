@@ -13,8 +13,11 @@ import { ensureTestUser, expectVerdict, pidFile, runHostile, TEST_USER } from '.
 
 const canRunAsUser = ensureTestUser();
 const homes: Home[] = [];
+// The lingerer is found by the pid it wrote: inside the userns trust boundary's pid namespace that
+// pid is not the node's, so these run on a node without a boundary (boundary.test.ts covers that).
+const NO_BOUNDARY = { nodes: { local: { transport: 'local', boundary: 'none' } } };
 async function home(runAs?: string): Promise<Home> {
-  const h = await makeHome(undefined, {}, runAs === undefined ? {} : { runAs });
+  const h = await makeHome(NO_BOUNDARY, {}, { ...(runAs === undefined ? {} : { runAs }), autoCleanup: false });
   homes.push(h);
   return h;
 }
