@@ -286,8 +286,10 @@ export function hostileSuite(mode: Mode): void {
       expect(f.status).toMatchObject({ exitCode: 137, timedOut: false, cancelled: false, limitFired: null });
     });
 
+    // The recorded pid is the node's view of the main process; inside the userns boundary that is
+    // the namespace's first process (unshare), which does not pass SIGTERM on: signal it without one.
     it('SIGTERM from outside: signaled/sigterm, 15 — not a cancel', async () => {
-      const h = await home();
+      const h = await escapeeHome();
       const { id, pid } = await startHostile(h, 'sleep_forever.py', ['--timeout', '60s']);
       process.kill(pid, 'SIGTERM');
       const f = await waitHostile(h, id);
