@@ -4,7 +4,7 @@
  * its supervisor recorded, then check that nothing of the job is left alive.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import type { Job } from '../../src/core/types.js';
@@ -81,15 +81,36 @@ export async function waitHostile(home: Home, id: string): Promise<Finished> {
   return finished(r.code, r.stderr, JSON.parse(show.stdout) as Job);
 }
 
-/** Whether a pid names a live (not zombie) process. */
-export function liveProcess(pid: number): boolean {
-  if (!alive(pid)) return false;
+/** The state letter of /proc/PID/stat or /proc/PID/task/TID/stat, or null when gone. */
+export function stateOf(path: string): string | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return !/^\S+ \(.*\) [ZX] /s.test(stat);
+    const text = readFileSync(path, 'latin1');
+    return text.slice(text.lastIndexOf(')') + 2, text.lastIndexOf(')') + 3);
+  } catch {
+    return null;
+  }
+}
+
+/** Whether any thread of the process still runs (a Z main thread with live threads is live). */
+export function anyThreadLive(pid: number): boolean {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
   } catch {
     return false;
   }
+  return tids.some((tid) => {
+    const st = stateOf(`/proc/${pid}/task/${tid}/stat`);
+    return st !== null && st !== 'Z' && st !== 'X' && st !== 'x';
+  });
+}
+
+/**
+ * Whether a pid names a live process: not a zombie, unless a thread of it still runs (a process
+ * whose main thread exited shows Z while its other threads go on).
+ */
+export function liveProcess(pid: number): boolean {
+  return alive(pid) && anyThreadLive(pid);
 }
 
 /** Asserts the verdict, the CLI's exit code, and that no process of the job is alive. */

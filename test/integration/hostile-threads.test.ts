@@ -1,15 +1,6 @@
-/**
- * A job whose main thread exits with a C-level pthread_exit while another thread runs on
- * (test/fixtures/hostile/main_thread_exit.py): /proc/PID/stat says Z, yet the process lives and
- * holds memory. Through the real CLI, as the test runner (root: memory and pids cgroups where the
- * machine allows them) and as the unprivileged user of hostile-user.test.ts (no cgroups: --memory
- * is the monitor's memory watch): a memory holder gets `oom`, and a lingerer that left the job's
- * session is gone once the verdict is in.
- */
-import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeHome, type Home, until } from '../helpers/cli.js';
-import { ensureTestUser, expectVerdict, pidFile, runHostile, TEST_USER } from '../helpers/hostile.js';
+import { anyThreadLive, ensureTestUser, expectVerdict, pidFile, runHostile, TEST_USER } from '../helpers/hostile.js';
 
 const canRunAsUser = ensureTestUser();
 const homes: Home[] = [];
@@ -24,30 +15,6 @@ async function home(runAs?: string): Promise<Home> {
 afterAll(async () => {
   await Promise.all(homes.splice(0).map((h) => h.cleanup()));
 });
-
-/** The state letter of a /proc stat file, or null when gone. */
-function stateOf(path: string): string | null {
-  try {
-    const text = readFileSync(path, 'latin1');
-    return text.slice(text.lastIndexOf(')') + 2, text.lastIndexOf(')') + 3);
-  } catch {
-    return null;
-  }
-}
-
-/** Whether any thread of the process runs: a Z main thread with a live thread is a live process. */
-function anyThreadLive(pid: number): boolean {
-  let tids: string[];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return false;
-  }
-  return tids.some((tid) => {
-    const s = stateOf(`/proc/${pid}/task/${tid}/stat`);
-    return s !== null && s !== 'Z' && s !== 'X' && s !== 'x';
-  });
-}
 
 const FIXTURE = 'main_thread_exit.py';
 const HOLD = ['--arg', 'hold', '--arg', '256', '--arg', '20', '--memory', '100m', '--timeout', '60s'];

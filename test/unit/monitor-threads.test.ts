@@ -6,11 +6,12 @@
  * test/fixtures/hostile/main_thread_exit.py, run here directly under python3.
  */
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { REPO, until } from '../helpers/cli.js';
+import { anyThreadLive, stateOf } from '../helpers/hostile.js';
 
 const MONITOR = join(REPO, 'templates', 'monitor.py');
 const PROGRAM = join(REPO, 'test', 'fixtures', 'hostile', 'main_thread_exit.py');
@@ -28,30 +29,6 @@ function py<T = unknown>(code: string): T {
     code,
   ].join('\n');
   return JSON.parse(execFileSync(PYTHON, ['-c', script], { encoding: 'utf8' })) as T;
-}
-
-/** The state letter of /proc/PID/stat or /proc/PID/task/TID/stat, or null when gone. */
-function stateOf(path: string): string | null {
-  try {
-    const text = readFileSync(path, 'latin1');
-    return text.slice(text.lastIndexOf(')') + 2, text.lastIndexOf(')') + 3);
-  } catch {
-    return null;
-  }
-}
-
-/** Whether any thread of the process still runs (a Z main thread with live threads is live). */
-function anyThreadLive(pid: number): boolean {
-  let tids: string[];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return false;
-  }
-  return tids.some((tid) => {
-    const s = stateOf(`/proc/${pid}/task/${tid}/stat`);
-    return s !== null && s !== 'Z' && s !== 'X' && s !== 'x';
-  });
 }
 
 const children: ChildProcess[] = [];
