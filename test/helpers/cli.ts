@@ -192,6 +192,21 @@ export async function writeProgram(name: string, text: string): Promise<string> 
   return path;
 }
 
+/** A program file every user can read, for tests that submit as another user (gpuqrun). */
+export async function writeSharedProgram(name: string, text: string): Promise<string> {
+  const path = await writeProgram(name, text);
+  await chmod(dirname(path), 0o755);
+  await chmod(path, 0o644);
+  return path;
+}
+
+/**
+ * A config whose local node runs jobs without a trust boundary (README, "Trust model"): the only
+ * place a job can still plant files in its folder or signal its supervisor, for the tests that
+ * check gpuq survives that. boundary.test.ts checks the same attacks fail behind a boundary.
+ */
+export const NO_BOUNDARY_CONFIG = { nodes: { local: { transport: 'local', boundary: 'none' } } };
+
 /** Whether a pid is alive (signal 0). */
 export function alive(pid: number): boolean {
   try {

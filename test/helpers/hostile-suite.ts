@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { need, type Need } from './capability.js';
-import { gpuq, type Home, makeHome, SYSTEM_PYTHON } from './cli.js';
+import { gpuq, type Home, makeHome, NO_BOUNDARY_CONFIG, SYSTEM_PYTHON } from './cli.js';
 import { fakeNvidiaSmi } from './nvidia-smi.js';
 import {
   canMakeCgroup,
@@ -96,7 +96,7 @@ export function hostileSuite(mode: Mode): void {
    */
   async function escapeeHomeFor(m: Mode): Promise<Home> {
     m.needs.check();
-    const config = m.privileged ? undefined : { nodes: { local: { transport: 'local', boundary: 'none' } } };
+    const config = m.privileged ? undefined : NO_BOUNDARY_CONFIG;
     const h = await makeHome(config, {}, { runAs: m.runAs, autoCleanup: false });
     homes.push(h);
     return h;

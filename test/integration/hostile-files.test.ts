@@ -9,8 +9,8 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { chmod, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Job } from '../../src/core/types.js';
 import { need, type Need } from '../helpers/capability.js';
@@ -24,7 +24,8 @@ import {
   type RunResult,
   startGpuq,
   until,
-  writeProgram as writeOwnProgram,
+  NO_BOUNDARY_CONFIG,
+  writeSharedProgram as writeProgram,
 } from '../helpers/cli.js';
 import { ensureTestUser, jobProcesses, TEST_USER, waitForFile } from '../helpers/hostile.js';
 import { type Sshd, startSshd } from '../helpers/sshd.js';
@@ -39,34 +40,22 @@ afterAll(async () => {
   await sshd?.cleanup();
 });
 
-/** A program file every user can read (the unprivileged mode submits it as another user). */
-async function writeProgram(name: string, text: string): Promise<string> {
-  const path = await writeOwnProgram(name, text);
-  await chmod(dirname(path), 0o755);
-  await chmod(path, 0o644);
-  return path;
-}
-
 interface Mode {
   label: string;
   needs: () => Need;
   home: () => Promise<Home>;
 }
 
-// The job plants these files itself, which it can only do on a node without a trust boundary
-// (README, "Trust model"): the case these tests guard. Behind a boundary the files are out of its reach.
-const NO_BOUNDARY = { nodes: { local: { transport: 'local', boundary: 'none' } } };
-
 const MODES: Mode[] = [
   {
     label: 'local node, as the test runner',
     needs: () => need(true, 'nothing'),
-    home: () => makeHome(NO_BOUNDARY),
+    home: () => makeHome(NO_BOUNDARY_CONFIG),
   },
   {
     label: `local node, as ${TEST_USER}`,
     needs: () => need(ensureTestUser(), `root, to create the user ${TEST_USER} and run gpuq as it`),
-    home: () => makeHome(NO_BOUNDARY, {}, { runAs: TEST_USER }),
+    home: () => makeHome(NO_BOUNDARY_CONFIG, {}, { runAs: TEST_USER }),
   },
   {
     label: 'over SSH',
@@ -253,7 +242,7 @@ describe.each(MODES)('$label', (mode) => {
 
 describe('logs -f', () => {
   it('ends with the job even when status.json names another pid, and leaves no tail behind after Ctrl-C', async () => {
-    const h = await makeHome(NO_BOUNDARY);
+    const h = await makeHome(NO_BOUNDARY_CONFIG);
     const gate = await makeGate();
     const prog = await writeProgram(
       'pid1.py',

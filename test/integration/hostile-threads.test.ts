@@ -1,14 +1,12 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeHome, type Home, until } from '../helpers/cli.js';
+import { makeHome, type Home, NO_BOUNDARY_CONFIG, until } from '../helpers/cli.js';
 import { anyThreadLive, ensureTestUser, expectVerdict, pidFile, runHostile, TEST_USER } from '../helpers/hostile.js';
 
 const canRunAsUser = ensureTestUser();
 const homes: Home[] = [];
-// The lingerer is found by the pid it wrote: inside the userns trust boundary's pid namespace that
-// pid is not the node's, so these run on a node without a boundary (boundary.test.ts covers that).
-const NO_BOUNDARY = { nodes: { local: { transport: 'local', boundary: 'none' } } };
+// The lingerer is found by the pid it wrote, not the node's inside the userns boundary's pid namespace.
 async function home(runAs?: string): Promise<Home> {
-  const h = await makeHome(NO_BOUNDARY, {}, { ...(runAs === undefined ? {} : { runAs }), autoCleanup: false });
+  const h = await makeHome(NO_BOUNDARY_CONFIG, {}, { ...(runAs === undefined ? {} : { runAs }), autoCleanup: false });
   homes.push(h);
   return h;
 }

@@ -1,25 +1,15 @@
-/**
- * A job that SIGSTOPs its own supervisor (issue 10, item 6) cannot disable --timeout or hang
- * `wait`: once the supervisor still holds the job's lock past start + timeout + grace + the stall
- * margin (30 s), the client says so, ends the job itself (the supervisor and every process of the
- * job), and records `timeout` with cause `supervisor_stalled` (exit 11). As the test runner and as
- * the unprivileged user.
- */
-import { chmod } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Job } from '../../src/core/types.js';
 import { need, type Need } from '../helpers/capability.js';
-import { type Home, makeHome, startGpuq, until, writeProgram as writeOwnProgram } from '../helpers/cli.js';
+import {
+  type Home,
+  makeHome,
+  startGpuq,
+  until,
+  NO_BOUNDARY_CONFIG,
+  writeSharedProgram as writeProgram,
+} from '../helpers/cli.js';
 import { ensureTestUser, jobProcesses, liveProcess, TEST_USER } from '../helpers/hostile.js';
-
-/** A program file every user can read (the unprivileged mode submits it as another user). */
-async function writeProgram(name: string, text: string): Promise<string> {
-  const path = await writeOwnProgram(name, text);
-  await chmod(dirname(path), 0o755);
-  await chmod(path, 0o644);
-  return path;
-}
 
 interface Mode {
   label: string;
@@ -27,16 +17,12 @@ interface Mode {
   home: () => Promise<Home>;
 }
 
-// The program stops its own supervisor, which it can only do on a node without a trust boundary
-// (README, "Trust model"); behind one (boundary.test.ts) the supervisor is out of its reach.
-const NO_BOUNDARY = { nodes: { local: { transport: 'local', boundary: 'none' } } };
-
 const MODES: Mode[] = [
-  { label: 'as the test runner', needs: () => need(true, 'nothing'), home: () => makeHome(NO_BOUNDARY) },
+  { label: 'as the test runner', needs: () => need(true, 'nothing'), home: () => makeHome(NO_BOUNDARY_CONFIG) },
   {
     label: `as ${TEST_USER}`,
     needs: () => need(ensureTestUser(), `root, to create the user ${TEST_USER} and run gpuq as it`),
-    home: () => makeHome(NO_BOUNDARY, {}, { runAs: TEST_USER }),
+    home: () => makeHome(NO_BOUNDARY_CONFIG, {}, { runAs: TEST_USER }),
   },
 ];
 
