@@ -34,6 +34,8 @@ describe('bad input: exit 2, one line, nothing recorded', () => {
       [['submit', ok, '--timeout', '0s'], /--timeout/],
       [['submit', ok, '--timeout', '-5m'], /--timeout/],
       [['submit', ok, '--memory', '0'], /--memory/],
+      [['submit', ok, '--memory', '500'], /has no unit: did you mean --memory 500m or --memory 500g\?/],
+      [['submit', ok, '--timeout', '5'], /has no unit: did you mean --timeout 5s or --timeout 5m\?/],
       [['submit', ok, '--memory', '-1g'], /--memory/],
       [['submit', ok, '--memory', '12 parsecs'], /--memory/],
       [['submit', ok, '--pids', '-3'], /--pids/],

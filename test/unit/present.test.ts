@@ -55,8 +55,8 @@ describe('sizes', () => {
     expect(formatBytes(-2 * KiB, 'column')).toBe('-2.00 KiB');
   });
   it.each([
-    [1, '1'],
-    [1023, '1023'],
+    [1, '1b'],
+    [1023, '1023b'],
     [KiB, '1k'],
     [400 * MiB, '400m'],
     [1.5 * GiB, '1.5g'],
