@@ -110,6 +110,18 @@ function writeQuietly(file: string, text: string): void {
   }
 }
 
+/**
+ * Where JSON.parse stopped, as " at line L, column C" (1-based) for an editor, from the "position N"
+ * its message gives (or the end of the text for "Unexpected end"); empty when it says neither.
+ */
+export function jsonErrorPlace(text: string, message: string): string {
+  const m = /at position (\d+)/.exec(message);
+  const at = m ? Math.min(Number(m[1]), text.length) : /end of JSON input/.test(message) ? text.length : null;
+  if (at === null) return '';
+  const before = text.slice(0, at).split('\n');
+  return ` at line ${before.length}, column ${(before.at(-1) ?? '').length + 1}`;
+}
+
 /** Parses and validates one config file against the schema. */
 export function readConfigFile(
   file: string,
@@ -121,7 +133,7 @@ export function readConfigFile(
     data = JSON.parse(text);
   } catch (e) {
     throw usageError(
-      `config file ${file} is not valid JSON: ${(e as Error).message}.`,
+      `config file ${file} is not valid JSON${jsonErrorPlace(text, (e as Error).message)}: ${(e as Error).message}.`,
       'Fix the syntax and run the command again.',
     );
   }

@@ -11,6 +11,7 @@ import { formatBytes } from '../core/format.js';
 import { makeJobId } from '../core/ids.js';
 import { builtinLimits, resolveLimits } from '../core/limits.js';
 import { moveTo } from '../core/job.js';
+import { sh } from '../core/quote.js';
 import { busyGpus, pickGpus, rankNodes } from '../core/schedule.js';
 import type { Isolation, Job, Limits } from '../core/types.js';
 import { neverStarted } from '../core/verdicts.js';
@@ -52,6 +53,11 @@ export function checkFile(file: string, cwd: string, maxBytes: number): CheckedF
     throw usageError(`${file}: no such file.`, 'Check the path and try again.');
   }
   if (st.isDirectory()) throw usageError(`${file} is a folder, not a program.`, 'Submit the .py file to run.');
+  if (/\.ipynb$/i.test(path))
+    throw usageError(
+      `${file} is a Jupyter notebook; gpuq runs scripts, not notebooks.`,
+      `Convert it first: jupyter nbconvert --to script ${sh(file)}, then submit the .py file it writes.`,
+    );
   if (!st.isFile()) throw usageError(`${file} is not a regular file.`);
   if (st.size === 0) throw usageError(`${file} is empty.`, 'Submit a file with the program in it.');
   if (st.size > maxBytes) {

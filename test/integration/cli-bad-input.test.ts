@@ -24,12 +24,14 @@ describe('bad input: exit 2, one line, nothing recorded', () => {
     writeFileSync(join(dir, 'bin.py'), Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2, 3]));
     writeFileSync(join(dir, 'big.py'), Buffer.alloc(11 * 1024 * 1024, 0x23));
     mkdirSync(join(dir, 'adir'));
+    writeFileSync(join(dir, 'nb.ipynb'), '{"cells": [], "nbformat": 4}\n');
     const cases: [string[], RegExp][] = [
       [['submit', join(dir, 'missing.py')], /missing\.py/],
       [['submit', join(dir, 'adir')], /folder|directory/],
       [['submit', join(dir, 'empty.py')], /empty/],
       [['submit', join(dir, 'bin.py')], /binary/],
       [['submit', join(dir, 'big.py')], /10 MiB|too large/],
+      [['submit', join(dir, 'nb.ipynb')], /is a Jupyter notebook[^]*jupyter nbconvert --to script/],
       [['submit', ok, '--timeout', 'soon'], /--timeout/],
       [['submit', ok, '--timeout', '0s'], /--timeout/],
       [['submit', ok, '--timeout', '-5m'], /--timeout/],
