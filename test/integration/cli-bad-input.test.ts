@@ -31,7 +31,7 @@ describe('bad input: exit 2, one line, nothing recorded', () => {
       [['submit', join(dir, 'empty.py')], /empty/],
       [['submit', join(dir, 'bin.py')], /binary/],
       [['submit', join(dir, 'big.py')], /10 MiB|too large/],
-      [['submit', join(dir, 'nb.ipynb')], /is a Jupyter notebook[^]*jupyter nbconvert --to script/],
+      [['submit', join(dir, 'nb.ipynb')], /is a Jupyter notebook[\s\S]*jupyter nbconvert --to script/],
       [['submit', ok, '--timeout', 'soon'], /--timeout/],
       [['submit', ok, '--timeout', '0s'], /--timeout/],
       [['submit', ok, '--timeout', '-5m'], /--timeout/],

@@ -59,9 +59,9 @@ describe('main', () => {
       expect(top.taken).toContain(v);
     const sub = slowSink(0);
     expect(await main(['node', 'gpuq', 'submit', '--help'], io(sub, slowSink(0)))).toBe(0);
-    expect(sub.taken).toMatch(/--timeout <dur>\s+wall-clock limit[^]*\(built-in\s+default: 1h\)/);
-    expect(sub.taken).toMatch(/--memory <size>[^]*\(built-in default: 16g\)/);
-    expect(sub.taken).toMatch(/--cpu-time <dur>[^]*\(built-in default: none\)/);
+    expect(sub.taken).toMatch(/--timeout <dur>\s+wall-clock limit[\s\S]*\(built-in\s+default: 1h\)/);
+    expect(sub.taken).toMatch(/--memory <size>[\s\S]*\(built-in default: 16g\)/);
+    expect(sub.taken).toMatch(/--cpu-time <dur>[\s\S]*\(built-in default: none\)/);
     expect(sub.taken).not.toMatch(/--isolation|--image|docker|default: \[\]/);
     const bad = slowSink(0);
     expect(await main(['node', 'gpuq', 'list', '--bogus'], io(slowSink(0), bad))).toBe(2);
