@@ -8,6 +8,7 @@ import { UserError } from '../core/errors.js';
 import { EXIT } from '../core/exit-codes.js';
 import { makeApp, type Io } from './app.js';
 import { registerCancel } from './cancel.js';
+import { registerCompletion } from './completion.js';
 import { registerDiagnose } from './diagnose.js';
 import { registerList } from './list.js';
 import { registerLogs } from './logs.js';
@@ -63,6 +64,7 @@ export function buildProgram(app: ReturnType<typeof makeApp>): Command {
   registerDiagnose(program, app);
   registerWatch(program, app);
   registerNodes(program, app);
+  registerCompletion(program, app);
   for (const c of program.commands)
     c.exitOverride()
       .configureOutput(program.configureOutput())
