@@ -173,10 +173,7 @@ export function oomThenTimeoutHints(limits: Limits, peakRssBytes: number | null,
  * something: check the results, then the hints for that limit.
  */
 export function limitRefusedHints(limitSpecific: string[]): string[] {
-  return [
-    'check that the results are complete: the program carried on after the limit refused it',
-    ...limitSpecific,
-  ];
+  return ['check that the results are complete: the program carried on after the limit refused it', ...limitSpecific];
 }
 
 /** Hints after the CPU-time limit: it counts every thread, so cap threads or raise it. */
