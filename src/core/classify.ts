@@ -529,8 +529,8 @@ function childCpuLimit(f: Facts): Verdict | null {
 
 function cpuHitEvidence(f: Facts, hit: { pid: number; name: string; cpuSeconds: number }): string {
   return (
-    `${processWords(f, hit)} had used ${hit.cpuSeconds.toFixed(2)}s of CPU time, at the ` +
-    `${formatDuration(f.limits.cpuTimeS ?? 0)} per-process CPU-time limit, when it vanished`
+    `${processWords(f, hit)} was last seen at ${hit.cpuSeconds.toFixed(2)}s of CPU time, within reach of the ` +
+    `${formatDuration(f.limits.cpuTimeS ?? 0)} per-process CPU-time limit, and then vanished`
   );
 }
 
