@@ -151,7 +151,7 @@ describe.concurrent('verdicts name the cause behind the symptom', () => {
         /^Its process python3 \(pid \d+\) was stopped at the 1s CPU-time limit, and the job then exited with code 2\.$/,
       );
       expect(v.evidence[0], show).toMatch(
-        /^its process python3 \(pid \d+\) had used [01]\.\d\ds of CPU time, at the 1s per-process CPU-time limit/,
+        /^its process python3 \(pid \d+\) was last seen at [01]\.\d\ds of CPU time, within reach of the 1s per-process CPU-time limit, and then vanished$/,
       );
       expect(v.hints[0], show).toMatch(/--cpu-time 2s/);
     });
