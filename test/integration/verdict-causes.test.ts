@@ -85,19 +85,20 @@ describe.concurrent('verdicts name the cause behind the symptom', () => {
     const { code, job } = await submit(await home(), 'pool_oom.py', POOL_OOM, [
       '--memory',
       '128m',
+      // 6 s: the pool's start and the kill must come before the limit on a loaded machine
       '--timeout',
-      '4s',
+      '6s',
       '--grace',
       '1s',
     ]);
     const { v, show } = verdictOf(job);
     expect(code, show).toBe(12);
     expect(v, show).toMatchObject({ class: 'oom', cause: 'cgroup', timedOut: true });
-    expect(v.summary, show).toMatch(/killed for memory at the 128 MiB limit .* in; the job then .*4s wall-clock limit/);
+    expect(v.summary, show).toMatch(/killed for memory at the 128 MiB limit .* in; the job then .*6s wall-clock limit/);
     expect(v.evidence[0], show).toMatch(
       /memory cgroup counted \d+ OOM kills? at its 128 MiB limit, .* after the start$/,
     );
-    expect(v.evidence, show).toContain('the wall-clock limit of 4s fired');
+    expect(v.evidence, show).toContain('the wall-clock limit of 6s fired');
     expect(v.hints[0], show).toMatch(/--memory 256m/);
     expect(v.hints[1], show).toMatch(/ProcessPoolExecutor/);
   });
