@@ -101,6 +101,8 @@ init_state() {
   PIDS_REFUSED=""
   KERNEL_OOM="[]"
   MEMORY_PEAK=""
+  LIMIT_FIRED_AT=""
+  KERNEL_OOM_AT=""
   TREE_ARGS=()
   LEFTOVERS=0
   KILLERS=""
@@ -150,6 +152,8 @@ write_status() {
     status_num leftovers "$LEFTOVERS"
     status_field boundary "\"$BOUNDARY\""
     status_num jobUid "$JOB_UID"
+    status_num limitFiredAtMs "$LIMIT_FIRED_AT"
+    status_num kernelOomAtMs "$KERNEL_OOM_AT"
     printf '\n}\n'
   } >status.json.tmp && mv -f status.json.tmp status.json
 }
@@ -252,6 +256,10 @@ kernel_oom_evidence() {
   [ -z "$lines" ] && return 0
   KERNEL_OOM=$(printf '%s\n' "$lines" | sed 's/.*/"&"/' | paste -sd, -)
   KERNEL_OOM="[$KERNEL_OOM]"
+  # When the first of them was logged: its [uptime] stamp, converted to the epoch by the start's.
+  KERNEL_OOM_AT=$(printf '%s\n' "$lines" | awk -v s="$START_UPTIME" -v ms="$STARTED_MS" \
+    'NR == 1 { t = $0; sub(/^\[ */, "", t); sub(/\].*/, "", t); if (t ~ /^[0-9]+(\.[0-9]+)?$/) printf "%.0f", ms + (t - s) * 1000 }')
+  [[ "$KERNEL_OOM_AT" =~ ^[0-9]{1,15}$ ]] || KERNEL_OOM_AT=""
 }
 
 # SIGTERM to the job's process group and to every other process of its tree (processes that
@@ -560,7 +568,7 @@ start_timer() {
     done
     sleep "$whole$frac" & sp=$!; wait "$sp"
     supervisor_alive || exit 0
-    : >"$JOB_DIR/timeout.fired"
+    now_ms >"$JOB_DIR/timeout.fired"
     term_tree
     sleep "$GRACE_S" & sp=$!; wait "$sp"
     supervisor_alive || exit 0
@@ -577,6 +585,7 @@ start_monitor() {
     [ "$MEMORY_BYTES" != 0 ] && mon_args+=(--memory-bytes "$MEMORY_BYTES")
     [ -n "$CG_MEM" ] && mon_args+=(--cgroup-memory "$CG_MEM")
     [ -n "$CG_PIDS" ] && mon_args+=(--cgroup-pids "$CG_PIDS")
+    [ "$CPU_TIME_S" != 0 ] && mon_args+=(--cpu-time-s "$CPU_TIME_S")
     "$PYTHON_SYS" "$MONITOR" "${mon_args[@]}" </dev/null >>monitor.log 2>&1 9>&- &
     MONITOR_PID=$!
   else
@@ -640,6 +649,11 @@ sweep() {
 # limit), and what the cgroups and the kernel log say.
 gather_evidence() {
   [ -e timeout.fired ] && TIMED_OUT=true && LIMIT_FIRED='"timeout"'
+  # The time the timer wrote into its marker (a regular file of one short line, or nothing).
+  if [ -f timeout.fired ] && [ ! -L timeout.fired ]; then
+    LIMIT_FIRED_AT=$(head -c 32 timeout.fired 2>/dev/null)
+    [[ "$LIMIT_FIRED_AT" =~ ^[0-9]{1,15}$ ]] || LIMIT_FIRED_AT=""
+  fi
   [ -e killed-after-grace ] && KILLED_AFTER_GRACE=true
   if [ -e memory.fired ] && [ "$TIMED_OUT" = false ]; then LIMIT_FIRED='"memory"'; fi
   if [ "$LIMIT_FIRED" = null ] && [ "$CPU_TIME_S" != 0 ] && { [ "$EXIT_CODE" = 137 ] || [ "$EXIT_CODE" = 152 ]; }; then

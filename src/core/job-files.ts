@@ -51,6 +51,19 @@ export const statusFileShape = obj({
   boundary: optional(literal('uid', 'userns', 'none')),
   /** The uid the program ran as under the "uid" boundary, else null. */
   jobUid: optional(nullable(int)),
+  /** When the wall-clock limit fired (its SIGTERM), ms since the epoch; absent in older files. */
+  limitFiredAtMs: optional(nullable(int)),
+  /** When the kernel logged the job's first OOM kill (its log time, converted), ms since the epoch. */
+  kernelOomAtMs: optional(nullable(int)),
+});
+
+/** A process of the job that the per-process CPU-time limit (RLIMIT_CPU) most likely stopped. */
+export const cpuLimitHitShape = obj({
+  pid: int,
+  /** Its command name as the kernel shows it (job-controlled text). */
+  name: str,
+  /** Its CPU time (user + system) when last seen, s. */
+  cpuSeconds: num,
 });
 
 /** monitor.json, the sampler's running peaks (templates/monitor.py), rewritten atomically as they change. */
@@ -67,6 +80,10 @@ export const monitorFileShape = obj({
   memoryWatchFired: bool,
   /** Tree RSS that made it fire. */
   memoryWatchRssBytes: nullable(int),
+  /** When the monitor first saw the memory cgroup's oom_kill counter rise, ms since the epoch. */
+  firstOomKillAtMs: optional(nullable(int)),
+  /** The process that vanished at the per-process --cpu-time limit, if one did. */
+  cpuLimitHit: optional(nullable(cpuLimitHitShape)),
 });
 
 /** One GPU in a sample. */

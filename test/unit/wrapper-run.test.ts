@@ -179,6 +179,18 @@ describe('the supervisor, run directly', () => {
     expect(lines[0]).toMatch(/oom-kill:.*pid=\d+,uid=0/);
     expect(lines[1]).toMatch(/Out of memory: Killed process \d+ \(python3\)/);
     expect(lines.join('\n')).not.toContain('4194303');
+    // The first line's kernel time, on the epoch clock: within the job's run (the stand-in logs "now").
+    const at = status.kernelOomAtMs as number;
+    expect(at).toBeGreaterThanOrEqual((status.startedAtMs as number) - 2000);
+    expect(at).toBeLessThanOrEqual((status.endedAtMs as number) + 2000);
+  });
+
+  it('records when the wall-clock limit fired (limitFiredAtMs), from the timer', () => {
+    const { status } = runWrapper('import time\ntime.sleep(30)\n', { limits: { ...LIMITS, timeoutS: 1 } });
+    expect(status).toMatchObject({ timedOut: true, limitFired: 'timeout' });
+    const fired = status.limitFiredAtMs as number;
+    expect(fired).toBeGreaterThanOrEqual((status.startedAtMs as number) + 1000);
+    expect(fired).toBeLessThanOrEqual(status.endedAtMs as number);
   });
 
   it('lets --env values win over the defaults, literally', () => {
@@ -211,6 +223,8 @@ describe('the supervisor, run directly', () => {
       memoryPeakBytes: null,
       subreaper: true,
       leftovers: 0,
+      limitFiredAtMs: null,
+      kernelOomAtMs: null,
     });
     for (const k of ['supervisorPid', 'pid', 'pgid', 'startedAtMs', 'endedAtMs'])
       expect(typeof status[k]).toBe('number');
