@@ -139,9 +139,7 @@ function fishArgs(kind: CompletionKind, program: string): string {
 }
 
 function fishOption(o: CompletionOption, program: string, condition: string): string {
-  const spell = o.flags
-    .map((f) => (f.startsWith('--') ? `-l ${f.slice(2)}` : `-s ${f.slice(1)}`))
-    .join(' ');
+  const spell = o.flags.map((f) => (f.startsWith('--') ? `-l ${f.slice(2)}` : `-s ${f.slice(1)}`)).join(' ');
   const value = o.value === null ? '' : ` -r ${fishArgs(o.value, program)}`;
   return `complete -c ${program} -n ${sh(condition)} ${spell}${value}`;
 }

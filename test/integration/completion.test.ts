@@ -100,8 +100,9 @@ describe('gpuq completion', () => {
     fish.check();
     const { env, jobId } = shared;
     const ask = (line: string) =>
-      lines(run('fish', `gpuq completion fish | source; complete -C '${line}'`, { ...env, HOME: env.GPUQ_HOME }))
-        .map((l) => l.split('\t')[0]);
+      lines(run('fish', `gpuq completion fish | source; complete -C '${line}'`, { ...env, HOME: env.GPUQ_HOME })).map(
+        (l) => l.split('\t')[0],
+      );
     expect(ask('gpuq sh')).toEqual(['show']);
     expect(ask('gpuq diagnose ')).toEqual([jobId]);
     expect(ask('gpuq submit --node gpu')).toEqual(['gpu1', 'gpu2']);
