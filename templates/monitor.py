@@ -828,6 +828,13 @@ class Peaks(object):
                 changed = True
         return changed
 
+    def add_folder(self, size):
+        """A folder size measured outside a sample (the final pass); True when the peak rose."""
+        if size > self.values["peakFolderBytes"]:
+            self.values["peakFolderBytes"] = size
+            return True
+        return False
+
     def to_json(self):
         """monitor.json text, fields as in the MonitorFile interface."""
         doc = {"version": 1, "samples": self.samples}
@@ -1106,7 +1113,16 @@ class Watcher(object):
             if self.gpu is not None:
                 self.gpu.stop()
             self.close_samples()
+            self.final_folder()
             self.write_monitor()
+
+    def final_folder(self):
+        """Measures the job folder once more as the monitor stops (the job is over by then): a
+        file written between two measurements (every 5 s at most) still counts in its peak."""
+        try:
+            self.peaks.add_folder(folder_size(self.dir))
+        except Exception:
+            report_error("final folder size")
 
 
 def cadence_for(age):

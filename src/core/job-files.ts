@@ -51,6 +51,8 @@ export const statusFileShape = obj({
   boundary: optional(literal('uid', 'userns', 'none')),
   /** The uid the program ran as under the "uid" boundary, else null. */
   jobUid: optional(nullable(int)),
+  /** The pids cgroup's own peak (processes and threads together), where the kernel reports it. */
+  pidsPeak: optional(nullable(int)),
 });
 
 /** monitor.json, the sampler's running peaks (templates/monitor.py), rewritten atomically as they change. */
