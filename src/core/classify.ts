@@ -241,7 +241,7 @@ function baseEvidence(status: StatusFile, signal: number | null, stderr: StderrF
 /** The memory peaks (tree RSS, the cgroup's own) against the memory limit, as evidence, where measured. */
 function rssEvidence(status: StatusFile, monitor: MonitorFile | null, limits: Limits): string[] {
   return peaksAgainstLimits({ monitor, status, limits })
-    .filter((p) => p.key === 'rss' || p.key === 'cgroup_mem')
+    .filter((p) => p.key === 'memory')
     .map((p) => p.text);
 }
 
@@ -367,12 +367,10 @@ function limitHit(f: Facts): Verdict | null {
     open_files: limits.files !== null ? ` of ${limits.files}` : '',
     file_size: limits.fileSizeBytes !== null ? ` of ${formatBytes(limits.fileSizeBytes)}` : '',
   };
-  if (cause === 'pids' && f.monitor && f.monitor.samples > 0) {
-    ev.push(
-      limits.pids !== null
-        ? `processes peaked at ${f.monitor.peakProcs} of the ${limits.pids} limit`
-        : `processes peaked at ${f.monitor.peakProcs}`,
-    );
+  if (cause === 'pids') {
+    // --pids counts processes and threads together: the same peak every page shows.
+    const tasks = peaksAgainstLimits({ monitor: f.monitor, status, limits }).find((p) => p.key === 'tasks');
+    if (tasks) ev.push(tasks.text);
   }
   const summary = `${capitalise(LIMIT_WORDS[cause])}${limitValue[cause]}${quota ? ' (a disk quota)' : ''}.`;
   return verdict(f, 'limit', cause, summary, ev, limitHints({ cause, quota, line: stderr.limit?.line }, limits, t));

@@ -33,14 +33,14 @@ describe('plain printer', () => {
     expect(out).toEqual([
       '2026-01-02T03:05:35Z job abc12345 (train.py) on gpu1, GPU 0: running · timeout 10m00s · memory 200 MiB',
       '2026-01-02T03:05:35Z resources: RSS 20.0 MiB / 200 MiB (10%) ' +
-        '· CPU 95% · procs 3 / 64 · GPU0 mem 1.00 GiB (job 900 MiB) util 40% · folder 12.0 KiB',
+        '· CPU 95% · tasks 5 / 64 (3 processes) · GPU0 mem 1.00 GiB (job 900 MiB) util 40% · folder 12.0 KiB',
       '2026-01-02T03:05:35Z resources: RSS 120 MiB / 200 MiB (60%) ' +
-        '· CPU 95% · procs 3 / 64 · GPU0 mem 1.00 GiB (job 900 MiB) util 40% · folder 12.0 KiB',
+        '· CPU 95% · tasks 5 / 64 (3 processes) · GPU0 mem 1.00 GiB (job 900 MiB) util 40% · folder 12.0 KiB',
       '2026-01-02T03:04:05Z [stdout] epoch 1',
       '2026-01-02T03:04:05Z [stderr] warning: slow',
       '2026-01-02T03:05:35Z resources: RSS 160 MiB / 200 MiB (80%) ' +
-        '· CPU 95% · procs 3 / 64 · GPU0 mem 1.00 GiB (job 900 MiB) util 40% · folder 12.0 KiB',
-      '2026-01-02T03:05:35Z done: oom (cgroup), exit 137 · SIGKILL: Killed for memory at the memory limit of 200 MiB.',
+        '· CPU 95% · tasks 5 / 64 (3 processes) · GPU0 mem 1.00 GiB (job 900 MiB) util 40% · folder 12.0 KiB',
+      '2026-01-02T03:05:35Z done: oom (cgroup), exit 137 · SIGKILL, ran 1m35s: Killed for memory at the memory limit of 200 MiB.',
       '2026-01-02T03:05:35Z hint: raise the limit: gpuq submit --memory 400m',
     ]);
   });
