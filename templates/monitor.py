@@ -840,6 +840,13 @@ class Peaks(object):
                 changed = True
         return changed
 
+    def add_folder(self, size):
+        """A folder size measured outside a sample (the final pass); True when the peak rose."""
+        if size > self.values["peakFolderBytes"]:
+            self.values["peakFolderBytes"] = size
+            return True
+        return False
+
     def to_json(self):
         """monitor.json text, fields as in the MonitorFile interface."""
         doc = {"version": 1, "samples": self.samples}
@@ -1303,7 +1310,16 @@ class Watcher(object):
                 self.fast_tick()
             except Exception:
                 report_error("oom/cpu-time check")
+            self.final_folder()
             self.write_monitor()
+
+    def final_folder(self):
+        """Measures the job folder once more as the monitor stops (the job is over by then): a
+        file written between two measurements (every 5 s at most) still counts in its peak."""
+        try:
+            self.peaks.add_folder(folder_size(self.dir))
+        except Exception:
+            report_error("final folder size")
 
 
 def cadence_for(age):

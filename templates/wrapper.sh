@@ -103,6 +103,7 @@ init_state() {
   MEMORY_PEAK=""
   LIMIT_FIRED_AT=""
   KERNEL_OOM_AT=""
+  PIDS_PEAK=""
   TREE_ARGS=()
   LEFTOVERS=0
   KILLERS=""
@@ -154,6 +155,7 @@ write_status() {
     status_num jobUid "$JOB_UID"
     status_num limitFiredAtMs "$LIMIT_FIRED_AT"
     status_num kernelOomAtMs "$KERNEL_OOM_AT"
+    status_num pidsPeak "$PIDS_PEAK"
     printf '\n}\n'
   } >status.json.tmp && mv -f status.json.tmp status.json
 }
@@ -226,6 +228,7 @@ cgroup_evidence() {
     if [ -n "$CG_PIDS" ]; then
       n=$(sed -n 's/^max \([0-9]*\)$/\1/p' "$CG_PIDS/pids.events" 2>/dev/null); PIDS_REFUSED=${n:-0}
     fi
+    pids_peak
   elif [ "$CG_VERSION" = v1 ]; then
     if [ -n "$CG_MEM" ]; then
       n=$(sed -n 's/^oom_kill \([0-9]*\)$/\1/p' "$CG_MEM/memory.oom_control" 2>/dev/null)
@@ -238,7 +241,15 @@ cgroup_evidence() {
     if [ -n "$CG_PIDS" ]; then
       n=$(sed -n 's/^max \([0-9]*\)$/\1/p' "$CG_PIDS/pids.events" 2>/dev/null); PIDS_REFUSED=${n:-0}
     fi
+    pids_peak
   fi
+}
+# The pids cgroup's high-water mark of tasks (processes and threads), where the kernel keeps one.
+pids_peak() {
+  local n=""
+  [ -n "$CG_PIDS" ] && read -r n 2>/dev/null <"$CG_PIDS/pids.peak"
+  [[ "$n" =~ ^[0-9]+$ ]] && PIDS_PEAK=$n
+  return 0
 }
 remove_cgroups() {
   local d

@@ -28,7 +28,11 @@ export function registerList(program: Command, app: CliApp): void {
           node: f.node ?? null,
           limit,
         });
-        if (f.json) return app.printJson(jobs);
+        if (f.json) {
+          const { withFigures } = await import('../core/peaks.js');
+          const nowMs = ctx.now().getTime();
+          return app.printJson(jobs.map((j) => withFigures(j, nowMs)));
+        }
         if (jobs.length === 0) {
           app.io.stderr.write('gpuq: no jobs yet; submit one with: gpuq submit FILE\n');
           return;

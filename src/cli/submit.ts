@@ -116,8 +116,10 @@ export function registerSubmit(program: Command, app: CliApp): void {
           app.print(job.id);
           if (!flags.quiet) app.io.stderr.write(`gpuq: started ${job.id} on ${job.node}; waiting for it to end\n`);
         });
-        if (flags.json) app.printJson(done);
-        else if (!flags.quiet) app.print(verdictLine(done, app.style(false)));
+        if (flags.json) {
+          const { withFigures } = await import('../core/peaks.js');
+          app.printJson(withFigures(done, ctx.now().getTime()));
+        } else if (!flags.quiet) app.print(verdictLine(done, app.style(false)));
         app.exitCode = done.verdict ? exitCodeForVerdict(done.verdict.class) : 0;
         return;
       }

@@ -246,7 +246,7 @@ function baseEvidence(status: StatusFile, signal: number | null, stderr: StderrF
 /** The memory peaks (tree RSS, the cgroup's own) against the memory limit, as evidence, where measured. */
 function rssEvidence(status: StatusFile, monitor: MonitorFile | null, limits: Limits): string[] {
   return peaksAgainstLimits({ monitor, status, limits })
-    .filter((p) => p.key === 'rss' || p.key === 'cgroup_mem')
+    .filter((p) => p.key === 'memory')
     .map((p) => p.text);
 }
 
@@ -491,12 +491,10 @@ function limitHit(f: Facts): Verdict | null {
   if (refused > 0 && cause === 'pids') ev.push(`the pids cgroup refused ${plural(refused, 'fork')}`);
   if (stderr.limit && stderr.limit.cause === cause) ev.push(`stderr: ${clip(stderr.limit.line)}`);
   if (refused > 0 && cause !== 'pids') ev.push(`the pids cgroup refused ${plural(refused, 'fork')}`);
-  if (cause === 'pids' && f.monitor && f.monitor.samples > 0) {
-    ev.push(
-      limits.pids !== null
-        ? `processes peaked at ${f.monitor.peakProcs} of the ${limits.pids} limit`
-        : `processes peaked at ${f.monitor.peakProcs}`,
-    );
+  if (cause === 'pids') {
+    // --pids counts processes and threads together: the same peak every page shows.
+    const tasks = peaksAgainstLimits({ monitor: f.monitor, status, limits }).find((p) => p.key === 'tasks');
+    if (tasks) ev.push(tasks.text);
   }
   const summary = `${capitalise(LIMIT_WORDS[cause])}${limitValue(cause, limits)}${quota ? ' (a disk quota)' : ''}.`;
   return verdict(f, 'limit', cause, summary, ev, limitHints({ cause, quota, line: stderr.limit?.line }, limits, t));

@@ -55,6 +55,8 @@ export const statusFileShape = obj({
   limitFiredAtMs: optional(nullable(int)),
   /** When the kernel logged the job's first OOM kill (its log time, converted), ms since the epoch. */
   kernelOomAtMs: optional(nullable(int)),
+  /** The pids cgroup's own peak (processes and threads together), where the kernel reports it. */
+  pidsPeak: optional(nullable(int)),
 });
 
 /** A process of the job that the per-process CPU-time limit (RLIMIT_CPU) most likely stopped. */

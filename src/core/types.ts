@@ -3,7 +3,7 @@
  * supervisor writes on a node, and verdicts. No I/O here; everything is JSON-serialisable.
  */
 import type { gpuSampleShape, monitorFileShape, sampleShape, statusFileShape } from './job-files.js';
-import type { historyEntryShape, jobShape, remoteInfoShape, verdictShape } from './job-shape.js';
+import type { historyEntryShape, jobShape, remoteInfoShape, usageShape, verdictShape } from './job-shape.js';
 import type { Infer } from './shape.js';
 
 /** Lifecycle of a job as the contract names it. */
@@ -49,6 +49,8 @@ export type Verdict = Infer<typeof verdictShape>;
 export type HistoryEntry = Infer<typeof historyEntryShape>;
 /** Where a job lives on its node, learnt at launch. */
 export type RemoteInfo = Infer<typeof remoteInfoShape>;
+/** A finished job's peaks, measured once when its verdict was recorded. */
+export type Usage = Infer<typeof usageShape>;
 /** A job as the ledger stores it and `--json` prints it. */
 export type Job = Infer<typeof jobShape>;
 

@@ -4,8 +4,9 @@
 import { classify } from '../core/classify.js';
 import { UserError } from '../core/errors.js';
 import { EXIT } from '../core/exit-codes.js';
-import { finish, isActive, moveTo } from '../core/job.js';
-import type { Job, Verdict } from '../core/types.js';
+import { finish, isActive, moveTo, withSupervisorTimes } from '../core/job.js';
+import { usageOf } from '../core/peaks.js';
+import type { Job, MonitorFile, StatusFile, Verdict } from '../core/types.js';
 import { type StallReport, supervisorStalled } from '../core/verdicts.js';
 import type { NodeConfig } from '../config/types.js';
 import { probeJob, type Probe } from '../node/protocol.js';
@@ -55,8 +56,23 @@ export function verdictOf(job: Job, probe: Probe): Verdict {
   });
 }
 
-/** Records a finished job's verdict in the ledger (once: a verdict already there wins). */
-export async function recordVerdict(ctx: AppContext, jobId: string, verdict: Verdict): Promise<Job> {
+/** What the supervisor and the sampler left in the job folder, recorded with the verdict. */
+export interface FinalFiles {
+  status: StatusFile | null;
+  monitor: MonitorFile | null;
+}
+
+/**
+ * Records a finished job's verdict in the ledger (once: a verdict already there wins). With the
+ * job folder's final files, also the supervisor's start and end (`startedAt`, `endedAt`) and the
+ * job's peaks (`usage`), so every command reports the same figures, even once the folder is gone.
+ */
+export async function recordVerdict(
+  ctx: AppContext,
+  jobId: string,
+  verdict: Verdict,
+  files: FinalFiles | null = null,
+): Promise<Job> {
   const at = ctx.now().toISOString();
   return ctx.ledger.update((jobs) => {
     const i = jobs.findIndex((j) => j.id === jobId);
@@ -66,6 +82,11 @@ export async function recordVerdict(ctx: AppContext, jobId: string, verdict: Ver
     let next = cur;
     if (next.state === 'pending' || next.state === 'queued') next = moveTo(next, 'running', at, null);
     next = finish(next, verdict, at);
+    if (files) {
+      next = withSupervisorTimes(next, files.status);
+      const usage = usageOf(files.monitor, files.status);
+      if (usage !== null) next = { ...next, usage };
+    }
     const copy = [...jobs];
     copy[i] = next;
     return { jobs: copy, result: next };
@@ -80,9 +101,13 @@ export async function recordVerdict(ctx: AppContext, jobId: string, verdict: Ver
 export async function settle(ctx: AppContext, job: Job, probe: Probe & { stalled?: StallReport }): Promise<Job> {
   if (job.state === 'done') return job;
   // The client ended a job whose supervisor stalled: no status of the supervisor's to classify.
-  if (probe.stalled) return recordVerdict(ctx, job.id, supervisorStalled(probe.stalled));
+  if (probe.stalled)
+    return recordVerdict(ctx, job.id, supervisorStalled(probe.stalled), {
+      status: probe.status,
+      monitor: probe.monitor,
+    });
   if (!isOver(probe, job.remote?.bootId ?? null)) return job;
-  return recordVerdict(ctx, job.id, verdictOf(job, probe));
+  return recordVerdict(ctx, job.id, verdictOf(job, probe), { status: probe.status, monitor: probe.monitor });
 }
 
 /** Appends a history note to a job (e.g. "cancel requested"). */

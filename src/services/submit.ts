@@ -10,7 +10,7 @@ import { EXIT } from '../core/exit-codes.js';
 import { formatBytes } from '../core/format.js';
 import { makeJobId } from '../core/ids.js';
 import { builtinLimits, resolveLimits } from '../core/limits.js';
-import { moveTo } from '../core/job.js';
+import { moveTo, withSupervisorTimes } from '../core/job.js';
 import { sh } from '../core/quote.js';
 import { busyGpus, pickGpus, rankNodes } from '../core/schedule.js';
 import type { Isolation, Job, Limits } from '../core/types.js';
@@ -258,7 +258,10 @@ function claimGpus(ctx: AppContext, jobId: string, node: NodeConfig, count: numb
   }));
 }
 
-/** Records the job running on `node`, where it was launched (or adopted). */
+/**
+ * Records the job running on `node`, where it was launched (or adopted): `startedAt` is the
+ * supervisor's own start from its status.json (`times`), the history keeps when gpuq saw it.
+ */
 function recordStarted(
   ctx: AppContext,
   jobId: string,
@@ -266,9 +269,13 @@ function recordStarted(
   gpus: number[],
   remote: NonNullable<Job['remote']>,
   note: string,
+  times: { startedAtMs?: unknown } | null,
 ): Promise<Job> {
   return ctx.ledger.updateJob(jobId, (j) =>
-    moveTo({ ...j, node: node.name, gpus, remote }, 'running', ctx.now().toISOString(), note),
+    withSupervisorTimes(
+      moveTo({ ...j, node: node.name, gpus, remote }, 'running', ctx.now().toISOString(), note),
+      times ? { startedAtMs: times.startedAtMs } : null,
+    ),
   );
 }
 
@@ -346,6 +353,7 @@ async function launchOn(
         boundary: s.boundary ?? 'none',
       },
       `started on ${node.name}${gpus.length ? ` GPU ${gpus.join(',')}` : ''}, pid ${s.pid}`,
+      s,
     );
     return { kind: 'started', job: running };
   } catch (e) {
@@ -370,6 +378,7 @@ async function launchOn(
           boundary: s.boundary ?? null,
         },
         `started on ${node.name} (confirmed after the connection dropped), pid ${s.pid}`,
+        s,
       );
       return { kind: 'started', job: running };
     }
@@ -381,6 +390,7 @@ async function launchOn(
         gpus,
         { dir, supervisorPid: null, pid: null, bootId: null },
         `start unconfirmed: ${e.cause_}`,
+        null,
       );
       throw new NodeUnreachableError(
         node.name,

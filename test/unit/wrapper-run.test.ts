@@ -121,13 +121,21 @@ describe('the supervisor, run directly', () => {
     writeFileSync(join(leaf, 'memory.events'), 'low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n');
     writeFileSync(join(leaf, 'memory.peak'), '67108864\n');
     writeFileSync(join(leaf, 'pids.events'), 'max 3\n');
+    writeFileSync(join(leaf, 'pids.peak'), '9\n');
     const { status } = runWrapper('print("ok")\n', {
       jobId,
       useCgroups: true,
       cgroupRoot: root,
       limits: { ...LIMITS, memoryBytes: 64 << 20, pids: 32 },
     });
-    expect(status).toMatchObject({ cgroup: 'v2', oomKills: 1, memoryPeakBytes: 67108864, pidsRefused: 3, exitCode: 0 });
+    expect(status).toMatchObject({
+      cgroup: 'v2',
+      oomKills: 1,
+      memoryPeakBytes: 67108864,
+      pidsRefused: 3,
+      pidsPeak: 9,
+      exitCode: 0,
+    });
     expect(readFileSync(join(leaf, 'memory.max'), 'utf8').trim()).toBe(String(64 << 20));
     expect(readFileSync(join(leaf, 'memory.swap.max'), 'utf8').trim()).toBe('0');
     expect(readFileSync(join(leaf, 'pids.max'), 'utf8').trim()).toBe('32');
