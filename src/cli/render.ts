@@ -42,8 +42,17 @@ export function renderTable(jobs: Job[], now: Date, style: Style): string {
     state: stateLabel(j),
     age: columnMs(now.getTime() - Date.parse(j.createdAt)),
     duration: jobDuration(j, now),
+    why: whyColumn(j),
   }));
-  const head = { id: 'ID', name: 'NAME', node: 'NODE', state: 'STATE', age: 'AGE', duration: 'DURATION' };
+  const head = {
+    id: 'ID',
+    name: 'NAME',
+    node: 'NODE',
+    state: 'STATE',
+    age: 'AGE',
+    duration: 'DURATION',
+    why: 'CAUSE / EXIT',
+  };
   const w = (k: keyof typeof head) => Math.max(head[k].length, ...rows.map((r) => r[k].length));
   const line = (r: typeof head, painted = false) =>
     [
@@ -52,9 +61,21 @@ export function renderTable(jobs: Job[], now: Date, style: Style): string {
       pad(r.node, w('node')),
       pad(r.state, w('state'), painted ? paintState(style, r.state) : undefined),
       pad(r.age, w('age')),
-      r.duration,
+      pad(r.duration, w('duration')),
+      r.why,
     ].join('  ');
   return [style.c.bold(line(head)), ...rows.map((r) => line(r, true))].join('\n');
+}
+
+/**
+ * The list's answer to "why": the verdict's cause and exit status ("cpu_time · exit 137 SIGKILL"),
+ * "-" while the job runs.
+ */
+export function whyColumn(job: Job): string {
+  const v = job.verdict;
+  if (!v) return '-';
+  const exit = v.exitCode === null ? 'no exit status' : `exit ${v.exitCode}${v.signal ? ` ${v.signal}` : ''}`;
+  return v.cause ? `${v.cause} · ${exit}` : exit;
 }
 
 /** One-line verdict: "abc12345 timeout (exit 137 · SIGKILL · timed out): Stopped at …". */

@@ -17,8 +17,14 @@ export interface ListOptions {
 /** Default number of rows without --all or --limit. */
 export const DEFAULT_LIST_LIMIT = 20;
 
-/** Jobs newest first, filtered; returns the rows and how many more matched. */
-export async function listJobs(ctx: AppContext, opts: ListOptions): Promise<{ jobs: Job[]; more: number }> {
+/**
+ * Jobs newest first, filtered; returns the rows, how many more matched, and how many the ledger
+ * holds before filtering (so "no job matches" can be told from "no jobs yet").
+ */
+export async function listJobs(
+  ctx: AppContext,
+  opts: ListOptions,
+): Promise<{ jobs: Job[]; more: number; total: number }> {
   let jobs = opts.all ? await ctx.ledger.readAll() : await ctx.ledger.readLive();
   // probing nodes (and the classifier) is only loaded when some job is still active
   if (jobs.some(isActive)) {
@@ -27,12 +33,13 @@ export async function listJobs(ctx: AppContext, opts: ListOptions): Promise<{ jo
       ctx.out.info(`node ${node} is unreachable (${why}); its jobs are shown as last known.`),
     );
   }
+  const total = jobs.length;
   jobs = [...jobs].sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
   if (opts.state) jobs = jobs.filter((j) => matchesState(j, opts.state as string));
   if (opts.node) jobs = jobs.filter((j) => j.node === opts.node);
   const limit = opts.limit ?? (opts.all ? null : DEFAULT_LIST_LIMIT);
-  if (limit === null || jobs.length <= limit) return { jobs, more: 0 };
-  return { jobs: jobs.slice(0, limit), more: jobs.length - limit };
+  if (limit === null || jobs.length <= limit) return { jobs, more: 0, total };
+  return { jobs: jobs.slice(0, limit), more: jobs.length - limit, total };
 }
 
 /** `--state` matches a state (running, done…) or a verdict class (failed, timeout…). */
