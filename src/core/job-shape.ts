@@ -75,6 +75,10 @@ export const jobShape = obj({
   history: arr(historyEntryShape),
   remote: nullable(remoteInfoShape),
   verdict: nullable(verdictShape),
+  /** `--priority`: higher runs first in its node's GPU queue (absent: 0, jobs before queues). */
+  priority: optional(num),
+  /** While queued: its place on the node as last seen (the node's queue is the truth). */
+  queue: optional(nullable(obj({ position: num, reason: str, estimatedStart: nullable(str) }))),
 });
 
 /**
