@@ -8,6 +8,7 @@ import { formatDuration, formatSizeOption } from '../core/format.js';
 import { LIMITS, type LimitSpec, limitsFromFlags } from '../core/limits.js';
 import type { SubmitOptions } from '../services/submit.js';
 import type { CliApp } from './app.js';
+import { parsePriority } from '../core/queue.js';
 import { verdictLine } from './render.js';
 
 interface SubmitFlags {
@@ -22,6 +23,7 @@ interface SubmitFlags {
   wait?: boolean;
   json?: boolean;
   quiet?: boolean;
+  priority?: string;
 }
 
 /** The limits' options, one per row of core/limits.ts, by commander's attribute name. */
@@ -78,6 +80,7 @@ export function toSubmitOptions(file: string, f: SubmitFlags & LimitFlags): Subm
     image: f.image ?? null,
     env,
     args,
+    priority: f.priority === undefined ? 0 : parsePriority(f.priority),
   };
 }
 
@@ -96,6 +99,7 @@ export function registerSubmit(program: Command, app: CliApp): void {
     // Docker isolation is not built yet (the service refuses it): accepted, not advertised.
     .addOption(new Option('--isolation <kind>', 'ulimit or docker').hideHelp())
     .addOption(new Option('--image <name>', 'docker image (with --isolation docker)').hideHelp())
+    .option('--priority <n>', "place in the node's GPU queue: higher runs first (-1000 to 1000, default 0)")
     .option('--env <KEY=VALUE>', 'set a variable for the job (repeatable)', collect)
     .option('--arg <value>', 'pass an argument to the program (repeatable)', collect)
     .option('--wait', 'wait for the verdict; exit with its code (see gpuq --help for the codes)')
@@ -114,7 +118,10 @@ export function registerSubmit(program: Command, app: CliApp): void {
         const done = await submitAndWait(ctx, opts, app.io.cwd, (job) => {
           if (flags.json) return;
           app.print(job.id);
-          if (!flags.quiet) app.io.stderr.write(`gpuq: started ${job.id} on ${job.node}; waiting for it to end\n`);
+          if (!flags.quiet)
+            app.io.stderr.write(
+              `gpuq: ${job.state === 'queued' ? 'queued' : 'started'} ${job.id} on ${job.node}; waiting for it to end\n`,
+            );
         });
         if (flags.json) {
           const { withFigures } = await import('../core/peaks.js');
@@ -129,8 +136,10 @@ export function registerSubmit(program: Command, app: CliApp): void {
       else {
         app.print(job.id);
         app.io.stderr.write(
-          `gpuq: started on ${job.node}${job.gpus.length ? ` (GPU ${job.gpus.join(',')})` : ''}; ` +
-            `follow it with: gpuq logs -f ${job.id}\n`,
+          job.state === 'queued'
+            ? `gpuq: queued on ${job.node}, waiting for ${job.limits.gpus} GPU(s); see where it stands with: gpuq show ${job.id}\n`
+            : `gpuq: started on ${job.node}${job.gpus.length ? ` (GPU ${job.gpus.join(',')})` : ''}; ` +
+                `follow it with: gpuq logs -f ${job.id}\n`,
         );
       }
     });

@@ -9,6 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { usageError } from '../core/errors.js';
 import { builtinLimits, type LimitConfigName, limitsFromConfig } from '../core/limits.js';
 import type { Limits } from '../core/types.js';
+import { DEFAULT_FOREIGN_MIB, DEFAULT_LOCK_DIR } from '../core/queue.js';
 import { parseDuration, parseSize } from '../core/units.js';
 import type { CompetitionConfig, Config, NodeConfig } from './types.js';
 import type { RawConfig, RawNode } from './schema.js';
@@ -206,6 +207,11 @@ function buildNode(name: string, raw: RawNode, file: string | null, stateDir: st
       raw.connectTimeout !== undefined ? fieldDuration(raw.connectTimeout, file, `nodes.${name}.connectTimeout`) : 10,
     boundary: raw.boundary ?? 'auto',
     runAs: raw.runAs ?? null,
+    lockDir: raw.lockDir ?? DEFAULT_LOCK_DIR,
+    foreignGpuMemoryBytes:
+      raw.foreignGpuMemory !== undefined
+        ? fieldSize(raw.foreignGpuMemory, file, `nodes.${name}.foreignGpuMemory`)
+        : DEFAULT_FOREIGN_MIB * 1024 ** 2,
     docker: {
       image: raw.docker?.image ?? null,
       runtime: raw.docker?.runtime ?? null,

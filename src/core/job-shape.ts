@@ -103,6 +103,10 @@ export const jobShape = obj({
   verdict: nullable(verdictShape),
   /** The peaks recorded with the verdict (absent before the job ended, or in older ledgers). */
   usage: optional(nullable(usageShape)),
+  /** `--priority`: higher runs first in its node's GPU queue (absent: 0, jobs before queues). */
+  priority: optional(num),
+  /** While queued: its place on the node as last seen (the node's queue is the truth). */
+  queue: optional(nullable(obj({ position: num, reason: str, estimatedStart: nullable(str) }))),
 });
 
 /**

@@ -2,7 +2,7 @@
  * The plain data that flows through gpuq: jobs as the ledger stores them, the files a
  * supervisor writes on a node, and verdicts. No I/O here; everything is JSON-serialisable.
  */
-import type { gpuSampleShape, monitorFileShape, sampleShape, statusFileShape } from './job-files.js';
+import type { gpuSampleShape, monitorFileShape, queueFileShape, sampleShape, statusFileShape } from './job-files.js';
 import type { historyEntryShape, jobShape, remoteInfoShape, usageShape, verdictShape } from './job-shape.js';
 import type { Infer } from './shape.js';
 
@@ -64,6 +64,8 @@ export type MonitorFile = Infer<typeof monitorFileShape>;
 export type Sample = Infer<typeof sampleShape>;
 /** One GPU in a sample. */
 export type GpuSample = Infer<typeof gpuSampleShape>;
+/** queue.json, a queued job's place in its node's GPU queue. */
+export type QueueFile = Infer<typeof queueFileShape>;
 
 /** Everything the client reads back from a job folder in one round trip. */
 export interface JobProbe {
@@ -77,4 +79,6 @@ export interface JobProbe {
   supervisorAlive: boolean;
   /** The node's current boot id. */
   bootId: string | null;
+  /** queue.json while the job waits in the node's GPU queue (absent: not read). */
+  queue?: QueueFile | null;
 }
