@@ -172,7 +172,7 @@ describe('figures that agree', () => {
         expect((peak(job, 'wall_time')?.value ?? 0) * 1000).toBeCloseTo(job.durationMs as number, 6);
         // The human pages print it in the same words.
         const text = durationText(job.durationMs);
-        expect(table.stdout.split('\n').find((l) => l.startsWith(job.id))).toMatch(new RegExp(`\\s${text}$`));
+        expect(table.stdout.split('\n').find((l) => l.startsWith(job.id))).toMatch(new RegExp(`\\s${text}\\s{2}`));
         if (plain) {
           expect(plain.stdout).toContain(`, ran ${text}: `);
           for (const p of job.peaks ?? []) expect(plain.stdout).toContain(`peak: ${p.text}`);

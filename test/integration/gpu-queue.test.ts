@@ -233,8 +233,14 @@ describe.concurrent('the node-side GPU queue', () => {
       expect(await until(async () => gpuHeldBy(await queueFile(h, b), 'orphan') === a)).toBe(true);
       expect((await times(h, b)).start).toBeNull();
       expect(jobProcesses(a).length).toBeGreaterThan(0);
-      const shown = await gpuqJson<Job>(h, ['show', b]);
-      expect(shown.queue?.reason).toMatch(new RegExp(`GPU 0 is still held by a process of job ${a}`));
+      // show answers from the ledger when the node takes over 5 s (a loaded machine): ask until it reached it
+      let reason: string | undefined;
+      const held = async () => {
+        reason = (await gpuqJson<Job>(h, ['show', b])).queue?.reason;
+        return reason !== undefined;
+      };
+      expect(await until(held, 60_000)).toBe(true);
+      expect(reason).toMatch(new RegExp(`GPU 0 is still held by a process of job ${a}`));
       await gate.open();
       expect(await until(async () => (await times(h, b)).start !== null, 20_000)).toBe(true);
       const orphanEnd = (await times(h, a)).end as number;
