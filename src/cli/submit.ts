@@ -20,6 +20,7 @@ interface SubmitFlags {
   /** Absent when not given (no default, so the help shows none). */
   env?: string[];
   arg?: string[];
+  include?: string[];
   wait?: boolean;
   json?: boolean;
   quiet?: boolean;
@@ -81,6 +82,7 @@ export function toSubmitOptions(file: string, f: SubmitFlags & LimitFlags): Subm
     env,
     args,
     priority: f.priority === undefined ? 0 : parsePriority(f.priority),
+    include: f.include ?? [],
   };
 }
 
@@ -102,6 +104,11 @@ export function registerSubmit(program: Command, app: CliApp): void {
     .option('--priority <n>', "place in the node's GPU queue: higher runs first (-1000 to 1000, default 0)")
     .option('--env <KEY=VALUE>', 'set a variable for the job (repeatable)', collect)
     .option('--arg <value>', 'pass an argument to the program (repeatable)', collect)
+    .option(
+      '--include <path>',
+      'upload this file or folder too, next to the program under its own name (repeatable; links refused)',
+      collect,
+    )
     .option('--wait', 'wait for the verdict; exit with its code (see gpuq --help for the codes)')
     .option('--json', 'print the job as JSON')
     .option('-q, --quiet', 'print the id alone')

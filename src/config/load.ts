@@ -262,6 +262,11 @@ export function buildConfig(raw: RawConfig, file: string | null, stateDir: strin
       image: d.image ?? null,
       maxFileBytes:
         d.maxFileSize !== undefined ? fieldSize(d.maxFileSize, file, 'defaults.maxFileSize') : 10 * 1024 ** 2,
+      maxUploadBytes:
+        d.maxUploadSize !== undefined ? fieldSize(d.maxUploadSize, file, 'defaults.maxUploadSize') : 1024 ** 3,
+      maxGetFileBytes:
+        d.maxGetFileSize !== undefined ? fieldSize(d.maxGetFileSize, file, 'defaults.maxGetFileSize') : 1024 ** 3,
+      maxGetBytes: d.maxGetSize !== undefined ? fieldSize(d.maxGetSize, file, 'defaults.maxGetSize') : 4 * 1024 ** 3,
     },
     nodes,
     competitions,

@@ -57,6 +57,11 @@ export interface Config {
     image: string | null;
     /** Largest submitted file accepted, in bytes. */
     maxFileBytes: number;
+    /** Largest upload (the program and its --include files together), in bytes. */
+    maxUploadBytes: number;
+    /** Largest file `gpuq get` copies back, and most bytes in all, per call. */
+    maxGetFileBytes: number;
+    maxGetBytes: number;
   };
   nodes: Record<string, NodeConfig>;
   competitions: Record<string, CompetitionConfig>;

@@ -2,7 +2,7 @@
  * The bash scripts gpuq runs on a node, built as data. Each takes the job folder and other
  * values and quotes them; src/node/protocol.ts is the one module that executes them.
  */
-import { sh, shPath } from '../core/quote.js';
+import { sh, shPath, shWords } from '../core/quote.js';
 import type { RemoteCommand } from '../transport/transport.js';
 
 /** Marker around sections of a probe's output; `nonce` makes it unguessable for the job. */
@@ -343,4 +343,53 @@ export function nodeStatusCommand(workdir: string, full: boolean): RemoteCommand
   }
   lines.push('exit 0');
   return { purpose: 'read the node status', script: lines.join('\n') };
+}
+
+/**
+ * Picks the node's python3 as the wrapper does (the system's before a PATH shim) into `$py`;
+ * without one the command fails (exit 3) saying what it was for.
+ */
+function pythonLines(what: string): string {
+  return (
+    `py=; for c in /usr/bin/python3 /usr/local/bin/python3; do [ -x "$c" ] && { py=$c; break; }; done; ` +
+    `[ -n "$py" ] || py=$(command -v python3) || { echo ${sh(`gpuq needs python3 on this node to ${what}`)} >&2; exit 3; }`
+  );
+}
+
+/**
+ * Writes an upload stream (core/file-frames, on stdin) into the job folder's work/ with
+ * templates/unpack.py, refusing more than `maxBytes`. The script travels as an argument:
+ * nothing is taken from the job folder.
+ */
+export function unpackCommand(dir: string, script: string, maxBytes: number): RemoteCommand {
+  return {
+    purpose: 'write the uploaded files',
+    script: [
+      `umask 077; cd -- ${shPath(dir)} || exit 3`,
+      pythonLines('unpack the uploaded files'),
+      `exec "$py" -I -c ${sh(script)} ${sh(maxBytes)}`,
+    ].join('\n'),
+  };
+}
+
+/**
+ * Streams files of the job's work/ (core/file-frames) with templates/collect.py: `paths`, or
+ * by default what the job created (not `entry` nor the names in uploads.json). Exit 4: no such
+ * folder. The script travels as an argument: the job cannot have changed it.
+ */
+export function collectCommand(
+  dir: string,
+  script: string,
+  caps: { fileBytes: number; totalBytes: number },
+  entry: string,
+  paths: readonly string[],
+): RemoteCommand {
+  return {
+    purpose: 'read the files of the job',
+    script: [
+      `cd -- ${shPath(dir)} 2>/dev/null || { echo "gpuq collect: the job folder is gone" >&2; exit 4; }`,
+      pythonLines('copy files back'),
+      `exec "$py" -I -c ${sh(script)} ${shWords([caps.fileBytes, caps.totalBytes, entry, ...paths])}`,
+    ].join('\n'),
+  };
 }

@@ -18,12 +18,13 @@ import { rankNodes } from '../core/schedule.js';
 import type { Isolation, Job, Limits } from '../core/types.js';
 import { neverStarted } from '../core/verdicts.js';
 import type { NodeConfig } from '../config/types.js';
-import { adoptLaunch, launchJob } from '../node/protocol.js';
+import { adoptLaunch, launchJob, type LaunchFiles } from '../node/protocol.js';
 import { commandFor, renderWrapper } from '../node/wrapper.js';
 import type { AppContext } from './context.js';
 import { findJob, recordVerdict } from './jobs.js';
 import { reachCandidates, type ReachedNode } from './nodes.js';
 import { openNodeLink } from './reconnect.js';
+import { planUploads, type UploadPlan, uploadStream } from './uploads.js';
 import type { Transport } from '../transport/transport.js';
 
 export interface SubmitOptions {
@@ -39,6 +40,8 @@ export interface SubmitOptions {
   args: string[];
   /** `--priority`: higher runs first in the node's GPU queue (absent: 0). */
   priority?: number;
+  /** `--include PATH…`: files and folders uploaded next to the program (services/uploads.ts). */
+  include?: string[];
 }
 
 interface CheckedFile {
@@ -174,6 +177,8 @@ interface SubmitPlan {
   nodes: NodeConfig[];
   /** The live ledger as read once, for ranking nodes (the GPU choice reads it again, locked). */
   live: Job[];
+  /** With --include: the program and the included files, uploaded as one stream. */
+  uploads: UploadPlan | null;
 }
 
 /**
@@ -182,6 +187,15 @@ interface SubmitPlan {
  */
 async function planSubmit(ctx: AppContext, opts: SubmitOptions, cwd: string): Promise<SubmitPlan> {
   const checked = checkFile(opts.file, cwd, ctx.config.defaults.maxFileBytes);
+  const uploads =
+    opts.include && opts.include.length > 0
+      ? planUploads(
+          { path: checked.path, name: checked.name, executable: checked.hasShebang, size: statSync(checked.path).size },
+          opts.include,
+          cwd,
+          ctx.config.defaults.maxUploadBytes,
+        )
+      : null;
   if (opts.competition && !ctx.config.competitions[opts.competition]) {
     throw usageError(
       `unknown competition "${opts.competition}".`,
@@ -217,7 +231,7 @@ async function planSubmit(ctx: AppContext, opts: SubmitOptions, cwd: string): Pr
       throw usageError(`${opts.file}: gpuq runs .py and .sh files, or scripts that start with a #! line.`);
     }
   }
-  return { checked, isolation, limits, nodes, live };
+  return { checked, isolation, limits, nodes, live, uploads };
 }
 
 /** Step 2: records the job as pending, before anything touches a node's files. */
@@ -291,6 +305,20 @@ interface Templates {
   wrapper: string;
   monitor: string;
   queue: string;
+  /** templates/unpack.py, read when the submit uploads --include files. */
+  unpack?: string;
+}
+
+/** The --include upload of a launch (with its progress bar), or undefined for the program alone. */
+function bundleOf(ctx: AppContext, plan: SubmitPlan, templates: Templates): LaunchFiles['bundle'] {
+  const uploads = plan.uploads;
+  if (!uploads) return undefined;
+  const unpackScript = templates.unpack ?? readFileSync(join(ctx.packageRoot, 'templates', 'unpack.py'), 'utf8');
+  return {
+    source: () => uploadStream(uploads, progressBar(ctx, uploads.totalBytes)),
+    maxBytes: ctx.config.defaults.maxUploadBytes,
+    unpackScript,
+  };
 }
 
 /** What trying one node ended with. */
@@ -355,7 +383,8 @@ async function launchOn(
         wrapper,
         monitor: templates.monitor,
         queue: templates.queue,
-        onProgress: progressBar(ctx, statSync(plan.checked.path).size),
+        onProgress: plan.uploads ? undefined : progressBar(ctx, statSync(plan.checked.path).size),
+        bundle: bundleOf(ctx, plan, templates),
       },
       (w) => ctx.out.info(w),
     );
