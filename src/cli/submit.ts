@@ -91,7 +91,7 @@ export function registerSubmit(program: Command, app: CliApp): void {
   const cmd = program
     .command('submit')
     .description('record a job, start FILE on a node under limits, print its id')
-    .argument('<file>', 'the program (.py, .sh, or a #! script)')
+    .argument('<files...>', 'the program (.py, .sh, or a #! script); several files: one job each')
     .option('--node <name>', 'run on this node')
     .option('--name <text>', 'a name for the job (default: the file name)')
     .option('--competition <name>', 'a competition from the config');
@@ -117,9 +117,19 @@ export function registerSubmit(program: Command, app: CliApp): void {
       '\nDurations take a unit (500ms, 90s, 30m, 2h, 1h30m, 1d); sizes too (4096b, 512k, 512m, 2g, 1t).\n' +
         "The config's defaults, and a competition's limits, override the built-in defaults.",
     )
-    .action(async (file: string, flags: SubmitFlags & LimitFlags, command: Command) => {
-      const opts = toSubmitOptions(file, flags);
+    .action(async (files: string[], flags: SubmitFlags & LimitFlags, command: Command) => {
+      const opts = toSubmitOptions(files[0] as string, flags);
       const ctx = app.context(command);
+      if (files.length > 1) {
+        const { submitFiles } = await import('./submit-many.js');
+        await submitFiles(
+          app,
+          ctx,
+          files.map((file) => ({ ...opts, file })),
+          flags,
+        );
+        return;
+      }
       const { submit, submitAndWait } = await import('../services/submit.js');
       if (flags.wait) {
         const done = await submitAndWait(ctx, opts, app.io.cwd, (job) => {

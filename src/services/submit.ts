@@ -23,7 +23,7 @@ import { commandFor, renderWrapper } from '../node/wrapper.js';
 import type { AppContext } from './context.js';
 import { findJob, recordVerdict } from './jobs.js';
 import { reachCandidates, type ReachedNode } from './nodes.js';
-import { openNodeLink } from './reconnect.js';
+import { type NodeLink, openNodeLink } from './reconnect.js';
 import { planUploads, type UploadPlan, uploadStream } from './uploads.js';
 import type { Transport } from '../transport/transport.js';
 
@@ -234,34 +234,54 @@ async function planSubmit(ctx: AppContext, opts: SubmitOptions, cwd: string): Pr
   return { checked, isolation, limits, nodes, live, uploads };
 }
 
+/** A new job record, pending: what step 2 adds to the ledger for one file. */
+function pendingJob(opts: SubmitOptions, plan: SubmitPlan, id: string, now: string): Job {
+  return {
+    id,
+    name: opts.name ?? plan.checked.name,
+    file: plan.checked.path,
+    node: (plan.nodes[0] as NodeConfig).name,
+    gpus: [],
+    competition: opts.competition,
+    state: 'pending',
+    isolation: plan.isolation,
+    image: opts.image,
+    limits: plan.limits,
+    env: opts.env,
+    args: opts.args,
+    createdAt: now,
+    startedAt: null,
+    endedAt: null,
+    history: [{ state: 'pending', at: now, note: null }],
+    remote: null,
+    verdict: null,
+    priority: opts.priority ?? 0,
+  };
+}
+
+/** A job id not in `taken` (nor given out earlier in the same update). */
+function freshId(taken: (id: string) => boolean): string {
+  let id = makeJobId(randomBytes(8));
+  while (taken(id)) id = makeJobId(randomBytes(8));
+  return id;
+}
+
 /** Step 2: records the job as pending, before anything touches a node's files. */
 function recordPending(ctx: AppContext, opts: SubmitOptions, plan: SubmitPlan): Promise<Job> {
+  return recordPendingMany(ctx, [{ opts, plan }]).then((jobs) => jobs[0] as Job);
+}
+
+/** Step 2 for several files: all pending in one ledger update, in the order given. */
+function recordPendingMany(ctx: AppContext, list: Array<{ opts: SubmitOptions; plan: SubmitPlan }>): Promise<Job[]> {
   const now = ctx.now().toISOString();
   return ctx.ledger.update((jobs) => {
-    let id = makeJobId(randomBytes(8));
-    while (jobs.some((j) => j.id === id)) id = makeJobId(randomBytes(8));
-    const created: Job = {
-      id,
-      name: opts.name ?? plan.checked.name,
-      file: plan.checked.path,
-      node: (plan.nodes[0] as NodeConfig).name,
-      gpus: [],
-      competition: opts.competition,
-      state: 'pending',
-      isolation: plan.isolation,
-      image: opts.image,
-      limits: plan.limits,
-      env: opts.env,
-      args: opts.args,
-      createdAt: now,
-      startedAt: null,
-      endedAt: null,
-      history: [{ state: 'pending', at: now, note: null }],
-      remote: null,
-      verdict: null,
-      priority: opts.priority ?? 0,
-    };
-    return { jobs: [...jobs, created], result: created };
+    const ids = new Set(jobs.map((j) => j.id));
+    const created = list.map(({ opts, plan }) => {
+      const id = freshId((x) => ids.has(x));
+      ids.add(id);
+      return pendingJob(opts, plan, id, now);
+    });
+    return { jobs: [...jobs, ...created], result: created };
   });
 }
 
@@ -495,27 +515,127 @@ export async function submit(
     lastError = e as Error;
   }
   try {
-    for (const [i, { node, transport }] of reached.entries()) {
-      const outcome = await launchOn(ctx, opts, plan, job, templates, node, transport);
-      if (outcome.kind === 'started') {
-        if (hold) {
-          hold(node, transport);
-          reached = reached.filter((r) => r.transport !== transport);
-        }
-        return outcome.job;
-      }
-      lastError = outcome.error;
-      if (outcome.kind === 'failed') break;
-      const next = reached[i + 1];
-      if (!next) break;
-      ctx.out.info(
-        `node ${node.name}: ${outcome.error.cause_}; the job did not start there; trying node ${next.node.name}.`,
-      );
+    const started = await launchFirst(ctx, opts, plan, job, templates, reached, lastError);
+    if (hold) {
+      hold(started.on.node, started.on.transport);
+      reached = reached.filter((r) => r !== started.on);
     }
+    return started.job;
   } finally {
     await Promise.all(reached.map((r) => r.transport.close().catch(() => undefined)));
   }
-  return recordNeverStarted(ctx, await findJob(ctx, job.id), lastError);
+}
+
+/**
+ * Step 3 over the reached nodes in order until one starts the job; when none does, step 4
+ * (recorded as never started, and thrown). `lastError` is why no node was reached, if none was.
+ */
+async function launchFirst(
+  ctx: AppContext,
+  opts: SubmitOptions,
+  plan: SubmitPlan,
+  job: Job,
+  templates: Templates,
+  reached: ReachedNode[],
+  lastError: Error | null,
+): Promise<{ job: Job; on: ReachedNode }> {
+  let last = lastError;
+  for (const [i, r] of reached.entries()) {
+    const outcome = await launchOn(ctx, opts, plan, job, templates, r.node, r.transport);
+    if (outcome.kind === 'started') return { job: outcome.job, on: r };
+    last = outcome.error;
+    if (outcome.kind === 'failed') break;
+    const next = reached[i + 1];
+    if (!next) break;
+    ctx.out.info(
+      `node ${r.node.name}: ${outcome.error.cause_}; the job did not start there; trying node ${next.node.name}.`,
+    );
+  }
+  return recordNeverStarted(ctx, await findJob(ctx, job.id), last);
+}
+
+/** What `submit` of several files did: each job or why it did not start, and the open links. */
+export interface SubmitManyResult {
+  /** In the order of the files: the started (or queued) job, or the error that stopped it. */
+  results: Array<Job | Error>;
+  /** The connection to each node reached, for waiting; the caller closes them. */
+  links: NodeLink[];
+}
+
+/** Launches at once on one connection, within sshd's default MaxSessions. */
+const BULK_CONCURRENCY = 4;
+
+/**
+ * `submit a.py b.py …`: one job per file with the same options. Every file is checked before
+ * any job is recorded (one bad file: exit 2, nothing recorded); all are recorded in one ledger
+ * update, then launched over one connection per node, a few at a time. A job that could not
+ * start is recorded as never started and its error returned in its place.
+ */
+export async function submitMany(ctx: AppContext, list: SubmitOptions[], cwd: string): Promise<SubmitManyResult> {
+  const plans: SubmitPlan[] = [];
+  for (const opts of list) plans.push(await planSubmit(ctx, opts, cwd));
+  const first = plans[0] as SubmitPlan;
+  const asked = (list[0] as SubmitOptions).node;
+  const reaching = reachInOrder(ctx, first.nodes, asked, first.limits.gpus, first.live);
+  reaching.catch(() => undefined);
+  const templates: Templates = {
+    wrapper: readFileSync(join(ctx.packageRoot, 'templates', 'wrapper.sh'), 'utf8'),
+    monitor: readFileSync(join(ctx.packageRoot, 'templates', 'monitor.py'), 'utf8'),
+    queue: readFileSync(join(ctx.packageRoot, 'templates', 'queue.py'), 'utf8'),
+    unpack: readFileSync(join(ctx.packageRoot, 'templates', 'unpack.py'), 'utf8'),
+  };
+  const jobs = await recordPendingMany(
+    ctx,
+    list.map((opts, i) => ({ opts, plan: plans[i] as SubmitPlan })),
+  );
+  let reached: ReachedNode[] = [];
+  let reachError: Error | null = null;
+  try {
+    reached = await reaching;
+  } catch (e) {
+    reachError = e as Error;
+  }
+  const results: Array<Job | Error> = new Array(jobs.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < jobs.length; i = next++) {
+      try {
+        results[i] = (
+          await launchFirst(
+            ctx,
+            list[i] as SubmitOptions,
+            plans[i] as SubmitPlan,
+            jobs[i] as Job,
+            templates,
+            reached,
+            reachError,
+          )
+        ).job;
+      } catch (e) {
+        results[i] = e as Error;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(BULK_CONCURRENCY, jobs.length) }, worker));
+  return { results, links: reached.map((r) => openNodeLink(ctx, r.node, { initial: r.transport })) };
+}
+
+/** `submit --wait` of several files: waits for each started job over the links submitMany kept. */
+export async function waitMany(
+  ctx: AppContext,
+  jobs: Job[],
+  links: NodeLink[],
+  onDone: (job: Job) => void,
+): Promise<Job[]> {
+  const { waitJob } = await import('./wait.js');
+  const byNode = new Map(links.map((l) => [l.node.name, l]));
+  return Promise.all(
+    jobs.map(async (j) => {
+      const done = await waitJob(ctx, j, undefined, byNode.get(j.node));
+      onDone(done);
+      return done;
+    }),
+  );
 }
 
 /**
