@@ -562,8 +562,8 @@ export interface SubmitManyResult {
   links: NodeLink[];
 }
 
-/** Launches at once on one connection, within sshd's default MaxSessions. */
-const BULK_CONCURRENCY = 4;
+/** Launches at once: the SSH transport itself caps channels at 8, within sshd's default MaxSessions (10). */
+const BULK_CONCURRENCY = 8;
 
 /**
  * `submit a.py b.py …`: one job per file with the same options. Every file is checked before
