@@ -344,3 +344,23 @@ export function nodeStatusCommand(workdir: string, full: boolean): RemoteCommand
   lines.push('exit 0');
   return { purpose: 'read the node status', script: lines.join('\n') };
 }
+
+/** The longest `gpuListCommand` lets nvidia-smi run (a hung driver must not hang a submit). */
+export const GPU_LIST_TIMEOUT_S = 5;
+
+/**
+ * Lists the GPU indices nvidia-smi sees on a node, as `gpu N` lines and then `rc CODE` (its exit
+ * status; 124 or 137 when it ran past GPU_LIST_TIMEOUT_S), or `missing` without nvidia-smi.
+ * For a local node without `gpus` in the config (services/local-gpus.ts); parsed by node/gpu-list.
+ */
+export function gpuListCommand(): RemoteCommand {
+  return {
+    purpose: 'list the GPUs',
+    script: [
+      'command -v nvidia-smi >/dev/null 2>&1 || { echo missing; exit 0; }',
+      `timeout -k 1 ${GPU_LIST_TIMEOUT_S} nvidia-smi --query-gpu=index --format=csv,noheader,nounits </dev/null 2>/dev/null ` +
+        `| head -n 1024 | sed 's/^/gpu /'; echo "rc \${PIPESTATUS[0]}"`,
+      'exit 0',
+    ].join('\n'),
+  };
+}
