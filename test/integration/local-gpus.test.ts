@@ -112,6 +112,16 @@ describe.concurrent('the local node finds its GPUs', () => {
     ]);
   });
 
+  it('a job that asks for no GPU sees none of the GPUs found', async () => {
+    const bin = await fakeNvidiaSmiGpus(1);
+    await withHome(undefined, bin, async (h) => {
+      const r = await gpuq(h, ['submit', 'examples/hello.py', '--wait', '-q']);
+      expect(r.code, r.stderr).toBe(0);
+      const logs = await gpuq(h, ['logs', r.stdout.trim(), '--stdout']);
+      expect(logs.stdout).toContain('CUDA_VISIBLE_DEVICES = \n');
+    });
+  });
+
   it('"gpus" in the config wins over what nvidia-smi lists', async () => {
     const bin = await fakeNvidiaSmiGpus(2);
     await withHome({ nodes: { local: { transport: 'local', gpus: [1] } } }, bin, async (h) => {
