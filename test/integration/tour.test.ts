@@ -92,12 +92,17 @@ describe('the README tour', () => {
     const home = await makeHome();
     const ids = new Map<string, string>();
     let ran = 0;
+    let linked = false;
     for (const step of steps) {
       const cmd = bare(step.command);
       if (cmd.startsWith('npm ')) {
         expect(NPM_STEPS, `${step.where}: an npm step the test does not know`).toContain(cmd);
+        if (cmd === 'npm link' || cmd === 'npm install -g .') linked = true;
         continue;
       }
+      // A bare `gpuq` only exists once an install step put it on the PATH.
+      if (/(^|[\s$(])gpuq /.test(step.command.replace(/\bnpx gpuq\b/g, '')))
+        expect(linked, `${step.where}: uses gpuq before an install step puts it on the PATH`).toBe(true);
       expect(step.command, `${step.where}: neither gpuq nor npm`).toMatch(/(^|[\s$(])gpuq /);
       const script = substituteIds(step.command.replace(/\bnpx gpuq\b/g, 'gpuq'), ids);
       const t0 = Date.now();
