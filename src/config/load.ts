@@ -200,6 +200,7 @@ function buildNode(name: string, raw: RawNode, file: string | null, stateDir: st
     identityFile: raw.identityFile ?? null,
     jump: raw.jump ?? null,
     gpus,
+    detectGpus: raw.transport === 'local' && raw.gpus === undefined,
     workdir,
     python: raw.python ?? 'python3',
     acceptNewHostKey: raw.acceptNewHostKey ?? false,

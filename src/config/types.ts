@@ -13,6 +13,13 @@ export interface NodeConfig {
   jump: string | null;
   /** GPU indices this node offers to gpuq (empty: none). */
   gpus: number[];
+  /**
+   * A local node without `gpus` in the config: its GPUs are found with nvidia-smi when a command
+   * needs them (services/local-gpus.ts), never while loading the config; until then `gpus` is [].
+   */
+  detectGpus?: boolean;
+  /** Set by that detection when it found no GPU: why (nvidia-smi missing, failing, slow, empty). */
+  gpusNotFound?: string | null;
   /** Where job folders go; "~/" means the remote user's home. */
   workdir: string;
   /** Interpreter for .py files on the node. */

@@ -142,12 +142,14 @@ export function probeCommand(dir: string, nonce: string, stderrBytes: number = R
     script: [
       READ_FUNCTIONS,
       `cd -- ${shPath(dir)} 2>/dev/null || { echo ${m('missing')}; exit 0; }`,
+      // The lock before status.json: a supervisor that ends between the two reads has written its
+      // final status before letting go, so "gone" is never paired with the "running" it left behind.
+      // A job.lock that is not a regular file tells nothing: the supervisor counts as alive.
+      `echo ${m('alive')}; gpuq_held; if [ $? = 1 ]; then echo no; else echo yes; fi`,
       `echo ${m('status')}; gpuq_rd status.json ${READ_CAPS.json}`,
       `echo ${m('monitor')}; gpuq_rd monitor.json ${READ_CAPS.json}`,
       // queue.json may lack a final newline (or be torn): the echo keeps the next marker on its own line.
       `echo ${m('queue')}; gpuq_rd queue.json ${READ_CAPS.json}; echo`,
-      // A job.lock that is not a regular file tells nothing: the supervisor counts as alive.
-      `echo ${m('alive')}; gpuq_held; if [ $? = 1 ]; then echo no; else echo yes; fi`,
       `echo ${m('boot')}; head -c 100 /proc/sys/kernel/random/boot_id 2>/dev/null`,
       // The last lines of samples.jsonl within a bounded tail: a line longer than that is skipped.
       `echo ${m('samples')}; gpuq_rd samples.jsonl ${READ_CAPS.samples} tail | tail -n 5`,
@@ -390,6 +392,26 @@ export function collectCommand(
       `cd -- ${shPath(dir)} 2>/dev/null || { echo "gpuq collect: the job folder is gone" >&2; exit 4; }`,
       pythonLines('copy files back'),
       `exec "$py" -I -c ${sh(script)} ${shWords([caps.fileBytes, caps.totalBytes, entry, ...paths])}`,
+    ].join('\n'),
+  };
+}
+
+/** The longest `gpuListCommand` lets nvidia-smi run (a hung driver must not hang a submit). */
+export const GPU_LIST_TIMEOUT_S = 5;
+
+/**
+ * Lists the GPU indices nvidia-smi sees on a node, as `gpu N` lines and then `rc CODE` (its exit
+ * status; 124 or 137 when it ran past GPU_LIST_TIMEOUT_S), or `missing` without nvidia-smi.
+ * For a local node without `gpus` in the config (services/local-gpus.ts); parsed by node/gpu-list.
+ */
+export function gpuListCommand(): RemoteCommand {
+  return {
+    purpose: 'list the GPUs',
+    script: [
+      'command -v nvidia-smi >/dev/null 2>&1 || { echo missing; exit 0; }',
+      `timeout -k 1 ${GPU_LIST_TIMEOUT_S} nvidia-smi --query-gpu=index --format=csv,noheader,nounits </dev/null 2>/dev/null ` +
+        `| head -n 1024 | sed 's/^/gpu /'; echo "rc \${PIPESTATUS[0]}"`,
+      'exit 0',
     ].join('\n'),
   };
 }

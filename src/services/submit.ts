@@ -22,6 +22,7 @@ import { adoptLaunch, launchJob, type LaunchFiles } from '../node/protocol.js';
 import { commandFor, renderWrapper } from '../node/wrapper.js';
 import type { AppContext } from './context.js';
 import { findJob, recordVerdict } from './jobs.js';
+import { withLocalGpus } from './local-gpus.js';
 import { reachCandidates, type ReachedNode } from './nodes.js';
 import { type NodeLink, openNodeLink } from './reconnect.js';
 import { planUploads, type UploadPlan, uploadStream } from './uploads.js';
@@ -91,13 +92,33 @@ export function checkFile(file: string, cwd: string, maxBytes: number): CheckedF
   return { path, name: basename(path), hasShebang: head.subarray(0, 2).toString() === '#!' };
 }
 
-/** Nodes to try in order: the one asked for, else the default, else the least busy. */
-function candidates(ctx: AppContext, opts: SubmitOptions, gpus: number, live: Job[]): NodeConfig[] {
-  const nodes = ctx.config.nodes;
+/** What to do when a local node has no GPU for the job: the config's word, or none asked. */
+function noGpuHint(node: string): string {
+  return (
+    `Submit without --gpus, or list the GPUs gpuq may use there in the config: ` +
+    `{"nodes": {${JSON.stringify(node)}: {"transport": "local", "gpus": [0]}}} (README, "Configuration").`
+  );
+}
+
+/**
+ * Nodes to try in order: the one asked for, else the default, else the least busy. `nodes` is
+ * the config's, with the GPUs of local nodes found (services/local-gpus).
+ */
+function candidates(
+  ctx: AppContext,
+  opts: SubmitOptions,
+  gpus: number,
+  live: Job[],
+  nodes: Record<string, NodeConfig> = ctx.config.nodes,
+): NodeConfig[] {
   if (opts.node) {
     const n = nodes[opts.node];
     if (!n) throw usageError(`unknown node "${opts.node}".`, `Nodes in the config: ${Object.keys(nodes).join(', ')}.`);
-    if (n.gpus.length < gpus) throw usageError(`node ${n.name} has ${n.gpus.length} GPU(s); the job asks for ${gpus}.`);
+    if (n.gpus.length < gpus) {
+      if (n.gpusNotFound)
+        throw usageError(`no GPU was found for node ${n.name}: ${n.gpusNotFound}.`, noGpuHint(n.name));
+      throw usageError(`node ${n.name} has ${n.gpus.length} GPU(s); the job asks for ${gpus}.`);
+    }
     return [n];
   }
   const running = (name: string) => live.filter((j) => j.node === name && j.state !== 'done').length;
@@ -105,6 +126,9 @@ function candidates(ctx: AppContext, opts: SubmitOptions, gpus: number, live: Jo
     Object.values(nodes).map((n) => ({ name: n.name, runningJobs: running(n.name), load: null, gpus: n.gpus })),
     gpus,
   ).map((r) => nodes[r.name] as NodeConfig);
+  const all = Object.values(nodes);
+  if (ranked.length === 0 && all.length === 1 && all[0]?.gpusNotFound)
+    throw usageError(`no GPU was found for node ${all[0].name}: ${all[0].gpusNotFound}.`, noGpuHint(all[0].name));
   if (ranked.length === 0)
     throw usageError(
       `no node has ${gpus} GPU(s) for this job.`,
@@ -216,7 +240,11 @@ async function planSubmit(ctx: AppContext, opts: SubmitOptions, cwd: string): Pr
   );
   const live = await ctx.ledger.readLive();
   const competition = opts.competition ? ctx.config.competitions[opts.competition] : undefined;
-  const nodes = candidates(ctx, opts, limits.gpus, live).filter(
+  // Local nodes without GPUs in the config learn theirs from nvidia-smi (the one asked for alone).
+  const asked = opts.node ? ctx.config.nodes[opts.node] : undefined;
+  const found = await withLocalGpus(ctx, asked ? [asked] : Object.values(ctx.config.nodes));
+  const known = { ...ctx.config.nodes, ...Object.fromEntries(found.map((n) => [n.name, n])) };
+  const nodes = candidates(ctx, opts, limits.gpus, live, known).filter(
     (n) => !competition?.requireBoundary || n.boundary !== 'none',
   );
   if (nodes.length === 0)
