@@ -62,7 +62,7 @@ export interface StallWatch {
 /** The stall watch for a running job, or undefined where it cannot apply (no recorded start). */
 export function stallWatchOf(ctx: AppContext, job: Job): StallWatch | undefined {
   if (job.state !== 'running') return undefined;
-  const deadlineMs = stallDeadlineMs(job.startedAt, job.limits);
+  const deadlineMs = stallDeadlineMs(job.startedAt, job.limits, ctx.config.nodes[job.node]?.stallMarginS ?? null);
   if (deadlineMs === null) return undefined;
   return { jobId: job.id, deadlineMs, timeoutS: job.limits.timeoutS, now: () => ctx.now().getTime() };
 }
