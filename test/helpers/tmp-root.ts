@@ -10,7 +10,10 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
 
-const parent = process.env.TMPDIR && process.env.TMPDIR !== '' ? process.env.TMPDIR : '/tmp';
+// The real temp folder, remembered across files: where a worker runs several files one after
+// another (isolate: false), TMPDIR names the previous file's folder, removed by now.
+const parent = process.env.GPUQ_TEST_TMP_PARENT || process.env.TMPDIR || '/tmp';
+process.env.GPUQ_TEST_TMP_PARENT = parent;
 const root = mkdtempSync(join(parent, 'gpuq-vitest-'));
 // Like /tmp: a job running as another user (runuser, an SSH node's account) reaches its files.
 chmodSync(root, 0o1777);
