@@ -1,5 +1,5 @@
 /**
- * Setup file (vitest.config.ts, setupFiles) run in each test file's own process: every temp
+ * Setup file (vitest.config.ts, setupFiles) run before each test file: every temp
  * folder the file makes (os.tmpdir(), mkdtemp, the gpuq homes, job folders, sshd's keys, the
  * programs it submits) goes under one folder of its own, removed when the file ends, so a run
  * leaves nothing in /tmp even where a test forgot to clean up. Before removing it, processes still
@@ -8,16 +8,22 @@
  */
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll } from 'vitest';
+import { afterAll, beforeAll } from 'vitest';
 
 // The real temp folder, remembered across files: where a worker runs several files one after
 // another (isolate: false), TMPDIR names the previous file's folder, removed by now.
 const parent = process.env.GPUQ_TEST_TMP_PARENT || process.env.TMPDIR || '/tmp';
 process.env.GPUQ_TEST_TMP_PARENT = parent;
-const root = mkdtempSync(join(parent, 'gpuq-vitest-'));
-// Like /tmp: a job running as another user (runuser, an SSH node's account) reaches its files.
-chmodSync(root, 0o1777);
-process.env.TMPDIR = root;
+let root = '';
+
+// Made once the file's tests are about to run (before its own hooks), not at import: collecting
+// the tests (`vitest list`) runs no hooks, and must leave nothing behind.
+beforeAll(() => {
+  root = mkdtempSync(join(parent, 'gpuq-vitest-'));
+  // Like /tmp: a job running as another user (runuser, an SSH node's account) reaches its files.
+  chmodSync(root, 0o1777);
+  process.env.TMPDIR = root;
+});
 
 /** Live processes (not zombies) whose working folder lies under `dir`, with their command lines. */
 function processesIn(dir: string): Array<{ pid: number; cmd: string }> {
@@ -39,6 +45,7 @@ function processesIn(dir: string): Array<{ pid: number; cmd: string }> {
 }
 
 afterAll(async () => {
+  if (root === '') return;
   // A job that just ended may still be finishing its supervisor's last steps: give it a moment.
   const end = Date.now() + 5000;
   let left = processesIn(root);
@@ -54,6 +61,7 @@ afterAll(async () => {
     }
   }
   rmSync(root, { recursive: true, force: true });
+  process.env.TMPDIR = parent;
   if (left.length > 0)
     throw new Error(
       `processes outlived this file's tests (killed now):\n${left.map((p) => `  ${p.pid} ${p.cmd}`).join('\n')}`,
