@@ -6,7 +6,7 @@ uploads it into the job folder and runs it in two ways:
 
   monitor.py watch --dir JOBDIR --job-id ID --pid PID [--memory-bytes N]
                    [--cgroup-memory PATH] [--cgroup-pids PATH] [--watch-interval 0.1]
-                   [--supervisor PID]
+                   [--supervisor PID] [--cpu-time-s N]
       Samples the job's process tree into JOBDIR/samples.jsonl (one JSON object a line),
       keeps the running peaks in JOBDIR/monitor.json (atomically replaced), and, when
       --memory-bytes is given without a memory cgroup, kills the tree once its RSS goes over
@@ -16,7 +16,10 @@ uploads it into the job folder and runs it in two ways:
       /proc once a second in the first 4 s and every 5 s after, the samples between walk the known tree and the
       children of its processes and of the supervisor (cheap on a node with 1000s of
       processes; a child forked by a non-main thread waits for the next full scan).
-      Stops on SIGTERM/SIGINT,
+      It also records when the memory cgroup's oom_kill counter first rises
+      (monitor.json firstOomKillAtMs, checked every 0.25 s) and, with --cpu-time-s, the process
+      that vanished at the per-process CPU-time limit (cpuLimitHit: processes past half the
+      limit are re-read every 0.1 s). Stops on SIGTERM/SIGINT,
       or by itself 2 s after the job and every process of its tree are gone.
 
   monitor.py sweep --job-id ID --pid PID [--cgroup-pids PATH] [--cgroup-memory PATH]
@@ -72,6 +75,11 @@ SWEEP_DEADLINE_S = 2.0
 SWEEP_PAUSE_S = 0.005
 MIB = 1024 * 1024
 ZOMBIE_STATES = ("Z", "X", "x")
+OOM_CHECK_S = 0.25
+HOT_CPU_S = 0.1
+MAX_UNSEEN_S = 0.5
+TICK_SKEW = 0.15
+CPU_NAME_MAX = 64
 
 
 # --------------------------------------------------------------------------- /proc access
@@ -810,6 +818,10 @@ class Peaks(object):
         self.fired = bool(prev.get("memoryWatchFired"))
         rss = prev.get("memoryWatchRssBytes")
         self.fired_rss = int(rss) if isinstance(rss, (int, float)) else None
+        first = prev.get("firstOomKillAtMs")
+        self.first_oom_ms = int(first) if isinstance(first, (int, float)) else None
+        hit = prev.get("cpuLimitHit")
+        self.cpu_hit = hit if isinstance(hit, dict) else None
 
     def add(self, sample):
         """Counts a sample; True when any peak rose."""
@@ -828,6 +840,13 @@ class Peaks(object):
                 changed = True
         return changed
 
+    def add_folder(self, size):
+        """A folder size measured outside a sample (the final pass); True when the peak rose."""
+        if size > self.values["peakFolderBytes"]:
+            self.values["peakFolderBytes"] = size
+            return True
+        return False
+
     def to_json(self):
         """monitor.json text, fields as in the MonitorFile interface."""
         doc = {"version": 1, "samples": self.samples}
@@ -835,6 +854,8 @@ class Peaks(object):
         doc["peakGpuMemBytes"] = self.gpu
         doc["memoryWatchFired"] = self.fired
         doc["memoryWatchRssBytes"] = self.fired_rss
+        doc["firstOomKillAtMs"] = self.first_oom_ms
+        doc["cpuLimitHit"] = self.cpu_hit
         return json.dumps(doc, separators=(",", ":")) + "\n"
 
 
@@ -875,6 +896,114 @@ class MemoryWatch(object):
         return total * self.page, list(seen)
 
 
+def read_oom_kills(path):
+    """The oom_kill counter of a memory cgroup folder (v2 memory.events, v1 memory.oom_control),
+    or None where it has none or it cannot be read."""
+    for name in ("memory.events", "memory.oom_control"):
+        try:
+            text = read_small(os.path.join(path, name)).decode("ascii", "replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == "oom_kill" and parts[1].isdigit():
+                return int(parts[1])
+    return None
+
+
+def read_comm(pid):
+    """A process's command name (/proc/PID/comm), bounded and printable; '?' when unreadable."""
+    try:
+        raw = read_small("/proc/%d/comm" % pid, CPU_NAME_MAX)
+    except OSError:
+        return "?"
+    text = raw.decode("utf-8", "replace").strip()
+    return "".join(c if c.isprintable() else "?" for c in text)[:CPU_NAME_MAX] or "?"
+
+
+class CpuLimitWatch(object):
+    """Which process of the tree the per-process CPU-time limit (RLIMIT_CPU, `ulimit -t`)
+    stopped. The kernel kills such a process without telling the supervisor (only its parent
+    sees the wait status), so each process's CPU time (utime+stime, all its threads) is
+    tracked; one past half the limit is "hot" and re-read every HOT_CPU_S. A process that
+    vanishes having last been seen within `elapsed x threads` (+ two ticks) of the limit, where
+    elapsed is the wall time from that sighting to the one that found it gone (at least the
+    interval, at most MAX_UNSEEN_S: a monitor delayed on a loaded node widens it), plus
+    TICK_SKEW of the limit, or that is seen as a zombie at the limit, is taken as stopped by
+    it; the first such is kept. The skew: the kernel charges RLIMIT_CPU by whole scheduler
+    ticks, so on a busy CPU a process reaches its limit while /proc (which scales to the exact
+    run time) still shows 80-90% of it."""
+
+    def __init__(self, limit_s, hz, interval_s=HOT_CPU_S):
+        self.limit = float(limit_s)
+        self.hz = float(hz)
+        self.interval = interval_s
+        self.procs = {}  # pid -> [starttime, cpu seconds, threads, name or None, seen at]
+        self.hit = None
+
+    def margin(self, threads, elapsed):
+        """CPU seconds a process may have used in `elapsed` s after its last sighting."""
+        unseen = min(max(elapsed, self.interval), MAX_UNSEEN_S)
+        return unseen * max(1, threads) + 2.0 / self.hz + TICK_SKEW * self.limit
+
+    def observe(self, pid, st, now=None):
+        """Feeds one stat of a process of the tree (a zombie's is its final time)."""
+        now = time.monotonic() if now is None else now
+        rec = self.procs.get(pid)
+        if rec is not None and rec[0] != st.starttime:
+            self.vanished(pid, rec, now)
+            rec = None
+        cpu = st.cpu_ticks / self.hz
+        if st.is_dead():
+            self.procs.pop(pid, None)
+            if cpu >= self.limit * (1 - TICK_SKEW) - 2.0 / self.hz:
+                self.record(pid, rec[3] if rec is not None and rec[3] else read_comm(pid), cpu)
+            return
+        name = rec[3] if rec is not None else None
+        if name is None and cpu >= self.limit / 2:
+            name = read_comm(pid)
+        self.procs[pid] = [st.starttime, cpu, st.threads, name, now]
+
+    def sweep_gone(self, present, now=None):
+        """After a sample of the whole tree: the tracked pids not in `present` that are really
+        gone (a walk may miss a live one; it is re-read) count as vanished."""
+        for pid in [p for p in self.procs if p not in present]:
+            self.recheck(pid, now)
+
+    def recheck(self, pid, now=None):
+        """Re-reads one tracked process."""
+        rec = self.procs.get(pid)
+        if rec is None:
+            return
+        read_at = time.monotonic()
+        st = read_stat(pid)
+        now = read_at if now is None else now
+        if st is None or st.starttime != rec[0]:
+            del self.procs[pid]
+            self.vanished(pid, rec, now)
+        else:
+            self.observe(pid, st, now)
+
+    def hot(self):
+        """Pids past half the limit."""
+        return [pid for pid, rec in self.procs.items() if rec[1] >= self.limit / 2]
+
+    def tick(self, now=None):
+        """Re-reads the hot processes (between samples)."""
+        for pid in self.hot():
+            self.recheck(pid, now)
+
+    def vanished(self, pid, rec, now):
+        """A tracked process is gone: at the limit (within the margin) it was stopped by it."""
+        if rec[1] >= self.limit - self.margin(rec[2], now - rec[4]):
+            self.record(pid, rec[3] or "?", max(rec[1], 0.0))
+
+    def record(self, pid, name, cpu):
+        """Keeps the first process the limit stopped."""
+        if self.hit is None:
+            self.hit = {"pid": pid, "name": name, "cpuSeconds": round(cpu, 2)}
+
+
 class Watcher(object):
     """State and main loop of `monitor.py watch`."""
 
@@ -900,6 +1029,12 @@ class Watcher(object):
         if args.memory_bytes and not args.cgroup_memory:
             self.watch = MemoryWatch(args.memory_bytes, self.finder, self.page)
         self.watch_interval = max(0.01, args.watch_interval)
+        self.oom_path = args.cgroup_memory
+        self.oom_count = 0  # the job's cgroup is its own, made empty: any kill counted is the job's
+        self.cpu_limit = None
+        if args.cpu_time_s:
+            self.cpu_limit = CpuLimitWatch(args.cpu_time_s, os.sysconf("SC_CLK_TCK"))
+            self.cpu_limit.hit = self.peaks.cpu_hit
         self.gpu = None
         # CUDA_VISIBLE_DEVICES: the monitor's own, else (once known) the job's.
         self.gpu_tokens = visible_devices(os.environ.get("CUDA_VISIBLE_DEVICES"))
@@ -983,6 +1118,58 @@ class Watcher(object):
         rss, pids = self.watch.tick()
         self.check_memory(rss, pids)
 
+    # -- when an OOM kill happened, which process the CPU-time limit stopped
+
+    def check_oom(self):
+        """Notes the time the cgroup's oom_kill counter first rose (firstOomKillAtMs)."""
+        if self.oom_path is None or self.peaks.first_oom_ms is not None:
+            return
+        count = read_oom_kills(self.oom_path)
+        if count is None:
+            return
+        if self.oom_count is not None and count > self.oom_count:
+            self.peaks.first_oom_ms = int(time.time() * 1000)
+            self.write_monitor()
+        self.oom_count = count
+
+    def note_cpu(self, members, read_at):
+        """Feeds a sample's tree to the CPU-time watch; rewrites monitor.json on a new hit.
+        `read_at`: when the scan began (a scan on a loaded node takes a while; its stats are
+        as old as that)."""
+        if self.cpu_limit is None:
+            return
+        before = self.cpu_limit.hit
+        for pid, st in members.items():
+            self.cpu_limit.observe(pid, st, read_at)
+        self.cpu_limit.sweep_gone(members)
+        self.publish_cpu_hit(before)
+
+    def cpu_tick(self):
+        """The fast re-read of the processes near the CPU-time limit."""
+        before = self.cpu_limit.hit
+        self.cpu_limit.tick()
+        self.publish_cpu_hit(before)
+
+    def publish_cpu_hit(self, before):
+        """Writes monitor.json when the CPU-time watch found its process."""
+        if self.cpu_limit.hit is not None and before is None:
+            self.peaks.cpu_hit = self.cpu_limit.hit
+            self.write_monitor()
+
+    def fast_interval(self):
+        """Seconds to the next OOM/CPU-time check, or None when neither is needed."""
+        if self.cpu_limit is not None and self.cpu_limit.hot():
+            return HOT_CPU_S
+        if self.oom_path is not None and self.peaks.first_oom_ms is None:
+            return OOM_CHECK_S
+        return None
+
+    def fast_tick(self):
+        """The OOM counter and the hot processes, between samples."""
+        self.check_oom()
+        if self.cpu_limit is not None:
+            self.cpu_tick()
+
     # -- sampling
 
     def resolve_gpu_tokens(self, job_alive):
@@ -1028,6 +1215,7 @@ class Watcher(object):
 
     def sample(self, record=True):
         """Scan, memory check, one sample line, peaks, the exit check; returns job_alive."""
+        read_at = time.monotonic()
         members, job_st = self.find_tree()
         now = time.monotonic()
         live = dict((pid, st) for pid, st in members.items() if not st.is_dead())
@@ -1038,6 +1226,8 @@ class Watcher(object):
         cpu_pct = self.cpu.update(members, now)
         job_alive = self.finder.job_alive(job_st)
         self.note_pids(live)
+        self.note_cpu(members, read_at)
+        self.check_oom()
         if record:
             sample = {
                 "t": int(time.time() * 1000),
@@ -1082,6 +1272,7 @@ class Watcher(object):
         self.write_monitor()
         next_sample = time.monotonic() + FIRST_CADENCE_S
         next_watch = time.monotonic() + self.watch_interval if self.watch else None
+        next_fast = None
         alive = True
         try:
             while not self.stop and not self.done:
@@ -1100,13 +1291,35 @@ class Watcher(object):
                     except Exception:
                         report_error("memory watch")
                     next_watch = max(next_watch + self.watch_interval, time.monotonic())
-                wake = next_sample if next_watch is None else min(next_sample, next_watch)
+                elif next_fast is not None and now >= next_fast:
+                    try:
+                        self.fast_tick()
+                    except Exception:
+                        report_error("oom/cpu-time check")
+                    next_fast = None
+                if next_fast is None:
+                    fast = self.fast_interval()
+                    next_fast = time.monotonic() + fast if fast is not None else None
+                wake = min(t for t in (next_sample, next_watch, next_fast) if t is not None)
                 waker.wait(wake - time.monotonic())
         finally:
             if self.gpu is not None:
                 self.gpu.stop()
             self.close_samples()
+            try:  # a kill just before the stop: the counter, and a hot process gone since its last tick
+                self.fast_tick()
+            except Exception:
+                report_error("oom/cpu-time check")
+            self.final_folder()
             self.write_monitor()
+
+    def final_folder(self):
+        """Measures the job folder once more as the monitor stops (the job is over by then): a
+        file written between two measurements (every 5 s at most) still counts in its peak."""
+        try:
+            self.peaks.add_folder(folder_size(self.dir))
+        except Exception:
+            report_error("final folder size")
 
 
 def cadence_for(age):
@@ -1272,6 +1485,7 @@ def parse_args(argv):
     watch.add_argument("--cgroup-pids", default=None)
     watch.add_argument("--watch-interval", type=float, default=0.1)
     watch.add_argument("--supervisor", type=int, default=None)
+    watch.add_argument("--cpu-time-s", type=float, default=None)
     sweep_p = sub.add_parser("sweep", help="kill what is left of the job tree")
     sweep_p.add_argument("--job-id", required=True)
     sweep_p.add_argument("--pid", type=int, required=True)

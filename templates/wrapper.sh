@@ -63,6 +63,16 @@ BOUNDARY_MODE={{BOUNDARY_MODE}}
 RUN_AS={{RUN_AS}}
 # 1: refuse to start the program without a boundary (a competition that requires one).
 REQUIRE_BOUNDARY={{REQUIRE_BOUNDARY}}
+# The GPU queue (templates/README.md, "GPU leases and the queue"): how many GPUs the job needs,
+# the node's GPUs to choose from, the lock folder shared by every account, the job's priority,
+# who submitted it, and the memory (MiB) over which a process outside gpuq makes a GPU busy.
+NODE_NAME={{NODE_NAME}}
+NEED_GPUS={{NEED_GPUS}}
+NODE_GPUS=({{@NODE_GPUS}})
+LOCK_DIR={{LOCK_DIR}}
+PRIORITY={{PRIORITY}}
+SUBMITTER={{SUBMITTER}}
+FOREIGN_MIB={{FOREIGN_MIB}}
 # Folders the program must not see (the local node's gpuq state folder: ledger, known_hosts).
 HIDE_DIRS=({{@HIDE_DIRS}})
 UID_BASE=2000000000
@@ -72,6 +82,7 @@ UID_LEASES=/run/gpuq/uids
 SAFE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 MONITOR="$PWD/monitor.py"
+QUEUE="$PWD/queue.py"
 
 now_ms() {
   if [ -n "${EPOCHREALTIME:-}" ]; then local t=${EPOCHREALTIME/[.,]/}; echo "${t:0:13}"; else date +%s%3N; fi
@@ -101,6 +112,9 @@ init_state() {
   PIDS_REFUSED=""
   KERNEL_OOM="[]"
   MEMORY_PEAK=""
+  LIMIT_FIRED_AT=""
+  KERNEL_OOM_AT=""
+  PIDS_PEAK=""
   TREE_ARGS=()
   LEFTOVERS=0
   KILLERS=""
@@ -113,6 +127,11 @@ init_state() {
   JOB_USER=${USER:-$(id -un 2>/dev/null)}
   UID_LEASE_FD=""
   STATE=starting
+  QUEUED_MS=""
+  QUEUE_PID=""
+  LEASED=""
+  LEASE_LOCK_FDS=()
+  LEASE_HOLD_FDS=()
 }
 
 # status.json, one `"key":value` line per field (templates/README.md lists them), written to a
@@ -150,6 +169,11 @@ write_status() {
     status_num leftovers "$LEFTOVERS"
     status_field boundary "\"$BOUNDARY\""
     status_num jobUid "$JOB_UID"
+    status_num limitFiredAtMs "$LIMIT_FIRED_AT"
+    status_num kernelOomAtMs "$KERNEL_OOM_AT"
+    status_num pidsPeak "$PIDS_PEAK"
+    status_field gpus "[$LEASED]"
+    status_num queuedAtMs "$QUEUED_MS"
     printf '\n}\n'
   } >status.json.tmp && mv -f status.json.tmp status.json
 }
@@ -222,6 +246,7 @@ cgroup_evidence() {
     if [ -n "$CG_PIDS" ]; then
       n=$(sed -n 's/^max \([0-9]*\)$/\1/p' "$CG_PIDS/pids.events" 2>/dev/null); PIDS_REFUSED=${n:-0}
     fi
+    pids_peak
   elif [ "$CG_VERSION" = v1 ]; then
     if [ -n "$CG_MEM" ]; then
       n=$(sed -n 's/^oom_kill \([0-9]*\)$/\1/p' "$CG_MEM/memory.oom_control" 2>/dev/null)
@@ -234,7 +259,15 @@ cgroup_evidence() {
     if [ -n "$CG_PIDS" ]; then
       n=$(sed -n 's/^max \([0-9]*\)$/\1/p' "$CG_PIDS/pids.events" 2>/dev/null); PIDS_REFUSED=${n:-0}
     fi
+    pids_peak
   fi
+}
+# The pids cgroup's high-water mark of tasks (processes and threads), where the kernel keeps one.
+pids_peak() {
+  local n=""
+  [ -n "$CG_PIDS" ] && read -r n 2>/dev/null <"$CG_PIDS/pids.peak"
+  [[ "$n" =~ ^[0-9]+$ ]] && PIDS_PEAK=$n
+  return 0
 }
 remove_cgroups() {
   local d
@@ -252,6 +285,10 @@ kernel_oom_evidence() {
   [ -z "$lines" ] && return 0
   KERNEL_OOM=$(printf '%s\n' "$lines" | sed 's/.*/"&"/' | paste -sd, -)
   KERNEL_OOM="[$KERNEL_OOM]"
+  # When the first of them was logged: its [uptime] stamp, converted to the epoch by the start's.
+  KERNEL_OOM_AT=$(printf '%s\n' "$lines" | awk -v s="$START_UPTIME" -v ms="$STARTED_MS" \
+    'NR == 1 { t = $0; sub(/^\[ */, "", t); sub(/\].*/, "", t); if (t ~ /^[0-9]+(\.[0-9]+)?$/) printf "%.0f", ms + (t - s) * 1000 }')
+  [[ "$KERNEL_OOM_AT" =~ ^[0-9]{1,15}$ ]] || KERNEL_OOM_AT=""
 }
 
 # SIGTERM to the job's process group and to every other process of its tree (processes that
@@ -269,6 +306,7 @@ term_tree() {
 # background); the final sweep kills whatever else is left once the main process is gone.
 escalate() {
   (
+    close_fds "${LEASE_LOCK_FDS[@]}" "${LEASE_HOLD_FDS[@]}"
     term_tree
     trap 'kill "$sp" 2>/dev/null; exit 0' TERM
     sleep "$GRACE_S" & sp=$!; wait "$sp"
@@ -281,12 +319,14 @@ on_cancel() {
   INTERRUPTED=1
   [ "$CANCELLED" = true ] && return 0
   CANCELLED=true
+  [ -n "$QUEUE_PID" ] && kill -TERM "$QUEUE_PID" 2>/dev/null
   [ -n "$JOB_PID" ] && escalate
 }
 # SIGTERM/SIGHUP/SIGINT to the supervisor (an admin, a shutdown) end the job the same way,
 # without calling it a cancel: the job then ends with 143 "from outside".
 on_term() {
   INTERRUPTED=1
+  [ -n "$QUEUE_PID" ] && [ -z "$JOB_PID" ] && STOP_QUEUED=1 && kill -TERM "$QUEUE_PID" 2>/dev/null
   [ -n "$JOB_PID" ] && [ -z "${TERMINATING:-}" ] && TERMINATING=1 && escalate
 }
 
@@ -409,7 +449,7 @@ job_env() {
   JOB_VARS+=(OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS" NUMEXPR_NUM_THREADS="$THREADS")
   JOB_VARS+=("${JOB_ENV[@]}")
   JOB_VARS+=(GPUQ_JOB_ID="$JOB_ID" PYTHONUNBUFFERED=1 TMPDIR="$JOB_DIR/tmp")
-  [ "$CUDA_DEVICES" != - ] && JOB_VARS+=(CUDA_VISIBLE_DEVICES="$CUDA_DEVICES")
+  [ "$CUDA_DEVICES" != - ] && JOB_VARS+=(CUDA_VISIBLE_DEVICES="$CUDA_DEVICES" CUDA_DEVICE_ORDER=PCI_BUS_ID)
   return 0
 }
 
@@ -452,6 +492,8 @@ enter_job() {
   BOUNDARY=$1 JOB_DIR=$2 JOB_UID=$3 JOB_GID=$4 JOB_USER=$5 THREADS=$6 CG_PIDS=$7
   shift 7
   note() { printf 'gpuq: %s\n' "$*" >&2; } # stderr is stderr.log; the folder is read-only here
+  CUDA_DEVICES=${GPUQ_CUDA_DEVICES:-$CUDA_DEVICES}
+  unset GPUQ_CUDA_DEVICES
   hidden_dirs "$@"
   isolate_mounts || { note "could not set up the job's mount namespace"; exit 126; }
   cd -- "$JOB_DIR/work" || exit 126
@@ -523,10 +565,13 @@ start_job() {
     [ -n "$CG_MEM" ] && echo "$BASHPID" >"$CG_MEM/cgroup.procs"
     [ -n "$CG_PIDS" ] && [ "$CG_PIDS" != "$CG_MEM" ] && echo "$BASHPID" >"$CG_PIDS/cgroup.procs"
     [ -n "$UID_LEASE_FD" ] && exec {UID_LEASE_FD}>&-
+    # The program keeps the GPU leases' .hold locks (a program orphaned by a killed supervisor
+    # keeps its GPUs), never the supervisor's own .lock ones.
+    close_fds "${LEASE_LOCK_FDS[@]}"
     cd -- "$JOB_DIR/work" || exit 126
     if [ ${#enter[@]} -gt 0 ]; then
       # The program's side runs this script again inside the namespaces (enter_job).
-      exec setsid "${enter[@]}" -- bash "$JOB_DIR/run.sh" --enter "$BOUNDARY" "$JOB_DIR" "$JOB_UID" "$JOB_GID" \
+      GPUQ_CUDA_DEVICES=$CUDA_DEVICES exec setsid "${enter[@]}" -- bash "$JOB_DIR/run.sh" --enter "$BOUNDARY" "$JOB_DIR" "$JOB_UID" "$JOB_GID" \
         "$JOB_USER" "$THREADS" "$CG_PIDS" "${hide[@]}"
     fi
     job_env
@@ -549,6 +594,7 @@ describe_tree() {
 # that may belong to someone else by then; it checks every minute so it does not linger.
 start_timer() {
   (
+    close_fds "${LEASE_LOCK_FDS[@]}" "${LEASE_HOLD_FDS[@]}"
     trap 'kill "$sp" 2>/dev/null; exit 0' TERM
     # orphaned (the supervisor died), this subshell's parent is no longer the supervisor
     supervisor_alive() { local _p _c _s pp _r; read -r _p _c _s pp _r <"/proc/$BASHPID/stat" && [ "$pp" = "$SUP_PID" ]; }
@@ -560,7 +606,7 @@ start_timer() {
     done
     sleep "$whole$frac" & sp=$!; wait "$sp"
     supervisor_alive || exit 0
-    : >"$JOB_DIR/timeout.fired"
+    now_ms >"$JOB_DIR/timeout.fired"
     term_tree
     sleep "$GRACE_S" & sp=$!; wait "$sp"
     supervisor_alive || exit 0
@@ -577,7 +623,9 @@ start_monitor() {
     [ "$MEMORY_BYTES" != 0 ] && mon_args+=(--memory-bytes "$MEMORY_BYTES")
     [ -n "$CG_MEM" ] && mon_args+=(--cgroup-memory "$CG_MEM")
     [ -n "$CG_PIDS" ] && mon_args+=(--cgroup-pids "$CG_PIDS")
-    "$PYTHON_SYS" "$MONITOR" "${mon_args[@]}" </dev/null >>monitor.log 2>&1 9>&- &
+    [ "$CPU_TIME_S" != 0 ] && mon_args+=(--cpu-time-s "$CPU_TIME_S")
+    (close_fds "${LEASE_LOCK_FDS[@]}" "${LEASE_HOLD_FDS[@]}" && exec "$PYTHON_SYS" "$MONITOR" "${mon_args[@]}") \
+      </dev/null >>monitor.log 2>&1 9>&- &
     MONITOR_PID=$!
   else
     MONITOR_PID=""
@@ -640,6 +688,11 @@ sweep() {
 # limit), and what the cgroups and the kernel log say.
 gather_evidence() {
   [ -e timeout.fired ] && TIMED_OUT=true && LIMIT_FIRED='"timeout"'
+  # The time the timer wrote into its marker (a regular file of one short line, or nothing).
+  if [ -f timeout.fired ] && [ ! -L timeout.fired ]; then
+    LIMIT_FIRED_AT=$(head -c 32 timeout.fired 2>/dev/null)
+    [[ "$LIMIT_FIRED_AT" =~ ^[0-9]{1,15}$ ]] || LIMIT_FIRED_AT=""
+  fi
   [ -e killed-after-grace ] && KILLED_AFTER_GRACE=true
   if [ -e memory.fired ] && [ "$TIMED_OUT" = false ]; then LIMIT_FIRED='"memory"'; fi
   if [ "$LIMIT_FIRED" = null ] && [ "$CPU_TIME_S" != 0 ] && { [ "$EXIT_CODE" = 137 ] || [ "$EXIT_CODE" = 152 ]; }; then
@@ -658,6 +711,104 @@ stop_monitor() {
   return 0
 }
 
+# --- GPU leases and the queue (templates/README.md, "GPU leases and the queue").
+close_fds() { local f; for f in "$@"; do exec {f}>&-; done; return 0; }
+
+# The lock folder every account shares: made 1777 (sticky) when missing; a folder that cannot be
+# made or written refuses the job (lease.refused, exit 3): a job never runs without its lease.
+prepare_lock_dir() {
+  [ "$NEED_GPUS" -gt 0 ] || return 0
+  [ -d "$LOCK_DIR" ] || mkdir -p -m 1777 -- "$LOCK_DIR" 2>/dev/null
+  [ -d "$LOCK_DIR/queue" ] || mkdir -m 1777 -- "$LOCK_DIR/queue" 2>/dev/null
+  if [ ! -d "$LOCK_DIR/queue" ] || [ ! -w "$LOCK_DIR" ] || [ ! -w "$LOCK_DIR/queue" ] || [ ! -x "$LOCK_DIR/queue" ]; then
+    echo "gpuq: node $NODE_NAME: the GPU lock folder $LOCK_DIR cannot be created or is not writable by $(id -un 2>/dev/null); set nodes.$NODE_NAME.lockDir to a folder every gpuq account can write (mode 1777)" >&2
+    : >lease.refused
+    exit 3
+  fi
+  [ -n "$PYTHON_SYS" ] && [ -f "$QUEUE" ] && return 0
+  echo "gpuq: node $NODE_NAME: GPU jobs need python3 on the node for the GPU queue" >&2
+  : >lease.refused
+  exit 3
+}
+
+# Opens a lease file of the lock folder into OPENED_FD: an existing one read-only (flock needs no
+# more; O_CREAT on another account's file in a sticky folder is refused), a missing one created 0666.
+open_lease_file() {
+  OPENED_FD=""
+  if [ -L "$1" ]; then echo "gpuq: node $NODE_NAME: $1 is a symbolic link; remove it" >&2; return 1; fi
+  if [ -e "$1" ]; then exec {OPENED_FD}<"$1" && return 0; fi
+  umask 000
+  exec {OPENED_FD}<>"$1"
+  local rc=$?
+  umask 077
+  [ "$rc" = 0 ] && return 0
+  exec {OPENED_FD}<"$1"
+}
+
+# Waits in the node's queue (queue.py) until NEED_GPUS GPUs are leased to this job: their lock
+# files stay open (and flocked) on LEASE_LOCK_FDS and LEASE_HOLD_FDS. While it waits, status.json
+# says "queued" (queue.py sends SIGUSR2 the first time it has to wait); a cancel or SIGTERM ends
+# the wait and the supervisor without starting the program.
+acquire_gpus() {
+  [ "$NEED_GPUS" -gt 0 ] || return 0
+  local g fl fh args=() all_l=() all_h=() idx=() rc r2 out i
+  for g in "${NODE_GPUS[@]}"; do
+    open_lease_file "$LOCK_DIR/gpu-$g.lock" || { end_unstarted "cannot open the GPU lock file $LOCK_DIR/gpu-$g.lock"; }
+    fl=$OPENED_FD
+    open_lease_file "$LOCK_DIR/gpu-$g.hold" || { end_unstarted "cannot open the GPU lock file $LOCK_DIR/gpu-$g.hold"; }
+    fh=$OPENED_FD
+    all_l+=("$fl") all_h+=("$fh") idx+=("$g")
+    args+=(--gpu "$g:$fl:$fh")
+  done
+  LEASE_LOCK_FDS=("${all_l[@]}") LEASE_HOLD_FDS=("${all_h[@]}")
+  trap 'STATE=queued; QUEUED_MS=$(now_ms); INTERRUPTED=1; write_status' USR2
+  "$PYTHON_SYS" -I -S "$QUEUE" wait --lock-dir "$LOCK_DIR" --job-id "$JOB_ID" --need "$NEED_GPUS" \
+    --priority "$PRIORITY" --timeout-s "${TIMEOUT_S%.*}" --submitter "$SUBMITTER" --out-dir "$JOB_DIR" \
+    --foreign-mib "$FOREIGN_MIB" "${args[@]}" </dev/null >queue.out 2>>queue.log 9>&- &
+  QUEUE_PID=$!
+  while :; do
+    INTERRUPTED=""
+    wait "$QUEUE_PID" 2>/dev/null
+    rc=$?
+    if [ -n "$INTERRUPTED" ] && [ "$rc" -gt 128 ] && kill -0 "$QUEUE_PID" 2>/dev/null; then continue; fi
+    if [ -n "$INTERRUPTED" ] && [ "$rc" -gt 128 ]; then wait "$QUEUE_PID" 2>/dev/null; r2=$?; [ "$r2" != 127 ] && rc=$r2; fi
+    break
+  done
+  QUEUE_PID=""
+  trap - USR2
+  IFS= read -r out <queue.out 2>/dev/null
+  [ -e cancel.requested ] && CANCELLED=true
+  [ "$CANCELLED" = true ] && end_unstarted "cancelled while queued"
+  [ -n "${STOP_QUEUED:-}" ] && end_unstarted "stopped by a signal while queued"
+  if [ "$rc" != 0 ] || ! [[ "$out" =~ ^[0-9]+(,[0-9]+)*$ ]]; then
+    end_unstarted "the GPU queue failed (exit $rc); see queue.log"
+  fi
+  # Keep the leased GPUs' descriptors, close the others'.
+  LEASE_LOCK_FDS=() LEASE_HOLD_FDS=()
+  for i in "${!idx[@]}"; do
+    if [[ ",$out," == *",${idx[$i]},"* ]]; then
+      LEASE_LOCK_FDS+=("${all_l[$i]}") LEASE_HOLD_FDS+=("${all_h[$i]}")
+    else
+      close_fds "${all_l[$i]}" "${all_h[$i]}"
+    fi
+  done
+  LEASED=$out CUDA_DEVICES=$out
+  # The job's own clock starts now: startedAtMs is when the program starts, not when it queued.
+  STARTED_MS=$(now_ms)
+  START_UPTIME=$(cut -d' ' -f1 /proc/uptime 2>/dev/null || echo 0)
+}
+
+# The supervisor's end when the program never started (cancelled or stopped while queued, or the
+# queue failed): status.json "exited" without a pid, then exit.
+end_unstarted() {
+  note "$1"
+  close_fds "${LEASE_LOCK_FDS[@]}" "${LEASE_HOLD_FDS[@]}"
+  ENDED_MS=$(now_ms)
+  STATE=exited
+  write_status
+  exit 0
+}
+
 main() {
   [ "${1:-}" = --enter ] && enter_job "${@:2}"
   find_python
@@ -666,8 +817,10 @@ main() {
   trap on_cancel USR1
   trap on_term TERM HUP INT
   prepare_folder
+  prepare_lock_dir
   choose_boundary
   write_status
+  acquire_gpus
   setup_cgroups
   count_threads
   start_job
@@ -682,6 +835,7 @@ main() {
   gather_evidence
   stop_monitor
   remove_cgroups
+  close_fds "${LEASE_LOCK_FDS[@]}" "${LEASE_HOLD_FDS[@]}"
   STATE=exited
   write_status
   exit 0

@@ -8,6 +8,7 @@ import { UserError } from '../core/errors.js';
 import { EXIT } from '../core/exit-codes.js';
 import { makeApp, type Io } from './app.js';
 import { registerCancel } from './cancel.js';
+import { registerCompletion } from './completion.js';
 import { registerDiagnose } from './diagnose.js';
 import { registerList } from './list.js';
 import { registerLogs } from './logs.js';
@@ -20,6 +21,23 @@ import { registerWatch } from './watch.js';
 /** Exit code once stdout's reader has gone (`gpuq … | head`): 128 + SIGPIPE, as a shell reports it. */
 export const EXIT_BROKEN_PIPE = 141;
 
+/** What `gpuq --help` ends with: the exit codes scripts branch on and the variables gpuq reads. */
+const MAIN_HELP_FOOTER = `
+Exit codes (submit --wait, wait): 0 succeeded, 10 failed, 11 timeout, 12 out of memory,
+  13 GPU out of memory, 14 another limit, 15 killed by a signal, 16 cancelled, 17 lost,
+  18 grading failed.
+Exit codes (every command): 1 a bug in gpuq, 2 bad usage or input, 3 node unreachable or refused,
+  4 no such job, 5 ledger unreadable or locked, 141 stdout closed early.
+
+Environment:
+  GPUQ_HOME        holds the ledger, known hosts and config.json (default: the state in
+                   $XDG_STATE_HOME/gpuq, the config in ./gpuq.config.json or ~/.config/gpuq)
+  GPUQ_SSH_CONFIG  an ssh_config file to read instead of ~/.ssh/config
+  GPUQ_DEBUG=1     print the stack trace of a bug in gpuq
+  NO_COLOR         no colour; FORCE_COLOR=1 colour even when not on a terminal
+
+Each command has its own --help (gpuq submit --help); the README has the tour and the config.`;
+
 /** Builds the commander program with every command registered. */
 export function buildProgram(app: ReturnType<typeof makeApp>): Command {
   const program = new Command();
@@ -31,7 +49,8 @@ export function buildProgram(app: ReturnType<typeof makeApp>): Command {
     .option('--accept-new-host-key', "trust an SSH node's unknown host key on first use and record it")
     .hook('preAction', (_program, action) => app.prepare(action))
     .exitOverride()
-    .showHelpAfterError('(run gpuq help COMMAND for its options)')
+    .showHelpAfterError('(run gpuq --help for the commands)')
+    .addHelpText('after', MAIN_HELP_FOOTER)
     .configureOutput({
       writeOut: (s) => app.io.stdout.write(s),
       writeErr: (s) => app.io.stderr.write(s),
@@ -45,10 +64,11 @@ export function buildProgram(app: ReturnType<typeof makeApp>): Command {
   registerDiagnose(program, app);
   registerWatch(program, app);
   registerNodes(program, app);
+  registerCompletion(program, app);
   for (const c of program.commands)
     c.exitOverride()
       .configureOutput(program.configureOutput())
-      .showHelpAfterError('(run gpuq help COMMAND for its options)');
+      .showHelpAfterError(`(run gpuq ${c.name()} --help for its options)`);
   return program;
 }
 

@@ -3,7 +3,8 @@
  */
 import { formatDuration, printableLine } from '../core/format.js';
 import type { Peak } from '../core/peaks.js';
-import { exitText, limitsLine, tone } from '../core/present.js';
+import { jobDurationMs } from '../core/job.js';
+import { durationText, exitText, limitsLine, tone } from '../core/present.js';
 import type { Job, Verdict } from '../core/types.js';
 import { paint, type Style } from './style.js';
 
@@ -22,11 +23,9 @@ export function paintState(style: Style, label: string): string {
   return paint(style, tone(label), label);
 }
 
-/** How long a job ran (or has been running). */
+/** How long a job ran (or has been running): the supervisor's start to its end, as every command prints it. */
 export function jobDuration(job: Job, now: Date): string {
-  if (!job.startedAt) return '-';
-  const end = job.endedAt ? Date.parse(job.endedAt) : now.getTime();
-  return columnMs(end - Date.parse(job.startedAt));
+  return durationText(jobDurationMs(job, now.getTime()));
 }
 
 function pad(text: string, width: number, painted?: string): string {
@@ -43,8 +42,17 @@ export function renderTable(jobs: Job[], now: Date, style: Style): string {
     state: stateLabel(j),
     age: columnMs(now.getTime() - Date.parse(j.createdAt)),
     duration: jobDuration(j, now),
+    why: whyColumn(j),
   }));
-  const head = { id: 'ID', name: 'NAME', node: 'NODE', state: 'STATE', age: 'AGE', duration: 'DURATION' };
+  const head = {
+    id: 'ID',
+    name: 'NAME',
+    node: 'NODE',
+    state: 'STATE',
+    age: 'AGE',
+    duration: 'DURATION',
+    why: 'CAUSE / EXIT',
+  };
   const w = (k: keyof typeof head) => Math.max(head[k].length, ...rows.map((r) => r[k].length));
   const line = (r: typeof head, painted = false) =>
     [
@@ -53,9 +61,21 @@ export function renderTable(jobs: Job[], now: Date, style: Style): string {
       pad(r.node, w('node')),
       pad(r.state, w('state'), painted ? paintState(style, r.state) : undefined),
       pad(r.age, w('age')),
-      r.duration,
+      pad(r.duration, w('duration')),
+      r.why,
     ].join('  ');
   return [style.c.bold(line(head)), ...rows.map((r) => line(r, true))].join('\n');
+}
+
+/**
+ * The list's answer to "why": the verdict's cause and exit status ("cpu_time · exit 137 SIGKILL"),
+ * "-" while the job runs.
+ */
+export function whyColumn(job: Job): string {
+  const v = job.verdict;
+  if (!v) return '-';
+  const exit = v.exitCode === null ? 'no exit status' : `exit ${v.exitCode}${v.signal ? ` ${v.signal}` : ''}`;
+  return v.cause ? `${v.cause} · ${exit}` : exit;
 }
 
 /** One-line verdict: "abc12345 timeout (exit 137 · SIGKILL · timed out): Stopped at …". */
@@ -114,9 +134,10 @@ export function renderJob(job: Job & { peaks?: Peak[] | null }, now: Date, style
   lines.push(
     `${c.bold('Limits')}     ${limitsLine(job.limits)}`,
     `${c.bold('Created')}    ${job.createdAt}`,
-    `${c.bold('Started')}    ${job.startedAt ?? '-'}`,
-    `${c.bold('Ended')}      ${job.endedAt ?? '-'}   (ran ${jobDuration(job, now)})`,
-    c.bold('History'),
+    `${c.bold('Started')}    ${job.startedAt ? `${job.startedAt}  (node clock, the supervisor's start)` : '-'}`,
+    `${c.bold('Ended')}      ${job.endedAt ? `${job.endedAt}  (node clock, the program's end)` : '-'}`,
+    `${c.bold('Duration')}   ${jobDuration(job, now)}${job.state === 'done' ? '' : ' so far'}`,
+    `${c.bold('History')}    (when gpuq noticed each change, this machine's clock)`,
     ...job.history.map((h) => `  ${h.at}  ${h.state}${h.note ? `  ${printableLine(h.note)}` : ''}`),
   );
   if (job.peaks && job.peaks.length > 0) {

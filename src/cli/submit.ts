@@ -1,12 +1,14 @@
 /**
  * `gpuq submit FILE`: flags → SubmitOptions → services/submit (and services/wait with --wait).
  */
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { usageError } from '../core/errors.js';
 import { exitCodeForVerdict } from '../core/exit-codes.js';
+import { formatDuration, formatSizeOption } from '../core/format.js';
 import { LIMITS, type LimitSpec, limitsFromFlags } from '../core/limits.js';
 import type { SubmitOptions } from '../services/submit.js';
 import type { CliApp } from './app.js';
+import { parsePriority } from '../core/queue.js';
 import { verdictLine } from './render.js';
 
 interface SubmitFlags {
@@ -15,17 +17,27 @@ interface SubmitFlags {
   competition?: string;
   isolation?: string;
   image?: string;
-  env: string[];
-  arg: string[];
+  /** Absent when not given (no default, so the help shows none). */
+  env?: string[];
+  arg?: string[];
   wait?: boolean;
   json?: boolean;
   quiet?: boolean;
+  priority?: string;
 }
 
 /** The limits' options, one per row of core/limits.ts, by commander's attribute name. */
 type LimitFlags = Partial<Record<string, string>>;
 
-const collect = (v: string, prev: string[]) => [...prev, v];
+const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
+
+/** A limit's built-in default as the option takes it ("1h", "512m", "1024", "none"). */
+function builtinText(spec: LimitSpec): string {
+  if (spec.builtin === null) return 'none';
+  if (spec.kind === 'duration') return formatDuration(spec.builtin);
+  if (spec.kind === 'size') return formatSizeOption(spec.builtin);
+  return String(spec.builtin);
+}
 
 /** commander's attribute name for an option: `--cpu-time` → `cpuTime`. */
 const attributeOf = (spec: LimitSpec) => spec.flag.slice(2).replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
@@ -37,7 +49,9 @@ export function toSubmitOptions(file: string, f: SubmitFlags & LimitFlags): Subm
     throw usageError(`--isolation "${f.isolation}" is not one of: ulimit, docker.`);
   }
   const env: Record<string, string> = {};
-  for (const kv of f.env) {
+  const envFlags = f.env ?? [];
+  const args = f.arg ?? [];
+  for (const kv of envFlags) {
     const i = kv.indexOf('=');
     const key = i < 0 ? kv : kv.slice(0, i);
     if (i < 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(key))
@@ -48,8 +62,8 @@ export function toSubmitOptions(file: string, f: SubmitFlags & LimitFlags): Subm
   // Node decodes the command line as UTF-8 and turns other bytes into U+FFFD before gpuq sees
   // them: such a value could not reach the program exactly as given, so it is refused.
   for (const [opt, values] of [
-    ['--arg', f.arg],
-    ['--env', f.env],
+    ['--arg', args],
+    ['--env', envFlags],
   ] as const) {
     if (values.some((v) => v.includes('\uFFFD')))
       throw usageError(`${opt} holds bytes that are not UTF-8 (or U+FFFD); gpuq passes only UTF-8 text.`);
@@ -65,7 +79,8 @@ export function toSubmitOptions(file: string, f: SubmitFlags & LimitFlags): Subm
     isolation: (f.isolation as SubmitOptions['isolation']) ?? null,
     image: f.image ?? null,
     env,
-    args: f.arg,
+    args,
+    priority: f.priority === undefined ? 0 : parsePriority(f.priority),
   };
 }
 
@@ -78,15 +93,23 @@ export function registerSubmit(program: Command, app: CliApp): void {
     .option('--node <name>', 'run on this node')
     .option('--name <text>', 'a name for the job (default: the file name)')
     .option('--competition <name>', 'a competition from the config');
-  for (const spec of LIMITS as readonly LimitSpec[]) cmd.option(`${spec.flag} <${spec.placeholder}>`, spec.help);
+  for (const spec of LIMITS as readonly LimitSpec[])
+    cmd.option(`${spec.flag} <${spec.placeholder}>`, `${spec.help} (built-in default: ${builtinText(spec)})`);
   cmd
-    .option('--isolation <kind>', 'ulimit or docker')
-    .option('--image <name>', 'docker image (with --isolation docker)')
-    .option('--env <KEY=VALUE>', 'set a variable for the job (repeatable)', collect, [])
-    .option('--arg <value>', 'pass an argument to the program (repeatable)', collect, [])
-    .option('--wait', 'wait for the verdict; exit with its code')
+    // Docker isolation is not built yet (the service refuses it): accepted, not advertised.
+    .addOption(new Option('--isolation <kind>', 'ulimit or docker').hideHelp())
+    .addOption(new Option('--image <name>', 'docker image (with --isolation docker)').hideHelp())
+    .option('--priority <n>', "place in the node's GPU queue: higher runs first (-1000 to 1000, default 0)")
+    .option('--env <KEY=VALUE>', 'set a variable for the job (repeatable)', collect)
+    .option('--arg <value>', 'pass an argument to the program (repeatable)', collect)
+    .option('--wait', 'wait for the verdict; exit with its code (see gpuq --help for the codes)')
     .option('--json', 'print the job as JSON')
     .option('-q, --quiet', 'print the id alone')
+    .addHelpText(
+      'after',
+      '\nDurations take a unit (500ms, 90s, 30m, 2h, 1h30m, 1d); sizes too (4096b, 512k, 512m, 2g, 1t).\n' +
+        "The config's defaults, and a competition's limits, override the built-in defaults.",
+    )
     .action(async (file: string, flags: SubmitFlags & LimitFlags, command: Command) => {
       const opts = toSubmitOptions(file, flags);
       const ctx = app.context(command);
@@ -95,10 +118,15 @@ export function registerSubmit(program: Command, app: CliApp): void {
         const done = await submitAndWait(ctx, opts, app.io.cwd, (job) => {
           if (flags.json) return;
           app.print(job.id);
-          if (!flags.quiet) app.io.stderr.write(`gpuq: started ${job.id} on ${job.node}; waiting for it to end\n`);
+          if (!flags.quiet)
+            app.io.stderr.write(
+              `gpuq: ${job.state === 'queued' ? 'queued' : 'started'} ${job.id} on ${job.node}; waiting for it to end\n`,
+            );
         });
-        if (flags.json) app.printJson(done);
-        else if (!flags.quiet) app.print(verdictLine(done, app.style(false)));
+        if (flags.json) {
+          const { withFigures } = await import('../core/peaks.js');
+          app.printJson(withFigures(done, ctx.now().getTime()));
+        } else if (!flags.quiet) app.print(verdictLine(done, app.style(false)));
         app.exitCode = done.verdict ? exitCodeForVerdict(done.verdict.class) : 0;
         return;
       }
@@ -108,8 +136,10 @@ export function registerSubmit(program: Command, app: CliApp): void {
       else {
         app.print(job.id);
         app.io.stderr.write(
-          `gpuq: started on ${job.node}${job.gpus.length ? ` (GPU ${job.gpus.join(',')})` : ''}; ` +
-            `follow it with: gpuq logs -f ${job.id}\n`,
+          job.state === 'queued'
+            ? `gpuq: queued on ${job.node}, waiting for ${job.limits.gpus} GPU(s); see where it stands with: gpuq show ${job.id}\n`
+            : `gpuq: started on ${job.node}${job.gpus.length ? ` (GPU ${job.gpus.join(',')})` : ''}; ` +
+                `follow it with: gpuq logs -f ${job.id}\n`,
         );
       }
     });

@@ -20,7 +20,11 @@ export function registerWait(program: Command, app: CliApp): void {
       const jobs = await waitJobs(ctx, ids, (j) => {
         if (!f.json) app.print(verdictLine(j, style));
       });
-      if (f.json) app.printJson(jobs);
+      if (f.json) {
+        const { withFigures } = await import('../core/peaks.js');
+        const nowMs = ctx.now().getTime();
+        app.printJson(jobs.map((j) => withFigures(j, nowMs)));
+      }
       app.exitCode = worstExitCode(jobs.map((j) => (j.verdict ? exitCodeForVerdict(j.verdict.class) : 0)));
     });
 }

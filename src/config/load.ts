@@ -9,6 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { usageError } from '../core/errors.js';
 import { builtinLimits, type LimitConfigName, limitsFromConfig } from '../core/limits.js';
 import type { Limits } from '../core/types.js';
+import { DEFAULT_FOREIGN_MIB, DEFAULT_LOCK_DIR } from '../core/queue.js';
 import { parseDuration, parseSize } from '../core/units.js';
 import type { CompetitionConfig, Config, NodeConfig } from './types.js';
 import type { RawConfig, RawNode } from './schema.js';
@@ -110,6 +111,18 @@ function writeQuietly(file: string, text: string): void {
   }
 }
 
+/**
+ * Where JSON.parse stopped, as " at line L, column C" (1-based) for an editor, from the "position N"
+ * its message gives (or the end of the text for "Unexpected end"); empty when it says neither.
+ */
+export function jsonErrorPlace(text: string, message: string): string {
+  const m = /at position (\d+)/.exec(message);
+  const at = m ? Math.min(Number(m[1]), text.length) : /end of JSON input/.test(message) ? text.length : null;
+  if (at === null) return '';
+  const before = text.slice(0, at).split('\n');
+  return ` at line ${before.length}, column ${(before.at(-1) ?? '').length + 1}`;
+}
+
 /** Parses and validates one config file against the schema. */
 export function readConfigFile(
   file: string,
@@ -121,7 +134,7 @@ export function readConfigFile(
     data = JSON.parse(text);
   } catch (e) {
     throw usageError(
-      `config file ${file} is not valid JSON: ${(e as Error).message}.`,
+      `config file ${file} is not valid JSON${jsonErrorPlace(text, (e as Error).message)}: ${(e as Error).message}.`,
       'Fix the syntax and run the command again.',
     );
   }
@@ -196,6 +209,11 @@ function buildNode(name: string, raw: RawNode, file: string | null, stateDir: st
       raw.stallMargin !== undefined ? fieldDuration(raw.stallMargin, file, `nodes.${name}.stallMargin`) : null,
     boundary: raw.boundary ?? 'auto',
     runAs: raw.runAs ?? null,
+    lockDir: raw.lockDir ?? DEFAULT_LOCK_DIR,
+    foreignGpuMemoryBytes:
+      raw.foreignGpuMemory !== undefined
+        ? fieldSize(raw.foreignGpuMemory, file, `nodes.${name}.foreignGpuMemory`)
+        : DEFAULT_FOREIGN_MIB * 1024 ** 2,
     docker: {
       image: raw.docker?.image ?? null,
       runtime: raw.docker?.runtime ?? null,

@@ -52,6 +52,11 @@ export const nodeSchema = z.strictObject({
     .regex(/^[a-z_][a-z0-9_.-]*\$?$/i, 'expected a user name on the node')
     .refine((u) => u !== 'root', 'expected an unprivileged user, not root')
     .optional(),
+  lockDir: z
+    .string()
+    .regex(/^\/[^\n\r\0]*$/, 'expected an absolute folder on the node (every gpuq account there must share it)')
+    .optional(),
+  foreignGpuMemory: size.optional(),
   docker: z
     .strictObject({
       image: z.string().min(1).optional(),

@@ -30,6 +30,10 @@ export interface NodeConfig {
   boundary: BoundaryMode;
   /** Where the node account is root: the unprivileged account programs run as; null for a per-job uid. */
   runAs: string | null;
+  /** The node's GPU lock folder, shared by every account that runs gpuq jobs there. */
+  lockDir?: string;
+  /** Bytes a process outside gpuq may hold on a GPU before that GPU counts as busy. */
+  foreignGpuMemoryBytes?: number;
   docker: { image: string | null; runtime: string | null; extraArgs: string[] };
 }
 

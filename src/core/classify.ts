@@ -11,6 +11,14 @@
  * success, and a MemoryError printed before a SIGKILL from outside does not explain the SIGKILL.
  * When stderr ends in a Python traceback, only that final report counts (analyzeStderr).
  * A child OOM-killed while the main process exited 0 is a success with cause `child_oom`.
+ *
+ * Order of events matters where the supervisor recorded when: a process killed for memory
+ * before the wall-clock limit fired makes the verdict `oom` (the job then hung until the
+ * timeout); an OOM kill after it (in the grace period) is evidence of a `timeout`. A limit
+ * reached by a child (the monitor saw it vanish at --cpu-time, EFBIG/SIGXFSZ under
+ * --file-size, forks refused under --pids) names that limit when the job failed, and is
+ * reported (cause `limit_refused`) when it exited 0. Stderr alone never names a limit that was
+ * not set.
  */
 import { clip, formatBytes, formatDuration, formatPercent, plural, printable } from './format.js';
 import { describeKernelOom, parseKernelOom, peaksAgainstLimits } from './peaks.js';
@@ -23,9 +31,11 @@ import {
   fileNotFoundHints,
   gpuOomHints,
   limitHints,
+  limitRefusedHints,
   lostHints,
   memoryHints,
   missingModuleHints,
+  oomThenTimeoutHints,
   signalHints,
   syntaxErrorHints,
   timeoutHints,
@@ -33,7 +43,7 @@ import {
 } from './hints.js';
 import { analyzeStderr, type LimitCause, type StderrFindings } from './stderr-patterns.js';
 import { describeSignal, SIG, signalFromExitCode, signalName } from './signals.js';
-import type { JobProbe, Limits, MonitorFile, StatusFile, Verdict, VerdictClass } from './types.js';
+import type { JobProbe, Limits, MonitorFile, Sample, StatusFile, Verdict, VerdictClass } from './types.js';
 
 export interface ClassifyInput {
   probe: JobProbe & { missing: boolean };
@@ -90,24 +100,17 @@ export function classify(input: ClassifyInput): Verdict {
   // Only the supervisor's record counts: a cancel reaches the job through it, so a cancel it did
   // not see arrived after the job had ended (see `signaled` for what that adds).
   if (status.cancelled) {
-    return verdict(f, 'cancelled', null, 'Cancelled with gpuq cancel.', [cancelEvidence(status, limits)], []);
-  }
-  if (status.timedOut || status.limitFired === 'timeout') {
-    const grace = status.killedAfterGrace
-      ? `; it ignored SIGTERM and was killed ${formatDuration(limits.graceS)} later`
-      : '';
+    // The cancel is the whole story: no stderr line, no peaks, only the exit status beside it.
     return verdict(
-      f,
-      'timeout',
+      { ...f, base: [exitWords(status, signal)] },
+      'cancelled',
       null,
-      `Stopped at the ${formatDuration(limits.timeoutS)} wall-clock limit${grace}.`,
-      [
-        `the wall-clock limit of ${formatDuration(limits.timeoutS)} fired` +
-          `${status.killedAfterGrace ? ', then SIGKILL after the grace period' : ''}`,
-      ],
-      timeoutHints(limits, status.killedAfterGrace, looksIdle(input.probe)),
+      'Cancelled with gpuq cancel.',
+      [cancelEvidence(status, limits)],
+      [],
     );
   }
+  if (status.timedOut || status.limitFired === 'timeout') return timedOut(f, probe.recentSamples);
   const memory = memoryKill(f, failed);
   if (memory) return memory;
   if (cpuTimeKill(status, limits, signal)) {
@@ -126,6 +129,8 @@ export function classify(input: ClassifyInput): Verdict {
     );
   }
   if (failed) {
+    const child = childCpuLimit(f);
+    if (child) return child;
     const limit = limitHit(f);
     if (limit) return limit;
     const gpu = stderr.gpuOom;
@@ -161,7 +166,7 @@ export function classify(input: ClassifyInput): Verdict {
       childOomHints(limits),
     );
   }
-  return verdict(f, 'succeeded', null, 'Exited 0.', [], []);
+  return limitRefused(f) ?? verdict(f, 'succeeded', null, 'Exited 0.', [], []);
 }
 
 /** The CPU-time limit killed it: the supervisor says so, SIGXCPU, or SIGKILL with the CPU time all used. */
@@ -241,7 +246,7 @@ function baseEvidence(status: StatusFile, signal: number | null, stderr: StderrF
 /** The memory peaks (tree RSS, the cgroup's own) against the memory limit, as evidence, where measured. */
 function rssEvidence(status: StatusFile, monitor: MonitorFile | null, limits: Limits): string[] {
   return peaksAgainstLimits({ monitor, status, limits })
-    .filter((p) => p.key === 'rss' || p.key === 'cgroup_mem')
+    .filter((p) => p.key === 'memory')
     .map((p) => p.text);
 }
 
@@ -251,7 +256,11 @@ function cancelEvidence(status: StatusFile, limits: Limits): string {
     : 'gpuq cancel sent SIGTERM to the process group';
 }
 
-function oomEvidence(status: StatusFile, limits: Limits): string[] {
+/**
+ * The OOM kills the supervisor recorded: the cgroup's count, then the kernel's lines. `when`
+ * (", 3s after the start") is added to the first of them.
+ */
+function oomEvidence(status: StatusFile, limits: Limits, when = ''): string[] {
   const ev: string[] = [];
   const at = limits.memoryBytes !== null ? ` at its ${formatBytes(limits.memoryBytes)} limit` : '';
   if ((status.oomKills ?? 0) > 0)
@@ -259,7 +268,90 @@ function oomEvidence(status: StatusFile, limits: Limits): string[] {
   const kills = parseKernelOom(status.kernelOom);
   if (kills.length > 0) for (const k of kills.slice(-3)) ev.push(describeKernelOom(k));
   else for (const line of status.kernelOom.slice(-2)) ev.push(`kernel: ${clip(line)}`);
+  if (when !== '' && ev.length > 0) ev[0] = `${ev[0]}${when}`;
   return ev;
+}
+
+/** Whether the supervisor recorded an OOM kill of a process of the job (cgroup counter or kernel line). */
+function hadOomKill(status: StatusFile): boolean {
+  return (status.oomKills ?? 0) > 0 || status.kernelOom.length > 0;
+}
+
+/**
+ * When the first OOM kill happened (ms since the epoch, node clock), where recorded: the
+ * monitor's sighting of the cgroup counter (the same clock as the timer's), else the kernel
+ * log's time converted by the supervisor. Null for files written before these fields existed.
+ */
+function firstOomKillAtMs(status: StatusFile, monitor: MonitorFile | null): number | null {
+  if (!hadOomKill(status)) return null;
+  return monitor?.firstOomKillAtMs ?? status.kernelOomAtMs ?? null;
+}
+
+/** ", 3s after the start" for a time on the node's clock. */
+function afterStart(status: StatusFile, atMs: number): string {
+  return `, ${formatDuration(Math.max(0, atMs - status.startedAtMs) / 1000)} after the start`;
+}
+
+/** When the wall-clock limit fired: the supervisor's record, else the deadline (start + timeout). */
+function timeoutFiredAtMs(status: StatusFile, limits: Limits): number {
+  return status.limitFiredAtMs ?? status.startedAtMs + limits.timeoutS * 1000;
+}
+
+/**
+ * The wall clock stopped it. When a process was killed for memory before the limit fired, that
+ * kill is the cause (class `oom`, the job then hung); otherwise it is a timeout, with an OOM kill
+ * in the grace period as later evidence and hints that follow the evidence (SIGTERM ignored first).
+ */
+function timedOut(f: Facts, samples: readonly Sample[]): Verdict {
+  const { status, limits, monitor } = f;
+  const firedAt = status.limitFiredAtMs ?? null;
+  const oomAt = firstOomKillAtMs(status, monitor);
+  const limitText = formatDuration(limits.timeoutS);
+  const timeoutLine =
+    `the wall-clock limit of ${limitText} fired` +
+    `${status.killedAfterGrace ? ', then SIGKILL after the grace period' : ''}`;
+  if (oomAt !== null && firedAt !== null && oomAt < firedAt) {
+    const cause = (status.oomKills ?? 0) > 0 ? 'cgroup' : 'oom_killer';
+    const who =
+      cause === 'cgroup'
+        ? limits.memoryBytes !== null
+          ? `at the ${formatBytes(limits.memoryBytes)} limit`
+          : 'at the memory limit'
+        : 'by the kernel OOM killer';
+    const inAt = formatDuration(Math.max(0, oomAt - status.startedAtMs) / 1000);
+    const between = samples.filter((x) => x.t > oomAt && x.t < firedAt);
+    const then =
+      between.length >= 2 && idle(between)
+        ? `the job then made no progress (idle) until the ${limitText} wall-clock limit stopped it`
+        : `the job then did not finish before the ${limitText} wall-clock limit stopped it`;
+    return verdict(
+      f,
+      'oom',
+      cause,
+      `One of its processes was killed for memory ${who} ${inAt} in; ${then}.`,
+      [...oomEvidence(status, limits, afterStart(status, oomAt)), timeoutLine, ...rssEvidence(status, monitor, limits)],
+      oomThenTimeoutHints(limits, monitor?.peakRssBytes ?? null, status.killedAfterGrace),
+    );
+  }
+  const grace = status.killedAfterGrace
+    ? `; it ignored SIGTERM and was killed ${formatDuration(limits.graceS)} later`
+    : '';
+  const oomLater =
+    oomAt !== null && firedAt !== null
+      ? oomEvidence(status, limits, `${afterStart(status, oomAt)}, after the wall-clock limit had fired`)
+      : hadOomKill(status)
+        ? oomEvidence(status, limits)
+        : [];
+  const fired = timeoutFiredAtMs(status, limits);
+  const before = samples.filter((x) => x.t < fired);
+  return verdict(
+    f,
+    'timeout',
+    null,
+    `Stopped at the ${limitText} wall-clock limit${grace}.`,
+    [timeoutLine, ...oomLater],
+    timeoutHints(limits, status.killedAfterGrace, looksIdle(before)),
+  );
 }
 
 /** Host memory: the supervisor's evidence first, then MemoryError and friends in stderr. */
@@ -343,39 +435,151 @@ function memoryKill(f: Facts, failed: boolean): Verdict | null {
 /** A SIGKILLed job whose sampled RSS reached this share of --memory is taken as a memory kill. */
 const RSS_AT_LIMIT = 0.9;
 
-/** Processes, disk, descriptors, file size: from the pids cgroup, SIGXFSZ or stderr. */
+/**
+ * Whether gpuq (or the node) set the limit a stderr line blames: stderr is the job's text, so it
+ * names a limit only where one was in force. "File too large" without --file-size is a
+ * filesystem's limit, not the job's; a refused fork counts under --pids or a pids cgroup refusal.
+ */
+function limitInForce(cause: LimitCause, f: Facts): boolean {
+  switch (cause) {
+    case 'file_size':
+      return f.limits.fileSizeBytes !== null;
+    case 'pids':
+      return f.limits.pids !== null || (f.status.pidsRefused ?? 0) > 0;
+    case 'open_files':
+      return f.limits.files !== null;
+    case 'disk_full':
+      return true;
+  }
+}
+
+/** The value of a limit for a sentence (" of 1 MiB"), empty where it has none. */
+function limitValue(cause: LimitCause, limits: Limits): string {
+  switch (cause) {
+    case 'disk_full':
+      return '';
+    case 'pids':
+      return limits.pids !== null ? ` of ${limits.pids}` : '';
+    case 'open_files':
+      return limits.files !== null ? ` of ${limits.files}` : '';
+    case 'file_size':
+      return limits.fileSizeBytes !== null ? ` of ${formatBytes(limits.fileSizeBytes)}` : '';
+  }
+}
+
+/**
+ * Processes, disk, descriptors, file size: from the pids cgroup, SIGXFSZ or stderr (a child's
+ * "File too large" or "fork: Resource temporarily unavailable" counts: the job failed after it).
+ * The supervisor's record leads the evidence, the quoted stderr line follows.
+ */
 function limitHit(f: Facts): Verdict | null {
   const { status, limits, signal, stderr, t } = f;
   let cause: LimitCause | null = null;
   let quota = false;
   const ev: string[] = [];
-  if (stderr.limit && stderrCanExplain(signal)) {
+  const refused = status.pidsRefused ?? 0;
+  if (stderr.limit && stderrCanExplain(signal) && limitInForce(stderr.limit.cause, f)) {
     cause = stderr.limit.cause;
     quota = stderr.limit.quota;
-    ev.push(`stderr: ${clip(stderr.limit.line)}`);
   } else if (signal === SIG.XFSZ) {
     cause = 'file_size';
     ev.push('the program was killed by SIGXFSZ (file-size limit)');
-  } else if ((status.pidsRefused ?? 0) > 0) {
+  } else if (refused > 0) {
     cause = 'pids';
   }
   if (cause === null) return null;
-  if ((status.pidsRefused ?? 0) > 0) ev.push(`the pids cgroup refused ${plural(status.pidsRefused ?? 0, 'fork')}`);
-  const limitValue: Record<LimitCause, string> = {
-    disk_full: '',
-    pids: limits.pids !== null ? ` of ${limits.pids}` : '',
-    open_files: limits.files !== null ? ` of ${limits.files}` : '',
-    file_size: limits.fileSizeBytes !== null ? ` of ${formatBytes(limits.fileSizeBytes)}` : '',
-  };
-  if (cause === 'pids' && f.monitor && f.monitor.samples > 0) {
-    ev.push(
-      limits.pids !== null
-        ? `processes peaked at ${f.monitor.peakProcs} of the ${limits.pids} limit`
-        : `processes peaked at ${f.monitor.peakProcs}`,
+  if (refused > 0 && cause === 'pids') ev.push(`the pids cgroup refused ${plural(refused, 'fork')}`);
+  if (stderr.limit && stderr.limit.cause === cause) ev.push(`stderr: ${clip(stderr.limit.line)}`);
+  if (refused > 0 && cause !== 'pids') ev.push(`the pids cgroup refused ${plural(refused, 'fork')}`);
+  if (cause === 'pids') {
+    // --pids counts processes and threads together: the same peak every page shows.
+    const tasks = peaksAgainstLimits({ monitor: f.monitor, status, limits }).find((p) => p.key === 'tasks');
+    if (tasks) ev.push(tasks.text);
+  }
+  const summary = `${capitalise(LIMIT_WORDS[cause])}${limitValue(cause, limits)}${quota ? ' (a disk quota)' : ''}.`;
+  return verdict(f, 'limit', cause, summary, ev, limitHints({ cause, quota, line: stderr.limit?.line }, limits, t));
+}
+
+/** "its process sort (pid 42)" or "its main process", for a process the monitor named. */
+function processWords(f: Facts, hit: { pid: number; name: string }): string {
+  if (hit.pid === f.status.pid) return 'its main process';
+  return `its process ${clip(printable(hit.name), 40)} (pid ${hit.pid})`;
+}
+
+/**
+ * A process of the job (a child, usually) reached the per-process CPU-time limit: the monitor
+ * saw it vanish at the limit, which the supervisor cannot see from the main process's exit.
+ */
+function childCpuLimit(f: Facts): Verdict | null {
+  const hit = f.monitor?.cpuLimitHit ?? null;
+  if (hit === null || f.limits.cpuTimeS === null) return null;
+  const lim = formatDuration(f.limits.cpuTimeS);
+  const then = f.signal !== null ? `died of ${signalName(f.signal)}` : `exited with code ${f.status.exitCode}`;
+  return verdict(
+    f,
+    'limit',
+    'cpu_time',
+    `${capitalise(processWords(f, hit))} was stopped at the ${lim} CPU-time limit, and the job then ${then}.`,
+    [cpuHitEvidence(f, hit)],
+    cpuTimeHints(f.limits),
+  );
+}
+
+function cpuHitEvidence(f: Facts, hit: { pid: number; name: string; cpuSeconds: number }): string {
+  return (
+    `${processWords(f, hit)} was last seen at ${hit.cpuSeconds.toFixed(2)}s of CPU time, within reach of the ` +
+    `${formatDuration(f.limits.cpuTimeS ?? 0)} per-process CPU-time limit, and then vanished`
+  );
+}
+
+/**
+ * The job exited 0 although a limit stopped one of its processes or refused it something (a
+ * write past --file-size, a fork under --pids, a file under --files): still a success, cause
+ * `limit_refused`, with what was refused as evidence. Null when nothing was.
+ */
+function limitRefused(f: Facts): Verdict | null {
+  const { status, limits, stderr, t } = f;
+  const hit = f.monitor?.cpuLimitHit ?? null;
+  if (hit !== null && limits.cpuTimeS !== null) {
+    return verdict(
+      f,
+      'succeeded',
+      'limit_refused',
+      `Exited 0, but ${processWords(f, hit)} was stopped at the ${formatDuration(limits.cpuTimeS)} ` +
+        'CPU-time limit, so its results may be incomplete.',
+      [cpuHitEvidence(f, hit)],
+      limitRefusedHints(cpuTimeHints(limits)),
     );
   }
-  const summary = `${capitalise(LIMIT_WORDS[cause])}${limitValue[cause]}${quota ? ' (a disk quota)' : ''}.`;
-  return verdict(f, 'limit', cause, summary, ev, limitHints({ cause, quota, line: stderr.limit?.line }, limits, t));
+  const refused = status.pidsRefused ?? 0;
+  const line = stderr.limit;
+  const cause: LimitCause | null =
+    line && line.cause !== 'disk_full' && limitInForce(line.cause, f) ? line.cause : refused > 0 ? 'pids' : null;
+  if (cause === null) return null;
+  const what: Record<LimitCause, string> = {
+    file_size: 'a write',
+    pids: 'a new process or thread',
+    open_files: 'a file',
+    disk_full: 'a write',
+  };
+  const names: Record<LimitCause, string> = {
+    file_size: 'file-size limit',
+    pids: 'process limit',
+    open_files: 'open-files limit',
+    disk_full: 'disk',
+  };
+  const ev: string[] = [];
+  if (cause === 'pids' && refused > 0) ev.push(`the pids cgroup refused ${plural(refused, 'fork')}`);
+  if (line && line.cause === cause) ev.push(`stderr: ${clip(line.line)}`);
+  return verdict(
+    f,
+    'succeeded',
+    'limit_refused',
+    `Exited 0, but the ${names[cause]}${limitValue(cause, limits)} refused it ${what[cause]}, ` +
+      'so its results may be incomplete.',
+    ev,
+    limitRefusedHints(limitHints({ cause, quota: false, line: line?.line }, limits, t)),
+  );
 }
 
 /** Causes the program reports itself: missing module, syntax error, no CUDA, file not found. */
@@ -486,11 +690,18 @@ function stderrCanExplain(signal: number | null): boolean {
   return signal === null || signal === SIG.ABRT;
 }
 
-/** The last samples show neither CPU nor GPU use: a hang rather than slow work. */
-function looksIdle(probe: JobProbe): boolean {
-  const last = probe.recentSamples.slice(-5);
-  if (last.length < 3) return false;
-  return last.every((s) => s.cpuPct < 2 && (s.gpu ?? []).every((g) => (g.utilPct ?? 0) < 2));
+/**
+ * The last samples (of those given: the caller keeps only the ones taken before the limit
+ * fired) show neither CPU nor GPU use: a hang rather than slow work.
+ */
+function looksIdle(samples: readonly Sample[]): boolean {
+  const last = samples.slice(-5);
+  return last.length >= 3 && idle(last);
+}
+
+/** Every sample shows neither CPU nor GPU use. */
+function idle(samples: readonly Sample[]): boolean {
+  return samples.every((x) => x.cpuPct < 2 && (x.gpu ?? []).every((g) => (g.utilPct ?? 0) < 2));
 }
 
 function capitalise(s: string): string {

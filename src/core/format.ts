@@ -13,7 +13,7 @@
  */
 
 const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'] as const;
-const OPTION_UNITS = ['', 'k', 'm', 'g', 't'] as const;
+const OPTION_UNITS = ['b', 'k', 'm', 'g', 't'] as const;
 
 /** Where a size or a duration is printed: in a sentence, or in a table column or live view. */
 export type UnitStyle = 'text' | 'column';

@@ -120,27 +120,60 @@ export function gpuOomHints(hit: GpuOomHit): string[] {
   return hints;
 }
 
-/** Hints after the wall-clock limit: checkpoint and resume, raise --timeout, handle SIGTERM. */
+/**
+ * Hints after the wall-clock limit, in the order the evidence supports: a program that ignored
+ * SIGTERM is told to handle it first; `looksIdle` (only from samples taken before the limit
+ * fired: a program that ignores SIGTERM idles through the grace period by construction) adds the
+ * deadlock hint next; then checkpointing and profiling.
+ */
 export function timeoutHints(limits: Limits, killedAfterGrace: boolean, looksIdle: boolean): string[] {
   const hints: string[] = [];
+  if (killedAfterGrace) {
+    hints.push(
+      `it ignored SIGTERM: handle SIGTERM (signal.signal(signal.SIGTERM, …)) ` +
+        `to save its state and exit within the ${formatDuration(limits.graceS)} grace ` +
+        `period, or raise --grace`,
+    );
+  }
   if (looksIdle) {
     hints.push(
-      'it was idle at the end (no CPU or GPU use): look for a deadlock, a hung DataLoader worker or a read from stdin',
+      'it was idle before the limit fired (no CPU or GPU use): look for a deadlock, a hung DataLoader worker or a read from stdin',
     );
   }
   hints.push(
     `save checkpoints and resume from the last one, or raise the limit: ` +
       `gpuq submit --timeout ${formatDuration(limits.timeoutS * 2)} …`,
   );
-  if (killedAfterGrace) {
-    hints.push(
-      `handle SIGTERM (signal.signal(signal.SIGTERM, …)) ` +
-        `to save its state and exit within the ${formatDuration(limits.graceS)} grace ` +
-        `period, or raise --grace`,
-    );
-  }
   hints.push('profile a short run to see where the time goes (is the GPU busy? `gpuq watch` shows utilisation)');
   return hints;
+}
+
+/**
+ * Hints when a process of the job was killed for memory and the job then ran into the
+ * wall-clock limit: the memory hints, with the usual reason for the hang (a process pool that
+ * waits for ever for a worker the OOM killer took) second.
+ */
+export function oomThenTimeoutHints(limits: Limits, peakRssBytes: number | null, killedAfterGrace: boolean): string[] {
+  const [raise, ...rest] = memoryHints(limits, peakRssBytes);
+  const sigterm = killedAfterGrace
+    ? [`it also ignored SIGTERM: handle it to exit within the ${formatDuration(limits.graceS)} grace period`]
+    : [];
+  return [
+    raise as string,
+    'a multiprocessing.Pool waits for ever for a worker that was killed: use ' +
+      'concurrent.futures.ProcessPoolExecutor, which raises BrokenProcessPool at once, so the job ' +
+      'fails instead of hanging until the timeout',
+    ...rest,
+    ...sigterm,
+  ];
+}
+
+/**
+ * Hints when the job exited 0 although a limit stopped one of its processes or refused it
+ * something: check the results, then the hints for that limit.
+ */
+export function limitRefusedHints(limitSpecific: string[]): string[] {
+  return ['check that the results are complete: the program carried on after the limit refused it', ...limitSpecific];
 }
 
 /** Hints after the CPU-time limit: it counts every thread, so cap threads or raise it. */

@@ -6,7 +6,7 @@
  */
 
 import { arr, bool, int, literal, nullable, num, obj, optional, parseJsonAs, str } from './shape.js';
-import type { MonitorFile, Sample, StatusFile } from './types.js';
+import type { MonitorFile, QueueFile, Sample, StatusFile } from './types.js';
 
 /**
  * status.json, written atomically by the supervisor (templates/wrapper.sh) at each change. Times
@@ -14,7 +14,7 @@ import type { MonitorFile, Sample, StatusFile } from './types.js';
  */
 export const statusFileShape = obj({
   version: literal(1),
-  state: literal('starting', 'running', 'exited'),
+  state: literal('starting', 'queued', 'running', 'exited'),
   supervisorPid: int,
   pid: nullable(int),
   pgid: nullable(int),
@@ -51,7 +51,60 @@ export const statusFileShape = obj({
   boundary: optional(literal('uid', 'userns', 'none')),
   /** The uid the program ran as under the "uid" boundary, else null. */
   jobUid: optional(nullable(int)),
+  /** When the wall-clock limit fired (its SIGTERM), ms since the epoch; absent in older files. */
+  limitFiredAtMs: optional(nullable(int)),
+  /** When the kernel logged the job's first OOM kill (its log time, converted), ms since the epoch. */
+  kernelOomAtMs: optional(nullable(int)),
+  /** The pids cgroup's own peak (processes and threads together), where the kernel reports it. */
+  pidsPeak: optional(nullable(int)),
+  /** The GPU indices the node leased to the job (empty while queued or without GPUs). */
+  gpus: optional(arr(int)),
+  /** When the job entered the node's GPU queue (null: it never waited). */
+  queuedAtMs: optional(nullable(int)),
 });
+
+/** A process of the job that the per-process CPU-time limit (RLIMIT_CPU) most likely stopped. */
+export const cpuLimitHitShape = obj({
+  pid: int,
+  /** Its command name as the kernel shows it (job-controlled text). */
+  name: str,
+  /** Its CPU time (user + system) when last seen, s. */
+  cpuSeconds: num,
+});
+
+/** One GPU of the node as a queued job's waiter saw it (queue.json). */
+export const queueGpuShape = obj({
+  index: int,
+  state: literal('free', 'held', 'orphan', 'foreign'),
+  job: nullable(str),
+  submitter: nullable(str),
+  pid: nullable(int),
+  user: nullable(str),
+  sinceMs: nullable(int),
+  timeoutS: nullable(int),
+  memMiB: nullable(num),
+});
+
+/** queue.json, written by the queued job's waiter (templates/queue.py) while it waits. */
+export const queueFileShape = obj({
+  version: literal(1),
+  /** 1 = the head of the node's queue. */
+  position: int,
+  need: int,
+  priority: int,
+  /** The tickets ahead, in order (at most 200). */
+  ahead: arr(obj({ gpus: int, timeoutS: int, priority: int })),
+  aheadCount: int,
+  /** Live tickets in the node's queue, this one included. */
+  length: int,
+  gpus: arr(queueGpuShape),
+  updatedAtMs: int,
+});
+
+/** queue.json's text as a QueueFile, or null when it is absent, torn or of the wrong shape. */
+export function parseQueueFile(text: string | undefined): QueueFile | null {
+  return parseJsonAs(queueFileShape, text);
+}
 
 /** monitor.json, the sampler's running peaks (templates/monitor.py), rewritten atomically as they change. */
 export const monitorFileShape = obj({
@@ -67,6 +120,10 @@ export const monitorFileShape = obj({
   memoryWatchFired: bool,
   /** Tree RSS that made it fire. */
   memoryWatchRssBytes: nullable(int),
+  /** When the monitor first saw the memory cgroup's oom_kill counter rise, ms since the epoch. */
+  firstOomKillAtMs: optional(nullable(int)),
+  /** The process that vanished at the per-process --cpu-time limit, if one did. */
+  cpuLimitHit: optional(nullable(cpuLimitHitShape)),
 });
 
 /** One GPU in a sample. */

@@ -51,6 +51,32 @@ export const remoteInfoShape = obj({
 });
 
 /**
+ * A finished job's resource peaks, as measured once, from the job folder's final status.json and
+ * monitor.json (core/peaks.ts `usageOf`): every page prints its peaks from this one record. Each
+ * figure is null where nothing measured it; a `...Source` says which measurement it is.
+ */
+export const usageShape = obj({
+  /** Memory peak (bytes): the memory cgroup's high-water mark where there was one, else the sampled tree RSS. */
+  memoryBytes: nullable(num),
+  memorySource: nullable(oneOf(['cgroup', 'sampler'] as const)),
+  /** Processes and threads together (what --pids counts): the pids cgroup's peak, else the sampled peak. */
+  tasks: nullable(num),
+  tasksSource: nullable(oneOf(['cgroup', 'sampler'] as const)),
+  /** Processes alone, sampled. */
+  procs: nullable(num),
+  openFiles: nullable(num),
+  /** The job folder's size: the largest the sampler saw, its final measurement included. */
+  folderBytes: nullable(num),
+  gpuMemBytes: nullable(num),
+  /** CPU seconds of the job (the supervisor's). */
+  cpuSeconds: nullable(num),
+  /** The wall-clock limit fired (a run past the limit is its grace period). */
+  timedOut: bool,
+  /** The job ran without a pids cgroup (only ulimit -u held it). */
+  noPidsCgroup: bool,
+});
+
+/**
  * A job as the ledger stores it and `--json` prints it (unknown extra fields are kept). The type
  * `Job` of core/types is inferred from this shape, so the check and the type cannot drift apart.
  */
@@ -75,6 +101,12 @@ export const jobShape = obj({
   history: arr(historyEntryShape),
   remote: nullable(remoteInfoShape),
   verdict: nullable(verdictShape),
+  /** The peaks recorded with the verdict (absent before the job ended, or in older ledgers). */
+  usage: optional(nullable(usageShape)),
+  /** `--priority`: higher runs first in its node's GPU queue (absent: 0, jobs before queues). */
+  priority: optional(num),
+  /** While queued: its place on the node as last seen (the node's queue is the truth). */
+  queue: optional(nullable(obj({ position: num, reason: str, estimatedStart: nullable(str) }))),
 });
 
 /**

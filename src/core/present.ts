@@ -80,9 +80,22 @@ export function limitsLine(l: Limits): string {
 }
 
 /**
+ * How long a job ran, the one form every command prints it in: "303ms" under a second, "5.4s"
+ * under a minute (so a run just past its limit does not read "5s of the 5s limit"), then the
+ * text form ("1m30s", "2h5m"); "-" when unknown. Takes the ms of core/job `jobDurationMs`.
+ */
+export function durationText(ms: number | null): string {
+  if (ms === null || !Number.isFinite(ms) || ms < 0) return '-';
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 59_950) return `${(ms / 1000).toFixed(1).replace(/\.0$/, '')}s`;
+  return formatDuration(ms / 1000);
+}
+
+/**
  * One resource sample in one line, against the limits where given: "RSS 120 MiB / 200 MiB (60%) ·
- * CPU 99% · procs 1 / 64 · GPU0 mem 1.00 GiB (job 900 MiB) util 50% · folder 12.0 KiB". The plain
- * watch prints it every 10 s; `diagnose` shows it for a running job.
+ * CPU 99% · tasks 3 / 64 (1 process) · GPU0 mem 1.00 GiB (job 900 MiB) util 50% · folder 12.0
+ * KiB". Tasks are processes and threads together, what --pids counts. The plain watch prints it
+ * every 10 s; `diagnose` shows it for a running job.
  */
 export function sampleLine(sample: Sample, limits: Pick<Limits, 'memoryBytes' | 'pids'> | null): string {
   const b = (n: number) => formatBytes(n, 'column');
@@ -93,7 +106,7 @@ export function sampleLine(sample: Sample, limits: Pick<Limits, 'memoryBytes' | 
       ? `RSS ${b(sample.rssBytes)} / ${b(mem)} (${formatPercent(sample.rssBytes / mem)})`
       : `RSS ${b(sample.rssBytes)}`,
     `CPU ${formatPercent(sample.cpuPct / 100)}`,
-    pids ? `procs ${sample.procs} / ${pids}` : `procs ${sample.procs}`,
+    `tasks ${sample.threads}${pids ? ` / ${pids}` : ''} (${sample.procs} process${sample.procs === 1 ? '' : 'es'})`,
   ];
   for (const g of sample.gpu ?? []) {
     const util = g.utilPct === null ? '' : ` util ${formatPercent(g.utilPct / 100)}`;

@@ -2,8 +2,8 @@
  * The plain data that flows through gpuq: jobs as the ledger stores them, the files a
  * supervisor writes on a node, and verdicts. No I/O here; everything is JSON-serialisable.
  */
-import type { gpuSampleShape, monitorFileShape, sampleShape, statusFileShape } from './job-files.js';
-import type { historyEntryShape, jobShape, remoteInfoShape, verdictShape } from './job-shape.js';
+import type { gpuSampleShape, monitorFileShape, queueFileShape, sampleShape, statusFileShape } from './job-files.js';
+import type { historyEntryShape, jobShape, remoteInfoShape, usageShape, verdictShape } from './job-shape.js';
 import type { Infer } from './shape.js';
 
 /** Lifecycle of a job as the contract names it. */
@@ -49,6 +49,8 @@ export type Verdict = Infer<typeof verdictShape>;
 export type HistoryEntry = Infer<typeof historyEntryShape>;
 /** Where a job lives on its node, learnt at launch. */
 export type RemoteInfo = Infer<typeof remoteInfoShape>;
+/** A finished job's peaks, measured once when its verdict was recorded. */
+export type Usage = Infer<typeof usageShape>;
 /** A job as the ledger stores it and `--json` prints it. */
 export type Job = Infer<typeof jobShape>;
 
@@ -62,6 +64,8 @@ export type MonitorFile = Infer<typeof monitorFileShape>;
 export type Sample = Infer<typeof sampleShape>;
 /** One GPU in a sample. */
 export type GpuSample = Infer<typeof gpuSampleShape>;
+/** queue.json, a queued job's place in its node's GPU queue. */
+export type QueueFile = Infer<typeof queueFileShape>;
 
 /** Everything the client reads back from a job folder in one round trip. */
 export interface JobProbe {
@@ -75,4 +79,6 @@ export interface JobProbe {
   supervisorAlive: boolean;
   /** The node's current boot id. */
   bootId: string | null;
+  /** queue.json while the job waits in the node's GPU queue (absent: not read). */
+  queue?: QueueFile | null;
 }

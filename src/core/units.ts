@@ -36,50 +36,70 @@ export interface AmountBounds {
 }
 
 /**
- * Parses `90s`, `30m`, `2h`, `1h30m`, `1d`, `500ms` or a bare number of seconds into seconds.
+ * Parses `90s`, `30m`, `2h`, `1h30m`, `1d` or `500ms` into seconds. A bare number is refused: a
+ * Slurm user's `--timeout 5` means minutes, a shell user's seconds, and a guess kills the job.
  * `what` names the option in the error (e.g. "--timeout").
  */
 export function parseDuration(text: string, what: string, max = MAX_DURATION_S): number {
   const s = String(text).trim().toLowerCase();
   const form = 'a duration like 90s, 30m, 2h or 1h30m';
   if (s === '') throw usageError(`${what} is empty; give ${form}.`);
-  let total: number;
-  if (/^\d+(\.\d+)?$/.test(s)) {
-    total = Number(s);
-  } else {
-    const re = /(\d+(?:\.\d+)?)(ms|d|h|m|s)/gy;
-    total = 0;
-    let pos = 0;
-    const seen = new Set<string>();
-    for (let m = re.exec(s); m !== null; m = re.exec(s)) {
-      const unit = m[2] as string;
-      if (seen.has(unit)) throw usageError(`${what} "${text}" repeats the unit ${unit}; give ${form}.`);
-      seen.add(unit);
-      total += Number(m[1]) * (DURATION_UNITS[unit] as number);
-      pos = re.lastIndex;
-    }
-    if (pos !== s.length || seen.size === 0) throw usageError(`${what} "${text}" is not ${form}.`);
+  if (BARE.test(s))
+    throw Number(s) === 0
+      ? usageError(`${what} must be more than zero; give ${form}.`)
+      : bareNumber(what, text, ['s', 'm']);
+  const re = /(\d+(?:\.\d+)?)(ms|d|h|m|s)/gy;
+  let total = 0;
+  let pos = 0;
+  const seen = new Set<string>();
+  for (let m = re.exec(s); m !== null; m = re.exec(s)) {
+    const unit = m[2] as string;
+    if (seen.has(unit)) throw usageError(`${what} "${text}" repeats the unit ${unit}; give ${form}.`);
+    seen.add(unit);
+    total += Number(m[1]) * (DURATION_UNITS[unit] as number);
+    pos = re.lastIndex;
   }
+  if (pos !== s.length || seen.size === 0) throw usageError(`${what} "${text}" is not ${form}.`);
   if (!Number.isFinite(total) || total <= 0) throw usageError(`${what} must be more than zero; give ${form}.`);
   if (total > max) throw usageError(`${what} "${text}" is longer than ${inWords(max, DURATION_WORDS)}; give ${form}.`);
   return total;
 }
 
 /**
- * Parses `512m`, `2g`, `1.5G`, `64MiB` or a bare byte count into bytes (binary units: 1k = 1024).
+ * Parses `512m`, `2g`, `1.5G`, `64MiB` or `4096b` into bytes (binary units: 1k = 1024). A bare
+ * number is refused: `--memory 500` meant 500 MiB to its author and 500 bytes to the kernel.
  */
 export function parseSize(text: string, what: string, max = MAX_SIZE_BYTES): number {
   const s = String(text).trim().toLowerCase();
   const form = 'a size like 512m, 2g or 1.5G';
+  if (BARE.test(s))
+    throw Number(s) === 0
+      ? usageError(`${what} must be more than zero; give ${form}.`)
+      : bareNumber(what, text, ['m', 'g']);
   const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/.exec(s);
   if (!m) throw usageError(`${what} "${text}" is not ${form}.`);
-  const unit = m[2] === '' ? 'b' : (m[2] as string);
+  const unit = m[2] as string;
   const mult = SIZE_UNITS[unit];
   if (mult === undefined) throw usageError(`${what} "${text}" has an unknown unit "${unit}"; give ${form}.`);
   const bytes = Math.round(Number(m[1]) * mult);
   if (!Number.isFinite(bytes) || bytes <= 0) throw usageError(`${what} must be more than zero; give ${form}.`);
   if (bytes > max) throw usageError(`${what} "${text}" is larger than ${inWords(max, SIZE_WORDS)}; give ${form}.`);
   return bytes;
+}
+
+/** A number with no unit, which parseDuration and parseSize refuse rather than guess at. */
+const BARE = /^\d+(\.\d+)?$/;
+
+/** The refusal of a bare number, spelling out the two likely readings ("500m or 500g?"). */
+function bareNumber(what: string, text: string, units: [string, string]): Error {
+  const n = String(text).trim();
+  const [a, b] = units;
+  // an option is shown as it would be typed (--memory 500m); a config field by its value
+  const as = (unit: string) => (what.startsWith('--') ? `${what} ${n}${unit}` : `"${n}${unit}"`);
+  return usageError(
+    `${what} "${n}" has no unit: did you mean ${as(a)} or ${as(b)}?`,
+    `Give the unit: ${n}${a} or ${n}${b} (${a === 's' ? 'ms, s, m, h, d' : 'b, k, m, g, t'}).`,
+  );
 }
 
 /** Parses a positive whole count such as `--pids 64`, refusing zero, negatives and absurd values. */

@@ -47,6 +47,20 @@ export function cancelledBeforeStart(): Verdict {
   };
 }
 
+/** `gpuq cancel` of a job waiting in its node's GPU queue: removed from the queue, never ran. */
+export function cancelledWhileQueued(node: string): Verdict {
+  return {
+    class: 'cancelled',
+    cause: null,
+    exitCode: null,
+    signal: null,
+    timedOut: false,
+    summary: 'Cancelled while queued; the program never ran.',
+    evidence: [`gpuq cancel removed the job from the GPU queue of ${node}`],
+    hints: [],
+  };
+}
+
 /**
  * How long past its deadline (start + timeout + grace) a job's supervisor may take to finish:
  * the node's `stallMargin` where its config sets one, else 30 s or a tenth of the timeout.

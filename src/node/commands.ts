@@ -102,8 +102,10 @@ function launchLines(): string[] {
     // Builtins only in the loop (read, case): one fork per turn, for sleep.
     // boundary.refused: the supervisor would not start the program without a trust boundary.
     `i=0; while [ "$i" -lt 250 ]; do st=; IFS= read -r st 2>/dev/null <status.json; ` +
-      `case $st in *'"state":"running"'*|*'"state":"exited"'*) break;; esac; ` +
-      `[ -e boundary.refused ] && break; sleep 0.02; i=$((i+1)); done`,
+      `case $st in *'"state":"running"'*|*'"state":"queued"'*|*'"state":"exited"'*) break;; esac; ` +
+      `[ -e boundary.refused ] && break; [ -e lease.refused ] && break; sleep 0.02; i=$((i+1)); done`,
+    // The GPU lock folder cannot be used (templates/README.md): exit 75, the supervisor's words on stderr.
+    `[ -e lease.refused ] && { grep '^gpuq: ' supervisor.log | tail -n 2 >&2; exit 75; }`,
     `cat status.json 2>/dev/null || ` +
       `{ echo "the supervisor did not start; see supervisor.log:" >&2; tail -n 20 supervisor.log >&2; exit 3; }`,
   ];
@@ -121,7 +123,7 @@ export function adoptCommand(dir: string): RemoteCommand {
       `cd -- ${shPath(dir)} 2>/dev/null || { echo none; exit 0; }`,
       `if [ -e status.json ] || ! flock -ns job.lock true 2>/dev/null; then`,
       `  for i in $(seq 1 250); do ` +
-        `grep -q '"state":"\\(running\\|exited\\)"' status.json 2>/dev/null && break; sleep 0.02; done`,
+        `grep -q '"state":"\\(running\\|queued\\|exited\\)"' status.json 2>/dev/null && break; sleep 0.02; done`,
       `  pwd -P; cat status.json 2>/dev/null || echo '{}'`,
       `else echo none; fi`,
     ].join('\n'),
@@ -142,6 +144,8 @@ export function probeCommand(dir: string, nonce: string, stderrBytes: number = R
       `cd -- ${shPath(dir)} 2>/dev/null || { echo ${m('missing')}; exit 0; }`,
       `echo ${m('status')}; gpuq_rd status.json ${READ_CAPS.json}`,
       `echo ${m('monitor')}; gpuq_rd monitor.json ${READ_CAPS.json}`,
+      // queue.json may lack a final newline (or be torn): the echo keeps the next marker on its own line.
+      `echo ${m('queue')}; gpuq_rd queue.json ${READ_CAPS.json}; echo`,
       // A job.lock that is not a regular file tells nothing: the supervisor counts as alive.
       `echo ${m('alive')}; gpuq_held; if [ $? = 1 ]; then echo no; else echo yes; fi`,
       `echo ${m('boot')}; head -c 100 /proc/sys/kernel/random/boot_id 2>/dev/null`,

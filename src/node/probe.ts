@@ -3,13 +3,13 @@
  * live in a folder the job itself can write to, so they are checked against their shapes
  * (core/job-files) before anything trusts them: a file of the wrong shape counts as absent.
  */
-import { parseMonitorFile, parseSampleLines, parseStatusFile } from '../core/job-files.js';
+import { parseMonitorFile, parseQueueFile, parseSampleLines, parseStatusFile } from '../core/job-files.js';
 import type { JobProbe } from '../core/types.js';
 import { sectionMarker } from './commands.js';
 
 /** Turns the text printed by probeCommand into plain data; tolerant of missing or torn files. */
 export function parseProbe(text: string, nonce: string): JobProbe & { missing: boolean } {
-  const names = ['missing', 'status', 'monitor', 'alive', 'boot', 'samples', 'stderr', 'end'];
+  const names = ['missing', 'status', 'monitor', 'alive', 'boot', 'samples', 'stderr', 'end', 'queue'];
   const sections: Record<string, string> = {};
   let current: string | null = null;
   let buf: string[] = [];
@@ -36,5 +36,6 @@ export function parseProbe(text: string, nonce: string): JobProbe & { missing: b
     recentSamples: parseSampleLines(sections.samples),
     // the probe adds one newline before its end marker
     stderrTail: stderr.endsWith('\n') ? stderr.slice(0, -1) : stderr,
+    queue: parseQueueFile(sections.queue),
   };
 }

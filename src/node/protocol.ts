@@ -4,7 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
-import { NodeFaultError } from '../core/errors.js';
+import { NodeFaultError, UserError } from '../core/errors.js';
+import { EXIT } from '../core/exit-codes.js';
 import type { JobProbe, StatusFile } from '../core/types.js';
 import type { RemoteCommand, Transport } from '../transport/transport.js';
 import {
@@ -34,6 +35,8 @@ export interface LaunchFiles {
   executable: boolean;
   wrapper: string;
   monitor: string;
+  /** templates/queue.py, the GPU queue's waiter (absent: not uploaded). */
+  queue?: string;
   /** Upload progress of the program (bytes done, total), for a progress bar. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -81,6 +84,7 @@ export async function launchJob(
   const templates: InlineFile[] = [
     { name: 'monitor.py', content: f.monitor, mode: 0o600 },
     { name: 'run.sh', content: f.wrapper, mode: 0o700 },
+    ...(f.queue !== undefined ? [{ name: 'queue.py', content: f.queue, mode: 0o600 } as InlineFile] : []),
   ];
   const { size } = await stat(f.localProgram);
   const mode = f.executable ? 0o700 : 0o600;
@@ -89,6 +93,7 @@ export async function launchJob(
     ? [{ name: f.programName, content: await readFile(f.localProgram), mode } as InlineFile, ...templates]
     : templates;
   const r = await t.exec(setupJobCommand(f.dir, files, inline));
+  leaseRefused(t, r);
   if (r.code !== 0) {
     const why = r.stderr.trim().split('\n').slice(-3).join(' ').trim() || `exit code ${r.code}`;
     throw new NodeFaultError(
@@ -104,7 +109,31 @@ export async function launchJob(
     return { dir, status: parseStatus(t, dir, r.stdout.slice(nl + 1)) };
   }
   await t.upload(f.localProgram, `${dir}/${f.programName}`, { mode, onProgress: f.onProgress });
-  return { dir, status: parseStatus(t, dir, await run(t, launchCommand(dir))) };
+  const l = await t.exec(launchCommand(dir));
+  leaseRefused(t, l);
+  if (l.code !== 0) {
+    const why = (l.stderr.trim().split('\n').pop() || `exit code ${l.code}`).trim();
+    throw new NodeFaultError(t.node, `on node ${t.node}, could not start the supervisor: ${why}`);
+  }
+  return { dir, status: parseStatus(t, dir, l.stdout) };
+}
+
+/**
+ * The launch's exit 75: the supervisor refused to start a GPU job without its lease (the node's
+ * lock folder cannot be made or written, or python3 is missing). The node's own words, exit 3.
+ */
+function leaseRefused(t: Transport, r: { code: number | null; stderr: string }): void {
+  if (r.code !== 75) return;
+  const said = r.stderr
+    .split('\n')
+    .filter((l) => l.startsWith('gpuq: '))
+    .map((l) => l.slice(6).trim())
+    .pop();
+  throw new UserError(
+    said ?? `node ${t.node}: the GPU lock folder cannot be used`,
+    EXIT.unreachable,
+    `Fix the folder on node ${t.node}, or set the node's lockDir in the config.`,
+  );
 }
 
 /**

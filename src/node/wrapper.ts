@@ -3,6 +3,7 @@
  * text comes in, the script comes out; every value is quoted by renderTemplate.
  */
 import { LIMITS, type LimitSpec, type WrapperForm } from '../core/limits.js';
+import { DEFAULT_FOREIGN_MIB, DEFAULT_LOCK_DIR } from '../core/queue.js';
 import { renderTemplate } from '../core/template.js';
 import type { BoundaryMode, Limits } from '../core/types.js';
 
@@ -27,6 +28,24 @@ export interface WrapperSpec {
   requireBoundary?: boolean;
   /** Folders the program must not see, e.g. the local node's gpuq state folder (ledger, known_hosts). */
   hideDirs?: string[];
+  /** The GPU queue (templates/README.md): absent or `need` 0 for a job that takes no GPU lease. */
+  queue?: QueueSpec;
+}
+
+/** What the supervisor needs to wait for and lease GPUs on its node. */
+export interface QueueSpec {
+  nodeName: string;
+  /** GPUs the job needs; the node picks which. */
+  need: number;
+  /** The node's GPU indices to choose from. */
+  nodeGpus: number[];
+  /** The lock folder every account on the node shares. */
+  lockDir: string;
+  priority: number;
+  /** user@host of the submitter, for display. */
+  submitter: string;
+  /** A process outside gpuq holding more than this (MiB) on a GPU makes it busy; negative: never. */
+  foreignMiB: number;
 }
 
 /** Produces the bash supervisor for a job from the template text. */
@@ -45,6 +64,13 @@ export function renderWrapper(template: string, spec: WrapperSpec): string {
     RUN_AS: spec.runAs ?? '',
     REQUIRE_BOUNDARY: spec.requireBoundary ? 1 : 0,
     HIDE_DIRS: spec.hideDirs ?? [],
+    NODE_NAME: spec.queue?.nodeName ?? '',
+    NEED_GPUS: spec.queue?.need ?? 0,
+    NODE_GPUS: (spec.queue?.nodeGpus ?? []).map(String),
+    LOCK_DIR: spec.queue?.lockDir ?? DEFAULT_LOCK_DIR,
+    PRIORITY: spec.queue?.priority ?? 0,
+    SUBMITTER: spec.queue?.submitter ?? '',
+    FOREIGN_MIB: spec.queue?.foreignMiB ?? DEFAULT_FOREIGN_MIB,
   });
 }
 

@@ -4,10 +4,10 @@
  * (disk, inodes, memory, load, GPUs). A job found over on the way gets its verdict recorded.
  */
 import { NodeUnreachableError } from '../core/errors.js';
-import { formatBytes, formatDuration, formatPercent } from '../core/format.js';
-import { isActive } from '../core/job.js';
-import { peaksAgainstLimits, type Peak } from '../core/peaks.js';
-import { sampleLine } from '../core/present.js';
+import { formatBytes, formatPercent } from '../core/format.js';
+import { isActive, jobDurationMs, withSupervisorTimes } from '../core/job.js';
+import { jobFigures, peaksAgainstLimits, type Peak } from '../core/peaks.js';
+import { durationText, sampleLine } from '../core/present.js';
 import { stderrLines } from '../core/stderr-patterns.js';
 import type { Job, Limits, Sample, Verdict } from '../core/types.js';
 import type { NodeStatus } from '../node/node-status.js';
@@ -33,8 +33,13 @@ export interface Diagnosis {
   summary: string;
   evidence: string[];
   limits: Limits;
-  /** Peaks against limits, from the job folder's monitor.json and status.json. */
+  /**
+   * Peaks against limits: those recorded with the verdict (as every command prints them), else,
+   * for a job still running or recorded before peaks were, from the job folder's files.
+   */
   peaks: Peak[];
+  /** From the supervisor's start to its end (to now while running), ms; null when unknown. */
+  durationMs: number | null;
   /** A job still running: its latest resource sample, and that sample in words. */
   current: { sample: Sample; text: string } | null;
   /** The last lines of stderr.log (cleaned of colours and progress-bar redraws). */
@@ -96,6 +101,7 @@ export async function readPeaks(
       () => undefined,
       () => new Error(`no answer within ${timeoutMs / 1000}s while reading job ${job.id} on node ${job.node}`),
     );
+    if (r.job.usage != null) return { job: r.job, peaks: jobFigures(r.job, ctx.now().getTime()).peaks, error: null };
     if (!r.probe || r.probe.missing) return { job: r.job, peaks: null, error: null };
     return {
       job: r.job,
@@ -178,9 +184,13 @@ export function nodeFactHints(s: NodeStatus, node: string): string[] {
 function pendingSummary(job: Job, probe: Probe | null, now: Date): string {
   if (job.state === 'pending' || job.state === 'queued')
     return `Job ${job.id} is ${job.state} and has not started on node ${job.node} yet.`;
-  const started = probe?.status?.startedAtMs ?? (job.startedAt ? Date.parse(job.startedAt) : null);
-  const since =
-    started !== null ? ` for ${formatDuration(Math.max(0, Math.round((now.getTime() - started) / 1000)))}` : '';
+  // As every command counts it: from the supervisor's start (its status.json, else the ledger's) to now.
+  const startedAtMs = probe?.status?.startedAtMs;
+  const ms = jobDurationMs(
+    startedAtMs ? withSupervisorTimes(job, { startedAtMs, endedAtMs: null }) : job,
+    now.getTime(),
+  );
+  const since = ms !== null ? ` for ${durationText(ms)}` : '';
   return (
     `Job ${job.id} is still ${job.state === 'grading' ? 'being graded' : 'running'}${since} ` +
     `on node ${job.node}; these are its peaks so far.`
@@ -237,15 +247,18 @@ export async function diagnoseJob(ctx: AppContext, id: string): Promise<Diagnosi
     assigned.length > 0 && assigned.every((g) => g.memoryTotalBytes !== null)
       ? assigned.reduce((n, g) => n + (g.memoryTotalBytes ?? 0), 0)
       : null;
-  const peaks = folderThere
-    ? peaksAgainstLimits({
-        monitor: probe?.monitor ?? null,
-        status: probe?.status ?? null,
-        limits: job.limits,
-        nowMs: ctx.now().getTime(),
-        gpuTotalBytes,
-      })
-    : [];
+  const figures = jobFigures(job, ctx.now().getTime());
+  const peaks = figures.peaks
+    ? figures.peaks
+    : folderThere
+      ? peaksAgainstLimits({
+          monitor: probe?.monitor ?? null,
+          status: probe?.status ?? null,
+          limits: job.limits,
+          nowMs: ctx.now().getTime(),
+          gpuTotalBytes,
+        })
+      : [];
   const latest = isActive(job) ? probe?.recentSamples.at(-1) : undefined;
   const verdict = job.verdict;
   const hints = verdict
@@ -265,6 +278,7 @@ export async function diagnoseJob(ctx: AppContext, id: string): Promise<Diagnosi
     evidence: verdict ? verdict.evidence : [],
     limits: job.limits,
     peaks,
+    durationMs: figures.durationMs,
     current: latest ? { sample: latest, text: sampleLine(latest, job.limits) } : null,
     stderrTail: folderThere ? lastStderrLines(probe?.stderrTail ?? '') : [],
     folder: job.remote ? { dir: job.remote.dir, exists: folderThere } : null,

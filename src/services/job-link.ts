@@ -6,6 +6,7 @@
  * verdict" is written once.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { noticedRunningAt } from '../core/job.js';
 import type { Job } from '../core/types.js';
 import { type StallReport, stallDeadlineMs, submitStopped } from '../core/verdicts.js';
 import { type Probe, stopStalled, waitForEnd } from '../node/protocol.js';
@@ -62,7 +63,13 @@ export interface StallWatch {
 /** The stall watch for a running job, or undefined where it cannot apply (no recorded start). */
 export function stallWatchOf(ctx: AppContext, job: Job): StallWatch | undefined {
   if (job.state !== 'running') return undefined;
-  const deadlineMs = stallDeadlineMs(job.startedAt, job.limits, ctx.config.nodes[job.node]?.stallMarginS ?? null);
+  // The client's own clock on both sides: the supervisor's start is the node's clock, which
+  // may be off from this machine's by more than the stall margin.
+  const deadlineMs = stallDeadlineMs(
+    noticedRunningAt(job) ?? job.startedAt,
+    job.limits,
+    ctx.config.nodes[job.node]?.stallMarginS ?? null,
+  );
   if (deadlineMs === null) return undefined;
   return { jobId: job.id, deadlineMs, timeoutS: job.limits.timeoutS, now: () => ctx.now().getTime() };
 }

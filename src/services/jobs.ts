@@ -4,9 +4,11 @@
 import { classify } from '../core/classify.js';
 import { UserError } from '../core/errors.js';
 import { EXIT } from '../core/exit-codes.js';
-import { finish, isActive, moveTo } from '../core/job.js';
-import type { Job, Verdict } from '../core/types.js';
-import { type StallReport, supervisorStalled } from '../core/verdicts.js';
+import { finish, isActive, moveTo, withSupervisorTimes } from '../core/job.js';
+import { usageOf } from '../core/peaks.js';
+import { queueView } from '../core/queue.js';
+import type { Job, MonitorFile, StatusFile, Verdict } from '../core/types.js';
+import { cancelledWhileQueued, type StallReport, supervisorStalled } from '../core/verdicts.js';
 import type { NodeConfig } from '../config/types.js';
 import { probeJob, type Probe } from '../node/protocol.js';
 import type { Transport } from '../transport/transport.js';
@@ -45,6 +47,10 @@ export function cancelRequested(job: Job): boolean {
 
 /** Computes the verdict of a finished job from its probe. */
 export function verdictOf(job: Job, probe: Probe): Verdict {
+  const s = probe.status;
+  // Cancelled in the node's GPU queue: the supervisor ended without starting the program.
+  if (s && s.state === 'exited' && s.cancelled && s.pid === null && s.queuedAtMs != null)
+    return cancelledWhileQueued(job.node);
   return classify({
     probe,
     limits: job.limits,
@@ -55,8 +61,23 @@ export function verdictOf(job: Job, probe: Probe): Verdict {
   });
 }
 
-/** Records a finished job's verdict in the ledger (once: a verdict already there wins). */
-export async function recordVerdict(ctx: AppContext, jobId: string, verdict: Verdict): Promise<Job> {
+/** What the supervisor and the sampler left in the job folder, recorded with the verdict. */
+export interface FinalFiles {
+  status: StatusFile | null;
+  monitor: MonitorFile | null;
+}
+
+/**
+ * Records a finished job's verdict in the ledger (once: a verdict already there wins). With the
+ * job folder's final files, also the supervisor's start and end (`startedAt`, `endedAt`) and the
+ * job's peaks (`usage`), so every command reports the same figures, even once the folder is gone.
+ */
+export async function recordVerdict(
+  ctx: AppContext,
+  jobId: string,
+  verdict: Verdict,
+  files: FinalFiles | null = null,
+): Promise<Job> {
   const at = ctx.now().toISOString();
   return ctx.ledger.update((jobs) => {
     const i = jobs.findIndex((j) => j.id === jobId);
@@ -66,6 +87,11 @@ export async function recordVerdict(ctx: AppContext, jobId: string, verdict: Ver
     let next = cur;
     if (next.state === 'pending' || next.state === 'queued') next = moveTo(next, 'running', at, null);
     next = finish(next, verdict, at);
+    if (files) {
+      next = withSupervisorTimes(next, files.status);
+      const usage = usageOf(files.monitor, files.status);
+      if (usage !== null) next = { ...next, usage };
+    }
     const copy = [...jobs];
     copy[i] = next;
     return { jobs: copy, result: next };
@@ -77,12 +103,50 @@ export async function recordVerdict(ctx: AppContext, jobId: string, verdict: Ver
  * already recorded wins) and the job returned done; otherwise the job is returned as it is. A
  * probe from untilOver that carries `stalled` records the stalled supervisor's verdict.
  */
-export async function settle(ctx: AppContext, job: Job, probe: Probe & { stalled?: StallReport }): Promise<Job> {
-  if (job.state === 'done') return job;
+export async function settle(ctx: AppContext, job0: Job, probe: Probe & { stalled?: StallReport }): Promise<Job> {
+  if (job0.state === 'done') return job0;
+  const job = await syncQueued(ctx, job0, probe);
   // The client ended a job whose supervisor stalled: no status of the supervisor's to classify.
-  if (probe.stalled) return recordVerdict(ctx, job.id, supervisorStalled(probe.stalled));
+  if (probe.stalled)
+    return recordVerdict(ctx, job.id, supervisorStalled(probe.stalled), {
+      status: probe.status,
+      monitor: probe.monitor,
+    });
   if (!isOver(probe, job.remote?.bootId ?? null)) return job;
-  return recordVerdict(ctx, job.id, verdictOf(job, probe));
+  return recordVerdict(ctx, job.id, verdictOf(job, probe), { status: probe.status, monitor: probe.monitor });
+}
+
+/**
+ * Brings a queued job's entry up to date from a probe: running (with the GPUs its node leased,
+ * from the program's own start) once the node started it, else its place in the node's queue.
+ */
+export async function syncQueued(ctx: AppContext, job: Job, probe: Probe): Promise<Job> {
+  if (job.state !== 'queued' || probe.missing) return job;
+  const s = probe.status;
+  if (s && s.pid !== null && (s.state === 'running' || s.state === 'exited')) {
+    // history keeps when gpuq noticed (as for every state); startedAt is the program's own start
+    const at = ctx.now().toISOString();
+    const gpus = Array.isArray(s.gpus) ? s.gpus : [];
+    return ctx.ledger.updateJob(job.id, (j) =>
+      j.state !== 'queued'
+        ? j
+        : withSupervisorTimes(
+            moveTo(
+              { ...j, gpus, queue: null, remote: j.remote ? { ...j.remote, pid: s.pid } : j.remote },
+              'running',
+              at,
+              `started on ${j.node}${gpus.length ? ` GPU ${gpus.join(',')}` : ''}, pid ${s.pid}`,
+            ),
+            { startedAtMs: s.startedAtMs },
+          ),
+    );
+  }
+  if (!probe.queue || !probe.supervisorAlive) return job;
+  const view = queueView(probe.queue, job.node, ctx.now().getTime());
+  const cur = job.queue;
+  if (cur && cur.position === view.position && cur.reason === view.reason && cur.estimatedStart === view.estimatedStart)
+    return job;
+  return ctx.ledger.updateJob(job.id, (j) => (j.state === 'queued' ? { ...j, queue: view } : j));
 }
 
 /** Appends a history note to a job (e.g. "cancel requested"). */

@@ -4,14 +4,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import { openSync, readFileSync, readSync, closeSync, statSync } from 'node:fs';
+import { hostname, userInfo } from 'node:os';
 import { basename, join, resolve } from 'node:path';
+import { DEFAULT_FOREIGN_MIB, DEFAULT_LOCK_DIR } from '../core/queue.js';
 import { isRetryable, NodeFaultError, NodeUnreachableError, UserError, usageError } from '../core/errors.js';
 import { EXIT } from '../core/exit-codes.js';
 import { formatBytes } from '../core/format.js';
 import { makeJobId } from '../core/ids.js';
 import { builtinLimits, resolveLimits } from '../core/limits.js';
-import { moveTo } from '../core/job.js';
-import { busyGpus, pickGpus, rankNodes } from '../core/schedule.js';
+import { moveTo, withSupervisorTimes } from '../core/job.js';
+import { sh } from '../core/quote.js';
+import { rankNodes } from '../core/schedule.js';
 import type { Isolation, Job, Limits } from '../core/types.js';
 import { neverStarted } from '../core/verdicts.js';
 import type { NodeConfig } from '../config/types.js';
@@ -34,6 +37,8 @@ export interface SubmitOptions {
   image: string | null;
   env: Record<string, string>;
   args: string[];
+  /** `--priority`: higher runs first in the node's GPU queue (absent: 0). */
+  priority?: number;
 }
 
 interface CheckedFile {
@@ -52,6 +57,11 @@ export function checkFile(file: string, cwd: string, maxBytes: number): CheckedF
     throw usageError(`${file}: no such file.`, 'Check the path and try again.');
   }
   if (st.isDirectory()) throw usageError(`${file} is a folder, not a program.`, 'Submit the .py file to run.');
+  if (/\.ipynb$/i.test(path))
+    throw usageError(
+      `${file} is a Jupyter notebook; gpuq runs scripts, not notebooks.`,
+      `Convert it first: jupyter nbconvert --to script ${sh(file)}, then submit the .py file it writes.`,
+    );
   if (!st.isFile()) throw usageError(`${file} is not a regular file.`);
   if (st.size === 0) throw usageError(`${file} is empty.`, 'Submit a file with the program in it.');
   if (st.size > maxBytes) {
@@ -235,24 +245,16 @@ function recordPending(ctx: AppContext, opts: SubmitOptions, plan: SubmitPlan): 
       history: [{ state: 'pending', at: now, note: null }],
       remote: null,
       verdict: null,
+      priority: opts.priority ?? 0,
     };
     return { jobs: [...jobs, created], result: created };
   });
 }
 
 /**
- * Chooses the job's GPUs on `node` and records them (and the node) in one locked update, so two
- * concurrent submits never take the same GPU: a pending job holds its GPUs from here on.
+ * Records the job running on `node`, where it was launched (or adopted); or queued there, when
+ * its supervisor waits in the node's GPU queue (the GPUs are learnt when it starts).
  */
-function claimGpus(ctx: AppContext, jobId: string, node: NodeConfig, count: number): Promise<Job> {
-  return ctx.ledger.updateJob(jobId, (j, jobs) => ({
-    ...j,
-    node: node.name,
-    gpus: pickGpus(node.gpus, busyGpus(jobs, node.name, j.id), count),
-  }));
-}
-
-/** Records the job running on `node`, where it was launched (or adopted). */
 function recordStarted(
   ctx: AppContext,
   jobId: string,
@@ -260,16 +262,35 @@ function recordStarted(
   gpus: number[],
   remote: NonNullable<Job['remote']>,
   note: string,
+  times: { startedAtMs?: unknown; state?: unknown } | null,
 ): Promise<Job> {
+  const at = ctx.now().toISOString();
   return ctx.ledger.updateJob(jobId, (j) =>
-    moveTo({ ...j, node: node.name, gpus, remote }, 'running', ctx.now().toISOString(), note),
+    times?.state === 'queued'
+      ? moveTo({ ...j, node: node.name, gpus: [], remote }, 'queued', at, `queued on ${node.name}`)
+      : withSupervisorTimes(
+          moveTo({ ...j, node: node.name, gpus, remote, queue: null }, 'running', at, note),
+          times ? { startedAtMs: times.startedAtMs } : null,
+        ),
   );
+}
+
+/** Who submits, for the node's lease files and queue reasons: user@host of this machine. */
+function submitterName(): string {
+  let user = 'unknown';
+  try {
+    user = userInfo().username;
+  } catch {
+    // no passwd entry for this uid
+  }
+  return `${user}@${hostname()}`.replace(/[^\w.@-]/g, '_').slice(0, 100);
 }
 
 /** Templates read once per submit. */
 interface Templates {
   wrapper: string;
   monitor: string;
+  queue: string;
 }
 
 /** What trying one node ended with. */
@@ -297,16 +318,27 @@ async function launchOn(
 ): Promise<LaunchOutcome> {
   const dir = `${node.workdir.replace(/\/+$/, '')}/jobs/${job.id}`;
   let gpus: number[] = [];
+  const need = plan.limits.gpus;
   try {
-    gpus = (await claimGpus(ctx, job.id, node, plan.limits.gpus)).gpus;
+    // The node picks the GPUs (its queue and leases); the ledger learns them when the job starts.
+    await ctx.ledger.updateJob(job.id, (j) => ({ ...j, node: node.name, gpus: [] }));
     const wrapper = renderWrapper(templates.wrapper, {
       jobId: job.id,
       command: commandFor(plan.checked.name, node.python, plan.checked.hasShebang, opts.args) as string[],
       env: opts.env,
       limits: plan.limits,
-      cpuShare:
-        node.gpus.length > 0 && gpus.length > 0 ? { num: gpus.length, den: node.gpus.length } : { num: 1, den: 1 },
-      cudaDevices: node.gpus.length > 0 ? gpus.join(',') : null,
+      cpuShare: node.gpus.length > 0 && need > 0 ? { num: need, den: node.gpus.length } : { num: 1, den: 1 },
+      // A GPU job's devices are the ones its node leases; one without GPUs sees none.
+      cudaDevices: node.gpus.length > 0 ? '' : null,
+      queue: {
+        nodeName: node.name,
+        need,
+        nodeGpus: node.gpus,
+        lockDir: node.lockDir ?? DEFAULT_LOCK_DIR,
+        priority: opts.priority ?? 0,
+        submitter: submitterName(),
+        foreignMiB: Math.floor((node.foreignGpuMemoryBytes ?? DEFAULT_FOREIGN_MIB * 1024 ** 2) / 1024 ** 2),
+      },
       useCgroups: true,
       boundary: node.boundary,
       runAs: node.runAs,
@@ -322,11 +354,13 @@ async function launchOn(
         executable: plan.checked.hasShebang,
         wrapper,
         monitor: templates.monitor,
+        queue: templates.queue,
         onProgress: progressBar(ctx, statSync(plan.checked.path).size),
       },
       (w) => ctx.out.info(w),
     );
     const s = started.status;
+    gpus = Array.isArray(s.gpus) ? s.gpus : [];
     const running = await recordStarted(
       ctx,
       job.id,
@@ -340,6 +374,7 @@ async function launchOn(
         boundary: s.boundary ?? 'none',
       },
       `started on ${node.name}${gpus.length ? ` GPU ${gpus.join(',')}` : ''}, pid ${s.pid}`,
+      s,
     );
     return { kind: 'started', job: running };
   } catch (e) {
@@ -355,7 +390,7 @@ async function launchOn(
         ctx,
         job.id,
         node,
-        gpus,
+        Array.isArray(s.gpus) ? s.gpus : [],
         {
           dir: adopted.dir,
           supervisorPid: s.supervisorPid ?? null,
@@ -364,6 +399,7 @@ async function launchOn(
           boundary: s.boundary ?? null,
         },
         `started on ${node.name} (confirmed after the connection dropped), pid ${s.pid}`,
+        s,
       );
       return { kind: 'started', job: running };
     }
@@ -375,6 +411,7 @@ async function launchOn(
         gpus,
         { dir, supervisorPid: null, pid: null, bootId: null },
         `start unconfirmed: ${e.cause_}`,
+        null,
       );
       throw new NodeUnreachableError(
         node.name,
@@ -417,6 +454,7 @@ export async function submit(
   const templates: Templates = {
     wrapper: readFileSync(join(ctx.packageRoot, 'templates', 'wrapper.sh'), 'utf8'),
     monitor: readFileSync(join(ctx.packageRoot, 'templates', 'monitor.py'), 'utf8'),
+    queue: readFileSync(join(ctx.packageRoot, 'templates', 'queue.py'), 'utf8'),
   };
   const job = await recordPending(ctx, opts, plan);
 

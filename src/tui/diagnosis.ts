@@ -4,7 +4,8 @@
  * the peaks the view saw. Pure; `gpuq diagnose ID` adds the node's side.
  */
 import { formatBytes, formatPercent } from '../core/format.js';
-import { exitText, limitsLine } from '../core/present.js';
+import { jobFigures } from '../core/peaks.js';
+import { durationText, exitText, limitsLine } from '../core/present.js';
 import type { Job } from '../core/types.js';
 import type { Peaks } from './model.js';
 
@@ -23,11 +24,16 @@ export function diagnosisText(job: Job | null, peaks: Peaks | null = null): stri
   out.push(...(v.hints.length > 0 ? v.hints.map((h) => `  - ${h}`) : ['  (no suggestion)']));
   out.push('');
   out.push(`Limits: ${limitsLine(job.limits)}`);
-  if (peaks !== null) {
+  // The figures recorded with the verdict, as `gpuq show` and `gpuq diagnose` print them.
+  const figures = jobFigures(job, Date.now());
+  out.push(`Ran ${durationText(figures.durationMs)} (the supervisor's start to the program's end)`);
+  if (figures.peaks !== null && figures.peaks.length > 0) {
+    out.push('Peaks:', ...figures.peaks.map((p) => `  - ${p.text}`));
+  } else if (peaks !== null) {
     const gpu = peaks.gpuMemBytes === null ? '' : `, GPU memory ${formatBytes(peaks.gpuMemBytes)}`;
     out.push(
-      `Peaks seen while watching: RSS ${formatBytes(peaks.rssBytes)}, ` +
-        `CPU ${formatPercent(peaks.cpuPct / 100)}, processes ${peaks.procs}, ` +
+      `Peaks sampled while watching: RSS ${formatBytes(peaks.rssBytes)}, ` +
+        `CPU ${formatPercent(peaks.cpuPct / 100)}, processes and threads ${peaks.threads}, ` +
         `folder ${formatBytes(peaks.folderBytes)}${gpu}`,
     );
   }

@@ -4,7 +4,9 @@
  * tested here; the Ink components only draw these rows.
  */
 import { formatBytes, formatDuration, formatPercent, parseIso, printableLine } from '../core/format.js';
-import { exitText, levelTone, type Tone, tone } from '../core/present.js';
+import { jobDurationMs } from '../core/job.js';
+import { jobFigures, type PeakKey } from '../core/peaks.js';
+import { durationText, exitText, levelTone, type Tone, tone } from '../core/present.js';
 import type { Job, Sample } from '../core/types.js';
 import { bar, sparkline, wrapText } from './format.js';
 import { gpuMemOf, isDone, type ConnectionState, type WatchState } from './model.js';
@@ -51,12 +53,22 @@ function stateSegment(job: Job, ending: boolean): Segment {
   return seg(`● ${job.state}`, { tone: tone(job.state), bold: true });
 }
 
-/** Seconds the job has run (start to end, or to now), or null before it started. */
+/**
+ * Seconds the job has run, as every command counts it (core/job `jobDurationMs`: the
+ * supervisor's start to its end, or to now), or null before it started.
+ */
 export function elapsedS(job: Job, now: number): number | null {
-  const start = parseIso(job.startedAt);
-  if (start === null) return null;
-  const end = parseIso(job.endedAt) ?? now;
-  return Math.max(0, (end - start) / 1000);
+  const ms = jobDurationMs(job, now);
+  return ms === null ? null : ms / 1000;
+}
+
+/**
+ * The figure a finished job's page shows for one peak (the one recorded with its verdict), or
+ * null while it runs or when none was recorded: the live view then shows what it sampled.
+ */
+function recordedPeak(job: Job | null, key: PeakKey, now: number): number | null {
+  if (!isDone(job)) return null;
+  return jobFigures(job, now).peaks?.find((p) => p.key === key)?.value ?? null;
 }
 
 /** The two header rows: who and where, then elapsed time against the timeout. */
@@ -87,8 +99,9 @@ export function headerRows(job: Job | null, now: number, width: number, ending =
     ];
   } else {
     const frac = timeout > 0 ? el / timeout : 0;
-    const verb = isDone(job) ? 'ran' : 'elapsed';
-    const head = `${verb} ${formatDuration(el, 'column')} / ${formatDuration(timeout, 'column')} `;
+    // A finished job's duration reads as on every other page; a running one ticks in columns.
+    const shown = isDone(job) ? `ran ${durationText(el * 1000)}` : `elapsed ${formatDuration(el, 'column')}`;
+    const head = `${shown} / ${formatDuration(timeout, 'column')} `;
     const pct = ` ${formatPercent(frac).padStart(4)}`;
     const tail = isDone(job) ? '' : `  ${formatDuration(Math.max(0, timeout - el), 'column')} left`;
     const barW = Math.max(5, Math.min(40, w - head.length - pct.length - tail.length));
@@ -148,6 +161,10 @@ export function resourceRows(state: WatchState, now: number, width: number): Row
   const rows: Row[] = [];
 
   const mem = limits?.memoryBytes ?? null;
+  const job = state.job;
+  const memPeak = recordedPeak(job, 'memory', now) ?? peaks.rssBytes;
+  const tasksPeak = recordedPeak(job, 'tasks', now) ?? peaks.threads;
+  const folderPeak = recordedPeak(job, 'folder', now) ?? peaks.folderBytes;
   rows.push(
     gaugeRow(
       {
@@ -157,7 +174,7 @@ export function resourceRows(state: WatchState, now: number, width: number): Row
           : formatBytes(last.rssBytes, 'column'),
         fraction: mem ? last.rssBytes / mem : null,
         noBar: 'no limit',
-        peak: `peak ${formatBytes(peaks.rssBytes, 'column')}`,
+        peak: `peak ${formatBytes(memPeak, 'column')}`,
         history: hist((s) => s.rssBytes),
       },
       sparkW,
@@ -180,12 +197,13 @@ export function resourceRows(state: WatchState, now: number, width: number): Row
   rows.push(
     gaugeRow(
       {
-        label: 'procs',
-        value: pids ? `${last.procs} / ${pids}` : String(last.procs),
-        fraction: pids ? last.procs / pids : null,
+        // Processes and threads together: what --pids counts.
+        label: 'tasks',
+        value: `${pids ? `${last.threads} / ${pids}` : String(last.threads)} · ${last.procs} proc${last.procs === 1 ? '' : 's'}`,
+        fraction: pids ? last.threads / pids : null,
         noBar: 'no limit',
-        peak: `peak ${peaks.procs}`,
-        history: hist((s) => s.procs),
+        peak: `peak ${tasksPeak}`,
+        history: hist((s) => s.threads),
       },
       sparkW,
     ),
@@ -214,8 +232,8 @@ export function resourceRows(state: WatchState, now: number, width: number): Row
       : ` · GPU mem peak ${formatBytes(peaks.gpuMemBytes, 'column')}`;
   rows.push([
     seg('disk'.padEnd(COL_LABEL), { bold: true }),
-    seg(`${formatBytes(last.folderBytes, 'column')} (peak ${formatBytes(peaks.folderBytes, 'column')})`),
-    seg(` · threads ${last.threads} · open files ${last.openFiles}${gpuPeak}`, { dim: true }),
+    seg(`${formatBytes(last.folderBytes, 'column')} (peak ${formatBytes(folderPeak, 'column')})`),
+    seg(` · open files ${last.openFiles}${gpuPeak}`, { dim: true }),
     seg(` · sampled ${formatDuration(ago, 'column')} ago`, {
       dim: true,
       ...(ago > 30 ? { tone: 'warn' as const } : {}),

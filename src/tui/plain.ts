@@ -5,7 +5,8 @@
  */
 import { exitCodeForVerdict } from '../core/exit-codes.js';
 import { formatBytes, formatDuration, formatTimestamp, printableLine } from '../core/format.js';
-import { exitText, sampleLine } from '../core/present.js';
+import { jobFigures } from '../core/peaks.js';
+import { durationText, exitText, sampleLine } from '../core/present.js';
 import type { Job, Sample } from '../core/types.js';
 import type { WatchEvent } from './events.js';
 
@@ -35,12 +36,17 @@ export function jobText(job: Job): string {
   );
 }
 
-/** The verdict lines: class, exit and summary, then the first hint. */
-export function verdictText(job: Job): string[] {
+/**
+ * The verdict lines: class, exit, duration and summary, the peaks recorded with the verdict (as
+ * every other command prints them), then the first hint.
+ */
+export function verdictText(job: Job, nowMs: number = Date.now()): string[] {
   const v = job.verdict;
   if (!v) return [];
   const cls = v.cause ? `${v.class} (${v.cause})` : v.class;
-  const lines = [`done: ${cls}, ${exitText(v)}: ${v.summary}`];
+  const figures = jobFigures(job, nowMs);
+  const lines = [`done: ${cls}, ${exitText(v)}, ran ${durationText(figures.durationMs)}: ${v.summary}`];
+  for (const p of figures.peaks ?? []) lines.push(`peak: ${p.text}`);
   if (v.hints[0]) lines.push(`hint: ${v.hints[0]}`);
   return lines;
 }
@@ -55,14 +61,19 @@ export function jsonRecord(e: WatchEvent, now: number): Record<string, unknown> 
       return { type: 'sample', at, sample: e.sample };
     case 'job':
       return { type: 'job', at, state: e.job.state, job: e.job };
-    case 'verdict':
+    case 'verdict': {
+      // The same duration and peaks as list, show and diagnose --json print for this job.
+      const figures = jobFigures(e.job, now);
       return {
         type: 'verdict',
         at,
         verdict: e.job.verdict,
         exitCode: e.job.verdict ? exitCodeForVerdict(e.job.verdict.class) : null,
         job: e.job,
+        durationMs: figures.durationMs,
+        peaks: figures.peaks,
       };
+    }
     case 'connection':
       return e.status === 'connected'
         ? { type: 'connection', at, status: 'connected' }
@@ -127,7 +138,7 @@ export function plainPrinter(sinks: PlainSinks, opts: PlainOptions): (e: WatchEv
         if (unprinted !== null) line(`resources: ${sampleLine(unprinted, job?.limits ?? null)}`);
         unprinted = null;
         job = e.job;
-        for (const t of verdictText(e.job)) line(t);
+        for (const t of verdictText(e.job, now())) line(t);
         return;
     }
   };

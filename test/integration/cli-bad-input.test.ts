@@ -24,14 +24,19 @@ describe('bad input: exit 2, one line, nothing recorded', () => {
     writeFileSync(join(dir, 'bin.py'), Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2, 3]));
     writeFileSync(join(dir, 'big.py'), Buffer.alloc(11 * 1024 * 1024, 0x23));
     mkdirSync(join(dir, 'adir'));
+    writeFileSync(join(dir, 'nb.ipynb'), '{"cells": [], "nbformat": 4}\n');
     const cases: [string[], RegExp][] = [
       [['submit', join(dir, 'missing.py')], /missing\.py/],
       [['submit', join(dir, 'adir')], /folder|directory/],
       [['submit', join(dir, 'empty.py')], /empty/],
       [['submit', join(dir, 'bin.py')], /binary/],
       [['submit', join(dir, 'big.py')], /10 MiB|too large/],
-      // Bad limit values: every option's, in cli-contract.test.ts ("bad values for every limit option").
+      [['submit', join(dir, 'nb.ipynb')], /is a Jupyter notebook[\s\S]*jupyter nbconvert --to script/],
+      // Bad limit values: every option's, in cli-contract.test.ts ("bad values for every limit option");
+      // here one, and the two with no unit, whose message is their own.
       [['submit', ok, '--timeout', 'soon'], /--timeout/],
+      [['submit', ok, '--memory', '500'], /has no unit: did you mean --memory 500m or --memory 500g\?/],
+      [['submit', ok, '--timeout', '5'], /has no unit: did you mean --timeout 5s or --timeout 5m\?/],
       [['submit', ok, '--node', 'nowhere'], /nowhere/],
       [['submit', ok, '--env', 'NOEQUALS'], /--env/],
       [['submit', ok, '--frobnicate'], /frobnicate/],

@@ -54,6 +54,17 @@ describe('list', () => {
     const human = (await gpuq(h, ['list'])).stdout;
     expect(human.indexOf(c)).toBeLessThan(human.indexOf(b));
     expect(human.indexOf(b)).toBeLessThan(human.indexOf(a));
+    // and it answers "why": the cause and exit status column
+    expect(human).toMatch(/CAUSE \/ EXIT/);
+    expect(human.split('\n').find((l) => l.startsWith(b))).toMatch(/failed .* exit 3$/);
+    expect(human.split('\n').find((l) => l.startsWith(a))).toMatch(/succeeded .* exit 0$/);
+    const bogus = await gpuq(h, ['list', '--state', 'bogus']);
+    expect(bogus.code).toBe(2);
+    expect(bogus.stderr).toMatch(/--state "bogus" is neither a state nor a verdict[\s\S]*running, .*timeout/);
+    const none = await gpuq(h, ['list', '--state', 'timeout']);
+    expect(none.code).toBe(0);
+    expect(none.stdout).toBe('');
+    expect(none.stderr).toMatch(/no job matches --state timeout among 3 jobs/);
     for (const v of ['0', '-1', 'abc']) {
       const r = await gpuq(h, ['list', '--limit', v]);
       expect(r.code, r.stderr).toBe(2);

@@ -3,6 +3,7 @@
  * with as many GPUs as submits, long-running programs. Each submit chooses its GPU and records
  * it in one locked ledger update, so no two running jobs ever hold the same index.
  */
+import { tmpdir } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Job } from '../../src/core/types.js';
 import { gpuq, gpuqJson, type Home, makeHome, startGpuq, writeProgram } from '../helpers/cli.js';
@@ -23,7 +24,14 @@ afterEach(async () => {
 describe('concurrent submit --gpus 1', () => {
   it(`never gives two running jobs the same GPU (${ROUNDS} rounds of ${GPUS} submits on ${GPUS} GPUs)`, async () => {
     const h = await makeHome({
-      nodes: { local: { transport: 'local', gpus: Array.from({ length: GPUS }, (_, i) => i) } },
+      // A lock folder of its own: the default one is shared by every test run on this machine.
+      nodes: {
+        local: {
+          transport: 'local',
+          gpus: Array.from({ length: GPUS }, (_, i) => i),
+          lockDir: `${tmpdir()}/gpuq-race-${process.pid}`,
+        },
+      },
       defaults: { node: 'local' },
     });
     homes.push(h);

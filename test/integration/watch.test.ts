@@ -48,10 +48,16 @@ describe('gpuq watch without a TTY', () => {
     );
     expect(
       out.some((l) =>
-        / resources: RSS [\d.]+ [KMG]iB \/ 16.0 GiB \(\d+%\) · CPU \d+% · procs \d+ \/ 1024 · folder /.test(l),
+        / resources: RSS [\d.]+ [KMG]iB \/ 16.0 GiB \(\d+%\) · CPU \d+% · tasks \d+ \/ 1024 \(\d+ process(es)?\) · folder /.test(
+          l,
+        ),
       ),
     ).toBe(true);
-    expect(out.at(-2)).toMatch(/ done: failed, exit 3: /);
+    // The verdict with the duration every command prints, the recorded peaks, then the first hint.
+    const done = out.findIndex((l) => / done: failed, exit 3, ran \S+: /.test(l));
+    expect(done, out.join('\n')).toBeGreaterThan(0);
+    expect(out.slice(done + 1, -1).every((l) => / peak: /.test(l))).toBe(true);
+    expect(out.slice(done + 1, -1).some((l) => / peak: ran \S+ of the 1h wall-clock limit/.test(l))).toBe(true);
     expect(out.at(-1)).toMatch(/ hint: /);
     expect(r.stderr).toBe('');
   });

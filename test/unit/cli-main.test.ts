@@ -46,7 +46,27 @@ describe('main', () => {
     expect(code).toBe(0);
     expect(out.writableLength).toBe(0);
     expect(out.taken).toMatch(/^Usage: gpuq /);
-    expect(out.taken).toMatch(/help \[command\]\s+display help for command\n$/);
+    expect(out.taken).toMatch(/help \[command\]\s+display help for command\n/);
+    expect(out.taken).toMatch(/the README has the tour and the config\.\n$/);
+  });
+
+  it('the help answers: exit codes, variables, defaults with units, nothing unbuilt, no placeholder', async () => {
+    const top = slowSink(0);
+    expect(await main(['node', 'gpuq', '--help'], io(top, slowSink(0)))).toBe(0);
+    for (const code of ['0 succeeded', '10 failed', '11 timeout', '12 out of memory', '16 cancelled', '17 lost'])
+      expect(top.taken).toContain(code);
+    for (const v of ['GPUQ_HOME', 'GPUQ_SSH_CONFIG', 'GPUQ_DEBUG=1', 'NO_COLOR', 'FORCE_COLOR'])
+      expect(top.taken).toContain(v);
+    const sub = slowSink(0);
+    expect(await main(['node', 'gpuq', 'submit', '--help'], io(sub, slowSink(0)))).toBe(0);
+    expect(sub.taken).toMatch(/--timeout <dur>\s+wall-clock limit[\s\S]*\(built-in\s+default: 1h\)/);
+    expect(sub.taken).toMatch(/--memory <size>[\s\S]*\(built-in default: 16g\)/);
+    expect(sub.taken).toMatch(/--cpu-time <dur>[\s\S]*\(built-in default: none\)/);
+    expect(sub.taken).not.toMatch(/--isolation|--image|docker|default: \[\]/);
+    const bad = slowSink(0);
+    expect(await main(['node', 'gpuq', 'list', '--bogus'], io(slowSink(0), bad))).toBe(2);
+    expect(bad.taken).toContain('(run gpuq list --help for its options)');
+    expect(`${top.taken}${sub.taken}${bad.taken}`).not.toContain('COMMAND');
   });
 
   it('keeps a usage error exit code and resolves after a slow stderr took the message', async () => {
@@ -54,7 +74,7 @@ describe('main', () => {
     const err = slowSink(5);
     const code = await main(['node', 'gpuq', 'nosuch'], io(out, err));
     expect(code).toBe(2);
-    expect(err.taken).toBe("error: unknown command 'nosuch'\n(run gpuq help COMMAND for its options)\n");
+    expect(err.taken).toBe("error: unknown command 'nosuch'\n(run gpuq --help for the commands)\n");
   });
 
   it('a closed stdout ends the run with 141 and nothing on stderr', async () => {

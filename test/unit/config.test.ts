@@ -52,7 +52,10 @@ describe('config', () => {
     expect(c.nodes.here?.stallMarginS).toBe(120);
   });
   it.each([
-    ['{not json', /not valid JSON/],
+    ['{not json', /not valid JSON at line 1, column 2/],
+    ['{\n  "defaults": {\n    "timeout": "1h",\n  }\n}\n', /not valid JSON at line 4, column 3/],
+    ['{\n  "nodes": {', /not valid JSON at line 2, column 13/],
+    [{ defaults: { memory: 8 } }, /defaults\.memory "8" has no unit: did you mean "8m" or "8g"\?/],
     [{ nodes: { a: { transport: 'ftp' } } }, /nodes\.a\.transport: expected "local" or "ssh"/],
     [{ nodes: { a: { transport: 'ssh' } } }, /nodes\.a\.host: required/],
     [{ nodes: { a: { transport: 'ssh', host: 'h', port: 70000 } } }, /nodes\.a\.port/],

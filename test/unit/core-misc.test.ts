@@ -54,7 +54,9 @@ describe('ids', () => {
 describe('job state machine', () => {
   it('follows the contract lifecycle and records history', () => {
     const running = moveTo(job(), 'running', '2026-01-01T00:00:01.000Z', 'started');
-    expect(running.startedAt).toBe('2026-01-01T00:00:01.000Z');
+    // when gpuq noticed goes to the history; startedAt/endedAt are the supervisor's (withSupervisorTimes)
+    expect(running.history.at(-1)).toEqual({ state: 'running', at: '2026-01-01T00:00:01.000Z', note: 'started' });
+    expect(running.startedAt).toBeNull();
     const v: Verdict = {
       class: 'succeeded',
       cause: null,
@@ -67,7 +69,8 @@ describe('job state machine', () => {
     };
     const done = finish(running, v, '2026-01-01T00:00:02.000Z');
     expect(done.state).toBe('done');
-    expect(done.endedAt).toBe('2026-01-01T00:00:02.000Z');
+    expect(done.endedAt).toBeNull();
+    expect(done.history.at(-1)?.at).toBe('2026-01-01T00:00:02.000Z');
     expect(done.history.map((h) => h.state)).toEqual(['pending', 'running', 'done']);
     expect(() => moveTo(done, 'running', 'x')).toThrow(/cannot move/);
     expect(canMove('running', 'pending')).toBe(false);

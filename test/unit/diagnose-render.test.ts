@@ -81,13 +81,15 @@ describe('renderDiagnosis', () => {
     limits: { ...LIMITS, memoryBytes: 2 * GiB },
     peaks: [
       {
-        key: 'rss',
+        key: 'memory',
         value: 2_125_824_819,
         limit: 2 * GiB,
         ratio: 0.99,
         text: 'RSS peaked at 1.98 GiB of the 2 GiB limit (99%)',
+        source: 'sampler',
       },
     ],
+    durationMs: 60_000,
     current: null,
     stderrTail: ['loading data', 'epoch 1'],
     folder: { dir: '/home/u/.gpuq/jobs/abc12345', exists: true },

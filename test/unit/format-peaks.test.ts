@@ -3,7 +3,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { clip, formatBytes, formatDuration, formatPercent, formatSizeOption, plural } from '../../src/core/format.js';
-import { parseKernelOom, peaksAgainstLimits } from '../../src/core/peaks.js';
+import { jobDurationMs, withSupervisorTimes } from '../../src/core/job.js';
+import { jobFigures, parseKernelOom, peaksAgainstLimits, peaksOf, usageOf } from '../../src/core/peaks.js';
+import type { Job } from '../../src/core/types.js';
 import { parseDuration, parseSize } from '../../src/core/units.js';
 import { exited, GiB, LIMITS, MiB, monitor } from '../helpers/classify-fixtures.js';
 
@@ -81,6 +83,7 @@ describe('peaksAgainstLimits', () => {
       monitor: monitor({
         peakRssBytes: 2_125_824_819,
         peakProcs: 12,
+        peakThreads: 40,
         peakGpuMemBytes: 10 * GiB,
         peakFolderBytes: 3 * MiB,
       }),
@@ -88,51 +91,167 @@ describe('peaksAgainstLimits', () => {
       limits,
     });
     const text = Object.fromEntries(peaks.map((p) => [p.key, p.text]));
-    expect(text.rss).toBe('RSS peaked at 1.98 GiB of the 2 GiB limit (99%)');
-    expect(text.procs).toBe('processes peaked at 12 of the 64 limit (19%)');
+    expect(text.memory).toBe(
+      'memory peaked at 1.98 GiB of the 2 GiB limit (99%), as sampled (the RSS of its processes)',
+    );
+    expect(text.tasks).toBe('processes and threads peaked at 40 of the 64 limit (63%) (sampled; --pids counts both)');
+    expect(text.procs).toBe('processes alone peaked at 12');
     expect(text.gpu_mem).toBe('GPU memory peaked at 10 GiB');
     expect(text.folder).toBe('the job folder grew to 3 MiB');
     expect(text.cpu_time).toBe('used 1m of CPU time of the 2m limit (50%)');
     expect(text.wall_time).toBe('ran 1m of the 10m wall-clock limit (10%)');
-    const rss = peaks.find((p) => p.key === 'rss');
-    expect(rss).toMatchObject({ value: 2_125_824_819, limit: 2 * GiB });
-    expect(rss?.ratio).toBeCloseTo(0.99, 2);
+    const memory = peaks.find((p) => p.key === 'memory');
+    expect(memory).toMatchObject({ value: 2_125_824_819, limit: 2 * GiB, source: 'sampler' });
+    expect(memory?.ratio).toBeCloseTo(0.99, 2);
+    // the limit --pids sets is against processes and threads, never processes alone
+    expect(peaks.find((p) => p.key === 'procs')?.limit).toBeNull();
   });
-  it('uses the RSS the kernel reported at the kill when the sampler saw less', () => {
+  it("takes the memory cgroup's high-water mark over the sampler's, and the pids cgroup's peak", () => {
     const peaks = peaksAgainstLimits({
-      monitor: monitor({ samples: 1, peakRssBytes: 0, peakProcs: 0 }),
+      monitor: monitor({ peakRssBytes: 139 * MiB, peakThreads: 4, peakProcs: 4 }),
+      status: exited(137, { memoryPeakBytes: 200 * MiB, pidsPeak: 8, pidsRefused: 3 }),
+      limits: { ...limits, memoryBytes: 200 * MiB, pids: 8 },
+    });
+    const memory = peaks.filter((p) => p.key === 'memory');
+    expect(memory).toHaveLength(1);
+    expect(memory[0]).toMatchObject({ value: 200 * MiB, source: 'cgroup' });
+    expect(memory[0]?.text).toBe(
+      'memory peaked at 200 MiB of the 200 MiB limit (100%), as the memory cgroup measured it (page cache included)',
+    );
+    expect(peaks.find((p) => p.key === 'tasks')?.text).toBe(
+      'processes and threads peaked at 8 of the 8 limit (100%) (as the pids cgroup counted them; --pids counts both)',
+    );
+  });
+  it("names the kernel's RSS at the kill nowhere among the peaks: one memory figure, the sampler's", () => {
+    const peaks = peaksAgainstLimits({
+      monitor: monitor({ samples: 1, peakRssBytes: 139 * MiB, peakProcs: 0, peakThreads: 0 }),
       status: exited(137, {
         kernelOom: [
           'Memory cgroup out of memory: Killed process 1 (python3) total-vm:1kB, ' +
-            'anon-rss:204800kB, file-rss:0kB, shmem-rss:0kB',
+            'anon-rss:210944kB, file-rss:0kB, shmem-rss:0kB',
         ],
       }),
       limits: { ...limits, memoryBytes: 200 * MiB },
     });
-    expect(peaks.find((p) => p.key === 'rss')?.text).toBe(
-      'RSS peaked at 200 MiB of the 200 MiB limit (100%) (when it was killed)',
+    expect(peaks.filter((p) => p.key === 'memory').map((p) => p.value)).toEqual([139 * MiB]);
+    expect(peaks.find((p) => p.key === 'tasks')).toBeUndefined();
+  });
+  it('says why a figure is over its limit', () => {
+    const over = peaksOf(
+      {
+        memoryBytes: 210 * MiB,
+        memorySource: 'sampler',
+        tasks: 9,
+        tasksSource: 'sampler',
+        procs: 4,
+        openFiles: null,
+        folderBytes: null,
+        gpuMemBytes: null,
+        cpuSeconds: 2.26,
+        timedOut: true,
+        noPidsCgroup: true,
+      },
+      { ...limits, memoryBytes: 200 * MiB, pids: 8, cpuTimeS: 2, timeoutS: 5, graceS: 2 },
+      { startMs: 1_700_000_000_000, endMs: 1_700_000_005_450, nowMs: null },
     );
-    expect(peaks.find((p) => p.key === 'procs')).toBeUndefined();
+    const text = Object.fromEntries(over.map((p) => [p.key, p.text]));
+    expect(text.wall_time).toBe(
+      'ran 5.5s of the 5s wall-clock limit (109%: SIGTERM came at the limit, then it had up to the 2s grace period to stop)',
+    );
+    expect(text.tasks).toBe(
+      'processes and threads peaked at 9 of the 8 limit (113%: no pids cgroup held the job, and ulimit -u does not ' +
+        'hold back root) (sampled; --pids counts both)',
+    );
+    expect(text.cpu_time).toMatch(/^used 2s of CPU time of the 2s limit \(113%: the limit holds each process/);
+    expect(text.memory).toMatch(/^memory peaked at 210 MiB of the 200 MiB limit \(105%: the sum of RSS counts/);
+    // every ratio over 100% carries its reason
+    for (const p of over) if (p.ratio !== null && p.ratio > 1.005) expect(p.text).toMatch(/\(\d+%: /);
   });
   it('gives the running time of a job still running from the node clock', () => {
     const status = { ...exited(0), state: 'running' as const, endedAtMs: null, exitCode: null, cpuSeconds: null };
     const peaks = peaksAgainstLimits({ monitor: null, status, limits, nowMs: status.startedAtMs + 30_000 });
     expect(peaks.map((p) => p.text)).toEqual(['has run 30s of the 10m wall-clock limit (5%)']);
   });
-  it("adds the memory cgroup's own peak, and GPU memory against the GPUs' size", () => {
+  it('sets GPU memory against the GPUs the job was given', () => {
     const peaks = peaksAgainstLimits({
       monitor: monitor({ peakGpuMemBytes: 60 * GiB }),
-      status: { ...exited(137), memoryPeakBytes: 200 * MiB } as ReturnType<typeof exited>,
+      status: exited(137),
       limits: { ...limits, memoryBytes: 200 * MiB },
       gpuTotalBytes: 80 * GiB,
     });
     const text = Object.fromEntries(peaks.map((p) => [p.key, p.text]));
-    expect(text.cgroup_mem).toBe(
-      'the memory cgroup (page cache included) peaked at 200 MiB of the 200 MiB limit (100%)',
-    );
     expect(text.gpu_mem).toBe("GPU memory peaked at 60 GiB of the GPU's 80 GiB (75%)");
   });
   it('is empty with nothing measured', () => {
     expect(peaksAgainstLimits({ monitor: null, status: null, limits })).toEqual([]);
+  });
+  it('ignores figures a job could have forged into nonsense', () => {
+    const u = usageOf(monitor({ peakRssBytes: -5, peakThreads: -1, peakProcs: 0 }), exited(0, { cpuSeconds: -3 }));
+    expect(u).toMatchObject({ memoryBytes: null, tasks: null, procs: null, cpuSeconds: null });
+  });
+});
+
+describe("a job's times and figures", () => {
+  const base: Job = {
+    id: 'abc12345',
+    name: 'x',
+    file: '/x.py',
+    node: 'local',
+    gpus: [],
+    competition: null,
+    state: 'running',
+    isolation: 'ulimit',
+    image: null,
+    limits: { ...LIMITS, timeoutS: 600 },
+    env: {},
+    args: [],
+    createdAt: '2026-01-01T00:00:00.000Z',
+    startedAt: null,
+    endedAt: null,
+    history: [{ state: 'running', at: '2026-01-01T00:00:12.000Z', note: null }],
+    remote: null,
+    verdict: null,
+  };
+  const S = Date.parse('2026-01-01T00:00:01.000Z');
+  it("takes the supervisor's start and end, to the millisecond, not when gpuq noticed", () => {
+    const j = withSupervisorTimes(base, { startedAtMs: S, endedAtMs: S + 303 });
+    expect(j.startedAt).toBe('2026-01-01T00:00:01.000Z');
+    expect(j.endedAt).toBe('2026-01-01T00:00:01.303Z');
+    expect(jobDurationMs({ ...j, state: 'done' }, S + 99_999)).toBe(303);
+    expect(j.history).toEqual(base.history);
+  });
+  it('never lets startedAt come after endedAt, and ignores times that are not times', () => {
+    const j = withSupervisorTimes(base, { startedAtMs: S, endedAtMs: S - 5000 });
+    expect(j.endedAt).toBe(j.startedAt);
+    expect(withSupervisorTimes(base, { startedAtMs: 'soon', endedAtMs: 1e300 })).toEqual(base);
+    expect(withSupervisorTimes(base, { startedAtMs: 12, endedAtMs: null })).toEqual(base);
+    // an end recorded later keeps the start recorded at launch
+    const started = withSupervisorTimes(base, { startedAtMs: S });
+    expect(withSupervisorTimes(started, { endedAtMs: S + 2000 }).endedAt).toBe('2026-01-01T00:00:03.000Z');
+  });
+  it("runs from the supervisor's start to now while running; unknown when done without an end", () => {
+    const running = withSupervisorTimes(base, { startedAtMs: S });
+    expect(jobDurationMs(running, S + 1500)).toBe(1500);
+    expect(jobDurationMs({ ...running, state: 'done' }, S + 1500)).toBeNull();
+    expect(jobDurationMs(base, S)).toBeNull();
+  });
+  it('prints the recorded peaks and the same duration as its wall-time peak', () => {
+    const usage = usageOf(
+      monitor({ peakRssBytes: 139 * MiB, peakThreads: 9, peakProcs: 4, peakFolderBytes: 50 * MiB }),
+      exited(0, { memoryPeakBytes: 206 * MiB, startedAtMs: S, endedAtMs: S + 303 }),
+    );
+    const done = {
+      ...withSupervisorTimes(base, { startedAtMs: S, endedAtMs: S + 303 }),
+      state: 'done' as const,
+      usage,
+    };
+    const f = jobFigures(done, S + 60_000);
+    expect(f.durationMs).toBe(303);
+    const wall = f.peaks?.find((p) => p.key === 'wall_time');
+    expect(wall?.value).toBe(0.303);
+    expect(wall?.text).toBe('ran 303ms of the 10m wall-clock limit (0%)');
+    expect(f.peaks?.find((p) => p.key === 'memory')?.value).toBe(206 * MiB);
+    expect(f.peaks?.find((p) => p.key === 'folder')?.value).toBe(50 * MiB);
+    expect(jobFigures(base, S).peaks).toBeNull();
   });
 });

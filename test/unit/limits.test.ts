@@ -139,7 +139,7 @@ describe('parsing limits', () => {
     ['--gpus', '65', /--gpus 65 is more than the allowed 64/],
     ['--gpus', '-1', /--gpus "-1" is not a whole number/],
     ['--timeout', '31d', /--timeout "31d" is longer than 30 days/],
-    ['--timeout', '0.0001', /--timeout "0.0001" is less than the smallest allowed 1 ms/],
+    ['--timeout', '0.0001s', /--timeout "0.0001s" is less than the smallest allowed 1 ms/],
     ['--memory', '65t', /--memory "65t" is larger than 64 TiB/],
     ['--cpu-time', '0s', /--cpu-time must be more than zero/],
   ])('refuses %s %s outside the bounds, naming the option', (flag, text, re) => {
@@ -149,12 +149,16 @@ describe('parsing limits', () => {
   });
   it('reads config values (strings for durations and sizes, numbers for counts, null for unlimited)', () => {
     const got = limitsFromConfig(
-      { timeout: '10m', memory: null, pids: 64, fileSize: 1024, gpus: 1 },
+      { timeout: '10m', memory: null, pids: 64, fileSize: '1k', gpus: 1 },
       (r) => `defaults.${r.config}`,
     );
     expect(got).toEqual({ timeoutS: 600, memoryBytes: null, pids: 64, fileSizeBytes: 1024, gpus: 1 });
     expect(() => limitsFromConfig({ files: 2_000_000 }, (r) => `f: defaults.${r.config}`)).toThrow(
       /f: defaults\.files 2000000 is more than the allowed 1048576/,
+    );
+    // a size or duration given as a bare JSON number is refused like a bare option value
+    expect(() => limitsFromConfig({ memory: 8 }, (r) => `f: defaults.${r.config}`)).toThrow(
+      /f: defaults\.memory "8" has no unit: did you mean "8m" or "8g"\?/,
     );
   });
   it('the config schema has one field per limit, null only where the limit allows it', () => {

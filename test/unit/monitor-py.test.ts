@@ -184,7 +184,75 @@ out([a, b, c, json.loads(p.to_json())])`;
       peakGpuMemBytes: 7,
       memoryWatchFired: false,
       memoryWatchRssBytes: null,
+      firstOomKillAtMs: null,
+      cpuLimitHit: null,
     });
+  });
+
+  it('reads the oom_kill counter of a v2 (memory.events) and a v1 (memory.oom_control) memory cgroup', () => {
+    const code = `
+import tempfile
+v2 = tempfile.mkdtemp(); v1 = tempfile.mkdtemp(); none = tempfile.mkdtemp()
+open(os.path.join(v2, "memory.events"), "w").write("low 0\\nhigh 0\\nmax 4\\noom 2\\noom_kill 2\\noom_group_kill 0\\n")
+open(os.path.join(v1, "memory.oom_control"), "w").write("oom_kill_disable 0\\nunder_oom 0\\noom_kill 1\\n")
+out([m.read_oom_kills(v2), m.read_oom_kills(v1), m.read_oom_kills(none)])`;
+    expect(py(code)).toEqual([2, 1, null]);
+  });
+
+  it('names the process that vanished at the per-process CPU-time limit, and not one that ended early', () => {
+    const code = `
+def st(pid, ticks, threads=1, state="R", start=None):
+    s = m.ProcStat(); s.pid = pid; s.cpu_ticks = ticks; s.threads = threads; s.state = state
+    s.starttime = start if start is not None else pid
+    return s
+# 1 s limit, 100 ticks a second (margin: 0.1 s x threads + 2 ticks + 15% of the limit for the
+# kernel's tick charging). Pids far above any real pid_max: a re-read finds them gone.
+w = m.CpuLimitWatch(1, 100)
+w.observe(4000001, st(4000001, 30))      # the parent, 0.3 s
+w.observe(4000002, st(4000002, 55))      # a child past half the limit: hot
+hot = w.hot()
+w.observe(4000002, st(4000002, 80))      # last seen at 0.8 s
+w.sweep_gone({4000001: None})            # the child is gone
+first = w.hit
+# A child that ends at 0.6 s of a 1 s limit was not stopped by it.
+e = m.CpuLimitWatch(1, 100)
+e.observe(4000003, st(4000003, 60))
+e.tick()
+early = e.hit
+# Seen as a zombie at the limit: its final time decides.
+z = m.CpuLimitWatch(1, 100)
+z.observe(4000004, st(4000004, 90, state="Z"))
+zombie = z.hit
+# Many threads: a 4-thread process last seen at 0.5 s may have burnt 0.4 s more before the next tick.
+t = m.CpuLimitWatch(1, 100)
+t.observe(4000005, st(4000005, 50, threads=4))
+t.tick()
+threads = t.hit
+# A reused pid (another start time) ends the old process's record.
+r = m.CpuLimitWatch(1, 100)
+r.observe(4000006, st(4000006, 95))
+r.observe(4000006, st(4000006, 1, start=1))
+reused = r.hit
+# A monitor delayed 0.4 s on a loaded node: the process may have used 0.4 s since it was seen at 0.5 s.
+d = m.CpuLimitWatch(1, 100)
+d.observe(4000007, st(4000007, 50), now=10.0)
+d.recheck(4000007, now=10.4)
+delayed = d.hit
+# The allowance stops at MAX_UNSEEN_S (0.5 s): one seen at 0.3 s and missed for 5 s ended on its own.
+g = m.CpuLimitWatch(1, 100)
+g.observe(4000008, st(4000008, 30), now=10.0)
+g.recheck(4000008, now=15.0)
+out([hot, first, early, zombie["cpuSeconds"], threads["pid"], reused["pid"], delayed["pid"], g.hit])`;
+    const [hot, first, early, zombie, threads, reused, delayed, unseen] =
+      py<[number[], Record<string, unknown>, null, number, number, number, number, null]>(code);
+    expect(hot).toEqual([4000002]);
+    expect(first).toEqual({ pid: 4000002, name: '?', cpuSeconds: 0.8 });
+    expect(early).toBeNull();
+    expect(zombie).toBe(0.9);
+    expect(threads).toBe(4000005);
+    expect(reused).toBe(4000006);
+    expect(delayed).toBe(4000007);
+    expect(unseen).toBeNull();
   });
 
   it('samples fast at first, then at about 1 Hz', () => {

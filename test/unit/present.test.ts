@@ -14,7 +14,7 @@ import {
   formatTimestamp,
   parseIso,
 } from '../../src/core/format.js';
-import { exitText, levelTone, limitsLine, sampleLine, type Tone, tone } from '../../src/core/present.js';
+import { durationText, exitText, levelTone, limitsLine, sampleLine, type Tone, tone } from '../../src/core/present.js';
 import { JOB_STATES, type Limits, type Sample, VERDICT_CLASSES } from '../../src/core/types.js';
 import { parseDuration, parseSize } from '../../src/core/units.js';
 import { inkColor } from '../../src/tui/Line.js';
@@ -55,8 +55,8 @@ describe('sizes', () => {
     expect(formatBytes(-2 * KiB, 'column')).toBe('-2.00 KiB');
   });
   it.each([
-    [1, '1'],
-    [1023, '1023'],
+    [1, '1b'],
+    [1023, '1023b'],
     [KiB, '1k'],
     [400 * MiB, '400m'],
     [1.5 * GiB, '1.5g'],
@@ -243,9 +243,9 @@ describe('sample line', () => {
     folderBytes: 12 * KiB,
     gpu: [{ index: 0, memUsedBytes: 1024 * MiB, utilPct: 40, jobMemBytes: 900 * MiB }],
   };
-  it('sets RSS and processes against their limits', () => {
+  it('sets RSS and tasks (processes and threads, what --pids counts) against their limits', () => {
     expect(sampleLine(s, { memoryBytes: 200 * MiB, pids: 64 })).toBe(
-      'RSS 120 MiB / 200 MiB (60%) · CPU 100% · procs 3 / 64 · GPU0 mem 1.00 GiB (job ' +
+      'RSS 120 MiB / 200 MiB (60%) · CPU 100% · tasks 5 / 64 (3 processes) · GPU0 mem 1.00 GiB (job ' +
         '900 MiB) util 40% · folder 12.0 KiB',
     );
   });
@@ -255,9 +255,25 @@ describe('sample line', () => {
         { ...s, rssBytes: 3 * GiB, gpu: [{ index: 1, memUsedBytes: 70 * GiB, utilPct: null, jobMemBytes: null }] },
         null,
       ),
-    ).toBe('RSS 3.00 GiB · CPU 100% · procs 3 · GPU1 mem 70.0 GiB · folder 12.0 KiB');
-    expect(sampleLine({ ...s, gpu: null, procs: 1, cpuPct: 0 }, { memoryBytes: null, pids: null })).toBe(
-      'RSS 120 MiB · CPU 0% · procs 1 · folder 12.0 KiB',
+    ).toBe('RSS 3.00 GiB · CPU 100% · tasks 5 (3 processes) · GPU1 mem 70.0 GiB · folder 12.0 KiB');
+    expect(sampleLine({ ...s, gpu: null, procs: 1, threads: 1, cpuPct: 0 }, { memoryBytes: null, pids: null })).toBe(
+      'RSS 120 MiB · CPU 0% · tasks 1 (1 process) · folder 12.0 KiB',
     );
   });
+});
+
+describe('a job duration', () => {
+  it.each([
+    [null, '-'],
+    [-1, '-'],
+    [0, '0ms'],
+    [303, '303ms'],
+    [999, '999ms'],
+    [1000, '1s'],
+    [5450, '5.5s'],
+    [59_940, '59.9s'],
+    [59_960, '1m'],
+    [90_000, '1m30s'],
+    [3_723_000, '1h2m3s'],
+  ])('%s ms → %s', (ms, text) => expect(durationText(ms)).toBe(text));
 });

@@ -5,9 +5,11 @@
 import { describe, expect, it } from 'vitest';
 import type { WatchEvent } from '../../src/tui/events.js';
 import { plainPrinter } from '../../src/tui/plain.js';
+import { headerRows, resourceRows } from '../../src/tui/lines.js';
 import { initialWatchState, reduceWatch } from '../../src/tui/model.js';
 import { lineSplitter, parseSample } from '../../src/services/watch.js';
-import { NOW, T0, doneJob, runningJob, sample } from '../helpers/tui-fixtures.js';
+import { jobFigures, usageOf } from '../../src/core/peaks.js';
+import { MiB, NOW, T0, doneJob, runningJob, sample } from '../helpers/tui-fixtures.js';
 
 /** Runs events through a printer at the pinned clock; returns stdout and stderr lines. */
 function print(events: WatchEvent[], json = false): { out: string[]; err: string[] } {
@@ -33,14 +35,14 @@ describe('plain printer', () => {
     expect(out).toEqual([
       '2026-01-02T03:05:35Z job abc12345 (train.py) on gpu1, GPU 0: running · timeout 10m00s · memory 200 MiB',
       '2026-01-02T03:05:35Z resources: RSS 20.0 MiB / 200 MiB (10%) ' +
-        '· CPU 95% · procs 3 / 64 · GPU0 mem 1.00 GiB (job 900 MiB) util 40% · folder 12.0 KiB',
+        '· CPU 95% · tasks 5 / 64 (3 processes) · GPU0 mem 1.00 GiB (job 900 MiB) util 40% · folder 12.0 KiB',
       '2026-01-02T03:05:35Z resources: RSS 120 MiB / 200 MiB (60%) ' +
-        '· CPU 95% · procs 3 / 64 · GPU0 mem 1.00 GiB (job 900 MiB) util 40% · folder 12.0 KiB',
+        '· CPU 95% · tasks 5 / 64 (3 processes) · GPU0 mem 1.00 GiB (job 900 MiB) util 40% · folder 12.0 KiB',
       '2026-01-02T03:04:05Z [stdout] epoch 1',
       '2026-01-02T03:04:05Z [stderr] warning: slow',
       '2026-01-02T03:05:35Z resources: RSS 160 MiB / 200 MiB (80%) ' +
-        '· CPU 95% · procs 3 / 64 · GPU0 mem 1.00 GiB (job 900 MiB) util 40% · folder 12.0 KiB',
-      '2026-01-02T03:05:35Z done: oom (cgroup), exit 137 · SIGKILL: Killed for memory at the memory limit of 200 MiB.',
+        '· CPU 95% · tasks 5 / 64 (3 processes) · GPU0 mem 1.00 GiB (job 900 MiB) util 40% · folder 12.0 KiB',
+      '2026-01-02T03:05:35Z done: oom (cgroup), exit 137 · SIGKILL, ran 1m35s: Killed for memory at the memory limit of 200 MiB.',
       '2026-01-02T03:05:35Z hint: raise the limit: gpuq submit --memory 400m',
     ]);
   });
@@ -89,7 +91,37 @@ describe('plain printer', () => {
       exitCode: 12,
       verdict: { class: 'oom' },
       job: { id: 'abc12345', state: 'done' },
+      durationMs: 95_000,
+      peaks: null,
     });
+  });
+
+  it('prints the peaks recorded with the verdict, the same ones list, show and diagnose print', () => {
+    const usage = usageOf(
+      {
+        version: 1,
+        samples: 9,
+        peakRssBytes: 139 * MiB,
+        peakProcs: 4,
+        peakThreads: 9,
+        peakOpenFiles: 7,
+        peakFolderBytes: 50 * MiB,
+        peakGpuMemBytes: null,
+        memoryWatchFired: false,
+        memoryWatchRssBytes: null,
+      },
+      null,
+    );
+    const job = { ...doneJob(), usage };
+    const expected = jobFigures(job, NOW);
+    expect(expected.peaks?.find((p) => p.key === 'memory')?.value).toBe(139 * MiB);
+    const { out } = print([{ type: 'verdict', job }]);
+    expect(out.filter((l) => l.includes(' peak: ')).map((l) => l.replace(/^\S+ peak: /, ''))).toEqual(
+      expected.peaks?.map((p) => p.text),
+    );
+    const rec = JSON.parse(print([{ type: 'verdict', job }], true).out[0] as string);
+    expect(rec.durationMs).toBe(expected.durationMs);
+    expect(rec.peaks).toEqual(expected.peaks);
   });
 });
 
@@ -120,5 +152,37 @@ describe('watch model samples', () => {
       s = reduceWatch(s, { type: 'sample', sample: x });
     expect(s.samples.map((x) => x.t)).toEqual([T0 + 1000, T0 + 2000]);
     expect(s.peaks?.rssBytes).toBe(40 * 1024 * 1024);
+  });
+});
+
+describe('the live view once the job is done', () => {
+  it('shows the peaks recorded with the verdict and the duration every page prints, not what it sampled', () => {
+    const usage = {
+      memoryBytes: 206 * MiB,
+      memorySource: 'cgroup' as const,
+      tasks: 9,
+      tasksSource: 'cgroup' as const,
+      procs: 4,
+      openFiles: null,
+      folderBytes: 50 * MiB,
+      gpuMemBytes: null,
+      cpuSeconds: null,
+      timedOut: false,
+      noPidsCgroup: false,
+    };
+    let state = initialWatchState();
+    state = reduceWatch(state, { type: 'job', job: runningJob() });
+    state = reduceWatch(state, { type: 'sample', sample: sample(1, { rssBytes: 139 * MiB }) });
+    const running = resourceRows(state, NOW, 120).map((r) => r.map((s) => s.text).join(''));
+    expect(running[0]).toMatch(/peak 139 MiB/);
+    state = reduceWatch(state, { type: 'verdict', job: { ...doneJob(), usage } });
+    const rows = resourceRows(state, NOW, 120).map((r) => r.map((s) => s.text).join(''));
+    expect(rows[0]).toMatch(/peak 206 MiB/);
+    expect(rows[2]).toMatch(/^tasks\s+5 \/ 64 · 3 procs .*peak 9/);
+    expect(rows.at(-1)).toMatch(/\(peak 50\.0 MiB\)/);
+    const header = headerRows(state.job, NOW, 120)[1]
+      ?.map((s) => s.text)
+      .join('');
+    expect(header).toMatch(/^ran 1m35s \/ 10m00s /);
   });
 });

@@ -98,7 +98,8 @@ describe('watch view layout', () => {
     expect(f).toMatch(/elapsed 1m30s \/ 10m00s [█░]+\s+15%/);
     expect(f).toMatch(/RSS\s+110 MiB \/ 200 MiB\s+[█░]+\s+55%\s+peak 110 MiB/);
     expect(f).toMatch(/CPU\s+95%/);
-    expect(f).toMatch(/procs\s+3 \/ 64/);
+    // processes and threads together, what --pids counts
+    expect(f).toMatch(/tasks\s+5 \/ 64 · 3 procs/);
     expect(f).toMatch(/GPU0\s+mem 1.00 GiB\s+[█░]+\s+40%\s+job 900 MiB/);
     expect(f).toContain('disk   12.0 KiB');
     expect(f).toMatch(/[▁▂▃▄▅▆▇█]{5,}/);

@@ -121,13 +121,21 @@ describe('the supervisor, run directly', () => {
     writeFileSync(join(leaf, 'memory.events'), 'low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n');
     writeFileSync(join(leaf, 'memory.peak'), '67108864\n');
     writeFileSync(join(leaf, 'pids.events'), 'max 3\n');
+    writeFileSync(join(leaf, 'pids.peak'), '9\n');
     const { status } = runWrapper('print("ok")\n', {
       jobId,
       useCgroups: true,
       cgroupRoot: root,
       limits: { ...LIMITS, memoryBytes: 64 << 20, pids: 32 },
     });
-    expect(status).toMatchObject({ cgroup: 'v2', oomKills: 1, memoryPeakBytes: 67108864, pidsRefused: 3, exitCode: 0 });
+    expect(status).toMatchObject({
+      cgroup: 'v2',
+      oomKills: 1,
+      memoryPeakBytes: 67108864,
+      pidsRefused: 3,
+      pidsPeak: 9,
+      exitCode: 0,
+    });
     expect(readFileSync(join(leaf, 'memory.max'), 'utf8').trim()).toBe(String(64 << 20));
     expect(readFileSync(join(leaf, 'memory.swap.max'), 'utf8').trim()).toBe('0');
     expect(readFileSync(join(leaf, 'pids.max'), 'utf8').trim()).toBe('32');
@@ -179,6 +187,18 @@ describe('the supervisor, run directly', () => {
     expect(lines[0]).toMatch(/oom-kill:.*pid=\d+,uid=0/);
     expect(lines[1]).toMatch(/Out of memory: Killed process \d+ \(python3\)/);
     expect(lines.join('\n')).not.toContain('4194303');
+    // The first line's kernel time, on the epoch clock: within the job's run (the stand-in logs "now").
+    const at = status.kernelOomAtMs as number;
+    expect(at).toBeGreaterThanOrEqual((status.startedAtMs as number) - 2000);
+    expect(at).toBeLessThanOrEqual((status.endedAtMs as number) + 2000);
+  });
+
+  it('records when the wall-clock limit fired (limitFiredAtMs), from the timer', () => {
+    const { status } = runWrapper('import time\ntime.sleep(30)\n', { limits: { ...LIMITS, timeoutS: 1 } });
+    expect(status).toMatchObject({ timedOut: true, limitFired: 'timeout' });
+    const fired = status.limitFiredAtMs as number;
+    expect(fired).toBeGreaterThanOrEqual((status.startedAtMs as number) + 1000);
+    expect(fired).toBeLessThanOrEqual(status.endedAtMs as number);
   });
 
   it('lets --env values win over the defaults, literally', () => {
@@ -211,6 +231,8 @@ describe('the supervisor, run directly', () => {
       memoryPeakBytes: null,
       subreaper: true,
       leftovers: 0,
+      limitFiredAtMs: null,
+      kernelOomAtMs: null,
     });
     for (const k of ['supervisorPid', 'pid', 'pgid', 'startedAtMs', 'endedAtMs'])
       expect(typeof status[k]).toBe('number');
