@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import type { NodeConfig } from '../config/types.js';
+import { parseDuration } from '../core/units.js';
 import { openLedger } from '../ledger/ledger.js';
 import type { AppContext, Output } from '../services/context.js';
 import type { Transport } from '../transport/transport.js';
@@ -59,6 +60,16 @@ async function connect(
   });
 }
 
+/**
+ * How long a command waits for the ledger lock held by another gpuq (GPUQ_LOCK_WAIT, a duration;
+ * README, "Jobs and the ledger"); undefined: the ledger's default.
+ */
+function lockWaitMs(env: NodeJS.ProcessEnv): number | undefined {
+  const v = env.GPUQ_LOCK_WAIT;
+  if (v === undefined || v === '') return undefined;
+  return Math.round(parseDuration(v, 'GPUQ_LOCK_WAIT', 3600) * 1000);
+}
+
 /** Creates the CLI's shared state for one run. */
 export function makeApp(io: Io): CliApp {
   let ctx: AppContext | null = null;
@@ -84,7 +95,7 @@ export function makeApp(io: Io): CliApp {
       const config = await loadConfig({ explicitFile: g.config ?? null, env: io.env, cwd: io.cwd });
       ctx = {
         config,
-        ledger: openLedger(config.ledgerPath),
+        ledger: openLedger(config.ledgerPath, { lockWaitMs: lockWaitMs(io.env) }),
         out,
         now: () => new Date(),
         connect: (node) => connect(node, config.knownHostsPath, g.acceptNewHostKey === true, io.env),

@@ -206,6 +206,8 @@ function buildNode(name: string, raw: RawNode, file: string | null, stateDir: st
     acceptNewHostKey: raw.acceptNewHostKey ?? false,
     connectTimeoutS:
       raw.connectTimeout !== undefined ? fieldDuration(raw.connectTimeout, file, `nodes.${name}.connectTimeout`) : 10,
+    stallMarginS:
+      raw.stallMargin !== undefined ? fieldDuration(raw.stallMargin, file, `nodes.${name}.stallMargin`) : null,
     boundary: raw.boundary ?? 'auto',
     runAs: raw.runAs ?? null,
     lockDir: raw.lockDir ?? DEFAULT_LOCK_DIR,

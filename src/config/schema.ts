@@ -45,6 +45,7 @@ export const nodeSchema = z.strictObject({
   python: z.string().min(1).optional(),
   acceptNewHostKey: z.boolean().optional(),
   connectTimeout: duration.optional(),
+  stallMargin: duration.optional(),
   boundary: z.enum(['auto', 'none'], { error: 'expected "auto" or "none"' }).optional(),
   runAs: z
     .string()

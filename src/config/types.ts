@@ -27,6 +27,12 @@ export interface NodeConfig {
   /** Trust an unknown host key on first use and record it. */
   acceptNewHostKey: boolean;
   connectTimeoutS: number;
+  /**
+   * How long past a job's deadline (start + timeout + grace) its supervisor may take to finish
+   * before the client counts it as stalled and ends the job itself; null: the built-in margin
+   * (30 s, or a tenth of the timeout).
+   */
+  stallMarginS: number | null;
   /** The trust boundary jobs run behind: "auto" (the best the node gives) or "none" (README, "Trust model"). */
   boundary: BoundaryMode;
   /** Where the node account is root: the unprivileged account programs run as; null for a per-job uid. */

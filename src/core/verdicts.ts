@@ -61,20 +61,28 @@ export function cancelledWhileQueued(node: string): Verdict {
   };
 }
 
-/** How long past its deadline (start + timeout + grace) a job's supervisor may take to finish. */
-export function stallMarginMs(timeoutS: number): number {
+/**
+ * How long past its deadline (start + timeout + grace) a job's supervisor may take to finish:
+ * the node's `stallMargin` where its config sets one, else 30 s or a tenth of the timeout.
+ */
+export function stallMarginMs(timeoutS: number, marginS: number | null = null): number {
+  if (marginS !== null) return Math.round(marginS * 1000);
   return Math.max(30_000, Math.round(timeoutS * 100)); // 30 s, or a tenth of the timeout
 }
 
 /**
  * When the client stops believing a job's supervisor: its start (as recorded at launch) plus
- * timeout, grace and the stall margin; null while it cannot be told (not started, no start time).
+ * timeout, grace and the stall margin (the node's `stallMargin`, else the built-in one); null while it cannot be told (not started, no start time).
  * A supervisor alive past it has stalled (stopped, or stuck): the client ends the job itself.
  */
-export function stallDeadlineMs(startedAt: string | null, limits: { timeoutS: number; graceS: number }): number | null {
+export function stallDeadlineMs(
+  startedAt: string | null,
+  limits: { timeoutS: number; graceS: number },
+  marginS: number | null = null,
+): number | null {
   const start = startedAt ? Date.parse(startedAt) : Number.NaN;
   if (!Number.isFinite(start)) return null;
-  return start + (limits.timeoutS + limits.graceS) * 1000 + stallMarginMs(limits.timeoutS);
+  return start + (limits.timeoutS + limits.graceS) * 1000 + stallMarginMs(limits.timeoutS, marginS);
 }
 
 /** What the client saw and did when it ended a job whose supervisor stalled. */

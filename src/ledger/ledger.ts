@@ -26,6 +26,8 @@ interface LedgerData {
 export const LIVE_DONE_KEEP = 200;
 /** A lock not refreshed for this long is taken over (its holder died or hung). */
 const STALE_MS = 5000;
+/** How long a command waits for a lock another live gpuq holds before giving up (exit 5). */
+export const LOCK_WAIT_MS = 20_000;
 
 export interface Ledger {
   readonly path: string;
@@ -83,7 +85,8 @@ function corruptError(path: string, why: string): UserError {
 }
 
 /** Opens (without reading) the ledger at `path`; the archive lives beside it. */
-export function openLedger(path: string): Ledger {
+export function openLedger(path: string, opts: { lockWaitMs?: number } = {}): Ledger {
+  const lockWaitMs = opts.lockWaitMs ?? LOCK_WAIT_MS;
   const archivePath = `${path.replace(/\.json$/, '')}.archive.jsonl`;
   const db = new Low<LedgerData>(
     new DataFile<LedgerData>(path, { parse: parseLedger, stringify: (d) => JSON.stringify(d) }),
@@ -166,7 +169,15 @@ export function openLedger(path: string): Ledger {
         realpath: false,
         stale: STALE_MS,
         update: 1000,
-        retries: { retries: 150, factor: 1.3, minTimeout: 10, maxTimeout: 150, randomize: true },
+        // Tries up to 150 ms apart until lockWaitMs have passed (GPUQ_LOCK_WAIT, README).
+        retries: {
+          retries: Math.ceil(lockWaitMs / 10) + 10,
+          maxRetryTime: lockWaitMs,
+          factor: 1.3,
+          minTimeout: 10,
+          maxTimeout: 150,
+          randomize: true,
+        },
         onCompromised: () => {
           // Our lock went stale (we were stopped for > STALE_MS); the stamp check below
           // refuses to write over what the new holder wrote.

@@ -65,7 +65,11 @@ export function stallWatchOf(ctx: AppContext, job: Job): StallWatch | undefined 
   if (job.state !== 'running') return undefined;
   // The client's own clock on both sides: the supervisor's start is the node's clock, which
   // may be off from this machine's by more than the stall margin.
-  const deadlineMs = stallDeadlineMs(noticedRunningAt(job) ?? job.startedAt, job.limits);
+  const deadlineMs = stallDeadlineMs(
+    noticedRunningAt(job) ?? job.startedAt,
+    job.limits,
+    ctx.config.nodes[job.node]?.stallMarginS ?? null,
+  );
   if (deadlineMs === null) return undefined;
   return { jobId: job.id, deadlineMs, timeoutS: job.limits.timeoutS, now: () => ctx.now().getTime() };
 }

@@ -7,7 +7,7 @@
  *   expect(r.code).toBe(0);
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -69,6 +69,7 @@ export async function makeHome(
   const dir = await mkdtemp(join(tmpdir(), 'gpuq-home-'));
   const cleanup = async () => {
     killJobsOf(dir);
+    killProcessesIn(dir);
     await rm(dir, { recursive: true, force: true });
   };
   // Concurrent tests must clean up themselves: a global onTestFinished may land on another test.
@@ -180,6 +181,23 @@ export function killJobsOf(homeDir: string): void {
       } catch {
         // gone already
       }
+    }
+  }
+}
+
+/**
+ * SIGKILLs every process working in a folder (its cwd under it): what is left of a home's jobs
+ * that killJobsOf cannot name, such as the timer of a supervisor a test killed, which stands down
+ * only at its next check (up to a minute later).
+ */
+export function killProcessesIn(dir: string): void {
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      const cwd = readlinkSync(`/proc/${name}/cwd`);
+      if (cwd === dir || cwd.startsWith(`${dir}/`)) process.kill(Number(name), 'SIGKILL');
+    } catch {
+      // gone, or not ours to read
     }
   }
 }

@@ -66,12 +66,11 @@ export async function startHostile(
   fixture: string,
   opts: string[] = [],
 ): Promise<{ id: string; pid: number; dir: string }> {
-  const r = await gpuq(home, ['submit', join(HOSTILE, fixture), '-q', ...opts]);
+  // submit --json prints the job as recorded once it started (one gpuq run, not a submit and a show).
+  const r = await gpuq(home, ['submit', join(HOSTILE, fixture), '--json', ...opts]);
   if (r.code !== 0) throw new Error(`gpuq submit ${fixture} exited ${r.code}: ${r.stderr}`);
-  const id = r.stdout.trim();
-  const show = await gpuq(home, ['show', id, '--json']);
-  const job = JSON.parse(show.stdout) as Job;
-  return { id, pid: job.remote?.pid as number, dir: job.remote?.dir as string };
+  const job = JSON.parse(r.stdout) as Job;
+  return { id: job.id, pid: job.remote?.pid as number, dir: job.remote?.dir as string };
 }
 
 /** `gpuq wait ID --json` and what the job left. */

@@ -338,6 +338,7 @@ export function memoryNodeConfig(node: MemoryNode, over: Partial<NodeConfig> = {
     python: 'python3',
     acceptNewHostKey: false,
     connectTimeoutS: 10,
+    stallMarginS: null,
     boundary: 'auto',
     runAs: null,
     docker: { image: null, runtime: null, extraArgs: [] },

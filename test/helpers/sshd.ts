@@ -309,6 +309,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
       acceptNewHostKey: false,
       // Every connect timeout in tests is 10 s or more: ssh2's load and `ssh -G` take seconds on a busy machine.
       connectTimeoutS: 10,
+      stallMarginS: null,
       boundary: 'auto',
       runAs: null,
       docker: { image: null, runtime: null, extraArgs: [] },

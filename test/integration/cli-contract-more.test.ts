@@ -47,8 +47,9 @@ describe('the ledger lock', () => {
     const release = await lockfile.lock(ledger, { realpath: false, stale: 5000, update: 1000 });
     try {
       const prog = await writeProgram('ok.py', 'print("ok")\n');
+      // GPUQ_LOCK_WAIT (README) cuts the 20 s default wait to 2 s.
       const started = Date.now();
-      const r = await gpuq(h, ['submit', prog]);
+      const r = await gpuq({ ...h, env: { ...h.env, GPUQ_LOCK_WAIT: '2s' } }, ['submit', prog]);
       const waited = Date.now() - started;
       expect(r.code, r.stderr).toBe(5);
       expect(r.stdout).toBe('');
@@ -56,11 +57,15 @@ describe('the ledger lock', () => {
       expect(r.stderr).toMatch(/locked by another gpuq process/);
       expect(r.stderr).toContain(`rm -r '${ledger}.lock'`);
       expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
-      // It waited for the holder (150 retries, up to 150 ms apart: about 20 s) before giving up.
-      expect(waited).toBeGreaterThan(15_000);
+      // It waited for the holder (retries up to 150 ms apart, for GPUQ_LOCK_WAIT) before giving up.
+      expect(waited).toBeGreaterThan(2_000);
     } finally {
       await release();
     }
+    // A GPUQ_LOCK_WAIT that is not a duration is a usage error, named.
+    const bad = await gpuq({ ...h, env: { ...h.env, GPUQ_LOCK_WAIT: 'soon' } }, ['list']);
+    expect(bad.code, bad.stderr).toBe(2);
+    expect(bad.stderr).toContain('GPUQ_LOCK_WAIT');
     // Nothing was recorded; with the lock released, the same command works.
     expect(await gpuqJson<Job[]>(h, ['list', '--all'])).toEqual([]);
     const ok = await gpuq(h, ['submit', await writeProgram('ok.py', 'print("ok")\n'), '--wait']);

@@ -6,9 +6,21 @@
  */
 import { chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PassThrough, Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
 import type { Job } from '../../src/core/types.js';
-import { gpuq, gpuqJson, type Home, makeGate, makeHome, tempDir, writeProgram } from '../helpers/cli.js';
+import {
+  gpuq,
+  gpuqJson,
+  type Home,
+  makeGate,
+  makeHome,
+  REPO,
+  type RunResult,
+  tempDir,
+  writeProgram,
+} from '../helpers/cli.js';
 
 /** Two local nodes, so that --node has something to tell apart. */
 const TWO_NODES = { nodes: { local: { transport: 'local' }, other: { transport: 'local' } } };
@@ -191,11 +203,42 @@ describe('bad values for every limit option: exit 2 naming the option, nothing r
   ] as const)
     cases.push(['--gpus', v, why]);
 
-  it(`refuses all ${cases.length} of them`, async () => {
+  /**
+   * The CLI's own entry (main(), what bin/gpuq.js runs) in this process: the whole table costs
+   * milliseconds instead of 38 node starts (about 11 s of CPU). A case of each kind also goes
+   * through the real binary, below.
+   */
+  async function inProcess(h: Home, args: string[]): Promise<RunResult> {
+    let stdout = '';
+    let stderr = '';
+    const sink = (add: (t: string) => void) =>
+      new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          add(chunk.toString('utf8'));
+          cb();
+        },
+      });
+    const code = await main(['node', 'gpuq', ...args], {
+      stdout: sink((t) => (stdout += t)),
+      stderr: sink((t) => (stderr += t)),
+      stdin: new PassThrough(),
+      env: h.env,
+      cwd: REPO,
+    });
+    return { code, signal: null, stdout, stderr };
+  }
+
+  it(`refuses all ${cases.length} of them (each kind also through the real binary)`, async () => {
     const h = await makeHome();
     const ok = await writeProgram('ok.py', 'print(1)\n');
-    // At once: one gpuq start each, in parallel.
-    const results = await Promise.all(cases.map(([o, v]) => gpuq(h, ['submit', ok, `${o}=${v}`])));
+    const results: RunResult[] = [];
+    for (const [o, v] of cases) results.push(await inProcess(h, ['submit', ok, `${o}=${v}`]));
+    // One case of each kind (duration, size, count, GPUs) through the binary, at once.
+    const binary = ['--timeout', '--memory', '--pids', '--gpus'].map((o) => cases.findIndex((c) => c[0] === o));
+    const viaBinary = await Promise.all(binary.map((i) => gpuq(h, ['submit', ok, `${cases[i]![0]}=${cases[i]![1]}`])));
+    binary.forEach((i, k) => {
+      expect(viaBinary[k], `${cases[i]![0]}=${cases[i]![1]} through the binary`).toEqual(results[i]);
+    });
     for (const [i, [o, v, why]] of cases.entries()) {
       const r = results[i]!;
       const what = `${o}=${v}: ${r.stderr}`;

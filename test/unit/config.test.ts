@@ -45,6 +45,11 @@ describe('config', () => {
     expect(c.nodes.gpu1?.gpus).toEqual([0, 1]);
     expect(c.nodes.gpu1?.workdir).toBe('~/.gpuq');
     expect(c.competitions.mnist?.limits.timeoutS).toBe(300);
+    expect(c.nodes.gpu1?.stallMarginS).toBeNull();
+  });
+  it("reads a node's stallMargin as a duration", async () => {
+    const c = await withConfig({ nodes: { here: { transport: 'local', stallMargin: '2m' } } }).load();
+    expect(c.nodes.here?.stallMarginS).toBe(120);
   });
   it.each([
     ['{not json', /not valid JSON at line 1, column 2/],
@@ -58,6 +63,7 @@ describe('config', () => {
     [{ defaults: { memory: 'lots' } }, /defaults\.memory "lots" is not a size/],
     [{ defaults: { node: 'nope' } }, /defaults\.node: "nope" is not one of the nodes/],
     [{ colour: true }, /unknown field "colour"/],
+    [{ nodes: { a: { transport: 'local', stallMargin: 'soon' } } }, /nodes\.a\.stallMargin/],
     [{ nodes: { a: { transport: 'ssh', host: 'h', workdir: '/srv/a\nb' } } }, /nodes\.a\.workdir: .* line break/],
   ])('refuses %j naming file and field', async (content, re) => {
     const { dir, load } = withConfig(content);

@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import lockfile from 'proper-lockfile';
 import { describe, expect, it } from 'vitest';
 import type { Job } from '../../src/core/types.js';
 import { openLedger } from '../../src/ledger/ledger.js';
@@ -46,5 +47,26 @@ describe('ledger', () => {
       ['bbbbbbbb', [3]],
     ]);
     await expect(ledger.updateJob('zzzzzzzz', (j) => j)).rejects.toThrow(/zzzzzzzz vanished/);
+  });
+
+  it('waits for a lock another process holds for lockWaitMs, then refuses with exit 5 and changes nothing', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'gpuq-ledger-')), 'ledger.json');
+    const ledger = openLedger(path, { lockWaitMs: 600 });
+    await ledger.update((jobs) => ({ jobs: [...jobs, job('aaaaaaaa')], result: undefined }));
+    const release = await lockfile.lock(path, { realpath: false, stale: 5000, update: 1000 });
+    try {
+      const started = Date.now();
+      const err = await ledger
+        .update((jobs) => ({ jobs: [...jobs, job('bbbbbbbb')], result: undefined }))
+        .catch((e: unknown) => e);
+      const waited = Date.now() - started;
+      expect((err as { exitCode?: number }).exitCode, String(err)).toBe(5);
+      expect(String(err)).toMatch(/locked by another gpuq process/);
+      expect(waited).toBeGreaterThanOrEqual(600);
+      expect(waited).toBeLessThan(10_000);
+    } finally {
+      await release();
+    }
+    expect((await ledger.readLive()).map((j) => j.id)).toEqual(['aaaaaaaa']);
   });
 });

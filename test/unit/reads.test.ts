@@ -113,6 +113,13 @@ describe('the stall deadline and verdict', () => {
     expect(stallDeadlineMs(null, { timeoutS: 10, graceS: 5 })).toBeNull();
   });
 
+  it("takes the node's stallMargin instead where its config sets one", () => {
+    const at = '2026-01-01T00:00:00.000Z';
+    const t0 = Date.parse(at);
+    expect(stallDeadlineMs(at, { timeoutS: 10, graceS: 5 }, 3)).toBe(t0 + 15_000 + 3_000);
+    expect(stallDeadlineMs(at, { timeoutS: 3600, graceS: 10 }, 120)).toBe(t0 + 3_610_000 + 120_000);
+  });
+
   it('is timeout (supervisor_stalled), timed out, with no exit code claimed', () => {
     const v = supervisorStalled({
       deadlineMs: 1000,
