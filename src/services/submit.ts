@@ -24,6 +24,7 @@ import type { AppContext } from './context.js';
 import { findJob, recordVerdict } from './jobs.js';
 import { reachCandidates, type ReachedNode } from './nodes.js';
 import { openNodeLink } from './reconnect.js';
+import type { WaitWatch } from './wait.js';
 import type { Transport } from '../transport/transport.js';
 
 export interface SubmitOptions {
@@ -491,13 +492,15 @@ export async function submit(
 
 /**
  * `submit --wait`: starts the job, tells `onStarted`, then waits for its verdict over the same
- * connection (one handshake, not two).
+ * connection (one handshake, not two); with `follow`, streaming its output meanwhile, with
+ * `watch`, reporting its progress (services/wait).
  */
 export async function submitAndWait(
   ctx: AppContext,
   opts: SubmitOptions,
   cwd: string,
   onStarted: (job: Job) => void,
+  how: { follow?: boolean; watch?: WaitWatch } = {},
 ): Promise<Job> {
   let held: { node: NodeConfig; t: Transport } | null = null;
   const job = await submit(ctx, opts, cwd, (node, t) => {
@@ -507,8 +510,9 @@ export async function submitAndWait(
   const link = h ? openNodeLink(ctx, h.node, { initial: h.t }) : undefined;
   try {
     onStarted(job);
-    const { waitJob } = await import('./wait.js');
-    return await waitJob(ctx, job, undefined, link);
+    const { waitFollowing, waitJob } = await import('./wait.js');
+    if (how.follow) return await waitFollowing(ctx, job, undefined, link);
+    return await waitJob(ctx, job, undefined, link, how.watch);
   } finally {
     await link?.close();
   }
