@@ -1,6 +1,6 @@
 /**
  * The one-line status that `wait` and `submit --wait` keep current on a terminal's stderr while
- * they block: "running 1m05s · 1.2 GiB", or "queued, position 3 on gpu1 (waiting for GPU 0,
+ * they block: "running 1m5s · 1.2 GiB", or "queued, position 3 on gpu1 (waiting for GPU 0,
  * held by job abc)". Pure: a job, its latest sample and its queue.json in, one line out.
  */
 import { formatBytes, printableLine } from './format.js';
@@ -62,7 +62,7 @@ export function waitStatusText(s: WaitSnapshot, nowMs: number): string {
 
 /**
  * The status of several waited-for jobs in one line: how many are done, then each job still
- * active by id ("1 of 3 done · ab12cd34 running 5.0s | ef56gh78 queued, position 1 on gpu1").
+ * active by id ("1 of 3 done · ab12cd34 running 5s | ef56gh78 queued, position 1 on gpu1").
  */
 export function waitStatusLine(snaps: readonly WaitSnapshot[], nowMs: number): string {
   if (snaps.length === 1) return waitStatusText(snaps[0] as WaitSnapshot, nowMs);
