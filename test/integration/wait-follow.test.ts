@@ -10,6 +10,7 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { startSshd } from '../helpers/sshd.js';
 import { BIN, type Gate, gpuq, type Home, makeHome, SYSTEM_PYTHON, startGpuq, until } from '../helpers/cli.js';
 
 const SOCKET = `gpuq-wait-test-${process.pid}`;
@@ -108,6 +109,26 @@ describe.concurrent('following and the status line', () => {
         await s.cleanup();
       }
     });
+
+  it('submit --wait --follow to an SSH node: output and wait share one connection', async () => {
+    const sshd = await startSshd({ alias: 'follow-node' });
+    const s = await setup({ nodes: { n: sshd.configEntry() } });
+    try {
+      s.home.env.GPUQ_SSH_CONFIG = sshd.sshConfigPath;
+      await writeFile(join(s.home.dir, 'known_hosts'), `${sshd.knownHostsLine('right')}\n`);
+      const r = await gpuq(s.home, ['submit', await s.program('talk.py', TALK), '--arg', '0', '--wait', '--follow']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toBe([0, 1, 2, 3, 4].map((i) => `out ${i}\n`).join(''));
+      const lines = r.stderr.trimEnd().split('\n');
+      expect(lines.slice(1, -1)).toEqual([0, 1, 2, 3, 4].map((i) => `err ${i}`));
+      expect(lines.at(-1)).toMatch(/^\w+ succeeded \(exit 0\): /);
+      // One login: the submit's connection carried the follow and the wait.
+      expect((sshd.log().match(/Accepted publickey/g) ?? []).length).toBe(1);
+    } finally {
+      await s.cleanup();
+      await sshd.cleanup();
+    }
+  });
 
   it('wait --follow ID on a running job streams its output from the start, live, then its verdict', async () => {
     const s = await setup();
