@@ -110,6 +110,18 @@ describe.concurrent('following and the status line', () => {
       }
     });
 
+  it('submit --follow -q: implies --wait, and gpuq prints nothing of its own', async () => {
+    const s = await setup();
+    try {
+      const r = await gpuq(s.home, ['submit', await s.program('talk.py', TALK), '--arg', '3', '--follow', '-q']);
+      expect(r.code, r.stderr).toBe(10);
+      expect(r.stdout).toBe([0, 1, 2, 3, 4].map((i) => `out ${i}\n`).join(''));
+      expect(r.stderr).toBe([0, 1, 2, 3, 4].map((i) => `err ${i}\n`).join(''));
+    } finally {
+      await s.cleanup();
+    }
+  });
+
   it('submit --wait --follow to an SSH node: output and wait share one connection', async () => {
     const sshd = await startSshd({ alias: 'follow-node' });
     const s = await setup({ nodes: { n: sshd.configEntry() } });
