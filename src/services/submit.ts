@@ -21,10 +21,10 @@ import type { NodeConfig } from '../config/types.js';
 import { adoptLaunch, launchJob } from '../node/protocol.js';
 import { commandFor, renderWrapper } from '../node/wrapper.js';
 import type { AppContext } from './context.js';
+import type { WaitWatch } from './wait.js';
 import { findJob, recordVerdict } from './jobs.js';
 import { reachCandidates, type ReachedNode } from './nodes.js';
 import { openNodeLink } from './reconnect.js';
-import type { WaitWatch } from './wait.js';
 import type { Transport } from '../transport/transport.js';
 
 export interface SubmitOptions {
