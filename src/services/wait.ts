@@ -76,12 +76,24 @@ export async function waitFollowing(ctx: AppContext, job: Job, signal?: AbortSig
   const remote = cur.remote;
   const own = link ? null : openJobLink(ctx, cur, { signal });
   const l = (link ?? own) as NodeLink;
+  // Whichever of the two fails first stops the other, and its error is the one reported.
+  const stop = new AbortController();
+  const both = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+  let failed: { error: unknown } | null = null;
+  const failing = <T>(p: Promise<T>) =>
+    p.catch((error: unknown) => {
+      failed ??= { error };
+      stop.abort();
+      return null;
+    });
   try {
     const [, done] = await Promise.all([
-      followStreams(ctx, l, remote.dir, ['stdout', 'stderr'], null, signal),
-      waitJob(ctx, cur, signal, l),
+      failing(followStreams(ctx, l, remote.dir, ['stdout', 'stderr'], null, both)),
+      failing(waitJob(ctx, cur, both, l)),
     ]);
-    return done;
+    const f = failed as { error: unknown } | null;
+    if (f) throw f.error;
+    return done as Job;
   } finally {
     await own?.close();
   }
