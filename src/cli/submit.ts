@@ -22,6 +22,7 @@ interface SubmitFlags {
   /** Absent when not given (no default, so the help shows none). */
   env?: string[];
   arg?: string[];
+  include?: string[];
   wait?: boolean;
   follow?: boolean;
   json?: boolean;
@@ -84,6 +85,7 @@ export function toSubmitOptions(file: string, f: SubmitFlags & LimitFlags): Subm
     env,
     args,
     priority: f.priority === undefined ? 0 : parsePriority(f.priority),
+    include: f.include ?? [],
   };
 }
 
@@ -92,7 +94,7 @@ export function registerSubmit(program: Command, app: CliApp): void {
   const cmd = program
     .command('submit')
     .description('record a job, start FILE on a node under limits, print its id')
-    .argument('<file>', 'the program (.py, .sh, or a #! script)')
+    .argument('<files...>', 'the program (.py, .sh, or a #! script); several files: one job each')
     .option('--node <name>', 'run on this node')
     .option('--name <text>', 'a name for the job (default: the file name)')
     .option('--competition <name>', 'a competition from the config');
@@ -105,6 +107,11 @@ export function registerSubmit(program: Command, app: CliApp): void {
     .option('--priority <n>', "place in the node's GPU queue: higher runs first (-1000 to 1000, default 0)")
     .option('--env <KEY=VALUE>', 'set a variable for the job (repeatable)', collect)
     .option('--arg <value>', 'pass an argument to the program (repeatable)', collect)
+    .option(
+      '--include <path>',
+      'upload this file or folder too, next to the program under its own name (repeatable; links refused)',
+      collect,
+    )
     .option('--wait', 'wait for the verdict; exit with its code (see gpuq --help for the codes)')
     .option('--follow', "with --wait (implied): stream the program's stdout and stderr, then the verdict on stderr")
     .option('--json', 'print the job as JSON')
@@ -114,9 +121,19 @@ export function registerSubmit(program: Command, app: CliApp): void {
       '\nDurations take a unit (500ms, 90s, 30m, 2h, 1h30m, 1d); sizes too (4096b, 512k, 512m, 2g, 1t).\n' +
         "The config's defaults, and a competition's limits, override the built-in defaults.",
     )
-    .action(async (file: string, flags: SubmitFlags & LimitFlags, command: Command) => {
-      const opts = toSubmitOptions(file, flags);
+    .action(async (files: string[], flags: SubmitFlags & LimitFlags, command: Command) => {
+      const opts = toSubmitOptions(files[0] as string, flags);
       const ctx = app.context(command);
+      if (files.length > 1) {
+        const { submitFiles } = await import('./submit-many.js');
+        await submitFiles(
+          app,
+          ctx,
+          files.map((file) => ({ ...opts, file })),
+          flags,
+        );
+        return;
+      }
       const { submit, submitAndWait } = await import('../services/submit.js');
       if (flags.wait || flags.follow) {
         checkFollow(flags, 1);
