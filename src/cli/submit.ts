@@ -124,6 +124,7 @@ export function registerSubmit(program: Command, app: CliApp): void {
     .action(async (files: string[], flags: SubmitFlags & LimitFlags, command: Command) => {
       const opts = toSubmitOptions(files[0] as string, flags);
       const ctx = app.context(command);
+      checkFollow(flags, files.length);
       if (files.length > 1) {
         const { submitFiles } = await import('./submit-many.js');
         await submitFiles(
@@ -136,7 +137,6 @@ export function registerSubmit(program: Command, app: CliApp): void {
       }
       const { submit, submitAndWait } = await import('../services/submit.js');
       if (flags.wait || flags.follow) {
-        checkFollow(flags, 1);
         // --follow: stdout holds the program's output alone; the id and the verdict go to stderr.
         const line = wantsStatusLine(app.io, flags) ? startStatusLine(app.io, () => ctx.now().getTime()) : null;
         const done = await submitAndWait(

@@ -170,21 +170,23 @@ describe.concurrent('following and the status line', () => {
     }
   });
 
-  it('refuses --follow with --json, and with several jobs (exit 2)', async () => {
+  it('refuses --follow with --json, and with several jobs or files (exit 2)', async () => {
     const s = await setup();
     try {
       const prog = await s.program('talk.py', TALK);
-      const [a, b, c] = await Promise.all([
+      const [a, b, c, d] = await Promise.all([
         gpuq(s.home, ['submit', prog, '--follow', '--json']),
         gpuq(s.home, ['wait', '--follow', '--json', 'abc']),
         gpuq(s.home, ['wait', '--follow', 'abc', 'def']),
+        gpuq(s.home, ['submit', prog, prog, '--wait', '--follow']),
       ]);
-      for (const r of [a, b, c]) {
+      for (const r of [a, b, c, d]) {
         expect(r.code, r.stderr).toBe(2);
         expect(r.stdout).toBe('');
       }
       expect(a.stderr).toMatch(/--follow .* --json/);
       expect(c.stderr).toMatch(/one job/);
+      expect(d.stderr).toMatch(/one job/);
       expect(JSON.parse((await gpuq(s.home, ['list', '--json'])).stdout)).toEqual([]);
     } finally {
       await s.cleanup();
