@@ -10,6 +10,8 @@ import type { SubmitOptions } from '../services/submit.js';
 import type { CliApp } from './app.js';
 import { parsePriority } from '../core/queue.js';
 import { verdictLine } from './render.js';
+import { startStatusLine, wantsStatusLine, withStatusLine } from './status-line.js';
+import { checkFollow } from './wait.js';
 
 interface SubmitFlags {
   node?: string;
@@ -22,6 +24,7 @@ interface SubmitFlags {
   arg?: string[];
   include?: string[];
   wait?: boolean;
+  follow?: boolean;
   json?: boolean;
   quiet?: boolean;
   priority?: string;
@@ -110,6 +113,7 @@ export function registerSubmit(program: Command, app: CliApp): void {
       collect,
     )
     .option('--wait', 'wait for the verdict; exit with its code (see gpuq --help for the codes)')
+    .option('--follow', "with --wait (implied): stream the program's stdout and stderr, then the verdict on stderr")
     .option('--json', 'print the job as JSON')
     .option('-q, --quiet', 'print the id alone')
     .addHelpText(
@@ -120,6 +124,7 @@ export function registerSubmit(program: Command, app: CliApp): void {
     .action(async (files: string[], flags: SubmitFlags & LimitFlags, command: Command) => {
       const opts = toSubmitOptions(files[0] as string, flags);
       const ctx = app.context(command);
+      checkFollow(flags, files.length);
       if (files.length > 1) {
         const { submitFiles } = await import('./submit-many.js');
         await submitFiles(
@@ -131,18 +136,28 @@ export function registerSubmit(program: Command, app: CliApp): void {
         return;
       }
       const { submit, submitAndWait } = await import('../services/submit.js');
-      if (flags.wait) {
-        const done = await submitAndWait(ctx, opts, app.io.cwd, (job) => {
-          if (flags.json) return;
-          app.print(job.id);
-          if (!flags.quiet)
-            app.io.stderr.write(
-              `gpuq: ${job.state === 'queued' ? 'queued' : 'started'} ${job.id} on ${job.node}; waiting for it to end\n`,
-            );
-        });
+      if (flags.wait || flags.follow) {
+        // --follow: stdout holds the program's output alone; the id and the verdict go to stderr.
+        const line = wantsStatusLine(app.io, flags) ? startStatusLine(app.io, () => ctx.now().getTime()) : null;
+        const done = await submitAndWait(
+          line ? withStatusLine(ctx, line) : ctx,
+          opts,
+          app.io.cwd,
+          (job) => {
+            if (flags.json) return;
+            if (!flags.follow) app.print(job.id);
+            if (!flags.quiet)
+              app.io.stderr.write(
+                `gpuq: ${job.state === 'queued' ? 'queued' : 'started'} ${job.id} on ${job.node}; waiting for it to end\n`,
+              );
+          },
+          { follow: flags.follow, watch: line?.watch },
+        ).finally(() => line?.stop());
         if (flags.json) {
           const { withFigures } = await import('../core/peaks.js');
           app.printJson(withFigures(done, ctx.now().getTime()));
+        } else if (flags.follow) {
+          if (!flags.quiet) app.io.stderr.write(`${verdictLine(done, app.errStyle())}\n`);
         } else if (!flags.quiet) app.print(verdictLine(done, app.style(false)));
         app.exitCode = done.verdict ? exitCodeForVerdict(done.verdict.class) : 0;
         return;

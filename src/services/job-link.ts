@@ -78,11 +78,22 @@ export function stallWatchOf(ctx: AppContext, job: Job): StallWatch | undefined 
 const WAIT_CHUNK_S = 60;
 
 /**
+ * Someone who wants to see the job while untilOver waits (the terminal's status line): each
+ * node-side wait then lasts at most `everyS` (the first one second), and `onProbe` hears the
+ * probe that ends it while the job is not over. The wait's own probe, no extra round trip.
+ */
+export interface WaitLook {
+  everyS: number;
+  onProbe(p: Probe): void | Promise<void>;
+}
+
+/**
  * Blocks on a connection until the job in `dir` is over (its supervisor let go of the lock and
  * a probe confirms it) and returns that probe; null when `signal` aborted. A dropped link
  * rejects (NodeUnreachableError), so a NodeLink can resume it. Each wait on the node is bounded;
  * with `stall`, a supervisor still alive past the job's deadline is stalled (stopped, stuck):
- * the job is ended on the node and the probe carries `stalled` for its verdict.
+ * the job is ended on the node and the probe carries `stalled` for its verdict. With `look`,
+ * the waits are shorter and each probe on the way is handed to it.
  */
 export async function untilOver(
   t: Transport,
@@ -90,12 +101,15 @@ export async function untilOver(
   launchBootId: string | null,
   signal?: AbortSignal,
   stall?: StallWatch,
+  look?: WaitLook,
 ): Promise<EndProbe | null> {
-  for (;;) {
-    const left = stall ? (stall.deadlineMs - stall.now()) / 1000 : WAIT_CHUNK_S;
-    const p = await waitForEnd(t, dir, signal, Math.min(WAIT_CHUNK_S, Math.max(1, left + 1)));
+  for (let round = 0; ; round++) {
+    const chunk = look ? Math.min(WAIT_CHUNK_S, round === 0 ? 1 : look.everyS) : WAIT_CHUNK_S;
+    const left = stall ? (stall.deadlineMs - stall.now()) / 1000 : chunk;
+    const p = await waitForEnd(t, dir, signal, Math.min(chunk, Math.max(1, left + 1)));
     if (p === null || signal?.aborted) return null;
     if (isOver(p, launchBootId)) return p;
+    await look?.onProbe(p);
     if (stall && stall.now() > stall.deadlineMs) {
       const stop = await stopStalled(t, dir, stall.jobId);
       return {

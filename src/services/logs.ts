@@ -12,6 +12,7 @@ import { followFile, probeJob, snapshotLog, streamLog } from '../node/protocol.j
 import type { AppContext } from './context.js';
 import { openJobLink, settle } from './job-link.js';
 import { findJob } from './jobs.js';
+import type { NodeLink } from './reconnect.js';
 
 export type LogStream = 'stdout' | 'stderr';
 
@@ -41,30 +42,7 @@ export async function showLogs(ctx: AppContext, id: string, opts: LogsOptions, s
         });
       return job;
     }
-    await Promise.all(
-      opts.streams.map(async (stream) => {
-        const file = `${stream}.log` as const;
-        let offset = 0;
-        if (opts.tail !== null) {
-          const snap = await link.run((t) => snapshotLog(t, remote.dir, file, opts.tail));
-          ctx.out.raw(stream, snap.text);
-          offset = snap.size;
-        }
-        await link.run((t) =>
-          followFile(
-            t,
-            remote.dir,
-            file,
-            offset,
-            (c) => {
-              offset += c.length;
-              return ctx.out.raw(stream, c);
-            },
-            signal,
-          ),
-        );
-      }),
-    );
+    await followStreams(ctx, link, remote.dir, opts.streams, opts.tail, signal);
     const cur = await findJob(ctx, job.id);
     if (signal?.aborted || cur.state === 'done') return cur;
     // The follow ended with the job: record its verdict over the same connection.
@@ -73,4 +51,43 @@ export async function showLogs(ctx: AppContext, id: string, opts: LogsOptions, s
   } finally {
     await link.close();
   }
+}
+
+/**
+ * Follows a job's logs until the job ends: each stream (from its last `tail` lines, or from its
+ * start) to our stdout or stderr as it grows, with backpressure, resuming after a dropped link
+ * from the last byte printed. `logs -f` and `wait --follow` both stream through this.
+ */
+export async function followStreams(
+  ctx: AppContext,
+  link: NodeLink,
+  dir: string,
+  streams: readonly LogStream[],
+  tail: number | null,
+  signal?: AbortSignal,
+): Promise<void> {
+  await Promise.all(
+    streams.map(async (stream) => {
+      const file = `${stream}.log` as const;
+      let offset = 0;
+      if (tail !== null) {
+        const snap = await link.run((t) => snapshotLog(t, dir, file, tail));
+        ctx.out.raw(stream, snap.text);
+        offset = snap.size;
+      }
+      await link.run((t) =>
+        followFile(
+          t,
+          dir,
+          file,
+          offset,
+          (c) => {
+            offset += c.length;
+            return ctx.out.raw(stream, c);
+          },
+          signal,
+        ),
+      );
+    }),
+  );
 }

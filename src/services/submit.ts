@@ -21,6 +21,7 @@ import type { NodeConfig } from '../config/types.js';
 import { adoptLaunch, launchJob, type LaunchFiles } from '../node/protocol.js';
 import { commandFor, renderWrapper } from '../node/wrapper.js';
 import type { AppContext } from './context.js';
+import type { WaitWatch } from './wait.js';
 import { findJob, recordVerdict } from './jobs.js';
 import { withLocalGpus } from './local-gpus.js';
 import { reachCandidates, type ReachedNode } from './nodes.js';
@@ -668,13 +669,15 @@ export async function waitMany(
 
 /**
  * `submit --wait`: starts the job, tells `onStarted`, then waits for its verdict over the same
- * connection (one handshake, not two).
+ * connection (one handshake, not two); with `follow`, streaming its output meanwhile, with
+ * `watch`, reporting its progress (services/wait).
  */
 export async function submitAndWait(
   ctx: AppContext,
   opts: SubmitOptions,
   cwd: string,
   onStarted: (job: Job) => void,
+  how: { follow?: boolean; watch?: WaitWatch } = {},
 ): Promise<Job> {
   let held: { node: NodeConfig; t: Transport } | null = null;
   const job = await submit(ctx, opts, cwd, (node, t) => {
@@ -684,8 +687,9 @@ export async function submitAndWait(
   const link = h ? openNodeLink(ctx, h.node, { initial: h.t }) : undefined;
   try {
     onStarted(job);
-    const { waitJob } = await import('./wait.js');
-    return await waitJob(ctx, job, undefined, link);
+    const { waitFollowing, waitJob } = await import('./wait.js');
+    if (how.follow) return await waitFollowing(ctx, job, undefined, link);
+    return await waitJob(ctx, job, undefined, link, how.watch);
   } finally {
     await link?.close();
   }

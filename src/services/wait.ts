@@ -2,24 +2,62 @@
  * `gpuq wait` and `submit --wait`: block until jobs end, record their verdicts. One connection
  * per node however many jobs it runs; a dropped link is waited out (unreachable is not dead).
  */
-import type { Job } from '../core/types.js';
+import type { Job, QueueFile, Sample } from '../core/types.js';
 import type { AppContext } from './context.js';
-import { openJobLink, settle, stallWatchOf, untilOver, untilStarted } from './job-link.js';
-import { findJob } from './jobs.js';
+import { openJobLink, settle, stallWatchOf, untilOver, untilStarted, type WaitLook } from './job-link.js';
+import { findJob, syncQueued } from './jobs.js';
+import { followStreams } from './logs.js';
 import type { NodeLink } from './reconnect.js';
+
+/** What a wait knows of a job on the way: the ledger's job, its latest sample and queue.json. */
+export interface WaitProgress {
+  job: Job;
+  sample: Sample | null;
+  queue: QueueFile | null;
+}
+
+/**
+ * Someone who wants to see a job while it is waited for (the terminal's status line): the wait
+ * looks at the node every `everyS` seconds (its own probe, made more often) and tells `onProgress`.
+ */
+export interface WaitWatch {
+  everyS: number;
+  onProgress(p: WaitProgress): void;
+}
 
 /**
  * Waits for one job to end and returns it with its verdict recorded. Uses `link` (the node's
- * shared connection) when given, else a connection of its own.
+ * shared connection) when given, else a connection of its own. With `watch`, each probe on the
+ * way brings a queued job's ledger entry up to date (its place, or its start) and is reported.
  */
-export async function waitJob(ctx: AppContext, job: Job, signal?: AbortSignal, link?: NodeLink): Promise<Job> {
-  const cur = job.state !== 'done' && job.remote === null ? await untilStarted(ctx, job) : job;
+export async function waitJob(
+  ctx: AppContext,
+  job: Job,
+  signal?: AbortSignal,
+  link?: NodeLink,
+  watch?: WaitWatch,
+): Promise<Job> {
+  const report = (j: Job, sample: Sample | null = null, queue: QueueFile | null = null) =>
+    watch?.onProgress({ job: j, sample, queue });
+  report(job);
+  let cur =
+    job.state !== 'done' && job.remote === null
+      ? await untilStarted(ctx, job, signal, watch ? report : undefined)
+      : job;
   if (cur.state === 'done' || cur.remote === null) return cur;
   const remote = cur.remote;
+  const stall = stallWatchOf(ctx, cur);
+  const look: WaitLook | undefined = watch && {
+    everyS: watch.everyS,
+    onProbe: async (p) => {
+      cur = await syncQueued(ctx, cur, p);
+      report(cur, p.recentSamples.at(-1) ?? null, p.queue ?? null);
+    },
+  };
   const own = link ? null : openJobLink(ctx, cur, { signal });
   const l = (link ?? own) as NodeLink;
   try {
-    const probe = await l.run((t) => untilOver(t, remote.dir, remote.bootId, signal, stallWatchOf(ctx, cur)));
+    const probe = await l.run((t) => untilOver(t, remote.dir, remote.bootId, signal, stall, look));
     if (probe === null) return cur;
     return settle(ctx, cur, probe);
   } finally {
@@ -27,12 +65,50 @@ export async function waitJob(ctx: AppContext, job: Job, signal?: AbortSignal, l
   }
 }
 
-/** Waits for several jobs at once (one connection per node); resolves with all of them done. */
+/**
+ * Waits for one job while streaming its stdout and stderr from the start (as `logs -f` does, to
+ * our stdout and stderr), and returns it with its verdict once both the output and the job have
+ * ended. The wait and the follow share the node's connection.
+ */
+export async function waitFollowing(ctx: AppContext, job: Job, signal?: AbortSignal, link?: NodeLink): Promise<Job> {
+  const cur = job.state !== 'done' && job.remote === null ? await untilStarted(ctx, job, signal) : job;
+  if (cur.remote === null) return cur;
+  const remote = cur.remote;
+  const own = link ? null : openJobLink(ctx, cur, { signal });
+  const l = (link ?? own) as NodeLink;
+  // Whichever of the two fails first stops the other, and its error is the one reported.
+  const stop = new AbortController();
+  const both = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+  let failed: { error: unknown } | null = null;
+  const failing = <T>(p: Promise<T>) =>
+    p.catch((error: unknown) => {
+      failed ??= { error };
+      stop.abort();
+      return null;
+    });
+  try {
+    const [, done] = await Promise.all([
+      failing(followStreams(ctx, l, remote.dir, ['stdout', 'stderr'], null, both)),
+      failing(waitJob(ctx, cur, both, l)),
+    ]);
+    const f = failed as { error: unknown } | null;
+    if (f) throw f.error;
+    return done as Job;
+  } finally {
+    await own?.close();
+  }
+}
+
+/**
+ * Waits for several jobs at once (one connection per node); resolves with all of them done.
+ * With `watch`, each job's progress is reported as waitJob reports it.
+ */
 export async function waitJobs(
   ctx: AppContext,
   ids: string[],
   onDone?: (job: Job) => void,
   signal?: AbortSignal,
+  watch?: WaitWatch,
 ): Promise<Job[]> {
   const jobs = await Promise.all(ids.map((id) => findJob(ctx, id)));
   const links = new Map<string, NodeLink>();
@@ -48,7 +124,7 @@ export async function waitJobs(
   try {
     return await Promise.all(
       jobs.map(async (j) => {
-        const done = await waitJob(ctx, j, signal, linkFor(j));
+        const done = await waitJob(ctx, j, signal, linkFor(j), watch);
         onDone?.(done);
         return done;
       }),
