@@ -25,6 +25,7 @@ import { findJob, recordVerdict } from './jobs.js';
 import { reachCandidates, type ReachedNode } from './nodes.js';
 import { openNodeLink } from './reconnect.js';
 import type { Transport } from '../transport/transport.js';
+import { type KeptProgram, keepProgram, keptProgramPath, readKeptProgram } from '../ledger/programs.js';
 
 export interface SubmitOptions {
   file: string;
@@ -39,6 +40,11 @@ export interface SubmitOptions {
   args: string[];
   /** `--priority`: higher runs first in the node's GPU queue (absent: 0). */
   priority?: number;
+  /**
+   * `gpuq rerun`: the program is the kept copy with this SHA-256 (ledger/programs.ts), not the
+   * file at `file` (the original's path, recorded as the job's file and naming the program).
+   */
+  keptSha256?: string;
 }
 
 interface CheckedFile {
@@ -174,6 +180,8 @@ interface SubmitPlan {
   nodes: NodeConfig[];
   /** The live ledger as read once, for ranking nodes (the GPU choice reads it again, locked). */
   live: Job[];
+  /** The program's kept copy (what is uploaded, and what `gpuq rerun` runs again). */
+  kept: KeptProgram;
 }
 
 /**
@@ -181,7 +189,7 @@ interface SubmitPlan {
  * lists the candidate nodes and checks the program can run on each. Throws a usage error.
  */
 async function planSubmit(ctx: AppContext, opts: SubmitOptions, cwd: string): Promise<SubmitPlan> {
-  const checked = checkFile(opts.file, cwd, ctx.config.defaults.maxFileBytes);
+  const { checked, kept } = keepSubmitted(ctx, opts, cwd);
   if (opts.competition && !ctx.config.competitions[opts.competition]) {
     throw usageError(
       `unknown competition "${opts.competition}".`,
@@ -217,7 +225,32 @@ async function planSubmit(ctx: AppContext, opts: SubmitOptions, cwd: string): Pr
       throw usageError(`${opts.file}: gpuq runs .py and .sh files, or scripts that start with a #! line.`);
     }
   }
-  return { checked, isolation, limits, nodes, live };
+  return { checked, isolation, limits, nodes, live, kept };
+}
+
+/**
+ * The hook that keeps what is submitted: checks the file and keeps a copy of its content in the
+ * state folder (ledger/programs.ts), which is what gets uploaded; for a rerun (`keptSha256`),
+ * the kept copy itself, named after the original file.
+ */
+function keepSubmitted(ctx: AppContext, opts: SubmitOptions, cwd: string): { checked: CheckedFile; kept: KeptProgram } {
+  const max = ctx.config.defaults.maxFileBytes;
+  if (opts.keptSha256 !== undefined) {
+    const content = readKeptProgram(ctx.config.stateDir, opts.keptSha256, max);
+    if (content === null)
+      throw usageError(
+        `the kept copy of ${opts.file} (${keptProgramPath(ctx.config.stateDir, opts.keptSha256)}) is gone.`,
+        'Submit the program again with: gpuq submit FILE',
+      );
+    const checked = {
+      path: opts.file,
+      name: basename(opts.file),
+      hasShebang: content.subarray(0, 2).toString() === '#!',
+    };
+    return { checked, kept: keepProgram(ctx.config.stateDir, content) };
+  }
+  const checked = checkFile(opts.file, cwd, max);
+  return { checked, kept: keepProgram(ctx.config.stateDir, readFileSync(checked.path)) };
 }
 
 /** Step 2: records the job as pending, before anything touches a node's files. */
@@ -246,6 +279,7 @@ function recordPending(ctx: AppContext, opts: SubmitOptions, plan: SubmitPlan): 
       remote: null,
       verdict: null,
       priority: opts.priority ?? 0,
+      kept: { sha256: plan.kept.sha256, bytes: plan.kept.bytes, node: opts.node },
     };
     return { jobs: [...jobs, created], result: created };
   });
@@ -349,13 +383,13 @@ async function launchOn(
       transport,
       {
         dir,
-        localProgram: plan.checked.path,
+        localProgram: plan.kept.path,
         programName: `work/${plan.checked.name}`,
         executable: plan.checked.hasShebang,
         wrapper,
         monitor: templates.monitor,
         queue: templates.queue,
-        onProgress: progressBar(ctx, statSync(plan.checked.path).size),
+        onProgress: progressBar(ctx, plan.kept.bytes),
       },
       (w) => ctx.out.info(w),
     );
