@@ -60,7 +60,7 @@ export interface Stats {
   verdicts: ClassCount[];
   /** Most jobs first, then by name. */
   nodes: GroupStats[];
-  /** Most jobs first, then by name; jobs without a competition under the key null, last. */
+  /** Most jobs first, then by name; jobs without a competition under the name null, last. */
   competitions: GroupStats[];
   /** Over every finished job of the period. */
   durations: Durations;
