@@ -231,7 +231,8 @@ export function openLedger(path: string): Ledger {
     const gone = (j: Job) => ids.has(j.id) && j.state === 'done';
     return update((jobs) => {
       const removed = jobs.filter(gone).map((j) => j.id);
-      // The archive is rewritten under the same lock: appends only happen inside update().
+      // The archive is rewritten here, under the same lock (appends only happen inside update()):
+      // the one write inside an update's function, harmless if it runs again (it is idempotent).
       const archived = readArchive();
       const kept = archived.filter((j) => !gone(j));
       if (kept.length !== archived.length) {
