@@ -10,6 +10,7 @@ import { makeApp, type Io } from './app.js';
 import { registerCancel } from './cancel.js';
 import { registerCompletion } from './completion.js';
 import { registerDiagnose } from './diagnose.js';
+import { registerGet } from './get.js';
 import { registerList } from './list.js';
 import { registerLogs } from './logs.js';
 import { registerNodes } from './nodes.js';
@@ -65,6 +66,7 @@ export function buildProgram(app: ReturnType<typeof makeApp>): Command {
   registerWait(program, app);
   registerCancel(program, app);
   registerDiagnose(program, app);
+  registerGet(program, app);
   registerWatch(program, app);
   registerNodes(program, app);
   registerRerun(program, app);

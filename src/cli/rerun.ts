@@ -27,6 +27,7 @@ export function toRerunOverrides(f: Flags): RerunOverrides {
     ...(f.image !== undefined && { image: f.image }),
     ...(f.arg !== undefined && { args: o.args }),
     ...(f.priority !== undefined && { priority: o.priority }),
+    ...(f.include !== undefined && { include: f.include }),
   };
 }
 
@@ -47,6 +48,11 @@ export function registerRerun(program: Command, app: CliApp): void {
     .option('--priority <n>', "place in the node's GPU queue, -1000 to 1000 (default: the job's)")
     .option('--env <KEY=VALUE>', "set a variable, over the job's (repeatable)", collect)
     .option('--arg <value>', "pass an argument instead of the job's (repeatable)", collect)
+    .option(
+      '--include <path>',
+      'upload a file or folder next to the program (repeatable; not kept from the job)',
+      collect,
+    )
     .option('--wait', 'wait for the verdict; exit with its code (see gpuq --help for the codes)')
     .option('--json', 'print the new job as JSON')
     .option('-q, --quiet', 'print the new id alone')

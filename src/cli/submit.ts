@@ -20,6 +20,7 @@ interface SubmitFlags {
   /** Absent when not given (no default, so the help shows none). */
   env?: string[];
   arg?: string[];
+  include?: string[];
   wait?: boolean;
   json?: boolean;
   quiet?: boolean;
@@ -81,6 +82,7 @@ export function toSubmitOptions(file: string, f: SubmitFlags & LimitFlags): Subm
     env,
     args,
     priority: f.priority === undefined ? 0 : parsePriority(f.priority),
+    include: f.include ?? [],
   };
 }
 
@@ -89,7 +91,7 @@ export function registerSubmit(program: Command, app: CliApp): void {
   const cmd = program
     .command('submit')
     .description('record a job, start FILE on a node under limits, print its id')
-    .argument('<file>', 'the program (.py, .sh, or a #! script)')
+    .argument('<files...>', 'the program (.py, .sh, or a #! script); several files: one job each')
     .option('--node <name>', 'run on this node')
     .option('--name <text>', 'a name for the job (default: the file name)')
     .option('--competition <name>', 'a competition from the config');
@@ -102,6 +104,11 @@ export function registerSubmit(program: Command, app: CliApp): void {
     .option('--priority <n>', "place in the node's GPU queue: higher runs first (-1000 to 1000, default 0)")
     .option('--env <KEY=VALUE>', 'set a variable for the job (repeatable)', collect)
     .option('--arg <value>', 'pass an argument to the program (repeatable)', collect)
+    .option(
+      '--include <path>',
+      'upload this file or folder too, next to the program under its own name (repeatable; links refused)',
+      collect,
+    )
     .option('--wait', 'wait for the verdict; exit with its code (see gpuq --help for the codes)')
     .option('--json', 'print the job as JSON')
     .option('-q, --quiet', 'print the id alone')
@@ -110,9 +117,19 @@ export function registerSubmit(program: Command, app: CliApp): void {
       '\nDurations take a unit (500ms, 90s, 30m, 2h, 1h30m, 1d); sizes too (4096b, 512k, 512m, 2g, 1t).\n' +
         "The config's defaults, and a competition's limits, override the built-in defaults.",
     )
-    .action(async (file: string, flags: SubmitFlags & LimitFlags, command: Command) => {
-      const opts = toSubmitOptions(file, flags);
+    .action(async (files: string[], flags: SubmitFlags & LimitFlags, command: Command) => {
+      const opts = toSubmitOptions(files[0] as string, flags);
       const ctx = app.context(command);
+      if (files.length > 1) {
+        const { submitFiles } = await import('./submit-many.js');
+        await submitFiles(
+          app,
+          ctx,
+          files.map((file) => ({ ...opts, file })),
+          flags,
+        );
+        return;
+      }
       const { submit, submitAndWait } = await import('../services/submit.js');
       if (flags.wait) {
         const done = await submitAndWait(ctx, opts, app.io.cwd, (job) => {

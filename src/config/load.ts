@@ -200,6 +200,7 @@ function buildNode(name: string, raw: RawNode, file: string | null, stateDir: st
     identityFile: raw.identityFile ?? null,
     jump: raw.jump ?? null,
     gpus,
+    detectGpus: raw.transport === 'local' && raw.gpus === undefined,
     workdir,
     python: raw.python ?? 'python3',
     acceptNewHostKey: raw.acceptNewHostKey ?? false,
@@ -262,6 +263,11 @@ export function buildConfig(raw: RawConfig, file: string | null, stateDir: strin
       image: d.image ?? null,
       maxFileBytes:
         d.maxFileSize !== undefined ? fieldSize(d.maxFileSize, file, 'defaults.maxFileSize') : 10 * 1024 ** 2,
+      maxUploadBytes:
+        d.maxUploadSize !== undefined ? fieldSize(d.maxUploadSize, file, 'defaults.maxUploadSize') : 1024 ** 3,
+      maxGetFileBytes:
+        d.maxGetFileSize !== undefined ? fieldSize(d.maxGetFileSize, file, 'defaults.maxGetFileSize') : 1024 ** 3,
+      maxGetBytes: d.maxGetSize !== undefined ? fieldSize(d.maxGetSize, file, 'defaults.maxGetSize') : 4 * 1024 ** 3,
     },
     nodes,
     competitions,

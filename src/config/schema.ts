@@ -74,6 +74,9 @@ export const configSchema = z.strictObject({
       isolation: z.enum(ISOLATIONS, { error: 'expected "ulimit" or "docker"' }).optional(),
       image: z.string().min(1).optional(),
       maxFileSize: size.optional(),
+      maxUploadSize: size.optional(),
+      maxGetFileSize: size.optional(),
+      maxGetSize: size.optional(),
     })
     .optional(),
   nodes: z

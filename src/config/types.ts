@@ -13,6 +13,13 @@ export interface NodeConfig {
   jump: string | null;
   /** GPU indices this node offers to gpuq (empty: none). */
   gpus: number[];
+  /**
+   * A local node without `gpus` in the config: its GPUs are found with nvidia-smi when a command
+   * needs them (services/local-gpus.ts), never while loading the config; until then `gpus` is [].
+   */
+  detectGpus?: boolean;
+  /** Set by that detection when it found no GPU: why (nvidia-smi missing, failing, slow, empty). */
+  gpusNotFound?: string | null;
   /** Where job folders go; "~/" means the remote user's home. */
   workdir: string;
   /** Interpreter for .py files on the node. */
@@ -57,6 +64,11 @@ export interface Config {
     image: string | null;
     /** Largest submitted file accepted, in bytes. */
     maxFileBytes: number;
+    /** Largest upload (the program and its --include files together), in bytes. */
+    maxUploadBytes: number;
+    /** Largest file `gpuq get` copies back, and most bytes in all, per call. */
+    maxGetFileBytes: number;
+    maxGetBytes: number;
   };
   nodes: Record<string, NodeConfig>;
   competitions: Record<string, CompetitionConfig>;

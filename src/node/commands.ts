@@ -2,7 +2,7 @@
  * The bash scripts gpuq runs on a node, built as data. Each takes the job folder and other
  * values and quotes them; src/node/protocol.ts is the one module that executes them.
  */
-import { sh, shPath } from '../core/quote.js';
+import { sh, shPath, shWords } from '../core/quote.js';
 import type { RemoteCommand } from '../transport/transport.js';
 
 /** Marker around sections of a probe's output; `nonce` makes it unguessable for the job. */
@@ -142,12 +142,14 @@ export function probeCommand(dir: string, nonce: string, stderrBytes: number = R
     script: [
       READ_FUNCTIONS,
       `cd -- ${shPath(dir)} 2>/dev/null || { echo ${m('missing')}; exit 0; }`,
+      // The lock before status.json: a supervisor that ends between the two reads has written its
+      // final status before letting go, so "gone" is never paired with the "running" it left behind.
+      // A job.lock that is not a regular file tells nothing: the supervisor counts as alive.
+      `echo ${m('alive')}; gpuq_held; if [ $? = 1 ]; then echo no; else echo yes; fi`,
       `echo ${m('status')}; gpuq_rd status.json ${READ_CAPS.json}`,
       `echo ${m('monitor')}; gpuq_rd monitor.json ${READ_CAPS.json}`,
       // queue.json may lack a final newline (or be torn): the echo keeps the next marker on its own line.
       `echo ${m('queue')}; gpuq_rd queue.json ${READ_CAPS.json}; echo`,
-      // A job.lock that is not a regular file tells nothing: the supervisor counts as alive.
-      `echo ${m('alive')}; gpuq_held; if [ $? = 1 ]; then echo no; else echo yes; fi`,
       `echo ${m('boot')}; head -c 100 /proc/sys/kernel/random/boot_id 2>/dev/null`,
       // The last lines of samples.jsonl within a bounded tail: a line longer than that is skipped.
       `echo ${m('samples')}; gpuq_rd samples.jsonl ${READ_CAPS.samples} tail | tail -n 5`,
@@ -392,5 +394,74 @@ export function pruneCommand(workdir: string, entries: readonly PruneEntry[], re
     purpose: remove ? 'remove job folders' : 'measure job folders',
     script: 'eval "$(cat)"',
     stdin: `${lines.join('\n')}\n`,
+  };
+}
+
+/**
+ * Picks the node's python3 as the wrapper does (the system's before a PATH shim) into `$py`;
+ * without one the command fails (exit 3) saying what it was for.
+ */
+function pythonLines(what: string): string {
+  return (
+    `py=; for c in /usr/bin/python3 /usr/local/bin/python3; do [ -x "$c" ] && { py=$c; break; }; done; ` +
+    `[ -n "$py" ] || py=$(command -v python3) || { echo ${sh(`gpuq needs python3 on this node to ${what}`)} >&2; exit 3; }`
+  );
+}
+
+/**
+ * Writes an upload stream (core/file-frames, on stdin) into the job folder's work/ with
+ * templates/unpack.py, refusing more than `maxBytes`. The script travels as an argument:
+ * nothing is taken from the job folder.
+ */
+export function unpackCommand(dir: string, script: string, maxBytes: number): RemoteCommand {
+  return {
+    purpose: 'write the uploaded files',
+    script: [
+      `umask 077; cd -- ${shPath(dir)} || exit 3`,
+      pythonLines('unpack the uploaded files'),
+      `exec "$py" -I -c ${sh(script)} ${sh(maxBytes)}`,
+    ].join('\n'),
+  };
+}
+
+/**
+ * Streams files of the job's work/ (core/file-frames) with templates/collect.py: `paths`, or
+ * by default what the job created (not `entry` nor the names in uploads.json). Exit 4: no such
+ * folder. The script travels as an argument: the job cannot have changed it.
+ */
+export function collectCommand(
+  dir: string,
+  script: string,
+  caps: { fileBytes: number; totalBytes: number },
+  entry: string,
+  paths: readonly string[],
+): RemoteCommand {
+  return {
+    purpose: 'read the files of the job',
+    script: [
+      `cd -- ${shPath(dir)} 2>/dev/null || { echo "gpuq collect: the job folder is gone" >&2; exit 4; }`,
+      pythonLines('copy files back'),
+      `exec "$py" -I -c ${sh(script)} ${shWords([caps.fileBytes, caps.totalBytes, entry, ...paths])}`,
+    ].join('\n'),
+  };
+}
+
+/** The longest `gpuListCommand` lets nvidia-smi run (a hung driver must not hang a submit). */
+export const GPU_LIST_TIMEOUT_S = 5;
+
+/**
+ * Lists the GPU indices nvidia-smi sees on a node, as `gpu N` lines and then `rc CODE` (its exit
+ * status; 124 or 137 when it ran past GPU_LIST_TIMEOUT_S), or `missing` without nvidia-smi.
+ * For a local node without `gpus` in the config (services/local-gpus.ts); parsed by node/gpu-list.
+ */
+export function gpuListCommand(): RemoteCommand {
+  return {
+    purpose: 'list the GPUs',
+    script: [
+      'command -v nvidia-smi >/dev/null 2>&1 || { echo missing; exit 0; }',
+      `timeout -k 1 ${GPU_LIST_TIMEOUT_S} nvidia-smi --query-gpu=index --format=csv,noheader,nounits </dev/null 2>/dev/null ` +
+        `| head -n 1024 | sed 's/^/gpu /'; echo "rc \${PIPESTATUS[0]}"`,
+      'exit 0',
+    ].join('\n'),
   };
 }

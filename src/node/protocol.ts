@@ -21,6 +21,8 @@ import {
   stopStalledCommand,
   waitEndCommand,
   setupJobCommand,
+  unpackCommand,
+  collectCommand,
   type InlineFile,
   type PruneEntry,
   pruneCommand,
@@ -41,6 +43,12 @@ export interface LaunchFiles {
   queue?: string;
   /** Upload progress of the program (bytes done, total), for a progress bar. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * The program and its --include files as one frame stream (core/file-frames), written into
+   * work/ by templates/unpack.py in one channel; replaces the upload of `localProgram`. A
+   * function: a launch retried on another node reads the files again.
+   */
+  bundle?: { source: () => AsyncIterable<Buffer>; maxBytes: number; unpackScript: string };
 }
 
 export type Probe = JobProbe & { missing: boolean };
@@ -90,7 +98,7 @@ export async function launchJob(
   ];
   const { size } = await stat(f.localProgram);
   const mode = f.executable ? 0o700 : 0o600;
-  const inline = size <= INLINE_PROGRAM_MAX;
+  const inline = size <= INLINE_PROGRAM_MAX && !f.bundle;
   const files = inline
     ? [{ name: f.programName, content: await readFile(f.localProgram), mode } as InlineFile, ...templates]
     : templates;
@@ -110,7 +118,13 @@ export async function launchJob(
     f.onProgress?.(size, size);
     return { dir, status: parseStatus(t, dir, r.stdout.slice(nl + 1)) };
   }
-  await t.upload(f.localProgram, `${dir}/${f.programName}`, { mode, onProgress: f.onProgress });
+  if (f.bundle) {
+    const u = await t.send(unpackCommand(dir, f.bundle.unpackScript, f.bundle.maxBytes), f.bundle.source());
+    if (u.code !== 0) {
+      const why = u.stderr.trim().split('\n').slice(-2).join(' ').trim() || `exit code ${u.code}`;
+      throw new NodeFaultError(t.node, `on node ${t.node}, could not write the uploaded files: ${why}`);
+    }
+  } else await t.upload(f.localProgram, `${dir}/${f.programName}`, { mode, onProgress: f.onProgress });
   const l = await t.exec(launchCommand(dir));
   leaseRefused(t, l);
   if (l.code !== 0) {
@@ -315,4 +329,34 @@ export async function pruneFolders(
     found.set(m[1] as string, { outcome: m[2] as PruneOutcome, bytes: Number(m[3]) });
   }
   return found;
+}
+
+/** What collectFiles read: each file as it came, and what the node left out. */
+export interface CollectHandlers {
+  /** A promise returned holds the stream (backpressure). */
+  onChunk: (c: Buffer) => void | Promise<void>;
+}
+
+/**
+ * Streams files of a job's work/ folder as frames (core/file-frames) to `onChunk`: `paths`, or
+ * what the job created. Resolves once the node's script ended; "gone" when the job folder is.
+ */
+export async function collectFiles(
+  t: Transport,
+  dir: string,
+  script: string,
+  caps: { fileBytes: number; totalBytes: number },
+  entry: string,
+  paths: readonly string[],
+  onChunk: (c: Buffer) => void | Promise<void>,
+): Promise<'ok' | 'gone'> {
+  const cmd = collectCommand(dir, script, caps, entry, paths);
+  const err: Buffer[] = [];
+  const r = await t.stream(cmd, { onStdout: onChunk, onStderr: (c) => err.length < 64 && err.push(c) });
+  if (r.code === 4) return 'gone';
+  if (r.code !== 0) {
+    const why = Buffer.concat(err).toString('utf8').trim().split('\n').pop() || `exit code ${r.code}`;
+    throw new NodeFaultError(t.node, `on node ${t.node}, could not ${cmd.purpose}: ${why}`);
+  }
+  return 'ok';
 }

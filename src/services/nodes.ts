@@ -12,6 +12,7 @@ import type { NodeStatus } from '../node/node-status.js';
 import type { Transport } from '../transport/transport.js';
 import { bounded, connectBounded } from './connect.js';
 import type { AppContext } from './context.js';
+import { withLocalGpus } from './local-gpus.js';
 
 /** One node as `gpuq nodes` reports it (the --json shape). */
 export interface NodeReport {
@@ -27,7 +28,7 @@ export interface NodeReport {
   /** Connect time (handshake and login) and one command's round trip, in ms. */
   connectMs: number | null;
   latencyMs: number | null;
-  /** GPU indices gpuq may use there (from the config). */
+  /** GPU indices gpuq may use there: the config's, or nvidia-smi's for a local node without `gpus` in it. */
   configuredGpus: number[];
   /** gpuq jobs this client's ledger has running there. */
   ledgerJobs: number;
@@ -50,8 +51,10 @@ export async function probeNodes(ctx: AppContext, names: string[] = []): Promise
     if (!ctx.config.nodes[n])
       throw usageError(`unknown node "${n}".`, `Nodes in the config: ${Object.keys(ctx.config.nodes).join(', ')}.`);
   }
-  const nodes =
+  const named =
     names.length > 0 ? names.map((n) => ctx.config.nodes[n] as NodeConfig) : Object.values(ctx.config.nodes);
+  // A local node without GPUs in the config shows what nvidia-smi finds now.
+  const nodes = await withLocalGpus(ctx, named, { fresh: true });
   const live = await ctx.ledger.readLive().catch(() => [] as Job[]);
   return Promise.all(
     nodes.map((node) => probeOne(ctx, node, live.filter((j) => j.node === node.name && j.state !== 'done').length)),

@@ -24,6 +24,8 @@ export interface RerunOverrides {
   env: Record<string, string>;
   args?: string[];
   priority?: number;
+  /** `--include PATH…`: files to upload with the program (the old job's are not kept). */
+  include?: string[];
 }
 
 /**
@@ -39,8 +41,15 @@ export function rerunOptions(old: Job, over: RerunOverrides): SubmitOptions {
       EXIT.usage,
       `Submit the file again: gpuq submit ${old.file}`,
     );
+  if ((old.kept.included ?? 0) > 0 && !over.include?.length)
+    throw new UserError(
+      `job ${old.id} was submitted with --include; gpuq keeps the program, not the included files.`,
+      EXIT.usage,
+      `Give them again: gpuq rerun ${old.id} --include PATH (repeatable).`,
+    );
   return {
     file: old.file,
+    ...(over.include?.length ? { include: over.include } : {}),
     keptSha256: old.kept.sha256,
     node: over.node ?? old.kept.node,
     name: over.name ?? old.name,

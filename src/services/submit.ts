@@ -18,12 +18,14 @@ import { rankNodes } from '../core/schedule.js';
 import type { Isolation, Job, Limits } from '../core/types.js';
 import { neverStarted } from '../core/verdicts.js';
 import type { NodeConfig } from '../config/types.js';
-import { adoptLaunch, launchJob } from '../node/protocol.js';
+import { adoptLaunch, launchJob, type LaunchFiles } from '../node/protocol.js';
 import { commandFor, renderWrapper } from '../node/wrapper.js';
 import type { AppContext } from './context.js';
 import { findJob, recordVerdict } from './jobs.js';
+import { withLocalGpus } from './local-gpus.js';
 import { reachCandidates, type ReachedNode } from './nodes.js';
-import { openNodeLink } from './reconnect.js';
+import { type NodeLink, openNodeLink } from './reconnect.js';
+import { planUploads, type UploadPlan, uploadStream } from './uploads.js';
 import type { Transport } from '../transport/transport.js';
 import { type KeptProgram, keepProgram, keptProgramPath, readKeptProgram } from '../ledger/programs.js';
 
@@ -45,6 +47,8 @@ export interface SubmitOptions {
    * file at `file` (the original's path, recorded as the job's file and naming the program).
    */
   keptSha256?: string;
+  /** `--include PATH…`: files and folders uploaded next to the program (services/uploads.ts). */
+  include?: string[];
 }
 
 interface CheckedFile {
@@ -94,13 +98,33 @@ export function checkFile(file: string, cwd: string, maxBytes: number): CheckedF
   return { path, name: basename(path), hasShebang: head.subarray(0, 2).toString() === '#!' };
 }
 
-/** Nodes to try in order: the one asked for, else the default, else the least busy. */
-function candidates(ctx: AppContext, opts: SubmitOptions, gpus: number, live: Job[]): NodeConfig[] {
-  const nodes = ctx.config.nodes;
+/** What to do when a local node has no GPU for the job: the config's word, or none asked. */
+function noGpuHint(node: string): string {
+  return (
+    `Submit without --gpus, or list the GPUs gpuq may use there in the config: ` +
+    `{"nodes": {${JSON.stringify(node)}: {"transport": "local", "gpus": [0]}}} (README, "Configuration").`
+  );
+}
+
+/**
+ * Nodes to try in order: the one asked for, else the default, else the least busy. `nodes` is
+ * the config's, with the GPUs of local nodes found (services/local-gpus).
+ */
+function candidates(
+  ctx: AppContext,
+  opts: SubmitOptions,
+  gpus: number,
+  live: Job[],
+  nodes: Record<string, NodeConfig> = ctx.config.nodes,
+): NodeConfig[] {
   if (opts.node) {
     const n = nodes[opts.node];
     if (!n) throw usageError(`unknown node "${opts.node}".`, `Nodes in the config: ${Object.keys(nodes).join(', ')}.`);
-    if (n.gpus.length < gpus) throw usageError(`node ${n.name} has ${n.gpus.length} GPU(s); the job asks for ${gpus}.`);
+    if (n.gpus.length < gpus) {
+      if (n.gpusNotFound)
+        throw usageError(`no GPU was found for node ${n.name}: ${n.gpusNotFound}.`, noGpuHint(n.name));
+      throw usageError(`node ${n.name} has ${n.gpus.length} GPU(s); the job asks for ${gpus}.`);
+    }
     return [n];
   }
   const running = (name: string) => live.filter((j) => j.node === name && j.state !== 'done').length;
@@ -108,6 +132,9 @@ function candidates(ctx: AppContext, opts: SubmitOptions, gpus: number, live: Jo
     Object.values(nodes).map((n) => ({ name: n.name, runningJobs: running(n.name), load: null, gpus: n.gpus })),
     gpus,
   ).map((r) => nodes[r.name] as NodeConfig);
+  const all = Object.values(nodes);
+  if (ranked.length === 0 && all.length === 1 && all[0]?.gpusNotFound)
+    throw usageError(`no GPU was found for node ${all[0].name}: ${all[0].gpusNotFound}.`, noGpuHint(all[0].name));
   if (ranked.length === 0)
     throw usageError(
       `no node has ${gpus} GPU(s) for this job.`,
@@ -182,6 +209,8 @@ interface SubmitPlan {
   live: Job[];
   /** The program's kept copy (what is uploaded, and what `gpuq rerun` runs again). */
   kept: KeptProgram;
+  /** With --include: the program and the included files, uploaded as one stream. */
+  uploads: UploadPlan | null;
 }
 
 /**
@@ -190,6 +219,15 @@ interface SubmitPlan {
  */
 async function planSubmit(ctx: AppContext, opts: SubmitOptions, cwd: string): Promise<SubmitPlan> {
   const { checked, kept } = keepSubmitted(ctx, opts, cwd);
+  const uploads =
+    opts.include && opts.include.length > 0
+      ? planUploads(
+          { path: kept.path, name: checked.name, executable: checked.hasShebang, size: kept.bytes },
+          opts.include,
+          cwd,
+          ctx.config.defaults.maxUploadBytes,
+        )
+      : null;
   if (opts.competition && !ctx.config.competitions[opts.competition]) {
     throw usageError(
       `unknown competition "${opts.competition}".`,
@@ -210,7 +248,11 @@ async function planSubmit(ctx: AppContext, opts: SubmitOptions, cwd: string): Pr
   );
   const live = await ctx.ledger.readLive();
   const competition = opts.competition ? ctx.config.competitions[opts.competition] : undefined;
-  const nodes = candidates(ctx, opts, limits.gpus, live).filter(
+  // Local nodes without GPUs in the config learn theirs from nvidia-smi (the one asked for alone).
+  const asked = opts.node ? ctx.config.nodes[opts.node] : undefined;
+  const found = await withLocalGpus(ctx, asked ? [asked] : Object.values(ctx.config.nodes));
+  const known = { ...ctx.config.nodes, ...Object.fromEntries(found.map((n) => [n.name, n])) };
+  const nodes = candidates(ctx, opts, limits.gpus, live, known).filter(
     (n) => !competition?.requireBoundary || n.boundary !== 'none',
   );
   if (nodes.length === 0)
@@ -225,7 +267,7 @@ async function planSubmit(ctx: AppContext, opts: SubmitOptions, cwd: string): Pr
       throw usageError(`${opts.file}: gpuq runs .py and .sh files, or scripts that start with a #! line.`);
     }
   }
-  return { checked, isolation, limits, nodes, live, kept };
+  return { checked, isolation, limits, nodes, live, kept, uploads };
 }
 
 /**
@@ -253,35 +295,60 @@ function keepSubmitted(ctx: AppContext, opts: SubmitOptions, cwd: string): { che
   return { checked, kept: keepProgram(ctx.config.stateDir, readFileSync(checked.path)) };
 }
 
+/** A new job record, pending: what step 2 adds to the ledger for one file. */
+function pendingJob(opts: SubmitOptions, plan: SubmitPlan, id: string, now: string): Job {
+  return {
+    id,
+    name: opts.name ?? plan.checked.name,
+    file: plan.checked.path,
+    node: (plan.nodes[0] as NodeConfig).name,
+    gpus: [],
+    competition: opts.competition,
+    state: 'pending',
+    isolation: plan.isolation,
+    image: opts.image,
+    limits: plan.limits,
+    env: opts.env,
+    args: opts.args,
+    createdAt: now,
+    startedAt: null,
+    endedAt: null,
+    history: [{ state: 'pending', at: now, note: null }],
+    remote: null,
+    verdict: null,
+    priority: opts.priority ?? 0,
+    kept: {
+      sha256: plan.kept.sha256,
+      bytes: plan.kept.bytes,
+      node: opts.node,
+      ...(opts.include?.length ? { included: opts.include.length } : {}),
+    },
+  };
+}
+
+/** A job id not in `taken` (nor given out earlier in the same update). */
+function freshId(taken: (id: string) => boolean): string {
+  let id = makeJobId(randomBytes(8));
+  while (taken(id)) id = makeJobId(randomBytes(8));
+  return id;
+}
+
 /** Step 2: records the job as pending, before anything touches a node's files. */
 function recordPending(ctx: AppContext, opts: SubmitOptions, plan: SubmitPlan): Promise<Job> {
+  return recordPendingMany(ctx, [{ opts, plan }]).then((jobs) => jobs[0] as Job);
+}
+
+/** Step 2 for several files: all pending in one ledger update, in the order given. */
+function recordPendingMany(ctx: AppContext, list: Array<{ opts: SubmitOptions; plan: SubmitPlan }>): Promise<Job[]> {
   const now = ctx.now().toISOString();
   return ctx.ledger.update((jobs) => {
-    let id = makeJobId(randomBytes(8));
-    while (jobs.some((j) => j.id === id)) id = makeJobId(randomBytes(8));
-    const created: Job = {
-      id,
-      name: opts.name ?? plan.checked.name,
-      file: plan.checked.path,
-      node: (plan.nodes[0] as NodeConfig).name,
-      gpus: [],
-      competition: opts.competition,
-      state: 'pending',
-      isolation: plan.isolation,
-      image: opts.image,
-      limits: plan.limits,
-      env: opts.env,
-      args: opts.args,
-      createdAt: now,
-      startedAt: null,
-      endedAt: null,
-      history: [{ state: 'pending', at: now, note: null }],
-      remote: null,
-      verdict: null,
-      priority: opts.priority ?? 0,
-      kept: { sha256: plan.kept.sha256, bytes: plan.kept.bytes, node: opts.node },
-    };
-    return { jobs: [...jobs, created], result: created };
+    const ids = new Set(jobs.map((j) => j.id));
+    const created = list.map(({ opts, plan }) => {
+      const id = freshId((x) => ids.has(x));
+      ids.add(id);
+      return pendingJob(opts, plan, id, now);
+    });
+    return { jobs: [...jobs, ...created], result: created };
   });
 }
 
@@ -325,6 +392,20 @@ interface Templates {
   wrapper: string;
   monitor: string;
   queue: string;
+  /** templates/unpack.py, read when the submit uploads --include files. */
+  unpack?: string;
+}
+
+/** The --include upload of a launch (with its progress bar), or undefined for the program alone. */
+function bundleOf(ctx: AppContext, plan: SubmitPlan, templates: Templates): LaunchFiles['bundle'] {
+  const uploads = plan.uploads;
+  if (!uploads) return undefined;
+  const unpackScript = templates.unpack ?? readFileSync(join(ctx.packageRoot, 'templates', 'unpack.py'), 'utf8');
+  return {
+    source: () => uploadStream(uploads, progressBar(ctx, uploads.totalBytes)),
+    maxBytes: ctx.config.defaults.maxUploadBytes,
+    unpackScript,
+  };
 }
 
 /** What trying one node ended with. */
@@ -389,7 +470,8 @@ async function launchOn(
         wrapper,
         monitor: templates.monitor,
         queue: templates.queue,
-        onProgress: progressBar(ctx, plan.kept.bytes),
+        onProgress: plan.uploads ? undefined : progressBar(ctx, plan.kept.bytes),
+        bundle: bundleOf(ctx, plan, templates),
       },
       (w) => ctx.out.info(w),
     );
@@ -500,27 +582,127 @@ export async function submit(
     lastError = e as Error;
   }
   try {
-    for (const [i, { node, transport }] of reached.entries()) {
-      const outcome = await launchOn(ctx, opts, plan, job, templates, node, transport);
-      if (outcome.kind === 'started') {
-        if (hold) {
-          hold(node, transport);
-          reached = reached.filter((r) => r.transport !== transport);
-        }
-        return outcome.job;
-      }
-      lastError = outcome.error;
-      if (outcome.kind === 'failed') break;
-      const next = reached[i + 1];
-      if (!next) break;
-      ctx.out.info(
-        `node ${node.name}: ${outcome.error.cause_}; the job did not start there; trying node ${next.node.name}.`,
-      );
+    const started = await launchFirst(ctx, opts, plan, job, templates, reached, lastError);
+    if (hold) {
+      hold(started.on.node, started.on.transport);
+      reached = reached.filter((r) => r !== started.on);
     }
+    return started.job;
   } finally {
     await Promise.all(reached.map((r) => r.transport.close().catch(() => undefined)));
   }
-  return recordNeverStarted(ctx, await findJob(ctx, job.id), lastError);
+}
+
+/**
+ * Step 3 over the reached nodes in order until one starts the job; when none does, step 4
+ * (recorded as never started, and thrown). `lastError` is why no node was reached, if none was.
+ */
+async function launchFirst(
+  ctx: AppContext,
+  opts: SubmitOptions,
+  plan: SubmitPlan,
+  job: Job,
+  templates: Templates,
+  reached: ReachedNode[],
+  lastError: Error | null,
+): Promise<{ job: Job; on: ReachedNode }> {
+  let last = lastError;
+  for (const [i, r] of reached.entries()) {
+    const outcome = await launchOn(ctx, opts, plan, job, templates, r.node, r.transport);
+    if (outcome.kind === 'started') return { job: outcome.job, on: r };
+    last = outcome.error;
+    if (outcome.kind === 'failed') break;
+    const next = reached[i + 1];
+    if (!next) break;
+    ctx.out.info(
+      `node ${r.node.name}: ${outcome.error.cause_}; the job did not start there; trying node ${next.node.name}.`,
+    );
+  }
+  return recordNeverStarted(ctx, await findJob(ctx, job.id), last);
+}
+
+/** What `submit` of several files did: each job or why it did not start, and the open links. */
+export interface SubmitManyResult {
+  /** In the order of the files: the started (or queued) job, or the error that stopped it. */
+  results: Array<Job | Error>;
+  /** The connection to each node reached, for waiting; the caller closes them. */
+  links: NodeLink[];
+}
+
+/** Launches at once: the SSH transport itself caps channels at 8, within sshd's default MaxSessions (10). */
+const BULK_CONCURRENCY = 8;
+
+/**
+ * `submit a.py b.py …`: one job per file with the same options. Every file is checked before
+ * any job is recorded (one bad file: exit 2, nothing recorded); all are recorded in one ledger
+ * update, then launched over one connection per node, a few at a time. A job that could not
+ * start is recorded as never started and its error returned in its place.
+ */
+export async function submitMany(ctx: AppContext, list: SubmitOptions[], cwd: string): Promise<SubmitManyResult> {
+  const plans: SubmitPlan[] = [];
+  for (const opts of list) plans.push(await planSubmit(ctx, opts, cwd));
+  const first = plans[0] as SubmitPlan;
+  const asked = (list[0] as SubmitOptions).node;
+  const reaching = reachInOrder(ctx, first.nodes, asked, first.limits.gpus, first.live);
+  reaching.catch(() => undefined);
+  const templates: Templates = {
+    wrapper: readFileSync(join(ctx.packageRoot, 'templates', 'wrapper.sh'), 'utf8'),
+    monitor: readFileSync(join(ctx.packageRoot, 'templates', 'monitor.py'), 'utf8'),
+    queue: readFileSync(join(ctx.packageRoot, 'templates', 'queue.py'), 'utf8'),
+    unpack: readFileSync(join(ctx.packageRoot, 'templates', 'unpack.py'), 'utf8'),
+  };
+  const jobs = await recordPendingMany(
+    ctx,
+    list.map((opts, i) => ({ opts, plan: plans[i] as SubmitPlan })),
+  );
+  let reached: ReachedNode[] = [];
+  let reachError: Error | null = null;
+  try {
+    reached = await reaching;
+  } catch (e) {
+    reachError = e as Error;
+  }
+  const results: Array<Job | Error> = new Array(jobs.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < jobs.length; i = next++) {
+      try {
+        results[i] = (
+          await launchFirst(
+            ctx,
+            list[i] as SubmitOptions,
+            plans[i] as SubmitPlan,
+            jobs[i] as Job,
+            templates,
+            reached,
+            reachError,
+          )
+        ).job;
+      } catch (e) {
+        results[i] = e as Error;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(BULK_CONCURRENCY, jobs.length) }, worker));
+  return { results, links: reached.map((r) => openNodeLink(ctx, r.node, { initial: r.transport })) };
+}
+
+/** `submit --wait` of several files: waits for each started job over the links submitMany kept. */
+export async function waitMany(
+  ctx: AppContext,
+  jobs: Job[],
+  links: NodeLink[],
+  onDone: (job: Job) => void,
+): Promise<Job[]> {
+  const { waitJob } = await import('./wait.js');
+  const byNode = new Map(links.map((l) => [l.node.name, l]));
+  return Promise.all(
+    jobs.map(async (j) => {
+      const done = await waitJob(ctx, j, undefined, byNode.get(j.node));
+      onDone(done);
+      return done;
+    }),
+  );
 }
 
 /**

@@ -44,7 +44,7 @@ const BASH_ARGS = (script: string): string[] => ['--norc', '--noprofile', '-c', 
 /** Makes the transport for a node whose jobs run on this machine. */
 export function localTransport(node: string): Transport {
   const env = nodeEnv(process.env);
-  function exec(cmd: RemoteCommand): Promise<ExecResult> {
+  function exec(cmd: RemoteCommand, source?: AsyncIterable<Buffer>): Promise<ExecResult> {
     return new Promise((resolve, reject) => {
       const child = spawn('bash', BASH_ARGS(cmd.script), { stdio: ['pipe', 'pipe', 'pipe'], env });
       const out: Buffer[] = [];
@@ -76,7 +76,12 @@ export function localTransport(node: string): Transport {
         resolve(truncated ? { ...result, truncated } : result);
       });
       child.stdin.on('error', () => undefined); // a script that does not read its stdin
-      child.stdin.end(cmd.stdin ?? '');
+      if (!source) child.stdin.end(cmd.stdin ?? '');
+      else
+        feed(child.stdin, source).catch((e: unknown) => {
+          child.kill('SIGKILL');
+          reject(e);
+        });
     });
   }
 
@@ -132,5 +137,34 @@ export function localTransport(node: string): Transport {
     await chmod(remotePath, opts?.mode ?? 0o600);
   }
 
-  return { node, exec, stream, upload, close: async () => undefined };
+  return {
+    node,
+    exec: (cmd) => exec(cmd),
+    send: (cmd, source) => exec(cmd, source),
+    stream,
+    upload,
+    close: async () => undefined,
+  };
+}
+
+/** Writes `source` into a child's stdin with backpressure, then closes it. */
+async function feed(stdin: NodeJS.WritableStream, source: AsyncIterable<Buffer>): Promise<void> {
+  let closed = false;
+  stdin.once('close', () => {
+    closed = true;
+  });
+  for await (const chunk of source) {
+    if (closed) return;
+    if (!stdin.write(chunk))
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          stdin.removeListener('drain', done);
+          stdin.removeListener('close', done);
+          resolve();
+        };
+        stdin.once('drain', done);
+        stdin.once('close', done);
+      });
+  }
+  stdin.end();
 }

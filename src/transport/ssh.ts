@@ -51,6 +51,9 @@ interface Ssh2Channel {
   on(event: 'close' | 'error', l: (err?: Error) => void): this;
   stderr: { on(event: 'data', l: (chunk: Buffer) => void): unknown };
   end(data?: string | Buffer): void;
+  write(data: Buffer): boolean;
+  once(event: 'drain' | 'close', l: () => void): this;
+  removeListener(event: 'drain' | 'close', l: () => void): this;
   close(): void;
   pause(): void;
   resume(): void;
@@ -412,6 +415,8 @@ interface RunOptions {
   stdin?: string | Buffer;
   /** Leave the channel's stdin open (the stream wrapper watches it for EOF). */
   keepStdinOpen?: boolean;
+  /** Bytes to feed the channel's stdin as they come, then EOF (send). */
+  source?: AsyncIterable<Buffer>;
   onStdout?: (chunk: Buffer) => unknown;
   onStderr?: (chunk: Buffer) => void;
   signal?: AbortSignal;
@@ -539,6 +544,13 @@ class SshTransport implements Transport {
       // Whoever gets the chunks live has them all; the result keeps a tail for error messages.
       keepBytes: handlers.onStdout || handlers.onStderr ? STREAM_RESULT_TAIL : undefined,
     });
+  }
+
+  async send(cmd: RemoteCommand, source: AsyncIterable<Buffer>): Promise<ExecResult> {
+    if (cmd.stdin !== undefined) throw new Error(`gpuq bug: "${cmd.purpose}" has both stdin and a source`);
+    if (Buffer.byteLength(cmd.script) > MAX_ARG_SCRIPT)
+      throw new Error(`gpuq bug: the script for "${cmd.purpose}" is too long to send with`);
+    return this.run(`bash -c ${shq(cmd.script)}`, { purpose: cmd.purpose, source });
   }
 
   async upload(
@@ -750,7 +762,21 @@ class SshTransport implements Transport {
         /* reported through 'close' / the connection */
       });
       ch.on('close', finish);
-      if (o.stdin !== undefined && o.stdin.length > 0) ch.end(o.stdin);
+      if (o.source) {
+        pump(ch, o.source).catch((e: unknown) => {
+          try {
+            ch.close();
+          } catch {
+            /* already closed */
+          }
+          if (!settled) {
+            settled = true;
+            clearTimeout(execTimer);
+            o.signal?.removeEventListener('abort', onAbort);
+            reject(e);
+          }
+        });
+      } else if (o.stdin !== undefined && o.stdin.length > 0) ch.end(o.stdin);
       else if (!o.keepStdinOpen) ch.end();
       if (o.signal?.aborted) onAbort();
       else o.signal?.addEventListener('abort', onAbort, { once: true });
@@ -761,6 +787,34 @@ class SshTransport implements Transport {
           onAbort();
         }, o.timeoutMs);
     });
+  }
+}
+
+/** Writes `source` into a channel's stdin, waiting for the window to drain, then sends EOF. */
+async function pump(ch: Ssh2Channel, source: AsyncIterable<Buffer>): Promise<void> {
+  let closed = false;
+  const onClose = () => {
+    closed = true;
+  };
+  ch.once('close', onClose);
+  try {
+    for await (const chunk of source) {
+      if (closed) return;
+      if (!ch.write(chunk)) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            ch.removeListener('drain', done);
+            ch.removeListener('close', done);
+            resolve();
+          };
+          ch.once('drain', done);
+          ch.once('close', done);
+        });
+      }
+    }
+    if (!closed) ch.end();
+  } finally {
+    ch.removeListener('close', onClose);
   }
 }
 

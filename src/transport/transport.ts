@@ -50,6 +50,12 @@ export interface Transport {
   exec(cmd: RemoteCommand): Promise<ExecResult>;
   /** Runs a long-lived script, delivering output as it comes. Rejects with NodeUnreachableError when the link drops. */
   stream(cmd: RemoteCommand, handlers: StreamHandlers): Promise<ExecResult>;
+  /**
+   * Runs a script with `source` fed to its stdin as it is produced, with backpressure (the next
+   * chunk is read once the link took the last), and collects its output as exec does: many
+   * files in one channel. A failing `source` ends the script and rejects with its error.
+   */
+  send(cmd: RemoteCommand, source: AsyncIterable<Buffer>): Promise<ExecResult>;
   /** Copies a local file to a path on the node (mode 0600 unless given). */
   upload(
     localPath: string,

@@ -331,7 +331,8 @@ export function hostileSuite(mode: Mode): void {
           `import os, time\nopen(${JSON.stringify(pidPath)}, "w").write(str(os.getpid()))\nx = bytearray(20 << 20)\ntime.sleep(3.5)\n`,
         );
         try {
-          const r = await gpuq(h, ['submit', prog, '--wait', '--json']);
+          // The local node finds the stand-in's GPU; a job that asks for none would not see it.
+          const r = await gpuq(h, ['submit', prog, '--gpus', '1', '--wait', '--json']);
           expect(r.code, r.stderr).toBe(0);
           const job = JSON.parse(r.stdout);
           const samples = readFileSync(join(job.remote.dir, 'samples.jsonl'), 'utf8')

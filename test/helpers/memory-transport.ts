@@ -309,6 +309,10 @@ class MemoryTransport implements Transport {
     return { stdout: '', stderr: '', code: r.code };
   }
 
+  async send(): Promise<ExecResult> {
+    throw new Error('memory node: send is not modelled (--include is tested against real nodes)');
+  }
+
   async upload(): Promise<void> {
     throw new Error('memory node: upload is not modelled (programs up to 64 KiB travel inline)');
   }
@@ -374,6 +378,9 @@ export function memoryContext(
       isolation: 'ulimit',
       image: null,
       maxFileBytes: 10 * 1024 ** 2,
+      maxUploadBytes: 1024 ** 3,
+      maxGetFileBytes: 1024 ** 3,
+      maxGetBytes: 4 * 1024 ** 3,
       ...defaults,
     },
     nodes: configs,

@@ -121,7 +121,8 @@ describe('gpuq watch on a node with a GPU', () => {
         prog,
         `import os, time\nopen(${JSON.stringify(pidPath)}, "w").write(str(os.getpid()))\ntime.sleep(4)\n`,
       );
-      const sub = await gpuq(gpuHome, ['submit', prog, '-q']);
+      // The local node finds the stand-in's GPU; a job that asks for none would not see it.
+      const sub = await gpuq(gpuHome, ['submit', prog, '--gpus', '1', '-q']);
       expect(sub.code, sub.stderr).toBe(0);
       const r = await gpuq(gpuHome, ['watch', sub.stdout.trim()]);
       expect(r.code, r.stderr).toBe(0);
