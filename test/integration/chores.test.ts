@@ -141,16 +141,20 @@ describe.concurrent('gpuq rerun, prune, stats', () => {
     const ledger = await ledgerOf(h);
     const old = { ...ledger.jobs[0], id: 'zzold000' } as Job;
     delete (old as { kept?: unknown }).kept;
-    await writeLedger(h, { ...ledger, jobs: [...ledger.jobs, old] });
-    const noCopy = await gpuq(h, ['rerun', 'zzold000']);
+    // and one submitted with --include, whose included files are not kept
+    const inc = { ...first, id: 'zzinc000', kept: { ...first.kept, included: 1 } } as Job;
+    await writeLedger(h, { ...ledger, jobs: [...ledger.jobs, old, inc] });
+    const [noCopy, noInclude] = await Promise.all([gpuq(h, ['rerun', 'zzold000']), gpuq(h, ['rerun', 'zzinc000'])]);
     expect(noCopy.code).toBe(2);
     expect(noCopy.stderr).toMatch(/submitted before gpuq kept a copy/);
     expect(noCopy.stderr).toContain(`gpuq submit ${first.file}`);
+    expect(noInclude.code).toBe(2);
+    expect(noInclude.stderr).toMatch(/submitted with --include; gpuq keeps the program, not the included files/);
     await unlink(join(h.dir, 'programs', first.kept?.sha256 as string));
     const gone = await gpuq(h, ['rerun', first.id]);
     expect(gone.code).toBe(2);
     expect(gone.stderr).toMatch(/kept copy of .*run\.py .* is gone/);
-    expect((await ledgerOf(h)).jobs).toHaveLength(4);
+    expect((await ledgerOf(h)).jobs).toHaveLength(5);
   });
 
   it('prune on the local node: --dry-run removes nothing, --keep and --older-than, never a running job', async () => {
