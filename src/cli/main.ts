@@ -14,7 +14,10 @@ import { registerGet } from './get.js';
 import { registerList } from './list.js';
 import { registerLogs } from './logs.js';
 import { registerNodes } from './nodes.js';
+import { registerPrune } from './prune.js';
+import { registerRerun } from './rerun.js';
 import { registerShow } from './show.js';
+import { registerStats } from './stats.js';
 import { registerSubmit } from './submit.js';
 import { registerWait } from './wait.js';
 import { registerWatch } from './watch.js';
@@ -66,6 +69,9 @@ export function buildProgram(app: ReturnType<typeof makeApp>): Command {
   registerGet(program, app);
   registerWatch(program, app);
   registerNodes(program, app);
+  registerRerun(program, app);
+  registerPrune(program, app);
+  registerStats(program, app);
   registerCompletion(program, app);
   for (const c of program.commands)
     c.exitOverride()

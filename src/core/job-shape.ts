@@ -107,6 +107,13 @@ export const jobShape = obj({
   priority: optional(num),
   /** While queued: its place on the node as last seen (the node's queue is the truth). */
   queue: optional(nullable(obj({ position: num, reason: str, estimatedStart: nullable(str) }))),
+  /**
+   * What `gpuq rerun` needs that the rest does not say: the kept copy of the program as submitted
+   * (its SHA-256, naming GPUQ_HOME/programs/<sha256>, and its size) and the node asked for with
+   * `--node` (null: gpuq chose), and how many `--include` paths it had (absent: none; the included
+   * files are not kept). Absent for jobs submitted before programs were kept.
+   */
+  kept: optional(nullable(obj({ sha256: str, bytes: num, node: nullable(str), included: optional(num) }))),
 });
 
 /**

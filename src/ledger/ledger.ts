@@ -43,6 +43,11 @@ export interface Ledger {
    * not in the live file. `fn` must be quick and pure.
    */
   updateJob(id: string, fn: (job: Job, jobs: readonly Job[]) => Job): Promise<Job>;
+  /**
+   * Removes finished jobs from the ledger, live file and archive alike, under the lock (`gpuq
+   * prune`); a job that is not finished is never removed. Resolves with the ids removed.
+   */
+  forget(ids: ReadonlySet<string>): Promise<string[]>;
 }
 
 class CorruptLedger extends Error {}
@@ -233,7 +238,23 @@ export function openLedger(path: string, opts: { lockWaitMs?: number } = {}): Le
     });
   }
 
-  return { path, readLive, readAll, update, updateJob };
+  async function forget(ids: ReadonlySet<string>): Promise<string[]> {
+    const gone = (j: Job) => ids.has(j.id) && j.state === 'done';
+    return update((jobs) => {
+      const removed = jobs.filter(gone).map((j) => j.id);
+      // The archive is rewritten here, under the same lock (appends only happen inside update()):
+      // the one write inside an update's function, harmless if it runs again (it is idempotent).
+      const archived = readArchive();
+      const kept = archived.filter((j) => !gone(j));
+      if (kept.length !== archived.length) {
+        for (const j of archived) if (gone(j) && !removed.includes(j.id)) removed.push(j.id);
+        writePrivateFileAtomic(archivePath, kept.map((j) => `${JSON.stringify(j)}\n`).join(''), 'the ledger archive');
+      }
+      return { jobs: removed.length ? jobs.filter((j) => !gone(j)) : jobs, result: removed };
+    });
+  }
+
+  return { path, readLive, readAll, update, updateJob, forget };
 }
 
 /** Keeps the version about to be replaced as PATH.bak (0600, written like the ledger itself). */

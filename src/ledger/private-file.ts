@@ -36,9 +36,14 @@ export function tempPathFor(path: string): string {
  * name, is unlinked first: the caller holds the ledger's lock), written and closed, then renamed
  * over `path` (a rename replaces a link at `path` itself, never its target). Any failure removes
  * the temp file and leaves `path` as it was. `what` names the file for people ("the ledger").
+ * `tmp` is the temp file's name; a writer not holding the ledger's lock gives a unique one.
  */
-export function writePrivateFileAtomic(path: string, text: string | Buffer, what: string): void {
-  const tmp = tempPathFor(path);
+export function writePrivateFileAtomic(
+  path: string,
+  text: string | Buffer,
+  what: string,
+  tmp: string = tempPathFor(path),
+): void {
   let fd: number;
   try {
     fd = createPrivate(tmp);

@@ -347,6 +347,56 @@ export function nodeStatusCommand(workdir: string, full: boolean): RemoteCommand
   return { purpose: 'read the node status', script: lines.join('\n') };
 }
 
+/** One job folder for pruneCommand: the job's id and the folder the ledger recorded for it. */
+export interface PruneEntry {
+  id: string;
+  dir: string;
+}
+
+/**
+ * Measures (and with `remove`, removes) job folders, one line per job: `job ID OUTCOME BYTES`.
+ * The folder removed is `<workdir>/jobs/ID` with the workdir resolved (`cd -P`), only when it is a
+ * real folder there (not a link, and resolving to itself), its recorded path (when absolute) is
+ * that same path, and its supervisor no longer holds job.lock. A job could have left it hostile
+ * (folders it made unreadable or unwritable, links out of it): `du` and `find` never follow a
+ * link nor leave its file system, folders lacking the owner's rwx get it back (never through a
+ * link: find does not follow them), then `rm -rf --one-file-system` on the resolved path alone.
+ * Outcomes: removed, measured (not removing), absent, link, notdir, outside (not where the
+ * workdir puts it), held (its supervisor lives), failed (some of it is left). BYTES is the disk
+ * usage measured before removal. Every tool is bounded in time. The script travels on stdin.
+ */
+export function pruneCommand(workdir: string, entries: readonly PruneEntry[], remove: boolean): RemoteCommand {
+  const lines = [
+    READ_FUNCTIONS,
+    `w=$(cd -P -- ${shPath(`${workdir.replace(/\/+$/, '')}/jobs`)} 2>/dev/null && pwd -P) || w=`,
+    `rm_ok=${remove ? 1 : 0}`,
+    'gpuq_prune() {',
+    '  local id=$1 rec=$2 d r b',
+    '  [ -n "$w" ] || { echo "job $id absent 0"; return; }',
+    '  d="$w/$id"',
+    '  case $rec in /*) [ "$rec" = "$d" ] || { echo "job $id outside 0"; return; };; esac',
+    '  [ -L "$d" ] && { echo "job $id link 0"; return; }',
+    '  [ -e "$d" ] || { echo "job $id absent 0"; return; }',
+    '  [ -d "$d" ] || { echo "job $id notdir 0"; return; }',
+    '  r=$(cd -P -- "$d" 2>/dev/null && pwd -P)',
+    '  [ "$r" = "$d" ] || { echo "job $id outside 0"; return; }',
+    '  ( cd -- "$r" && gpuq_held ); [ $? = 0 ] && { echo "job $id held 0"; return; }',
+    '  b=$(timeout -s KILL 60 du -s -x -P -B1 -- "$r" 2>/dev/null | cut -f1); case $b in ""|*[!0-9]*) b=0;; esac',
+    '  [ "$rm_ok" = 1 ] || { echo "job $id measured $b"; return; }',
+    '  timeout -s KILL 120 find "$r" -xdev -type d ! -perm -u=rwx -exec chmod u+rwx {} \\; 2>/dev/null',
+    '  timeout -s KILL 300 rm -rf --one-file-system -- "$r" 2>/dev/null',
+    '  if [ -e "$r" ] || [ -L "$r" ]; then echo "job $id failed $b"; else echo "job $id removed $b"; fi',
+    '}',
+    ...entries.map((e) => `gpuq_prune ${sh(e.id)} ${sh(e.dir)}`),
+    'exit 0',
+  ];
+  return {
+    purpose: remove ? 'remove job folders' : 'measure job folders',
+    script: 'eval "$(cat)"',
+    stdin: `${lines.join('\n')}\n`,
+  };
+}
+
 /**
  * Picks the node's python3 as the wrapper does (the system's before a PATH shim) into `$py`;
  * without one the command fails (exit 3) saying what it was for.

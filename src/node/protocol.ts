@@ -24,6 +24,8 @@ import {
   unpackCommand,
   collectCommand,
   type InlineFile,
+  type PruneEntry,
+  pruneCommand,
 } from './commands.js';
 import { parseNodeStatus, type NodeStatus } from './node-status.js';
 import { parseProbe } from './probe.js';
@@ -291,6 +293,42 @@ export async function snapshotLog(
 /** Reads a node's load, jobs and (with `full`) memory, disk, inodes and GPUs in one round trip. */
 export async function readNodeStatus(t: Transport, workdir: string, full: boolean): Promise<NodeStatus> {
   return parseNodeStatus(await run(t, nodeStatusCommand(workdir, full)));
+}
+
+/** What pruneCommand did with one job folder. */
+export type PruneOutcome = 'removed' | 'measured' | 'absent' | 'link' | 'notdir' | 'outside' | 'held' | 'failed';
+
+const PRUNE_OUTCOMES: readonly PruneOutcome[] = [
+  'removed',
+  'measured',
+  'absent',
+  'link',
+  'notdir',
+  'outside',
+  'held',
+  'failed',
+];
+
+/**
+ * Measures, and with `remove` removes, job folders on a node in one round trip (pruneCommand);
+ * returns each job's outcome and the bytes measured before removal. A job the node did not
+ * answer for is missing from the map.
+ */
+export async function pruneFolders(
+  t: Transport,
+  workdir: string,
+  entries: readonly PruneEntry[],
+  remove: boolean,
+): Promise<Map<string, { outcome: PruneOutcome; bytes: number }>> {
+  const out = await run(t, pruneCommand(workdir, entries, remove));
+  const wanted = new Set(entries.map((e) => e.id));
+  const found = new Map<string, { outcome: PruneOutcome; bytes: number }>();
+  for (const line of out.split('\n')) {
+    const m = /^job (\S+) (\S+) (\d{1,18})$/.exec(line);
+    if (!m || !wanted.has(m[1] as string) || !PRUNE_OUTCOMES.includes(m[2] as PruneOutcome)) continue;
+    found.set(m[1] as string, { outcome: m[2] as PruneOutcome, bytes: Number(m[3]) });
+  }
+  return found;
 }
 
 /** What collectFiles read: each file as it came, and what the node left out. */

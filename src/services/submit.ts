@@ -28,6 +28,7 @@ import { reachCandidates, type ReachedNode } from './nodes.js';
 import { type NodeLink, openNodeLink } from './reconnect.js';
 import { planUploads, type UploadPlan, uploadStream } from './uploads.js';
 import type { Transport } from '../transport/transport.js';
+import { type KeptProgram, keepProgram, keptProgramPath, readKeptProgram } from '../ledger/programs.js';
 
 export interface SubmitOptions {
   file: string;
@@ -42,6 +43,11 @@ export interface SubmitOptions {
   args: string[];
   /** `--priority`: higher runs first in the node's GPU queue (absent: 0). */
   priority?: number;
+  /**
+   * `gpuq rerun`: the program is the kept copy with this SHA-256 (ledger/programs.ts), not the
+   * file at `file` (the original's path, recorded as the job's file and naming the program).
+   */
+  keptSha256?: string;
   /** `--include PATH…`: files and folders uploaded next to the program (services/uploads.ts). */
   include?: string[];
 }
@@ -202,6 +208,8 @@ interface SubmitPlan {
   nodes: NodeConfig[];
   /** The live ledger as read once, for ranking nodes (the GPU choice reads it again, locked). */
   live: Job[];
+  /** The program's kept copy (what is uploaded, and what `gpuq rerun` runs again). */
+  kept: KeptProgram;
   /** With --include: the program and the included files, uploaded as one stream. */
   uploads: UploadPlan | null;
 }
@@ -211,11 +219,11 @@ interface SubmitPlan {
  * lists the candidate nodes and checks the program can run on each. Throws a usage error.
  */
 async function planSubmit(ctx: AppContext, opts: SubmitOptions, cwd: string): Promise<SubmitPlan> {
-  const checked = checkFile(opts.file, cwd, ctx.config.defaults.maxFileBytes);
+  const { checked, kept } = keepSubmitted(ctx, opts, cwd);
   const uploads =
     opts.include && opts.include.length > 0
       ? planUploads(
-          { path: checked.path, name: checked.name, executable: checked.hasShebang, size: statSync(checked.path).size },
+          { path: kept.path, name: checked.name, executable: checked.hasShebang, size: kept.bytes },
           opts.include,
           cwd,
           ctx.config.defaults.maxUploadBytes,
@@ -260,7 +268,32 @@ async function planSubmit(ctx: AppContext, opts: SubmitOptions, cwd: string): Pr
       throw usageError(`${opts.file}: gpuq runs .py and .sh files, or scripts that start with a #! line.`);
     }
   }
-  return { checked, isolation, limits, nodes, live, uploads };
+  return { checked, isolation, limits, nodes, live, kept, uploads };
+}
+
+/**
+ * The hook that keeps what is submitted: checks the file and keeps a copy of its content in the
+ * state folder (ledger/programs.ts), which is what gets uploaded; for a rerun (`keptSha256`),
+ * the kept copy itself, named after the original file.
+ */
+function keepSubmitted(ctx: AppContext, opts: SubmitOptions, cwd: string): { checked: CheckedFile; kept: KeptProgram } {
+  const max = ctx.config.defaults.maxFileBytes;
+  if (opts.keptSha256 !== undefined) {
+    const content = readKeptProgram(ctx.config.stateDir, opts.keptSha256, max);
+    if (content === null)
+      throw usageError(
+        `the kept copy of ${opts.file} (${keptProgramPath(ctx.config.stateDir, opts.keptSha256)}) is gone.`,
+        'Submit the program again with: gpuq submit FILE',
+      );
+    const checked = {
+      path: opts.file,
+      name: basename(opts.file),
+      hasShebang: content.subarray(0, 2).toString() === '#!',
+    };
+    return { checked, kept: keepProgram(ctx.config.stateDir, content) };
+  }
+  const checked = checkFile(opts.file, cwd, max);
+  return { checked, kept: keepProgram(ctx.config.stateDir, readFileSync(checked.path)) };
 }
 
 /** A new job record, pending: what step 2 adds to the ledger for one file. */
@@ -285,6 +318,12 @@ function pendingJob(opts: SubmitOptions, plan: SubmitPlan, id: string, now: stri
     remote: null,
     verdict: null,
     priority: opts.priority ?? 0,
+    kept: {
+      sha256: plan.kept.sha256,
+      bytes: plan.kept.bytes,
+      node: opts.node,
+      ...(opts.include?.length ? { included: opts.include.length } : {}),
+    },
   };
 }
 
@@ -426,13 +465,13 @@ async function launchOn(
       transport,
       {
         dir,
-        localProgram: plan.checked.path,
+        localProgram: plan.kept.path,
         programName: `work/${plan.checked.name}`,
         executable: plan.checked.hasShebang,
         wrapper,
         monitor: templates.monitor,
         queue: templates.queue,
-        onProgress: plan.uploads ? undefined : progressBar(ctx, statSync(plan.checked.path).size),
+        onProgress: plan.uploads ? undefined : progressBar(ctx, plan.kept.bytes),
         bundle: bundleOf(ctx, plan, templates),
       },
       (w) => ctx.out.info(w),
