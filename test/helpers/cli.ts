@@ -274,18 +274,22 @@ export interface Gate {
 /**
  * A gate file for synchronising a test with a job's program instead of sleeping: the program
  * waits (at most 60 s, so nothing outlives a failed test by much) until the test opens it. Its
- * folder is 0755, so a job running as another user (an SSH node's, runuser's) sees it.
+ * folder is 0755, so a job running as another user (an SSH node's, runuser's) sees it. In `dir`
+ * when given (the caller's folder, left in place), else a folder of its own. Opened and removed
+ * when the test ends, unless `autoCleanup: false` (concurrent tests: a global hook may land on
+ * another test, so they call cleanup() themselves).
  */
-export async function makeGate(): Promise<Gate> {
-  const dir = await mkdtemp(join(tmpdir(), 'gpuq-gate-'));
-  await chmod(dir, 0o755);
-  atTestEnd(() => cleanup());
-  const path = join(dir, 'open');
+export async function makeGate(opts: { dir?: string; autoCleanup?: boolean } = {}): Promise<Gate> {
+  const own = opts.dir === undefined;
+  const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'gpuq-gate-')));
+  if (own) await chmod(dir, 0o755);
+  const path = join(dir, own ? 'open' : 'gate-open');
   const open = () => writeFile(path, '');
   const cleanup = async () => {
     await open().catch(() => {});
-    await rm(dir, { recursive: true, force: true });
+    if (own) await rm(dir, { recursive: true, force: true });
   };
+  if (opts.autoCleanup !== false) atTestEnd(cleanup);
   return {
     path,
     pyDef:

@@ -18,6 +18,7 @@ import {
   gpuqJson,
   type Home,
   jobProcesses,
+  makeGate,
   makeHome,
   SYSTEM_PYTHON,
   until,
@@ -112,29 +113,6 @@ async function queueFile(h: Home, id: string): Promise<Record<string, unknown> |
   }
 }
 
-/**
- * makeGate's gate without its end-of-test hook (a concurrent test's hook may land on another
- * test): the caller cleans it up.
- */
-async function gateOf(): Promise<Gate> {
-  const dir = await mkdtemp(join(tmpdir(), 'gpuq-gate-q-'));
-  await chmod(dir, 0o755);
-  const path = join(dir, 'open');
-  const open = () => writeFile(path, '');
-  return {
-    path,
-    pyDef:
-      `def gate_wait():\n    import os, time\n    end = time.time() + 60\n` +
-      `    while not os.path.exists(${JSON.stringify(path)}) and time.time() < end:\n` +
-      `        time.sleep(0.05)\n`,
-    open,
-    cleanup: async () => {
-      await open().catch(() => {});
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-}
-
 /** The job a queue.json says holds GPU 0 in `state` (held, orphan), or null. */
 function gpuHeldBy(q: Record<string, unknown> | null, state: string): string | null {
   const g = (q?.gpus as Array<{ index: number; state: string; job: string | null }> | undefined)?.find(
@@ -167,7 +145,7 @@ describe.concurrent('the node-side GPU queue', () => {
 
   it('runs two 1-GPU jobs at once on a 2-GPU node, on different GPUs', async () => {
     const s = await setup(1, 2);
-    const gate = await gateOf();
+    const gate = await makeGate({ autoCleanup: false });
     try {
       const h = s.homes[0] as Home;
       const prog = await timedProgram(s, gate);
@@ -191,7 +169,7 @@ describe.concurrent('the node-side GPU queue', () => {
 
   it('starts the next job within a second of SIGKILL to a running job (supervisor and program)', async () => {
     const s = await setup(1, 1);
-    const gate = await gateOf();
+    const gate = await makeGate({ autoCleanup: false });
     try {
       const h = s.homes[0] as Home;
       const a = await submit(h, await timedProgram(s, gate));
@@ -220,7 +198,7 @@ describe.concurrent('the node-side GPU queue', () => {
 
   it('keeps the GPU leased to a program whose supervisor alone was killed, until that orphan ends', async () => {
     const s = await setup(1, 1);
-    const gate = await gateOf();
+    const gate = await makeGate({ autoCleanup: false });
     try {
       const h = s.homes[0] as Home;
       const a = await submit(h, await timedProgram(s, gate));
@@ -255,7 +233,7 @@ describe.concurrent('the node-side GPU queue', () => {
 
   it('leaves no queue entry behind a queued job whose supervisor was SIGKILLed; it becomes lost', async () => {
     const s = await setup(1, 1);
-    const gate = await gateOf();
+    const gate = await makeGate({ autoCleanup: false });
     try {
       const h = s.homes[0] as Home;
       const a = await submit(h, await timedProgram(s, gate));
@@ -284,7 +262,7 @@ describe.concurrent('the node-side GPU queue', () => {
 
   it('runs queued jobs by priority, then in submit order; shows position and reason', async () => {
     const s = await setup(1, 1);
-    const gate = await gateOf();
+    const gate = await makeGate({ autoCleanup: false });
     try {
       const h = s.homes[0] as Home;
       const a = await submit(h, await timedProgram(s, gate));
@@ -311,7 +289,7 @@ describe.concurrent('the node-side GPU queue', () => {
 
   it('cancels a queued job at once: removed from the queue, verdict cancelled, never ran', async () => {
     const s = await setup(1, 1);
-    const gate = await gateOf();
+    const gate = await makeGate({ autoCleanup: false });
     try {
       const h = s.homes[0] as Home;
       const a = await submit(h, await timedProgram(s, gate));

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startSshd } from '../helpers/sshd.js';
-import { BIN, type Gate, gpuq, type Home, makeHome, SYSTEM_PYTHON, startGpuq, until } from '../helpers/cli.js';
+import { BIN, gpuq, type Home, makeGate, makeHome, SYSTEM_PYTHON, startGpuq, until } from '../helpers/cli.js';
 
 const SOCKET = `gpuq-wait-test-${process.pid}`;
 const tmux = (...args: string[]) =>
@@ -42,21 +42,6 @@ async function setup(config?: unknown) {
       await home.cleanup();
       await rm(base, { recursive: true, force: true });
     },
-  };
-}
-
-/** A gate (see helpers/cli makeGate) in the test's own folder, opened by the test or its cleanup. */
-function gateIn(base: string): Gate {
-  const path = join(base, 'gate-open');
-  const open = () => writeFile(path, '');
-  return {
-    path,
-    pyDef:
-      `def gate_wait():\n    import os, time\n    end = time.time() + 60\n` +
-      `    while not os.path.exists(${JSON.stringify(path)}) and time.time() < end:\n` +
-      `        time.sleep(0.05)\n`,
-    open,
-    cleanup: open,
   };
 }
 
@@ -144,7 +129,7 @@ describe.concurrent('following and the status line', () => {
 
   it('wait --follow ID on a running job streams its output from the start, live, then its verdict', async () => {
     const s = await setup();
-    const gate = gateIn(s.base);
+    const gate = await makeGate({ dir: s.base, autoCleanup: false });
     try {
       const prog = await s.program(
         'gated.py',
@@ -210,7 +195,7 @@ describe.concurrent('following and the status line', () => {
   it('on a terminal: running with time and memory, queued with place and holder, cleared for the verdict', async () => {
     const lockDir = await mkdtemp(join(tmpdir(), 'gpuq-wf-locks-'));
     const s = await setup({ nodes: { local: { transport: 'local', gpus: [0], lockDir, python: SYSTEM_PYTHON } } });
-    const gate = gateIn(s.base);
+    const gate = await makeGate({ dir: s.base, autoCleanup: false });
     try {
       const holder = await gpuq(s.home, [
         'submit',
