@@ -97,7 +97,9 @@ export function renderNodes(reports: NodeReport[], style: Style, now: Date = new
     if (tickets.length > 0) {
       const shown = tickets
         .slice(0, 5)
-        .map((t) => `${t.jobId} (${t.need} GPU${t.need === 1 ? '' : 's'}${t.priority ? `, priority ${t.priority}` : ''})`);
+        .map(
+          (t) => `${t.jobId} (${t.need} GPU${t.need === 1 ? '' : 's'}${t.priority ? `, priority ${t.priority}` : ''})`,
+        );
       lines.push(`  queue: ${shown.join(', ')}${tickets.length > 5 ? `, and ${tickets.length - 5} more` : ''}`);
     }
     extra.set(i, lines);

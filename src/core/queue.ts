@@ -178,7 +178,14 @@ export function estimateText(iso: string | null, nowMs: number): string {
   const h = Math.floor((inS % 86400) / 3600);
   const m = Math.floor((inS % 3600) / 60);
   const s = inS % 60;
-  const span = d > 0 ? `${d}d${h}h` : h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${s > 0 ? `${s}s` : ''}` : `${s}s`;
+  const span =
+    d > 0
+      ? `${d}d${h}h`
+      : h > 0
+        ? `${h}h${String(m).padStart(2, '0')}m`
+        : m > 0
+          ? `${m}m${s > 0 ? `${s}s` : ''}`
+          : `${s}s`;
   return `${new Date(at).toISOString().slice(11, 16)} UTC, in ${span} if every job ahead uses its whole time limit`;
 }
 
@@ -226,7 +233,12 @@ export function parseTicketName(name: string): NodeTicket | null {
  * behind every live ticket of equal or higher priority; the estimate is estimateStartMs's. 0:
  * it would start now; null: unknown (an orphan, or no queue facts).
  */
-export function expectedWaitMs(nq: NodeQueue | null | undefined, need: number, priority: number, nowMs: number): number | null {
+export function expectedWaitMs(
+  nq: NodeQueue | null | undefined,
+  need: number,
+  priority: number,
+  nowMs: number,
+): number | null {
   if (!nq) return null;
   if (nq.leases.length < need) return null;
   const ahead = nq.tickets.filter((t) => t.priority >= priority);
@@ -253,4 +265,12 @@ export function expectedWaitMs(nq: NodeQueue | null | undefined, need: number, p
   };
   const start = estimateStartMs(q, nowMs);
   return start === null ? null : Math.max(0, start - nowMs);
+}
+
+/** A job's GPUs in a line: "GPU 0,2", "1 GPU, not leased yet" (queued or pending), "no GPU". */
+export function gpuText(job: { state: string; gpus: readonly number[]; limits: { gpus: number } }): string {
+  if (job.gpus.length > 0) return `GPU ${job.gpus.join(',')}`;
+  const n = job.limits.gpus;
+  const waiting = job.state === 'queued' || job.state === 'pending';
+  return n > 0 && waiting ? `${n} GPU${n === 1 ? '' : 's'}, not leased yet` : 'no GPU';
 }

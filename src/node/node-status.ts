@@ -84,7 +84,8 @@ export function parseNodeQueue(lines: readonly string[], gpus: readonly number[]
   for (const raw of lines) {
     const w = raw.trim().split(/\s+/);
     if (w[0] === 'lockdir') seen = true;
-    else if (w[0] === 'lk' && w.length === 5 && (w[1] === 'lock' || w[1] === 'hold')) held.set(`${w[1]} ${w[2]}`, w[4] === '1');
+    else if (w[0] === 'lk' && w.length === 5 && (w[1] === 'lock' || w[1] === 'hold'))
+      held.set(`${w[1]} ${w[2]}`, w[4] === '1');
     else if (w[0] === 'tk' && w.length === 3 && w[1] === '1') {
       const t = parseTicketName(w[2] as string);
       if (t) tickets.push({ name: w[2] as string, t });
