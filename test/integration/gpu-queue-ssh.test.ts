@@ -5,7 +5,8 @@
  * nodes` over the same link shows the lease's holder.
  */
 import { randomUUID } from 'node:crypto';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Job } from '../../src/core/types.js';
@@ -31,6 +32,7 @@ async function submitter(tag: string): Promise<Home> {
   const entry = node.configEntry({ gpus: [0], lockDir, workdir: `~/gpuq-${node.port}-${tag}` });
   const h = await makeHome({ nodes: { gpu: entry } }, { GPUQ_SSH_CONFIG: node.sshConfigPath }, { autoCleanup: false });
   homes.push(h);
+  await writeFile(join(h.dir, 'known_hosts'), `${node.knownHostsLine('right')}\n`);
   return h;
 }
 
@@ -52,7 +54,8 @@ describe('the GPU queue over SSH', () => {
     const lease = report?.status?.queue?.leases[0];
     expect(lease?.state).toBe('held');
     expect(ids).toContain(lease?.job);
-    expect(lease?.submitter).toMatch(new RegExp(`^${node.user}@`));
+    // the submitter is the client's user@host, not the node account
+    expect(lease?.submitter).toMatch(new RegExp(`^${userInfo().username}@`));
     const [wa, wb] = await Promise.all([
       gpuq(a, ['wait', ids[0] as string, ids[2] as string]),
       gpuq(b, ['wait', ids[1] as string, ids[3] as string]),
