@@ -118,9 +118,10 @@ function jobPids(id) {
   return out;
 }
 
+/** SIGKILL to a job's supervisor, its program's process group and every process of the job. */
 function killJob(h, id) {
-  const sup = statusOf(h, id).supervisorPid;
-  for (const p of [sup, ...jobPids(id)])
+  const st = statusOf(h, id);
+  for (const p of [st.supervisorPid, st.pgid ? -st.pgid : 0, ...jobPids(id)])
     try {
       if (p) process.kill(p, 'SIGKILL');
     } catch {}
@@ -174,12 +175,16 @@ function report(name, value, goal, ok) {
 try {
   // 1. Hand-off: a chain of gated jobs; kill the holder, time the next start.
   if (HANDOFFS > 0) {
+    console.error('bench: hand-off chain');
     const h = home('handoff');
     const ids = await submitMany(h, gated, HANDOFFS + 1, 1);
     const ms = [];
     for (let i = 0; i < HANDOFFS; i++) {
       const [cur, nxt] = [ids[i], ids[i + 1]];
+      // the holder's program runs (a program killed before it exists would outlive its
+      // supervisor and keep the GPU, as an orphan)
       await until(() => statusOf(h, cur).state === 'running' && statusOf(h, nxt).state === 'queued');
+      await until(() => jobPids(cur).length > 0);
       // the next one is at the head: it has written who holds the GPU
       await until(() => {
         try {
@@ -197,6 +202,7 @@ try {
         const st = statusOf(h, nxt);
         return st.state === 'running' && st.pid ? st.startedAtMs : null;
       }, 30_000);
+      if (process.env.GPUQ_BENCH_DEBUG) console.error(cur, nxt, started, t0, statusOf(h, nxt));
       ms.push(started - t0);
     }
     killJob(h, ids[HANDOFFS]);
