@@ -4,7 +4,8 @@
  */
 import type { Command } from 'commander';
 import { EXIT } from '../core/exit-codes.js';
-import { formatBytes, printableLine } from '../core/format.js';
+import { formatBytes, formatDuration, printableLine } from '../core/format.js';
+import type { NodeLease } from '../core/queue.js';
 import type { NodeReport } from '../services/nodes.js';
 import type { CliApp } from './app.js';
 import type { Style } from './style.js';
@@ -13,10 +14,26 @@ function pad(s: string, n: number): string {
   return s.length >= n ? s : s + ' '.repeat(n - s.length);
 }
 
+/**
+ * Who holds a GPU's lease, from its lock file (display only): "held by job abc (ann@laptop, since
+ * 12:00 UTC, 4m ago)", "held by a process of job abc whose supervisor is gone", "free".
+ */
+export function leaseText(l: NodeLease, nowMs: number): string {
+  if (l.state === 'free') return 'lease free';
+  const job = l.job ? `job ${printableLine(l.job)}` : 'a gpuq job';
+  if (l.state === 'orphan') return `lease held by a process of ${job} whose supervisor is gone`;
+  const since =
+    l.sinceMs !== null
+      ? `since ${new Date(l.sinceMs).toISOString().slice(11, 19)} UTC, ${formatDuration(Math.max(0, (nowMs - l.sinceMs) / 1000), 'column')} ago`
+      : null;
+  const who = [l.submitter ? printableLine(l.submitter) : null, since].filter(Boolean).join(', ');
+  return `lease held by ${job}${who ? ` (${who})` : ''}`;
+}
+
 /** One table row per node plus indented GPU and error lines. */
-export function renderNodes(reports: NodeReport[], style: Style): string {
+export function renderNodes(reports: NodeReport[], style: Style, now: Date = new Date()): string {
   const c = style.c;
-  const head = ['NODE', 'STATUS', 'LATENCY', 'LOAD', 'MEM FREE', 'DISK FREE', 'INODES FREE', 'JOBS', 'GPUS'];
+  const head = ['NODE', 'STATUS', 'LATENCY', 'LOAD', 'MEM FREE', 'DISK FREE', 'INODES FREE', 'JOBS', 'QUEUE', 'GPUS'];
   const rows: string[][] = [];
   const extra = new Map<number, string[]>();
   reports.forEach((r, i) => {
@@ -40,6 +57,7 @@ export function renderNodes(reports: NodeReport[], style: Style): string {
       disk,
       inodes,
       jobs,
+      s?.queue ? String(s.queue.tickets.length) : '-',
       gpus,
     ]);
     const lines: string[] = [];
@@ -66,7 +84,23 @@ export function renderNodes(reports: NodeReport[], style: Style): string {
                 return `${printableLine(p.user ?? '?')} pid ${p.pid}${job}${held}`;
               })
               .join(', ');
-      lines.push(`  GPU ${g.index} ${printableLine(g.name)}  util ${g.utilizationPct ?? '?'}%  mem ${mem}  ${who}`);
+      const lease = s?.queue?.leases.find((l) => l.index === g.index);
+      lines.push(
+        `  GPU ${g.index} ${printableLine(g.name)}  util ${g.utilizationPct ?? '?'}%  mem ${mem}  ${who}` +
+          (lease ? `  ${leaseText(lease, now.getTime())}` : ''),
+      );
+    }
+    // Without nvidia-smi (or a GPU it does not list), the leases alone say who holds what.
+    for (const l of s?.queue?.leases ?? [])
+      if (!s?.gpus?.some((g) => g.index === l.index)) lines.push(`  GPU ${l.index}  ${leaseText(l, now.getTime())}`);
+    const tickets = s?.queue?.tickets ?? [];
+    if (tickets.length > 0) {
+      const shown = tickets
+        .slice(0, 5)
+        .map(
+          (t) => `${t.jobId} (${t.need} GPU${t.need === 1 ? '' : 's'}${t.priority ? `, priority ${t.priority}` : ''})`,
+        );
+      lines.push(`  queue: ${shown.join(', ')}${tickets.length > 5 ? `, and ${tickets.length - 5} more` : ''}`);
     }
     extra.set(i, lines);
   });
@@ -96,7 +130,7 @@ export function registerNodes(program: Command, app: CliApp): void {
       for (const r of reports)
         if (r.status && ctx.config.nodes[r.name]?.boundary === 'none') r.status.boundary = 'none';
       if (f.json) app.printJson(reports);
-      else app.print(renderNodes(reports, app.style(false)));
+      else app.print(renderNodes(reports, app.style(false), ctx.now()));
       if (reports.some((r) => !r.reachable)) app.exitCode = EXIT.unreachable;
     });
 }

@@ -5,6 +5,7 @@ import { formatDuration, printableLine } from '../core/format.js';
 import type { Peak } from '../core/peaks.js';
 import { jobDurationMs } from '../core/job.js';
 import { durationText, exitText, limitsLine, tone } from '../core/present.js';
+import { estimateText, queuedLabel } from '../core/queue.js';
 import type { Job, Verdict } from '../core/types.js';
 import { paint, type Style } from './style.js';
 
@@ -13,14 +14,14 @@ function columnMs(ms: number): string {
   return formatDuration(ms / 1000, 'column');
 }
 
-/** The state column: the verdict class once done. */
+/** The state column: the verdict class once done; "queued #3" while queued at a known position. */
 export function stateLabel(job: Job): string {
-  return job.state === 'done' && job.verdict ? job.verdict.class : job.state;
+  return job.state === 'done' && job.verdict ? job.verdict.class : queuedLabel(job);
 }
 
-/** Colors a state label or verdict class by its tone (core/present.ts). */
+/** Colors a state label or verdict class by its tone (core/present.ts); "queued #3" as queued. */
 export function paintState(style: Style, label: string): string {
-  return paint(style, tone(label), label);
+  return paint(style, tone(label.startsWith('queued #') ? 'queued' : label), label);
 }
 
 /** How long a job ran (or has been running): the supervisor's start to its end, as every command prints it. */
@@ -69,10 +70,14 @@ export function renderTable(jobs: Job[], now: Date, style: Style): string {
 
 /**
  * The list's answer to "why": the verdict's cause and exit status ("cpu_time · exit 137 SIGKILL"),
- * "-" while the job runs.
+ * a queued job's reason (at most 60 characters), "-" while the job runs.
  */
 export function whyColumn(job: Job): string {
   const v = job.verdict;
+  if (!v && job.state === 'queued' && job.queue) {
+    const r = printableLine(job.queue.reason);
+    return r.length > 60 ? `${r.slice(0, 59)}…` : r;
+  }
   if (!v) return '-';
   const exit = v.exitCode === null ? 'no exit status' : `exit ${v.exitCode}${v.signal ? ` ${v.signal}` : ''}`;
   return v.cause ? `${v.cause} · ${exit}` : exit;
@@ -120,6 +125,18 @@ export function renderJob(job: Job & { peaks?: Peak[] | null }, now: Date, style
     `${c.bold('Node')}       ${job.node}${job.gpus.length ? `  GPU ${job.gpus.join(',')}` : ''}`,
     `${c.bold('File')}       ${printableLine(job.file)}`,
   ];
+  if (job.state === 'queued') {
+    const q = job.queue;
+    lines.push(
+      `${c.bold('Queue')}      ${q ? `position ${q.position} on ${job.node}` : `waiting on ${job.node} (position not read yet)`}` +
+        `${job.priority ? `  priority ${job.priority}` : ''}`,
+    );
+    if (q)
+      lines.push(
+        `${c.bold('Reason')}     ${printableLine(q.reason)}`,
+        `${c.bold('Starts')}     ${estimateText(q.estimatedStart, now.getTime())}`,
+      );
+  } else if (job.priority) lines.push(`${c.bold('Priority')}   ${job.priority}`);
   if (job.competition) lines.push(`${c.bold('Competition')} ${job.competition}`);
   if (job.args.length) lines.push(`${c.bold('Args')}       ${printableLine(JSON.stringify(job.args))}`);
   if (Object.keys(job.env).length)

@@ -158,3 +158,119 @@ export function pickByExpectedStart<T extends NodeWait>(nodes: readonly T[]): T[
     .sort((a, b) => key(a.n) - key(b.n) || a.i - b.i)
     .map((x) => x.n);
 }
+
+/** The list's state for a job: "queued #3" while it waits with a known position, else its state. */
+export function queuedLabel(job: { state: string; queue?: QueueView | null }): string {
+  return job.state === 'queued' && job.queue ? `queued #${job.queue.position}` : job.state;
+}
+
+/**
+ * A queued job's estimated start as people read it: "12:34 UTC, in 4m", "any moment now", or
+ * why it is unknown. `iso` is the contract's `estimatedStart`.
+ */
+export function estimateText(iso: string | null, nowMs: number): string {
+  if (iso === null) return 'unknown (a GPU is held by something without a time limit gpuq knows)';
+  const at = Date.parse(iso);
+  if (!Number.isFinite(at)) return 'unknown';
+  const inS = Math.round((at - nowMs) / 1000);
+  if (inS <= 1) return 'any moment now';
+  const d = Math.floor(inS / 86400);
+  const h = Math.floor((inS % 86400) / 3600);
+  const m = Math.floor((inS % 3600) / 60);
+  const s = inS % 60;
+  const span =
+    d > 0
+      ? `${d}d${h}h`
+      : h > 0
+        ? `${h}h${String(m).padStart(2, '0')}m`
+        : m > 0
+          ? `${m}m${s > 0 ? `${s}s` : ''}`
+          : `${s}s`;
+  return `${new Date(at).toISOString().slice(11, 16)} UTC, in ${span} if every job ahead uses its whole time limit`;
+}
+
+/** One line for a queued job: "position 3 on local · behind 2 jobs on local · starts 12:34 UTC, in 4m…". */
+export function queueLine(q: QueueView, node: string, nowMs: number): string {
+  return `position ${q.position} on ${node} · ${q.reason} · starts ${estimateText(q.estimatedStart, nowMs)}`;
+}
+
+/** One ticket of a node's queue as `gpuq nodes` reads it from the lock folder. */
+export interface NodeTicket {
+  jobId: string;
+  priority: number;
+  need: number;
+  timeoutS: number;
+}
+
+/** One GPU's lease as `gpuq nodes` reads it: the lock's state and what its holder wrote (display only). */
+export interface NodeLease {
+  index: number;
+  state: 'free' | 'held' | 'orphan';
+  job: string | null;
+  submitter: string | null;
+  supervisorPid: number | null;
+  sinceMs: number | null;
+  timeoutS: number | null;
+}
+
+/** A node's GPU queue as seen from outside it: live tickets in order and each GPU's lease. */
+export interface NodeQueue {
+  tickets: NodeTicket[];
+  leases: NodeLease[];
+}
+
+const TICKET = /^q-(\d{4})-(\d{12})-([0-9a-z]{1,32})-(\d{1,2})-(\d{1,9})$/;
+
+/** A ticket file name (templates/queue.py `ticket_name`) as data, or null when it is not one. */
+export function parseTicketName(name: string): NodeTicket | null {
+  const m = TICKET.exec(name);
+  if (!m) return null;
+  return { jobId: m[3] as string, priority: 1000 - Number(m[1]), need: Number(m[4]), timeoutS: Number(m[5]) };
+}
+
+/**
+ * How long a job needing `need` GPUs at `priority` would wait on a node, from its queue: it goes
+ * behind every live ticket of equal or higher priority; the estimate is estimateStartMs's. 0:
+ * it would start now; null: unknown (an orphan, or no queue facts).
+ */
+export function expectedWaitMs(
+  nq: NodeQueue | null | undefined,
+  need: number,
+  priority: number,
+  nowMs: number,
+): number | null {
+  if (!nq) return null;
+  if (nq.leases.length < need) return null;
+  const ahead = nq.tickets.filter((t) => t.priority >= priority);
+  const q: QueueFile = {
+    version: 1,
+    position: ahead.length + 1,
+    need,
+    priority,
+    ahead: ahead.map((t) => ({ gpus: t.need, timeoutS: t.timeoutS, priority: t.priority })),
+    aheadCount: ahead.length,
+    length: nq.tickets.length + 1,
+    gpus: nq.leases.map((l) => ({
+      index: l.index,
+      state: l.state,
+      job: l.job,
+      submitter: l.submitter,
+      pid: l.supervisorPid,
+      user: null,
+      sinceMs: l.sinceMs,
+      timeoutS: l.timeoutS,
+      memMiB: null,
+    })),
+    updatedAtMs: nowMs,
+  };
+  const start = estimateStartMs(q, nowMs);
+  return start === null ? null : Math.max(0, start - nowMs);
+}
+
+/** A job's GPUs in a line: "GPU 0,2", "1 GPU, not leased yet" (queued or pending), "no GPU". */
+export function gpuText(job: { state: string; gpus: readonly number[]; limits: { gpus: number } }): string {
+  if (job.gpus.length > 0) return `GPU ${job.gpus.join(',')}`;
+  const n = job.limits.gpus;
+  const waiting = job.state === 'queued' || job.state === 'pending';
+  return n > 0 && waiting ? `${n} GPU${n === 1 ? '' : 's'}, not leased yet` : 'no GPU';
+}

@@ -295,13 +295,44 @@ export function sizeCommand(dir: string, file: 'stdout.log' | 'stderr.log' | 'sa
   };
 }
 
+/** The node's GPU lock folder and GPU indices, for the queue part of the node status. */
+export interface NodeLocks {
+  dir: string;
+  gpus: readonly number[];
+}
+
+/**
+ * The GPU queue as seen from outside (README, "The GPU queue"), without touching a lock: `lockdir
+ * yes|no`; per GPU, `lk lock|hold INDEX INODE HELD` (HELD 1 when /proc/locks shows a flock on
+ * that inode) and `holder INDEX BASE64` (the first 4 KiB of gpu-N.lock, display only); per ticket
+ * of the queue folder, `tk HELD NAME` (a ticket nobody holds is stale). Names outside the
+ * ticket alphabet are skipped: the folder is writable by every account.
+ */
+function lockLines(locks: NodeLocks): string[] {
+  const gpus = locks.gpus.map((g) => String(Math.trunc(g))).join(' ');
+  return [
+    `L=${shPath(locks.dir.replace(/\/+$/, '') || '/')}`,
+    `if [ -d "$L" ]; then echo "lockdir yes"; { for g in ${gpus}; do for k in lock hold; do f="$L/gpu-$g.$k"; ` +
+      `[ -f "$f" ] && [ ! -L "$f" ] && i=$(stat -c %i -- "$f" 2>/dev/null) && echo "lk $k $g $i"; done; done; ` +
+      `if [ -d "$L/queue" ]; then (cd -- "$L/queue" 2>/dev/null && for f in q-*; do ` +
+      `case $f in *[!A-Za-z0-9_.-]*) continue;; esac; [ -f "$f" ] && [ ! -L "$f" ] && ` +
+      `i=$(stat -c %i -- "$f" 2>/dev/null) && echo "tk $i $f"; done | head -n 5000); fi; } | ` +
+      `timeout -s KILL 5 awk 'FILENAME=="/proc/locks" { if ($2=="FLOCK") { n=split($6,a,":"); h[a[n]]=1 } next } ` +
+      `$1=="lk" { print "lk", $2, $3, $4, (($4 in h)?1:0); next } $1=="tk" { print "tk", (($2 in h)?1:0), $3 }' /proc/locks - 2>/dev/null; ` +
+      `for g in ${gpus}; do f="$L/gpu-$g.lock"; [ -f "$f" ] && [ ! -L "$f" ] && ` +
+      `echo "holder $g $(timeout -s KILL 2 head -c 4096 -- "$f" 2>/dev/null | base64 -w0)"; done; ` +
+      `else echo "lockdir no"; fi`,
+  ];
+}
+
 /**
  * What `gpuq nodes` and node choice need to know of a node, as `key value` lines: load, CPUs,
  * memory, boot id, running gpuq jobs under `workdir`, and with `full` also disk and inodes of
  * workdir (or its nearest existing parent) and the GPUs (nvidia-smi) with who holds them.
- * Every external tool is bounded by `timeout`, so a hung mount or driver cannot hang it.
+ * Every external tool is bounded by `timeout`, so a hung mount or driver cannot hang it. With
+ * `locks`, also the node's GPU queue and leases (lockLines).
  */
-export function nodeStatusCommand(workdir: string, full: boolean): RemoteCommand {
+export function nodeStatusCommand(workdir: string, full: boolean, locks: NodeLocks | null = null): RemoteCommand {
   const lines = [
     `w=${shPath(workdir.replace(/\/+$/, '') || '/')}`,
     `echo "host $(hostname 2>/dev/null)"`,
@@ -343,6 +374,7 @@ export function nodeStatusCommand(workdir: string, full: boolean): RemoteCommand
       `else echo "nogpu"; fi`,
     );
   }
+  if (locks) lines.push(...lockLines(locks));
   lines.push('exit 0');
   return { purpose: 'read the node status', script: lines.join('\n') };
 }

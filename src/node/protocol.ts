@@ -13,6 +13,7 @@ import {
   cancelCommand,
   followCommand,
   launchCommand,
+  type NodeLocks,
   nodeStatusCommand,
   probeCommand,
   readLogCommand,
@@ -291,8 +292,13 @@ export async function snapshotLog(
 }
 
 /** Reads a node's load, jobs and (with `full`) memory, disk, inodes and GPUs in one round trip. */
-export async function readNodeStatus(t: Transport, workdir: string, full: boolean): Promise<NodeStatus> {
-  return parseNodeStatus(await run(t, nodeStatusCommand(workdir, full)));
+export async function readNodeStatus(
+  t: Transport,
+  workdir: string,
+  full: boolean,
+  locks: NodeLocks | null = null,
+): Promise<NodeStatus> {
+  return parseNodeStatus(await run(t, nodeStatusCommand(workdir, full, locks)), locks ? locks.gpus : null);
 }
 
 /** What pruneCommand did with one job folder. */

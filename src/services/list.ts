@@ -70,5 +70,7 @@ export async function showJob(ctx: AppContext, id: string): Promise<ShownJob> {
     ctx.out.info(`node ${job.node} is unreachable (${r.error}); showing ${what}.`);
   }
   const shown = withFigures(r.job, nowMs);
+  // A job still in its node's queue has not run: the supervisor's clock would read as its run time.
+  if (shown.state === 'queued') return { ...shown, peaks: null };
   return shown.peaks !== null ? shown : { ...shown, peaks: r.peaks };
 }

@@ -4,9 +4,11 @@
  * that answer by running gpuq jobs and load, report the ones that do not).
  */
 import { NodeUnreachableError, UserError, usageError } from '../core/errors.js';
+import { DEFAULT_LOCK_DIR, expectedWaitMs, pickByExpectedStart } from '../core/queue.js';
 import { rankNodes } from '../core/schedule.js';
 import type { Job } from '../core/types.js';
 import type { NodeConfig } from '../config/types.js';
+import type { NodeLocks } from '../node/commands.js';
 import { readNodeStatus } from '../node/protocol.js';
 import type { NodeStatus } from '../node/node-status.js';
 import type { Transport } from '../transport/transport.js';
@@ -33,6 +35,11 @@ export interface NodeReport {
   /** gpuq jobs this client's ledger has running there. */
   ledgerJobs: number;
   status: NodeStatus | null;
+}
+
+/** The lock folder and GPUs to read a node's queue from, or null for a node without GPUs. */
+export function locksOf(node: NodeConfig): NodeLocks | null {
+  return node.gpus.length > 0 ? { dir: node.lockDir ?? DEFAULT_LOCK_DIR, gpus: node.gpus } : null;
 }
 
 function errorParts(e: unknown): { error: string; hint: string | null } {
@@ -89,7 +96,7 @@ async function probeOne(ctx: AppContext, node: NodeConfig, ledgerJobs: number): 
       const t1 = performance.now();
       await t.exec({ purpose: 'measure latency', script: 'true' });
       report.latencyMs = Math.round((performance.now() - t1) * 10) / 10;
-      report.status = await readNodeStatus(t, node.workdir, true);
+      report.status = await readNodeStatus(t, node.workdir, true, locksOf(node));
     };
     const limitS = Math.max(10, node.connectTimeoutS);
     await bounded(
@@ -124,6 +131,8 @@ export interface ReachOptions {
   ledgerJobs: (node: string) => number;
   /** GPUs the job needs. */
   gpus: number;
+  /** The job's `--priority` (default 0): where it would stand in each node's queue. */
+  priority?: number;
   /** Told about each node that did not answer (the caller says so on stderr). */
   onUnreachable: (node: NodeConfig, e: unknown) => void;
   /** After the first node answers, how long to wait for slower ones (default 1000 ms). */
@@ -131,9 +140,10 @@ export interface ReachOptions {
 }
 
 /**
- * Connects to candidate nodes at once and returns those that answered, best first: fewest
- * running gpuq jobs (the node's own count when it gave one, else the ledger's), then lowest
- * load per CPU. One candidate is connected to without a probe. The caller closes every
+ * Connects to candidate nodes at once and returns those that answered, best first: for a GPU
+ * job, the node where it is expected to start first (its queue and leases: nodes with the GPUs
+ * free now come first, unknown last), then fewest running gpuq jobs (the node's own count when
+ * it gave one, else the ledger's), then lowest load per CPU. One candidate is connected to without a probe. The caller closes every
  * returned transport. Throws the last connection error when no candidate answered.
  */
 export async function reachCandidates(ctx: AppContext, nodes: NodeConfig[], o: ReachOptions): Promise<ReachedNode[]> {
@@ -157,7 +167,7 @@ export async function reachCandidates(ctx: AppContext, nodes: NodeConfig[], o: R
       (async () => {
         const t = await connectBounded(ctx, node);
         try {
-          const status = await readNodeStatus(t, node.workdir, false);
+          const status = await readNodeStatus(t, node.workdir, false, o.gpus > 0 ? locksOf(node) : null);
           if (closedEarly) {
             await t.close();
             return;
@@ -193,5 +203,12 @@ export async function reachCandidates(ctx: AppContext, nodes: NodeConfig[], o: R
     })),
     o.gpus,
   );
-  return ranked.map((x) => x.r);
+  if (o.gpus === 0) return ranked.map((x) => x.r);
+  const nowMs = ctx.now().getTime();
+  const waits = ranked.map((x) => ({
+    name: x.name,
+    waitMs: expectedWaitMs(x.r.status?.queue, o.gpus, o.priority ?? 0, nowMs),
+    r: x.r,
+  }));
+  return pickByExpectedStart(waits).map((x) => x.r);
 }

@@ -149,8 +149,8 @@ function candidates(
 
 /**
  * Connects to the nodes to try: the one asked for (its failure is the user's answer, exit 3);
- * else the default node first, then the others at once, ranked by running jobs and load.
- * Each node that does not answer is named on stderr.
+ * else the default node first, then the others at once, ranked (for a GPU job) by when it
+ * would start there, then by running jobs and load. Each node that does not answer is named on stderr.
  */
 async function reachInOrder(
   ctx: AppContext,
@@ -158,6 +158,7 @@ async function reachInOrder(
   asked: string | null,
   gpus: number,
   live: Job[],
+  priority = 0,
 ): Promise<ReachedNode[]> {
   const def = ctx.config.defaults.node;
   const groups =
@@ -171,7 +172,7 @@ async function reachInOrder(
   let last: unknown = null;
   for (const [i, group] of groups.entries()) {
     try {
-      return await reachCandidates(ctx, group, { ledgerJobs, gpus, onUnreachable: tell });
+      return await reachCandidates(ctx, group, { ledgerJobs, gpus, priority, onUnreachable: tell });
     } catch (e) {
       last = e;
       if (group.length === 1 && i + 1 < groups.length) tell(group[0] as NodeConfig, e);
@@ -566,7 +567,7 @@ export async function submit(
 ): Promise<Job> {
   const plan = await planSubmit(ctx, opts, cwd);
   // Connecting starts now, alongside recording the job (nothing touches a node's files before).
-  const reaching = reachInOrder(ctx, plan.nodes, opts.node, plan.limits.gpus, plan.live);
+  const reaching = reachInOrder(ctx, plan.nodes, opts.node, plan.limits.gpus, plan.live, opts.priority ?? 0);
   reaching.catch(() => undefined);
   const templates: Templates = {
     wrapper: readFileSync(join(ctx.packageRoot, 'templates', 'wrapper.sh'), 'utf8'),

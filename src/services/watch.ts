@@ -8,11 +8,12 @@
 import { StringDecoder } from 'node:string_decoder';
 import { parseSampleLine } from '../core/job-files.js';
 import type { Job, Sample } from '../core/types.js';
-import { fileSize, followFile, type Probe } from '../node/protocol.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileSize, followFile, probeJob, type Probe } from '../node/protocol.js';
 import type { Transport } from '../transport/transport.js';
 import type { AppContext } from './context.js';
 import { openJobLink, type StallWatch, settle, stallWatchOf, untilOver, untilStarted } from './job-link.js';
-import { findJob } from './jobs.js';
+import { findJob, syncQueued } from './jobs.js';
 
 /** Which of the job's two output files a log line came from. */
 export type LogStream = 'stdout' | 'stderr';
@@ -65,6 +66,8 @@ export interface WatchJobOptions {
   sampleBacklogBytes?: number;
   /** The clock, ms since the epoch (tests pin it). */
   now?: () => number;
+  /** How often a queued job's place is asked for (default QUEUE_POLL_MS). */
+  queuePollMs?: number;
 }
 
 type Followed = 'stdout.log' | 'stderr.log' | 'samples.jsonl';
@@ -173,6 +176,42 @@ async function followOnce(
   }
 }
 
+/** How often `watch` asks the node for a queued job's place (queue.py rewrites it at most once a second). */
+export const QUEUE_POLL_MS = 1000;
+
+/**
+ * While the job waits in its node's GPU queue: probes it every `everyMs`, records its place (or
+ * its start) in the ledger like every command does, and reports each change as a job event,
+ * until it is no longer queued or `signal` aborts. A failed probe ends it quietly: the follows on
+ * the same link notice a dropped connection.
+ */
+async function followQueue(
+  ctx: AppContext,
+  t: Transport,
+  cur: { job: Job },
+  emit: (e: WatchEvent) => void,
+  signal: AbortSignal,
+  everyMs: number,
+): Promise<void> {
+  const dir = cur.job.remote?.dir;
+  if (!dir) return;
+  try {
+    while (!signal.aborted && cur.job.state === 'queued') {
+      const probe = await probeJob(t, dir);
+      if (signal.aborted) return;
+      const next = await syncQueued(ctx, cur.job, probe);
+      if (next !== cur.job) {
+        cur.job = next;
+        emit({ type: 'job', job: next });
+      }
+      if (next.state !== 'queued' || !probe.supervisorAlive) return;
+      await sleep(everyMs, undefined, { signal });
+    }
+  } catch {
+    // aborted, or the link dropped (the follows report it)
+  }
+}
+
 /**
  * Streams one job's events until its verdict (recorded in the ledger, like `wait`) or until
  * `signal` aborts. Resolves with the job, done, or null when aborted before the end.
@@ -221,7 +260,19 @@ export async function watchJob(ctx: AppContext, id: string, opts: WatchJobOption
             files.set(f, { offset, splitter: lineSplitter(onLine(f), offset > 0) });
           });
         }
-        return followOnce(t, remote.dir, remote.bootId, files, signal, stallWatchOf(ctx, job));
+        const queued = new AbortController();
+        const cur = { job };
+        const place =
+          job.state === 'queued'
+            ? followQueue(ctx, t, cur, emit, queued.signal, opts.queuePollMs ?? QUEUE_POLL_MS)
+            : Promise.resolve();
+        try {
+          return await followOnce(t, remote.dir, remote.bootId, files, signal, stallWatchOf(ctx, job));
+        } finally {
+          queued.abort();
+          await place;
+          job = cur.job;
+        }
       },
       job.state === 'done' ? { maxAttempts: 1 } : {},
     )

@@ -5,6 +5,7 @@
  */
 import { formatBytes, formatDuration, formatPercent, parseIso, printableLine } from '../core/format.js';
 import { jobDurationMs } from '../core/job.js';
+import { estimateText, gpuText } from '../core/queue.js';
 import { jobFigures, type PeakKey } from '../core/peaks.js';
 import { durationText, exitText, levelTone, type Tone, tone } from '../core/present.js';
 import type { Job, Sample } from '../core/types.js';
@@ -71,11 +72,11 @@ function recordedPeak(job: Job | null, key: PeakKey, now: number): number | null
   return jobFigures(job, now).peaks?.find((p) => p.key === key)?.value ?? null;
 }
 
-/** The two header rows: who and where, then elapsed time against the timeout. */
+/** The header rows: who and where, then elapsed time against the timeout (a queued job: its place, then why). */
 export function headerRows(job: Job | null, now: number, width: number, ending = false): Row[] {
   const w = Math.max(1, width - 1);
   if (job === null) return [[seg('gpuq watch', { bold: true }), seg('  waiting for the job…', { dim: true })], []];
-  const gpus = job.gpus.length > 0 ? `GPU ${job.gpus.join(',')}` : 'no GPU';
+  const gpus = gpuText(job);
   const first: Row = [
     stateSegment(job, ending),
     seg('  '),
@@ -93,10 +94,21 @@ export function headerRows(job: Job | null, now: number, width: number, ending =
   if (el === null) {
     const since = parseIso(job.createdAt);
     const waited = since === null ? '' : ` for ${formatDuration((now - since) / 1000, 'column')}`;
+    const q = job.state === 'queued' ? job.queue : null;
     second = [
-      seg(`${job.state}${waited}`, { dim: true }),
+      seg(`${q ? `queued, position ${q.position} on ${job.node},` : job.state}${waited}`, {
+        dim: q === null,
+        tone: q ? 'waiting' : undefined,
+      }),
       seg(` · timeout ${formatDuration(timeout, 'column')}`, { dim: true }),
     ];
+    // While queued: why, and when it should start (README, "The GPU queue").
+    if (q)
+      return [
+        fitRow(first, w),
+        fitRow(second, w),
+        fitRow([seg(printableLine(`${q.reason} · starts ${estimateText(q.estimatedStart, now)}`), { dim: true })], w),
+      ];
   } else {
     const frac = timeout > 0 ? el / timeout : 0;
     // A finished job's duration reads as on every other page; a running one ticks in columns.

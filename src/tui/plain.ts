@@ -3,6 +3,7 @@
  * resource line every 10 s, the log lines, the verdict) or as NDJSON, one event a line.
  * No ink here: this is what CI logs and pipes get.
  */
+import { gpuText, queueLine } from '../core/queue.js';
 import { exitCodeForVerdict } from '../core/exit-codes.js';
 import { formatBytes, formatDuration, formatTimestamp, printableLine } from '../core/format.js';
 import { jobFigures } from '../core/peaks.js';
@@ -28,7 +29,7 @@ export interface PlainSinks {
 
 /** The opening line for a job: who, where, state and main limits. */
 export function jobText(job: Job): string {
-  const gpus = job.gpus.length > 0 ? `GPU ${job.gpus.join(',')}` : 'no GPU';
+  const gpus = gpuText(job);
   const mem = job.limits.memoryBytes ? ` · memory ${formatBytes(job.limits.memoryBytes, 'column')}` : '';
   return (
     `job ${job.id} (${printableLine(job.name)}) on ${job.node}, ${gpus}: ${job.state} · ` +
@@ -99,11 +100,17 @@ export function plainPrinter(sinks: PlainSinks, opts: PlainOptions): (e: WatchEv
       return;
     }
     switch (e.type) {
-      case 'job':
+      case 'job': {
         if (job === null) line(jobText(e.job));
         else if (job.state !== e.job.state) line(`state: ${e.job.state}`);
+        // A queued job's place, each time it changes (its estimate alone moves with the clock).
+        const q = e.job.state === 'queued' ? e.job.queue : null;
+        const was = job?.state === 'queued' ? job.queue : null;
+        if (q && (!was || was.position !== q.position || was.reason !== q.reason))
+          line(`queued: ${printableLine(queueLine(q, e.job.node, now()))}`);
         job = e.job;
         return;
+      }
       case 'log':
         // Program output stays inside its one prefixed line: no escapes, no \r to redraw it.
         line(`[${e.stream}] ${printableLine(e.line)}`, e.at);

@@ -141,7 +141,7 @@ describe.concurrent('the node-side GPU queue', () => {
     } finally {
       await s.cleanup();
     }
-  }, 90_000);
+  });
 
   it('runs two 1-GPU jobs at once on a 2-GPU node, on different GPUs', async () => {
     const s = await setup(1, 2);
@@ -165,7 +165,7 @@ describe.concurrent('the node-side GPU queue', () => {
       await gate.cleanup();
       await s.cleanup();
     }
-  }, 90_000);
+  });
 
   it('starts the next job within a second of SIGKILL to a running job (supervisor and program)', async () => {
     const s = await setup(1, 1);
@@ -194,7 +194,7 @@ describe.concurrent('the node-side GPU queue', () => {
       await gate.cleanup();
       await s.cleanup();
     }
-  }, 90_000);
+  });
 
   it('keeps the GPU leased to a program whose supervisor alone was killed, until that orphan ends', async () => {
     const s = await setup(1, 1);
@@ -229,36 +229,50 @@ describe.concurrent('the node-side GPU queue', () => {
       await gate.cleanup();
       await s.cleanup();
     }
-  }, 90_000);
+  });
 
-  it('leaves no queue entry behind a queued job whose supervisor was SIGKILLed; it becomes lost', async () => {
+  it('leaves no entry behind a SIGKILLed waiter (it becomes lost); cancel removes a queued job at once', async () => {
     const s = await setup(1, 1);
     const gate = await makeGate({ autoCleanup: false });
     try {
       const h = s.homes[0] as Home;
       const a = await submit(h, await timedProgram(s, gate));
-      const b = await submit(h, await timedProgram(s, null));
-      const c = await submit(h, await timedProgram(s, null));
-      expect((await queueFile(h, c))?.position).toBe(2);
+      const prog = await timedProgram(s, null);
+      const b = await submit(h, prog);
+      // two more at once: c is whichever the node queued first, d the other
+      const [x, y] = await Promise.all([submit(h, prog), submit(h, prog)]);
+      const [c, d] = (await queueFile(h, x))?.position === 2 ? [x, y] : [y, x];
+      expect([(await queueFile(h, c))?.position, (await queueFile(h, d))?.position]).toEqual([2, 3]);
       const sup = (await status(h, b)).supervisorPid as number;
       process.kill(sup, 'SIGKILL');
       expect(await until(async () => (await queueFile(h, c))?.position === 1)).toBe(true);
       expect(await until(async () => !(await readdir(join(s.lockDir, 'queue'))).some((n) => n.includes(b)))).toBe(true);
+      const r = await gpuq(h, ['cancel', d]);
+      expect(r.code, r.stderr).toBe(0);
+      // cancel returns once d's ticket is gone: only c's is left
+      expect((await readdir(join(s.lockDir, 'queue'))).filter((n) => n.startsWith('q-'))).toEqual([
+        expect.stringContaining(c),
+      ]);
       const jobs = await gpuqJson<Job[]>(h, ['list']);
       expect(jobs.find((j) => j.id === b)?.verdict?.class).toBe('lost');
+      const jd = jobs.find((j) => j.id === d);
+      expect(jd?.verdict?.class).toBe('cancelled');
+      expect(jd?.verdict?.summary).toMatch(/never ran/);
       const qc = jobs.find((j) => j.id === c);
       expect(qc?.state).toBe('queued');
       expect(qc?.queue?.position).toBe(1);
       expect(qc?.queue?.reason).toMatch(new RegExp(`GPU 0 is held by job ${a}`));
       expect(qc?.queue?.estimatedStart).toMatch(/^\d{4}-\d\d-\d\dT/);
+      expect(jobs.find((j) => j.id === a)?.state).toBe('running');
       await gate.open();
       expect((await gpuq(h, ['wait', a, c])).code).toBe(0);
       expect((await times(h, b)).start).toBeNull();
+      expect((await times(h, d)).start).toBeNull();
     } finally {
       await gate.cleanup();
       await s.cleanup();
     }
-  }, 90_000);
+  });
 
   it('runs queued jobs by priority, then in submit order; shows position and reason', async () => {
     const s = await setup(1, 1);
@@ -267,9 +281,13 @@ describe.concurrent('the node-side GPU queue', () => {
       const h = s.homes[0] as Home;
       const a = await submit(h, await timedProgram(s, gate));
       const prog = await timedProgram(s, null);
-      const b = await submit(h, prog);
-      const c = await submit(h, prog, ['--priority', '5']);
-      const d = await submit(h, prog, ['--priority', '-3']);
+      // b, c and d differ in priority, so the order they reach the node in does not matter; e
+      // (priority 5 like c) comes after c
+      const [b, c, d] = await Promise.all([
+        submit(h, prog),
+        submit(h, prog, ['--priority', '5']),
+        submit(h, prog, ['--priority', '-3']),
+      ]);
       const e = await submit(h, prog, ['--priority', '5']);
       const shown = await gpuqJson<Job>(h, ['show', b]);
       expect(shown.priority).toBe(0);
@@ -285,30 +303,7 @@ describe.concurrent('the node-side GPU queue', () => {
       await gate.cleanup();
       await s.cleanup();
     }
-  }, 90_000);
-
-  it('cancels a queued job at once: removed from the queue, verdict cancelled, never ran', async () => {
-    const s = await setup(1, 1);
-    const gate = await makeGate({ autoCleanup: false });
-    try {
-      const h = s.homes[0] as Home;
-      const a = await submit(h, await timedProgram(s, gate));
-      const b = await submit(h, await timedProgram(s, null));
-      const r = await gpuq(h, ['cancel', b]);
-      expect(r.code, r.stderr).toBe(0);
-      const jb = await gpuqJson<Job>(h, ['show', b]);
-      expect(jb.verdict?.class).toBe('cancelled');
-      expect(jb.verdict?.summary).toMatch(/never ran/);
-      expect((await readdir(join(s.lockDir, 'queue'))).filter((n) => n.startsWith('q-'))).toEqual([]);
-      expect((await times(h, b)).start).toBeNull();
-      expect((await gpuqJson<Job>(h, ['show', a])).state).toBe('running');
-      await gate.open();
-      expect((await gpuq(h, ['wait', a])).code).toBe(0);
-    } finally {
-      await gate.cleanup();
-      await s.cleanup();
-    }
-  }, 90_000);
+  });
 
   it('waits while a process outside gpuq holds the GPU, naming its pid, user and memory', async () => {
     const bin = await mkdtemp(join(tmpdir(), 'gpuq-smi-q-'));
@@ -346,7 +341,7 @@ describe.concurrent('the node-side GPU queue', () => {
       await s.cleanup();
       await rm(bin, { recursive: true, force: true });
     }
-  }, 90_000);
+  });
 
   it('refuses bad priorities and more GPUs than the node has (exit 2), an unusable lock folder (exit 3)', async () => {
     const s = await setup(1, 1);
@@ -356,14 +351,18 @@ describe.concurrent('the node-side GPU queue', () => {
     try {
       const h = s.homes[0] as Home;
       const prog = await timedProgram(s, null);
-      for (const p of ['1.5', 'high', '5000', '-1001']) {
-        const r = await gpuq(h, ['submit', prog, '--gpus', '1', '--priority', p]);
-        expect(r.code, p).toBe(2);
+      const bads = ['1.5', 'high', '5000', '-1001'];
+      const [r2, r3, ...rs] = await Promise.all([
+        gpuq(h, ['submit', prog, '--gpus', '2']),
+        gpuq(bad.homes[0] as Home, ['submit', prog, '--gpus', '1']),
+        ...bads.map((p) => gpuq(h, ['submit', prog, '--gpus', '1', '--priority', p])),
+      ]);
+      rs.forEach((r, i) => {
+        expect(r.code, bads[i]).toBe(2);
         expect(r.stderr).toMatch(/--priority/);
-      }
-      const r2 = await gpuq(h, ['submit', prog, '--gpus', '2']);
+      });
       expect(r2.code).toBe(2);
-      const r3 = await gpuq(bad.homes[0] as Home, ['submit', prog, '--gpus', '1']);
+      expect(r2.stderr).toMatch(/no node has 2 GPU/);
       expect(r3.code, r3.stderr).toBe(3);
       expect(r3.stderr).toContain(`node local: the GPU lock folder ${join(base, 'file', 'locks')}`);
       const jobs = await gpuqJson<Job[]>(bad.homes[0] as Home, ['list']);
@@ -373,5 +372,5 @@ describe.concurrent('the node-side GPU queue', () => {
       await bad.cleanup();
       await rm(base, { recursive: true, force: true });
     }
-  }, 90_000);
+  });
 });
