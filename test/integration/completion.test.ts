@@ -79,7 +79,8 @@ describe('gpuq completion', () => {
     expect(ask(['gpuq', 'submit', '--me'])).toEqual(['--memory']);
     expect(ask(['gpuq', 'nodes', 'l'])).toEqual(['local']);
     // options that are not built are not offered
-    expect(ask(['gpuq', 'submit', '--i'])).toEqual([]);
+    expect(ask(['gpuq', 'submit', '--iso'])).toEqual([]);
+    expect(ask(['gpuq', 'submit', '--im'])).toEqual([]);
   });
 
   const zsh = need(has('zsh'), 'zsh');
