@@ -1,5 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
+/** Unit files that replace a module with vi.mock: they need a module graph of their own. */
+const MOCKS_MODULES = ['test/unit/ledger-files.test.ts'];
+
 export default defineConfig({
   test: {
     // A guard against hangs, not a speed target: on a shared 2-core machine (load 20+) a test of
@@ -17,10 +20,16 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts', 'test/unit/**/*.test.tsx'],
+          exclude: MOCKS_MODULES,
           // The unit files share their workers' processes: a fresh process and module graph per file
           // (vitest's default) cost 54 s of CPU for the 29 files instead of 31 s.
           isolate: false,
         },
+      },
+      {
+        extends: true,
+        // vi.mock only reaches modules not yet loaded: in a shared worker another file has loaded them.
+        test: { name: 'unit-isolated', include: MOCKS_MODULES },
       },
       {
         extends: true,
