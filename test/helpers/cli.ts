@@ -100,14 +100,24 @@ export function startGpuq(
   home: Home,
   args: string[],
   opts: { cwd?: string; input?: string } = {},
-): { child: ChildProcess; done: Promise<RunResult> } {
+): { child: ChildProcess; done: Promise<RunResult>; killAll: (signal: NodeJS.Signals) => void } {
   const argv = [process.execPath, BIN, ...args];
   if (home.runAs !== undefined) argv.unshift(RUNUSER, '-u', home.runAs, '--');
   const child = spawn(argv[0] as string, argv.slice(1), {
     cwd: opts.cwd ?? REPO,
     env: home.env,
     stdio: ['pipe', 'pipe', 'pipe'],
+    // its own process group, so killAll reaches gpuq under runuser too (killing runuser alone
+    // leaves gpuq holding the pipes, and `done` waits for them)
+    detached: true,
   });
+  const killAll = (signal: NodeJS.Signals) => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, signal);
+    } catch {
+      // already gone
+    }
+  };
   let stdout = '';
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -117,7 +127,7 @@ export function startGpuq(
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
-  return { child, done };
+  return { child, done, killAll };
 }
 
 /** Runs gpuq to completion. */

@@ -201,8 +201,8 @@ describe.each(MODES)('$label', (mode) => {
     }
     await gate.open();
     const kill = setTimeout(() => {
-      waiting.child.kill('SIGKILL');
-      following.child.kill('SIGKILL');
+      waiting.killAll('SIGKILL');
+      following.killAll('SIGKILL');
     }, 90_000);
     const [w, f] = await Promise.all([waiting.done, following.done]);
     clearTimeout(kill);
