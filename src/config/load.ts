@@ -247,7 +247,29 @@ export function buildConfig(raw: RawConfig, file: string | null, stateDir: strin
     competitions[name] = {
       name,
       grader: c.grader ?? null,
-      dataDir: c.dataDir ?? null,
+      data: c.data ?? null,
+      answers: c.answers ?? null,
+      submission: c.submission ?? 'submission.csv',
+      graderLimits: {
+        timeoutS:
+          c.graderLimits?.timeout !== undefined
+            ? fieldDuration(c.graderLimits.timeout, file, `competitions.${name}.graderLimits.timeout`)
+            : 60,
+        memoryBytes:
+          c.graderLimits?.memory !== undefined
+            ? fieldSize(c.graderLimits.memory, file, `competitions.${name}.graderLimits.memory`)
+            : 2 * 1024 ** 3,
+        outputBytes:
+          c.graderLimits?.output !== undefined
+            ? fieldSize(c.graderLimits.output, file, `competitions.${name}.graderLimits.output`)
+            : 8 * 1024 ** 2,
+      },
+      maxSubmissionBytes:
+        c.maxSubmissionSize !== undefined
+          ? fieldSize(c.maxSubmissionSize, file, `competitions.${name}.maxSubmissionSize`)
+          : 100 * 1024 ** 2,
+      metric: c.metric ?? 'score',
+      higherIsBetter: c.higherIsBetter ?? true,
       requireBoundary: c.requireBoundary ?? true,
       limits: parseLimits(c.limits, file, `competitions.${name}.limits`),
     };

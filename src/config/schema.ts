@@ -87,8 +87,44 @@ export const configSchema = z.strictObject({
     .record(
       z.string().regex(/^[A-Za-z0-9._-]+$/, 'competition names use letters, digits, ".", "_" and "-"'),
       z.strictObject({
-        grader: z.string().min(1).optional(),
-        dataDir: z.string().min(1).optional(),
+        /** Folder on the node given to the program as $GPUQ_DATA (read-only where the isolation allows). */
+        data: z
+          .string()
+          .regex(/^[/~][^\n\r\0]*$/, 'expected an absolute folder on the node')
+          .optional(),
+        /** Folder on the node for the grader only. */
+        answers: z
+          .string()
+          .regex(/^[/~][^\n\r\0]*$/, 'expected an absolute folder on the node')
+          .optional(),
+        /** The file the program must write, relative to its working folder. */
+        submission: z
+          .string()
+          .regex(
+            /^(?!\/)(?!.*(^|\/)\.\.(\/|$))[^\n\r\0]+$/,
+            'expected a path relative to the working folder, without ".."',
+          )
+          .optional(),
+        /** The grader command on the node, as an argument list. */
+        grader: z
+          .array(
+            z
+              .string()
+              .min(1)
+              .regex(/^[^\n\r\0]*$/, 'expected no line breaks'),
+            {
+              error: 'expected the grader command as a list of arguments, like ["python3", "/srv/grade.py"]',
+            },
+          )
+          .min(1, 'expected at least the grader program')
+          .optional(),
+        graderLimits: z
+          .strictObject({ timeout: duration.optional(), memory: size.optional(), output: size.optional() })
+          .optional(),
+        /** Largest submission file the grader is given (default 100 MiB). */
+        maxSubmissionSize: size.optional(),
+        metric: z.string().min(1).optional(),
+        higherIsBetter: z.boolean().optional(),
         requireBoundary: z.boolean().optional(),
         limits: z.strictObject(limits).optional(),
       }),

@@ -46,8 +46,21 @@ export interface NodeConfig {
 
 export interface CompetitionConfig {
   name: string;
-  grader: string | null;
-  dataDir: string | null;
+  /** The grader command on the node (argument list), or null: the job is not graded. */
+  grader: string[] | null;
+  /** Folder on the node given to the program as $GPUQ_DATA, or null. */
+  data: string | null;
+  /** Folder on the node for the grader only, or null. */
+  answers: string | null;
+  /** The file the program must write, relative to its working folder (default "submission.csv"). */
+  submission: string;
+  /** The grader's own limits, in base units (defaults 60 s, 2 GiB, 8 MiB of output). */
+  graderLimits: { timeoutS: number; memoryBytes: number; outputBytes: number };
+  /** Largest submission file accepted, in bytes (default 100 MiB). */
+  maxSubmissionBytes: number;
+  /** The metric's name (default "score") and its direction (default higher is better). */
+  metric: string;
+  higherIsBetter: boolean;
   /** Refuse to run its jobs on a node without a trust boundary (default true). */
   requireBoundary: boolean;
   /** Limits the competition sets, over the config defaults (config strings parsed to base units). */

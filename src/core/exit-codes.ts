@@ -21,6 +21,7 @@ const VERDICT_EXIT: Record<VerdictClass, number> = {
   cancelled: 16,
   lost: 17,
   grading_failed: 18,
+  rejected: 19,
 };
 
 /** The exit code `submit --wait` and `wait` return for a verdict class. */

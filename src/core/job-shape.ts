@@ -6,7 +6,21 @@
  */
 
 import { LIMITS, type LimitKey } from './limits.js';
-import { arr, bool, nullable, num, obj, oneOf, optional, pathText, record, type Shape, shown, str } from './shape.js';
+import {
+  arr,
+  bool,
+  leaf,
+  nullable,
+  num,
+  obj,
+  oneOf,
+  optional,
+  pathText,
+  record,
+  type Shape,
+  shown,
+  str,
+} from './shape.js';
 import { BOUNDARIES, ISOLATIONS, JOB_STATES, type Limits, VERDICT_CLASSES } from './types.js';
 
 /** The limits in force for a job (base units; null = unlimited), one field per row of the limits table. */
@@ -15,6 +29,34 @@ export const limitsShape = obj(
     [K in LimitKey]: Shape<Limits[K]>;
   },
 );
+
+/** One figure a grader reported: results.jsonl values are numbers, strings, booleans or null. */
+export const metricValue: Shape<number | string | boolean | null> = leaf(
+  'a number, string, true/false or null',
+  (v) => v === null || typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v)),
+);
+
+/**
+ * One grading of a job (issue 13): the node's grading step or `gpuq grade` wrote it; every grading
+ * is kept in `gradings`, newest last, and the newest decides the verdict. Fingerprints are those of
+ * templates/fingerprint.py ("sha256:<hex>"), null where the folder was not configured.
+ */
+export const gradingShape = obj({
+  /** When the grader ended (ISO 8601 UTC, the node's clock). */
+  at: str,
+  class: oneOf(['succeeded', 'rejected', 'grading_failed'] as const),
+  /** submission_missing, submission_invalid, grader_error, grader_timeout, grader_oom, bad_results; null when graded. */
+  cause: nullable(str),
+  score: nullable(num),
+  metrics: record(metricValue),
+  /** The grader's message.txt (exit 43) or a note of gpuq's, one printable line, bounded. */
+  message: nullable(str),
+  graderExit: nullable(num),
+  dataFingerprint: nullable(str),
+  answersFingerprint: nullable(str),
+  /** The submission file as checked before the grader saw it, or null where there was none. */
+  submission: nullable(obj({ bytes: num, sha256: str, crlf: bool, encoding: str })),
+});
 
 /** A job's verdict, once it is done (the type `Verdict` of core/types is inferred from it). */
 export const verdictShape = obj({
@@ -29,6 +71,10 @@ export const verdictShape = obj({
   summary: str,
   evidence: arr(str),
   hints: arr(str),
+  /** The grader's score, where the job was graded (absent or null otherwise). */
+  score: optional(nullable(num)),
+  /** The grader's other figures (results.jsonl fields besides score), where the job was graded. */
+  metrics: optional(nullable(record(metricValue))),
 });
 
 /** One change of a job's state. */
@@ -114,6 +160,11 @@ export const jobShape = obj({
    * files are not kept). Absent for jobs submitted before programs were kept.
    */
   kept: optional(nullable(obj({ sha256: str, bytes: num, node: nullable(str), included: optional(num) }))),
+  /** The newest grading's score and metrics, copied up for `list`, `results` and scripts (absent: not graded). */
+  score: optional(nullable(num)),
+  metrics: optional(nullable(record(metricValue))),
+  /** Every grading of the job, oldest first (absent: never graded). */
+  gradings: optional(arr(gradingShape)),
 });
 
 /**

@@ -32,6 +32,7 @@ const TONES: Record<JobState | VerdictClass, Tone> = {
   cancelled: 'muted',
   lost: 'warn',
   grading_failed: 'warn',
+  rejected: 'bad',
 };
 
 /**

@@ -22,6 +22,7 @@ export const VERDICT_CLASSES = [
   'cancelled',
   'lost',
   'grading_failed',
+  'rejected',
 ] as const;
 export type VerdictClass = (typeof VERDICT_CLASSES)[number];
 

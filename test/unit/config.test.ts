@@ -37,7 +37,7 @@ describe('config', () => {
     const c = await withConfig({
       defaults: { timeout: '10m', memory: '2g', node: 'gpu1' },
       nodes: { gpu1: { transport: 'ssh', host: 'gpu1.lab', gpus: 2 } },
-      competitions: { mnist: { grader: 'python3 grade.py', limits: { timeout: '5m' } } },
+      competitions: { mnist: { grader: ['python3', 'grade.py'], limits: { timeout: '5m' } } },
     }).load();
     expect(c.defaults.timeoutS).toBe(600);
     expect(c.defaults.memoryBytes).toBe(2 * 1024 ** 3);

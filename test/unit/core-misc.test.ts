@@ -91,7 +91,7 @@ describe('exit codes', () => {
     cancelled: 16,
     lost: 17,
     grading_failed: 18,
-    // rejected: 19 joins when the grading issue adds the class (VERDICT_CLASSES lacks it today).
+    rejected: 19,
   };
   it.each(Object.entries(CONTRACT))('maps the verdict %s to exit %i', (cls, code) => {
     expect(exitCodeForVerdict(cls as VerdictClass)).toBe(code);
