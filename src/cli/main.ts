@@ -8,6 +8,7 @@ import { UserError } from '../core/errors.js';
 import { EXIT } from '../core/exit-codes.js';
 import { makeApp, type Io } from './app.js';
 import { registerCancel } from './cancel.js';
+import { registerCompetitions } from './competitions.js';
 import { registerCompletion } from './completion.js';
 import { registerDiagnose } from './diagnose.js';
 import { registerGet } from './get.js';
@@ -72,6 +73,7 @@ export function buildProgram(app: ReturnType<typeof makeApp>): Command {
   registerRerun(program, app);
   registerPrune(program, app);
   registerStats(program, app);
+  registerCompetitions(program, app);
   registerCompletion(program, app);
   for (const c of program.commands)
     c.exitOverride()

@@ -497,3 +497,64 @@ export function gpuListCommand(): RemoteCommand {
     ].join('\n'),
   };
 }
+
+/** A competition for competitionCheckCommand: the config's folders and grader command. */
+export interface CheckedCompetition {
+  data: string | null;
+  answers: string | null;
+  grader: readonly string[] | null;
+}
+
+/** The longest `gpuq competitions check` lets templates/fingerprint.py read a node's folders. */
+export const FINGERPRINT_TIMEOUT_S = 300;
+
+/**
+ * `gpuq competitions check` on one node, in one round trip: prints `home $HOME`; per competition
+ * (by its index) `dir I data|answers ok|missing|notdir|unreadable`, `grader I ok WHERE|missing|notexec`
+ * (its first argument: at its path when it has a "/", else on PATH) and `garg I J missing` for
+ * each other argument that names an absolute path that is not there; then the fingerprints of
+ * the folders that are there, from templates/fingerprint.py run with the node's python3 (the
+ * script travels as an argument; its cache is `<workdir>/.cache/fingerprints.json`): `fp JSON`,
+ * `fp-timeout` past `timeoutS`, or `python none`. Read by core/competition-check.
+ */
+export function competitionCheckCommand(
+  workdir: string,
+  comps: readonly CheckedCompetition[],
+  fingerprintScript: string,
+  timeoutS: number = FINGERPRINT_TIMEOUT_S,
+): RemoteCommand {
+  const lines = [
+    `w=${shPath(workdir.replace(/\/+$/, '') || '/')}`,
+    `printf 'home %s\\n' "$HOME"`,
+    'fp=()',
+    'gpuq_cd() { local s; if [ ! -e "$3" ]; then s=missing; elif [ ! -d "$3" ]; then s=notdir; ' +
+      'elif [ ! -r "$3" ] || [ ! -x "$3" ]; then s=unreadable; else s=ok; fp+=("$3"); fi; echo "dir $1 $2 $s"; }',
+    'gpuq_cg() { local r; case $2 in */*) if [ ! -e "$2" ]; then echo "grader $1 missing"; ' +
+      'elif [ -f "$2" ] && [ -x "$2" ]; then echo "grader $1 ok $2"; else echo "grader $1 notexec"; fi;; ' +
+      '*) if r=$(type -P -- "$2" 2>/dev/null) && [ -n "$r" ]; then echo "grader $1 ok $r"; else echo "grader $1 missing"; fi;; esac; }',
+  ];
+  comps.forEach((c, i) => {
+    if (c.data !== null) lines.push(`gpuq_cd ${i} data ${shPath(c.data)}`);
+    if (c.answers !== null) lines.push(`gpuq_cd ${i} answers ${shPath(c.answers)}`);
+    if (c.grader && c.grader.length > 0) {
+      lines.push(`gpuq_cg ${i} ${shPath(c.grader[0] as string)}`);
+      c.grader.forEach((a, j) => {
+        if (j > 0 && (a.startsWith('/') || a.startsWith('~/')))
+          lines.push(`[ -e ${shPath(a)} ] || echo "garg ${i} ${j} missing"`);
+      });
+    }
+  });
+  lines.push(
+    'if [ "${#fp[@]}" -gt 0 ]; then',
+    '  py=; for c in /usr/bin/python3 /usr/local/bin/python3; do [ -x "$c" ] && { py=$c; break; }; done',
+    '  [ -n "$py" ] || py=$(command -v python3) || py=',
+    '  if [ -z "$py" ]; then echo "python none"; else',
+    `    out=$(timeout -s KILL ${Math.max(1, Math.trunc(timeoutS))} "$py" -I -c ${sh(fingerprintScript)} ` +
+      '--cache "$w/.cache/fingerprints.json" "${fp[@]}" </dev/null 2>/dev/null); rc=$?',
+    '    if [ "$rc" = 137 ]; then echo fp-timeout; else printf \'fp %s\\n\' "$out" | head -n 1; fi',
+    '  fi',
+    'fi',
+    'exit 0',
+  );
+  return { purpose: 'check the competitions', script: lines.join('\n') };
+}

@@ -27,7 +27,10 @@ import {
   type InlineFile,
   type PruneEntry,
   pruneCommand,
+  competitionCheckCommand,
+  FINGERPRINT_TIMEOUT_S,
 } from './commands.js';
+import { type CheckTarget, type CompetitionCheck, parseCompetitionCheck } from '../core/competition-check.js';
 import { parseNodeStatus, type NodeStatus } from './node-status.js';
 import { parseProbe } from './probe.js';
 
@@ -365,4 +368,19 @@ export async function collectFiles(
     throw new NodeFaultError(t.node, `on node ${t.node}, could not ${cmd.purpose}: ${why}`);
   }
   return 'ok';
+}
+
+/**
+ * `gpuq competitions check` on one node (competitionCheckCommand): whether each competition's
+ * data, answers and grader are there, and the folders' fingerprints.
+ */
+export async function checkCompetitionsOn(
+  t: Transport,
+  workdir: string,
+  targets: readonly CheckTarget[],
+  fingerprintScript: string,
+  timeoutS: number = FINGERPRINT_TIMEOUT_S,
+): Promise<CompetitionCheck[]> {
+  const out = await run(t, competitionCheckCommand(workdir, targets, fingerprintScript, timeoutS));
+  return parseCompetitionCheck(out, targets, timeoutS);
 }
