@@ -1,7 +1,9 @@
 # gpuq collect: writes files of ./work of the job folder it runs in as a frame stream
-# (src/core/file-frames.ts) on stdout, for `gpuq get`. Run as:
-#   python3 -I -c SCRIPT MAX_FILE_BYTES MAX_TOTAL_BYTES ENTRY_NAME [PATH...]
+# (src/core/file-frames.ts) on stdout, for `gpuq get` (and `gpuq results --out`). Run as:
+#   python3 -I -c SCRIPT [--root=REL] MAX_FILE_BYTES MAX_TOTAL_BYTES ENTRY_NAME [PATH...]
 # Without PATHs: every regular file the job created (not ENTRY_NAME, not those in ./uploads.json).
+# --root=REL reads the folder REL of the job folder instead of work (e.g. gradings/2, opened one
+# part at a time without following a link); exit 5 when it is not there (4: no work folder).
 # The job wrote these files: nothing is followed (folders opened with O_NOFOLLOW one part at a
 # time, files with O_NOFOLLOW|O_NONBLOCK and checked to be regular after opening), names that
 # src/core/file-names.ts would refuse are left out, and so is whatever is over a limit; each
@@ -13,10 +15,15 @@ BAD = re.compile('[\x00-\x1f\x7f-\x9f\u2028\u2029\\\\\ufffd\ud800-\udfff]')
 NOFOLLOW_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 MAX_ENTRIES = 200000
 MAX_DEPTH = 32
-max_file = int(sys.argv[1])
-max_total = int(sys.argv[2])
-entry = sys.argv[3]
-paths = sys.argv[4:]
+args = sys.argv[1:]
+root_rel = 'work'
+if args and args[0].startswith('--root='):
+    root_rel = args[0][len('--root='):]
+    args = args[1:]
+max_file = int(args[0])
+max_total = int(args[1])
+entry = args[2]
+paths = args[3:]
 st = {'total': 0, 'files': 0, 'seen': 0}
 
 
@@ -165,12 +172,31 @@ def one_path(root, path):
         os.close(fd)
 
 
+def open_root(rel):
+    """The folder REL of the job folder, opened one part at a time, following no link."""
+    if problem(rel):
+        raise OSError(errno.EINVAL, 'an unsafe folder name')
+    fd = os.open('.', NOFOLLOW_DIR)
+    try:
+        for p in rel.split('/'):
+            nfd = os.open(p, NOFOLLOW_DIR, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
 def main():
     try:
-        root = os.open('work', NOFOLLOW_DIR)
+        root = open_root(root_rel)
     except OSError as e:
-        sys.stderr.write('gpuq collect: the job has no working folder (%s)\n' % e.strerror)
-        sys.exit(4)
+        if root_rel == 'work':
+            sys.stderr.write('gpuq collect: the job has no working folder (%s)\n' % e.strerror)
+            sys.exit(4)
+        sys.stderr.write('gpuq collect: the job folder has no folder %s (%s)\n' % (root_rel, e.strerror))
+        sys.exit(5)
     if paths:
         for p in paths:
             one_path(root, p)

@@ -17,6 +17,7 @@ import { registerLogs } from './logs.js';
 import { registerNodes } from './nodes.js';
 import { registerPrune } from './prune.js';
 import { registerRerun } from './rerun.js';
+import { registerResults } from './results.js';
 import { registerShow } from './show.js';
 import { registerStats } from './stats.js';
 import { registerSubmit } from './submit.js';
@@ -73,6 +74,7 @@ export function buildProgram(app: ReturnType<typeof makeApp>): Command {
   registerRerun(program, app);
   registerPrune(program, app);
   registerStats(program, app);
+  registerResults(program, app);
   registerCompetitions(program, app);
   registerCompletion(program, app);
   for (const c of program.commands)

@@ -459,7 +459,9 @@ export function unpackCommand(dir: string, script: string, maxBytes: number): Re
 /**
  * Streams files of the job's work/ (core/file-frames) with templates/collect.py: `paths`, or
  * by default what the job created (not `entry` nor the names in uploads.json). Exit 4: no such
- * folder. The script travels as an argument: the job cannot have changed it.
+ * folder. With `root` (a folder of the job folder other than work/, such as gradings/2), from
+ * there instead; exit 5 when it is not there. The script travels as an argument: the job cannot
+ * have changed it.
  */
 export function collectCommand(
   dir: string,
@@ -467,13 +469,15 @@ export function collectCommand(
   caps: { fileBytes: number; totalBytes: number },
   entry: string,
   paths: readonly string[],
+  root = 'work',
 ): RemoteCommand {
+  const rootArg = root === 'work' ? [] : [`--root=${root}`];
   return {
     purpose: 'read the files of the job',
     script: [
       `cd -- ${shPath(dir)} 2>/dev/null || { echo "gpuq collect: the job folder is gone" >&2; exit 4; }`,
       pythonLines('copy files back'),
-      `exec "$py" -I -c ${sh(script)} ${shWords([caps.fileBytes, caps.totalBytes, entry, ...paths])}`,
+      `exec "$py" -I -c ${sh(script)} ${shWords([...rootArg, caps.fileBytes, caps.totalBytes, entry, ...paths])}`,
     ].join('\n'),
   };
 }

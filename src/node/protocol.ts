@@ -347,8 +347,9 @@ export interface CollectHandlers {
 }
 
 /**
- * Streams files of a job's work/ folder as frames (core/file-frames) to `onChunk`: `paths`, or
- * what the job created. Resolves once the node's script ended; "gone" when the job folder is.
+ * Streams files of a job's work/ folder (or of `root`, another folder of the job folder) as
+ * frames (core/file-frames) to `onChunk`: `paths`, or what the job created. Resolves once the
+ * node's script ended; "gone" when the job folder is, "noroot" when `root` is not in it.
  */
 export async function collectFiles(
   t: Transport,
@@ -358,11 +359,13 @@ export async function collectFiles(
   entry: string,
   paths: readonly string[],
   onChunk: (c: Buffer) => void | Promise<void>,
-): Promise<'ok' | 'gone'> {
-  const cmd = collectCommand(dir, script, caps, entry, paths);
+  root = 'work',
+): Promise<'ok' | 'gone' | 'noroot'> {
+  const cmd = collectCommand(dir, script, caps, entry, paths, root);
   const err: Buffer[] = [];
   const r = await t.stream(cmd, { onStdout: onChunk, onStderr: (c) => err.length < 64 && err.push(c) });
   if (r.code === 4) return 'gone';
+  if (r.code === 5 && root !== 'work') return 'noroot';
   if (r.code !== 0) {
     const why = Buffer.concat(err).toString('utf8').trim().split('\n').pop() || `exit code ${r.code}`;
     throw new NodeFaultError(t.node, `on node ${t.node}, could not ${cmd.purpose}: ${why}`);

@@ -62,37 +62,75 @@ export async function getFiles(ctx: AppContext, opts: GetOptions, cwd: string): 
       job.state === 'done' ? null : `Try again once it started: gpuq show ${job.id}`,
     );
   const outDir = resolve(cwd, opts.out ?? job.id);
-  await mkdir(outDir, { recursive: true });
-  const staging = await mkdtemp(join(outDir, '.gpuq-get-'));
-  try {
-    const got = await receive(ctx, job, remote.dir, paths, staging);
-    const problems = [
-      ...got.missing.map((m) => `${shownName(m)} is not in the job's folder`),
-      ...got.skipped.filter((s) => paths.includes(s.name)).map((s) => `${shownName(s.name)} is ${s.why}`),
-    ];
-    if (problems.length > 0)
-      throw usageError(
-        `nothing copied: ${problems.slice(0, 5).join('; ')}.`,
-        `List what there is with: gpuq get ${job.id}`,
-      );
-    await place(got.files, staging, outDir, opts.force);
-    return { job, dir: outDir, files: got.files, skipped: got.skipped };
-  } finally {
-    await rm(staging, { recursive: true, force: true });
-  }
+  const got = await copyFromJob(ctx, job, {
+    root: 'work',
+    paths,
+    entry: job.file.split('/').pop() ?? '',
+    outDir,
+    force: opts.force,
+    vet: (got) => {
+      const problems = [
+        ...got.missing.map((m) => `${shownName(m)} is not in the job's folder`),
+        ...got.skipped.filter((s) => paths.includes(s.name)).map((s) => `${shownName(s.name)} is ${s.why}`),
+      ];
+      if (problems.length > 0)
+        throw usageError(
+          `nothing copied: ${problems.slice(0, 5).join('; ')}.`,
+          `List what there is with: gpuq get ${job.id}`,
+        );
+    },
+  });
+  return { job, dir: outDir, files: got.files, skipped: got.skipped };
 }
 
-interface Received {
+/** What copyFromJob brought back, and what the node left out or did not have. */
+export interface Received {
   files: Array<{ name: string; size: number; executable: boolean }>;
   skipped: Array<{ name: string; why: string }>;
   missing: string[];
 }
 
+/** What copyFromJob copies, and where to. */
+export interface CopySpec {
+  /** The folder of the job folder to copy from: "work" (the job's working folder) or e.g. "gradings/2". */
+  root: string;
+  /** Paths relative to `root`; empty: every file the job created there (not `entry` nor its uploads). */
+  paths: string[];
+  /** The program's file name, left out when `paths` is empty. */
+  entry: string;
+  /** The folder to write into (absolute); made when missing. */
+  outDir: string;
+  /** Replace files that exist in outDir. */
+  force: boolean;
+  /** Looks at what arrived before anything is placed; throws to place nothing. */
+  vet?: (got: Received) => void;
+}
+
+/**
+ * Copies files of a job's folder on its node into a local folder, safely (the module's comment):
+ * the shared machinery of `gpuq get` and `gpuq results --out`. Exit 2 when the job folder, or
+ * `root` in it, is gone, or when a file exists in outDir without `force`; nothing is written then.
+ */
+export async function copyFromJob(ctx: AppContext, job: Job, spec: CopySpec): Promise<Received> {
+  const remote = job.remote;
+  if (!remote) throw new Error(`copyFromJob: job ${job.id} has no folder on a node`);
+  await mkdir(spec.outDir, { recursive: true });
+  const staging = await mkdtemp(join(spec.outDir, '.gpuq-get-'));
+  try {
+    const got = await receive(ctx, job, remote.dir, spec, staging);
+    spec.vet?.(got);
+    await place(got.files, staging, spec.outDir, spec.force);
+    return got;
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
 /** Streams the job's files from its node into `staging`, checking every record. */
-async function receive(ctx: AppContext, job: Job, dir: string, paths: string[], staging: string): Promise<Received> {
+async function receive(ctx: AppContext, job: Job, dir: string, spec: CopySpec, staging: string): Promise<Received> {
+  const { paths, entry, root } = spec;
   const caps = { fileBytes: ctx.config.defaults.maxGetFileBytes, totalBytes: ctx.config.defaults.maxGetBytes };
   const script = await readFile(join(ctx.packageRoot, 'templates', 'collect.py'), 'utf8');
-  const entry = job.file.split('/').pop() ?? '';
   const got: Received = { files: [], skipped: [], missing: [] };
   const reader = new FrameReader();
   let total = 0;
@@ -137,10 +175,19 @@ async function receive(ctx: AppContext, job: Job, dir: string, paths: string[], 
   try {
     const answer = await link.run(
       (t) =>
-        collectFiles(t, dir, script, caps, entry, paths, (c) => {
-          chain = chain.then(() => handle(c));
-          return chain;
-        }),
+        collectFiles(
+          t,
+          dir,
+          script,
+          caps,
+          entry,
+          paths,
+          (c) => {
+            chain = chain.then(() => handle(c));
+            return chain;
+          },
+          root,
+        ),
       { maxAttempts: 1 },
     );
     await chain;
@@ -149,6 +196,12 @@ async function receive(ctx: AppContext, job: Job, dir: string, paths: string[], 
         `job ${job.id}: its folder is gone from node ${job.node} (${dir}).`,
         EXIT.usage,
         'Its files were removed (gpuq prune, or by hand).',
+      );
+    if (answer === 'noroot')
+      throw new UserError(
+        `job ${job.id}: its folder on node ${job.node} has no ${root}/ (${dir}).`,
+        EXIT.usage,
+        'It was removed, or the job was never graded there.',
       );
   } finally {
     await chain.catch(() => undefined);
