@@ -540,11 +540,11 @@ export function competitionCheckCommand(
   comps.forEach((c, i) => {
     if (c.data !== null) lines.push(`gpuq_cd ${i} data ${shPath(c.data)}`);
     if (c.answers !== null) lines.push(`gpuq_cd ${i} answers ${shPath(c.answers)}`);
+    // The grader's words as grade.py gives them to the grader: no "~" expanded.
     if (c.grader && c.grader.length > 0) {
-      lines.push(`gpuq_cg ${i} ${shPath(c.grader[0] as string)}`);
+      lines.push(`gpuq_cg ${i} ${sh(c.grader[0] as string)}`);
       c.grader.forEach((a, j) => {
-        if (j > 0 && (a.startsWith('/') || a.startsWith('~/')))
-          lines.push(`[ -e ${shPath(a)} ] || echo "garg ${i} ${j} missing"`);
+        if (j > 0 && a.startsWith('/')) lines.push(`[ -e ${sh(a)} ] || echo "garg ${i} ${j} missing"`);
       });
     }
   });
