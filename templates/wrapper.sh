@@ -75,6 +75,12 @@ SUBMITTER={{SUBMITTER}}
 FOREIGN_MIB={{FOREIGN_MIB}}
 # Folders the program must not see (the local node's gpuq state folder: ledger, known_hosts).
 HIDE_DIRS=({{@HIDE_DIRS}})
+# The competition (issue 13; templates/grade.py): the data folder the program gets as $GPUQ_DATA
+# (read-only behind a boundary), the answers folder it must never see, and grade.py's arguments
+# (empty: the job is not graded).
+DATA_DIR={{DATA_DIR}}
+ANSWERS_DIR={{ANSWERS_DIR}}
+GRADE=({{@GRADE}})
 UID_BASE=2000000000
 # Root-owned folder of per-uid lease files (flock: the kernel frees a lease when its holder dies).
 UID_LEASES=/run/gpuq/uids
@@ -320,6 +326,7 @@ on_cancel() {
   [ "$CANCELLED" = true ] && return 0
   CANCELLED=true
   [ -n "$QUEUE_PID" ] && kill -TERM "$QUEUE_PID" 2>/dev/null
+  [ -n "${GRADE_PID:-}" ] && kill -TERM "$GRADE_PID" 2>/dev/null
   [ -n "$JOB_PID" ] && escalate
 }
 # SIGTERM/SIGHUP/SIGINT to the supervisor (an admin, a shutdown) end the job the same way,
@@ -327,6 +334,7 @@ on_cancel() {
 on_term() {
   INTERRUPTED=1
   [ -n "$QUEUE_PID" ] && [ -z "$JOB_PID" ] && STOP_QUEUED=1 && kill -TERM "$QUEUE_PID" 2>/dev/null
+  [ -n "${GRADE_PID:-}" ] && kill -TERM "$GRADE_PID" 2>/dev/null
   [ -n "$JOB_PID" ] && [ -z "${TERMINATING:-}" ] && TERMINATING=1 && escalate
 }
 
@@ -427,6 +435,13 @@ isolate_mounts() {
   local h
   umask 022
   exec 7<"$JOB_DIR" || return 1
+  # The competition's data, read-only (a bind mount of itself, remounted ro) before the hiding
+  # (the answers may lie inside it).
+  local data
+  data=$(node_path "$DATA_DIR")
+  if [ -n "$data" ] && [ -d "$data" ]; then
+    mount --no-canonicalize --bind -- "$data" "$data" && mount -o remount,bind,ro -- "$data" || return 1
+  fi
   for h in "${HIDE[@]}"; do
     mount -t tmpfs -o mode=0755,size=1m,nosuid,nodev gpuq-hidden "$h" || return 1
   done
@@ -449,6 +464,7 @@ job_env() {
   JOB_VARS+=(OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS" NUMEXPR_NUM_THREADS="$THREADS")
   JOB_VARS+=("${JOB_ENV[@]}")
   JOB_VARS+=(GPUQ_JOB_ID="$JOB_ID" PYTHONUNBUFFERED=1 TMPDIR="$JOB_DIR/tmp")
+  [ -n "$DATA_DIR" ] && JOB_VARS+=(GPUQ_DATA="$(node_path "$DATA_DIR")")
   [ "$CUDA_DEVICES" != - ] && JOB_VARS+=(CUDA_VISIBLE_DEVICES="$CUDA_DEVICES" CUDA_DEVICE_ORDER=PCI_BUS_ID)
   return 0
 }
@@ -561,6 +577,8 @@ start_job() {
     hide=("$(unsearchable_ancestor)")
     enter=(unshare --mount)
   fi
+  # The competition's answers are the grader's alone: covered in the program's mount namespace.
+  [ ${#enter[@]} -gt 0 ] && [ -n "$ANSWERS_DIR" ] && hide+=("$(node_path "$ANSWERS_DIR")")
   (
     [ -n "$CG_MEM" ] && echo "$BASHPID" >"$CG_MEM/cgroup.procs"
     [ -n "$CG_PIDS" ] && [ "$CG_PIDS" != "$CG_MEM" ] && echo "$BASHPID" >"$CG_PIDS/cgroup.procs"
@@ -798,6 +816,30 @@ acquire_gpus() {
   START_UPTIME=$(cut -d' ' -f1 /proc/uptime 2>/dev/null || echo 0)
 }
 
+# A competition folder as the config names it: "~/" is the node account's home.
+node_path() { case $1 in "~/"*) printf '%s' "$HOME/${1#"~/"}" ;; *) printf '%s' "$1" ;; esac; }
+
+# The grading step (templates/grade.py), once the program exited 0 and the sweep is done: state
+# "grading" while it runs, as the node account (never the program's uid), without job.lock (fd 9)
+# and the GPU leases, which are let go before. A cancel or SIGTERM stops the grader (grade.py
+# records it).
+grade_submission() {
+  GRADE_PID=""
+  [ ${#GRADE[@]} -gt 0 ] && [ "$EXIT_CODE" = 0 ] && [ "$CANCELLED" = false ] && [ "$TIMED_OUT" = false ] || return 0
+  [ -n "$PYTHON_SYS" ] && [ -f "$JOB_DIR/grade.py" ] || { note "no python3 or grade.py on this node: the job cannot be graded"; return 0; }
+  STATE=grading
+  write_status
+  "$PYTHON_SYS" -I -S "$JOB_DIR/grade.py" --fresh "${GRADE[@]}" </dev/null >/dev/null 2>>grade.log 9>&- &
+  GRADE_PID=$!
+  while :; do
+    INTERRUPTED=""
+    wait "$GRADE_PID" 2>/dev/null
+    [ -n "$INTERRUPTED" ] && kill -0 "$GRADE_PID" 2>/dev/null && continue
+    break
+  done
+  GRADE_PID=""
+}
+
 # The supervisor's end when the program never started (cancelled or stopped while queued, or the
 # queue failed): status.json "exited" without a pid, then exit.
 end_unstarted() {
@@ -836,6 +878,7 @@ main() {
   stop_monitor
   remove_cgroups
   close_fds "${LEASE_LOCK_FDS[@]}" "${LEASE_HOLD_FDS[@]}"
+  grade_submission
   STATE=exited
   write_status
   exit 0

@@ -14,7 +14,8 @@ import type { MonitorFile, QueueFile, Sample, StatusFile } from './types.js';
  */
 export const statusFileShape = obj({
   version: literal(1),
-  state: literal('starting', 'queued', 'running', 'exited'),
+  /** `grading`: the program ended and templates/grade.py runs (issue 13). */
+  state: literal('starting', 'queued', 'running', 'grading', 'exited'),
   supervisorPid: int,
   pid: nullable(int),
   pgid: nullable(int),

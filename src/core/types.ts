@@ -2,6 +2,7 @@
  * The plain data that flows through gpuq: jobs as the ledger stores them, the files a
  * supervisor writes on a node, and verdicts. No I/O here; everything is JSON-serialisable.
  */
+import type { GradingFiles } from './grading.js';
 import type { gpuSampleShape, monitorFileShape, queueFileShape, sampleShape, statusFileShape } from './job-files.js';
 import type { historyEntryShape, jobShape, remoteInfoShape, usageShape, verdictShape } from './job-shape.js';
 import type { Infer } from './shape.js';
@@ -82,4 +83,6 @@ export interface JobProbe {
   bootId: string | null;
   /** queue.json while the job waits in the node's GPU queue (absent: not read). */
   queue?: QueueFile | null;
+  /** The newest grading's files, gradings/N/ (issue 13; absent or null: none). */
+  grading?: GradingFiles | null;
 }

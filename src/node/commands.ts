@@ -102,7 +102,7 @@ function launchLines(): string[] {
     // Builtins only in the loop (read, case): one fork per turn, for sleep.
     // boundary.refused: the supervisor would not start the program without a trust boundary.
     `i=0; while [ "$i" -lt 250 ]; do st=; IFS= read -r st 2>/dev/null <status.json; ` +
-      `case $st in *'"state":"running"'*|*'"state":"queued"'*|*'"state":"exited"'*) break;; esac; ` +
+      `case $st in *'"state":"running"'*|*'"state":"queued"'*|*'"state":"grading"'*|*'"state":"exited"'*) break;; esac; ` +
       `[ -e boundary.refused ] && break; [ -e lease.refused ] && break; sleep 0.02; i=$((i+1)); done`,
     // The GPU lock folder cannot be used (templates/README.md): exit 75, the supervisor's words on stderr.
     `[ -e lease.refused ] && { grep '^gpuq: ' supervisor.log | tail -n 2 >&2; exit 75; }`,
@@ -123,7 +123,7 @@ export function adoptCommand(dir: string): RemoteCommand {
       `cd -- ${shPath(dir)} 2>/dev/null || { echo none; exit 0; }`,
       `if [ -e status.json ] || ! flock -ns job.lock true 2>/dev/null; then`,
       `  for i in $(seq 1 250); do ` +
-        `grep -q '"state":"\\(running\\|queued\\|exited\\)"' status.json 2>/dev/null && break; sleep 0.02; done`,
+        `grep -q '"state":"\\(running\\|queued\\|grading\\|exited\\)"' status.json 2>/dev/null && break; sleep 0.02; done`,
       `  pwd -P; cat status.json 2>/dev/null || echo '{}'`,
       `else echo none; fi`,
     ].join('\n'),
@@ -153,10 +153,40 @@ export function probeCommand(dir: string, nonce: string, stderrBytes: number = R
       `echo ${m('boot')}; head -c 100 /proc/sys/kernel/random/boot_id 2>/dev/null`,
       // The last lines of samples.jsonl within a bounded tail: a line longer than that is skipped.
       `echo ${m('samples')}; gpuq_rd samples.jsonl ${READ_CAPS.samples} tail | tail -n 5`,
+      gradingLines(m),
       `echo ${m('stderr')}; gpuq_rd stderr.log ${Number(stderrBytes)} tail`,
       `echo; echo ${m('end')}`,
     ].join('\n'),
   };
+}
+
+/** How much of the newest grading the probe reads (issue 13; core/grading judges it). */
+export const GRADING_CAPS = { results: 256 * 1024, message: 16 * 1024, stderr: 4096 } as const;
+
+/**
+ * The probe's sections about the newest grading, `gradings/N/` with the highest N (issue 13):
+ * its number, status.json, the size and text of feedback/results.jsonl (nothing over the cap),
+ * the head of feedback/message.txt and the end of the grader's stderr.log. Nothing is read
+ * through a link, and nothing at all when there is no grading.
+ */
+function gradingLines(m: (n: string) => string): string {
+  const g = '"gradings/$gn"';
+  const fb = '"gradings/$gn/feedback"';
+  return [
+    `echo ${m('gnum')}; gn=; if [ -d gradings ] && [ ! -L gradings ]; then ` +
+      `gn=$(ls gradings 2>/dev/null | grep -x '[0-9]\\{1,8\\}' | sort -n | tail -n 1); ` +
+      `{ [ -n "$gn" ] && [ -d ${g} ] && [ ! -L ${g} ]; } || gn=; fi; echo "$gn"`,
+    `if [ -n "$gn" ]; then`,
+    `echo ${m('gstatus')}; gpuq_rd ${g}/status.json ${READ_CAPS.json}; echo`,
+    `fbok=; [ -d ${fb} ] && [ ! -L ${fb} ] && fbok=1`,
+    `echo ${m('gresultsize')}; [ -n "$fbok" ] && gpuq_reg ${fb}/results.jsonl && stat -c %s -- ${fb}/results.jsonl 2>/dev/null`,
+    `echo ${m('gresults')}; [ -n "$fbok" ] && gpuq_rd ${fb}/results.jsonl ${GRADING_CAPS.results}; echo`,
+    `echo ${m('gmessage')}; [ -n "$fbok" ] && gpuq_reg ${fb}/message.txt && echo yes`,
+    `echo ${m('gmessagetext')}; [ -n "$fbok" ] && gpuq_reg ${fb}/message.txt && ` +
+      `dd if=${fb}/message.txt iflag=nofollow,nonblock,count_bytes count=${GRADING_CAPS.message} bs=65536 status=none 2>/dev/null; echo`,
+    `echo ${m('gstderr')}; gpuq_rd ${g}/stderr.log ${GRADING_CAPS.stderr} tail; echo`,
+    'fi',
+  ].join('\n');
 }
 
 /**

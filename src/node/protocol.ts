@@ -45,6 +45,8 @@ export interface LaunchFiles {
   monitor: string;
   /** templates/queue.py, the GPU queue's waiter (absent: not uploaded). */
   queue?: string;
+  /** templates/grade.py and fingerprint.py, for a job its supervisor grades (absent: not uploaded). */
+  grade?: { script: string; fingerprint: string };
   /** Upload progress of the program (bytes done, total), for a progress bar. */
   onProgress?: (done: number, total: number) => void;
   /**
@@ -99,6 +101,12 @@ export async function launchJob(
     { name: 'monitor.py', content: f.monitor, mode: 0o600 },
     { name: 'run.sh', content: f.wrapper, mode: 0o700 },
     ...(f.queue !== undefined ? [{ name: 'queue.py', content: f.queue, mode: 0o600 } as InlineFile] : []),
+    ...(f.grade !== undefined
+      ? [
+          { name: 'grade.py', content: f.grade.script, mode: 0o600 } as InlineFile,
+          { name: 'fingerprint.py', content: f.grade.fingerprint, mode: 0o600 } as InlineFile,
+        ]
+      : []),
   ];
   const { size } = await stat(f.localProgram);
   const mode = f.executable ? 0o700 : 0o600;

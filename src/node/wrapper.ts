@@ -30,6 +30,11 @@ export interface WrapperSpec {
   hideDirs?: string[];
   /** The GPU queue (templates/README.md): absent or `need` 0 for a job that takes no GPU lease. */
   queue?: QueueSpec;
+  /**
+   * The job's competition (issue 13): the data folder ($GPUQ_DATA), the answers folder (hidden
+   * from the program), and templates/grade.py's arguments (core/grading gradeArgs; empty: no grading).
+   */
+  competition?: { data: string | null; answers: string | null; grade: string[] };
 }
 
 /** What the supervisor needs to wait for and lease GPUs on its node. */
@@ -71,6 +76,9 @@ export function renderWrapper(template: string, spec: WrapperSpec): string {
     PRIORITY: spec.queue?.priority ?? 0,
     SUBMITTER: spec.queue?.submitter ?? '',
     FOREIGN_MIB: spec.queue?.foreignMiB ?? DEFAULT_FOREIGN_MIB,
+    DATA_DIR: spec.competition?.data ?? '',
+    ANSWERS_DIR: spec.competition?.answers ?? '',
+    GRADE: spec.competition?.grade ?? [],
   });
 }
 

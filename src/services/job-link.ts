@@ -58,6 +58,11 @@ export interface StallWatch {
   deadlineMs: number;
   timeoutS: number;
   now: () => number;
+  /**
+   * Seconds a supervisor may spend grading (issue 13: the grader's timeout, its kill and the
+   * fingerprints), granted from when a probe first shows it grading; absent: no grading.
+   */
+  gradingS?: number;
 }
 
 /** The stall watch for a running job, or undefined where it cannot apply (no recorded start). */
@@ -71,8 +76,13 @@ export function stallWatchOf(ctx: AppContext, job: Job): StallWatch | undefined 
     ctx.config.nodes[job.node]?.stallMarginS ?? null,
   );
   if (deadlineMs === null) return undefined;
-  return { jobId: job.id, deadlineMs, timeoutS: job.limits.timeoutS, now: () => ctx.now().getTime() };
+  const comp = job.competition ? ctx.config.competitions[job.competition] : undefined;
+  const gradingS = comp?.grader ? comp.graderLimits.timeoutS + GRADING_SLACK_S : undefined;
+  return { jobId: job.id, deadlineMs, timeoutS: job.limits.timeoutS, now: () => ctx.now().getTime(), gradingS };
 }
+
+/** Beyond the grader's own timeout: its kill, the submission copy and the fingerprints of large folders. */
+const GRADING_SLACK_S = 600;
 
 /** The longest one node-side wait lasts before the client looks again. */
 const WAIT_CHUNK_S = 60;
@@ -103,6 +113,7 @@ export async function untilOver(
   stall?: StallWatch,
   look?: WaitLook,
 ): Promise<EndProbe | null> {
+  let gradingSeen = false;
   for (let round = 0; ; round++) {
     const chunk = look ? Math.min(WAIT_CHUNK_S, round === 0 ? 1 : look.everyS) : WAIT_CHUNK_S;
     const left = stall ? (stall.deadlineMs - stall.now()) / 1000 : chunk;
@@ -110,6 +121,10 @@ export async function untilOver(
     if (p === null || signal?.aborted) return null;
     if (isOver(p, launchBootId)) return p;
     await look?.onProbe(p);
+    if (stall?.gradingS !== undefined && !gradingSeen && p.status?.state === 'grading') {
+      gradingSeen = true;
+      stall = { ...stall, deadlineMs: Math.max(stall.deadlineMs, stall.now() + stall.gradingS * 1000) };
+    }
     if (stall && stall.now() > stall.deadlineMs) {
       const stop = await stopStalled(t, dir, stall.jobId);
       return {

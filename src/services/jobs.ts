@@ -2,6 +2,7 @@
  * Finding jobs by id prefix and bringing active ones up to date from their nodes.
  */
 import { classify } from '../core/classify.js';
+import { gradeArgs, gradedVerdict, type GradingJudgement, judgeGrading, withGrading } from '../core/grading.js';
 import { UserError } from '../core/errors.js';
 import { EXIT } from '../core/exit-codes.js';
 import { finish, isActive, moveTo, withSupervisorTimes } from '../core/job.js';
@@ -65,6 +66,36 @@ export function verdictOf(job: Job, probe: Probe): Verdict {
 export interface FinalFiles {
   status: StatusFile | null;
   monitor: MonitorFile | null;
+  /** The grading the verdict includes (issue 13), appended to job.gradings. */
+  grading?: GradingJudgement | null;
+}
+
+/**
+ * The grading of a job whose program succeeded (issue 13): the newest `gradings/N/` judged, or,
+ * where the job's competition has a grader and the node recorded no grading, a grader failure.
+ * Null when the job is not graded (no competition with a grader, no grading on the node) or the
+ * program itself did not succeed (its verdict stays as it is).
+ */
+export function gradingOf(ctx: AppContext, job: Job, probe: Probe, program: Verdict): GradingJudgement | null {
+  if (program.class !== 'succeeded') return null;
+  const comp = job.competition ? ctx.config.competitions[job.competition] : undefined;
+  const hasGrader = gradeArgs(comp).length > 0;
+  if (!probe.grading && !hasGrader) return null;
+  const files = probe.grading ?? {
+    number: 1,
+    status: null,
+    results: null,
+    resultsBytes: null,
+    message: null,
+    stderrTail: '',
+  };
+  return judgeGrading(files, {
+    jobId: job.id,
+    node: job.node,
+    competition: job.competition ?? '?',
+    metric: comp?.metric ?? 'score',
+    at: ctx.now().toISOString(),
+  });
 }
 
 /**
@@ -86,7 +117,9 @@ export async function recordVerdict(
     if (!isActive(cur)) return { jobs, result: cur };
     let next = cur;
     if (next.state === 'pending' || next.state === 'queued') next = moveTo(next, 'running', at, null);
-    next = finish(next, verdict, at);
+    const g = files?.grading ?? null;
+    next = finish(next, g ? gradedVerdict(verdict, g) : verdict, at);
+    if (g) next = withGrading(next, g);
     if (files) {
       next = withSupervisorTimes(next, files.status);
       const usage = usageOf(files.monitor, files.status);
@@ -112,8 +145,13 @@ export async function settle(ctx: AppContext, job0: Job, probe: Probe & { stalle
       status: probe.status,
       monitor: probe.monitor,
     });
-  if (!isOver(probe, job.remote?.bootId ?? null)) return job;
-  return recordVerdict(ctx, job.id, verdictOf(job, probe), { status: probe.status, monitor: probe.monitor });
+  if (!isOver(probe, job.remote?.bootId ?? null)) return syncGrading(ctx, job, probe);
+  const program = verdictOf(job, probe);
+  return recordVerdict(ctx, job.id, program, {
+    status: probe.status,
+    monitor: probe.monitor,
+    grading: gradingOf(ctx, job, probe, program),
+  });
 }
 
 /**
@@ -123,7 +161,7 @@ export async function settle(ctx: AppContext, job0: Job, probe: Probe & { stalle
 export async function syncQueued(ctx: AppContext, job: Job, probe: Probe): Promise<Job> {
   if (job.state !== 'queued' || probe.missing) return job;
   const s = probe.status;
-  if (s && s.pid !== null && (s.state === 'running' || s.state === 'exited')) {
+  if (s && s.pid !== null && (s.state === 'running' || s.state === 'grading' || s.state === 'exited')) {
     // history keeps when gpuq noticed (as for every state); startedAt is the program's own start
     const at = ctx.now().toISOString();
     const gpus = Array.isArray(s.gpus) ? s.gpus : [];
@@ -147,6 +185,15 @@ export async function syncQueued(ctx: AppContext, job: Job, probe: Probe): Promi
   if (cur && cur.position === view.position && cur.reason === view.reason && cur.estimatedStart === view.estimatedStart)
     return job;
   return ctx.ledger.updateJob(job.id, (j) => (j.state === 'queued' ? { ...j, queue: view } : j));
+}
+
+/** A running job whose supervisor says it is grading (issue 13) moves to `grading`. */
+async function syncGrading(ctx: AppContext, job: Job, probe: Probe): Promise<Job> {
+  if (job.state !== 'running' || probe.status?.state !== 'grading' || !probe.supervisorAlive) return job;
+  const at = ctx.now().toISOString();
+  return ctx.ledger.updateJob(job.id, (j) =>
+    j.state === 'running' ? moveTo(j, 'grading', at, 'the program exited 0; grading') : j,
+  );
 }
 
 /** Appends a history note to a job (e.g. "cancel requested"). */

@@ -10,6 +10,7 @@ import { DEFAULT_FOREIGN_MIB, DEFAULT_LOCK_DIR } from '../core/queue.js';
 import { isRetryable, NodeFaultError, NodeUnreachableError, UserError, usageError } from '../core/errors.js';
 import { EXIT } from '../core/exit-codes.js';
 import { formatBytes } from '../core/format.js';
+import { gradeArgs } from '../core/grading.js';
 import { makeJobId } from '../core/ids.js';
 import { builtinLimits, resolveLimits } from '../core/limits.js';
 import { moveTo, withSupervisorTimes } from '../core/job.js';
@@ -19,7 +20,7 @@ import type { Isolation, Job, Limits } from '../core/types.js';
 import { neverStarted } from '../core/verdicts.js';
 import type { NodeConfig } from '../config/types.js';
 import { adoptLaunch, launchJob, type LaunchFiles } from '../node/protocol.js';
-import { commandFor, renderWrapper } from '../node/wrapper.js';
+import { commandFor, renderWrapper, type WrapperSpec } from '../node/wrapper.js';
 import type { AppContext } from './context.js';
 import type { WaitWatch } from './wait.js';
 import { findJob, recordVerdict } from './jobs.js';
@@ -410,6 +411,22 @@ function bundleOf(ctx: AppContext, plan: SubmitPlan, templates: Templates): Laun
   };
 }
 
+/** The wrapper's competition part (issue 13): data, answers and grade.py's arguments. */
+function competitionSpec(ctx: AppContext, name: string | null): WrapperSpec['competition'] {
+  const c = name ? ctx.config.competitions[name] : undefined;
+  if (!c) return undefined;
+  return { data: c.data, answers: c.answers, grade: gradeArgs(c) };
+}
+
+/** templates/grade.py and fingerprint.py, uploaded with a job its supervisor grades. */
+function gradeFiles(ctx: AppContext, name: string | null): LaunchFiles['grade'] {
+  if (gradeArgs(name ? ctx.config.competitions[name] : undefined).length === 0) return undefined;
+  return {
+    script: readFileSync(join(ctx.packageRoot, 'templates', 'grade.py'), 'utf8'),
+    fingerprint: readFileSync(join(ctx.packageRoot, 'templates', 'fingerprint.py'), 'utf8'),
+  };
+}
+
 /** What trying one node ended with. */
 type LaunchOutcome =
   | { kind: 'started'; job: Job }
@@ -461,6 +478,7 @@ async function launchOn(
       runAs: node.runAs,
       requireBoundary: opts.competition ? (ctx.config.competitions[opts.competition]?.requireBoundary ?? false) : false,
       hideDirs: node.transport === 'local' ? [ctx.config.stateDir] : [],
+      competition: competitionSpec(ctx, opts.competition),
     });
     const started = await launchJob(
       transport,
@@ -472,6 +490,7 @@ async function launchOn(
         wrapper,
         monitor: templates.monitor,
         queue: templates.queue,
+        grade: gradeFiles(ctx, opts.competition),
         onProgress: plan.uploads ? undefined : progressBar(ctx, plan.kept.bytes),
         bundle: bundleOf(ctx, plan, templates),
       },

@@ -1,0 +1,537 @@
+"""The grading step of a job (issue 13; the contract's "Competitions and the grader").
+
+    python3 grade.py [--fresh] [--job-dir DIR] --submission REL [--data DIR] [--answers DIR]
+                     --timeout-s S --memory-bytes B --output-bytes B --max-submission-bytes B
+                     -- GRADER...
+
+Run by the supervisor (templates/wrapper.sh) once the program exited 0 and its processes are gone,
+and by `gpuq grade` for a regrade, in the job's folder, as the node account (the operator's code;
+never the program's per-job uid). It makes the next `gradings/N/` (never overwriting one), checks
+the submission `work/REL` without following any link, copies it to `gradings/N/submission`,
+fingerprints the data and answers folders (templates/fingerprint.py, cached under
+`<workdir>/.cache/fingerprints.json`), runs `GRADER... SUBMISSION ANSWERS_DIR FEEDBACK_DIR` in its
+own session under its limits (wall clock: TERM, then KILL 2 s later; memory: the summed RSS of its
+processes, checked every 50 ms; output: stdout.log + stderr.log), kills whatever it left, and
+writes `gradings/N/status.json` (atomically). The client judges that file and the feedback
+(src/core/grading.ts): this script decides nothing but what it measured.
+
+`--fresh` (the supervisor's first grading): whatever the job left under `gradings` is removed first
+(without a boundary the program could have planted a grading there). Prints N on stdout; exit 0
+when a status.json was written, 2 on bad arguments, 1 when no grading folder could be made.
+"""
+
+import ctypes
+import hashlib
+import importlib.util
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+KILL_GRACE_S = 2.0
+POLL_S = 0.05
+CHUNK = 1024 * 1024
+SAMPLE_BYTES = 64 * 1024  # head of the submission sniffed for the encoding and CRLF records
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def parse_args(argv):
+    opts = {
+        "fresh": False,
+        "job_dir": ".",
+        "submission": None,
+        "data": "",
+        "answers": "",
+        "timeout_s": None,
+        "memory_bytes": None,
+        "output_bytes": None,
+        "max_submission_bytes": None,
+    }
+    names = {
+        "--job-dir": "job_dir",
+        "--submission": "submission",
+        "--data": "data",
+        "--answers": "answers",
+        "--timeout-s": "timeout_s",
+        "--memory-bytes": "memory_bytes",
+        "--output-bytes": "output_bytes",
+        "--max-submission-bytes": "max_submission_bytes",
+    }
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            opts["grader"] = argv[i + 1 :]
+            break
+        if a == "--fresh":
+            opts["fresh"] = True
+            i += 1
+            continue
+        if a in names and i + 1 < len(argv):
+            opts[names[a]] = argv[i + 1]
+            i += 2
+            continue
+        raise ValueError("unknown argument %r" % a)
+    if not opts.get("grader"):
+        raise ValueError("no grader command after --")
+    for k in ("timeout_s", "memory_bytes", "output_bytes", "max_submission_bytes"):
+        if opts[k] is None:
+            raise ValueError("--%s is required" % k.replace("_", "-"))
+        opts[k] = float(opts[k]) if k == "timeout_s" else int(opts[k])
+    rel = opts["submission"]
+    if not rel or rel.startswith("/") or any(p in ("", ".", "..") for p in rel.split("/")):
+        raise ValueError("--submission must be a relative path without . or .. parts")
+    return opts
+
+
+def expand(path):
+    """A node path as the config gives it ("~/" is the node account's home); "" stays ""."""
+    return os.path.expanduser(path) if path else ""
+
+
+# --- the grading folder
+
+
+def remove_entry(dir_fd, name):
+    """Removes NAME in DIR_FD whatever it is, never following a link."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+        try:
+            for e in os.listdir(fd):
+                remove_entry(fd, e)
+        finally:
+            os.close(fd)
+        os.rmdir(name, dir_fd=dir_fd)
+    else:
+        os.unlink(name, dir_fd=dir_fd)
+
+
+def open_gradings(job_fd, fresh):
+    """The job's gradings/ folder as a descriptor (made 0700; cleared first with `fresh`)."""
+    if fresh:
+        remove_entry(job_fd, "gradings")
+    try:
+        os.mkdir("gradings", 0o700, dir_fd=job_fd)
+    except FileExistsError:
+        pass
+    return os.open("gradings", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=job_fd)
+
+
+def next_grading(gfd):
+    """Makes the next gradings/N (1, 2, ...) and returns N: mkdir is atomic, so two gradings at
+    once get different numbers."""
+    taken = [int(n) for n in os.listdir(gfd) if n.isdigit() and len(n) < 9]
+    n = max(taken, default=0) + 1
+    while True:
+        try:
+            os.mkdir(str(n), 0o700, dir_fd=gfd)
+            return n
+        except FileExistsError:
+            n += 1
+
+
+def write_json(dir_fd, name, value):
+    """Writes NAME in DIR_FD atomically (temp file + rename), never through a link."""
+    tmp = "%s.tmp" % name
+    try:
+        os.unlink(tmp, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(value, separators=(",", ":")) + "\n")
+    os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+
+
+# --- the submission check
+
+
+def check_submission(job_fd, rel, max_bytes, nfd):
+    """Checks work/REL and copies it to `submission` in NFD. Never follows a link on the path:
+    every folder is opened O_NOFOLLOW|O_DIRECTORY from the one before, the file O_NOFOLLOW and
+    O_NONBLOCK (a FIFO swapped in cannot block). Returns the record for status.json."""
+    rec = {"status": "ok", "reason": None, "bytes": None, "sha256": None, "crlf": None, "encoding": None}
+
+    def bad(status, reason):
+        rec["status"] = status
+        rec["reason"] = reason
+        return rec
+
+    parts = ["work"] + rel.split("/")
+    fds = []
+    try:
+        cur = job_fd
+        for i, part in enumerate(parts[:-1]):
+            shown = "/".join(parts[1 : i + 1]) or "the working folder"
+            try:
+                st = os.stat(part, dir_fd=cur, follow_symlinks=False)
+            except FileNotFoundError:
+                return bad("missing", "%s does not exist" % shown)
+            if stat.S_ISLNK(st.st_mode):
+                return bad("invalid", "%s is a symbolic link (links are never followed)" % shown)
+            if not stat.S_ISDIR(st.st_mode):
+                return bad("invalid", "%s is not a folder" % shown)
+            try:
+                cur = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=cur)
+            except OSError as e:
+                return bad("invalid", "%s cannot be opened (%s)" % (shown, e.strerror))
+            fds.append(cur)
+        name = parts[-1]
+        try:
+            st = os.stat(name, dir_fd=cur, follow_symlinks=False)
+        except FileNotFoundError:
+            return bad("missing", "the program wrote no %s" % rel)
+        mode = st.st_mode
+        if stat.S_ISLNK(mode):
+            return bad("invalid", "%s is a symbolic link, not a file (links are never followed)" % rel)
+        if stat.S_ISDIR(mode):
+            return bad("invalid", "%s is a folder, not a file" % rel)
+        if not stat.S_ISREG(mode):
+            return bad("invalid", "%s is not a regular file (a FIFO, socket or device)" % rel)
+        if st.st_nlink > 1:
+            return bad("invalid", "%s is a hard link to another file" % rel)
+        if st.st_size > max_bytes:
+            rec["bytes"] = st.st_size
+            return bad("invalid", "%s is %d bytes, over the competition's cap of %d" % (rel, st.st_size, max_bytes))
+        try:
+            src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=cur)
+        except OSError as e:
+            return bad("invalid", "%s cannot be opened (%s)" % (rel, e.strerror))
+        fds.append(src)
+        fst = os.fstat(src)
+        if not stat.S_ISREG(fst.st_mode) or fst.st_ino != st.st_ino or fst.st_dev != st.st_dev:
+            return bad("invalid", "%s changed while it was checked" % rel)
+        dst = os.open("submission", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=nfd)
+        h = hashlib.sha256()
+        total = 0
+        crlf = False
+        prev_cr = False
+        decoder = __import__("codecs").getincrementaldecoder("utf-8")()
+        utf8 = True
+        with os.fdopen(dst, "wb") as out:
+            while True:
+                chunk = os.read(src, CHUNK)
+                if not chunk:
+                    break
+                total += len(chunk)
+                if total > max_bytes:
+                    rec["bytes"] = total
+                    return bad("invalid", "%s grew over the competition's cap of %d bytes" % (rel, max_bytes))
+                h.update(chunk)
+                out.write(chunk)
+                if not crlf and (b"\r\n" in chunk or (prev_cr and chunk[:1] == b"\n")):
+                    crlf = True
+                prev_cr = chunk[-1:] == b"\r"
+                if utf8:
+                    try:
+                        decoder.decode(chunk)
+                    except UnicodeDecodeError:
+                        utf8 = False
+        if utf8:
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                utf8 = False
+        rec.update(bytes=total, sha256=h.hexdigest(), crlf=crlf, encoding="utf-8" if utf8 else "binary")
+        return rec
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+# --- fingerprints
+
+
+def fingerprints(job_dir, dirs):
+    """{dir: fingerprint or None} by templates/fingerprint.py (imported: no second python start),
+    cached in <workdir>/.cache/fingerprints.json (the job folder is <workdir>/jobs/<id>)."""
+    out = {d: None for d in dirs}
+    wanted = [d for d in dirs if d]
+    if not wanted:
+        return out
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.dont_write_bytecode = True
+    try:
+        spec = importlib.util.spec_from_file_location("gpuq_fingerprint", os.path.join(here, "fingerprint.py"))
+        fp = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(fp)
+    except (OSError, ImportError, SyntaxError):
+        return out
+    cache_path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(job_dir))), ".cache", "fingerprints.json")
+    cache = fp.load_cache(cache_path)
+    before = len(cache)
+    for d in wanted:
+        out[d] = fp.fingerprint(d, cache).get("fingerprint")
+    if len(cache) != before:
+        fp.save_cache(cache_path, cache)
+    return out
+
+
+# --- running the grader
+
+
+def become_subreaper():
+    """Orphans of the grader (double-forked, setsid'd) are re-parented here, so the sweep finds them."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0
+    except Exception:
+        return False
+
+
+def proc_table():
+    """{pid: (ppid, rss_bytes)} of every process."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    table = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name, "rb") as f:
+                s = f.read()
+        except OSError:
+            continue
+        rest = s[s.rfind(b")") + 2 :].split()
+        try:
+            table[int(name)] = (int(rest[1]), int(rest[21]) * page, rest[0])
+        except (IndexError, ValueError):
+            continue
+    return table
+
+
+def descendants(root, table):
+    """The pids below ROOT (children, theirs, ...)."""
+    kids = {}
+    for pid, (ppid, _rss, _st) in table.items():
+        kids.setdefault(ppid, []).append(pid)
+    out = []
+    stack = [root]
+    while stack:
+        for c in kids.get(stack.pop(), []):
+            out.append(c)
+            stack.append(c)
+    return out
+
+
+def sweep(me):
+    """Kills every process left below this one (SIGKILL), reaping them; returns how many there were."""
+    killed = set()
+    for _ in range(50):
+        table = proc_table()
+        alive = [p for p in descendants(me, table) if table[p][2] != b"Z"]
+        for p in alive:
+            try:
+                os.kill(p, signal.SIGKILL)
+                killed.add(p)
+            except OSError:
+                pass
+        reap()
+        if not alive:
+            break
+        time.sleep(0.02)
+    return len(killed)
+
+
+def reap():
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def file_size(dir_fd, name):
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_size
+    except OSError:
+        return 0
+
+
+def run_grader(opts, nfd, ndir, sub_path, answers, state):
+    """Runs the grader under its limits; fills STATE (exit, signal, timedOut, memoryKilled,
+    outputOverflow, peakRssBytes, leftovers, error)."""
+    os.mkdir("feedback", 0o700, dir_fd=nfd)
+    feedback = os.path.join(ndir, "feedback")
+    out_fd = os.open("stdout.log", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=nfd)
+    err_fd = os.open("stderr.log", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=nfd)
+    argv = list(opts["grader"]) + [sub_path, answers, feedback]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPUQ_")}
+    if opts["data"]:
+        env["GPUQ_DATA"] = opts["data"]
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out_fd,
+            stderr=err_fd,
+            cwd=ndir,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as e:
+        state["error"] = "cannot start the grader %s: %s" % (argv[0], e.strerror or e)
+        os.close(out_fd)
+        os.close(err_fd)
+        return
+    os.close(out_fd)
+    os.close(err_fd)
+    me = os.getpid()
+    start = time.monotonic()
+    deadline = start + opts["timeout_s"]
+    killed_at = None
+    peak = 0
+    code = None
+    while True:
+        code = proc.poll()
+        if code is not None:
+            break
+        t = time.monotonic()
+        table = proc_table()
+        rss = sum(table[p][1] for p in descendants(me, table))
+        peak = max(peak, rss)
+        why = None
+        if rss > opts["memory_bytes"]:
+            state["memoryKilled"] = True
+            why = "memory"
+        elif file_size(nfd, "stdout.log") + file_size(nfd, "stderr.log") > opts["output_bytes"]:
+            state["outputOverflow"] = True
+            why = "output"
+        elif t >= deadline and killed_at is None:
+            state["timedOut"] = True
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except OSError:
+                pass
+            killed_at = t
+        if why is not None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            for p in descendants(me, table):
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except OSError:
+                    pass
+        if killed_at is not None and t >= killed_at + KILL_GRACE_S:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            for p in descendants(me, table):
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except OSError:
+                    pass
+        time.sleep(POLL_S)
+    if code < 0:
+        state["signal"] = -code
+        state["exitCode"] = 128 - code
+    else:
+        state["exitCode"] = code
+    state["peakRssBytes"] = peak
+    state["leftovers"] = sweep(me)
+    # the logs stay within the cap whatever was written between two checks
+    for name in ("stdout.log", "stderr.log"):
+        try:
+            fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW, dir_fd=nfd)
+            try:
+                if os.fstat(fd).st_size > opts["output_bytes"]:
+                    os.ftruncate(fd, opts["output_bytes"])
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+
+
+def main(argv):
+    try:
+        opts = parse_args(argv)
+    except ValueError as e:
+        sys.stderr.write("grade.py: %s\n" % e)
+        return 2
+    opts["data"] = expand(opts["data"])
+    opts["answers"] = expand(opts["answers"])
+    job_dir = os.path.abspath(opts["job_dir"])
+    terminated = []
+
+    def on_term(signum, _frame):
+        terminated.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    os.umask(0o077)
+    become_subreaper()
+    try:
+        job_fd = os.open(job_dir, os.O_RDONLY | os.O_DIRECTORY)
+        gfd = open_gradings(job_fd, opts["fresh"])
+        n = next_grading(gfd)
+        nfd = os.open(str(n), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=gfd)
+    except OSError as e:
+        sys.stderr.write("grade.py: cannot make the grading folder under %s: %s\n" % (job_dir, e.strerror or e))
+        return 1
+    ndir = os.path.join(job_dir, "gradings", str(n))
+    state = {
+        "version": 1,
+        "state": "running",
+        "number": n,
+        "startedAtMs": now_ms(),
+        "endedAtMs": None,
+        "exitCode": None,
+        "signal": None,
+        "timedOut": False,
+        "memoryKilled": False,
+        "outputOverflow": False,
+        "cancelled": False,
+        "peakRssBytes": None,
+        "leftovers": 0,
+        "error": None,
+        "submission": None,
+        "submissionName": opts["submission"],
+        "dataFingerprint": None,
+        "answersFingerprint": None,
+        "limits": {
+            "timeoutS": opts["timeout_s"],
+            "memoryBytes": opts["memory_bytes"],
+            "outputBytes": opts["output_bytes"],
+            "maxSubmissionBytes": opts["max_submission_bytes"],
+        },
+        "grader": opts["grader"],
+    }
+    sys.stdout.write("%d\n" % n)
+    sys.stdout.flush()
+    try:
+        write_json(nfd, "status.json", state)
+        state["submission"] = check_submission(job_fd, opts["submission"], opts["max_submission_bytes"], nfd)
+        fps = fingerprints(job_dir, [opts["data"], opts["answers"]])
+        state["dataFingerprint"] = fps.get(opts["data"]) if opts["data"] else None
+        state["answersFingerprint"] = fps.get(opts["answers"]) if opts["answers"] else None
+        if state["submission"]["status"] == "ok":
+            run_grader(opts, nfd, ndir, os.path.join(ndir, "submission"), opts["answers"], state)
+    except KeyboardInterrupt:
+        state["cancelled"] = True
+        state["leftovers"] = sweep(os.getpid())
+    except OSError as e:
+        state["error"] = "grading step failed: %s" % (e.strerror or e)
+        state["leftovers"] = sweep(os.getpid())
+    state["state"] = "done"
+    state["endedAtMs"] = now_ms()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    write_json(nfd, "status.json", state)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
