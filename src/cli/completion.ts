@@ -43,6 +43,9 @@ function optionsOf(cmd: Command): CompletionOption[] {
 
 /** What a command's positional arguments complete to, by the argument's name. */
 function argsKind(cmd: Command): CompletionKind {
+  // A command with subcommands (`competitions check`): their names.
+  const subs = cmd.commands.filter((c) => c.name() !== 'help').map((c) => c.name());
+  if (subs.length > 0) return { words: subs };
   const name = cmd.registeredArguments[0]?.name();
   if (name === 'id' || name === 'ids') return 'job';
   if (name === 'names') return 'node';

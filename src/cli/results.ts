@@ -115,7 +115,7 @@ export function renderBoard(b: CompetitionResults, style: Style): string {
   const title =
     `${c.bold(comp.name)}: ${printableLine(comp.metric)}, ${comp.higherIsBetter ? 'higher' : 'lower'} is better; ` +
     `${graded} graded job${graded === 1 ? '' : 's'}` +
-    (b.reference ? `; compared with the data of job ${b.reference.id} (the newest grading)` : '');
+    (b.reference ? `; compared with the data of job ${b.reference.id} (the newest graded)` : '');
   return [title, c.bold(line(head)), ...rows.map((r) => line(r))].join('\n');
 }
 
