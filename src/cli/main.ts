@@ -11,6 +11,7 @@ import { registerCancel } from './cancel.js';
 import { registerCompletion } from './completion.js';
 import { registerDiagnose } from './diagnose.js';
 import { registerGet } from './get.js';
+import { registerGrade } from './grade.js';
 import { registerList } from './list.js';
 import { registerLogs } from './logs.js';
 import { registerNodes } from './nodes.js';
@@ -70,6 +71,7 @@ export function buildProgram(app: ReturnType<typeof makeApp>): Command {
   registerWatch(program, app);
   registerNodes(program, app);
   registerRerun(program, app);
+  registerGrade(program, app);
   registerPrune(program, app);
   registerStats(program, app);
   registerCompletion(program, app);

@@ -326,7 +326,7 @@ describe('parseResults', () => {
   it('drops nested values and counts them; bounds names, strings and the number of metrics', () => {
     const many = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`m${i}`, i]));
     const r = parseResults(
-      `${JSON.stringify({ score: 1, nested: { a: 1 }, list: [1], ['\u001b[2Jevil\nname']: 'x'.repeat(5000), ...many })}\n`,
+      `${JSON.stringify({ score: 1, nested: { a: 1 }, list: [1], '\u001b[2Jevil\nname': 'x'.repeat(5000), ...many })}\n`,
     );
     expect(r.ok).toBe(true);
     if (!r.ok) return;
