@@ -12,6 +12,7 @@ import { registerCompetitions } from './competitions.js';
 import { registerCompletion } from './completion.js';
 import { registerDiagnose } from './diagnose.js';
 import { registerGet } from './get.js';
+import { registerGrade } from './grade.js';
 import { registerList } from './list.js';
 import { registerLogs } from './logs.js';
 import { registerNodes } from './nodes.js';
@@ -72,6 +73,7 @@ export function buildProgram(app: ReturnType<typeof makeApp>): Command {
   registerWatch(program, app);
   registerNodes(program, app);
   registerRerun(program, app);
+  registerGrade(program, app);
   registerPrune(program, app);
   registerStats(program, app);
   registerResults(program, app);

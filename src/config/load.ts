@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { usageError } from '../core/errors.js';
+import { submissionPathProblem } from '../core/grading.js';
 import { builtinLimits, type LimitConfigName, limitsFromConfig } from '../core/limits.js';
 import type { Limits } from '../core/types.js';
 import { DEFAULT_FOREIGN_MIB, DEFAULT_LOCK_DIR } from '../core/queue.js';
@@ -161,6 +162,16 @@ function fieldSize(v: string | number, file: string | null, field: string): numb
   return parseSize(String(v), `${file ?? 'config'}: ${field}`);
 }
 
+/**
+ * A competition path written `./…` or `../…` (data, answers, a grader argument): relative to the
+ * config file's folder, for the embedded local node, where the file and the node share one
+ * machine (examples/ uses it). Anything else is left as it is (a node path).
+ */
+function besideConfig(path: string, file: string | null): string {
+  if (file === null || !/^\.\.?\//.test(path)) return path;
+  return resolve(dirname(file), path);
+}
+
 /** The limits set in `defaults` or a competition's `limits`, parsed and bounded by core/limits. */
 function parseLimits(
   raw: Partial<Record<LimitConfigName, string | number | null>> | undefined,
@@ -244,11 +255,13 @@ export function buildConfig(raw: RawConfig, file: string | null, stateDir: strin
   }
   const competitions: Record<string, CompetitionConfig> = {};
   for (const [name, c] of Object.entries(raw.competitions ?? {})) {
+    const subProblem = c.submission !== undefined ? submissionPathProblem(c.submission) : null;
+    if (subProblem !== null) throw usageError(`config file ${file}: competitions.${name}.submission: ${subProblem}.`);
     competitions[name] = {
       name,
-      grader: c.grader ?? null,
-      data: c.data ?? null,
-      answers: c.answers ?? null,
+      grader: c.grader ? c.grader.map((a) => besideConfig(a, file)) : null,
+      data: c.data !== undefined ? besideConfig(c.data, file) : null,
+      answers: c.answers !== undefined ? besideConfig(c.answers, file) : null,
       submission: c.submission ?? 'submission.csv',
       graderLimits: {
         timeoutS:

@@ -90,12 +90,18 @@ export const configSchema = z.strictObject({
         /** Folder on the node given to the program as $GPUQ_DATA (read-only where the isolation allows). */
         data: z
           .string()
-          .regex(/^[/~][^\n\r\0]*$/, 'expected an absolute folder on the node')
+          .regex(
+            /^([/~]|\.\.?\/)[^\n\r\0]*$/,
+            'expected an absolute folder on the node (or ./… relative to the config file)',
+          )
           .optional(),
         /** Folder on the node for the grader only. */
         answers: z
           .string()
-          .regex(/^[/~][^\n\r\0]*$/, 'expected an absolute folder on the node')
+          .regex(
+            /^([/~]|\.\.?\/)[^\n\r\0]*$/,
+            'expected an absolute folder on the node (or ./… relative to the config file)',
+          )
           .optional(),
         /** The file the program must write, relative to its working folder. */
         submission: z

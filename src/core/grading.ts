@@ -324,6 +324,11 @@ function fingerprintText(v: string | null): string | null {
   return v !== null && /^sha256:[0-9a-f]{64}$/.test(v) ? v : null;
 }
 
+/** Seconds as printed in a grading's evidence: tenths under a minute (graders are quick). */
+function secondsText(s: number): string {
+  return s < 60 ? `${s.toFixed(1)}s` : formatDuration(s);
+}
+
 /** A score as printed: up to 6 significant digits, no exponent for everyday values. */
 export function scoreText(score: number): string {
   if (Number.isInteger(score) && Math.abs(score) < 1e15) return String(score);
@@ -337,7 +342,7 @@ function gradingEvidence(files: GradingFiles, tag: string): string[] {
   const out: string[] = [];
   const took =
     s.endedAtMs !== null && s.endedAtMs >= s.startedAtMs
-      ? ` after ${formatDuration((s.endedAtMs - s.startedAtMs) / 1000)}`
+      ? ` after ${secondsText((s.endedAtMs - s.startedAtMs) / 1000)}`
       : '';
   const exit =
     s.exitCode === null

@@ -160,6 +160,43 @@ export function probeCommand(dir: string, nonce: string, stderrBytes: number = R
   };
 }
 
+/** What gradeJobCommand prints first when it cannot grade (issue 13, `gpuq grade`). */
+export const GRADE_REFUSALS = { noFolder: 'gpuq-grade-nofolder', noSubmission: 'gpuq-grade-nosubmission' } as const;
+
+/**
+ * `gpuq grade`: grades a finished job again in its folder with the current templates/grade.py
+ * (written over the folder's copy, with fingerprint.py) and grade.py's arguments, as the node
+ * account, then probes the folder (probeCommand with `nonce`: its grading sections hold the new
+ * grading). Prints a GRADE_REFUSALS line instead when the folder or the submission is gone.
+ * The script travels on stdin, as setupJobCommand's does.
+ */
+export function gradeJobCommand(
+  dir: string,
+  submission: string,
+  files: readonly InlineFile[],
+  args: readonly string[],
+  nonce: string,
+): RemoteCommand {
+  const parts = [
+    `cd -- ${shPath(dir)} 2>/dev/null || { echo ${GRADE_REFUSALS.noFolder}; exit 0; }`,
+    `s=${sh(`work/${submission}`)}; if [ ! -e "$s" ] && [ ! -L "$s" ]; then echo ${GRADE_REFUSALS.noSubmission}; exit 0; fi`,
+    'umask 077',
+  ];
+  for (const f of files) {
+    const b64 = Buffer.from(f.content)
+      .toString('base64')
+      .replace(/.{1,76}/g, '$&\n');
+    parts.push(`rm -f -- ${sh(f.name)}; base64 -d > ${sh(f.name)} <<'GPUQ_EOF' || exit 3\n${b64}GPUQ_EOF`);
+  }
+  parts.push(
+    'py=; for p in /usr/bin/python3 /usr/local/bin/python3; do [ -x "$p" ] && { py=$p; break; }; done',
+    '[ -n "$py" ] || py=$(command -v python3) || { echo "gpuq: no python3 on this node to run the grader" >&2; exit 3; }',
+    `"$py" -I -S ./grade.py ${shWords(args)} </dev/null >/dev/null 2>>grade.log || { echo "gpuq: grade.py failed (exit $?); see grade.log in the job's folder" >&2; exit 3; }`,
+    probeCommand(dir, nonce).script,
+  );
+  return { purpose: 'grade the job', script: 'eval "$(cat)"', stdin: `${parts.join('\n')}\n` };
+}
+
 /** How much of the newest grading the probe reads (issue 13; core/grading judges it). */
 export const GRADING_CAPS = { results: 256 * 1024, message: 16 * 1024, stderr: 4096 } as const;
 

@@ -24,6 +24,8 @@ import {
   setupJobCommand,
   unpackCommand,
   collectCommand,
+  GRADE_REFUSALS,
+  gradeJobCommand,
   type InlineFile,
   type PruneEntry,
   pruneCommand,
@@ -174,6 +176,33 @@ export async function adoptLaunch(t: Transport, dir: string): Promise<{ dir: str
   const nl = out.indexOf('\n');
   const abs = out.slice(0, nl).trim();
   return { dir: abs, status: parseStatus(t, abs, out.slice(nl + 1)) };
+}
+
+/** What `gpuq grade` found on the node: the new grading read back, or why it could not grade. */
+export type RegradeOutcome = { kind: 'graded'; probe: Probe } | { kind: 'no-folder' } | { kind: 'no-submission' };
+
+/**
+ * Grades a finished job again in its folder (issue 13): the current grade.py and fingerprint.py
+ * written there, grade.py run with `args` (core/grading gradeArgs), the folder probed after, in
+ * one round trip.
+ */
+export async function regradeJob(
+  t: Transport,
+  dir: string,
+  submission: string,
+  scripts: { grade: string; fingerprint: string },
+  args: readonly string[],
+): Promise<RegradeOutcome> {
+  const n = nonce();
+  const files: InlineFile[] = [
+    { name: 'grade.py', content: scripts.grade, mode: 0o600 },
+    { name: 'fingerprint.py', content: scripts.fingerprint, mode: 0o600 },
+  ];
+  const out = await run(t, gradeJobCommand(dir, submission, files, args, n));
+  const first = out.split('\n', 1)[0]?.trim();
+  if (first === GRADE_REFUSALS.noFolder) return { kind: 'no-folder' };
+  if (first === GRADE_REFUSALS.noSubmission) return { kind: 'no-submission' };
+  return { kind: 'graded', probe: parseProbe(out, n) };
 }
 
 /** Reads a job's status, peaks, stderr tail and liveness in one round trip. */
