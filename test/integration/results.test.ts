@@ -118,10 +118,14 @@ describe('results', () => {
     ]);
     const plainId = plain.stdout.trim();
 
-    // The data set changes; the next job is graded against the new one.
+    // The data set changes; the next job is graded against the new one, and s09 is graded again.
     await writeFile(join(work, 'data', 'b.csv'), '2\n');
-    const s07 = await run(['submit', 's07.py', '--competition', 'hi', '--wait', '-q']);
+    const [s07, regrade] = await Promise.all([
+      run(['submit', 's07.py', '--competition', 'hi', '--wait', '-q']),
+      run(['grade', s09?.id as string]),
+    ]);
     expect(s07.code, s07.stderr).toBe(0);
+    expect(regrade.code, regrade.stderr).toBe(0);
     const s07Id = s07.stdout.trim();
 
     const out = join(work, 'out');
@@ -136,13 +140,16 @@ describe('results', () => {
       run(['results', s09?.id as string, '--out', out]),
     ]);
 
-    // One job's page: score, metrics, fingerprints; a rejection's message, printable.
+    // One job's page: score, metrics, fingerprints, its history; a rejection's message, printable.
     expect(page.code, page.stderr).toBe(0);
     expect(page.stdout).toMatch(/^Competition +hi \(accuracy, higher is better\)$/m);
-    expect(page.stdout).toMatch(/^Grading +1 of 1, .* UTC: succeeded$/m);
+    expect(page.stdout).toMatch(/^Grading +2 of 2, .* UTC: succeeded$/m);
     expect(page.stdout).toMatch(/^Score +0\.9$/m);
-    expect(page.stdout).toMatch(/^Metrics +data_files 1$/m);
+    expect(page.stdout).toMatch(/^Metrics +data_files 2$/m);
     expect(page.stdout).toMatch(/^Data +sha256:[0-9a-f]{64}$/m);
+    expect(page.stdout).toMatch(
+      /\nHistory\n {2}1 {2}.* UTC {2}succeeded {2}0\.9 {2}\(other data\)\n {2}2 {2}.* UTC {2}succeeded {2}0\.9$/m,
+    );
     const r07 = json<JobResults>(pageJson);
     expect(r07).toMatchObject({ graded: true, grading: 1, competition: 'hi', metric: 'accuracy' });
     expect(r07.newest).toMatchObject({ class: 'succeeded', score: 0.7, metrics: { data_files: 2 }, graderExit: 42 });
@@ -150,6 +157,7 @@ describe('results', () => {
     const s09Data = s09?.gradings?.[0]?.dataFingerprint;
     expect(s09Data).toMatch(/^sha256:/);
     expect(r07.newest?.dataFingerprint).not.toBe(s09Data);
+    expect(page.stdout).toContain(`Data         ${r07.newest?.dataFingerprint}`);
     expect(r07.newest?.answersFingerprint).toBe(s09?.gradings?.[0]?.answersFingerprint);
     expect(badPage.code, badPage.stderr).toBe(0);
     expect(badPage.stdout).toMatch(/^Grading +1 of 1, .*: rejected \(submission_invalid\)$/m);
@@ -160,7 +168,7 @@ describe('results', () => {
     expect(noComp.code).toBe(2);
     expect(noComp.stderr).toMatch(/has no competition, so it is not graded/);
 
-    // The leaderboard, higher is better: the jobs graded on the old data are not comparable.
+    // The leaderboard, higher is better: the job graded on the old data only is not comparable.
     expect(board.code, board.stderr).toBe(0);
     const lines = board.stdout.trim().split('\n');
     expect(lines[0]).toMatch(/^hi: accuracy, higher is better; 3 graded jobs; compared with the data of job /);
@@ -170,11 +178,11 @@ describe('results', () => {
       ['2', s07Id, 's07.py', '0.7'],
       ['3', s05?.id, 's05.py', '0.5'],
     ]);
-    expect(lines[2]).toMatch(/not comparable: data differ$/);
-    expect(lines[3]).not.toMatch(/not comparable/);
+    expect(lines[4]).toMatch(/not comparable: data differ$/);
+    expect(lines.slice(2, 4).join('\n')).not.toMatch(/not comparable/);
     const all = json<BoardRow[]>(boardAll);
     expect(all.map((r) => [r.rank, r.score, r.notComparable])).toEqual([
-      [1, 0.9, ['data']],
+      [1, 0.9, []],
       [2, 0.7, []],
       [3, 0.5, ['data']],
       [null, null, ['data']],
@@ -203,7 +211,7 @@ describe('results', () => {
     expect(copied.stderr).toMatch(/left out "feedback\/evil\\nname": an unsafe name/);
     expect(copied.stderr).toMatch(/left out "feedback\/\\u001b\]0;title\\u0007": an unsafe name/);
     expect(copied.stderr).toMatch(/left out "feedback\/pipe": not a regular file/);
-    expect(copied.stderr).toMatch(/copied 3 file\(s\), .* of grading 1 into /);
+    expect(copied.stderr).toMatch(/copied 3 file\(s\), .* of grading 2 into /);
     expect((await tree(work)).filter((f) => !f.startsWith('out/') && /leak|deep|results\.jsonl/.test(f))).toEqual([]);
     for (const f of await tree(out)) expect(await readFile(join(out, f), 'utf8')).not.toContain(SECRET);
 
