@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { EXIT } from '../core/exit-codes.js';
-import { formatBytes, formatPercent } from '../core/format.js';
+import { formatBytes, formatDuration, formatPercent } from '../core/format.js';
 import { exitText } from '../core/present.js';
 import type { Diagnosis } from '../services/diagnose.js';
 import type { CliApp } from './app.js';
@@ -72,6 +72,44 @@ function nodeLines(d: Diagnosis): string[] {
   return out;
 }
 
+/** The grader's side of the newest grading (issue 13): exit, limits, message, stderr tail. */
+function graderLines(d: Diagnosis, style: Style): string[] {
+  const g = d.grading;
+  if (!g) return [];
+  const out: string[] = [];
+  const stopped = [
+    g.timedOut && 'over its time limit',
+    g.memoryKilled && 'over its memory',
+    g.outputOverflow && 'over its output',
+  ]
+    .filter(Boolean)
+    .join(', ');
+  const exit =
+    g.exitCode === null
+      ? 'not run'
+      : `exit ${g.exitCode}${g.signal !== null ? ` (signal ${g.signal})` : ''}${stopped ? `, stopped ${stopped}` : ''}`;
+  out.push(`  grader    ${g.grader.join(' ') || '?'}`);
+  out.push(
+    `  ended     ${exit}${g.durationMs !== null ? ` after ${formatDuration(g.durationMs / 1000)}` : ''}` +
+      `${g.peakRssBytes ? `, peak memory ${formatBytes(g.peakRssBytes)}` : ''}`,
+  );
+  if (g.limits)
+    out.push(
+      `  limits    ${formatDuration(g.limits.timeoutS)} wall clock, ${formatBytes(g.limits.memoryBytes)} memory, ` +
+        `${formatBytes(g.limits.outputBytes)} output, submission up to ${formatBytes(g.limits.maxSubmissionBytes)}`,
+    );
+  if (g.submission) out.push(`  submission ${g.submission}`);
+  if (g.error) out.push(`  problem   ${g.error}`);
+  if (g.message) out.push(`  message   ${g.message}`);
+  if (g.stderrTail.length > 0) {
+    out.push(
+      `  last ${g.stderrTail.length} line${g.stderrTail.length === 1 ? '' : 's'} of its stderr (gradings/${g.number}/stderr.log):`,
+    );
+    out.push(...g.stderrTail.map((l) => `  ${style.c.gray('|')} ${l}`));
+  }
+  return out;
+}
+
 /** The human page of a diagnosis. Pure string building. */
 export function renderDiagnosis(d: Diagnosis, style: Style): string {
   const c = style.c;
@@ -98,6 +136,7 @@ export function renderDiagnosis(d: Diagnosis, style: Style): string {
         `${d.folder ? ` (${d.folder.dir}/stderr.log)` : ''}`,
       d.stderrTail.map((l) => `  ${c.gray('|')} ${l}`),
     ),
+    ...section(style, d.grading ? `Grader (grading ${d.grading.number})` : 'Grader', graderLines(d, style)),
     ...section(style, `Node ${d.node}`, nodeLines(d)),
     ...section(
       style,

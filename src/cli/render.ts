@@ -7,6 +7,7 @@ import { jobDurationMs } from '../core/job.js';
 import { durationText, exitText, limitsLine, tone } from '../core/present.js';
 import { estimateText, queuedLabel } from '../core/queue.js';
 import type { Job, Verdict } from '../core/types.js';
+import { gradingLines, scoreCell } from './render-grading.js';
 import { paint, type Style } from './style.js';
 
 /** Milliseconds as a table's duration ("42s", "4m10s", "2h05m07s", "3d04h"). */
@@ -78,7 +79,9 @@ export function whyColumn(job: Job): string {
     const r = printableLine(job.queue.reason);
     return r.length > 60 ? `${r.slice(0, 59)}…` : r;
   }
-  if (!v) return '-';
+  if (!v) return job.state === 'grading' ? 'grading' : '-';
+  const score = scoreCell(job);
+  if (score !== null) return score;
   const exit = v.exitCode === null ? 'no exit status' : `exit ${v.exitCode}${v.signal ? ` ${v.signal}` : ''}`;
   return v.cause ? `${v.cause} · ${exit}` : exit;
 }
@@ -166,5 +169,6 @@ export function renderJob(job: Job & { peaks?: Peak[] | null }, now: Date, style
     for (const e of evidenceBesidesPeaks(v.evidence, job.peaks)) lines.push(`  - ${e}`);
     for (const h of v.hints) lines.push(`  ${c.yellow('hint:')} ${h}`);
   }
+  lines.push(...gradingLines(job, style));
   return lines.join('\n');
 }

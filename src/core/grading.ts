@@ -435,3 +435,51 @@ export function submissionPathProblem(path: string): string | null {
     return 'it must not hold ".", ".." or empty parts';
   return null;
 }
+
+/** What `gpuq diagnose` shows of a job's newest grading (issue 13): the grader's side, bounded. */
+export interface GraderReport {
+  number: number;
+  /** The grader's exit code, signal and the limits that stopped it (null: it did not run). */
+  exitCode: number | null;
+  signal: number | null;
+  timedOut: boolean;
+  memoryKilled: boolean;
+  outputOverflow: boolean;
+  durationMs: number | null;
+  peakRssBytes: number | null;
+  /** grade.py's own trouble, the grader's message.txt, the submission check's refusal (printable). */
+  error: string | null;
+  message: string | null;
+  submission: string | null;
+  /** The last lines of the grader's stderr.log (printable, at most 20). */
+  stderrTail: string[];
+  limits: GradingStatus['limits'] | null;
+  /** The grader command as it ran (printable). */
+  grader: string[];
+}
+
+/** The diagnosis part about a grading, from what the probe read of `gradings/N/`. */
+export function graderReport(files: GradingFiles): GraderReport {
+  const s = files.status;
+  const lines = printable(files.stderrTail)
+    .split('\n')
+    .map((l) => clip(printableLine(l), 300));
+  while (lines.length > 0 && (lines[lines.length - 1] as string).trim() === '') lines.pop();
+  const sub = s?.submission;
+  return {
+    number: files.number,
+    exitCode: s?.exitCode ?? null,
+    signal: s?.signal ?? null,
+    timedOut: s?.timedOut ?? false,
+    memoryKilled: s?.memoryKilled ?? false,
+    outputOverflow: s?.outputOverflow ?? false,
+    durationMs: s && s.endedAtMs !== null && s.endedAtMs >= s.startedAtMs ? s.endedAtMs - s.startedAtMs : null,
+    peakRssBytes: s?.peakRssBytes ?? null,
+    error: s?.error ? clip(printableLine(s.error), 300) : s === null ? 'no readable status.json' : null,
+    message: messageText(files.message),
+    submission: sub && sub.status !== 'ok' ? clip(printableLine(`${sub.status}: ${sub.reason ?? ''}`), 300) : null,
+    stderrTail: lines.slice(-20),
+    limits: s?.limits ?? null,
+    grader: (s?.grader ?? []).slice(0, 20).map((a) => clip(printableLine(a), 200)),
+  };
+}

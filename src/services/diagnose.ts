@@ -5,6 +5,7 @@
  */
 import { NodeUnreachableError } from '../core/errors.js';
 import { formatBytes, formatPercent } from '../core/format.js';
+import { type GraderReport, graderReport } from '../core/grading.js';
 import { isActive, jobDurationMs, withSupervisorTimes } from '../core/job.js';
 import { jobFigures, peaksAgainstLimits, type Peak } from '../core/peaks.js';
 import { durationText, sampleLine } from '../core/present.js';
@@ -50,6 +51,8 @@ export interface Diagnosis {
   hints: string[];
   /** What the diagnosis could not see, and why. */
   notes: string[];
+  /** The newest grading's grader side (issue 13), where the job folder holds one; else null. */
+  grading: GraderReport | null;
 }
 
 /** The result of reading one job's folder: the job (verdict recorded if it was found over) and the probe. */
@@ -285,5 +288,6 @@ export async function diagnoseJob(ctx: AppContext, id: string): Promise<Diagnosi
     nodeFacts: { reachable: reachError === null && node !== undefined, error: reachError, status },
     hints,
     notes,
+    grading: folderThere && probe?.grading ? graderReport(probe.grading) : null,
   };
 }

@@ -188,7 +188,7 @@ export async function syncQueued(ctx: AppContext, job: Job, probe: Probe): Promi
 }
 
 /** A running job whose supervisor says it is grading (issue 13) moves to `grading`. */
-async function syncGrading(ctx: AppContext, job: Job, probe: Probe): Promise<Job> {
+export async function syncGrading(ctx: AppContext, job: Job, probe: Probe): Promise<Job> {
   if (job.state !== 'running' || probe.status?.state !== 'grading' || !probe.supervisorAlive) return job;
   const at = ctx.now().toISOString();
   return ctx.ledger.updateJob(job.id, (j) =>

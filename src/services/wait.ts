@@ -5,7 +5,7 @@
 import type { Job, QueueFile, Sample } from '../core/types.js';
 import type { AppContext } from './context.js';
 import { openJobLink, settle, stallWatchOf, untilOver, untilStarted, type WaitLook } from './job-link.js';
-import { findJob, syncQueued } from './jobs.js';
+import { findJob, syncGrading, syncQueued } from './jobs.js';
 import { followStreams } from './logs.js';
 import type { NodeLink } from './reconnect.js';
 
@@ -50,7 +50,7 @@ export async function waitJob(
   const look: WaitLook | undefined = watch && {
     everyS: watch.everyS,
     onProbe: async (p) => {
-      cur = await syncQueued(ctx, cur, p);
+      cur = await syncGrading(ctx, await syncQueued(ctx, cur, p), p);
       report(cur, p.recentSamples.at(-1) ?? null, p.queue ?? null);
     },
   };

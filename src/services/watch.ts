@@ -12,8 +12,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileSize, followFile, probeJob, type Probe } from '../node/protocol.js';
 import type { Transport } from '../transport/transport.js';
 import type { AppContext } from './context.js';
-import { openJobLink, type StallWatch, settle, stallWatchOf, untilOver, untilStarted } from './job-link.js';
-import { findJob, syncQueued } from './jobs.js';
+import {
+  openJobLink,
+  type StallWatch,
+  settle,
+  stallWatchOf,
+  untilOver,
+  untilStarted,
+  type WaitLook,
+} from './job-link.js';
+import { findJob, syncGrading, syncQueued } from './jobs.js';
 
 /** Which of the job's two output files a log line came from. */
 export type LogStream = 'stdout' | 'stderr';
@@ -131,6 +139,7 @@ async function followOnce(
   files: Map<Followed, FollowState>,
   signal?: AbortSignal,
   stall?: StallWatch,
+  look?: WaitLook,
 ): Promise<Probe | null> {
   const inner = new AbortController();
   const stop = (): void => inner.abort();
@@ -152,7 +161,7 @@ async function followOnce(
     for (const p of follows) p.catch(reject);
   });
   failed.catch(() => undefined);
-  const ended = untilOver(t, dir, launchBootId, inner.signal, stall);
+  const ended = untilOver(t, dir, launchBootId, inner.signal, stall, look);
   try {
     const probe = await Promise.race([ended, failed]);
     if (probe === null || signal?.aborted) return null;
@@ -212,6 +221,50 @@ async function followQueue(
   }
 }
 
+/** How often `watch` looks at a job its supervisor grades (issue 13), for the state and the grader's log. */
+export const GRADING_LOOK_S = 1;
+
+/**
+ * For a job whose competition has a grader (issue 13): a look at each probe of the wait, so the
+ * view shows the state `grading` (recorded in the ledger like every command does) and the new
+ * lines of the grader's stderr.log, as stderr lines marked "grader |". Undefined otherwise.
+ */
+export function gradingLook(
+  ctx: AppContext,
+  cur: { job: Job },
+  emit: (e: WatchEvent) => void,
+  now: () => number,
+): WaitLook | undefined {
+  const comp = cur.job.competition ? ctx.config.competitions[cur.job.competition] : undefined;
+  if (!comp?.grader) return undefined;
+  let shown = '';
+  let number = -1;
+  return {
+    everyS: GRADING_LOOK_S,
+    async onProbe(p) {
+      if (p.status?.state !== 'grading') return;
+      const next = await syncGrading(ctx, cur.job, p);
+      if (next !== cur.job) {
+        cur.job = next;
+        emit({ type: 'job', job: next });
+      }
+      const g = p.grading;
+      if (!g) return;
+      if (g.number !== number) {
+        number = g.number;
+        shown = '';
+      }
+      const tail = g.stderrTail;
+      const fresh = tail.startsWith(shown) ? tail.slice(shown.length) : tail;
+      const end = fresh.lastIndexOf('\n');
+      if (end < 0) return;
+      shown = tail.slice(0, tail.length - fresh.length + end + 1);
+      for (const line of fresh.slice(0, end).split('\n'))
+        emit({ type: 'log', stream: 'stderr', line: `grader | ${line}`, at: now() });
+    },
+  };
+}
+
 /**
  * Streams one job's events until its verdict (recorded in the ledger, like `wait`) or until
  * `signal` aborts. Resolves with the job, done, or null when aborted before the end.
@@ -267,7 +320,15 @@ export async function watchJob(ctx: AppContext, id: string, opts: WatchJobOption
             ? followQueue(ctx, t, cur, emit, queued.signal, opts.queuePollMs ?? QUEUE_POLL_MS)
             : Promise.resolve();
         try {
-          return await followOnce(t, remote.dir, remote.bootId, files, signal, stallWatchOf(ctx, job));
+          return await followOnce(
+            t,
+            remote.dir,
+            remote.bootId,
+            files,
+            signal,
+            stallWatchOf(ctx, job),
+            gradingLook(ctx, cur, emit, now),
+          );
         } finally {
           queued.abort();
           await place;

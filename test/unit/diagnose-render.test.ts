@@ -96,6 +96,7 @@ describe('renderDiagnosis', () => {
     nodeFacts: { reachable: true, error: null, status: node() },
     hints: ['raise the limit if the node has the RAM: gpuq submit --memory 4g …'],
     notes: [],
+    grading: null,
   };
 
   it('prints verdict, evidence, peaks, stderr, node and hints, each peak once', () => {

@@ -19,7 +19,12 @@ import {
   submissionPathProblem,
   withGrading,
 } from '../../src/core/grading.js';
+import { renderDiagnosis } from '../../src/cli/diagnose.js';
+import { gradingLines, scoreCell } from '../../src/cli/render-grading.js';
+import { makeStyle } from '../../src/cli/style.js';
+import { graderReport } from '../../src/core/grading.js';
 import { gradingShape, jobShape, verdictShape } from '../../src/core/job-shape.js';
+import type { Diagnosis } from '../../src/services/diagnose.js';
 import { check } from '../../src/core/shape.js';
 import type { Job, Verdict } from '../../src/core/types.js';
 
@@ -463,5 +468,70 @@ describe('gradeArgs and the submission path', () => {
     expect(scoreText(0.6666666666666666)).toBe('0.666667');
     expect(scoreText(3)).toBe('3');
     expect(scoreText(-1.5)).toBe('-1.5');
+  });
+});
+
+describe('how gradings print', () => {
+  const plain = makeStyle({ isTTY: false, env: {}, json: false });
+  const program: Verdict = {
+    class: 'succeeded',
+    cause: null,
+    exitCode: 0,
+    signal: null,
+    timedOut: false,
+    summary: 'Exited 0.',
+    evidence: [],
+    hints: [],
+  };
+  const base = { id: 'abc12345', verdict: program, history: [] } as unknown as Job;
+
+  it('list: the score for a graded job, nothing for the others', () => {
+    const graded = withGrading(base, judge(files()));
+    expect(scoreCell(graded)).toBe('score 0.75');
+    const failed = withGrading(base, judge(files({}, { exitCode: 1 })));
+    expect(scoreCell(failed)).toBeNull();
+  });
+
+  it('show: the score, metrics and every grading with its fingerprints and message', () => {
+    const twice = withGrading(withGrading(base, judge(files({}, { exitCode: 0 }))), judge({ ...files(), number: 2 }));
+    const text = gradingLines(twice, plain).join('\n');
+    expect(text).toMatch(/^Score {6}0\.75 {2}\(f1 0\.5\)/);
+    expect(text).toMatch(/ {2}1 {2}\S+ {2}grading_failed {2}grader_error {2}grader exit 0\n {5}message: it exited 0/);
+    expect(text).toMatch(/ {2}2 {2}\S+ {2}succeeded {2}score 0\.75 {2}grader exit 42/);
+    expect(text).toMatch(/data sha256:aaaaaaaaaaaa {2}answers sha256:aaaaaaaaaaaa/);
+  });
+
+  it('diagnose: the grader, its exit and limits, its message and the end of its stderr, printable', () => {
+    const report = graderReport(
+      files(
+        { stderrTail: 'loading\n\u001b[31mKeyError: x\n', message: 'bad \u0007row\n', results: null },
+        { exitCode: 1 },
+      ),
+    );
+    const d = {
+      id: 'abc12345',
+      name: 'solution.py',
+      node: 'gpu1',
+      state: 'done',
+      verdict: { ...program, class: 'grading_failed', cause: 'grader_error', summary: 'The grader failed' },
+      summary: 'The grader failed',
+      evidence: [],
+      limits: {},
+      peaks: [],
+      durationMs: null,
+      current: null,
+      stderrTail: [],
+      folder: null,
+      nodeFacts: { reachable: true, error: null, status: null },
+      hints: [],
+      notes: [],
+      grading: report,
+    } as unknown as Diagnosis;
+    const page = renderDiagnosis(d, plain);
+    expect(page).toMatch(/Grader \(grading 1\)\n {2}grader {4}python3 \/srv\/grade\.py\n {2}ended {5}exit 1 after 2s/);
+    expect(page).toMatch(/limits {4}1m wall clock, 2 GiB memory, 8 MiB output, submission up to 100 MiB/);
+    expect(page).toMatch(/message {3}bad row/);
+    expect(page).toMatch(/\| loading\n {2}\| KeyError: x/);
+    expect(page).not.toMatch(/[\u0000-\u0008\u001b]/);
   });
 });

@@ -152,6 +152,7 @@ describe('tones', () => {
     cancelled: 'muted',
     lost: 'warn',
     grading_failed: 'warn',
+    rejected: 'bad',
   };
   it.each([...JOB_STATES, ...VERDICT_CLASSES])('%s has one tone', (label) => {
     expect(tone(label)).toBe(want[label] ?? 'bad');
