@@ -6,22 +6,15 @@ import type { Command } from 'commander';
 import { usageError } from '../core/errors.js';
 import { shownName } from '../core/file-names.js';
 import { formatBytes, printableLine } from '../core/format.js';
-import { formatScore, type Grading, shortFingerprint } from '../core/leaderboard.js';
+import { formatScore, type Grading } from '../core/leaderboard.js';
 import type { CompetitionResults, JobResults } from '../services/results.js';
 import type { CliApp } from './app.js';
 import { paintState } from './render.js';
+import { metricsText, shortFingerprint } from './render-grading.js';
 import type { Style } from './style.js';
 
 function pad(s: string, n: number): string {
   return s.length >= n ? s : s + ' '.repeat(n - s.length);
-}
-
-/** "accuracy 0.95, note \"ok\"": a grading's other figures in one line ("-" for none). */
-function metricsText(metrics: Grading['metrics']): string {
-  const parts = Object.entries(metrics).map(
-    ([k, v]) => `${printableLine(k)} ${typeof v === 'number' ? formatScore(v) : printableLine(JSON.stringify(v))}`,
-  );
-  return parts.length > 0 ? parts.join(', ') : '-';
 }
 
 /** A time as the pages print it: "2026-11-28 08:40:12 UTC" (the node's clock). */
@@ -52,7 +45,7 @@ export function renderResults(r: JobResults, style: Style): string {
   lines.push(
     row('Grading', `${r.grading} of ${r.gradings.length}, ${whenText(g.at)}: ${classText(style, g)}`),
     row('Score', formatScore(g.score)),
-    row('Metrics', metricsText(g.metrics)),
+    row('Metrics', metricsText(g.metrics, 64) || '-'),
   );
   if (g.message) lines.push(row('Message', printableLine(g.message)));
   if (g.class === 'grading_failed')

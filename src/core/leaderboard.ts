@@ -7,10 +7,10 @@
  * one that got there first), then by id; a graded job without a score comes after every score.
  * With `all`, jobs whose newest grading was rejected or failed follow, newest first.
  */
+import { type Grading, scoreText } from './grading.js';
 import type { Job } from './types.js';
 
-/** One grading of a job (core/job-shape's gradingShape). */
-export type Grading = NonNullable<Job['gradings']>[number];
+export type { Grading };
 
 /** Which fingerprint of a row differs from the reference grading's. */
 export type Fingerprint = 'data' | 'answers';
@@ -168,20 +168,11 @@ export function leaderboard(
   };
 }
 
-/** A fingerprint as a table shows it: the first 12 hex digits ("-" for none). */
-export function shortFingerprint(fp: string | null): string {
-  if (fp === null) return '-';
-  const hex = fp.replace(/^sha256:/, '');
-  return hex.slice(0, 12);
-}
-
 /**
- * A score as a table shows it: up to 6 significant digits, trailing zeros dropped ("0.953125",
- * "12.5", "1.23457e+9"); "-" for none. `--json` keeps the exact number.
+ * A score as the leaderboard and `results` show it: core/grading's scoreText (up to 6 significant
+ * digits, as `list` and `show` print it), "-" for none. `--json` keeps the exact number.
  */
 export function formatScore(score: number | null): string {
   if (score === null || !Number.isFinite(score)) return '-';
-  if (Number.isInteger(score) && Math.abs(score) < 1e15) return String(score);
-  const p = score.toPrecision(6);
-  return p.includes('e') ? p.replace(/\.?0+e/, 'e') : p.replace(/\.?0+$/, '');
+  return scoreText(score);
 }
