@@ -288,37 +288,40 @@ def become_subreaper():
         return False
 
 
-def proc_table():
-    """{pid: (ppid, rss_bytes)} of every process."""
-    page = os.sysconf("SC_PAGE_SIZE")
-    table = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name, "rb") as f:
-                s = f.read()
-        except OSError:
-            continue
-        rest = s[s.rfind(b")") + 2 :].split()
-        try:
-            table[int(name)] = (int(rest[1]), int(rest[21]) * page, rest[0])
-        except (IndexError, ValueError):
-            continue
-    return table
-
-
-def descendants(root, table):
-    """The pids below ROOT (children, theirs, ...)."""
-    kids = {}
-    for pid, (ppid, _rss, _st) in table.items():
-        kids.setdefault(ppid, []).append(pid)
+def children(pid):
+    """The children of PID (every thread's), from /proc/PID/task/*/children."""
     out = []
-    stack = [root]
-    while stack:
-        for c in kids.get(stack.pop(), []):
-            out.append(c)
-            stack.append(c)
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/children" % (pid, tid), "rb") as f:
+                out.extend(int(c) for c in f.read().split())
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def tree(root):
+    """{pid: (rss_bytes, state)} of the processes below ROOT: read from the children lists, so a
+    check costs a few reads however many processes the node runs."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    out = {}
+    stack = children(root)
+    while stack and len(out) < 100_000:
+        pid = stack.pop()
+        if pid in out:
+            continue
+        try:
+            with open("/proc/%d/stat" % pid, "rb") as f:
+                st = f.read()
+            rest = st[st.rfind(b")") + 2 :].split()
+            out[pid] = (int(rest[21]) * page, rest[0])
+        except (OSError, IndexError, ValueError):
+            continue
+        stack.extend(children(pid))
     return out
 
 
@@ -326,8 +329,7 @@ def sweep(me):
     """Kills every process left below this one (SIGKILL), reaping them; returns how many there were."""
     killed = set()
     for _ in range(50):
-        table = proc_table()
-        alive = [p for p in descendants(me, table) if table[p][2] != b"Z"]
+        alive = [p for p, (_rss, st) in tree(me).items() if st != b"Z"]
         for p in alive:
             try:
                 os.kill(p, signal.SIGKILL)
@@ -398,8 +400,8 @@ def run_grader(opts, nfd, ndir, sub_path, answers, state):
         if code is not None:
             break
         t = time.monotonic()
-        table = proc_table()
-        rss = sum(table[p][1] for p in descendants(me, table))
+        table = tree(me)
+        rss = sum(r for r, _st in table.values())
         peak = max(peak, rss)
         why = None
         if rss > opts["memory_bytes"]:
@@ -420,7 +422,7 @@ def run_grader(opts, nfd, ndir, sub_path, answers, state):
                 os.killpg(proc.pid, signal.SIGKILL)
             except OSError:
                 pass
-            for p in descendants(me, table):
+            for p in table:
                 try:
                     os.kill(p, signal.SIGKILL)
                 except OSError:
@@ -430,12 +432,15 @@ def run_grader(opts, nfd, ndir, sub_path, answers, state):
                 os.killpg(proc.pid, signal.SIGKILL)
             except OSError:
                 pass
-            for p in descendants(me, table):
+            for p in table:
                 try:
                     os.kill(p, signal.SIGKILL)
                 except OSError:
                     pass
-        time.sleep(POLL_S)
+        try:
+            proc.wait(POLL_S)  # returns as soon as the grader ends
+        except subprocess.TimeoutExpired:
+            pass
     if code < 0:
         state["signal"] = -code
         state["exitCode"] = 128 - code

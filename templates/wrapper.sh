@@ -825,7 +825,10 @@ node_path() { case $1 in "~/"*) printf '%s' "$HOME/${1#"~/"}" ;; *) printf '%s' 
 # records it).
 grade_submission() {
   GRADE_PID=""
-  [ ${#GRADE[@]} -gt 0 ] && [ "$EXIT_CODE" = 0 ] && [ "$CANCELLED" = false ] && [ "$TIMED_OUT" = false ] || return 0
+  [ ${#GRADE[@]} -gt 0 ] || return 0
+  # Without a boundary the program could have planted a grading: none counts but grade.py's.
+  rm -rf -- gradings 2>/dev/null
+  [ "$EXIT_CODE" = 0 ] && [ "$CANCELLED" = false ] && [ "$TIMED_OUT" = false ] || return 0
   [ -n "$PYTHON_SYS" ] && [ -f "$JOB_DIR/grade.py" ] || { note "no python3 or grade.py on this node: the job cannot be graded"; return 0; }
   STATE=grading
   write_status

@@ -288,6 +288,7 @@ export async function diagnoseJob(ctx: AppContext, id: string): Promise<Diagnosi
     nodeFacts: { reachable: reachError === null && node !== undefined, error: reachError, status },
     hints,
     notes,
-    grading: folderThere && probe?.grading ? graderReport(probe.grading) : null,
+    // only a grading the ledger recorded (a job without one could have planted the folder)
+    grading: folderThere && probe?.grading && (job.gradings?.length ?? 0) > 0 ? graderReport(probe.grading) : null,
   };
 }

@@ -80,7 +80,9 @@ export function gradingOf(ctx: AppContext, job: Job, probe: Probe, program: Verd
   if (program.class !== 'succeeded') return null;
   const comp = job.competition ? ctx.config.competitions[job.competition] : undefined;
   const hasGrader = gradeArgs(comp).length > 0;
-  if (!probe.grading && !hasGrader) return null;
+  // Only a job its supervisor was told to grade has a grading to believe (without a boundary,
+  // the program could write a gradings/ folder of its own).
+  if (!hasGrader) return null;
   const files = probe.grading ?? {
     number: 1,
     status: null,
