@@ -114,8 +114,19 @@ export interface CopySpec {
 export async function copyFromJob(ctx: AppContext, job: Job, spec: CopySpec): Promise<Received> {
   const remote = job.remote;
   if (!remote) throw new Error(`copyFromJob: job ${job.id} has no folder on a node`);
-  await mkdir(spec.outDir, { recursive: true });
-  const staging = await mkdtemp(join(spec.outDir, '.gpuq-get-'));
+  let staging: string;
+  try {
+    await mkdir(spec.outDir, { recursive: true });
+    staging = await mkdtemp(join(spec.outDir, '.gpuq-get-'));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || code === 'ENOTDIR' || code === 'EACCES' || code === 'EROFS' || code === 'ENOSPC')
+      throw usageError(
+        `cannot write into ${spec.outDir} (${code === 'EEXIST' || code === 'ENOTDIR' ? 'not a folder' : code}).`,
+        'Choose another folder with --out.',
+      );
+    throw e;
+  }
   try {
     const got = await receive(ctx, job, remote.dir, spec, staging);
     spec.vet?.(got);
