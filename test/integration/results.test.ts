@@ -217,14 +217,19 @@ describe('results', () => {
 
     // Again: refused without --force (nothing written), then replaced with it.
     await writeFile(join(out, 'submission'), 'mine\n');
-    const [again, notGraded] = await Promise.all([
+    const [again, notGraded, onFile] = await Promise.all([
       run(['results', s09?.id as string, '--out', out]),
       run(['results', plainId, '--out', join(work, 'out2')]),
+      run(['results', s09?.id as string, '--out', join(work, 'secret.txt')]),
     ]);
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/3 files exist already: .*nothing copied\.\nReplace them with --force/s);
     expect(await readFile(join(out, 'submission'), 'utf8')).toBe('mine\n');
     expect(notGraded.code).toBe(2);
+    expect(notGraded.stderr).toMatch(/nothing to copy: job .* has no competition|not graded/);
+    expect(onFile.code).toBe(2);
+    expect(onFile.stderr).toMatch(/cannot write into .*secret\.txt \(not a folder\)/);
+    expect(await readFile(join(work, 'secret.txt'), 'utf8')).toBe(SECRET);
     const forced = await run(['results', s09?.id as string, '--out', out, '--force', '--json']);
     expect(forced.code, forced.stderr).toBe(0);
     expect(
