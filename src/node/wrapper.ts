@@ -28,6 +28,8 @@ export interface WrapperSpec {
   requireBoundary?: boolean;
   /** Folders the program must not see, e.g. the local node's gpuq state folder (ledger, known_hosts). */
   hideDirs?: string[];
+  /** On a Slurm node: GPUs come from Slurm's allocation, not from a lease (README, "Slurm"). */
+  fromSlurm?: boolean;
   /** The GPU queue (templates/README.md): absent or `need` 0 for a job that takes no GPU lease. */
   queue?: QueueSpec;
 }
@@ -71,6 +73,7 @@ export function renderWrapper(template: string, spec: WrapperSpec): string {
     PRIORITY: spec.queue?.priority ?? 0,
     SUBMITTER: spec.queue?.submitter ?? '',
     FOREIGN_MIB: spec.queue?.foreignMiB ?? DEFAULT_FOREIGN_MIB,
+    FROM_SLURM: spec.fromSlurm ? 1 : 0,
   });
 }
 

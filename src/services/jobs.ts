@@ -185,8 +185,9 @@ export async function refreshJobs(
       }
       try {
         for (const job of nodeJobs) {
-          const probe = await probeJob(t, (job.remote as NonNullable<Job['remote']>).dir);
-          const settled = await settle(ctx, job, probe);
+          const settled = job.remote?.slurmJobId
+            ? await (await import('./slurm.js')).refreshSlurmJob(ctx, job, t)
+            : await settle(ctx, job, await probeJob(t, (job.remote as NonNullable<Job['remote']>).dir));
           if (settled !== job) updated.set(job.id, settled);
         }
       } catch (e) {

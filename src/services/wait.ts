@@ -8,6 +8,7 @@ import { openJobLink, settle, stallWatchOf, untilOver, untilStarted, type WaitLo
 import { findJob, syncQueued } from './jobs.js';
 import { followStreams } from './logs.js';
 import type { NodeLink } from './reconnect.js';
+import { slurmIdOf, waitSlurmJob } from './slurm.js';
 
 /** What a wait knows of a job on the way: the ledger's job, its latest sample and queue.json. */
 export interface WaitProgress {
@@ -57,6 +58,17 @@ export async function waitJob(
   const own = link ? null : openJobLink(ctx, cur, { signal });
   const l = (link ?? own) as NodeLink;
   try {
+    if (slurmIdOf(cur) !== null)
+      return await waitSlurmJob(
+        ctx,
+        cur,
+        l,
+        signal,
+        watch && {
+          everyS: watch.everyS,
+          onProbe: (p, j) => report(j, p.recentSamples.at(-1) ?? null, null),
+        },
+      );
     const probe = await l.run((t) => untilOver(t, remote.dir, remote.bootId, signal, stall, look));
     if (probe === null) return cur;
     return settle(ctx, cur, probe);
