@@ -117,6 +117,31 @@ function judge(job: Job, probe: Probe, look: SlurmLook | null): Verdict | null {
   return slurmVerdict(input(look));
 }
 
+/**
+ * `settle` for a Slurm job (services/jobs): the probe, and Slurm where the supervisor does not
+ * hold its lock; the verdict recorded when it is over, the queue place while pending.
+ */
+export async function settleSlurm(ctx: AppContext, job: Job, probe: Probe, t: Transport): Promise<Job> {
+  if (job.state === 'done') return job;
+  return (await stepSlurm(ctx, job, t, probe)).job;
+}
+
+/**
+ * Waits until a Slurm job's supervisor runs (it holds its lock) or the job is over, keeping its
+ * queue place up to date: what `logs -f` and `watch` do before following a job Slurm still holds.
+ */
+export async function untilSlurmRuns(ctx: AppContext, job: Job, link: NodeLink, signal?: AbortSignal): Promise<Job> {
+  const remote = job.remote as NonNullable<Job['remote']>;
+  let cur = job;
+  while (!signal?.aborted && cur.state !== 'done') {
+    const step = await link.run(async (t) => stepSlurm(ctx, cur, t, await probeJob(t, remote.dir)));
+    cur = step.job;
+    if (step.over || step.supervising) return cur;
+    await sleep(cur.state === 'queued' ? 500 : 200, undefined, { signal }).catch(() => undefined);
+  }
+  return cur;
+}
+
 /** One round of following a Slurm job: what it is now and whether it is over. */
 interface SlurmStep {
   job: Job;
@@ -156,6 +181,14 @@ async function stepSlurm(ctx: AppContext, job: Job, t: Transport, probe0: Probe)
     // Slurm says it ended: the folder's last word first (the supervisor may have just written it).
     probe = await probeJob(t, remote.dir);
     if (probe.supervisorAlive) return { job: cur, over: false, supervising: true };
+    look = await lookAtSlurmJob(t, slurmId, remote.dir);
+  }
+  // A SIGTERM from outside while Slurm still shows the job completing: an scancel shows as
+  // CANCELLED only once its processes are gone (moments after the supervisor's end).
+  for (let i = 0; i < 40 && probe.status?.state === 'exited' && look.view.row; i++) {
+    const st2 = slurmStateOf(look.view);
+    if (st2 === null || slurmPhase(st2) === 'ended' || verdictOf(cur, probe).class !== 'signaled') break;
+    await sleep(250);
     look = await lookAtSlurmJob(t, slurmId, remote.dir);
   }
   const v = judge(cur, probe, look);
@@ -211,13 +244,6 @@ export async function waitSlurmJob(
     if (!supervising) await sleep(cur.state === 'queued' ? 500 : 200, undefined, { signal }).catch(() => undefined);
   }
   return cur;
-}
-
-/** The list refresh of a Slurm job: one look, its verdict recorded when it is over. */
-export async function refreshSlurmJob(ctx: AppContext, job: Job, t: Transport): Promise<Job> {
-  const p = await probeJob(t, (job.remote as NonNullable<Job['remote']>).dir);
-  if (p.supervisorAlive && !p.missing) return syncQueued(ctx, job, p);
-  return (await stepSlurm(ctx, job, t, p)).job;
 }
 
 /**

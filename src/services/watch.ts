@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileSize, followFile, probeJob, type Probe } from '../node/protocol.js';
 import type { Transport } from '../transport/transport.js';
 import type { AppContext } from './context.js';
+import { untilSlurmRuns } from './slurm.js';
 import { openJobLink, type StallWatch, settle, stallWatchOf, untilOver, untilStarted } from './job-link.js';
 import { findJob, syncQueued } from './jobs.js';
 
@@ -249,6 +250,14 @@ export async function watchJob(ctx: AppContext, id: string, opts: WatchJobOption
     // The step itself says 'connected'; nothing may write to the terminal under the view.
     onReconnected: () => undefined,
   });
+  // A job Slurm still holds has no supervisor to follow yet: its queue place until it runs.
+  if (remote.slurmJobId && job.state !== 'done') {
+    job = await untilSlurmRuns(ctx, job, link, signal).catch(async (e: unknown) => {
+      await link.close();
+      throw e;
+    });
+    emit({ type: 'job', job });
+  }
   const probe = await link
     .run(
       async (t) => {
