@@ -543,10 +543,9 @@ export function slurmMessage(stderr: string): string {
     .split('\n')
     .map((l) => printableReason(l))
     .filter((l) => l !== '');
+  const telling = [/submission failed/, /Unable to contact|Could not establish/, /[Ii]nvalid|not allowed|denied/];
   const best =
-    lines.find((l) => /submission failed|Unable to contact|Invalid|invalid|not allowed|denied/.test(l)) ??
-    lines.at(-1) ??
-    'no message';
+    telling.map((re) => lines.find((l) => re.test(l))).find((l) => l !== undefined) ?? lines.at(-1) ?? 'no message';
   return best.slice(0, 300);
 }
 
