@@ -5,6 +5,7 @@
  * where the supervisor could not write the end.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { NodeFaultError } from '../core/errors.js';
 import { moveTo, withSupervisorTimes } from '../core/job.js';
 import {
   type SbatchSpec,
@@ -221,16 +222,30 @@ export async function waitSlurmJob(
   let supervising = false;
   let cancelSeenAt: number | null = null;
   let ended = false;
+  let silent = false;
   for (let round = 0; !signal?.aborted; round++) {
     const chunk = supervising ? (look ? Math.min(60, round === 0 ? 1 : look.everyS) : 60) : 1;
-    const step = await link.run(async (t) => {
-      const p = supervising ? await waitForEnd(t, remote.dir, signal, chunk) : await probeJob(t, remote.dir);
-      if (p === null) return null;
-      const s = await stepSlurm(ctx, cur, t, p);
-      await look?.onProbe(p, s.job);
-      return s;
-    });
+    const step = await link
+      .run(async (t) => {
+        const p = supervising ? await waitForEnd(t, remote.dir, signal, chunk) : await probeJob(t, remote.dir);
+        if (p === null) return null;
+        const s = await stepSlurm(ctx, cur, t, p);
+        await look?.onProbe(p, s.job);
+        return s;
+      })
+      .catch((e: unknown) => {
+        // slurmctld not answering is no verdict: say so once and keep waiting.
+        if (!(e instanceof NodeFaultError) || !/Slurm did not answer/.test(e.message)) throw e;
+        if (!silent) ctx.out.info(`${e.message}; waiting for it to answer`);
+        silent = true;
+        return 'silent' as const;
+      });
     if (step === null) return cur;
+    if (step === 'silent') {
+      await sleep(2000, undefined, { signal }).catch(() => undefined);
+      continue;
+    }
+    silent = false;
     cur = step.job;
     if (step.over) return cur;
     supervising = step.supervising;

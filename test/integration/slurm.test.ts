@@ -12,7 +12,17 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Job } from '../../src/core/types.js';
 import { need } from '../helpers/capability.js';
-import { gpuq, gpuqJson, type Home, makeGate, makeHome, SYSTEM_PYTHON, until, writeProgram } from '../helpers/cli.js';
+import {
+  gpuq,
+  gpuqJson,
+  type Home,
+  makeGate,
+  makeHome,
+  startGpuq,
+  SYSTEM_PYTHON,
+  until,
+  writeProgram,
+} from '../helpers/cli.js';
 import { type SlurmCluster, slurmMissing, startSlurm } from '../helpers/slurm.js';
 import { type Sshd, startSshd } from '../helpers/sshd.js';
 
@@ -215,12 +225,17 @@ describe.runIf(can.run)('a Slurm node whose controller stops', () => {
     const held = await submit([progs.sleep as string, '--node', 'held']);
     expect(held.state).toBe('queued');
     await slurm.stopController();
+    // A wait meanwhile says Slurm does not answer and keeps waiting: silence is no verdict.
+    const waiting = startGpuq(h, ['wait', held.id]);
+    let said = '';
+    waiting.child.stderr?.on('data', (d: Buffer) => (said += d.toString()));
     const r = await gpuq(h, ['submit', progs.hello as string, '--node', 'sl']);
     expect(r.code, r.stderr).toBe(3);
     expect(r.stderr).toMatch(/Slurm could not be reached.*(Unable to contact|connect)/i);
+    expect(await until(() => /Slurm did not answer/.test(said), 30_000), said).toBe(true);
     // Back with its state cleared: the held job is in neither squeue nor sacct.
     await slurm.startController({ clear: true });
-    const w = await gpuq(h, ['wait', held.id]);
+    const w = await waiting.done;
     expect(w.code, w.stdout + w.stderr).toBe(17);
     const done = await gpuqJson<Job>(h, ['show', held.id]);
     expect(done.verdict?.cause).toBe('slurm_vanished');
