@@ -138,7 +138,7 @@ export async function untilSlurmRuns(ctx: AppContext, job: Job, link: NodeLink, 
     const step = await link.run(async (t) => stepSlurm(ctx, cur, t, await probeJob(t, remote.dir)));
     cur = step.job;
     if (step.over || step.supervising) return cur;
-    await sleep(cur.state === 'queued' ? 500 : 200, undefined, { signal }).catch(() => undefined);
+    await sleep(cur.state === 'queued' ? 1000 : 200, undefined, { signal }).catch(() => undefined);
   }
   return cur;
 }
@@ -256,7 +256,7 @@ export async function waitSlurmJob(
         await link.run((t) => endSlurmJob(t, slurmIdOf(cur) as string));
       }
     }
-    if (!supervising) await sleep(cur.state === 'queued' ? 500 : 200, undefined, { signal }).catch(() => undefined);
+    if (!supervising) await sleep(cur.state === 'queued' ? 1000 : 200, undefined, { signal }).catch(() => undefined);
   }
   return cur;
 }

@@ -136,19 +136,21 @@ describe.runIf(can.run).concurrent('a Slurm node', () => {
       expect(shown.queue?.reason).toMatch(/^Slurm: (Resources|Priority|None|waiting)/);
       expect(shown.queue?.position).toBe(1);
       await gate.open();
-      const w = await gpuq(h, ['wait', ...jobs.map((j) => j.id), third.id]);
+      const w = await gpuq(h, ['wait', ...jobs.map((j) => j.id), third.id, '--json']);
       expect(w.code, w.stdout + w.stderr).toBe(0);
+      const done = JSON.parse(w.stdout) as Job[];
+      // Each program's own clock and device, from its stdout in the job folder.
       const spans = await Promise.all(
-        [...jobs, third].map(async (j) => {
-          const [first, second] = (await gpuq(h, ['logs', j.id])).stdout.trim().split('\n');
+        done.map(async (j) => {
+          const out = await readFile(join(j.remote?.dir as string, 'stdout.log'), 'utf8');
+          const [first, second] = out.trim().split('\n');
           const [dev, start] = (first as string).split(' ');
           return { dev, start: Number(start), end: Number(second) };
         }),
       );
       expect(spans[0]?.dev).not.toBe(spans[1]?.dev);
-      // Slurm's devices are what the ledger records, and CUDA_DEVICE_ORDER is PCI_BUS_ID (hello's check).
-      const recorded = await Promise.all(jobs.map((j) => gpuqJson<Job>(h, ['show', j.id])));
-      expect(recorded.map((j) => String(j.gpus[0]))).toEqual(spans.slice(0, 2).map((s) => s.dev));
+      // The devices Slurm gave are what the ledger records.
+      expect(done.map((j) => String(j.gpus[0]))).toEqual(spans.map((x) => x.dev));
       // The third started only after one of the first two ended, on the device it freed.
       const [s3] = spans.slice(2);
       expect(Math.min(spans[0]!.end, spans[1]!.end)).toBeLessThanOrEqual(s3!.start);
@@ -167,7 +169,8 @@ describe.runIf(can.run).concurrent('a Slurm node', () => {
     await untilRunning(running);
     const c = await gpuq(h, ['cancel', pending.id, running.id]);
     expect(c.code, c.stderr).toBe(0);
-    const [p, r] = await Promise.all([gpuqJson<Job>(h, ['show', pending.id]), gpuqJson<Job>(h, ['show', running.id])]);
+    const [p, r] = await gpuqJson<Job[]>(h, ['wait', pending.id, running.id]);
+    if (!p || !r) throw new Error('wait --json printed no jobs');
     expect(p.verdict?.class).toBe('cancelled');
     expect(p.verdict?.summary).toMatch(/queued in Slurm/);
     expect(r.verdict?.class).toBe('cancelled');
@@ -180,20 +183,21 @@ describe.runIf(can.run).concurrent('a Slurm node', () => {
       submit([progs.hog as string, '--node', 'sl', '--memory', '96m']),
       submit([progs.sleep as string, '--node', 'sl', '--timeout', '3s', '--grace', '1s']),
     ]);
-    const w = await gpuq(h, ['wait', hog.id, slow.id]);
-    const [a, b] = await Promise.all([gpuqJson<Job>(h, ['show', hog.id]), gpuqJson<Job>(h, ['show', slow.id])]);
-    expect(a.verdict?.class, w.stdout).toBe('oom');
-    expect(b.verdict?.class, w.stdout).toBe('timeout');
-    expect(b.verdict?.timedOut).toBe(true);
+    const w = await gpuq(h, ['wait', hog.id, slow.id, '--json']);
+    const [a, b] = JSON.parse(w.stdout) as Job[];
+    expect(a?.verdict?.class, w.stdout).toBe('oom');
+    expect(b?.verdict?.class, w.stdout).toBe('timeout');
+    expect(b?.verdict?.timedOut).toBe(true);
   });
 
   it('names an scancel from outside gpuq as such, not as a gpuq cancel', async () => {
     const job = await submit([progs.sleep as string, '--node', 'sl']);
     await untilRunning(job);
     slurm.run('scancel', [slurmIdOf(job)]);
-    const w = await gpuq(h, ['wait', job.id]);
+    const w = await gpuq(h, ['wait', job.id, '--json']);
     expect(w.code, w.stdout + w.stderr).toBe(15);
-    const done = await gpuqJson<Job>(h, ['show', job.id]);
+    const [done] = JSON.parse(w.stdout) as Job[];
+    if (!done) throw new Error('wait --json printed no job');
     expect(done.verdict?.class).toBe('signaled');
     expect(done.verdict?.cause).toBe('slurm_cancelled');
     expect(done.verdict?.summary).toMatch(/from outside gpuq/);
