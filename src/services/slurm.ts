@@ -143,6 +143,11 @@ export async function untilSlurmRuns(ctx: AppContext, job: Job, link: NodeLink, 
   return cur;
 }
 
+/** A verdict Slurm may explain better: a signal from outside gpuq (an scancel, a preemption). */
+function outsideSignal(v: Verdict): boolean {
+  return v.class === 'signaled' || v.class === 'lost';
+}
+
 /** One round of following a Slurm job: what it is now and whether it is over. */
 interface SlurmStep {
   job: Job;
@@ -161,6 +166,13 @@ async function stepSlurm(ctx: AppContext, job: Job, t: Transport, probe0: Probe)
   let probe = probe0;
   let cur = await syncQueued(ctx, job, probe);
   if (probe.supervisorAlive && !probe.missing) return { job: cur, over: false, supervising: true };
+  // The supervisor recorded the end and nothing outside gpuq stopped the program (no SIGTERM or
+  // SIGKILL it cannot explain): its verdict stands, without a round trip to Slurm.
+  if (probe.status?.state === 'exited' && !probe.missing && !outsideSignal(verdictOf(cur, probe))) {
+    const v = judge(cur, probe, null) as Verdict;
+    const done = await recordVerdict(ctx, cur.id, v, { status: probe.status, monitor: probe.monitor });
+    return { job: done, over: true, supervising: false };
+  }
   let look = await lookAtSlurmJob(t, slurmId, remote.dir);
   const st = slurmStateOf(look.view);
   if (st !== null && slurmPhase(st) !== 'ended' && probe.status?.state !== 'exited') {
@@ -188,7 +200,7 @@ async function stepSlurm(ctx: AppContext, job: Job, t: Transport, probe0: Probe)
   // CANCELLED only once its processes are gone (moments after the supervisor's end).
   for (let i = 0; i < 40 && probe.status?.state === 'exited' && look.view.row; i++) {
     const st2 = slurmStateOf(look.view);
-    if (st2 === null || slurmPhase(st2) === 'ended' || verdictOf(cur, probe).class !== 'signaled') break;
+    if (st2 === null || slurmPhase(st2) === 'ended' || !outsideSignal(verdictOf(cur, probe))) break;
     await sleep(250);
     look = await lookAtSlurmJob(t, slurmId, remote.dir);
   }
