@@ -136,6 +136,8 @@ describe.runIf(can.run).concurrent('a Slurm node', () => {
       expect(shown.state).toBe('queued');
       expect(shown.queue?.reason).toMatch(/^Slurm: (Resources|Priority|waiting to be scheduled)/);
       expect(shown.queue?.position).toBe(1);
+      // logs -f of the job Slurm still holds waits for it to run, then follows it to its end.
+      const follow = startGpuq(h, ['logs', '-f', third.id]);
       await gate.open();
       const w = await gpuq(h, ['wait', ...jobs.map((j) => j.id), third.id, '--json']);
       expect(w.code, w.stdout + w.stderr).toBe(0);
@@ -156,6 +158,9 @@ describe.runIf(can.run).concurrent('a Slurm node', () => {
       const [s3] = spans.slice(2);
       expect(Math.min(spans[0]!.end, spans[1]!.end)).toBeLessThanOrEqual(s3!.start);
       expect(['0', '1']).toContain(s3?.dev);
+      const followed = await follow.done;
+      expect(followed.code, followed.stderr).toBe(0);
+      expect(followed.stdout).toBe(await readFile(join(done[2]?.remote?.dir as string, 'stdout.log'), 'utf8'));
     } finally {
       await gate.open();
     }
