@@ -101,7 +101,7 @@ export function checkFile(file: string, cwd: string, maxBytes: number): CheckedF
 }
 
 /** A node's GPUs for ranking: a Slurm node's are Slurm's to give, so it can take any count. */
-export function gpusOf(n: NodeConfig, need: number): number[] {
+function gpusOf(n: NodeConfig, need: number): number[] {
   return n.transport === 'slurm' ? [...Array(Math.max(need, n.gpus.length)).keys()] : n.gpus;
 }
 
@@ -580,7 +580,8 @@ async function launchOnSlurmNode(
       boundary: node.boundary,
       runAs: node.runAs,
       requireBoundary: opts.competition ? (ctx.config.competitions[opts.competition]?.requireBoundary ?? false) : false,
-      hideDirs: [],
+      // sbatch on this machine: the job may run here too, so gpuq's state folder stays hidden.
+      hideDirs: node.host === null ? [ctx.config.stateDir] : [],
       fromSlurm: true,
     });
     const files: LaunchFiles = {
