@@ -73,6 +73,8 @@ LOCK_DIR={{LOCK_DIR}}
 PRIORITY={{PRIORITY}}
 SUBMITTER={{SUBMITTER}}
 FOREIGN_MIB={{FOREIGN_MIB}}
+# 1 on a Slurm node: Slurm allocated the GPUs (no lease here); slurm_gpus records them.
+FROM_SLURM={{FROM_SLURM}}
 # Folders the program must not see (the local node's gpuq state folder: ledger, known_hosts).
 HIDE_DIRS=({{@HIDE_DIRS}})
 # The competition (issue 13; templates/grade.py): the data folder the program gets as $GPUQ_DATA
@@ -768,6 +770,7 @@ open_lease_file() {
 # says "queued" (queue.py sends SIGUSR2 the first time it has to wait); a cancel or SIGTERM ends
 # the wait and the supervisor without starting the program.
 acquire_gpus() {
+  [ "$FROM_SLURM" = 1 ] && { slurm_gpus; return 0; }
   [ "$NEED_GPUS" -gt 0 ] || return 0
   local g fl fh args=() all_l=() all_h=() idx=() rc r2 out i
   for g in "${NODE_GPUS[@]}"; do
@@ -841,6 +844,16 @@ grade_submission() {
     break
   done
   GRADE_PID=""
+}
+
+# On a Slurm node the GPUs are the ones Slurm gave the job: SLURM_JOB_GPUS (the node's indices)
+# recorded in status.json, CUDA_VISIBLE_DEVICES passed on as Slurm set it (none: no GPU).
+slurm_gpus() {
+  local g=${SLURM_JOB_GPUS:-${SLURM_STEP_GPUS:-}} c=${CUDA_VISIBLE_DEVICES:-}
+  [[ "$g" =~ ^[0-9]{1,4}(,[0-9]{1,4}){0,63}$ ]] || g=""
+  [[ "$c" =~ ^[0-9A-Za-z,-]{1,1000}$ ]] || c=$g
+  LEASED=$g CUDA_DEVICES=$c
+  return 0
 }
 
 # The supervisor's end when the program never started (cancelled or stopped while queued, or the

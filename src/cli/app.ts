@@ -48,7 +48,8 @@ async function connect(
   acceptNew: boolean,
   env: NodeJS.ProcessEnv,
 ): Promise<Transport> {
-  if (node.transport === 'local') {
+  // A Slurm node without a host: sbatch runs on this machine.
+  if (node.transport === 'local' || (node.transport === 'slurm' && node.host === null)) {
     const { localTransport } = await import('../transport/local.js');
     return localTransport(node.name);
   }

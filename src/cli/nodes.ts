@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { EXIT } from '../core/exit-codes.js';
 import { formatBytes, formatDuration, printableLine } from '../core/format.js';
 import type { NodeLease } from '../core/queue.js';
+import type { PartitionSummary } from '../core/slurm.js';
 import type { NodeReport } from '../services/nodes.js';
 import type { CliApp } from './app.js';
 import type { Style } from './style.js';
@@ -30,6 +31,22 @@ export function leaseText(l: NodeLease, nowMs: number): string {
   return `lease held by ${job}${who ? ` (${who})` : ''}`;
 }
 
+/** A Slurm partition in one line: its nodes by state, GPUs free, jobs pending and running. */
+export function slurmLine(p: PartitionSummary): string {
+  const n = p.nodes;
+  const states = [
+    `${n.idle} idle`,
+    `${n.mixed} mixed`,
+    `${n.allocated} allocated`,
+    `${n.down} down`,
+    ...(n.other ? [`${n.other} other`] : []),
+  ].join(', ');
+  return (
+    `Slurm partition ${p.partition === null ? '(default)' : printableLine(p.partition)}: nodes ${states}; ` +
+    `GPUs ${p.gpusFree}/${p.gpus} free; jobs ${p.pendingJobs} pending, ${p.runningJobs} running`
+  );
+}
+
 /** One table row per node plus indented GPU and error lines. */
 export function renderNodes(reports: NodeReport[], style: Style, now: Date = new Date()): string {
   const c = style.c;
@@ -43,11 +60,13 @@ export function renderNodes(reports: NodeReport[], style: Style, now: Date = new
     const disk = s?.disk ? formatBytes(s.disk.freeBytes) : '-';
     const inodes = s?.inodes && s.inodes.total > 0 ? `${Math.floor((s.inodes.free / s.inodes.total) * 100)}%` : '-';
     const jobs = r.reachable ? String(s?.runningJobs ?? r.ledgerJobs) : r.ledgerJobs > 0 ? `${r.ledgerJobs}?` : '-';
-    const gpus = s?.gpus
-      ? String(s.gpus.length)
-      : r.configuredGpus.length > 0
-        ? `${r.configuredGpus.length} (config)`
-        : '-';
+    const gpus = r.slurm
+      ? `${r.slurm.gpusFree}/${r.slurm.gpus} free`
+      : s?.gpus
+        ? String(s.gpus.length)
+        : r.configuredGpus.length > 0
+          ? `${r.configuredGpus.length} (config)`
+          : '-';
     rows.push([
       r.name,
       r.reachable ? 'ok' : 'unreachable',
@@ -57,7 +76,7 @@ export function renderNodes(reports: NodeReport[], style: Style, now: Date = new
       disk,
       inodes,
       jobs,
-      s?.queue ? String(s.queue.tickets.length) : '-',
+      r.slurm ? String(r.slurm.pendingJobs) : s?.queue ? String(s.queue.tickets.length) : '-',
       gpus,
     ]);
     const lines: string[] = [];
@@ -65,6 +84,7 @@ export function renderNodes(reports: NodeReport[], style: Style, now: Date = new
       lines.push(`  ${c.red(r.error ?? 'unreachable')}`);
       if (r.hint) lines.push(...r.hint.split('\n').map((l) => `  ${c.dim(l)}`));
     }
+    if (r.slurm) lines.push(`  ${slurmLine(r.slurm)}`);
     if (s?.boundary === 'none')
       lines.push(
         `  ${c.yellow('no trust boundary:')} jobs here run as gpuq's own account and can write their own verdict (README, "Trust model")`,

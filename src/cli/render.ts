@@ -40,7 +40,7 @@ export function renderTable(jobs: Job[], now: Date, style: Style): string {
   const rows = jobs.map((j) => ({
     id: j.id,
     name: ((n) => (n.length > 28 ? `${n.slice(0, 27)}…` : n))(printableLine(j.name)),
-    node: j.node,
+    node: j.remote?.slurmJobId ? `${j.node}:${j.remote.slurmJobId}` : j.node,
     state: stateLabel(j),
     age: columnMs(now.getTime() - Date.parse(j.createdAt)),
     duration: jobDuration(j, now),
@@ -149,6 +149,7 @@ export function renderJob(job: Job & { peaks?: Peak[] | null }, now: Date, style
       `${c.bold('Folder')}     ${printableLine(job.remote.dir)}  ` +
         `(supervisor pid ${job.remote.supervisorPid}, job pid ${job.remote.pid})`,
     );
+  if (job.remote?.slurmJobId) lines.push(`${c.bold('Slurm')}      job ${printableLine(job.remote.slurmJobId)}`);
   const b = boundaryText(job);
   if (b) lines.push(`${c.bold('Boundary')}   ${job.remote?.boundary === 'none' ? c.yellow(b) : b}`);
   lines.push(

@@ -12,7 +12,8 @@ import { builtinLimits, type LimitConfigName, limitsFromConfig } from '../core/l
 import type { Limits } from '../core/types.js';
 import { DEFAULT_FOREIGN_MIB, DEFAULT_LOCK_DIR } from '../core/queue.js';
 import { parseDuration, parseSize } from '../core/units.js';
-import type { CompetitionConfig, Config, NodeConfig } from './types.js';
+import { SBATCH_ALLOWED, sbatchArgProblem } from '../core/slurm.js';
+import type { CompetitionConfig, Config, NodeConfig, SlurmNodeConfig } from './types.js';
 import type { RawConfig, RawNode } from './schema.js';
 
 export interface ConfigLocation {
@@ -188,6 +189,17 @@ function buildNode(name: string, raw: RawNode, file: string | null, stateDir: st
       'Give a host name or an ~/.ssh/config alias.',
     );
   }
+  const slurm = raw.transport === 'slurm' ? slurmOf(name, raw, file) : undefined;
+  if (raw.transport !== 'slurm') {
+    const stray = (['partition', 'account', 'qos', 'sbatchArgs', 'cpusPerTask'] as const).find(
+      (k) => raw[k] !== undefined,
+    );
+    if (stray)
+      throw usageError(
+        `config file ${file}: nodes.${name}.${stray}: only a Slurm node has it.`,
+        `Set "transport": "slurm" for node ${name}, or remove "${stray}".`,
+      );
+  }
   const gpus = raw.gpus === undefined ? [] : typeof raw.gpus === 'number' ? [...Array(raw.gpus).keys()] : raw.gpus;
   const workdir = raw.workdir ?? (raw.transport === 'local' ? join(stateDir, 'nodes', name) : '~/.gpuq');
   // The node's scripts read paths a line at a time: a line break in the folder would start the
@@ -205,6 +217,7 @@ function buildNode(name: string, raw: RawNode, file: string | null, stateDir: st
   return {
     name,
     transport: raw.transport,
+    ...(slurm ? { slurm } : {}),
     host: raw.host ?? null,
     port: raw.port ?? null,
     user: raw.user ?? null,
@@ -231,6 +244,26 @@ function buildNode(name: string, raw: RawNode, file: string | null, stateDir: st
       runtime: raw.docker?.runtime ?? null,
       extraArgs: raw.docker?.extraArgs ?? [],
     },
+  };
+}
+
+/** A Slurm node's fields, each extra sbatch argument checked against core/slurm's allowed list. */
+function slurmOf(name: string, raw: RawNode, file: string | null): SlurmNodeConfig {
+  const extra = raw.sbatchArgs ?? [];
+  for (const [i, a] of extra.entries()) {
+    const why = sbatchArgProblem(a);
+    if (why)
+      throw usageError(
+        `config file ${file}: nodes.${name}.sbatchArgs[${i}]: ${why}.`,
+        `Allowed: ${SBATCH_ALLOWED.map((o) => `--${o}`).join(', ')}.`,
+      );
+  }
+  return {
+    partition: raw.partition ?? null,
+    account: raw.account ?? null,
+    qos: raw.qos ?? null,
+    sbatchArgs: extra,
+    cpusPerTask: raw.cpusPerTask ?? 1,
   };
 }
 

@@ -29,8 +29,20 @@ const limits = Object.fromEntries((LIMITS as readonly LimitSpec[]).map((l) => [l
   ReturnType<typeof limitField>
 >;
 
+/** A Slurm node's own fields (transport "slurm"; README, "Slurm"); checked further in load.ts. */
+const slurmWord = z
+  .string()
+  .regex(/^[A-Za-z0-9._+-]{1,128}$/, 'expected a Slurm name (letters, digits, ".", "_", "+", "-")');
+const slurmNodeFields = {
+  partition: slurmWord.optional(),
+  account: slurmWord.optional(),
+  qos: slurmWord.optional(),
+  sbatchArgs: z.array(z.string().min(1)).optional(),
+  cpusPerTask: z.number().int().min(1).max(4096, 'expected a whole number from 1 to 4096').optional(),
+};
+
 export const nodeSchema = z.strictObject({
-  transport: z.enum(['local', 'ssh'], { error: 'expected "local" or "ssh"' }),
+  transport: z.enum(['local', 'ssh', 'slurm'], { error: 'expected "local", "ssh" or "slurm"' }),
   host: z.string().min(1, 'expected a host name or ~/.ssh/config alias').optional(),
   port: z.number().int().min(1).max(65535, 'expected a port from 1 to 65535').optional(),
   user: z.string().min(1).optional(),
@@ -57,6 +69,7 @@ export const nodeSchema = z.strictObject({
     .regex(/^\/[^\n\r\0]*$/, 'expected an absolute folder on the node (every gpuq account there must share it)')
     .optional(),
   foreignGpuMemory: size.optional(),
+  ...slurmNodeFields,
   docker: z
     .strictObject({
       image: z.string().min(1).optional(),

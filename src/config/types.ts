@@ -3,7 +3,12 @@ import type { BoundaryMode, Isolation, Limits } from '../core/types.js';
 /** A node as config describes it, after validation and defaults. */
 export interface NodeConfig {
   name: string;
-  transport: 'local' | 'ssh';
+  transport: 'local' | 'ssh' | 'slurm';
+  /**
+   * transport "slurm": Slurm queues the job and allocates its GPUs (README, "Slurm"); `host` is
+   * the login node's SSH alias, or null where this machine runs sbatch itself.
+   */
+  slurm?: SlurmNodeConfig;
   /** ssh: host name or ~/.ssh/config alias. */
   host: string | null;
   port: number | null;
@@ -42,6 +47,17 @@ export interface NodeConfig {
   /** Bytes a process outside gpuq may hold on a GPU before that GPU counts as busy. */
   foreignGpuMemoryBytes?: number;
   docker: { image: string | null; runtime: string | null; extraArgs: string[] };
+}
+
+/** What a Slurm node adds: where and as whom its jobs are submitted. */
+export interface SlurmNodeConfig {
+  partition: string | null;
+  account: string | null;
+  qos: string | null;
+  /** Extra sbatch arguments, each from core/slurm's allowed list. */
+  sbatchArgs: string[];
+  /** sbatch --cpus-per-task (default 1). */
+  cpusPerTask: number;
 }
 
 export interface CompetitionConfig {

@@ -94,6 +94,8 @@ export const remoteInfoShape = obj({
   bootId: nullable(str),
   /** The trust boundary the job ran behind, as its supervisor recorded it (absent before it existed). */
   boundary: optional(nullable(oneOf(BOUNDARIES))),
+  /** On a Slurm node: the Slurm job id sbatch gave it (absent elsewhere). */
+  slurmJobId: optional(str),
 });
 
 /**

@@ -28,6 +28,8 @@ export interface WrapperSpec {
   requireBoundary?: boolean;
   /** Folders the program must not see, e.g. the local node's gpuq state folder (ledger, known_hosts). */
   hideDirs?: string[];
+  /** On a Slurm node: GPUs come from Slurm's allocation, not from a lease (README, "Slurm"). */
+  fromSlurm?: boolean;
   /** The GPU queue (templates/README.md): absent or `need` 0 for a job that takes no GPU lease. */
   queue?: QueueSpec;
   /**
@@ -79,6 +81,7 @@ export function renderWrapper(template: string, spec: WrapperSpec): string {
     DATA_DIR: spec.competition?.data ?? '',
     ANSWERS_DIR: spec.competition?.answers ?? '',
     GRADE: spec.competition?.grade ?? [],
+    FROM_SLURM: spec.fromSlurm ? 1 : 0,
   });
 }
 

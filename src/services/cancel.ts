@@ -8,6 +8,7 @@ import { requestCancel } from '../node/protocol.js';
 import type { AppContext } from './context.js';
 import { openJobLink } from './job-link.js';
 import { addNote, findJob, recordVerdict } from './jobs.js';
+import { cancelSlurm, slurmIdOf } from './slurm.js';
 import { waitJob } from './wait.js';
 
 export interface CancelOutcome {
@@ -29,6 +30,10 @@ export async function cancelJob(ctx: AppContext, id: string): Promise<CancelOutc
   // one connection asks for the cancel and then waits for the end
   const link = openJobLink(ctx, job);
   try {
+    if (slurmIdOf(job) !== null) {
+      const done = await cancelSlurm(ctx, job, link);
+      return { job: done, cancelled: done.verdict?.class === 'cancelled' };
+    }
     await link.run((t) => requestCancel(t, dir), { maxAttempts: 3 });
     const done = await waitJob(ctx, await findJob(ctx, job.id), undefined, link);
     return { job: done, cancelled: done.verdict?.class === 'cancelled' };

@@ -77,7 +77,7 @@ async function readJob(ctx: AppContext, t: Transport, job: Job): Promise<JobRead
   const remote = job.remote;
   if (!remote) return { job, probe: null, error: null };
   const probe = await probeJob(t, remote.dir);
-  return { job: await settle(ctx, job, probe), probe, error: null };
+  return { job: await settle(ctx, job, probe, t), probe, error: null };
 }
 
 /**

@@ -138,8 +138,19 @@ export async function recordVerdict(
  * already recorded wins) and the job returned done; otherwise the job is returned as it is. A
  * probe from untilOver that carries `stalled` records the stalled supervisor's verdict.
  */
-export async function settle(ctx: AppContext, job0: Job, probe: Probe & { stalled?: StallReport }): Promise<Job> {
+export async function settle(
+  ctx: AppContext,
+  job0: Job,
+  probe: Probe & { stalled?: StallReport },
+  t?: Transport,
+): Promise<Job> {
   if (job0.state === 'done') return job0;
+  // A Slurm job: Slurm's word where the supervisor holds no lock (services/slurm); without a
+  // connection to ask it, only the supervisor's own end is judged.
+  if (job0.remote?.slurmJobId && !probe.stalled) {
+    if (t) return (await import('./slurm.js')).settleSlurm(ctx, job0, probe, t);
+    if (probe.status?.state !== 'exited' || probe.supervisorAlive) return syncQueued(ctx, job0, probe);
+  }
   const job = await syncQueued(ctx, job0, probe);
   // The client ended a job whose supervisor stalled: no status of the supervisor's to classify.
   if (probe.stalled)
@@ -234,8 +245,7 @@ export async function refreshJobs(
       }
       try {
         for (const job of nodeJobs) {
-          const probe = await probeJob(t, (job.remote as NonNullable<Job['remote']>).dir);
-          const settled = await settle(ctx, job, probe);
+          const settled = await settle(ctx, job, await probeJob(t, (job.remote as NonNullable<Job['remote']>).dir), t);
           if (settled !== job) updated.set(job.id, settled);
         }
       } catch (e) {

@@ -10,6 +10,7 @@ import { EXIT } from '../core/exit-codes.js';
 import type { Job } from '../core/types.js';
 import { followFile, probeJob, snapshotLog, streamLog } from '../node/protocol.js';
 import type { AppContext } from './context.js';
+import { untilSlurmRuns } from './slurm.js';
 import { openJobLink, settle } from './job-link.js';
 import { findJob } from './jobs.js';
 import type { NodeLink } from './reconnect.js';
@@ -42,12 +43,14 @@ export async function showLogs(ctx: AppContext, id: string, opts: LogsOptions, s
         });
       return job;
     }
+    // A job Slurm still holds has no supervisor to follow yet.
+    if (job.remote?.slurmJobId && (await untilSlurmRuns(ctx, job, link, signal)).state === 'done')
+      return findJob(ctx, job.id);
     await followStreams(ctx, link, remote.dir, opts.streams, opts.tail, signal);
     const cur = await findJob(ctx, job.id);
     if (signal?.aborted || cur.state === 'done') return cur;
     // The follow ended with the job: record its verdict over the same connection.
-    const probe = await link.run((t) => probeJob(t, remote.dir));
-    return await settle(ctx, cur, probe);
+    return await link.run(async (t) => settle(ctx, cur, await probeJob(t, remote.dir), t));
   } finally {
     await link.close();
   }

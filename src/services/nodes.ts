@@ -10,6 +10,8 @@ import type { Job } from '../core/types.js';
 import type { NodeConfig } from '../config/types.js';
 import type { NodeLocks } from '../node/commands.js';
 import { readNodeStatus } from '../node/protocol.js';
+import { readPartition } from '../node/slurm.js';
+import type { PartitionSummary } from '../core/slurm.js';
 import type { NodeStatus } from '../node/node-status.js';
 import type { Transport } from '../transport/transport.js';
 import { bounded, connectBounded } from './connect.js';
@@ -19,7 +21,7 @@ import { withLocalGpus } from './local-gpus.js';
 /** One node as `gpuq nodes` reports it (the --json shape). */
 export interface NodeReport {
   name: string;
-  transport: 'local' | 'ssh';
+  transport: 'local' | 'ssh' | 'slurm';
   /** The host as configured (an ~/.ssh/config alias stays an alias), null for local. */
   host: string | null;
   reachable: boolean;
@@ -35,6 +37,8 @@ export interface NodeReport {
   /** gpuq jobs this client's ledger has running there. */
   ledgerJobs: number;
   status: NodeStatus | null;
+  /** A Slurm node: its partition as sinfo and squeue show it (absent elsewhere). */
+  slurm?: PartitionSummary | null;
 }
 
 /** The lock folder and GPUs to read a node's queue from, or null for a node without GPUs. */
@@ -96,6 +100,7 @@ async function probeOne(ctx: AppContext, node: NodeConfig, ledgerJobs: number): 
       const t1 = performance.now();
       await t.exec({ purpose: 'measure latency', script: 'true' });
       report.latencyMs = Math.round((performance.now() - t1) * 10) / 10;
+      if (node.transport === 'slurm') report.slurm = await readPartition(t, node.slurm?.partition ?? null);
       report.status = await readNodeStatus(t, node.workdir, true, locksOf(node));
     };
     const limitS = Math.max(10, node.connectTimeoutS);
@@ -198,7 +203,7 @@ export async function reachCandidates(ctx: AppContext, nodes: NodeConfig[], o: R
       runningJobs: r.status?.runningJobs ?? o.ledgerJobs(r.node.name),
       load: r.status?.load?.[0] ?? null,
       cpus: r.status?.cpus ?? null,
-      gpus: r.node.gpus,
+      gpus: r.node.transport === 'slurm' ? [...Array(Math.max(o.gpus, r.node.gpus.length)).keys()] : r.node.gpus,
       r,
     })),
     o.gpus,

@@ -24,6 +24,7 @@ import { commandFor, renderWrapper, type WrapperSpec } from '../node/wrapper.js'
 import type { AppContext } from './context.js';
 import type { WaitWatch } from './wait.js';
 import { findJob, recordVerdict } from './jobs.js';
+import { launchOnSlurm } from './slurm.js';
 import { withLocalGpus } from './local-gpus.js';
 import { reachCandidates, type ReachedNode } from './nodes.js';
 import { type NodeLink, openNodeLink } from './reconnect.js';
@@ -100,6 +101,11 @@ export function checkFile(file: string, cwd: string, maxBytes: number): CheckedF
   return { path, name: basename(path), hasShebang: head.subarray(0, 2).toString() === '#!' };
 }
 
+/** A node's GPUs for ranking: a Slurm node's are Slurm's to give, so it can take any count. */
+function gpusOf(n: NodeConfig, need: number): number[] {
+  return n.transport === 'slurm' ? [...Array(Math.max(need, n.gpus.length)).keys()] : n.gpus;
+}
+
 /** What to do when a local node has no GPU for the job: the config's word, or none asked. */
 function noGpuHint(node: string): string {
   return (
@@ -122,7 +128,7 @@ function candidates(
   if (opts.node) {
     const n = nodes[opts.node];
     if (!n) throw usageError(`unknown node "${opts.node}".`, `Nodes in the config: ${Object.keys(nodes).join(', ')}.`);
-    if (n.gpus.length < gpus) {
+    if (n.transport !== 'slurm' && n.gpus.length < gpus) {
       if (n.gpusNotFound)
         throw usageError(`no GPU was found for node ${n.name}: ${n.gpusNotFound}.`, noGpuHint(n.name));
       throw usageError(`node ${n.name} has ${n.gpus.length} GPU(s); the job asks for ${gpus}.`);
@@ -131,7 +137,12 @@ function candidates(
   }
   const running = (name: string) => live.filter((j) => j.node === name && j.state !== 'done').length;
   const ranked = rankNodes(
-    Object.values(nodes).map((n) => ({ name: n.name, runningJobs: running(n.name), load: null, gpus: n.gpus })),
+    Object.values(nodes).map((n) => ({
+      name: n.name,
+      runningJobs: running(n.name),
+      load: null,
+      gpus: gpusOf(n, gpus),
+    })),
     gpus,
   ).map((r) => nodes[r.name] as NodeConfig);
   const all = Object.values(nodes);
@@ -451,6 +462,7 @@ async function launchOn(
   transport: Transport,
 ): Promise<LaunchOutcome> {
   const dir = `${node.workdir.replace(/\/+$/, '')}/jobs/${job.id}`;
+  if (node.transport === 'slurm') return launchOnSlurmNode(ctx, opts, plan, job, templates, node, transport, dir);
   let gpus: number[] = [];
   const need = plan.limits.gpus;
   try {
@@ -557,6 +569,55 @@ async function launchOn(
       );
     }
     return { kind: 'not-started', error: e };
+  }
+}
+
+/**
+ * Step 3 on a Slurm node (services/slurm.ts): the same job folder and supervisor, started by
+ * sbatch; Slurm queues it and allocates its GPUs (no lease on the node). A refusal is final.
+ */
+async function launchOnSlurmNode(
+  ctx: AppContext,
+  opts: SubmitOptions,
+  plan: SubmitPlan,
+  job: Job,
+  templates: Templates,
+  node: NodeConfig,
+  transport: Transport,
+  dir: string,
+): Promise<LaunchOutcome> {
+  try {
+    await ctx.ledger.updateJob(job.id, (j) => ({ ...j, node: node.name, gpus: [] }));
+    const wrapper = renderWrapper(templates.wrapper, {
+      jobId: job.id,
+      command: commandFor(plan.checked.name, node.python, plan.checked.hasShebang, opts.args) as string[],
+      env: opts.env,
+      limits: plan.limits,
+      cpuShare: { num: 1, den: 1 },
+      cudaDevices: '',
+      useCgroups: true,
+      boundary: node.boundary,
+      runAs: node.runAs,
+      requireBoundary: opts.competition ? (ctx.config.competitions[opts.competition]?.requireBoundary ?? false) : false,
+      // sbatch on this machine: the job may run here too, so gpuq's state folder stays hidden.
+      hideDirs: node.host === null ? [ctx.config.stateDir] : [],
+      fromSlurm: true,
+      competition: competitionSpec(ctx, opts.competition),
+    });
+    const files: LaunchFiles = {
+      dir,
+      localProgram: plan.kept.path,
+      programName: `work/${plan.checked.name}`,
+      executable: plan.checked.hasShebang,
+      wrapper,
+      monitor: templates.monitor,
+      onProgress: plan.uploads ? undefined : progressBar(ctx, plan.kept.bytes),
+      bundle: bundleOf(ctx, plan, templates),
+      grade: gradeFiles(ctx, opts.competition),
+    };
+    return { kind: 'started', job: await launchOnSlurm(ctx, job, node, transport, files) };
+  } catch (e) {
+    return { kind: 'failed', error: e as Error };
   }
 }
 

@@ -8,6 +8,7 @@ import { openJobLink, settle, stallWatchOf, untilOver, untilStarted, type WaitLo
 import { findJob, syncGrading, syncQueued } from './jobs.js';
 import { followStreams } from './logs.js';
 import type { NodeLink } from './reconnect.js';
+import { slurmIdOf, untilSlurmRuns, waitSlurmJob } from './slurm.js';
 
 /** What a wait knows of a job on the way: the ledger's job, its latest sample and queue.json. */
 export interface WaitProgress {
@@ -57,6 +58,17 @@ export async function waitJob(
   const own = link ? null : openJobLink(ctx, cur, { signal });
   const l = (link ?? own) as NodeLink;
   try {
+    if (slurmIdOf(cur) !== null)
+      return await waitSlurmJob(
+        ctx,
+        cur,
+        l,
+        signal,
+        watch && {
+          everyS: watch.everyS,
+          onProbe: (p, j) => report(j, p.recentSamples.at(-1) ?? null, null),
+        },
+      );
     const probe = await l.run((t) => untilOver(t, remote.dir, remote.bootId, signal, stall, look));
     if (probe === null) return cur;
     return settle(ctx, cur, probe);
@@ -71,11 +83,17 @@ export async function waitJob(
  * ended. The wait and the follow share the node's connection.
  */
 export async function waitFollowing(ctx: AppContext, job: Job, signal?: AbortSignal, link?: NodeLink): Promise<Job> {
-  const cur = job.state !== 'done' && job.remote === null ? await untilStarted(ctx, job, signal) : job;
+  let cur = job.state !== 'done' && job.remote === null ? await untilStarted(ctx, job, signal) : job;
   if (cur.remote === null) return cur;
   const remote = cur.remote;
   const own = link ? null : openJobLink(ctx, cur, { signal });
   const l = (link ?? own) as NodeLink;
+  // A job Slurm still holds has no output to follow yet (once over, the follow prints what it wrote).
+  if (slurmIdOf(cur) !== null && cur.state !== 'done')
+    cur = await untilSlurmRuns(ctx, cur, l, signal).catch(async (e: unknown) => {
+      await own?.close();
+      throw e;
+    });
   // Whichever of the two fails first stops the other, and its error is the one reported.
   const stop = new AbortController();
   const both = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;

@@ -22,6 +22,7 @@ import {
   type WaitLook,
 } from './job-link.js';
 import { findJob, syncGrading, syncQueued } from './jobs.js';
+import { untilSlurmRuns } from './slurm.js';
 
 /** Which of the job's two output files a log line came from. */
 export type LogStream = 'stdout' | 'stderr';
@@ -302,6 +303,14 @@ export async function watchJob(ctx: AppContext, id: string, opts: WatchJobOption
     // The step itself says 'connected'; nothing may write to the terminal under the view.
     onReconnected: () => undefined,
   });
+  // A job Slurm still holds has no supervisor to follow yet: its queue place until it runs.
+  if (remote.slurmJobId && job.state !== 'done') {
+    job = await untilSlurmRuns(ctx, job, link, signal).catch(async (e: unknown) => {
+      await link.close();
+      throw e;
+    });
+    emit({ type: 'job', job });
+  }
   const probe = await link
     .run(
       async (t) => {

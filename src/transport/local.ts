@@ -19,7 +19,8 @@ import {
 } from './transport.js';
 
 /** What the node side inherits of this process's environment: the account and the locale, no more. */
-const NODE_ENV_KEYS = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'TZ'];
+// SLURM_CONF: where a Slurm node without a host (sbatch on this machine) finds its cluster's config.
+const NODE_ENV_KEYS = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'TZ', 'SLURM_CONF'];
 
 /**
  * The environment the local node's scripts (and so the supervisor) run with: PATH, the account,

@@ -56,7 +56,16 @@ describe('config', () => {
     ['{\n  "defaults": {\n    "timeout": "1h",\n  }\n}\n', /not valid JSON at line 4, column 3/],
     ['{\n  "nodes": {', /not valid JSON at line 2, column 13/],
     [{ defaults: { memory: 8 } }, /defaults\.memory "8" has no unit: did you mean "8m" or "8g"\?/],
-    [{ nodes: { a: { transport: 'ftp' } } }, /nodes\.a\.transport: expected "local" or "ssh"/],
+    [{ nodes: { a: { transport: 'ftp' } } }, /nodes\.a\.transport: expected "local", "ssh" or "slurm"/],
+    [
+      { nodes: { a: { transport: 'slurm', sbatchArgs: ['--time=5'] } } },
+      /nodes\.a\.sbatchArgs\[0\]: .*--time is not allowed/,
+    ],
+    [{ nodes: { a: { transport: 'slurm', partition: 'a b' } } }, /nodes\.a\.partition: expected a Slurm name/],
+    [
+      { nodes: { a: { transport: 'ssh', host: 'h', partition: 'gpu' } } },
+      /nodes\.a\.partition: only a Slurm node has it/,
+    ],
     [{ nodes: { a: { transport: 'ssh' } } }, /nodes\.a\.host: required/],
     [{ nodes: { a: { transport: 'ssh', host: 'h', port: 70000 } } }, /nodes\.a\.port/],
     [{ defaults: { timeout: '0s' } }, /defaults\.timeout must be more than zero/],
