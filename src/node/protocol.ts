@@ -89,6 +89,15 @@ function parseStatus(t: Transport, dir: string, out: string): StatusFile {
   }
 }
 
+/** The grading step's scripts as files of the job folder, for a job its supervisor grades (none otherwise). */
+export function gradeInlineFiles(f: Pick<LaunchFiles, 'grade'>): InlineFile[] {
+  if (f.grade === undefined) return [];
+  return [
+    { name: 'grade.py', content: f.grade.script, mode: 0o600 },
+    { name: 'fingerprint.py', content: f.grade.fingerprint, mode: 0o600 },
+  ];
+}
+
 /**
  * Creates the job folder (0700), writes program, wrapper and monitor, starts the supervisor.
  * A small program makes this one round trip; a larger one is uploaded over SFTP (with
@@ -103,12 +112,7 @@ export async function launchJob(
     { name: 'monitor.py', content: f.monitor, mode: 0o600 },
     { name: 'run.sh', content: f.wrapper, mode: 0o700 },
     ...(f.queue !== undefined ? [{ name: 'queue.py', content: f.queue, mode: 0o600 } as InlineFile] : []),
-    ...(f.grade !== undefined
-      ? [
-          { name: 'grade.py', content: f.grade.script, mode: 0o600 } as InlineFile,
-          { name: 'fingerprint.py', content: f.grade.fingerprint, mode: 0o600 } as InlineFile,
-        ]
-      : []),
+    ...gradeInlineFiles(f),
   ];
   const { size } = await stat(f.localProgram);
   const mode = f.executable ? 0o700 : 0o600;

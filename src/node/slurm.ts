@@ -21,7 +21,7 @@ import {
 import type { StatusFile } from '../core/types.js';
 import type { RemoteCommand, Transport } from '../transport/transport.js';
 import { type InlineFile, setupJobCommand, unpackCommand } from './commands.js';
-import type { LaunchFiles } from './protocol.js';
+import { gradeInlineFiles, type LaunchFiles } from './protocol.js';
 import { INLINE_PROGRAM_MAX } from './protocol.js';
 import {
   BATCH_SCRIPT,
@@ -70,6 +70,7 @@ export async function launchSlurm(t: Transport, f: LaunchFiles, sbatch: readonly
     { name: 'monitor.py', content: f.monitor, mode: 0o600 },
     { name: 'run.sh', content: f.wrapper, mode: 0o700 },
     { name: 'slurm.sh', content: BATCH_SCRIPT, mode: 0o700 },
+    ...gradeInlineFiles(f),
   ];
   const { size } = await stat(f.localProgram);
   const mode = f.executable ? 0o700 : 0o600;
