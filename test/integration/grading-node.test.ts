@@ -44,7 +44,7 @@ function jobDir(): string {
 }
 
 /** Runs grade.py in `dir`; returns the grading's number and its parsed status.json. */
-function grade(dir: string, extra: string[] = [], maxBytes = 1024) {
+function grade(dir: string, extra: string[] = [], maxBytes = 1024, grader = GRADER) {
   const r = spawnSync(
     SYSTEM_PYTHON,
     [
@@ -66,7 +66,7 @@ function grade(dir: string, extra: string[] = [], maxBytes = 1024) {
       String(maxBytes),
       '--',
       SYSTEM_PYTHON,
-      GRADER,
+      grader,
     ],
     { cwd: dir, encoding: 'utf8', timeout: 60_000 },
   );
@@ -149,6 +149,44 @@ describe('grade.py', () => {
       expect(existsSync(join(dir, 'gradings', String(r.num), 'stdout.log'))).toBe(false);
     });
   }
+
+  it('stops a grader over its output and cuts its logs to the cap', () => {
+    const dir = jobDir();
+    mkdirSync(join(dir, 'work', 'out'));
+    writeFileSync(join(dir, 'work', 'out', 'submission.csv'), 'x\n');
+    const loud = join(root, 'loud.py');
+    writeFileSync(
+      loud,
+      'import sys, time\nwhile True:\n    sys.stdout.write("y" * 65536)\n    sys.stdout.flush()\n    time.sleep(0.01)\n',
+    );
+    const r = grade(dir, ['--fresh'], 1024, loud);
+    expect(r.status).toMatchObject({ outputOverflow: true, signal: 9 });
+    expect(readFileSync(join(dir, 'gradings', '1', 'stdout.log')).length).toBeLessThanOrEqual(65536);
+  });
+
+  it('kills what the grader left running (a double-forked daemon in its own session)', () => {
+    const dir = jobDir();
+    mkdirSync(join(dir, 'work', 'out'));
+    writeFileSync(join(dir, 'work', 'out', 'submission.csv'), 'x\n');
+    const pidFile = join(root, `daemon-${n}.pid`);
+    const forks = join(root, 'forks.py');
+    writeFileSync(
+      forks,
+      `import os, sys, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        open(${JSON.stringify(pidFile)}, "w").write(str(os.getpid()))\n        time.sleep(120)\n    os._exit(0)\n` +
+        `time.sleep(0.3)\nopen(os.path.join(sys.argv[3], "results.jsonl"), "w").write('{"score": 2}\\n')\nsys.exit(42)\n`,
+    );
+    const r = grade(dir, ['--fresh'], 1024, forks);
+    expect(r.status).toMatchObject({ exitCode: 42 });
+    expect(r.status.leftovers).toBeGreaterThanOrEqual(1);
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    let alive = true;
+    try {
+      process.kill(pid, 0);
+    } catch {
+      alive = false;
+    }
+    expect(alive).toBe(false);
+  });
 
   it('--fresh removes a gradings/ folder the job planted (a fake grading 7, a link)', () => {
     const dir = jobDir();
