@@ -153,17 +153,45 @@ describe('grading', () => {
     expect(job.score).toBe(2);
   });
 
+  // The submission check's refusals: four programs in one `submit A B C D --wait` (one CLI run).
+  let refused: Promise<{ code: number | null; jobs: Record<string, Job> }> | null = null;
+  function refusals(): Promise<{ code: number | null; jobs: Record<string, Job> }> {
+    refused ??= (async () => {
+      const progs: Record<string, string> = {
+        missing: 'print("forgot")\n',
+        symlink: `import os\nos.symlink(${JSON.stringify(join(root, 'outside.txt'))}, "submission.csv")\n`,
+        folder: 'import os\nos.mkdir("submission.csv")\n',
+        huge: 'open("submission.csv", "w").write("x" * 5000)\n',
+      };
+      const dir = await mkdtemp(join(root, 'prog-'));
+      await chmod(dir, 0o755);
+      const paths: string[] = [];
+      for (const [name, source] of Object.entries(progs)) {
+        paths.push(join(dir, `${name}.py`));
+        await writeFile(join(dir, `${name}.py`), source, { mode: 0o644 });
+      }
+      const r = await gpuq(home, ['submit', ...paths, '--competition', 'good', '--wait', '--json']);
+      let jobs: Job[];
+      try {
+        jobs = JSON.parse(r.stdout) as Job[];
+      } catch {
+        throw new Error(`submit of the refused submissions exited ${r.code}: ${r.stderr}`);
+      }
+      return { code: r.code, jobs: Object.fromEntries(Object.keys(progs).map((k, i) => [k, jobs[i] as Job])) };
+    })();
+    return refused;
+  }
+
   it.concurrent('no submission file: rejected, submission_missing, exit 19', async () => {
-    const { code, job } = await submit('good', 'print("forgot")\n');
+    const { code, jobs } = await refusals();
+    const job = jobs.missing as Job;
     expect(code).toBe(19);
     expect(job.verdict).toMatchObject({ class: 'rejected', cause: 'submission_missing' });
     expect(job.score ?? null).toBeNull();
   });
 
   it.concurrent('a symlink submission pointing outside the job folder: refused, nothing read through it', async () => {
-    const target = join(root, 'outside.txt');
-    const { code, job } = await submit('good', `import os\nos.symlink(${JSON.stringify(target)}, "submission.csv")\n`);
-    expect(code).toBe(19);
+    const job = (await refusals()).jobs.symlink as Job;
     expect(job.verdict).toMatchObject({ class: 'rejected', cause: 'submission_invalid' });
     expect(job.gradings?.[0]?.message).toMatch(/symbolic link/);
     // no copy was made and the grader never ran
@@ -172,15 +200,13 @@ describe('grading', () => {
   });
 
   it.concurrent('a folder named submission.csv: refused', async () => {
-    const { code, job } = await submit('good', 'import os\nos.mkdir("submission.csv")\n');
-    expect(code).toBe(19);
+    const job = (await refusals()).jobs.folder as Job;
     expect(job.verdict).toMatchObject({ class: 'rejected', cause: 'submission_invalid' });
     expect(job.gradings?.[0]?.message).toMatch(/folder/);
   });
 
   it.concurrent('a submission over the size cap: refused', async () => {
-    const { code, job } = await submit('good', 'open("submission.csv", "w").write("x" * 5000)\n');
-    expect(code).toBe(19);
+    const job = (await refusals()).jobs.huge as Job;
     expect(job.verdict).toMatchObject({ class: 'rejected', cause: 'submission_invalid' });
     expect(job.gradings?.[0]?.message).toMatch(/over the competition's cap/);
   });
