@@ -2,7 +2,7 @@
 /**
  * `npm run bench`: gpuq's speed targets as ratios against baselines measured in the same run,
  * so a slow or busy machine does not change the verdict. Prints one line per target and a
- * summary, then runs the other benches beside this file (ssh.js, sampler.js, watch.js, queue.js, slurm.js) when
+ * summary, then runs the other benches beside this file (ssh.js, sampler.js, watch.js, queue.js, slurm.js, grading.js, docker.js) when
  * present. Exits 1 when any target is missed or a bench fails, so a speed regression is visible;
  * 0 when every target is met.
  */
@@ -161,7 +161,7 @@ for (const h of [small.h, large.h, h0]) {
 console.log(`\nfoundation: ${results.filter((r) => r.ok).length}/${results.length} targets met`);
 
 const failedBenches = [];
-for (const other of ['sampler.js', 'watch.js', 'ssh.js', 'include.js', 'queue.js', 'slurm.js']) {
+for (const other of ['sampler.js', 'watch.js', 'ssh.js', 'include.js', 'queue.js', 'slurm.js', 'grading.js', 'docker.js']) {
   const path = join(dirname(fileURLToPath(import.meta.url)), other);
   if (!existsSync(path)) continue;
   console.log(`\n== ${other}`);

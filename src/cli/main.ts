@@ -32,7 +32,7 @@ export const EXIT_BROKEN_PIPE = 141;
 const MAIN_HELP_FOOTER = `
 Exit codes (submit --wait, wait): 0 succeeded, 10 failed, 11 timeout, 12 out of memory,
   13 GPU out of memory, 14 another limit, 15 killed by a signal, 16 cancelled, 17 lost,
-  18 grading failed.
+  18 grading failed (the grader's fault), 19 submission rejected.
 Exit codes (every command): 1 a bug in gpuq, 2 bad usage or input, 3 node unreachable or refused,
   4 no such job, 5 ledger unreadable or locked, 141 stdout closed early.
 

@@ -67,7 +67,7 @@ export interface StallWatch {
 
 /** The stall watch for a running job, or undefined where it cannot apply (no recorded start). */
 export function stallWatchOf(ctx: AppContext, job: Job): StallWatch | undefined {
-  if (job.state !== 'running') return undefined;
+  if (job.state !== 'running' && job.state !== 'grading') return undefined;
   // The client's own clock on both sides: the supervisor's start is the node's clock, which
   // may be off from this machine's by more than the stall margin.
   const deadlineMs = stallDeadlineMs(
@@ -78,7 +78,13 @@ export function stallWatchOf(ctx: AppContext, job: Job): StallWatch | undefined 
   if (deadlineMs === null) return undefined;
   const comp = job.competition ? ctx.config.competitions[job.competition] : undefined;
   const gradingS = comp?.grader ? comp.graderLimits.timeoutS + GRADING_SLACK_S : undefined;
-  return { jobId: job.id, deadlineMs, timeoutS: job.limits.timeoutS, now: () => ctx.now().getTime(), gradingS };
+  // Grading with a grader the config no longer has: no allowance to judge a stall by.
+  if (job.state === 'grading' && gradingS === undefined) return undefined;
+  const now = () => ctx.now().getTime();
+  // Already grading when the wait begins: the grader's allowance counts from now.
+  const deadline =
+    job.state === 'grading' && gradingS !== undefined ? Math.max(deadlineMs, now() + gradingS * 1000) : deadlineMs;
+  return { jobId: job.id, deadlineMs: deadline, timeoutS: job.limits.timeoutS, now, gradingS };
 }
 
 /** Beyond the grader's own timeout: its kill, the submission copy and the fingerprints of large folders. */

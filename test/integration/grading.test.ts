@@ -10,10 +10,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Job } from '../../src/core/types.js';
+import { need } from '../helpers/capability.js';
 import { type Gate, gpuq, gpuqJson, type Home, makeGate, makeHome, SYSTEM_PYTHON, until } from '../helpers/cli.js';
+import { ensureTestUser, TEST_USER } from '../helpers/hostile.js';
+
+const asUser = need(ensureTestUser(), `root, to create the user ${TEST_USER} and run gpuq as it`);
 
 let root: string;
 let home: Home;
+/** The same competitions, gpuq run as the unprivileged TEST_USER: the userns boundary. */
+let userHome: Home | null = null;
 let gate: Gate;
 const PY = SYSTEM_PYTHON;
 
@@ -32,7 +38,7 @@ const GRADERS: Record<string, string> = {
   crash: 'import sys\nprint("grader exploding", file=sys.stderr)\nraise KeyError("columns")\n',
   zero: 'import sys\nsys.exit(0)\n',
   loop: 'import time\nwhile True:\n    time.sleep(1)\n',
-  fat: 'import sys, time\nblock = bytearray(400 << 20)\nfor i in range(0, len(block), 4096):\n    block[i] = 1\ntime.sleep(30)\n',
+  fat: 'import sys, time\nblock = bytearray(250 << 20)\nfor i in range(0, len(block), 4096):\n    block[i] = 1\ntime.sleep(30)\n',
   malformed:
     'import os, sys\nfb = sys.argv[3]\nopen(os.path.join(fb, "results.jsonl"), "w").write(\'{"score": 1}\\n{oops\\n\')\nsys.exit(42)\n',
   invalid:
@@ -46,9 +52,10 @@ beforeAll(async () => {
   const data = join(root, 'data');
   const answers = join(root, 'answers');
   await mkdir(data, { mode: 0o755 });
-  await mkdir(answers, { mode: 0o700 });
+  // readable by everyone: the boundary, not the permissions, must keep the answers from the program
+  await mkdir(answers, { mode: 0o755 });
   await writeFile(join(data, 'train.csv'), 'x,y\n1,2\n', { mode: 0o644 });
-  await writeFile(join(answers, 'truth.txt'), 'secret\n');
+  await writeFile(join(answers, 'truth.txt'), 'secret\n', { mode: 0o644 });
   await writeFile(join(root, 'outside.txt'), 'a file outside the job folder\n', { mode: 0o644 });
   gate = await makeGate({ autoCleanup: false });
   const competitions: Record<string, unknown> = {};
@@ -68,21 +75,24 @@ beforeAll(async () => {
     };
   }
   home = await makeHome({ competitions }, {}, { autoCleanup: false });
+  if (asUser.run && ensureTestUser())
+    userHome = await makeHome({ competitions }, {}, { runAs: TEST_USER, autoCleanup: false });
 });
 
 afterAll(async () => {
   await gate?.cleanup();
   await home?.cleanup();
+  await userHome?.cleanup();
   if (root) await rm(root, { recursive: true, force: true });
 });
 
 /** `gpuq submit PROGRAM --competition C --wait --json`: the exit code and the job. */
-async function submit(competition: string, source: string): Promise<{ code: number | null; job: Job }> {
+async function submit(competition: string, source: string, h: Home = home): Promise<{ code: number | null; job: Job }> {
   const dir = await mkdtemp(join(root, 'prog-'));
   await chmod(dir, 0o755);
   const prog = join(dir, 'solution.py');
   await writeFile(prog, source, { mode: 0o644 });
-  const r = await gpuq(home, ['submit', prog, '--competition', competition, '--wait', '--json']);
+  const r = await gpuq(h, ['submit', prog, '--competition', competition, '--wait', '--json']);
   try {
     return { code: r.code, job: JSON.parse(r.stdout) as Job };
   } catch {
@@ -96,9 +106,9 @@ function gradingDir(job: Job, n = 1): string {
   return join(job.remote?.dir as string, 'gradings', String(n));
 }
 
-describe('grading', () => {
-  it.concurrent('a solution that scores: score and metrics in the job and the verdict; $GPUQ_DATA read-only, answers unseen', async () => {
-    const sandbox = `import os
+/** A program that reports what it can do with $GPUQ_DATA and the answers, in its submission. */
+function sandbox(): string {
+  return `import os
 d = os.environ["GPUQ_DATA"]
 ok = open(os.path.join(d, "train.csv")).read().startswith("x,y")
 try:
@@ -114,7 +124,11 @@ except OSError:
     seen = "no"
 open("submission.csv", "w").write("data=%s writable=%s answers=%s\\r\\nb\\r\\n" % (ok, writable, seen))
 `;
-    const { code, job } = await submit('good', sandbox);
+}
+
+describe('grading', () => {
+  it.concurrent('a solution that scores: score and metrics in the job and the verdict; $GPUQ_DATA read-only, answers unseen', async () => {
+    const { code, job } = await submit('good', sandbox());
     const show = JSON.stringify(job.verdict, null, 2);
     expect(code, show).toBe(0);
     expect(job.verdict).toMatchObject({ class: 'succeeded', score: 2 });
@@ -130,17 +144,54 @@ open("submission.csv", "w").write("data=%s writable=%s answers=%s\\r\\nb\\r\\n" 
     expect(await readFile(join(gradingDir(job), 'stdout.log'), 'utf8')).toContain('graded 2');
   });
 
+  it.runIf(asUser.run).concurrent(`as ${TEST_USER} (userns): $GPUQ_DATA read-only, the answers covered`, async () => {
+    asUser.check();
+    const { code, job } = await submit('good', sandbox(), userHome as Home);
+    expect(code, JSON.stringify(job.verdict)).toBe(0);
+    expect(job.remote?.boundary).toBe('userns');
+    expect(job.metrics?.first).toBe('data=True writable=no answers=no');
+    expect(job.score).toBe(2);
+  });
+
+  // The submission check's refusals: four programs in one `submit A B C D --wait` (one CLI run).
+  let refused: Promise<{ code: number | null; jobs: Record<string, Job> }> | null = null;
+  function refusals(): Promise<{ code: number | null; jobs: Record<string, Job> }> {
+    refused ??= (async () => {
+      const progs: Record<string, string> = {
+        missing: 'print("forgot")\n',
+        symlink: `import os\nos.symlink(${JSON.stringify(join(root, 'outside.txt'))}, "submission.csv")\n`,
+        folder: 'import os\nos.mkdir("submission.csv")\n',
+        huge: 'open("submission.csv", "w").write("x" * 5000)\n',
+      };
+      const dir = await mkdtemp(join(root, 'prog-'));
+      await chmod(dir, 0o755);
+      const paths: string[] = [];
+      for (const [name, source] of Object.entries(progs)) {
+        paths.push(join(dir, `${name}.py`));
+        await writeFile(join(dir, `${name}.py`), source, { mode: 0o644 });
+      }
+      const r = await gpuq(home, ['submit', ...paths, '--competition', 'good', '--wait', '--json']);
+      let jobs: Job[];
+      try {
+        jobs = JSON.parse(r.stdout) as Job[];
+      } catch {
+        throw new Error(`submit of the refused submissions exited ${r.code}: ${r.stderr}`);
+      }
+      return { code: r.code, jobs: Object.fromEntries(Object.keys(progs).map((k, i) => [k, jobs[i] as Job])) };
+    })();
+    return refused;
+  }
+
   it.concurrent('no submission file: rejected, submission_missing, exit 19', async () => {
-    const { code, job } = await submit('good', 'print("forgot")\n');
+    const { code, jobs } = await refusals();
+    const job = jobs.missing as Job;
     expect(code).toBe(19);
     expect(job.verdict).toMatchObject({ class: 'rejected', cause: 'submission_missing' });
     expect(job.score ?? null).toBeNull();
   });
 
   it.concurrent('a symlink submission pointing outside the job folder: refused, nothing read through it', async () => {
-    const target = join(root, 'outside.txt');
-    const { code, job } = await submit('good', `import os\nos.symlink(${JSON.stringify(target)}, "submission.csv")\n`);
-    expect(code).toBe(19);
+    const job = (await refusals()).jobs.symlink as Job;
     expect(job.verdict).toMatchObject({ class: 'rejected', cause: 'submission_invalid' });
     expect(job.gradings?.[0]?.message).toMatch(/symbolic link/);
     // no copy was made and the grader never ran
@@ -149,15 +200,13 @@ open("submission.csv", "w").write("data=%s writable=%s answers=%s\\r\\nb\\r\\n" 
   });
 
   it.concurrent('a folder named submission.csv: refused', async () => {
-    const { code, job } = await submit('good', 'import os\nos.mkdir("submission.csv")\n');
-    expect(code).toBe(19);
+    const job = (await refusals()).jobs.folder as Job;
     expect(job.verdict).toMatchObject({ class: 'rejected', cause: 'submission_invalid' });
     expect(job.gradings?.[0]?.message).toMatch(/folder/);
   });
 
   it.concurrent('a submission over the size cap: refused', async () => {
-    const { code, job } = await submit('good', 'open("submission.csv", "w").write("x" * 5000)\n');
-    expect(code).toBe(19);
+    const job = (await refusals()).jobs.huge as Job;
     expect(job.verdict).toMatchObject({ class: 'rejected', cause: 'submission_invalid' });
     expect(job.gradings?.[0]?.message).toMatch(/over the competition's cap/);
   });
@@ -189,18 +238,27 @@ open("submission.csv", "w").write("data=%s writable=%s answers=%s\\r\\nb\\r\\n" 
   }
 
   it.concurrent('state grading is visible while the grader runs', async () => {
-    const running = submit('gated', WRITES);
-    let seen: Job | undefined;
-    const saw = await until(async () => {
-      const jobs = await gpuqJson<Job[]>(home, ['list', '--all']);
-      seen = jobs.find((j) => j.competition === 'gated');
-      return seen?.state === 'grading';
-    }, 60_000);
+    const dir = await mkdtemp(join(root, 'prog-'));
+    await chmod(dir, 0o755);
+    await writeFile(join(dir, 'solution.py'), WRITES, { mode: 0o644 });
+    const sub = await gpuq(home, ['submit', join(dir, 'solution.py'), '--competition', 'gated', '-q']);
+    expect(sub.code, sub.stderr).toBe(0);
+    const id = sub.stdout.trim();
+    // the supervisor's own record first (no CLI call per look), then what a command reports
+    const status = join(home.dir, 'nodes', 'local', 'jobs', id, 'status.json');
+    const grading = await until(
+      async () => (await readFile(status, 'utf8').catch(() => '')).includes('"state":"grading"'),
+      60_000,
+    );
+    const listed = await gpuqJson<Job>(home, ['show', id]);
+    const list = await gpuq(home, ['list', '--all']);
     await gate.open();
-    const { code, job } = await running;
-    expect(saw, JSON.stringify(seen)).toBe(true);
-    expect(code).toBe(0);
-    expect(job.history.map((h) => h.state)).toContain('grading');
+    const waited = await gpuq(home, ['wait', id]);
+    expect(grading).toBe(true);
+    expect(listed?.state).toBe('grading');
+    expect(list.stdout).toMatch(new RegExp(`${id} .* grading +\\S+ +\\S+ +grading`));
+    expect(waited.code, waited.stderr).toBe(0);
+    expect(waited.stdout).toMatch(/succeeded \(exit 0\): Graded: lines 3\./);
   });
 
   it.concurrent('regrade after a grader fix: both gradings kept, the newest decides', async () => {

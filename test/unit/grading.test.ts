@@ -535,3 +535,31 @@ describe('how gradings print', () => {
     expect(page).not.toMatch(/[\u0000-\u0008\u001b]/);
   });
 });
+
+describe('competition paths in the config', () => {
+  it('./ and ../ in data, answers and grader arguments are relative to the config file; node paths stay', async () => {
+    const { buildConfig } = await import('../../src/config/load.js');
+    const c = buildConfig(
+      {
+        competitions: {
+          ex: { data: './data', answers: '../answers', grader: ['python3', './grade.py', '--x', '/abs'] },
+          node: { data: '~/d', answers: '/srv/a', grader: ['/srv/grade'] },
+        },
+      },
+      '/home/u/ex/gpuq.config.json',
+      '/tmp/state',
+    );
+    expect(c.competitions.ex).toMatchObject({
+      data: '/home/u/ex/data',
+      answers: '/home/u/answers',
+      grader: ['python3', '/home/u/ex/grade.py', '--x', '/abs'],
+    });
+    expect(c.competitions.node).toMatchObject({ data: '~/d', answers: '/srv/a', grader: ['/srv/grade'] });
+  });
+  it('a submission path with . parts is refused, naming the field', async () => {
+    const { buildConfig } = await import('../../src/config/load.js');
+    expect(() =>
+      buildConfig({ competitions: { ex: { submission: './out/s.csv' } } }, '/home/u/gpuq.config.json', '/tmp/state'),
+    ).toThrow(/competitions\.ex\.submission/);
+  });
+});
