@@ -93,12 +93,13 @@ export function checkExtraFlag(flag: string): string | null {
   return null;
 }
 
-// A Docker image reference: [registry[:port]/]path[:tag][@digest], as `docker` parses it.
+// A Docker image reference: [registry[:port]/]path[:tag][@digest], as `docker` parses it. A first
+// part is a registry only with a dot, a port, or as localhost; otherwise it is a lowercase path.
 const COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
-const DOMAIN =
-  '(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?';
+const HOST = '[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?';
+const REGISTRY = `(?:(?:localhost|${HOST}(?:\\.${HOST})+)(?::[0-9]+)?|${HOST}:[0-9]+)`;
 const IMAGE_RE = new RegExp(
-  `^(?:${DOMAIN}/)?${COMPONENT}(?:/${COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$`,
+  `^(?:${REGISTRY}/)?${COMPONENT}(?:/${COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$`,
 );
 
 /** Whether `name` is a well-formed image reference (it never starts with "-"). */
