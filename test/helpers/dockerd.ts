@@ -4,7 +4,7 @@
  * data root is kept between runs so the test image (`gpuq-test:bookworm`, built from Debian
  * packages with mmdebstrap, about half a minute) is built once; concurrent builds are guarded
  * with flock. Several test files share the daemon: each holds a shared flock on `users.lock`
- * (through a child `flock -s … sleep`), and the last one out (an exclusive lock it can take)
+ * (through a child `flock -s … cat` reading a pipe from the test process), and the last one out (an exclusive lock it can take)
  * stops it. When dockerd or mmdebstrap is missing, startDockerd() FAILS with the command to
  * install them (tests must not silently skip).
  *
@@ -54,11 +54,9 @@ export async function startDockerd(): Promise<Dockerd> {
   const host = `unix://${socket}`;
   const env = { ...process.env, DOCKER_HOST: host } as NodeJS.ProcessEnv;
   const usersLock = join(DOCKER_CACHE, 'users.lock');
-  // Hold a shared lock for as long as this file uses the daemon.
-  const holder: ChildProcess = spawn('flock', ['-s', usersLock, 'sleep', '100000'], {
-    stdio: 'ignore',
-    detached: false,
-  });
+  // Hold a shared lock for as long as this file uses the daemon: `cat` on a pipe from this
+  // process, so the lock goes when this process does, however it ends.
+  const holder: ChildProcess = spawn('flock', ['-s', usersLock, 'cat'], { stdio: ['pipe', 'ignore', 'ignore'] });
   holder.unref();
   const docker = (args: string[], input?: string): string =>
     execFileSync(DOCKER_CLIENT, args, { env, input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
@@ -109,7 +107,7 @@ fi
       return out.split('\n').filter(Boolean);
     },
     async release() {
-      holder.kill();
+      holder.stdin?.end();
       await new Promise((res) => (holder.exitCode !== null ? res(null) : holder.once('exit', res)));
       // The last user (an exclusive lock it can take at once) stops the daemon.
       spawnSync(
