@@ -318,7 +318,7 @@ export function fileNotFoundHints(hit: ProgramCauseHit): string[] {
 
 /** Hints for a write the read-only file system refused (a container's root, the data folder). */
 export function readOnlyFsHints(hit: ProgramCauseHit, container: boolean): string[] {
-  if (!container) return ['the node mounts that folder read-only: write into the job\'s own folder instead'];
+  if (!container) return ["the node mounts that folder read-only: write into the job's own folder instead"];
   const data = hit.file?.startsWith('/gpuq/data') ?? false;
   return [
     data

@@ -336,7 +336,8 @@ function containerCause(line: string): ProgramCauseHit | null {
   const none = { module: null, importName: null, library: null, file: null, lineNo: null, detail: null };
   if (/Read-only file system/.test(line)) {
     const path =
-      /Read-only file system: '([^']+)'/.exec(line)?.[1] ?? /(?:cannot create|cannot touch) '?([^':]+)'?:/.exec(line)?.[1];
+      /Read-only file system: '([^']+)'/.exec(line)?.[1] ??
+      /(?:cannot create|cannot touch) '?([^':]+)'?:/.exec(line)?.[1];
     return { ...none, cause: 'read_only_fs', line, file: path ?? null };
   }
   if (
