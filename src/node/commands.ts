@@ -512,3 +512,30 @@ export function gpuListCommand(): RemoteCommand {
     ].join('\n'),
   };
 }
+
+/**
+ * `gpuq nodes`' look at Docker (core/docker-info.ts parses it): `absent` without the docker
+ * command; else `rc N` and `docker info`'s line (version, cgroup version and driver, security
+ * options) or its error; then removes the containers of this workdir's jobs whose supervisor
+ * died (lock free, no final status: a kept container has one), printing `removed NAME` each.
+ */
+export function dockerProbeCommand(command: readonly string[], workdir: string): RemoteCommand {
+  const d = shWords(command);
+  return {
+    purpose: 'look at Docker',
+    script: [
+      `command -v ${sh(command[0] ?? 'docker')} >/dev/null 2>&1 || { echo absent; exit 0; }`,
+      `out=$(timeout -s KILL 15 ${d} info --format '{{.ServerVersion}}\t{{.CgroupVersion}}\t{{.CgroupDriver}}\t{{json .SecurityOptions}}' 2>&1); rc=$?`,
+      `echo "rc $rc"; printf '%s\\n' "$out" | tr -d '\\r' | grep -v '^WARNING' | head -n 1 | head -c 2000; echo`,
+      `[ "$rc" = 0 ] || exit 0`,
+      `cd -- ${shPath(workdir)}/jobs 2>/dev/null || exit 0`,
+      `for n in $(timeout -s KILL 15 ${d} ps -a --filter label=gpuq.job --format '{{.Names}}' 2>/dev/null); do`,
+      `  [[ "$n" =~ ^gpuq-([a-z0-9]{1,40})(-grade)?$ ]] || continue; j=\${BASH_REMATCH[1]}`,
+      `  [ -d "$j" ] && [ -f "$j/job.lock" ] && [ ! -L "$j/job.lock" ] || continue`,
+      `  flock -n "$j/job.lock" true 2>/dev/null || continue`,
+      `  grep -q '"state":"exited"' "$j/status.json" 2>/dev/null && continue`,
+      `  timeout -s KILL 20 ${d} rm -f "$n" >/dev/null 2>&1 && echo "removed $n"`,
+      `done`,
+    ].join('\n'),
+  };
+}

@@ -15,7 +15,8 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Job } from '../../src/core/types.js';
 import { need } from '../helpers/capability.js';
-import { gpuq, type Home, makeHome, until, userIds, writeSharedProgram } from '../helpers/cli.js';
+import { gpuq, gpuqJson, type Home, makeHome, until, userIds, writeSharedProgram } from '../helpers/cli.js';
+import type { NodeReport } from '../../src/services/nodes.js';
 import { DOCKER_CACHE, type Dockerd, startDockerd, TEST_IMAGE } from '../helpers/dockerd.js';
 import { type Sshd, startSshd } from '../helpers/sshd.js';
 
@@ -248,6 +249,11 @@ describe.concurrent('--isolation docker', () => {
       '60s',
     ]);
     expect(code, show(job)).toBe(0);
+    // gpuq nodes: Docker is usable by the login user there, with its version and cgroups.
+    const [report] = await gpuqJson<NodeReport[]>(h, ['nodes']);
+    expect(report?.docker, JSON.stringify(report)).toMatchObject({ usable: true, rootless: false });
+    expect(report?.docker?.version).toMatch(/^\d+\.\d+/);
+    expect(report?.docker?.cgroupVersion).toMatch(/^[12]$/);
     const out = read(`${job.remote?.dir}/stdout.log`);
     expect(out.trim()).toBe(`uid ${userIds(sshd.user)?.uid}`);
     expect(d.containers(job.id)).toEqual([]);

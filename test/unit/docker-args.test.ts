@@ -15,6 +15,7 @@ import {
   NODE_TOKENS,
 } from '../../src/core/docker-args.js';
 import { renderWrapper } from '../../src/node/wrapper.js';
+import { dockerLine, parseDockerProbe } from '../../src/core/docker-info.js';
 import { builtinLimits } from '../../src/core/limits.js';
 import { exited, LIMITS, MiB, monitor, probe } from '../helpers/classify-fixtures.js';
 import { readFileSync } from 'node:fs';
@@ -192,5 +193,35 @@ describe('verdicts from a container', () => {
     expect(v.cause).toBe('no_network');
     expect(v.hints.join(' ')).toMatch(/no network/);
     expect(classify(input(exited(1, { boundary: 'uid' }), tb)).cause).not.toBe('no_network');
+  });
+});
+
+describe('gpuq nodes: Docker on a node', () => {
+  it('reads version, cgroups and rootless, and the containers it removed', () => {
+    const d = parseDockerProbe(
+      'rc 0\n20.10.24+dfsg1\t2\tsystemd\t["name=seccomp,profile=default","name=cgroupns"]\nremoved gpuq-k2x9a1b3\n',
+      'docker',
+    );
+    expect(d).toMatchObject({ usable: true, version: '20.10.24+dfsg1', cgroupVersion: '2', cgroupDriver: 'systemd' });
+    expect(d?.rootless).toBe(false);
+    expect(d?.removed).toEqual(['gpuq-k2x9a1b3']);
+    expect(dockerLine(d as NonNullable<typeof d>)).toBe(
+      'docker 20.10.24+dfsg1, cgroup v2 (systemd), rootful; removed 1 container(s) of dead jobs',
+    );
+  });
+
+  it('refuses rootless on cgroup v1, and says why a daemon cannot be used', () => {
+    const rootless = parseDockerProbe('rc 0\n24.0.7\t1\tcgroupfs\t["name=seccomp","name=rootless"]\n', 'docker');
+    expect(rootless).toMatchObject({ usable: false, rootless: true });
+    expect(rootless?.reason).toMatch(/rootless Docker on cgroup v1/);
+    const denied = parseDockerProbe(
+      'rc 1\nGot permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock\n',
+      'docker',
+    );
+    expect(denied?.reason).toMatch(/docker group/);
+    expect(parseDockerProbe('rc 1\nCannot connect to the Docker daemon at unix:///x.sock\n', 'docker')?.reason).toMatch(
+      /does not answer/,
+    );
+    expect(parseDockerProbe('absent\n', 'docker')).toBeNull();
   });
 });
