@@ -13,14 +13,17 @@
  *   await d.release();                 // in afterAll: stops the daemon when no other file uses it
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** The cache folder every test run shares (data root kept: the image survives between runs). */
 export const DOCKER_CACHE = '/var/tmp/gpuq-test-docker';
 /** The test image: Debian bookworm with python3-minimal and procps. */
 export const TEST_IMAGE = 'gpuq-test:bookworm';
 const DOCKERD = '/usr/sbin/dockerd';
+/** Starts the daemon and builds the image (shared with bench/docker.js). */
+const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'dockerd.sh');
 /** Debian's client, which matches the daemon (a newer one negotiates down too). */
 const DOCKER_CLIENT = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
 
@@ -56,35 +59,26 @@ export async function startDockerd(): Promise<Dockerd> {
   const usersLock = join(DOCKER_CACHE, 'users.lock');
   // Hold a shared lock for as long as this file uses the daemon: `cat` on a pipe from this
   // process, so the lock goes when this process does, however it ends.
-  const holder: ChildProcess = spawn('flock', ['-s', usersLock, 'cat'], { stdio: ['pipe', 'ignore', 'ignore'] });
+  // It says "held" once it holds it: a last user's stop cannot slip in between.
+  const holder: ChildProcess = spawn('flock', ['-s', usersLock, 'bash', '-c', 'echo held; exec cat'], {
+    stdio: ['pipe', 'pipe', 'ignore'],
+  });
   holder.unref();
+  await new Promise<void>((res, rej) => {
+    holder.stdout?.once('data', () => res());
+    holder.once('exit', () => rej(new Error(`could not lock ${usersLock}`)));
+  });
   const docker = (args: string[], input?: string): string =>
     execFileSync(DOCKER_CLIENT, args, { env, input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
   // Start the daemon unless it runs; build the image unless it exists: one file at a time.
-  const script = `
-set -e
-cd ${DOCKER_CACHE}
-alive() { [ -S docker.sock ] && DOCKER_HOST=${host} ${DOCKER_CLIENT} version >/dev/null 2>&1; }
-if ! alive; then
-  if [ -f dockerd.pid ] && kill -0 "$(cat dockerd.pid)" 2>/dev/null; then kill "$(cat dockerd.pid)"; sleep 1; fi
-  rm -f docker.sock dockerd.pid
-  mkdir -p data exec
-  setsid ${DOCKERD} --data-root ${DOCKER_CACHE}/data --exec-root ${DOCKER_CACHE}/exec \\
-    --host ${host} --pidfile ${DOCKER_CACHE}/dockerd.pid --group docker \\
-    --bridge none --iptables=false --ip6tables=false --ip-masq=false --userland-proxy=false \\
-    --log-level warn >>dockerd.log 2>&1 </dev/null &
-  for i in $(seq 1 600); do alive && break; sleep 0.1; done
-  alive || { echo "dockerd did not start; see ${DOCKER_CACHE}/dockerd.log" >&2; tail -n 20 dockerd.log >&2; exit 1; }
-fi
-chmod 0660 docker.sock
-if ! DOCKER_HOST=${host} ${DOCKER_CLIENT} image inspect ${TEST_IMAGE} >/dev/null 2>&1; then
-  mmdebstrap --quiet --variant=apt --include=python3-minimal,procps bookworm - | DOCKER_HOST=${host} ${DOCKER_CLIENT} import - ${TEST_IMAGE} >/dev/null
-fi
-`;
-  const r = spawnSync('flock', [join(DOCKER_CACHE, 'start.lock'), 'bash', '-c', script], {
-    encoding: 'utf8',
-    timeout: 600_000,
-  });
+  const r = spawnSync(
+    'flock',
+    [join(DOCKER_CACHE, 'start.lock'), 'bash', SCRIPT, 'start', DOCKER_CACHE, TEST_IMAGE, DOCKER_CLIENT],
+    {
+      encoding: 'utf8',
+      timeout: 600_000,
+    },
+  );
   if (r.status !== 0) {
     holder.kill();
     throw new Error(`could not start the test dockerd or build ${TEST_IMAGE}: ${r.stderr || r.error}`);
@@ -112,27 +106,9 @@ fi
       // The last user (an exclusive lock it can take at once) stops the daemon.
       spawnSync(
         'flock',
-        [
-          join(DOCKER_CACHE, 'start.lock'),
-          'flock',
-          '-xn',
-          usersLock,
-          'bash',
-          '-c',
-          `p=$(cat ${DOCKER_CACHE}/dockerd.pid 2>/dev/null) && kill "$p" 2>/dev/null && for i in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done; true`,
-        ],
+        [join(DOCKER_CACHE, 'start.lock'), 'flock', '-xn', usersLock, 'bash', SCRIPT, 'stop', DOCKER_CACHE],
         { encoding: 'utf8', timeout: 30_000 },
       );
     },
   };
-}
-
-/** The daemon's pid, or null when none runs. */
-export function dockerdPid(): number | null {
-  try {
-    const p = Number(readFileSync(join(DOCKER_CACHE, 'dockerd.pid'), 'utf8').trim());
-    return Number.isInteger(p) && p > 0 ? p : null;
-  } catch {
-    return null;
-  }
 }
