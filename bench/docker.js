@@ -86,7 +86,7 @@ const holder = spawn('flock', ['-s', join(CACHE, 'users.lock'), 'bash', '-c', 'e
 });
 execFileSync('mkdir', ['-p', CACHE]);
 await new Promise((res) => holder.stdout.once('data', res));
-execFileSync('flock', [join(CACHE, 'start.lock'), 'bash', SCRIPT, 'start', CACHE, IMAGE, CLIENT], {
+execFileSync('flock', ['-o', join(CACHE, 'start.lock'), 'bash', SCRIPT, 'start', CACHE, IMAGE, CLIENT], {
   stdio: 'inherit',
 });
 
@@ -148,8 +148,10 @@ try {
   holder.stdin.end();
   await new Promise((res) => (holder.exitCode !== null ? res() : holder.once('exit', res)));
   spawnSync('flock', [
+    '-o',
     join(CACHE, 'start.lock'),
     'flock',
+    '-o',
     '-xn',
     join(CACHE, 'users.lock'),
     'bash',

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The private test daemon (test/helpers/dockerd.ts, bench/docker.js): starts it unless it answers,
-# and builds the test image unless it exists. Run under `flock CACHE/start.lock`.
+# and builds the test image unless it exists. Run under `flock -o CACHE/start.lock` (-o: the
+# daemon must not inherit the lock).
 #   dockerd.sh start CACHE IMAGE CLIENT
 #   dockerd.sh stop CACHE           (stops it; the caller holds users.lock exclusively)
 set -e

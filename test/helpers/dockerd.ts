@@ -73,7 +73,7 @@ export async function startDockerd(): Promise<Dockerd> {
   // Start the daemon unless it runs; build the image unless it exists: one file at a time.
   const r = spawnSync(
     'flock',
-    [join(DOCKER_CACHE, 'start.lock'), 'bash', SCRIPT, 'start', DOCKER_CACHE, TEST_IMAGE, DOCKER_CLIENT],
+    ['-o', join(DOCKER_CACHE, 'start.lock'), 'bash', SCRIPT, 'start', DOCKER_CACHE, TEST_IMAGE, DOCKER_CLIENT],
     {
       encoding: 'utf8',
       timeout: 600_000,
@@ -106,7 +106,7 @@ export async function startDockerd(): Promise<Dockerd> {
       // The last user (an exclusive lock it can take at once) stops the daemon.
       spawnSync(
         'flock',
-        [join(DOCKER_CACHE, 'start.lock'), 'flock', '-xn', usersLock, 'bash', SCRIPT, 'stop', DOCKER_CACHE],
+        ['-o', join(DOCKER_CACHE, 'start.lock'), 'flock', '-o', '-xn', usersLock, 'bash', SCRIPT, 'stop', DOCKER_CACHE],
         { encoding: 'utf8', timeout: 30_000 },
       );
     },
