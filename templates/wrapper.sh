@@ -948,6 +948,13 @@ end_container() {
   read -r _ CONTAINER_EXIT CONTAINER_OOM <<<"$line"
   [[ "$CONTAINER_EXIT" =~ ^[0-9]{1,3}$ ]] || CONTAINER_EXIT=""
   case $CONTAINER_OOM in true | false) ;; *) CONTAINER_OOM="" ;; esac
+  # Docker's evidence is read (its cgroup went with its end): the removal runs meanwhile, and
+  # the supervisor waits for it before it lets go of the job (remove_container).
+  RM_PID=""
+  if [ "$KEEP_CONTAINER" != 1 ]; then
+    "${DOCKER[@]}" rm -f "$CONTAINER" >/dev/null 2>&1 9>&- &
+    RM_PID=$!
+  fi
   return 0
 }
 
@@ -981,12 +988,14 @@ container_status_fields() {
   status_num containerOomKilled "$CONTAINER_OOM"
 }
 
-# After the verdict's evidence is recorded: no container outlives its job (--keep-container keeps it).
+# After the verdict's evidence is recorded: no container outlives its job (--keep-container keeps
+# it). The removal end_container started is waited for; one that failed is tried again.
 remove_container() {
   if [ "$KEEP_CONTAINER" = 1 ]; then
     note "the container $CONTAINER was kept (--keep-container); remove it with: ${DOCKER[*]} rm $CONTAINER"
     return 0
   fi
+  [ -n "${RM_PID:-}" ] && wait "$RM_PID" && return 0
   "${DOCKER[@]}" rm -f "$CONTAINER" >/dev/null 2>&1
   return 0
 }
