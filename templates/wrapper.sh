@@ -927,8 +927,17 @@ stop_container() {
   return 0
 }
 # SIGKILL after the grace period: the container under Docker, the job's process group otherwise.
+# A container that was not running yet when asked (Docker still starting it on a loaded node)
+# is asked again until its client, which lives as long as it does, has ended.
 kill_job_group() {
-  docker_mode && { stop_container KILL; return 0; }
+  if docker_mode; then
+    stop_container KILL
+    while kill -0 -- "-$JOB_PID" 2>/dev/null; do
+      sleep 0.5
+      stop_container KILL
+    done
+    return 0
+  fi
   kill -KILL -- "-$JOB_PID" 2>/dev/null
 }
 
