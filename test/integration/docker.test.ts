@@ -18,6 +18,7 @@ import { need } from '../helpers/capability.js';
 import { gpuq, gpuqJson, type Home, makeHome, until, userIds, writeSharedProgram } from '../helpers/cli.js';
 import type { NodeReport } from '../../src/services/nodes.js';
 import { DOCKER_CACHE, type Dockerd, startDockerd, TEST_IMAGE } from '../helpers/dockerd.js';
+import { ensureTestUser, TEST_USER } from '../helpers/hostile.js';
 import { type Sshd, startSshd } from '../helpers/sshd.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -63,7 +64,7 @@ afterAll(async () => {
 /** The node's docker command: the private daemon's socket. */
 const dockerCommand = (socket = d.socket) => ['/usr/bin/docker', '--host', `unix://${socket}`];
 
-async function home(socket?: string): Promise<Home> {
+async function home(socket?: string, runAs?: string): Promise<Home> {
   const h = await makeHome(
     {
       defaults: { isolation: 'docker' },
@@ -73,7 +74,7 @@ async function home(socket?: string): Promise<Home> {
       },
     },
     {},
-    { autoCleanup: false },
+    { autoCleanup: false, ...(runAs ? { runAs } : {}) },
   );
   homes.push(h);
   return h;
@@ -215,7 +216,7 @@ describe.concurrent('--isolation docker', () => {
     expect(d.containers(id)).toEqual([]);
   });
 
-  it('refuses a missing image and a daemon that does not answer (exit 3), a malformed name (exit 2)', async () => {
+  it('refuses a missing image, a daemon that does not answer, a socket the account may not use (exit 3), a malformed name (exit 2)', async () => {
     const h = await home();
     const prog = await writeSharedProgram('hello.py', 'print("hello")\n');
     const missing = await gpuq(h, ['submit', prog, '--image', 'gpuq-test:missing']);
@@ -226,6 +227,11 @@ describe.concurrent('--isolation docker', () => {
     const down = await gpuq(await home(join(DOCKER_CACHE, 'stopped.sock')), ['submit', prog]);
     expect(down.code, down.stderr).toBe(3);
     expect(down.stderr).toMatch(/Docker daemon does not answer[\s\S]*[Ss]tart it/);
+    // An account outside the docker group (the socket is root:docker 0660).
+    expect(ensureTestUser(), `root, to create the user ${TEST_USER}`).toBe(true);
+    const denied = await gpuq(await home(undefined, TEST_USER), ['submit', prog]);
+    expect(denied.code, denied.stderr).toBe(3);
+    expect(denied.stderr).toMatch(/account gpuqrun may not use the Docker daemon's socket[\s\S]*docker group/);
   });
 
   it('runs on an SSH node whose login user is in the docker group, as that user', async () => {
