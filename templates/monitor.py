@@ -1094,9 +1094,10 @@ class ContainerCgroups(object):
                 return int(parts[1])
         return None
 
-    def tick(self):
+    def tick(self, full=True):
         """Reads the counters (keeping the last values once the cgroup is gone) and rewrites
-        container.evidence when they changed."""
+        container.evidence when they changed. Between samples (full=False) only the two that
+        a dying container changes last: its OOM kills and refused forks."""
         if self.paths is None:
             return
         v = self.values
@@ -1104,6 +1105,17 @@ class ContainerCgroups(object):
         oom = read_oom_kills(self.paths["memory"]) if "memory" in self.paths else None
         if oom is not None:
             v["oom_kill"] = oom
+        refused = self.read_counter("pids", "pids.events", "max")
+        if refused is not None:
+            v["pids_refused"] = refused
+        if full:
+            self.read_usage(v)
+        text = "".join("%s %s\n" % (k, v[k]) for k in sorted(v))
+        if text != self.written and write_atomic(self.out_path, text):
+            self.written = text
+
+    def read_usage(self, v):
+        """Peak memory, CPU time and peak processes into `v`."""
         if self.version == "v2":
             peak = self.read_counter("memory", "memory.peak")
             if peak is None:
@@ -1117,17 +1129,11 @@ class ContainerCgroups(object):
             v["memory_peak"] = max(peak, v.get("memory_peak", 0))
         if cpu is not None:
             v["cpu_usec"] = cpu
-        refused = self.read_counter("pids", "pids.events", "max")
-        if refused is not None:
-            v["pids_refused"] = refused
         current = self.read_counter("pids", "pids.peak")
         if current is None:
             current = self.read_counter("pids", "pids.current")
         if current is not None:
             v["pids_peak"] = max(current, v.get("pids_peak", 0))
-        text = "".join("%s %s\n" % (k, v[k]) for k in sorted(v))
-        if text != self.written and write_atomic(self.out_path, text):
-            self.written = text
 
 
 class Watcher(object):
@@ -1304,7 +1310,7 @@ class Watcher(object):
         """The OOM counter and the hot processes, between samples."""
         self.check_oom()
         if self.container is not None:
-            self.container.tick()
+            self.container.tick(full=False)
         if self.cpu_limit is not None:
             self.cpu_tick()
 

@@ -851,19 +851,24 @@ check_docker() {
   command -v "${DOCKER[0]}" >/dev/null 2>&1 ||
     docker_refused "${DOCKER[0]} is not installed (or not on the PATH)" "install Docker there, or set nodes.$NODE_NAME.docker.command in the config"
   # Rootless Docker on cgroup v1 drops --memory and --pids-limit with only a warning: refused.
-  # Asked alongside the image, so the two round trips to the daemon overlap.
-  "${DOCKER[@]}" info --format '{{.CgroupVersion}} {{json .SecurityOptions}}' >docker.info 2>/dev/null &
-  local info_pid=$! info=""
+  # Asked alongside the image (the two round trips to the daemon overlap), and kept ten minutes
+  # in the node's workdir (docker.info), so most jobs ask the daemon once.
+  local cache="${JOB_DIR%/*/*}/docker.info" info_pid="" info=""
+  if [ -z "$(find "$cache" -maxdepth 0 -mmin -10 2>/dev/null)" ]; then
+    { "${DOCKER[@]}" info --format '{{.CgroupVersion}} {{json .SecurityOptions}}' >"$cache.$$" 2>/dev/null &&
+      mv -f "$cache.$$" "$cache"; } 9>&- &
+    info_pid=$!
+  fi
   out=$("${DOCKER[@]}" image inspect --format '{{.Id}}' "$DOCKER_IMAGE" 2>&1 >/dev/null) && {
-    wait "$info_pid"
-    IFS= read -r info <docker.info
+    [ -n "$info_pid" ] && wait "$info_pid"
+    IFS= read -r info 2>/dev/null <"$cache"
     case $info in
       "1 "*name=rootless*) docker_refused "its Docker is rootless on cgroup v1, which ignores the memory and pids limits" \
         "use rootful Docker there (the docker group), or move the node to cgroup v2" ;;
     esac
     return 0
   }
-  wait "$info_pid"
+  [ -n "$info_pid" ] && wait "$info_pid"
   who=$(id -un 2>/dev/null)
   out=$(printf '%s' "$out" | tr -d '\000-\011\013-\037' | tail -n 1 | cut -c1-300)
   case $out in
