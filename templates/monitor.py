@@ -1163,6 +1163,8 @@ class Watcher(object):
             # Docker enforces --memory in the container; the monitor only reads its cgroup.
             self.container = ContainerCgroups(args.container_cidfile, args.cgroup_root,
                                               os.path.join(self.dir, "container.evidence"))
+            # PID is the `docker run` client: gpuq's, not the job's (its memory is not the job's).
+            self.finder.exclude.add(args.pid)
         elif args.memory_bytes and not args.cgroup_memory:
             self.watch = MemoryWatch(args.memory_bytes, self.finder, self.page)
         self.watch_interval = max(0.01, args.watch_interval)
