@@ -78,6 +78,7 @@ SWEEP_PAUSE_S = 0.005
 MIB = 1024 * 1024
 ZOMBIE_STATES = ("Z", "X", "x")
 OOM_CHECK_S = 0.25
+CONTAINER_CHECK_S = 0.5
 HOT_CPU_S = 0.1
 MAX_UNSEEN_S = 0.5
 TICK_SKEW = 0.15
@@ -1303,9 +1304,9 @@ class Watcher(object):
         if self.cpu_limit is not None and self.cpu_limit.hot():
             return HOT_CPU_S
         if self.oom_path is not None and self.peaks.first_oom_ms is None:
-            return OOM_CHECK_S
+            return CONTAINER_CHECK_S if self.container is not None else OOM_CHECK_S
         if self.container is not None and self.container.paths is not None:
-            return OOM_CHECK_S  # the container's counters, read while its cgroup exists
+            return CONTAINER_CHECK_S  # the container's counters, read while its cgroup exists
         return None
 
     def fast_tick(self):
@@ -1350,7 +1351,9 @@ class Watcher(object):
         """The tree now: a full /proc scan in the first seconds and every FULL_SCAN_S, a walk
         from the known tree in between."""
         now = time.monotonic()
-        if now >= self.next_full_scan:
+        # A container's processes cannot leave its cgroups: once they are known, no /proc scan.
+        in_container = self.container is not None and self.container.paths is not None
+        if now >= self.next_full_scan and not in_container:
             members, job_st = self.finder.scan()
             fast = now - self.started < FAST_PERIOD_S
             self.next_full_scan = now + (CADENCE_S if fast else FULL_SCAN_S)
