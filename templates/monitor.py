@@ -7,6 +7,7 @@ uploads it into the job folder and runs it in two ways:
   monitor.py watch --dir JOBDIR --job-id ID --pid PID [--memory-bytes N]
                    [--cgroup-memory PATH] [--cgroup-pids PATH] [--watch-interval 0.1]
                    [--supervisor PID] [--cpu-time-s N]
+                   [--container-cidfile FILE [--cgroup-root DIR] [--gpus 0,2]]
       Samples the job's process tree into JOBDIR/samples.jsonl (one JSON object a line),
       keeps the running peaks in JOBDIR/monitor.json (atomically replaced), and, when
       --memory-bytes is given without a memory cgroup, kills the tree once its RSS goes over
@@ -21,6 +22,7 @@ uploads it into the job folder and runs it in two ways:
       that vanished at the per-process CPU-time limit (cpuLimitHit: processes past half the
       limit are re-read every 0.1 s). Stops on SIGTERM/SIGINT,
       or by itself 2 s after the job and every process of its tree are gone.
+      With --container-cidfile (--isolation docker), the job's container: see ContainerCgroups.
 
   monitor.py sweep --job-id ID --pid PID [--cgroup-pids PATH] [--cgroup-memory PATH]
                    [--supervisor PID] [--signal TERM]
@@ -76,6 +78,7 @@ SWEEP_PAUSE_S = 0.005
 MIB = 1024 * 1024
 ZOMBIE_STATES = ("Z", "X", "x")
 OOM_CHECK_S = 0.25
+CONTAINER_CHECK_S = 0.5
 HOT_CPU_S = 0.1
 MAX_UNSEEN_S = 0.5
 TICK_SKEW = 0.15
@@ -1004,6 +1007,136 @@ class CpuLimitWatch(object):
             self.hit = {"pid": pid, "name": name, "cpuSeconds": round(cpu, 2)}
 
 
+class ContainerCgroups(object):
+    """The cgroups of the job's container (--isolation docker): found through a process of the
+    job (it carries the marker) whose /proc/PID/cgroup names the container's id (docker run's
+    --cidfile), read while they exist (Docker removes them with the container) and written to
+    JOBDIR/container.evidence as `key value` lines for the supervisor: cgroup (v1/v2), oom_kill,
+    memory_peak, pids_refused, pids_peak, cpu_usec. Once found, the memory and pids cgroups also
+    join the job tree and the OOM check."""
+
+    def __init__(self, cidfile, cgroup_root, out_path):
+        self.cidfile = cidfile
+        self.root = cgroup_root
+        self.out_path = out_path
+        self.cid = None
+        self.paths = None
+        self.version = None
+        self.values = {}
+        self.written = None
+
+    def read_cid(self):
+        """The container id from the cidfile (64 hex digits), or None until docker wrote it."""
+        if self.cid is None:
+            try:
+                text = read_small(self.cidfile, 128).decode("ascii", "replace").strip()
+            except OSError:
+                return None
+            if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
+                self.cid = text
+        return self.cid
+
+    def resolve(self, pids):
+        """Finds the container's cgroup folders through one of `pids`; True once found."""
+        if self.paths is not None:
+            return True
+        cid = self.read_cid()
+        if cid is None:
+            return False
+        for pid in pids:
+            try:
+                text = read_small("/proc/%d/cgroup" % pid, 8192).decode("utf-8", "replace")
+            except OSError:
+                continue
+            if cid not in text:
+                continue
+            paths = {}
+            version = "v1"
+            for line in text.splitlines():
+                parts = line.split(":", 2)
+                if len(parts) != 3 or cid not in parts[2]:
+                    continue
+                rel = parts[2].lstrip("/")
+                if parts[0] == "0" and parts[1] == "":
+                    # the unified hierarchy: the cgroups themselves only where it is mounted at the root
+                    folder = os.path.join(self.root, rel)
+                    if os.path.exists(os.path.join(self.root, "cgroup.controllers")) and os.path.isdir(folder):
+                        version = "v2"
+                        for name in ("memory", "pids", "cpu"):
+                            paths[name] = folder
+                    continue
+                for ctrl in parts[1].split(","):
+                    for mount in (parts[1], ctrl):
+                        folder = os.path.join(self.root, mount, rel)
+                        if os.path.isdir(folder):
+                            paths[ctrl] = folder
+                            break
+            if paths:
+                self.paths = paths
+                self.version = version
+                return True
+        return False
+
+    def read_counter(self, ctrl, name, key=None):
+        """One number of a control file (the value of line `key`, or the whole file), or None."""
+        folder = self.paths.get(ctrl) if self.paths else None
+        if folder is None:
+            return None
+        try:
+            text = read_small(os.path.join(folder, name)).decode("ascii", "replace")
+        except OSError:
+            return None
+        if key is None:
+            text = text.strip()
+            return int(text) if text.isdigit() else None
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == key and parts[1].isdigit():
+                return int(parts[1])
+        return None
+
+    def tick(self, full=True):
+        """Reads the counters (keeping the last values once the cgroup is gone) and rewrites
+        container.evidence when they changed. Between samples (full=False) only the two that
+        a dying container changes last: its OOM kills and refused forks."""
+        if self.paths is None:
+            return
+        v = self.values
+        v["cgroup"] = self.version
+        oom = read_oom_kills(self.paths["memory"]) if "memory" in self.paths else None
+        if oom is not None:
+            v["oom_kill"] = oom
+        refused = self.read_counter("pids", "pids.events", "max")
+        if refused is not None:
+            v["pids_refused"] = refused
+        if full:
+            self.read_usage(v)
+        text = "".join("%s %s\n" % (k, v[k]) for k in sorted(v))
+        if text != self.written and write_atomic(self.out_path, text):
+            self.written = text
+
+    def read_usage(self, v):
+        """Peak memory, CPU time and peak processes into `v`."""
+        if self.version == "v2":
+            peak = self.read_counter("memory", "memory.peak")
+            if peak is None:
+                peak = self.read_counter("memory", "memory.current")
+            cpu = self.read_counter("cpu", "cpu.stat", "usage_usec")
+        else:
+            peak = self.read_counter("memory", "memory.max_usage_in_bytes")
+            ns = self.read_counter("cpuacct", "cpuacct.usage")
+            cpu = ns // 1000 if ns is not None else None
+        if peak is not None:
+            v["memory_peak"] = max(peak, v.get("memory_peak", 0))
+        if cpu is not None:
+            v["cpu_usec"] = cpu
+        current = self.read_counter("pids", "pids.peak")
+        if current is None:
+            current = self.read_counter("pids", "pids.current")
+        if current is not None:
+            v["pids_peak"] = max(current, v.get("pids_peak", 0))
+
+
 class Watcher(object):
     """State and main loop of `monitor.py watch`."""
 
@@ -1026,7 +1159,14 @@ class Watcher(object):
         self.sizer = FolderSizer(self.dir)
         self.peaks = Peaks(load_monitor_file(self.monitor_path))
         self.watch = None
-        if args.memory_bytes and not args.cgroup_memory:
+        self.container = None
+        if args.container_cidfile:
+            # Docker enforces --memory in the container; the monitor only reads its cgroup.
+            self.container = ContainerCgroups(args.container_cidfile, args.cgroup_root,
+                                              os.path.join(self.dir, "container.evidence"))
+            # PID is the `docker run` client: gpuq's, not the job's (its memory is not the job's).
+            self.finder.exclude.add(args.pid)
+        elif args.memory_bytes and not args.cgroup_memory:
             self.watch = MemoryWatch(args.memory_bytes, self.finder, self.page)
         self.watch_interval = max(0.01, args.watch_interval)
         self.oom_path = args.cgroup_memory
@@ -1039,6 +1179,9 @@ class Watcher(object):
         # CUDA_VISIBLE_DEVICES: the monitor's own, else (once known) the job's.
         self.gpu_tokens = visible_devices(os.environ.get("CUDA_VISIBLE_DEVICES"))
         self.gpu_tokens_known = "CUDA_VISIBLE_DEVICES" in os.environ
+        if args.gpus is not None:  # a container's leased GPUs, as host indices
+            self.gpu_tokens = visible_devices(args.gpus)
+            self.gpu_tokens_known = True
         smi = which("nvidia-smi")
         if smi is not None and self.gpu_tokens != []:
             self.gpu = GpuPoller(smi)
@@ -1161,12 +1304,16 @@ class Watcher(object):
         if self.cpu_limit is not None and self.cpu_limit.hot():
             return HOT_CPU_S
         if self.oom_path is not None and self.peaks.first_oom_ms is None:
-            return OOM_CHECK_S
+            return CONTAINER_CHECK_S if self.container is not None else OOM_CHECK_S
+        if self.container is not None and self.container.paths is not None:
+            return CONTAINER_CHECK_S  # the container's counters, read while its cgroup exists
         return None
 
     def fast_tick(self):
         """The OOM counter and the hot processes, between samples."""
         self.check_oom()
+        if self.container is not None:
+            self.container.tick(full=False)
         if self.cpu_limit is not None:
             self.cpu_tick()
 
@@ -1204,7 +1351,9 @@ class Watcher(object):
         """The tree now: a full /proc scan in the first seconds and every FULL_SCAN_S, a walk
         from the known tree in between."""
         now = time.monotonic()
-        if now >= self.next_full_scan:
+        # A container's processes cannot leave its cgroups: once they are known, no /proc scan.
+        in_container = self.container is not None and self.container.paths is not None
+        if now >= self.next_full_scan and not in_container:
             members, job_st = self.finder.scan()
             fast = now - self.started < FAST_PERIOD_S
             self.next_full_scan = now + (CADENCE_S if fast else FULL_SCAN_S)
@@ -1227,6 +1376,7 @@ class Watcher(object):
         job_alive = self.finder.job_alive(job_st)
         self.note_pids(live)
         self.note_cpu(members, read_at)
+        self.container_tick(live)
         self.check_oom()
         if record:
             sample = {
@@ -1249,6 +1399,20 @@ class Watcher(object):
         elif now - self.empty_since >= EXIT_AFTER_EMPTY_S:
             self.done = True
         return job_alive
+
+    def container_tick(self, live):
+        """Under Docker: finds the container's cgroups (then part of the tree and the OOM
+        check) and records their counters."""
+        if self.container is None:
+            return
+        if self.container.paths is None and self.container.resolve(live):
+            p = self.container.paths
+            self.finder.cgroup_files = sorted(set(
+                cgroup_procs_file(p[c]) for c in ("memory", "pids") if c in p))
+            if "memory" in p:
+                self.oom_path = p["memory"]
+                self.oom_count = read_oom_kills(p["memory"]) or 0
+        self.container.tick()
 
     def note_pids(self, live):
         """Appends the tree's new pids to pids.seen (the supervisor matches kernel OOM lines)."""
@@ -1486,6 +1650,9 @@ def parse_args(argv):
     watch.add_argument("--watch-interval", type=float, default=0.1)
     watch.add_argument("--supervisor", type=int, default=None)
     watch.add_argument("--cpu-time-s", type=float, default=None)
+    watch.add_argument("--container-cidfile", default=None)
+    watch.add_argument("--cgroup-root", default="/sys/fs/cgroup")
+    watch.add_argument("--gpus", default=None)
     sweep_p = sub.add_parser("sweep", help="kill what is left of the job tree")
     sweep_p.add_argument("--job-id", required=True)
     sweep_p.add_argument("--pid", type=int, required=True)

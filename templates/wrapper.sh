@@ -89,6 +89,16 @@ UID_LEASES=/run/gpuq/uids
 # PATH of a program that runs as another uid (the node account's PATH may be its own shims).
 SAFE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
+# --isolation docker (templates/README.md, "Docker isolation"): the docker command, the image,
+# the `docker run` options built by src/core/docker-args.ts (with @GPUQ_…@ tokens the node fills
+# in), the container's name, and whether to keep it after the job for a post-mortem.
+ISOLATION={{ISOLATION}}
+DOCKER=({{@DOCKER}})
+DOCKER_IMAGE={{DOCKER_IMAGE}}
+DOCKER_OPTS=({{@DOCKER_OPTS}})
+CONTAINER={{CONTAINER}}
+KEEP_CONTAINER={{KEEP_CONTAINER}}
+
 MONITOR="$PWD/monitor.py"
 QUEUE="$PWD/queue.py"
 
@@ -123,6 +133,9 @@ init_state() {
   LIMIT_FIRED_AT=""
   KERNEL_OOM_AT=""
   PIDS_PEAK=""
+  CONTAINER_ID=""
+  CONTAINER_OOM=""
+  CONTAINER_EXIT=""
   TREE_ARGS=()
   LEFTOVERS=0
   KILLERS=""
@@ -182,6 +195,7 @@ write_status() {
     status_num pidsPeak "$PIDS_PEAK"
     status_field gpus "[$LEASED]"
     status_num queuedAtMs "$QUEUED_MS"
+    docker_mode && container_status_fields
     printf '\n}\n'
   } >status.json.tmp && mv -f status.json.tmp status.json
 }
@@ -289,7 +303,7 @@ kernel_oom_evidence() {
   local lines pids
   pids=$( { echo "$JOB_PID"; tail -n 2000 pids.seen 2>/dev/null; } | grep -x '[0-9]\{1,10\}' | sort -u | paste -sd'|' -)
   lines=$(dmesg 2>/dev/null | awk -v s="$START_UPTIME" '{ t = $0; sub(/^\[ */, "", t); sub(/\].*/, "", t); if (t + 0 >= s - 1) print }' |
-    grep -E "oom-kill|Out of memory|Killed process" | grep -E "gpuq-$JOB_ID|gpuq/$JOB_ID|(pid=|process )($pids)[ ,]" | tail -n 5 | tr -d '\000-\011\013-\037\\"')
+    grep -E "oom-kill|Out of memory|Killed process" | grep -E "gpuq-$JOB_ID|gpuq/$JOB_ID${CONTAINER_ID:+|$CONTAINER_ID}|(pid=|process )($pids)[ ,]" | tail -n 5 | tr -d '\000-\011\013-\037\\"')
   [ -z "$lines" ] && return 0
   KERNEL_OOM=$(printf '%s\n' "$lines" | sed 's/.*/"&"/' | paste -sd, -)
   KERNEL_OOM="[$KERNEL_OOM]"
@@ -303,6 +317,7 @@ kernel_oom_evidence() {
 # left the group with setsid are found as the final sweep finds them).
 # One signal each: the tree first (the group is part of it), the group alone without python.
 term_tree() {
+  docker_mode && { stop_container TERM; return 0; }
   if [ -n "$PYTHON_SYS" ] && [ -f "$MONITOR" ] && [ ${#TREE_ARGS[@]} -gt 0 ] &&
     "$PYTHON_SYS" "$MONITOR" sweep --signal TERM "${TREE_ARGS[@]}" >/dev/null 2>>"$JOB_DIR/monitor.log"; then
     return 0
@@ -318,7 +333,7 @@ escalate() {
     term_tree
     trap 'kill "$sp" 2>/dev/null; exit 0' TERM
     sleep "$GRACE_S" & sp=$!; wait "$sp"
-    if kill -0 -- "-$JOB_PID" 2>/dev/null; then : >"$JOB_DIR/killed-after-grace"; kill -KILL -- "-$JOB_PID" 2>/dev/null; fi
+    if kill -0 -- "-$JOB_PID" 2>/dev/null; then : >"$JOB_DIR/killed-after-grace"; kill_job_group; fi
   ) 9>&- &
   KILLERS="${KILLERS:-} $!"
 }
@@ -356,6 +371,7 @@ prepare_folder() {
 choose_boundary() {
   mkdir -p tmp work
   BOUNDARY=none
+  docker_mode && { BOUNDARY=container; return 0; }
   if [ "$BOUNDARY_MODE" != none ] && command -v setpriv >/dev/null 2>&1; then
     if [ "$EUID" = 0 ]; then
       if lease_uid; then
@@ -571,6 +587,7 @@ count_threads() {
 }
 
 start_job() {
+  docker_mode && { start_container; return 0; }
   local hide=() enter=()
   if [ "$BOUNDARY" = userns ]; then
     hide=("${HIDE_DIRS[@]}" "${JOB_DIR%/*}")
@@ -630,7 +647,7 @@ start_timer() {
     term_tree
     sleep "$GRACE_S" & sp=$!; wait "$sp"
     supervisor_alive || exit 0
-    if kill -0 -- "-$JOB_PID" 2>/dev/null; then : >"$JOB_DIR/killed-after-grace"; kill -KILL -- "-$JOB_PID" 2>/dev/null; fi
+    if kill -0 -- "-$JOB_PID" 2>/dev/null; then : >"$JOB_DIR/killed-after-grace"; kill_job_group; fi
   ) 9>&- &
   TIMER_PID=$!
 }
@@ -644,6 +661,7 @@ start_monitor() {
     [ -n "$CG_MEM" ] && mon_args+=(--cgroup-memory "$CG_MEM")
     [ -n "$CG_PIDS" ] && mon_args+=(--cgroup-pids "$CG_PIDS")
     [ "$CPU_TIME_S" != 0 ] && mon_args+=(--cpu-time-s "$CPU_TIME_S")
+    docker_mode && container_monitor_args
     (close_fds "${LEASE_LOCK_FDS[@]}" "${LEASE_HOLD_FDS[@]}" && exec "$PYTHON_SYS" "$MONITOR" "${mon_args[@]}") \
       </dev/null >>monitor.log 2>&1 9>&- &
     MONITOR_PID=$!
@@ -691,6 +709,7 @@ sweep() {
   kill -TERM "$TIMER_PID" 2>/dev/null
   for k in ${KILLERS:-}; do kill -TERM "$k" 2>/dev/null; done
   kill -KILL -- "-$JOB_PID" 2>/dev/null
+  docker_mode && end_container
   if [ -n "$PYTHON_SYS" ] && [ -f "$MONITOR" ]; then
     LEFTOVERS=$("$PYTHON_SYS" "$MONITOR" sweep "${TREE_ARGS[@]}" 2>>monitor.log 9>&- | tail -n1)
     [[ "$LEFTOVERS" =~ ^[0-9]+$ ]] || LEFTOVERS=0
@@ -719,6 +738,7 @@ gather_evidence() {
     awk -v used="$CPU_SECONDS" -v lim="$CPU_TIME_S" 'BEGIN { exit !(used + 1 >= lim) }' && LIMIT_FIRED='"cpu"'
   fi
   cgroup_evidence
+  docker_mode && container_evidence
   kernel_oom_evidence
 }
 
@@ -867,6 +887,192 @@ end_unstarted() {
   exit 0
 }
 
+# --- Docker isolation (ISOLATION=docker; templates/README.md, "Docker isolation"). The program
+# runs in a container of its own, started by `docker run` in the foreground as the job's "main
+# process" (its output streams into stdout.log/stderr.log); the supervisor stays outside and stops
+# the container by name (`docker kill`), reads its exit and OOMKilled from `docker inspect`, its
+# cgroup's counters from monitor.py (container.evidence), then removes it.
+docker_mode() { [ "$ISOLATION" = docker ]; }
+
+# Refuses the job before it is recorded as running (docker.refused, exit 3; the launcher shows
+# these two lines): no docker command, a daemon that is down, a socket the account may not use,
+# an image missing on the node.
+docker_refused() {
+  echo "gpuq: node $NODE_NAME: $1" >&2
+  echo "gpuq: hint: $2" >&2
+  : >docker.refused
+  exit 3
+}
+check_docker() {
+  docker_mode || return 0
+  local out who
+  command -v "${DOCKER[0]}" >/dev/null 2>&1 ||
+    docker_refused "${DOCKER[0]} is not installed (or not on the PATH)" "install Docker there, or set nodes.$NODE_NAME.docker.command in the config"
+  # Rootless Docker on cgroup v1 drops --memory and --pids-limit with only a warning: refused.
+  # Asked alongside the image (the two round trips to the daemon overlap), and kept ten minutes
+  # in the node's workdir (docker.info), so most jobs ask the daemon once.
+  local cache="${JOB_DIR%/*/*}/docker.info" info_pid="" info=""
+  if [ -z "$(find "$cache" -maxdepth 0 -mmin -10 2>/dev/null)" ]; then
+    { "${DOCKER[@]}" info --format '{{.CgroupVersion}} {{json .SecurityOptions}}' >"$cache.$$" 2>/dev/null &&
+      mv -f "$cache.$$" "$cache"; } 9>&- &
+    info_pid=$!
+  fi
+  out=$("${DOCKER[@]}" image inspect --format '{{.Id}}' "$DOCKER_IMAGE" 2>&1 >/dev/null) && {
+    [ -n "$info_pid" ] && wait "$info_pid"
+    IFS= read -r info 2>/dev/null <"$cache"
+    case $info in
+      "1 "*name=rootless*) docker_refused "its Docker is rootless on cgroup v1, which ignores the memory and pids limits" \
+        "use rootful Docker there (the docker group), or move the node to cgroup v2" ;;
+    esac
+    return 0
+  }
+  [ -n "$info_pid" ] && wait "$info_pid"
+  who=$(id -un 2>/dev/null)
+  out=$(printf '%s' "$out" | tr -d '\000-\011\013-\037' | tail -n 1 | cut -c1-300)
+  case $out in
+    *"ermission denied"*)
+      docker_refused "the account $who may not use the Docker daemon's socket ($out)" \
+        "add $who to the docker group there (usermod -aG docker $who), or set nodes.$NODE_NAME.docker.command" ;;
+    *"Cannot connect to the Docker daemon"* | *"Is the docker daemon running"* | *"error during connect"* | *"connect: no such file"* | *"connection refused"*)
+      docker_refused "the Docker daemon does not answer ($out)" \
+        "start it there (systemctl start docker), or point nodes.$NODE_NAME.docker.command at a daemon that runs" ;;
+    *"No such image"* | *"no such image"* | *"image not known"*)
+      docker_refused "the image $DOCKER_IMAGE is not there" \
+        "pull or load it on that node (docker pull $DOCKER_IMAGE), or submit with another --image" ;;
+    *) docker_refused "docker cannot use the image $DOCKER_IMAGE ($out)" "run '${DOCKER[*]} image inspect $DOCKER_IMAGE' there to see why" ;;
+  esac
+}
+
+# Starts the container: the options with the node's values filled in (the job's folder, this
+# account's uid and gid, its share of the cores, the leased GPUs), then the image and command.
+start_container() {
+  local a args=() uid gid c cpus
+  uid=$(id -u) gid=$(id -g)
+  # Never root in the container: as root, the node's runAs or a leased uid (as the uid boundary).
+  if [ "$uid" = 0 ]; then
+    lease_uid || { JOB_UID=65534 JOB_GID=65534; note "the container runs as uid 65534"; }
+    chown -R -- "$JOB_UID:$JOB_GID" work tmp
+    uid=$JOB_UID gid=$JOB_GID
+  fi
+  c=$(($(cpu_count) * SHARE_NUM * 100 / SHARE_DEN))
+  [ "$c" -ge 1 ] || c=1
+  printf -v cpus '%d.%02d' $((c / 100)) $((c % 100))
+  for a in "${DOCKER_OPTS[@]}"; do
+    a=${a//@GPUQ_WORK@/$JOB_DIR/work}
+    a=${a//@GPUQ_HOME@/$HOME}
+    a=${a//@GPUQ_UID@/$uid}
+    a=${a//@GPUQ_GID@/$gid}
+    a=${a//@GPUQ_CPUS@/$cpus}
+    a=${a//@GPUQ_THREADS@/$THREADS}
+    a=${a//@GPUQ_GPUS@/$CUDA_DEVICES}
+    args+=("$a")
+  done
+  rm -f container.id
+  printf '%s\n' "$CONTAINER" >container
+  printf '%s\n' "${DOCKER[@]}" >container.cmd
+  (
+    close_fds "${LEASE_LOCK_FDS[@]}"
+    [ -n "$UID_LEASE_FD" ] && exec {UID_LEASE_FD}>&-
+    exec setsid "${DOCKER[@]}" run --cidfile "$JOB_DIR/container.id" "${args[@]}" -- "$DOCKER_IMAGE" "${COMMAND[@]}"
+  ) </dev/null >>stdout.log 2>>stderr.log 9>&- 3>&- &
+  JOB_PID=$!
+}
+
+# The monitor's options for the container (its cidfile, where cgroups are mounted, the GPUs).
+container_monitor_args() {
+  mon_args+=(--container-cidfile "$JOB_DIR/container.id" --cgroup-root "$CG_ROOT")
+  [ "$CUDA_DEVICES" != - ] && [ -n "$CUDA_DEVICES" ] && mon_args+=(--gpus "$CUDA_DEVICES")
+  return 0
+}
+
+# A signal to the container's init (which passes it to the program): TERM, or KILL.
+stop_container() {
+  "${DOCKER[@]}" kill --signal "$1" "$CONTAINER" >/dev/null 2>&1
+  return 0
+}
+# SIGKILL after the grace period: the container under Docker, the job's process group otherwise.
+# A container that was not running yet when asked (Docker still starting it on a loaded node)
+# is asked again until its client, which lives as long as it does, has ended.
+kill_job_group() {
+  if docker_mode; then
+    stop_container KILL
+    while kill -0 -- "-$JOB_PID" 2>/dev/null; do
+      sleep 0.5
+      stop_container KILL
+    done
+    return 0
+  fi
+  kill -KILL -- "-$JOB_PID" 2>/dev/null
+}
+
+# The client has ended: the container's id, exit and OOMKilled; a container still running (its
+# client lost the daemon) is killed and waited for first.
+end_container() {
+  local line i
+  read -r CONTAINER_ID 2>/dev/null <container.id
+  [[ "$CONTAINER_ID" =~ ^[0-9a-f]{64}$ ]] || CONTAINER_ID=""
+  for i in 1 2; do
+    line=$("${DOCKER[@]}" inspect --format '{{.State.Running}} {{.State.ExitCode}} {{.State.OOMKilled}}' "$CONTAINER" 2>/dev/null)
+    case $line in
+      "true "*) "${DOCKER[@]}" kill "$CONTAINER" >/dev/null 2>&1; "${DOCKER[@]}" wait "$CONTAINER" >/dev/null 2>&1 ;;
+      *) break ;;
+    esac
+  done
+  read -r _ CONTAINER_EXIT CONTAINER_OOM <<<"$line"
+  [[ "$CONTAINER_EXIT" =~ ^[0-9]{1,3}$ ]] || CONTAINER_EXIT=""
+  case $CONTAINER_OOM in true | false) ;; *) CONTAINER_OOM="" ;; esac
+  # Docker's evidence is read (its cgroup went with its end): the removal runs meanwhile, and
+  # the supervisor waits for it before it lets go of the job (remove_container).
+  RM_PID=""
+  if [ "$KEEP_CONTAINER" != 1 ]; then
+    "${DOCKER[@]}" rm -f "$CONTAINER" >/dev/null 2>&1 9>&- &
+    RM_PID=$!
+  fi
+  return 0
+}
+
+# The container's evidence into status.json's fields: its exit, and its cgroup's counters as
+# monitor.py last read them (the cgroup is gone with the container); OOMKilled counts as a kill.
+container_evidence() {
+  local k v
+  stop_monitor
+  if [ -n "$CONTAINER_EXIT" ]; then
+    EXIT_CODE=$CONTAINER_EXIT SIGNAL=""
+    [ "$EXIT_CODE" -gt 128 ] && SIGNAL=$((EXIT_CODE - 128))
+  fi
+  CPU_SECONDS=""
+  while read -r k v; do
+    [[ "$v" =~ ^[0-9]{1,19}$ ]] || [[ "$v" =~ ^v[12]$ ]] || continue
+    case $k in
+      cgroup) CG_VERSION=$v ;;
+      oom_kill) OOM_KILLS=$v ;;
+      memory_peak) MEMORY_PEAK=$v ;;
+      pids_refused) PIDS_REFUSED=$v ;;
+      pids_peak) PIDS_PEAK=$v ;;
+      cpu_usec) printf -v CPU_SECONDS '%d.%02d' $((v / 1000000)) $((v % 1000000 / 10000)) ;;
+    esac
+  done < <(head -c 4096 container.evidence 2>/dev/null)
+  [ "$CONTAINER_OOM" = true ] && [ "${OOM_KILLS:-0}" = 0 ] && OOM_KILLS=1
+  return 0
+}
+container_status_fields() {
+  status_field container "\"$CONTAINER\""
+  status_num containerExitCode "$CONTAINER_EXIT"
+  status_num containerOomKilled "$CONTAINER_OOM"
+}
+
+# After the verdict's evidence is recorded: no container outlives its job (--keep-container keeps
+# it). The removal end_container started is waited for; one that failed is tried again.
+remove_container() {
+  if [ "$KEEP_CONTAINER" = 1 ]; then
+    note "the container $CONTAINER was kept (--keep-container); remove it with: ${DOCKER[*]} rm $CONTAINER"
+    return 0
+  fi
+  [ -n "${RM_PID:-}" ] && wait "$RM_PID" && return 0
+  "${DOCKER[@]}" rm -f "$CONTAINER" >/dev/null 2>&1
+  return 0
+}
+
 main() {
   [ "${1:-}" = --enter ] && enter_job "${@:2}"
   find_python
@@ -877,6 +1083,7 @@ main() {
   prepare_folder
   prepare_lock_dir
   choose_boundary
+  check_docker
   write_status
   acquire_gpus
   setup_cgroups
@@ -897,6 +1104,7 @@ main() {
   grade_submission
   STATE=exited
   write_status
+  docker_mode && remove_container
   exit 0
 }
 

@@ -3,6 +3,7 @@
  * (and who holds them) and gpuq jobs, probed at once. Exit 3 when any node is unreachable.
  */
 import type { Command } from 'commander';
+import { dockerLine } from '../core/docker-info.js';
 import { EXIT } from '../core/exit-codes.js';
 import { formatBytes, formatDuration, printableLine } from '../core/format.js';
 import type { NodeLease } from '../core/queue.js';
@@ -89,6 +90,7 @@ export function renderNodes(reports: NodeReport[], style: Style, now: Date = new
       lines.push(
         `  ${c.yellow('no trust boundary:')} jobs here run as gpuq's own account and can write their own verdict (README, "Trust model")`,
       );
+    if (r.docker) lines.push(`  ${r.docker.usable ? dockerLine(r.docker) : c.yellow(dockerLine(r.docker))}`);
     for (const g of s?.gpus ?? []) {
       const mem =
         g.memoryUsedBytes !== null && g.memoryTotalBytes !== null

@@ -109,6 +109,8 @@ export function boundaryText(job: Job): string | null {
       return 'uid: the program ran as a user of its own; it could not write its verdict nor signal its supervisor';
     case 'userns':
       return 'userns: the program ran in its own user, mount and pid namespaces; it could not write its verdict nor signal its supervisor';
+    case 'container':
+      return 'container: the program ran in a Docker container of its own, as the node account, without capabilities; it could not write its verdict nor signal its supervisor';
     case 'none':
       return 'none: the job ran without a trust boundary; it could have written its own verdict';
     default:

@@ -1,7 +1,8 @@
 /**
  * `gpuq submit FILE`: flags → SubmitOptions → services/submit (and services/wait with --wait).
  */
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
+import { checkImageName } from '../core/docker-args.js';
 import { usageError } from '../core/errors.js';
 import { exitCodeForVerdict } from '../core/exit-codes.js';
 import { formatDuration, formatSizeOption } from '../core/format.js';
@@ -19,6 +20,7 @@ interface SubmitFlags {
   competition?: string;
   isolation?: string;
   image?: string;
+  keepContainer?: boolean;
   /** Absent when not given (no default, so the help shows none). */
   env?: string[];
   arg?: string[];
@@ -81,7 +83,8 @@ export function toSubmitOptions(file: string, f: SubmitFlags & LimitFlags): Subm
     competition: f.competition ?? null,
     limits,
     isolation: (f.isolation as SubmitOptions['isolation']) ?? null,
-    image: f.image ?? null,
+    image: f.image === undefined ? null : checkImageName(f.image, '--image'),
+    ...(f.keepContainer ? { keepContainer: true } : {}),
     env,
     args,
     priority: f.priority === undefined ? 0 : parsePriority(f.priority),
@@ -101,9 +104,9 @@ export function registerSubmit(program: Command, app: CliApp): void {
   for (const spec of LIMITS as readonly LimitSpec[])
     cmd.option(`${spec.flag} <${spec.placeholder}>`, `${spec.help} (built-in default: ${builtinText(spec)})`);
   cmd
-    // Docker isolation is not built yet (the service refuses it): accepted, not advertised.
-    .addOption(new Option('--isolation <kind>', 'ulimit or docker').hideHelp())
-    .addOption(new Option('--image <name>', 'docker image (with --isolation docker)').hideHelp())
+    .option('--isolation <kind>', 'ulimit (the host, behind its trust boundary) or docker (a container of its own)')
+    .option('--image <name>', 'the container image (with --isolation docker)')
+    .option('--keep-container', 'keep the container after the job, for a post-mortem (with --isolation docker)')
     .option('--priority <n>', "place in the node's GPU queue: higher runs first (-1000 to 1000, default 0)")
     .option('--env <KEY=VALUE>', 'set a variable for the job (repeatable)', collect)
     .option('--arg <value>', 'pass an argument to the program (repeatable)', collect)

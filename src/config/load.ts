@@ -240,9 +240,13 @@ function buildNode(name: string, raw: RawNode, file: string | null, stateDir: st
         ? fieldSize(raw.foreignGpuMemory, file, `nodes.${name}.foreignGpuMemory`)
         : DEFAULT_FOREIGN_MIB * 1024 ** 2,
     docker: {
+      command:
+        typeof raw.docker?.command === 'string'
+          ? raw.docker.command.split(/\s+/).filter(Boolean)
+          : (raw.docker?.command ?? ['docker']),
       image: raw.docker?.image ?? null,
       runtime: raw.docker?.runtime ?? null,
-      extraArgs: raw.docker?.extraArgs ?? [],
+      extraFlags: raw.docker?.extraFlags ?? [],
     },
   };
 }
@@ -317,6 +321,9 @@ export function buildConfig(raw: RawConfig, file: string | null, stateDir: strin
       metric: c.metric ?? 'score',
       higherIsBetter: c.higherIsBetter ?? true,
       requireBoundary: c.requireBoundary ?? true,
+      image: c.image ?? null,
+      graderImage: c.graderImage ?? null,
+      network: c.network ?? false,
       limits: parseLimits(c.limits, file, `competitions.${name}.limits`),
     };
   }

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { LIMITS, type LimitConfigName, type LimitSpec } from '../core/limits.js';
+import { checkExtraFlag, isImageName } from '../core/docker-args.js';
 import { ISOLATIONS } from '../core/types.js';
 
 const duration = z.union([z.string(), z.number().positive()], {
@@ -40,6 +41,13 @@ const slurmNodeFields = {
   sbatchArgs: z.array(z.string().min(1)).optional(),
   cpusPerTask: z.number().int().min(1).max(4096, 'expected a whole number from 1 to 4096').optional(),
 };
+/** A Docker image reference (core/docker-args.ts isImageName). */
+const imageName = z.string().refine(isImageName, 'expected a Docker image name like "python:3.12-slim"');
+/** One of the extra `docker run` flags a node may add (core/docker-args.ts ALLOWED_EXTRA_FLAGS). */
+const extraFlag = z.string().superRefine((f, ctx) => {
+  const why = checkExtraFlag(f);
+  if (why) ctx.addIssue({ code: 'custom', message: why });
+});
 
 export const nodeSchema = z.strictObject({
   transport: z.enum(['local', 'ssh', 'slurm'], { error: 'expected "local", "ssh" or "slurm"' }),
@@ -72,9 +80,17 @@ export const nodeSchema = z.strictObject({
   ...slurmNodeFields,
   docker: z
     .strictObject({
-      image: z.string().min(1).optional(),
-      runtime: z.string().min(1).optional(),
-      extraArgs: z.array(z.string()).optional(),
+      command: z
+        .union([z.string().min(1), z.array(z.string().min(1)).min(1)], {
+          error: 'expected a command like "docker" or ["docker", "--host", "unix:///run/docker.sock"]',
+        })
+        .optional(),
+      image: imageName.optional(),
+      runtime: z
+        .string()
+        .regex(/^[a-z][a-z0-9._-]{0,63}$/i, 'expected a runtime name like "nvidia"')
+        .optional(),
+      extraFlags: z.array(extraFlag).optional(),
     })
     .optional(),
 });
@@ -86,7 +102,7 @@ export const configSchema = z.strictObject({
       ...limits,
       node: z.string().min(1).optional(),
       isolation: z.enum(ISOLATIONS, { error: 'expected "ulimit" or "docker"' }).optional(),
-      image: z.string().min(1).optional(),
+      image: imageName.optional(),
       maxFileSize: size.optional(),
       maxUploadSize: size.optional(),
       maxGetFileSize: size.optional(),
@@ -146,6 +162,10 @@ export const configSchema = z.strictObject({
         higherIsBetter: z.boolean().optional(),
         requireBoundary: z.boolean().optional(),
         limits: z.strictObject(limits).optional(),
+        // --isolation docker: the image of the run and of the grader, and whether the run may use the network.
+        image: imageName.optional(),
+        graderImage: imageName.optional(),
+        network: z.boolean().optional(),
       }),
     )
     .optional(),

@@ -46,7 +46,17 @@ export interface NodeConfig {
   lockDir?: string;
   /** Bytes a process outside gpuq may hold on a GPU before that GPU counts as busy. */
   foreignGpuMemoryBytes?: number;
-  docker: { image: string | null; runtime: string | null; extraArgs: string[] };
+  /** `--isolation docker` on this node (README, "Docker isolation"). */
+  docker: {
+    /** The docker command as words (default ["docker"]; Podman where its CLI matches). */
+    command: string[];
+    /** The image when neither --image nor the competition names one. */
+    image: string | null;
+    /** `--runtime` for the containers (e.g. "nvidia"), or null for the daemon's default. */
+    runtime: string | null;
+    /** Extra `docker run` flags, each from core/docker-args.ts ALLOWED_EXTRA_FLAGS. */
+    extraFlags: string[];
+  };
 }
 
 /** What a Slurm node adds: where and as whom its jobs are submitted. */
@@ -81,6 +91,10 @@ export interface CompetitionConfig {
   requireBoundary: boolean;
   /** Limits the competition sets, over the config defaults (config strings parsed to base units). */
   limits: Partial<Limits>;
+  /** --isolation docker: the run's image, the grader's image, and whether the run gets a network. */
+  image?: string | null;
+  graderImage?: string | null;
+  network?: boolean;
 }
 
 /** The whole, validated configuration. */

@@ -35,6 +35,8 @@ import {
   lostHints,
   memoryHints,
   missingModuleHints,
+  noNetworkHints,
+  readOnlyFsHints,
   oomThenTimeoutHints,
   signalHints,
   syntaxErrorHints,
@@ -626,6 +628,21 @@ function programCause(f: Facts): Verdict | null {
         ev,
         fileNotFoundHints(hit),
       );
+    case 'read_only_fs':
+      return verdict(
+        f,
+        'failed',
+        'read_only_fs',
+        `It wrote where the file system is read-only${hit.file ? `: ${hit.file}` : ''}.`,
+        ev,
+        readOnlyFsHints(hit, f.status.boundary === 'container'),
+      );
+    case 'no_network':
+      // Outside a container a failed connection is the network's business, not a cause gpuq names.
+      if (f.status.boundary !== 'container') return null;
+      return verdict(f, 'failed', 'no_network', 'It tried to use the network, and its container has none.', ev, [
+        ...noNetworkHints(),
+      ]);
     case 'command_not_found':
       return verdict(
         f,

@@ -316,6 +316,26 @@ export function fileNotFoundHints(hit: ProgramCauseHit): string[] {
   ];
 }
 
+/** Hints for a write the read-only file system refused (a container's root, the data folder). */
+export function readOnlyFsHints(hit: ProgramCauseHit, container: boolean): string[] {
+  if (!container) return ["the node mounts that folder read-only: write into the job's own folder instead"];
+  const data = hit.file?.startsWith('/gpuq/data') ?? false;
+  return [
+    data
+      ? 'the data folder ($GPUQ_DATA) is read-only: write copies into the working folder'
+      : 'in the container only the working folder (/gpuq/work, the current directory) and /tmp are writable: write there',
+    'use relative paths or $TMPDIR for temporary files',
+  ];
+}
+
+/** Hints for a container without a network: nothing can be downloaded while the job runs. */
+export function noNetworkHints(): string[] {
+  return [
+    'jobs under --isolation docker have no network: ship what it downloads with --include, or bake it into the image',
+    'read datasets from $GPUQ_DATA; a competition can allow the network with "network": true',
+  ];
+}
+
 /** Hints when the shell could not find a command (exit 127). */
 export function commandNotFoundHints(hit: ProgramCauseHit, t: HintTarget): string[] {
   const cmd = hit.detail ?? 'the command';

@@ -49,7 +49,7 @@ export const statusFileShape = obj({
   /** Processes still alive after the main one ended, killed by the final sweep. */
   leftovers: int,
   /** The trust boundary in force (absent: written before boundaries existed, i.e. none). */
-  boundary: optional(literal('uid', 'userns', 'none')),
+  boundary: optional(literal('uid', 'userns', 'container', 'none')),
   /** The uid the program ran as under the "uid" boundary, else null. */
   jobUid: optional(nullable(int)),
   /** When the wall-clock limit fired (its SIGTERM), ms since the epoch; absent in older files. */
@@ -62,6 +62,10 @@ export const statusFileShape = obj({
   gpus: optional(arr(int)),
   /** When the job entered the node's GPU queue (null: it never waited). */
   queuedAtMs: optional(nullable(int)),
+  /** --isolation docker: the container's name, its exit status and OOMKilled (`docker inspect`). */
+  container: optional(nullable(str)),
+  containerExitCode: optional(nullable(int)),
+  containerOomKilled: optional(nullable(bool)),
 });
 
 /** A process of the job that the per-process CPU-time limit (RLIMIT_CPU) most likely stopped. */

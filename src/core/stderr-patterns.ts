@@ -59,7 +59,9 @@ export type ProgramCause =
   | 'missing_module'
   | 'cuda_unavailable'
   | 'file_not_found'
-  | 'command_not_found';
+  | 'command_not_found'
+  | 'read_only_fs'
+  | 'no_network';
 
 export interface ProgramCauseHit {
   cause: ProgramCause;
@@ -322,6 +324,28 @@ function lineCause(line: string): ProgramCauseHit | null {
     /^(?:.*?: )?(?:line \d+: )?([^\s:]+): command not found$/.exec(line) ??
     /^\S+: \d+: ([^\s:]+): not found$/.exec(line);
   if (cmd) return { ...none, cause: 'command_not_found', line, detail: cmd[1] as string };
+  return containerCause(line);
+}
+
+/**
+ * What a locked-down container refuses (--isolation docker): a write outside the writable folders
+ * (EROFS; `file` is the path when the message names it), a connection or name lookup without a
+ * network. The classifier names no_network only for a job that ran in a container.
+ */
+function containerCause(line: string): ProgramCauseHit | null {
+  const none = { module: null, importName: null, library: null, file: null, lineNo: null, detail: null };
+  if (/Read-only file system/.test(line)) {
+    const path =
+      /Read-only file system: '([^']+)'/.exec(line)?.[1] ??
+      /(?:cannot create|cannot touch) '?([^':]+)'?:/.exec(line)?.[1];
+    return { ...none, cause: 'read_only_fs', line, file: path ?? null };
+  }
+  if (
+    /Network is unreachable|Temporary failure in name resolution|Name or service not known|Could not resolve host|Errno -3\]/.test(
+      line,
+    )
+  )
+    return { ...none, cause: 'no_network', line };
   return null;
 }
 

@@ -29,9 +29,10 @@ export type VerdictClass = (typeof VERDICT_CLASSES)[number];
 
 /**
  * What keeps a job's program from its supervisor's files and processes (templates/README.md):
- * "uid" another user (the node account is root), "userns" user + mount + pid namespaces, "none".
+ * "uid" another user (the node account is root), "userns" user + mount + pid namespaces,
+ * "container" a Docker container (`--isolation docker`), "none".
  */
-export const BOUNDARIES = ['uid', 'userns', 'none'] as const;
+export const BOUNDARIES = ['uid', 'userns', 'container', 'none'] as const;
 export type Boundary = (typeof BOUNDARIES)[number];
 /** A node's boundary setting: the best it can give, or none at all. */
 export type BoundaryMode = 'auto' | 'none';

@@ -103,9 +103,12 @@ function launchLines(): string[] {
     // boundary.refused: the supervisor would not start the program without a trust boundary.
     `i=0; while [ "$i" -lt 250 ]; do st=; IFS= read -r st 2>/dev/null <status.json; ` +
       `case $st in *'"state":"running"'*|*'"state":"queued"'*|*'"state":"grading"'*|*'"state":"exited"'*) break;; esac; ` +
-      `[ -e boundary.refused ] && break; [ -e lease.refused ] && break; sleep 0.02; i=$((i+1)); done`,
+      `[ -e boundary.refused ] && break; [ -e lease.refused ] && break; [ -e docker.refused ] && break; ` +
+      `sleep 0.02; i=$((i+1)); done`,
     // The GPU lock folder cannot be used (templates/README.md): exit 75, the supervisor's words on stderr.
     `[ -e lease.refused ] && { grep '^gpuq: ' supervisor.log | tail -n 2 >&2; exit 75; }`,
+    // Docker cannot run the job there (templates/README.md, docker.refused): exit 76, the reason and a hint.
+    `[ -e docker.refused ] && { grep '^gpuq: ' supervisor.log | tail -n 2 >&2; exit 76; }`,
     `cat status.json 2>/dev/null || ` +
       `{ echo "the supervisor did not start; see supervisor.log:" >&2; tail -n 20 supervisor.log >&2; exit 3; }`,
   ];
@@ -131,6 +134,18 @@ export function adoptCommand(dir: string): RemoteCommand {
 }
 
 /**
+ * A job whose supervisor is gone without its final status (it died) may leave its container
+ * running (--isolation docker): the probe that sees it gone removes it, with the docker command
+ * and name the supervisor recorded (files the container cannot write). Silent, and a no-op
+ * for every other job.
+ */
+const REAP_CONTAINER =
+  `{ [ -f container ] && [ -f container.cmd ] && ! grep -q '"state":"exited"' status.json 2>/dev/null && ` +
+  `IFS= read -r gpuq_c <container && [[ "$gpuq_c" =~ ^gpuq-[a-z0-9-]{1,80}$ ]] && ` +
+  `mapfile -t -n 16 gpuq_d <container.cmd && [ "\${#gpuq_d[@]}" -gt 0 ] && ` +
+  `timeout -s KILL 20 "\${gpuq_d[@]}" rm -f "$gpuq_c" >/dev/null 2>&1; } </dev/null`;
+
+/**
  * Reads everything the client needs to know about a job in one round trip: status.json,
  * monitor.json, the end of stderr.log and samples.jsonl, whether the supervisor still holds
  * job.lock, and the node's boot id.
@@ -145,7 +160,7 @@ export function probeCommand(dir: string, nonce: string, stderrBytes: number = R
       // The lock before status.json: a supervisor that ends between the two reads has written its
       // final status before letting go, so "gone" is never paired with the "running" it left behind.
       // A job.lock that is not a regular file tells nothing: the supervisor counts as alive.
-      `echo ${m('alive')}; gpuq_held; if [ $? = 1 ]; then echo no; else echo yes; fi`,
+      `echo ${m('alive')}; gpuq_held; if [ $? = 1 ]; then echo no; ${REAP_CONTAINER}; else echo yes; fi`,
       `echo ${m('status')}; gpuq_rd status.json ${READ_CAPS.json}`,
       `echo ${m('monitor')}; gpuq_rd monitor.json ${READ_CAPS.json}`,
       // queue.json may lack a final newline (or be torn): the echo keeps the next marker on its own line.
@@ -628,4 +643,31 @@ export function competitionCheckCommand(
     'exit 0',
   );
   return { purpose: 'check the competitions', script: lines.join('\n') };
+}
+
+/**
+ * `gpuq nodes`' look at Docker (core/docker-info.ts parses it): `absent` without the docker
+ * command; else `rc N` and `docker info`'s line (version, cgroup version and driver, security
+ * options) or its error; then removes the containers of this workdir's jobs whose supervisor
+ * died (lock free, no final status: a kept container has one), printing `removed NAME` each.
+ */
+export function dockerProbeCommand(command: readonly string[], workdir: string): RemoteCommand {
+  const d = shWords(command);
+  return {
+    purpose: 'look at Docker',
+    script: [
+      `command -v ${sh(command[0] ?? 'docker')} >/dev/null 2>&1 || { echo absent; exit 0; }`,
+      `out=$(timeout -s KILL 15 ${d} info --format '{{.ServerVersion}}\t{{.CgroupVersion}}\t{{.CgroupDriver}}\t{{json .SecurityOptions}}' 2>&1); rc=$?`,
+      `echo "rc $rc"; printf '%s\\n' "$out" | tr -d '\\r' | grep -v '^WARNING' | head -n 1 | head -c 2000; echo`,
+      `[ "$rc" = 0 ] || exit 0`,
+      `cd -- ${shPath(workdir)}/jobs 2>/dev/null || exit 0`,
+      `for n in $(timeout -s KILL 15 ${d} ps -a --filter label=gpuq.job --format '{{.Names}}' 2>/dev/null); do`,
+      `  [[ "$n" =~ ^gpuq-([a-z0-9]{1,40})(-grade)?$ ]] || continue; j=\${BASH_REMATCH[1]}`,
+      `  [ -d "$j" ] && [ -f "$j/job.lock" ] && [ ! -L "$j/job.lock" ] || continue`,
+      `  flock -n "$j/job.lock" true 2>/dev/null || continue`,
+      `  grep -q '"state":"exited"' "$j/status.json" 2>/dev/null && continue`,
+      `  timeout -s KILL 20 ${d} rm -f "$n" >/dev/null 2>&1 && echo "removed $n"`,
+      `done`,
+    ].join('\n'),
+  };
 }

@@ -122,6 +122,7 @@ export async function launchJob(
     : templates;
   const r = await t.exec(setupJobCommand(f.dir, files, inline));
   leaseRefused(t, r);
+  dockerRefused(t, r);
   if (r.code !== 0) {
     const why = r.stderr.trim().split('\n').slice(-3).join(' ').trim() || `exit code ${r.code}`;
     throw new NodeFaultError(
@@ -145,6 +146,7 @@ export async function launchJob(
   } else await t.upload(f.localProgram, `${dir}/${f.programName}`, { mode, onProgress: f.onProgress });
   const l = await t.exec(launchCommand(dir));
   leaseRefused(t, l);
+  dockerRefused(t, l);
   if (l.code !== 0) {
     const why = (l.stderr.trim().split('\n').pop() || `exit code ${l.code}`).trim();
     throw new NodeFaultError(t.node, `on node ${t.node}, could not start the supervisor: ${why}`);
@@ -167,6 +169,24 @@ function leaseRefused(t: Transport, r: { code: number | null; stderr: string }):
     said ?? `node ${t.node}: the GPU lock folder cannot be used`,
     EXIT.unreachable,
     `Fix the folder on node ${t.node}, or set the node's lockDir in the config.`,
+  );
+}
+
+/**
+ * The launch's exit 76: Docker cannot run the job on the node (its daemon is down, the socket is
+ * not the account's to use, the image is missing): the node's words and hint, exit 3.
+ */
+function dockerRefused(t: Transport, r: { code: number | null; stderr: string }): void {
+  if (r.code !== 76) return;
+  const said = r.stderr
+    .split('\n')
+    .filter((l) => l.startsWith('gpuq: '))
+    .map((l) => l.slice(6).trim());
+  const hint = said.find((l) => l.startsWith('hint: '))?.slice(6);
+  throw new UserError(
+    said.find((l) => !l.startsWith('hint: ')) ?? `node ${t.node}: Docker cannot run the job`,
+    EXIT.unreachable,
+    hint ? `${hint.charAt(0).toUpperCase()}${hint.slice(1)}.` : `Check Docker on node ${t.node} with: gpuq nodes`,
   );
 }
 

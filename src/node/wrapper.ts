@@ -37,6 +37,21 @@ export interface WrapperSpec {
    * from the program), and templates/grade.py's arguments (core/grading gradeArgs; empty: no grading).
    */
   competition?: { data: string | null; answers: string | null; grade: string[] };
+  /** `--isolation docker`: the container to run the command in (absent: the host, behind the boundary). */
+  docker?: DockerSpec;
+}
+
+/** What the supervisor needs to run the job in a container (src/core/docker-args.ts builds `options`). */
+export interface DockerSpec {
+  /** The docker command on the node, as words: ["docker"], ["podman"], ["docker", "--host", "unix:///…"]. */
+  command: string[];
+  image: string;
+  /** `docker run`'s options, with the NODE_TOKENS the supervisor fills in. */
+  options: string[];
+  /** The container's name (core/docker-args.ts containerName). */
+  container: string;
+  /** Keep the container after the job (`--keep-container`), for a post-mortem. */
+  keep: boolean;
 }
 
 /** What the supervisor needs to wait for and lease GPUs on its node. */
@@ -82,7 +97,20 @@ export function renderWrapper(template: string, spec: WrapperSpec): string {
     ANSWERS_DIR: spec.competition?.answers ?? '',
     GRADE: spec.competition?.grade ?? [],
     FROM_SLURM: spec.fromSlurm ? 1 : 0,
+    ...dockerVars(spec.docker),
   });
+}
+
+/** The template variables of Docker isolation; the host's (`ulimit`) when there is no container. */
+function dockerVars(d: DockerSpec | undefined): Record<string, string | number | string[]> {
+  return {
+    ISOLATION: d ? 'docker' : 'ulimit',
+    DOCKER: d?.command ?? ['docker'],
+    DOCKER_IMAGE: d?.image ?? '',
+    DOCKER_OPTS: d?.options ?? [],
+    CONTAINER: d?.container ?? '',
+    KEEP_CONTAINER: d?.keep ? 1 : 0,
+  };
 }
 
 /** The command line for a submitted file: Python and shell by extension, else its #! line. */

@@ -8,7 +8,8 @@ import { DEFAULT_LOCK_DIR, expectedWaitMs, pickByExpectedStart } from '../core/q
 import { rankNodes } from '../core/schedule.js';
 import type { Job } from '../core/types.js';
 import type { NodeConfig } from '../config/types.js';
-import type { NodeLocks } from '../node/commands.js';
+import { dockerProbeCommand, type NodeLocks } from '../node/commands.js';
+import { type DockerReport, parseDockerProbe } from '../core/docker-info.js';
 import { readNodeStatus } from '../node/protocol.js';
 import { readPartition } from '../node/slurm.js';
 import type { PartitionSummary } from '../core/slurm.js';
@@ -39,6 +40,8 @@ export interface NodeReport {
   status: NodeStatus | null;
   /** A Slurm node: its partition as sinfo and squeue show it (absent elsewhere). */
   slurm?: PartitionSummary | null;
+  /** Docker there (usable, version, cgroups, rootless), or null where the docker command is missing. */
+  docker?: DockerReport | null;
 }
 
 /** The lock folder and GPUs to read a node's queue from, or null for a node without GPUs. */
@@ -102,6 +105,10 @@ async function probeOne(ctx: AppContext, node: NodeConfig, ledgerJobs: number): 
       report.latencyMs = Math.round((performance.now() - t1) * 10) / 10;
       if (node.transport === 'slurm') report.slurm = await readPartition(t, node.slurm?.partition ?? null);
       report.status = await readNodeStatus(t, node.workdir, true, locksOf(node));
+      [report.status, report.docker] = await Promise.all([
+        readNodeStatus(t, node.workdir, true, locksOf(node)),
+        probeDocker(t, node),
+      ]);
     };
     const limitS = Math.max(10, node.connectTimeoutS);
     await bounded(
@@ -122,6 +129,16 @@ async function probeOne(ctx: AppContext, node: NodeConfig, ledgerJobs: number): 
     await t.close().catch(() => undefined);
   }
   return report;
+}
+
+/**
+ * Docker on the node, as its login account sees it, and the containers of its dead jobs removed
+ * (core/docker-info.ts). Null where the docker command is missing or the probe itself failed.
+ */
+async function probeDocker(t: Transport, node: NodeConfig): Promise<DockerReport | null> {
+  const r = await t.exec(dockerProbeCommand(node.docker.command, node.workdir));
+  if (r.code !== 0) return null;
+  return parseDockerProbe(r.stdout, node.docker.command.join(' '));
 }
 
 /** A candidate that answered: its open connection and what it said of itself. */

@@ -20,7 +20,8 @@ import type { Isolation, Job, Limits } from '../core/types.js';
 import { neverStarted } from '../core/verdicts.js';
 import type { NodeConfig } from '../config/types.js';
 import { adoptLaunch, launchJob, type LaunchFiles } from '../node/protocol.js';
-import { commandFor, renderWrapper, type WrapperSpec } from '../node/wrapper.js';
+import { commandFor, type DockerSpec, renderWrapper, type WrapperSpec } from '../node/wrapper.js';
+import { containerName, dockerRunOptions, NODE_TOKENS } from '../core/docker-args.js';
 import type { AppContext } from './context.js';
 import type { WaitWatch } from './wait.js';
 import { findJob, recordVerdict } from './jobs.js';
@@ -52,6 +53,8 @@ export interface SubmitOptions {
   keptSha256?: string;
   /** `--include PATH…`: files and folders uploaded next to the program (services/uploads.ts). */
   include?: string[];
+  /** `--keep-container`: under Docker, keep the job's container for a post-mortem. */
+  keepContainer?: boolean;
 }
 
 interface CheckedFile {
@@ -216,6 +219,8 @@ function progressBar(ctx: AppContext, size: number): ((done: number, total: numb
 interface SubmitPlan {
   checked: CheckedFile;
   isolation: Isolation;
+  /** The container image (on the first node to try) under Docker, else null. */
+  image: string | null;
   limits: Limits;
   /** Nodes to try, in order. */
   nodes: NodeConfig[];
@@ -249,11 +254,8 @@ async function planSubmit(ctx: AppContext, opts: SubmitOptions, cwd: string): Pr
     );
   }
   const isolation = opts.isolation ?? ctx.config.defaults.isolation;
-  if (isolation === 'docker')
-    throw usageError(
-      '--isolation docker is not available yet in this version of gpuq.',
-      'Use --isolation ulimit (the default).',
-    );
+  if (opts.image !== null && isolation !== 'docker')
+    throw usageError('--image names a container image, and this job runs without one.', 'Add --isolation docker.');
   const limits = resolveLimits(
     builtinLimits(),
     ctx.config.defaults,
@@ -267,7 +269,8 @@ async function planSubmit(ctx: AppContext, opts: SubmitOptions, cwd: string): Pr
   const found = await withLocalGpus(ctx, asked ? [asked] : Object.values(ctx.config.nodes));
   const known = { ...ctx.config.nodes, ...Object.fromEntries(found.map((n) => [n.name, n])) };
   const nodes = candidates(ctx, opts, limits.gpus, live, known).filter(
-    (n) => !competition?.requireBoundary || n.boundary !== 'none',
+    // A container is a boundary of its own, whatever the node's setting.
+    (n) => !competition?.requireBoundary || n.boundary !== 'none' || isolation === 'docker',
   );
   if (nodes.length === 0)
     throw usageError(
@@ -281,7 +284,70 @@ async function planSubmit(ctx: AppContext, opts: SubmitOptions, cwd: string): Pr
       throw usageError(`${opts.file}: gpuq runs .py and .sh files, or scripts that start with a #! line.`);
     }
   }
-  return { checked, isolation, limits, nodes, live, kept, uploads };
+  if (isolation === 'docker') {
+    const without = nodes.filter((n) => imageFor(ctx, opts, n) === null);
+    if (without.length === nodes.length)
+      throw usageError(
+        `--isolation docker needs an image, and none is given for ${opts.node ? `node ${opts.node}` : 'any node'}.`,
+        'Give one with --image NAME, or set the competition\'s "image", the node\'s docker.image or defaults.image.',
+      );
+    const withImage = nodes.filter((n) => !without.includes(n));
+    const image = imageFor(ctx, opts, withImage[0] as NodeConfig);
+    return { checked, isolation, image, limits, nodes: withImage, live, kept, uploads };
+  }
+  return { checked, isolation, image: null, limits, nodes, live, kept, uploads };
+}
+
+/** The image a Docker job runs on `node`: --image, the competition's, the node's, the default's. */
+function imageFor(ctx: AppContext, opts: SubmitOptions, node: NodeConfig): string | null {
+  const competition = opts.competition ? ctx.config.competitions[opts.competition] : undefined;
+  return opts.image ?? competition?.image ?? node.docker.image ?? ctx.config.defaults.image ?? null;
+}
+
+/** A competition folder for a container's mount: "~/…" is the node account's home (filled in on the node). */
+function nodeFolder(path: string | null): string | null {
+  return path?.startsWith('~/') ? `${NODE_TOKENS.home}/${path.slice(2)}` : path;
+}
+
+/**
+ * The container of a Docker job on `node` (src/core/docker-args.ts), or undefined on the host.
+ */
+function containerFor(
+  ctx: AppContext,
+  opts: SubmitOptions,
+  plan: SubmitPlan,
+  job: Job,
+  node: NodeConfig,
+  submitter: string,
+): DockerSpec | undefined {
+  if (plan.isolation !== 'docker') return undefined;
+  const competition = opts.competition ? ctx.config.competitions[opts.competition] : undefined;
+  const image = imageFor(ctx, opts, node) as string;
+  const l = plan.limits;
+  const options = dockerRunOptions({
+    mounts: { role: 'run', work: NODE_TOKENS.work, data: nodeFolder(competition?.data ?? null) },
+    jobId: job.id,
+    submitter,
+    image,
+    network: competition?.network ?? false,
+    memoryBytes: l.memoryBytes,
+    pids: l.pids,
+    files: l.files,
+    fileSizeBytes: l.fileSizeBytes,
+    cpuTimeS: l.cpuTimeS,
+    graceS: l.graceS,
+    gpus: l.gpus,
+    env: opts.env,
+    extraFlags: [...(node.docker.runtime ? [`--runtime=${node.docker.runtime}`] : []), ...node.docker.extraFlags],
+    command: [],
+  });
+  return {
+    command: node.docker.command,
+    image,
+    options,
+    container: containerName(job.id, 'run'),
+    keep: opts.keepContainer === true,
+  };
 }
 
 /**
@@ -320,7 +386,7 @@ function pendingJob(opts: SubmitOptions, plan: SubmitPlan, id: string, now: stri
     competition: opts.competition,
     state: 'pending',
     isolation: plan.isolation,
-    image: opts.image,
+    image: plan.image,
     limits: plan.limits,
     env: opts.env,
     args: opts.args,
@@ -468,9 +534,18 @@ async function launchOn(
   try {
     // The node picks the GPUs (its queue and leases); the ledger learns them when the job starts.
     await ctx.ledger.updateJob(job.id, (j) => ({ ...j, node: node.name, gpus: [] }));
+    const submitter = submitterName();
+    const docker = containerFor(ctx, opts, plan, job, node, submitter);
     const wrapper = renderWrapper(templates.wrapper, {
       jobId: job.id,
-      command: commandFor(plan.checked.name, node.python, plan.checked.hasShebang, opts.args) as string[],
+      // In a container, the image's python3 (the node's "python" is a path on the host).
+      command: commandFor(
+        plan.checked.name,
+        docker ? 'python3' : node.python,
+        plan.checked.hasShebang,
+        opts.args,
+      ) as string[],
+      docker,
       env: opts.env,
       limits: plan.limits,
       cpuShare: node.gpus.length > 0 && need > 0 ? { num: need, den: node.gpus.length } : { num: 1, den: 1 },
@@ -482,10 +557,11 @@ async function launchOn(
         nodeGpus: node.gpus,
         lockDir: node.lockDir ?? DEFAULT_LOCK_DIR,
         priority: opts.priority ?? 0,
-        submitter: submitterName(),
+        submitter,
         foreignMiB: Math.floor((node.foreignGpuMemoryBytes ?? DEFAULT_FOREIGN_MIB * 1024 ** 2) / 1024 ** 2),
       },
-      useCgroups: true,
+      // A container has cgroups of its own (Docker's --memory and --pids-limit).
+      useCgroups: !docker,
       boundary: node.boundary,
       runAs: node.runAs,
       requireBoundary: opts.competition ? (ctx.config.competitions[opts.competition]?.requireBoundary ?? false) : false,

@@ -341,7 +341,7 @@ export function memoryNodeConfig(node: MemoryNode, over: Partial<NodeConfig> = {
     stallMarginS: null,
     boundary: 'auto',
     runAs: null,
-    docker: { image: null, runtime: null, extraArgs: [] },
+    docker: { command: ['docker'], image: null, runtime: null, extraFlags: [] },
     ...over,
   };
 }

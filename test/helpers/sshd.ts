@@ -312,7 +312,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
       stallMarginS: null,
       boundary: 'auto',
       runAs: null,
-      docker: { image: null, runtime: null, extraArgs: [] },
+      docker: { command: ['docker'], image: null, runtime: null, extraFlags: [] },
       ...overrides,
     }),
     configEntry: (overrides = {}) => ({

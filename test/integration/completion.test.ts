@@ -78,9 +78,9 @@ describe('gpuq completion', () => {
     expect(ask(['gpuq', 'list', '--state', 'ti'])).toEqual(['timeout']);
     expect(ask(['gpuq', 'submit', '--me'])).toEqual(['--memory']);
     expect(ask(['gpuq', 'nodes', 'l'])).toEqual(['local']);
-    // options that are not built are not offered
-    expect(ask(['gpuq', 'submit', '--iso'])).toEqual([]);
-    expect(ask(['gpuq', 'submit', '--im'])).toEqual([]);
+    // Docker isolation is built: its options are offered
+    expect(ask(['gpuq', 'submit', '--iso'])).toEqual(['--isolation']);
+    expect(ask(['gpuq', 'submit', '--im'])).toEqual(['--image']);
   });
 
   const zsh = need(has('zsh'), 'zsh');
