@@ -40,6 +40,18 @@ export const READ_FUNCTIONS = [
     `case "$(tr '\\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)" in "bash ./run.sh "*|*"/bash ./run.sh "*) echo "$p";; esac; }`,
 ].join('\n');
 
+/**
+ * Reads the first line of status.json (the state: templates/README.md) into `$st` without ever
+ * blocking: only a regular file that is no link, opened read-write (`<>`), which returns at once
+ * even for a FIFO the job swapped in after the check, and read with a time limit. A plain
+ * `read <status.json` of a planted FIFO waited for a writer that never came: submit hung.
+ */
+const READ_STATE_LINE =
+  'st=; [ -f status.json ] && [ ! -L status.json ] && IFS= read -t 1 -r st 2>/dev/null <>status.json';
+
+/** Prints status.json (at most 64 KiB) without following a link or blocking on a FIFO; fails when unreadable. */
+const PRINT_STATUS = 'dd if=status.json iflag=nofollow,nonblock bs=65536 count=1 status=none 2>/dev/null';
+
 /** The shell lines that make the job folder (0700) and check the node's tools; `$d` is the folder. */
 function prepareLines(dir: string): string {
   return (
@@ -101,12 +113,12 @@ function launchLines(): string[] {
     `exec 9>&-`,
     // Builtins only in the loop (read, case): one fork per turn, for sleep.
     // boundary.refused: the supervisor would not start the program without a trust boundary.
-    `i=0; while [ "$i" -lt 250 ]; do st=; IFS= read -r st 2>/dev/null <status.json; ` +
+    `i=0; while [ "$i" -lt 250 ]; do ${READ_STATE_LINE}; ` +
       `case $st in *'"state":"running"'*|*'"state":"queued"'*|*'"state":"exited"'*) break;; esac; ` +
       `[ -e boundary.refused ] && break; [ -e lease.refused ] && break; sleep 0.02; i=$((i+1)); done`,
     // The GPU lock folder cannot be used (templates/README.md): exit 75, the supervisor's words on stderr.
     `[ -e lease.refused ] && { grep '^gpuq: ' supervisor.log | tail -n 2 >&2; exit 75; }`,
-    `cat status.json 2>/dev/null || ` +
+    `${PRINT_STATUS} || ` +
       `{ echo "the supervisor did not start; see supervisor.log:" >&2; tail -n 20 supervisor.log >&2; exit 3; }`,
   ];
 }
@@ -122,9 +134,9 @@ export function adoptCommand(dir: string): RemoteCommand {
     script: [
       `cd -- ${shPath(dir)} 2>/dev/null || { echo none; exit 0; }`,
       `if [ -e status.json ] || ! flock -ns job.lock true 2>/dev/null; then`,
-      `  for i in $(seq 1 250); do ` +
-        `grep -q '"state":"\\(running\\|queued\\|exited\\)"' status.json 2>/dev/null && break; sleep 0.02; done`,
-      `  pwd -P; cat status.json 2>/dev/null || echo '{}'`,
+      `  i=0; while [ "$i" -lt 250 ]; do ${READ_STATE_LINE}; ` +
+        `case $st in *'"state":"running"'*|*'"state":"queued"'*|*'"state":"exited"'*) break;; esac; sleep 0.02; i=$((i+1)); done`,
+      `  pwd -P; ${PRINT_STATUS} || echo '{}'`,
       `else echo none; fi`,
     ].join('\n'),
   };
