@@ -237,8 +237,9 @@ export function stopStalledCommand(dir: string, jobId: string): RemoteCommand {
       `victims=$( { [ -n "$sp" ] && ps -e -o pid=,ppid=,sid= 2>/dev/null | awk -v r="$sp" '{p[NR]=$1; q[NR]=$2; s[NR]=$3} END { d[r]=1; c=1; while (c) { c=0; for (i=1; i<=NR; i++) if (!(p[i] in d) && (q[i] in d)) { d[p[i]]=1; c=1 } } for (i=1; i<=NR; i++) if (p[i] in d) ss[s[i]]=1; for (i=1; i<=NR; i++) if ((p[i] in d) || (s[i] in ss)) print p[i] }'; ` +
         `grep -lzx -- "GPUQ_JOB_ID=$id" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3; } | sort -un | grep -vx -- "$$")`,
       `n=0; for p in $victims; do kill -KILL "$p" 2>/dev/null && n=$((n+1)); done; echo "killed $n"`,
-      // A SIGKILLed process lets go of its locks once it is reaped: give that a moment.
-      `i=0; while [ "$i" -lt 50 ]; do gpuq_held; [ $? = 0 ] || break; sleep 0.1; i=$((i+1)); done`,
+      // A SIGKILLed process lets go of its locks once it is reaped: give that a moment (nothing
+      // killed, nothing to wait for: the holder is untouched).
+      `i=0; [ "$n" -gt 0 ] || i=50; while [ "$i" -lt 50 ]; do gpuq_held; [ $? = 0 ] || break; sleep 0.1; i=$((i+1)); done`,
       `gpuq_held; if [ $? = 0 ]; then echo 'released no'; else echo 'released yes'; fi`,
     ].join('\n'),
   };

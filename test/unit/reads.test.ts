@@ -128,6 +128,7 @@ describe('reads of a hostile job folder', () => {
       const stop = run(stopStalledCommand(d, 'nosuchjob')).out;
       expect(stop).toMatch(/^supervisor none$/m);
       expect(stop).toMatch(/^killed 0$/m);
+      expect(stop).toMatch(/^released no$/m); // the holder is untouched, and no time is spent waiting for it
     } finally {
       holder.kill('SIGKILL');
     }
