@@ -48,6 +48,7 @@ import os
 import resource
 import select
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -764,11 +765,31 @@ class GpuPoller(object):
 # --------------------------------------------------------------------------- files
 
 
+def open_job_file(path, flags, mode="r"):
+    """Opens a file of the job folder, which the job may have replaced: never through a link,
+    never blocking (a FIFO opened for writing without a reader fails at once, one opened for
+    reading is refused below), and only a regular file; raises OSError otherwise. A blocking
+    open of a planted FIFO would hang the monitor, and the supervisor that waits for it."""
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError("not a regular file: %s" % path)
+        return os.fdopen(fd, mode)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def write_atomic(path, text):
-    """Writes a file by writing path.tmp and renaming it over path; False on failure."""
+    """Writes a file by writing path.tmp and renaming it over path; False on failure. The tmp
+    name is made afresh (whatever the job put there is removed first), so it is a regular file."""
     tmp = path + ".tmp"
     try:
-        with open(tmp, "w") as f:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        with open_job_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, "w") as f:
             f.write(text)
         os.replace(tmp, path)
         return True
@@ -779,8 +800,8 @@ def write_atomic(path, text):
 def load_monitor_file(path):
     """A previous monitor.json (a restarted monitor resumes its peaks), or None."""
     try:
-        with open(path) as f:
-            data = json.load(f)
+        with open_job_file(path, os.O_RDONLY) as f:
+            data = json.loads(f.read(1024 * 1024))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and data.get("version") == 1 else None
@@ -1204,7 +1225,7 @@ class Watcher(object):
         line = json.dumps(sample, separators=(",", ":")) + "\n"
         try:
             if self.out is None:
-                self.out = open(self.samples_path, "a")
+                self.out = open_job_file(self.samples_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, "a")
             self.out.write(line)
             self.out.flush()
         except (OSError, ValueError):
@@ -1250,7 +1271,7 @@ class Watcher(object):
         self.peaks.fired_rss = rss
         self.write_monitor()
         try:
-            with open(self.fired_path, "w") as f:
+            with open_job_file(self.fired_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, "w") as f:
                 f.write("%d\n" % rss)
         except OSError:
             pass
@@ -1421,7 +1442,7 @@ class Watcher(object):
             return
         self.pids_seen.update(new)
         try:
-            with open(self.pids_path, "a") as f:
+            with open_job_file(self.pids_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, "a") as f:
                 f.write("".join("%d\n" % pid for pid in new))
         except OSError:
             pass

@@ -105,15 +105,19 @@ QUEUE="$PWD/queue.py"
 now_ms() {
   if [ -n "${EPOCHREALTIME:-}" ]; then local t=${EPOCHREALTIME/[.,]/}; echo "${t:0:13}"; else date +%s%3N; fi
 }
+# now_ms into the variable named $1, without the fork of $(now_ms).
+now_ms_to() {
+  if [ -n "${EPOCHREALTIME:-}" ]; then local t=${EPOCHREALTIME/[.,]/}; printf -v "$1" '%s' "${t:0:13}"; else printf -v "$1" '%s' "$(date +%s%3N)"; fi
+}
 note() { printf 'gpuq: %s\n' "$*" >>"$JOB_DIR/stderr.log"; }
 
 # Everything status.json records, as the supervisor starts (after the subreaper re-exec).
 init_state() {
   JOB_DIR=$PWD
   SUP_PID=$$
-  BOOT_ID=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown)
-  STARTED_MS=$(now_ms)
-  START_UPTIME=$(cut -d' ' -f1 /proc/uptime 2>/dev/null || echo 0)
+  BOOT_ID=; read -r BOOT_ID 2>/dev/null </proc/sys/kernel/random/boot_id; BOOT_ID=${BOOT_ID:-unknown}
+  now_ms_to STARTED_MS
+  START_UPTIME=; read -r START_UPTIME _ 2>/dev/null </proc/uptime; START_UPTIME=${START_UPTIME:-0}
   JOB_PID=""
   ENDED_MS=""
   EXIT_CODE=""
@@ -260,26 +264,34 @@ setup_cgroups() {
   [ -n "$CG_MEM$CG_PIDS" ] || CG_VERSION=""
   return 0
 }
+# The number after KEY on its `KEY N` line of a cgroup file, into the variable named $1 (empty if
+# none); builtins only, as `sed -n 's/^KEY \([0-9]*\)$/\1/p'` did with a fork.
+key_value() {
+  local k v
+  printf -v "$1" '%s' ""
+  while read -r k v; do [ "$k" = "$2" ] && [[ "$v" =~ ^[0-9]*$ ]] && printf -v "$1" '%s' "$v"; done 2>/dev/null <"$3"
+  return 0
+}
 cgroup_evidence() {
   local n
   if [ "$CG_VERSION" = v2 ]; then
-    n=$(sed -n 's/^oom_kill \([0-9]*\)$/\1/p' "$CG_MEM/memory.events" 2>/dev/null); OOM_KILLS=${n:-0}
-    MEMORY_PEAK=$(cat "$CG_MEM/memory.peak" 2>/dev/null)
+    key_value n oom_kill "$CG_MEM/memory.events"; OOM_KILLS=${n:-0}
+    MEMORY_PEAK=; read -r MEMORY_PEAK 2>/dev/null <"$CG_MEM/memory.peak"
     if [ -n "$CG_PIDS" ]; then
-      n=$(sed -n 's/^max \([0-9]*\)$/\1/p' "$CG_PIDS/pids.events" 2>/dev/null); PIDS_REFUSED=${n:-0}
+      key_value n max "$CG_PIDS/pids.events"; PIDS_REFUSED=${n:-0}
     fi
     pids_peak
   elif [ "$CG_VERSION" = v1 ]; then
     if [ -n "$CG_MEM" ]; then
-      n=$(sed -n 's/^oom_kill \([0-9]*\)$/\1/p' "$CG_MEM/memory.oom_control" 2>/dev/null)
+      key_value n oom_kill "$CG_MEM/memory.oom_control"
       if [ -z "$n" ]; then # old kernels: no oom_kill counter; a failcnt with a SIGKILL is the evidence
-        n=$(cat "$CG_MEM/memory.failcnt" 2>/dev/null); [ "${n:-0}" -gt 0 ] && [ "$EXIT_CODE" = 137 ] && n=1 || n=0
+        n=; read -r n 2>/dev/null <"$CG_MEM/memory.failcnt"; [ "${n:-0}" -gt 0 ] && [ "$EXIT_CODE" = 137 ] && n=1 || n=0
       fi
       OOM_KILLS=${n:-0}
-      MEMORY_PEAK=$(cat "$CG_MEM/memory.max_usage_in_bytes" 2>/dev/null)
+      MEMORY_PEAK=; read -r MEMORY_PEAK 2>/dev/null <"$CG_MEM/memory.max_usage_in_bytes"
     fi
     if [ -n "$CG_PIDS" ]; then
-      n=$(sed -n 's/^max \([0-9]*\)$/\1/p' "$CG_PIDS/pids.events" 2>/dev/null); PIDS_REFUSED=${n:-0}
+      key_value n max "$CG_PIDS/pids.events"; PIDS_REFUSED=${n:-0}
     fi
     pids_peak
   fi
@@ -693,7 +705,7 @@ wait_for_job() {
     fi
     break
   done
-  ENDED_MS=$(now_ms)
+  now_ms_to ENDED_MS
   EXIT_CODE=$rc
   [ "$rc" -gt 128 ] && SIGNAL=$((rc - 128))
   # CPU time of the job and its reaped children (second line of `times`: children's user and sys).
@@ -802,7 +814,7 @@ acquire_gpus() {
     args+=(--gpu "$g:$fl:$fh")
   done
   LEASE_LOCK_FDS=("${all_l[@]}") LEASE_HOLD_FDS=("${all_h[@]}")
-  trap 'STATE=queued; QUEUED_MS=$(now_ms); INTERRUPTED=1; write_status' USR2
+  trap 'STATE=queued; now_ms_to QUEUED_MS; INTERRUPTED=1; write_status' USR2
   "$PYTHON_SYS" -I -S "$QUEUE" wait --lock-dir "$LOCK_DIR" --job-id "$JOB_ID" --need "$NEED_GPUS" \
     --priority "$PRIORITY" --timeout-s "${TIMEOUT_S%.*}" --submitter "$SUBMITTER" --out-dir "$JOB_DIR" \
     --foreign-mib "$FOREIGN_MIB" "${args[@]}" </dev/null >queue.out 2>>queue.log 9>&- &
@@ -835,8 +847,8 @@ acquire_gpus() {
   done
   LEASED=$out CUDA_DEVICES=$out
   # The job's own clock starts now: startedAtMs is when the program starts, not when it queued.
-  STARTED_MS=$(now_ms)
-  START_UPTIME=$(cut -d' ' -f1 /proc/uptime 2>/dev/null || echo 0)
+  now_ms_to STARTED_MS
+  START_UPTIME=; read -r START_UPTIME _ 2>/dev/null </proc/uptime; START_UPTIME=${START_UPTIME:-0}
 }
 
 # A competition folder as the config names it: "~/" is the node account's home.
@@ -881,7 +893,7 @@ slurm_gpus() {
 end_unstarted() {
   note "$1"
   close_fds "${LEASE_LOCK_FDS[@]}" "${LEASE_HOLD_FDS[@]}"
-  ENDED_MS=$(now_ms)
+  now_ms_to ENDED_MS
   STATE=exited
   write_status
   exit 0

@@ -6,6 +6,9 @@ import { usageError } from '../core/errors.js';
 import { parseCount } from '../core/units.js';
 import type { CliApp } from './app.js';
 
+/** Exit code after Ctrl-C of `logs -f`, as a shell reports SIGINT. */
+const EXIT_INTERRUPTED = 130;
+
 /** Registers `logs`. */
 export function registerLogs(program: Command, app: CliApp): void {
   program
@@ -24,7 +27,22 @@ export function registerLogs(program: Command, app: CliApp): void {
         const streams: ('stdout' | 'stderr')[] = f.stdout ? ['stdout'] : f.stderr ? ['stderr'] : ['stdout', 'stderr'];
         const ctx = app.context(cmd);
         const { showLogs } = await import('../services/logs.js');
-        await showLogs(ctx, id, { follow: f.follow === true, tail, streams });
+        if (f.follow !== true) {
+          await showLogs(ctx, id, { follow: false, tail, streams });
+          return;
+        }
+        // Ctrl-C ends the follow on the node too (its process groups, its channels): without this
+        // the default action killed gpuq alone, and the node's tail and watchers lingered until
+        // they noticed, seconds later (longer on a loaded node). A second Ctrl-C kills at once.
+        const ac = new AbortController();
+        const onSigint = (): void => ac.abort();
+        process.once('SIGINT', onSigint);
+        try {
+          await showLogs(ctx, id, { follow: true, tail, streams }, ac.signal);
+        } finally {
+          process.off('SIGINT', onSigint);
+        }
+        if (ac.signal.aborted) app.exitCode = EXIT_INTERRUPTED;
       },
     );
 }

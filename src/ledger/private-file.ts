@@ -15,6 +15,7 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { UserError } from '../core/errors.js';
 import { EXIT } from '../core/exit-codes.js';
@@ -25,18 +26,21 @@ const SAFE = (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
 const CREATE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | SAFE;
 const APPEND = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | SAFE;
 
-/** The temp file a write of `path` goes through: `.NAME.tmp` beside it (lowdb's name, kept). */
+/**
+ * The temp file a write of `path` goes through: `.NAME.PID.RANDOM.tmp` beside it, unique to this
+ * write. A fixed name collided when two processes took over a stale lock at once (one unlinked
+ * or renamed the other's temp file: ENOENT); a unique one is created exclusively, never planted.
+ */
 export function tempPathFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.tmp`);
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
 }
 
 /**
- * Replaces `path` with `text` atomically: a 0600 temp file beside it, created exclusively and
- * never through a link (a stale one, left by a writer that crashed, or anything planted under its
- * name, is unlinked first: the caller holds the ledger's lock), written and closed, then renamed
- * over `path` (a rename replaces a link at `path` itself, never its target). Any failure removes
- * the temp file and leaves `path` as it was. `what` names the file for people ("the ledger").
- * `tmp` is the temp file's name; a writer not holding the ledger's lock gives a unique one.
+ * Replaces `path` with `text` atomically: a 0600 temp file beside it with a name of its own
+ * (tempPathFor), created exclusively and never through a link (anything under that name is
+ * unlinked first), written and closed, then renamed over `path` (a rename replaces a link at
+ * `path` itself, never its target). Any failure removes the temp file and leaves `path` as it was.
+ * `what` names the file for people ("the ledger"); `tmp` overrides the temp file's name.
  */
 export function writePrivateFileAtomic(
   path: string,

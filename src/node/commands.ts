@@ -40,6 +40,27 @@ export const READ_FUNCTIONS = [
     `case "$(tr '\\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)" in "bash ./run.sh "*|*"/bash ./run.sh "*) echo "$p";; esac; }`,
 ].join('\n');
 
+/**
+ * Reads the first line of status.json (the state: templates/README.md) into `$st` without ever
+ * blocking: only a regular file that is no link, opened read-write (`<>`), which returns at once
+ * even for a FIFO the job swapped in after the check, and read with a time limit. A plain
+ * `read <status.json` of a planted FIFO waited for a writer that never came: submit hung.
+ */
+const READ_STATE_LINE =
+  'st=; [ -f status.json ] && [ ! -L status.json ] && IFS= read -t 1 -r st 2>/dev/null <>status.json';
+
+/**
+ * `gpuq_nap`: waits 20 ms without a fork: a read with a time limit on a pipe that never gets
+ * data (ours, opened read-write so it never ends); `sleep 0.02` where that cannot be set up. A
+ * launch polls status.json 10-40 times, and each `sleep` process cost ~10 ms of CPU here.
+ */
+const NAP =
+  'exec {gpuq_z}<> <(:) 2>/dev/null; ' +
+  'gpuq_nap() { read -t 0.02 -u "${gpuq_z:-0}" _ 2>/dev/null </dev/null; [ $? -gt 128 ] || sleep 0.02; }';
+
+/** Prints status.json (at most 64 KiB) without following a link or blocking on a FIFO; fails when unreadable. */
+const PRINT_STATUS = 'dd if=status.json iflag=nofollow,nonblock bs=65536 count=1 status=none 2>/dev/null';
+
 /** The shell lines that make the job folder (0700) and check the node's tools; `$d` is the folder. */
 function prepareLines(dir: string): string {
   return (
@@ -99,17 +120,17 @@ function launchLines(): string[] {
     `flock -xn 9 || { echo "the job is already running" >&2; exit 3; }`,
     `setsid bash ./run.sh </dev/null >>supervisor.log 2>&1 &`,
     `exec 9>&-`,
-    // Builtins only in the loop (read, case): one fork per turn, for sleep.
+    NAP,
+    // Builtins only in the loop (read, case, the nap): no fork per turn.
     // boundary.refused: the supervisor would not start the program without a trust boundary.
-    `i=0; while [ "$i" -lt 250 ]; do st=; IFS= read -r st 2>/dev/null <status.json; ` +
+    `i=0; while [ "$i" -lt 250 ]; do ${READ_STATE_LINE}; ` +
       `case $st in *'"state":"running"'*|*'"state":"queued"'*|*'"state":"grading"'*|*'"state":"exited"'*) break;; esac; ` +
-      `[ -e boundary.refused ] && break; [ -e lease.refused ] && break; [ -e docker.refused ] && break; ` +
-      `sleep 0.02; i=$((i+1)); done`,
+      `[ -e boundary.refused ] && break; [ -e lease.refused ] && break; [ -e docker.refused ] && break; gpuq_nap; i=$((i+1)); done`,
     // The GPU lock folder cannot be used (templates/README.md): exit 75, the supervisor's words on stderr.
     `[ -e lease.refused ] && { grep '^gpuq: ' supervisor.log | tail -n 2 >&2; exit 75; }`,
     // Docker cannot run the job there (templates/README.md, docker.refused): exit 76, the reason and a hint.
     `[ -e docker.refused ] && { grep '^gpuq: ' supervisor.log | tail -n 2 >&2; exit 76; }`,
-    `cat status.json 2>/dev/null || ` +
+    `${PRINT_STATUS} || ` +
       `{ echo "the supervisor did not start; see supervisor.log:" >&2; tail -n 20 supervisor.log >&2; exit 3; }`,
   ];
 }
@@ -125,9 +146,10 @@ export function adoptCommand(dir: string): RemoteCommand {
     script: [
       `cd -- ${shPath(dir)} 2>/dev/null || { echo none; exit 0; }`,
       `if [ -e status.json ] || ! flock -ns job.lock true 2>/dev/null; then`,
-      `  for i in $(seq 1 250); do ` +
-        `grep -q '"state":"\\(running\\|queued\\|grading\\|exited\\)"' status.json 2>/dev/null && break; sleep 0.02; done`,
-      `  pwd -P; cat status.json 2>/dev/null || echo '{}'`,
+      `  ${NAP}`,
+      `  i=0; while [ "$i" -lt 250 ]; do ${READ_STATE_LINE}; ` +
+        `case $st in *'"state":"running"'*|*'"state":"queued"'*|*'"state":"grading"'*|*'"state":"exited"'*) break;; esac; gpuq_nap; i=$((i+1)); done`,
+      `  pwd -P; ${PRINT_STATUS} || echo '{}'`,
       `else echo none; fi`,
     ].join('\n'),
   };
@@ -296,8 +318,9 @@ export function stopStalledCommand(dir: string, jobId: string): RemoteCommand {
       `victims=$( { [ -n "$sp" ] && ps -e -o pid=,ppid=,sid= 2>/dev/null | awk -v r="$sp" '{p[NR]=$1; q[NR]=$2; s[NR]=$3} END { d[r]=1; c=1; while (c) { c=0; for (i=1; i<=NR; i++) if (!(p[i] in d) && (q[i] in d)) { d[p[i]]=1; c=1 } } for (i=1; i<=NR; i++) if (p[i] in d) ss[s[i]]=1; for (i=1; i<=NR; i++) if ((p[i] in d) || (s[i] in ss)) print p[i] }'; ` +
         `grep -lzx -- "GPUQ_JOB_ID=$id" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3; } | sort -un | grep -vx -- "$$")`,
       `n=0; for p in $victims; do kill -KILL "$p" 2>/dev/null && n=$((n+1)); done; echo "killed $n"`,
-      // A SIGKILLed process lets go of its locks once it is reaped: give that a moment.
-      `i=0; while [ "$i" -lt 50 ]; do gpuq_held; [ $? = 0 ] || break; sleep 0.1; i=$((i+1)); done`,
+      // A SIGKILLed process lets go of its locks once it is reaped: give that a moment (nothing
+      // killed, nothing to wait for: the holder is untouched).
+      `i=0; [ "$n" -gt 0 ] || i=50; while [ "$i" -lt 50 ]; do gpuq_held; [ $? = 0 ] || break; sleep 0.1; i=$((i+1)); done`,
       `gpuq_held; if [ $? = 0 ]; then echo 'released no'; else echo 'released yes'; fi`,
     ].join('\n'),
   };

@@ -89,6 +89,8 @@ export function localTransport(node: string): Transport {
   async function stream(cmd: RemoteCommand, h: StreamHandlers): Promise<ExecResult> {
     // Its own process group, so aborting ends the whole script (tail, flock...) at once.
     const { execa } = await import('execa');
+    // Aborted already (Ctrl-C while this stream was being set up): start nothing.
+    if (h.signal?.aborted) return { stdout: '', stderr: '', code: 128 + 15 };
     const child = execa('bash', BASH_ARGS(cmd.script), {
       input: cmd.stdin,
       env,
@@ -104,7 +106,12 @@ export function localTransport(node: string): Transport {
         try {
           process.kill(-child.pid, 'SIGTERM');
         } catch {
-          // already gone
+          // no group yet (the child has not reached its setsid) or already gone: the child itself
+          try {
+            process.kill(child.pid, 'SIGTERM');
+          } catch {
+            // already gone
+          }
         }
       }
     };

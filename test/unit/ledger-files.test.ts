@@ -65,8 +65,14 @@ describe('ledger files', () => {
       const dir = home();
       const path = join(dir, 'ledger.json');
       await fill(path);
-      const names = new Set(created.map((c) => c.path));
-      expect(names).toEqual(
+      // Each write goes through a temp file of its own: `.NAME.PID.RANDOM.tmp`, never reused.
+      const paths = created.map((c) => c.path);
+      const temps = paths.filter((p) => p.endsWith('.tmp'));
+      expect(new Set(temps).size).toBe(temps.length);
+      expect(temps.length).toBe(4 + 3); // four writes of the ledger, three of its .bak (none before the first)
+      const unique = new RegExp(`\\.${process.pid}\\.[0-9a-f]{12}\\.tmp$`);
+      expect(temps.filter((p) => !unique.test(p))).toEqual([]);
+      expect(new Set(paths.map((p) => p.replace(unique, '.tmp')))).toEqual(
         new Set([join(dir, '.ledger.json.tmp'), join(dir, '.ledger.json.bak.tmp'), join(dir, 'ledger.archive.jsonl')]),
       );
       // the umask may only take bits away from 0600 at the open (the mode is set right after)
@@ -89,7 +95,8 @@ describe('ledger files', () => {
   });
 
   it(
-    'never writes through links planted at the temp files or the .bak: ' + 'they are replaced, their targets untouched',
+    'never writes through links planted at the temp files or the .bak: ' +
+      'the .bak is replaced, the targets untouched; temp names are not guessable',
     async () => {
       const dir = home();
       const path = join(dir, 'ledger.json');
@@ -108,8 +115,10 @@ describe('ledger files', () => {
       }
       expect(lstatSync(join(dir, 'ledger.json.bak')).isFile()).toBe(true);
       expect(lstatSync(join(dir, 'ledger.json')).isFile()).toBe(true);
-      expect(readdirSync(dir)).not.toContain('.ledger.json.tmp');
-      expect(readdirSync(dir)).not.toContain('.ledger.json.bak.tmp');
+      // The links at the old fixed temp names stay as planted (never opened); no temp file is left.
+      expect(lstatSync(join(dir, '.ledger.json.tmp')).isSymbolicLink()).toBe(true);
+      expect(lstatSync(join(dir, '.ledger.json.bak.tmp')).isSymbolicLink()).toBe(true);
+      expect(readdirSync(dir).filter((n) => /\.\d+\.[0-9a-f]{12}\.tmp$/.test(n))).toEqual([]);
       expect((await openLedger(path).readLive()).map((j) => j.id).slice(0, 3)).toEqual([
         'aaaaaaaa',
         'bbbbbbbb',

@@ -4,14 +4,16 @@
  * and printableLine.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { printableLine } from '../../src/core/format.js';
 import { stallDeadlineMs, supervisorStalled } from '../../src/core/verdicts.js';
 import {
+  adoptCommand,
   cancelCommand,
+  launchCommand,
   probeCommand,
   readLogCommand,
   sizeCommand,
@@ -80,6 +82,34 @@ describe('reads of a hostile job folder', () => {
     expect(probe.supervisorAlive).toBe(true);
   });
 
+  it('the launch and the adoption never block on a status.json the job swapped for a FIFO', () => {
+    // A stand-in supervisor: status.json starts, the "job" swaps a FIFO in (as a program in the job
+    // folder can, before the launch has seen "running"), then the supervisor's next write replaces it.
+    // A blocking open of that FIFO (read <status.json, cat, grep) never returned: submit hung.
+    const d = folder();
+    const fake = (final: string) =>
+      'printf \'{"state":"starting"}\\n\' >status.json.tmp && mv -f status.json.tmp status.json\n' +
+      'mkfifo status.json.f && mv -f status.json.f status.json\n' +
+      `sleep 0.5; printf '%s\\n' '${final}' >status.json.tmp && mv -f status.json.tmp status.json\n`;
+    writeFileSync(join(d, 'run.sh'), fake('{"state":"running",'));
+    const launch = run(launchCommand(d));
+    expect(launch.out).toBe('{"state":"running",\n');
+    expect(launch.ms).toBeLessThan(15_000);
+    // The adoption, with status.json a FIFO: it waits for a state, then prints what it finds.
+    execFileSync('bash', ['-c', 'rm -f status.json && mkfifo status.json'], { cwd: d });
+    const swap = spawn(
+      'bash',
+      ['-c', 'sleep 0.5; printf \'{"state":"exited",\\n\' >s.tmp && mv -f s.tmp status.json'],
+      {
+        cwd: d,
+        stdio: 'ignore',
+      },
+    );
+    const adopt = run(adoptCommand(d));
+    swap.kill('SIGKILL');
+    expect(adopt.out).toBe(`${realpathSync(d)}\n{"state":"exited",\n`);
+  });
+
   it("cancel and the stall stop never signal a pid that is not this folder's supervisor", () => {
     const d = folder();
     mkdirSync(join(d, 'work'));
@@ -98,6 +128,7 @@ describe('reads of a hostile job folder', () => {
       const stop = run(stopStalledCommand(d, 'nosuchjob')).out;
       expect(stop).toMatch(/^supervisor none$/m);
       expect(stop).toMatch(/^killed 0$/m);
+      expect(stop).toMatch(/^released no$/m); // the holder is untouched, and no time is spent waiting for it
     } finally {
       holder.kill('SIGKILL');
     }
