@@ -161,7 +161,7 @@ for (const h of [small.h, large.h, h0]) {
 console.log(`\nfoundation: ${results.filter((r) => r.ok).length}/${results.length} targets met`);
 
 const failedBenches = [];
-for (const other of ['sampler.js', 'watch.js', 'ssh.js', 'include.js', 'queue.js']) {
+for (const other of ['sampler.js', 'watch.js', 'ssh.js', 'include.js', 'get.js', 'queue.js']) {
   const path = join(dirname(fileURLToPath(import.meta.url)), other);
   if (!existsSync(path)) continue;
   console.log(`\n== ${other}`);

@@ -43,6 +43,9 @@ export interface SubmitManyResult {
 /** Jobs launched at once on the one-job path: the SSH transport caps channels at 8 (sshd's MaxSessions is 10). */
 const ONE_BY_ONE_CONCURRENCY = 8;
 
+/** Jobs in one batch: each holds a descriptor in the batch's shell while it starts (ulimit -n is often 1024). */
+const BATCH_MAX = 200;
+
 /** Someone who wants to hear how the launch goes (the terminal's status line). */
 export interface BulkProgress {
   onStarting(count: number, node: string): void;
@@ -85,8 +88,10 @@ export async function submitMany(
   const inBatch = nodeOk ? jobs.map((_, i) => i).filter(batchable) : [];
   if (inBatch.length > 0) {
     const batch = { ctx, list, plans, jobs, templates, reached, progress };
-    const decided = await startInBatches(batch, inBatch);
-    await recordDecided(ctx, jobs, decided, results);
+    for (let k = 0; k < inBatch.length; k += BATCH_MAX) {
+      const decided = await startInBatches(batch, inBatch.slice(k, k + BATCH_MAX));
+      await recordDecided(ctx, jobs, decided, results);
+    }
   }
   const rest = jobs.map((_, i) => i).filter((i) => results[i] === undefined);
   let next = 0;
