@@ -82,6 +82,9 @@ export async function getFiles(ctx: AppContext, opts: GetOptions, cwd: string): 
   }
 }
 
+/** Bytes received but not yet written that `get` lets the stream run ahead by. */
+const WRITE_BEHIND = 16 * 1024 * 1024;
+
 interface Received {
   files: Array<{ name: string; size: number; executable: boolean }>;
   skipped: Array<{ name: string; why: string }>;
@@ -133,13 +136,19 @@ async function receive(ctx: AppContext, job: Job, dir: string, paths: string[], 
     }
   };
   let chain: Promise<void> = Promise.resolve();
+  let queued = 0;
   const link = openJobLink(ctx, job);
   try {
     const answer = await link.run(
       (t) =>
         collectFiles(t, dir, script, caps, entry, paths, (c) => {
-          chain = chain.then(() => handle(c));
-          return chain;
+          // Writes run one after another behind the stream; the stream is held only when they
+          // fall behind by more than WRITE_BEHIND (holding it for each chunk halves the speed).
+          queued += c.length;
+          chain = chain.then(() => handle(c)).finally(() => {
+            queued -= c.length;
+          });
+          return queued > WRITE_BEHIND ? chain : undefined;
         }),
       { maxAttempts: 1 },
     );
