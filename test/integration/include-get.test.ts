@@ -96,9 +96,9 @@ describe.concurrent('include and get', () => {
     const out = await mkdtemp(join(work, 'out-'));
     const g = await gpuq(h, ['get', id, '--out', join(out, 'r')], { cwd: out });
     expect(g.code, g.stderr).toBe(0);
-    // Created files only: not main.py, helper.py (changed, still uploaded) nor data/train.csv.
-    // (python's __pycache__ is the program's creation too.)
-    expect((await tree(out)).filter((f) => !f.includes('__pycache__'))).toEqual([
+    // Created files only: not main.py, helper.py (changed, still uploaded) nor data/train.csv;
+    // no __pycache__ of helper.py either (PYTHONDONTWRITEBYTECODE).
+    expect(await tree(out)).toEqual([
       'r/...',
       'r/data/created.txt',
       'r/out/result.txt',
