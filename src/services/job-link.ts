@@ -76,6 +76,14 @@ export function stallWatchOf(ctx: AppContext, job: Job): StallWatch | undefined 
 
 /** The longest one node-side wait lasts before the client looks again. */
 const WAIT_CHUNK_S = 60;
+/** The longest while the job waits in its node's GPU queue (its stall watch starts when it starts). */
+const QUEUED_CHUNK_S = 10;
+
+/**
+ * The stall watch of a job that waits in its node's GPU queue: none until it starts. Asked
+ * after each probe (which it may record: the job's start); returns the watch once there is one.
+ */
+export type LateStallWatch = (p: Probe) => Promise<StallWatch | undefined>;
 
 /**
  * Someone who wants to see the job while untilOver waits (the terminal's status line): each
@@ -100,27 +108,32 @@ export async function untilOver(
   dir: string,
   launchBootId: string | null,
   signal?: AbortSignal,
-  stall?: StallWatch,
+  stall?: StallWatch | LateStallWatch,
   look?: WaitLook,
 ): Promise<EndProbe | null> {
+  const late = typeof stall === 'function' ? stall : undefined;
+  let watch = typeof stall === 'function' ? undefined : stall;
   for (let round = 0; ; round++) {
-    const chunk = look ? Math.min(WAIT_CHUNK_S, round === 0 ? 1 : look.everyS) : WAIT_CHUNK_S;
-    const left = stall ? (stall.deadlineMs - stall.now()) / 1000 : chunk;
+    let chunk = look ? Math.min(WAIT_CHUNK_S, round === 0 ? 1 : look.everyS) : WAIT_CHUNK_S;
+    // a queued job: look again soon, to start its stall watch when it starts
+    if (late && !watch) chunk = Math.min(chunk, QUEUED_CHUNK_S);
+    const left = watch ? (watch.deadlineMs - watch.now()) / 1000 : chunk;
     const p = await waitForEnd(t, dir, signal, Math.min(chunk, Math.max(1, left + 1)));
     if (p === null || signal?.aborted) return null;
     if (isOver(p, launchBootId)) return p;
     await look?.onProbe(p);
-    if (stall && stall.now() > stall.deadlineMs) {
-      const stop = await stopStalled(t, dir, stall.jobId);
+    if (late && !watch) watch = await late(p);
+    if (watch && watch.now() > watch.deadlineMs) {
+      const stop = await stopStalled(t, dir, watch.jobId);
       return {
         ...p,
         stalled: {
-          deadlineMs: stall.deadlineMs,
-          atMs: stall.now(),
+          deadlineMs: watch.deadlineMs,
+          atMs: watch.now(),
           supervisor: stop.supervisor,
           killed: stop.killed,
           released: stop.released,
-          timeoutS: stall.timeoutS,
+          timeoutS: watch.timeoutS,
         },
       };
     }
