@@ -145,9 +145,11 @@ async function receive(ctx: AppContext, job: Job, dir: string, paths: string[], 
           // Writes run one after another behind the stream; the stream is held only when they
           // fall behind by more than WRITE_BEHIND (holding it for each chunk halves the speed).
           queued += c.length;
-          chain = chain.then(() => handle(c)).finally(() => {
-            queued -= c.length;
-          });
+          chain = chain
+            .then(() => handle(c))
+            .finally(() => {
+              queued -= c.length;
+            });
           return queued > WRITE_BEHIND ? chain : undefined;
         }),
       { maxAttempts: 1 },

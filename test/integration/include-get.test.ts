@@ -98,12 +98,7 @@ describe.concurrent('include and get', () => {
     expect(g.code, g.stderr).toBe(0);
     // Created files only: not main.py, helper.py (changed, still uploaded) nor data/train.csv;
     // no __pycache__ of helper.py either (PYTHONDONTWRITEBYTECODE).
-    expect(await tree(out)).toEqual([
-      'r/...',
-      'r/data/created.txt',
-      'r/out/result.txt',
-      'r/out/sub/deep.txt',
-    ]);
+    expect(await tree(out)).toEqual(['r/...', 'r/data/created.txt', 'r/out/result.txt', 'r/out/sub/deep.txt']);
     expect(g.stderr).toMatch(/left out "leak": a symbolic link/);
     expect(g.stderr).toMatch(/left out "out\/passwd": a symbolic link/);
     expect(g.stderr).toMatch(/left out "evil\\n\.\.": an unsafe name/);
