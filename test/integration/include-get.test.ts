@@ -187,6 +187,8 @@ describe.concurrent('include and get', () => {
     expect(w.code, w.stderr).toBe(0);
     const done = await gpuqJson<Job[]>(h, ['list', '--all']);
     expect(done.filter((j) => j.verdict?.class !== 'succeeded')).toEqual([]);
+    // the program's pid, where the batch did not see it yet, is recorded with the verdict
+    expect(done.filter((j) => typeof j.remote?.pid !== 'number')).toEqual([]);
     for (const j of done)
       expect(await readFile(join(j.remote?.dir as string, 'stdout.log'), 'utf8')).toBe(
         `${Number(j.name.slice(1, 3))}\n`,
