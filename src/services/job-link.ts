@@ -8,7 +8,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { noticedRunningAt } from '../core/job.js';
 import type { Job } from '../core/types.js';
-import { type StallReport, stallDeadlineMs, submitStopped } from '../core/verdicts.js';
+import { type StallReport, stallDeadlineMs, stallMarginMs, submitStopped } from '../core/verdicts.js';
 import { type Probe, stopStalled, waitForEnd } from '../node/protocol.js';
 import type { Transport } from '../transport/transport.js';
 import type { AppContext } from './context.js';
@@ -76,14 +76,24 @@ export function stallWatchOf(ctx: AppContext, job: Job): StallWatch | undefined 
 
 /** The longest one node-side wait lasts before the client looks again. */
 const WAIT_CHUNK_S = 60;
-/** The longest while the job waits in its node's GPU queue (its stall watch starts when it starts). */
-const QUEUED_CHUNK_S = 10;
+/**
+ * The stall watch of a job that waits in its node's GPU queue: none until it starts. `next` is
+ * asked after each probe (which it may record: the job's start) and returns the watch once there
+ * is one; until then the node-side waits last at most `everyS`, so the start is seen in time.
+ */
+export interface LateStallWatch {
+  everyS: number;
+  next(p: Probe): Promise<StallWatch | undefined>;
+}
 
 /**
- * The stall watch of a job that waits in its node's GPU queue: none until it starts. Asked
- * after each probe (which it may record: the job's start); returns the watch once there is one.
+ * How often to look at a queued job so that its start is seen well within its stall margin: half
+ * the margin, between 5 s and the usual 60 s (a job of an hour: 60 s, no more round trips).
  */
-export type LateStallWatch = (p: Probe) => Promise<StallWatch | undefined>;
+export function queuedLookS(ctx: AppContext, job: Job): number {
+  const marginS = stallMarginMs(job.limits.timeoutS, ctx.config.nodes[job.node]?.stallMarginS ?? null) / 1000;
+  return Math.min(WAIT_CHUNK_S, Math.max(5, Math.floor(marginS / 2)));
+}
 
 /**
  * Someone who wants to see the job while untilOver waits (the terminal's status line): each
@@ -111,18 +121,18 @@ export async function untilOver(
   stall?: StallWatch | LateStallWatch,
   look?: WaitLook,
 ): Promise<EndProbe | null> {
-  const late = typeof stall === 'function' ? stall : undefined;
-  let watch = typeof stall === 'function' ? undefined : stall;
+  const late = stall && 'next' in stall ? stall : undefined;
+  let watch = stall && 'next' in stall ? undefined : stall;
   for (let round = 0; ; round++) {
     let chunk = look ? Math.min(WAIT_CHUNK_S, round === 0 ? 1 : look.everyS) : WAIT_CHUNK_S;
     // a queued job: look again soon, to start its stall watch when it starts
-    if (late && !watch) chunk = Math.min(chunk, QUEUED_CHUNK_S);
+    if (late && !watch) chunk = Math.min(chunk, late.everyS);
     const left = watch ? (watch.deadlineMs - watch.now()) / 1000 : chunk;
     const p = await waitForEnd(t, dir, signal, Math.min(chunk, Math.max(1, left + 1)));
     if (p === null || signal?.aborted) return null;
     if (isOver(p, launchBootId)) return p;
     await look?.onProbe(p);
-    if (late && !watch) watch = await late(p);
+    if (late && !watch) watch = await late.next(p);
     if (watch && watch.now() > watch.deadlineMs) {
       const stop = await stopStalled(t, dir, watch.jobId);
       return {

@@ -7,6 +7,7 @@ import type { AppContext } from './context.js';
 import {
   type LateStallWatch,
   openJobLink,
+  queuedLookS,
   settle,
   type StallWatch,
   stallWatchOf,
@@ -58,9 +59,12 @@ export async function waitJob(
   // A queued job has no deadline yet: its stall watch starts once a probe shows it started.
   const stall: StallWatch | LateStallWatch | undefined =
     cur.state === 'queued'
-      ? async (p) => {
-          cur = await syncQueued(ctx, cur, p);
-          return cur.state === 'running' ? stallWatchOf(ctx, cur) : undefined;
+      ? {
+          everyS: queuedLookS(ctx, cur),
+          next: async (p) => {
+            cur = await syncQueued(ctx, cur, p);
+            return cur.state === 'running' ? stallWatchOf(ctx, cur) : undefined;
+          },
         }
       : stallWatchOf(ctx, cur);
   const look: WaitLook | undefined = watch && {
