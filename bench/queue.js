@@ -3,16 +3,17 @@
  * The node-side GPU queue's speed targets, on a local node with one GPU and a lock folder of its
  * own (templates/queue.py, README "The GPU queue"). Run after tsc:
  *
- *   node bench/queue.js [--handoffs 5] [--waiters 50] [--jobs 100] [--seconds 10]
+ *   node bench/queue.js [--handoffs 5] [--waiters 50] [--jobs 100] [--hand 100] [--seconds 10]
  *
  * 1. Hand-off: the time from a lease freed (SIGKILL of the holding job's supervisor and program)
  *    to the next queued job's program starting (its supervisor's startedAtMs): goal <= 0.2 s.
  * 2. Waiting is cheap: the CPU time of `--waiters` queued jobs (their supervisors and queue.py
  *    waiters, from /proc) over a window while one job holds the GPU: goal <= 0.5% of one core for
  *    all of them together.
- * 3. Throughput: `--jobs` short jobs submitted at once through the queue, against the same jobs
- *    run back to back by hand (`gpuq submit --wait`, one after the other), in the same run:
- *    goal >= 0.9x the by-hand throughput.
+ * 3. Throughput: `--jobs` short jobs through the queue (one bulk `gpuq submit` of that many files,
+ *    then one `gpuq wait`), against the same jobs run back to back by hand (`gpuq submit --wait`,
+ *    one after the other), in the same run: goal >= 0.9x the by-hand throughput. `--hand N` times
+ *    N of the by-hand jobs and scales them (the line says so).
  * Exits 1 when a goal is missed.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -30,6 +31,7 @@ const opt = (name, dflt) => {
 const HANDOFFS = opt('handoffs', 5);
 const WAITERS = opt('waiters', 50);
 const JOBS = opt('jobs', 100);
+const HAND = Math.min(opt('hand', JOBS), JOBS);
 const SECONDS = opt('seconds', 10);
 const TICK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 const PYTHON = ['/usr/bin/python3', '/usr/local/bin/python3'].find((p) => {
@@ -241,27 +243,43 @@ try {
     killJob(h, holder);
   }
 
-  // 3. Throughput: JOBS short jobs by hand (one after the other) and through the queue.
+  // 3. Throughput: JOBS short jobs by hand (one after the other) and through the queue (one
+  //    bulk submit of JOBS files, then one wait).
   if (JOBS > 0) {
     const hand = home('hand');
     const t0 = process.hrtime.bigint();
-    for (let i = 0; i < JOBS; i++) gpuq(hand, ['submit', short, '--gpus', '1', '--timeout', '10m', '--wait', '-q']);
-    const handS = Number(process.hrtime.bigint() - t0) / 1e9;
+    for (let i = 0; i < HAND; i++) gpuq(hand, ['submit', short, '--gpus', '1', '--timeout', '10m', '--wait', '-q']);
+    const handS = (Number(process.hrtime.bigint() - t0) / 1e9 / HAND) * JOBS;
     const q = home('queued');
+    const files = Array.from({ length: JOBS }, (_, i) => {
+      const f = join(base, `short-${i}.py`);
+      writeFileSync(f, 'pass\n');
+      return f;
+    });
     const t1 = process.hrtime.bigint();
-    const ids = await submitMany(q, short, JOBS, 4);
+    const ids = gpuq(q, ['submit', ...files, '--gpus', '1', '--timeout', '10m', '-q'])
+      .trim()
+      .split('\n');
     gpuq(q, ['wait', ...ids]);
     const queueS = Number(process.hrtime.bigint() - t1) / 1e9;
     const ratio = handS / queueS;
     report(
-      `${JOBS} short jobs through one GPU: queued ${queueS.toFixed(1)} s vs back to back by hand ${handS.toFixed(1)} s, throughput ratio`,
+      `${JOBS} short jobs through one GPU: queued (one bulk submit, one wait) ${queueS.toFixed(1)} s vs back to back by hand ` +
+        `${handS.toFixed(1)} s${HAND === JOBS ? '' : ` (${HAND} timed, scaled)`}, throughput ratio`,
       `${ratio.toFixed(2)}x`,
       '>= 0.9x',
-      ratio >= 0.9,
+      ratio >= 0.9 && ids.length === JOBS,
     );
   }
+} catch (e) {
+  results.push({ name: 'bench', ok: false });
+  console.log(`queue bench failed: ${e?.message ?? e}`);
 } finally {
-  rmSync(base, { recursive: true, force: true });
+  try {
+    rmSync(base, { recursive: true, force: true });
+  } catch {
+    // a job still writing in its folder; the temp folder stays
+  }
 }
 
 const missed = results.filter((r) => !r.ok);

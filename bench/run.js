@@ -166,6 +166,7 @@ for (const other of [
   'watch.js',
   'ssh.js',
   'include.js',
+  'get.js',
   'queue.js',
   'slurm.js',
   'grading.js',

@@ -492,6 +492,8 @@ job_env() {
   [ "$BOUNDARY" = uid ] && path=$SAFE_PATH
   JOB_VARS=(PATH="$path" HOME="$JOB_DIR/work" LANG="$lang" LC_ALL="$lang" USER="$JOB_USER" LOGNAME="$JOB_USER")
   JOB_VARS+=(OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS" NUMEXPR_NUM_THREADS="$THREADS")
+  # No __pycache__ in work/ (`gpuq get` would bring it back as the job's output); --env may undo it.
+  JOB_VARS+=(PYTHONDONTWRITEBYTECODE=1)
   JOB_VARS+=("${JOB_ENV[@]}")
   JOB_VARS+=(GPUQ_JOB_ID="$JOB_ID" PYTHONUNBUFFERED=1 TMPDIR="$JOB_DIR/tmp")
   [ -n "$DATA_DIR" ] && JOB_VARS+=(GPUQ_DATA="$(node_path "$DATA_DIR")")
@@ -640,20 +642,28 @@ describe_tree() {
 
 # The wall-clock timer: SIGTERM at the limit, SIGKILL after the grace period.
 # It acts only while the supervisor lives: orphaned by a killed supervisor, it would signal pids
-# that may belong to someone else by then; it checks every minute so it does not linger.
+# that may belong to someone else by then. It waits on job.lock, which the supervisor alone
+# holds (fd 9): the wait ends at the limit, or at once when the supervisor is gone (killed, it
+# leaves no timer behind). Where that wait cannot run, it sleeps and checks every minute.
 start_timer() {
   (
     close_fds "${LEASE_LOCK_FDS[@]}" "${LEASE_HOLD_FDS[@]}"
     trap 'kill "$sp" 2>/dev/null; exit 0' TERM
     # orphaned (the supervisor died), this subshell's parent is no longer the supervisor
     supervisor_alive() { local _p _c _s pp _r; read -r _p _c _s pp _r <"/proc/$BASHPID/stat" && [ "$pp" = "$SUP_PID" ]; }
-    whole=${TIMEOUT_S%.*} frac=${TIMEOUT_S#"${TIMEOUT_S%.*}"}
-    while [ "$whole" -gt 60 ]; do
-      sleep 60 & sp=$!; wait "$sp"
+    flock -w "$TIMEOUT_S" -s "$JOB_DIR/job.lock" true 2>/dev/null & sp=$!; wait "$sp"; rc=$?
+    # 1: the limit passed. 0: the lock was free: the supervisor is gone, or it runs without the
+    # lock (started by hand); then, as when flock failed, sleep.
+    if [ "$rc" != 1 ]; then
       supervisor_alive || exit 0
-      whole=$((whole - 60))
-    done
-    sleep "$whole$frac" & sp=$!; wait "$sp"
+      whole=${TIMEOUT_S%.*} frac=${TIMEOUT_S#"${TIMEOUT_S%.*}"}
+      while [ "$whole" -gt 60 ]; do
+        sleep 60 & sp=$!; wait "$sp"
+        supervisor_alive || exit 0
+        whole=$((whole - 60))
+      done
+      sleep "$whole$frac" & sp=$!; wait "$sp"
+    fi
     supervisor_alive || exit 0
     now_ms >"$JOB_DIR/timeout.fired"
     term_tree

@@ -21,6 +21,8 @@ export interface StatusLine {
   around(print: () => void): void;
   /** A job ended: clears the line, runs `print` (its verdict), and draws it again while others wait. */
   ended(job: Job, print: () => void): void;
+  /** Shows `text` (a step before there are jobs to report: "starting 100 jobs on gpu1…"); null hides it again. */
+  say(text: string | null): void;
   /** Clears the line for good and stops its clock. */
   stop(): void;
 }
@@ -38,9 +40,10 @@ export function startStatusLine(io: Io, now: () => number): StatusLine {
   const snaps = new Map<string, WaitSnapshot>();
   let shown = '';
   let paused = false;
+  let said: string | null = null;
   const draw = () => {
-    if (paused || [...snaps.values()].every((x) => x.job.state === 'done')) return;
-    const text = fitLine(waitStatusLine([...snaps.values()], now()), io.stderr.columns ?? null);
+    if (paused || (said === null && [...snaps.values()].every((x) => x.job.state === 'done'))) return;
+    const text = fitLine(said ?? waitStatusLine([...snaps.values()], now()), io.stderr.columns ?? null);
     if (text === shown) return;
     io.stderr.write(`${CLEAR}${text}`);
     shown = text;
@@ -70,6 +73,11 @@ export function startStatusLine(io: Io, now: () => number): StatusLine {
       snaps.set(job.id, { job, sample: was?.sample ?? null, queue: null });
       clear();
       print();
+      draw();
+    },
+    say(text) {
+      said = text;
+      if (text === null) clear();
       draw();
     },
     stop() {

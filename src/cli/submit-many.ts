@@ -10,6 +10,7 @@ import type { AppContext } from '../services/context.js';
 import type { SubmitOptions } from '../services/submit.js';
 import type { CliApp } from './app.js';
 import { verdictLine } from './render.js';
+import { startStatusLine, wantsStatusLine, withStatusLine } from './status-line.js';
 
 /** Submits each of `list` as its own job and prints as `submit` does, one job per line. */
 export async function submitFiles(
@@ -20,8 +21,13 @@ export async function submitFiles(
 ): Promise<void> {
   if (flags.name !== undefined)
     throw usageError('--name names one job; with several files each job is named after its file.');
-  const { submitMany, waitMany } = await import('../services/submit.js');
-  const { results, links } = await submitMany(ctx, list, app.io.cwd);
+  const { submitMany, waitMany } = await import('../services/submit-many.js');
+  // On a terminal: one line on stderr while the jobs start, then while they are waited for.
+  const line = wantsStatusLine(app.io, flags) ? startStatusLine(app.io, () => ctx.now().getTime()) : null;
+  const lineCtx = line ? withStatusLine(ctx, line) : ctx;
+  const { results, links } = await submitMany(lineCtx, list, app.io.cwd, {
+    onStarting: (count, node) => line?.say(`starting ${count} job${count === 1 ? '' : 's'} on ${node}…`),
+  }).finally(() => line?.say(null));
   try {
     const started = results.filter((r): r is Job => !(r instanceof Error));
     const errors = results.filter((r): r is Error => r instanceof Error);
@@ -40,9 +46,17 @@ export async function submitFiles(
       return;
     }
     const style = app.style(flags.json === true);
-    const done = await waitMany(ctx, started, links, (j) => {
-      if (!flags.json && !flags.quiet) app.print(verdictLine(j, style));
-    });
+    const done = await waitMany(
+      lineCtx,
+      started,
+      links,
+      (j) => {
+        if (flags.json || flags.quiet) return;
+        if (line) line.ended(j, () => app.print(verdictLine(j, style)));
+        else app.print(verdictLine(j, style));
+      },
+      line?.watch,
+    );
     if (flags.json) {
       const { withFigures } = await import('../core/peaks.js');
       const nowMs = ctx.now().getTime();
@@ -53,6 +67,7 @@ export async function submitFiles(
       ...done.map((j) => (j.verdict ? exitCodeForVerdict(j.verdict.class) : 0)),
     ]);
   } finally {
+    line?.stop();
     await Promise.all(links.map((l) => l.close()));
   }
 }

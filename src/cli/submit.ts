@@ -4,14 +4,11 @@
 import type { Command } from 'commander';
 import { checkImageName } from '../core/docker-args.js';
 import { usageError } from '../core/errors.js';
-import { exitCodeForVerdict } from '../core/exit-codes.js';
-import { formatDuration, formatSizeOption } from '../core/format.js';
-import { LIMITS, type LimitSpec, limitsFromFlags } from '../core/limits.js';
+import { type LimitSpec, limitsFromFlags } from '../core/limits.js';
 import type { SubmitOptions } from '../services/submit.js';
 import type { CliApp } from './app.js';
 import { parsePriority } from '../core/queue.js';
-import { verdictLine } from './render.js';
-import { startStatusLine, wantsStatusLine, withStatusLine } from './status-line.js';
+import { addJobOptions, submitWaitingFor } from './job-options.js';
 import { checkFollow } from './wait.js';
 
 interface SubmitFlags {
@@ -34,16 +31,6 @@ interface SubmitFlags {
 
 /** The limits' options, one per row of core/limits.ts, by commander's attribute name. */
 type LimitFlags = Partial<Record<string, string>>;
-
-const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
-
-/** A limit's built-in default as the option takes it ("1h", "512m", "1024", "none"). */
-function builtinText(spec: LimitSpec): string {
-  if (spec.builtin === null) return 'none';
-  if (spec.kind === 'duration') return formatDuration(spec.builtin);
-  if (spec.kind === 'size') return formatSizeOption(spec.builtin);
-  return String(spec.builtin);
-}
 
 /** commander's attribute name for an option: `--cpu-time` → `cpuTime`. */
 const attributeOf = (spec: LimitSpec) => spec.flag.slice(2).replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
@@ -97,28 +84,8 @@ export function registerSubmit(program: Command, app: CliApp): void {
   const cmd = program
     .command('submit')
     .description('record a job, start FILE on a node under limits, print its id')
-    .argument('<files...>', 'the program (.py, .sh, or a #! script); several files: one job each')
-    .option('--node <name>', 'run on this node')
-    .option('--name <text>', 'a name for the job (default: the file name)')
-    .option('--competition <name>', 'a competition from the config');
-  for (const spec of LIMITS as readonly LimitSpec[])
-    cmd.option(`${spec.flag} <${spec.placeholder}>`, `${spec.help} (built-in default: ${builtinText(spec)})`);
-  cmd
-    .option('--isolation <kind>', 'ulimit (the host, behind its trust boundary) or docker (a container of its own)')
-    .option('--image <name>', 'the container image (with --isolation docker)')
-    .option('--keep-container', 'keep the container after the job, for a post-mortem (with --isolation docker)')
-    .option('--priority <n>', "place in the node's GPU queue: higher runs first (-1000 to 1000, default 0)")
-    .option('--env <KEY=VALUE>', 'set a variable for the job (repeatable)', collect)
-    .option('--arg <value>', 'pass an argument to the program (repeatable)', collect)
-    .option(
-      '--include <path>',
-      'upload this file or folder too, next to the program under its own name (repeatable; links refused)',
-      collect,
-    )
-    .option('--wait', 'wait for the verdict; exit with its code (see gpuq --help for the codes)')
-    .option('--follow', "with --wait (implied): stream the program's stdout and stderr, then the verdict on stderr")
-    .option('--json', 'print the job as JSON')
-    .option('-q, --quiet', 'print the id alone')
+    .argument('<files...>', 'the program (.py, .sh, or a #! script); several files: one job each');
+  addJobOptions(cmd, 'submit')
     .addHelpText(
       'after',
       '\nDurations take a unit (500ms, 90s, 30m, 2h, 1h30m, 1d); sizes too (4096b, 512k, 512m, 2g, 1t).\n' +
@@ -138,33 +105,8 @@ export function registerSubmit(program: Command, app: CliApp): void {
         );
         return;
       }
-      const { submit, submitAndWait } = await import('../services/submit.js');
-      if (flags.wait || flags.follow) {
-        // --follow: stdout holds the program's output alone; the id and the verdict go to stderr.
-        const line = wantsStatusLine(app.io, flags) ? startStatusLine(app.io, () => ctx.now().getTime()) : null;
-        const done = await submitAndWait(
-          line ? withStatusLine(ctx, line) : ctx,
-          opts,
-          app.io.cwd,
-          (job) => {
-            if (flags.json) return;
-            if (!flags.follow) app.print(job.id);
-            if (!flags.quiet)
-              app.io.stderr.write(
-                `gpuq: ${job.state === 'queued' ? 'queued' : 'started'} ${job.id} on ${job.node}; waiting for it to end\n`,
-              );
-          },
-          { follow: flags.follow, watch: line?.watch },
-        ).finally(() => line?.stop());
-        if (flags.json) {
-          const { withFigures } = await import('../core/peaks.js');
-          app.printJson(withFigures(done, ctx.now().getTime()));
-        } else if (flags.follow) {
-          if (!flags.quiet) app.io.stderr.write(`${verdictLine(done, app.errStyle())}\n`);
-        } else if (!flags.quiet) app.print(verdictLine(done, app.style(false)));
-        app.exitCode = done.verdict ? exitCodeForVerdict(done.verdict.class) : 0;
-        return;
-      }
+      if (flags.wait || flags.follow) return submitWaitingFor(app, ctx, opts, flags);
+      const { submit } = await import('../services/submit.js');
       const job = await submit(ctx, opts, app.io.cwd);
       if (flags.json) app.printJson(job);
       else if (flags.quiet) app.print(job.id);

@@ -60,14 +60,25 @@ export function waitStatusText(s: WaitSnapshot, nowMs: number): string {
   return parts.join(' · ');
 }
 
+/** The most active jobs the status line names one by one; more are counted by state. */
+const MAX_EACH = 3;
+
 /**
  * The status of several waited-for jobs in one line: how many are done, then each job still
- * active by id ("1 of 3 done · ab12cd34 running 5s | ef56gh78 queued, position 1 on gpu1").
+ * active by id ("1 of 3 done · ab12cd34 running 5s | ef56gh78 queued, position 1 on gpu1"), or,
+ * past MAX_EACH of them, how many are in each state ("40 of 100 done · 52 running, 8 queued").
  */
 export function waitStatusLine(snaps: readonly WaitSnapshot[], nowMs: number): string {
   if (snaps.length === 1) return waitStatusText(snaps[0] as WaitSnapshot, nowMs);
   const active = snaps.filter((s) => s.job.state !== 'done');
   const done = snaps.length - active.length;
+  if (active.length > MAX_EACH) {
+    // Many jobs (a bulk submit): how many are in each state, not each one.
+    const counts = new Map<string, number>();
+    for (const s of active) counts.set(s.job.state, (counts.get(s.job.state) ?? 0) + 1);
+    const by = [...counts].map(([state, n]) => `${n} ${state === 'pending' ? 'starting' : state}`).join(', ');
+    return `${done} of ${snaps.length} done · ${by}`;
+  }
   const each = active.map((s) => `${s.job.id} ${waitStatusText(s, nowMs)}`).join(' | ');
   return `${done} of ${snaps.length} done${each ? ` · ${each}` : ''}`;
 }

@@ -160,7 +160,17 @@ export function openLedger(path: string, opts: { lockWaitMs?: number } = {}): Le
     return all.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
   }
 
-  async function update<T>(fn: (jobs: Job[]) => { jobs: Job[]; result: T }): Promise<T> {
+  // Updates of this process run one at a time: the lock's wait (lockWaitMs) is for other
+  // processes; a hundred updates at once here (`gpuq wait` of a hundred jobs) would otherwise
+  // spend it queueing behind each other and fail with "locked for too long".
+  let queue: Promise<unknown> = Promise.resolve();
+  function update<T>(fn: (jobs: Job[]) => { jobs: Job[]; result: T }): Promise<T> {
+    const run = queue.then(() => updateLocked(fn));
+    queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async function updateLocked<T>(fn: (jobs: Job[]) => { jobs: Job[]; result: T }): Promise<T> {
     try {
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     } catch (e) {

@@ -33,6 +33,7 @@ import {
   FINGERPRINT_TIMEOUT_S,
 } from './commands.js';
 import { type CheckTarget, type CompetitionCheck, parseCompetitionCheck } from '../core/competition-check.js';
+import { type BatchJob, type BatchOutcome, launchBatchCommand, parseBatchOutput } from './batch.js';
 import { parseNodeStatus, type NodeStatus } from './node-status.js';
 import { parseProbe } from './probe.js';
 
@@ -155,20 +156,44 @@ export async function launchJob(
 }
 
 /**
+ * Starts several jobs in one round trip (node/batch.ts): each job's folder, files and
+ * supervisor; what became of each, in order, and the node's boot id. A script that failed
+ * before starting anything (a full disk, missing tools) is a NodeFaultError.
+ */
+export async function launchBatch(
+  t: Transport,
+  jobs: readonly BatchJob[],
+  shared: { monitor: string; queue?: string },
+): Promise<{ jobs: BatchOutcome[]; bootId: string | null }> {
+  const n = nonce();
+  const r = await t.exec(launchBatchCommand(jobs, shared, n));
+  if (r.code !== 0) {
+    const why = r.stderr.trim().split('\n').slice(-3).join(' ').trim() || `exit code ${r.code}`;
+    throw new NodeFaultError(t.node, `on node ${t.node}, could not start the jobs: ${why}`);
+  }
+  return parseBatchOutput(r.stdout, n, jobs.length);
+}
+
+/**
  * The launch's exit 75: the supervisor refused to start a GPU job without its lease (the node's
  * lock folder cannot be made or written, or python3 is missing). The node's own words, exit 3.
  */
 function leaseRefused(t: Transport, r: { code: number | null; stderr: string }): void {
   if (r.code !== 75) return;
-  const said = r.stderr
+  throw leaseRefusedError(t.node, r.stderr);
+}
+
+/** The error of a node whose supervisor refused to start a GPU job without its lease, from its `gpuq: ` lines. */
+export function leaseRefusedError(node: string, said: string): UserError {
+  const last = said
     .split('\n')
     .filter((l) => l.startsWith('gpuq: '))
     .map((l) => l.slice(6).trim())
     .pop();
-  throw new UserError(
-    said ?? `node ${t.node}: the GPU lock folder cannot be used`,
+  return new UserError(
+    last ?? `node ${node}: the GPU lock folder cannot be used`,
     EXIT.unreachable,
-    `Fix the folder on node ${t.node}, or set the node's lockDir in the config.`,
+    `Fix the folder on node ${node}, or set the node's lockDir in the config.`,
   );
 }
 

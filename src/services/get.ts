@@ -83,6 +83,9 @@ export async function getFiles(ctx: AppContext, opts: GetOptions, cwd: string): 
   return { job, dir: outDir, files: got.files, skipped: got.skipped };
 }
 
+/** Bytes received but not yet written that `get` lets the stream run ahead by. */
+const WRITE_BEHIND = 16 * 1024 * 1024;
+
 /** What copyFromJob brought back, and what the node left out or did not have. */
 export interface Received {
   files: Array<{ name: string; size: number; executable: boolean }>;
@@ -182,6 +185,7 @@ async function receive(ctx: AppContext, job: Job, dir: string, spec: CopySpec, s
     }
   };
   let chain: Promise<void> = Promise.resolve();
+  let queued = 0;
   const link = openJobLink(ctx, job);
   try {
     const answer = await link.run(
@@ -194,8 +198,15 @@ async function receive(ctx: AppContext, job: Job, dir: string, spec: CopySpec, s
           entry,
           paths,
           (c) => {
-            chain = chain.then(() => handle(c));
-            return chain;
+            // Writes run one after another behind the stream; the stream is held only when they
+            // fall behind by more than WRITE_BEHIND (holding it for each chunk halves the speed).
+            queued += c.length;
+            chain = chain
+              .then(() => handle(c))
+              .finally(() => {
+                queued -= c.length;
+              });
+            return queued > WRITE_BEHIND ? chain : undefined;
           },
           root,
         ),

@@ -8,7 +8,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { noticedRunningAt } from '../core/job.js';
 import type { Job } from '../core/types.js';
-import { type StallReport, stallDeadlineMs, submitStopped } from '../core/verdicts.js';
+import { type StallReport, stallDeadlineMs, stallMarginMs, submitStopped } from '../core/verdicts.js';
 import { type Probe, stopStalled, waitForEnd } from '../node/protocol.js';
 import type { Transport } from '../transport/transport.js';
 import type { AppContext } from './context.js';
@@ -92,6 +92,24 @@ const GRADING_SLACK_S = 600;
 
 /** The longest one node-side wait lasts before the client looks again. */
 const WAIT_CHUNK_S = 60;
+/**
+ * The stall watch of a job that waits in its node's GPU queue: none until it starts. `next` is
+ * asked after each probe (which it may record: the job's start) and returns the watch once there
+ * is one; until then the node-side waits last at most `everyS`, so the start is seen in time.
+ */
+export interface LateStallWatch {
+  everyS: number;
+  next(p: Probe): Promise<StallWatch | undefined>;
+}
+
+/**
+ * How often to look at a queued job so that its start is seen well within its stall margin: half
+ * the margin, between 5 s and the usual 60 s (a job of an hour: 60 s, no more round trips).
+ */
+export function queuedLookS(ctx: AppContext, job: Job): number {
+  const marginS = stallMarginMs(job.limits.timeoutS, ctx.config.nodes[job.node]?.stallMarginS ?? null) / 1000;
+  return Math.min(WAIT_CHUNK_S, Math.max(5, Math.floor(marginS / 2)));
+}
 
 /**
  * Someone who wants to see the job while untilOver waits (the terminal's status line): each
@@ -116,32 +134,37 @@ export async function untilOver(
   dir: string,
   launchBootId: string | null,
   signal?: AbortSignal,
-  stall?: StallWatch,
+  stall?: StallWatch | LateStallWatch,
   look?: WaitLook,
 ): Promise<EndProbe | null> {
+  const late = stall && 'next' in stall ? stall : undefined;
+  let watch = stall && 'next' in stall ? undefined : stall;
   let gradingSeen = false;
   for (let round = 0; ; round++) {
-    const chunk = look ? Math.min(WAIT_CHUNK_S, round === 0 ? 1 : look.everyS) : WAIT_CHUNK_S;
-    const left = stall ? (stall.deadlineMs - stall.now()) / 1000 : chunk;
+    let chunk = look ? Math.min(WAIT_CHUNK_S, round === 0 ? 1 : look.everyS) : WAIT_CHUNK_S;
+    // a queued job: look again soon, to start its stall watch when it starts
+    if (late && !watch) chunk = Math.min(chunk, late.everyS);
+    const left = watch ? (watch.deadlineMs - watch.now()) / 1000 : chunk;
     const p = await waitForEnd(t, dir, signal, Math.min(chunk, Math.max(1, left + 1)));
     if (p === null || signal?.aborted) return null;
     if (isOver(p, launchBootId)) return p;
     await look?.onProbe(p);
-    if (stall?.gradingS !== undefined && !gradingSeen && p.status?.state === 'grading') {
+    if (late && !watch) watch = await late.next(p);
+    if (watch?.gradingS !== undefined && !gradingSeen && p.status?.state === 'grading') {
       gradingSeen = true;
-      stall = { ...stall, deadlineMs: Math.max(stall.deadlineMs, stall.now() + stall.gradingS * 1000) };
+      watch = { ...watch, deadlineMs: Math.max(watch.deadlineMs, watch.now() + watch.gradingS * 1000) };
     }
-    if (stall && stall.now() > stall.deadlineMs) {
-      const stop = await stopStalled(t, dir, stall.jobId);
+    if (watch && watch.now() > watch.deadlineMs) {
+      const stop = await stopStalled(t, dir, watch.jobId);
       return {
         ...p,
         stalled: {
-          deadlineMs: stall.deadlineMs,
-          atMs: stall.now(),
+          deadlineMs: watch.deadlineMs,
+          atMs: watch.now(),
           supervisor: stop.supervisor,
           killed: stop.killed,
           released: stop.released,
-          timeoutS: stall.timeoutS,
+          timeoutS: watch.timeoutS,
         },
       };
     }

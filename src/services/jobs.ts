@@ -124,6 +124,10 @@ export async function recordVerdict(
     if (g) next = withGrading(next, g);
     if (files) {
       next = withSupervisorTimes(next, files.status);
+      // A job recorded before its program's pid was seen (a bulk submit, a dropped link) learns it now.
+      const pid = files.status?.pid;
+      if (next.remote && next.remote.pid === null && typeof pid === 'number')
+        next = { ...next, remote: { ...next.remote, pid } };
       const usage = usageOf(files.monitor, files.status);
       if (usage !== null) next = { ...next, usage };
     }

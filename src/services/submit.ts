@@ -28,7 +28,7 @@ import { findJob, recordVerdict } from './jobs.js';
 import { launchOnSlurm } from './slurm.js';
 import { withLocalGpus } from './local-gpus.js';
 import { reachCandidates, type ReachedNode } from './nodes.js';
-import { type NodeLink, openNodeLink } from './reconnect.js';
+import { openNodeLink } from './reconnect.js';
 import { planUploads, type UploadPlan, uploadStream } from './uploads.js';
 import type { Transport } from '../transport/transport.js';
 import { type KeptProgram, keepProgram, keptProgramPath, readKeptProgram } from '../ledger/programs.js';
@@ -167,7 +167,7 @@ function candidates(
  * else the default node first, then the others at once, ranked (for a GPU job) by when it
  * would start there, then by running jobs and load. Each node that does not answer is named on stderr.
  */
-async function reachInOrder(
+export async function reachInOrder(
   ctx: AppContext,
   nodes: NodeConfig[],
   asked: string | null,
@@ -216,7 +216,7 @@ function progressBar(ctx: AppContext, size: number): ((done: number, total: numb
 }
 
 /** What `submit` decided before touching the network: step 1 of a submit. */
-interface SubmitPlan {
+export interface SubmitPlan {
   checked: CheckedFile;
   isolation: Isolation;
   /** The container image (on the first node to try) under Docker, else null. */
@@ -236,7 +236,7 @@ interface SubmitPlan {
  * Step 1, no network: checks the file, the competition and the isolation, resolves the limits,
  * lists the candidate nodes and checks the program can run on each. Throws a usage error.
  */
-async function planSubmit(ctx: AppContext, opts: SubmitOptions, cwd: string): Promise<SubmitPlan> {
+export async function planSubmit(ctx: AppContext, opts: SubmitOptions, cwd: string): Promise<SubmitPlan> {
   const { checked, kept } = keepSubmitted(ctx, opts, cwd);
   const uploads =
     opts.include && opts.include.length > 0
@@ -355,7 +355,11 @@ function containerFor(
  * state folder (ledger/programs.ts), which is what gets uploaded; for a rerun (`keptSha256`),
  * the kept copy itself, named after the original file.
  */
-function keepSubmitted(ctx: AppContext, opts: SubmitOptions, cwd: string): { checked: CheckedFile; kept: KeptProgram } {
+export function keepSubmitted(
+  ctx: AppContext,
+  opts: SubmitOptions,
+  cwd: string,
+): { checked: CheckedFile; kept: KeptProgram } {
   const max = ctx.config.defaults.maxFileBytes;
   if (opts.keptSha256 !== undefined) {
     const content = readKeptProgram(ctx.config.stateDir, opts.keptSha256, max);
@@ -419,7 +423,10 @@ function recordPending(ctx: AppContext, opts: SubmitOptions, plan: SubmitPlan): 
 }
 
 /** Step 2 for several files: all pending in one ledger update, in the order given. */
-function recordPendingMany(ctx: AppContext, list: Array<{ opts: SubmitOptions; plan: SubmitPlan }>): Promise<Job[]> {
+export function recordPendingMany(
+  ctx: AppContext,
+  list: Array<{ opts: SubmitOptions; plan: SubmitPlan }>,
+): Promise<Job[]> {
   const now = ctx.now().toISOString();
   return ctx.ledger.update((jobs) => {
     const ids = new Set(jobs.map((j) => j.id));
@@ -436,7 +443,7 @@ function recordPendingMany(ctx: AppContext, list: Array<{ opts: SubmitOptions; p
  * Records the job running on `node`, where it was launched (or adopted); or queued there, when
  * its supervisor waits in the node's GPU queue (the GPUs are learnt when it starts).
  */
-function recordStarted(
+export function recordStarted(
   ctx: AppContext,
   jobId: string,
   node: NodeConfig,
@@ -468,12 +475,23 @@ function submitterName(): string {
 }
 
 /** Templates read once per submit. */
-interface Templates {
+export interface Templates {
   wrapper: string;
   monitor: string;
   queue: string;
   /** templates/unpack.py, read when the submit uploads --include files. */
   unpack?: string;
+}
+
+/** The templates a launch uploads, read once (with `unpack`: templates/unpack.py too, for --include). */
+export function readTemplates(ctx: AppContext, unpack: boolean): Templates {
+  const read = (name: string) => readFileSync(join(ctx.packageRoot, 'templates', name), 'utf8');
+  return {
+    wrapper: read('wrapper.sh'),
+    monitor: read('monitor.py'),
+    queue: read('queue.py'),
+    ...(unpack ? { unpack: read('unpack.py') } : {}),
+  };
 }
 
 /** The --include upload of a launch (with its progress bar), or undefined for the program alone. */
@@ -504,6 +522,50 @@ function gradeFiles(ctx: AppContext, name: string | null): LaunchFiles['grade'] 
   };
 }
 
+/**
+ * The job's supervisor, rendered for `node` (templates/wrapper.sh; node/wrapper.ts); `docker` is
+ * its container where the job runs in one (containerFor).
+ */
+export function wrapperFor(
+  ctx: AppContext,
+  opts: SubmitOptions,
+  plan: SubmitPlan,
+  job: Job,
+  templates: Templates,
+  node: NodeConfig,
+  docker?: DockerSpec,
+  submitter: string = submitterName(),
+): string {
+  const need = plan.limits.gpus;
+  return renderWrapper(templates.wrapper, {
+    jobId: job.id,
+    // In a container, the image's python3 (the node's "python" is a path on the host).
+    command: commandFor(plan.checked.name, docker ? 'python3' : node.python, plan.checked.hasShebang, opts.args) as string[],
+    docker,
+    env: opts.env,
+    limits: plan.limits,
+    cpuShare: node.gpus.length > 0 && need > 0 ? { num: need, den: node.gpus.length } : { num: 1, den: 1 },
+    // A GPU job's devices are the ones its node leases; one without GPUs sees none.
+    cudaDevices: node.gpus.length > 0 ? '' : null,
+    queue: {
+      nodeName: node.name,
+      need,
+      nodeGpus: node.gpus,
+      lockDir: node.lockDir ?? DEFAULT_LOCK_DIR,
+      priority: opts.priority ?? 0,
+      submitter,
+      foreignMiB: Math.floor((node.foreignGpuMemoryBytes ?? DEFAULT_FOREIGN_MIB * 1024 ** 2) / 1024 ** 2),
+    },
+    // A container has cgroups of its own (Docker's --memory and --pids-limit).
+    useCgroups: !docker,
+    boundary: node.boundary,
+    runAs: node.runAs,
+    requireBoundary: opts.competition ? (ctx.config.competitions[opts.competition]?.requireBoundary ?? false) : false,
+    hideDirs: node.transport === 'local' ? [ctx.config.stateDir] : [],
+    competition: competitionSpec(ctx, opts.competition),
+  });
+}
+
 /** What trying one node ended with. */
 type LaunchOutcome =
   | { kind: 'started'; job: Job }
@@ -530,44 +592,12 @@ async function launchOn(
   const dir = `${node.workdir.replace(/\/+$/, '')}/jobs/${job.id}`;
   if (node.transport === 'slurm') return launchOnSlurmNode(ctx, opts, plan, job, templates, node, transport, dir);
   let gpus: number[] = [];
-  const need = plan.limits.gpus;
   try {
     // The node picks the GPUs (its queue and leases); the ledger learns them when the job starts.
     await ctx.ledger.updateJob(job.id, (j) => ({ ...j, node: node.name, gpus: [] }));
     const submitter = submitterName();
     const docker = containerFor(ctx, opts, plan, job, node, submitter);
-    const wrapper = renderWrapper(templates.wrapper, {
-      jobId: job.id,
-      // In a container, the image's python3 (the node's "python" is a path on the host).
-      command: commandFor(
-        plan.checked.name,
-        docker ? 'python3' : node.python,
-        plan.checked.hasShebang,
-        opts.args,
-      ) as string[],
-      docker,
-      env: opts.env,
-      limits: plan.limits,
-      cpuShare: node.gpus.length > 0 && need > 0 ? { num: need, den: node.gpus.length } : { num: 1, den: 1 },
-      // A GPU job's devices are the ones its node leases; one without GPUs sees none.
-      cudaDevices: node.gpus.length > 0 ? '' : null,
-      queue: {
-        nodeName: node.name,
-        need,
-        nodeGpus: node.gpus,
-        lockDir: node.lockDir ?? DEFAULT_LOCK_DIR,
-        priority: opts.priority ?? 0,
-        submitter,
-        foreignMiB: Math.floor((node.foreignGpuMemoryBytes ?? DEFAULT_FOREIGN_MIB * 1024 ** 2) / 1024 ** 2),
-      },
-      // A container has cgroups of its own (Docker's --memory and --pids-limit).
-      useCgroups: !docker,
-      boundary: node.boundary,
-      runAs: node.runAs,
-      requireBoundary: opts.competition ? (ctx.config.competitions[opts.competition]?.requireBoundary ?? false) : false,
-      hideDirs: node.transport === 'local' ? [ctx.config.stateDir] : [],
-      competition: competitionSpec(ctx, opts.competition),
-    });
+    const wrapper = wrapperFor(ctx, opts, plan, job, templates, node, docker, submitter);
     const started = await launchJob(
       transport,
       {
@@ -701,7 +731,7 @@ async function launchOnSlurmNode(
  * Step 4 when no node ran it: records the job as never started (its GPUs free again) and
  * throws why: a user error as it was, anything else as a fault of the node last tried.
  */
-async function recordNeverStarted(ctx: AppContext, job: Job, lastError: Error | null): Promise<never> {
+export async function recordNeverStarted(ctx: AppContext, job: Job, lastError: Error | null): Promise<never> {
   const why = lastError?.message ?? 'no node could run it';
   await recordVerdict(ctx, job.id, neverStarted(why));
   if (lastError instanceof UserError) throw lastError;
@@ -725,11 +755,7 @@ export async function submit(
   // Connecting starts now, alongside recording the job (nothing touches a node's files before).
   const reaching = reachInOrder(ctx, plan.nodes, opts.node, plan.limits.gpus, plan.live, opts.priority ?? 0);
   reaching.catch(() => undefined);
-  const templates: Templates = {
-    wrapper: readFileSync(join(ctx.packageRoot, 'templates', 'wrapper.sh'), 'utf8'),
-    monitor: readFileSync(join(ctx.packageRoot, 'templates', 'monitor.py'), 'utf8'),
-    queue: readFileSync(join(ctx.packageRoot, 'templates', 'queue.py'), 'utf8'),
-  };
+  const templates = readTemplates(ctx, false);
   const job = await recordPending(ctx, opts, plan);
 
   let lastError: Error | null = null;
@@ -755,7 +781,7 @@ export async function submit(
  * Step 3 over the reached nodes in order until one starts the job; when none does, step 4
  * (recorded as never started, and thrown). `lastError` is why no node was reached, if none was.
  */
-async function launchFirst(
+export async function launchFirst(
   ctx: AppContext,
   opts: SubmitOptions,
   plan: SubmitPlan,
@@ -777,90 +803,6 @@ async function launchFirst(
     );
   }
   return recordNeverStarted(ctx, await findJob(ctx, job.id), last);
-}
-
-/** What `submit` of several files did: each job or why it did not start, and the open links. */
-export interface SubmitManyResult {
-  /** In the order of the files: the started (or queued) job, or the error that stopped it. */
-  results: Array<Job | Error>;
-  /** The connection to each node reached, for waiting; the caller closes them. */
-  links: NodeLink[];
-}
-
-/** Launches at once: the SSH transport itself caps channels at 8, within sshd's default MaxSessions (10). */
-const BULK_CONCURRENCY = 8;
-
-/**
- * `submit a.py b.py …`: one job per file with the same options. Every file is checked before
- * any job is recorded (one bad file: exit 2, nothing recorded); all are recorded in one ledger
- * update, then launched over one connection per node, a few at a time. A job that could not
- * start is recorded as never started and its error returned in its place.
- */
-export async function submitMany(ctx: AppContext, list: SubmitOptions[], cwd: string): Promise<SubmitManyResult> {
-  const plans: SubmitPlan[] = [];
-  for (const opts of list) plans.push(await planSubmit(ctx, opts, cwd));
-  const first = plans[0] as SubmitPlan;
-  const asked = (list[0] as SubmitOptions).node;
-  const reaching = reachInOrder(ctx, first.nodes, asked, first.limits.gpus, first.live);
-  reaching.catch(() => undefined);
-  const templates: Templates = {
-    wrapper: readFileSync(join(ctx.packageRoot, 'templates', 'wrapper.sh'), 'utf8'),
-    monitor: readFileSync(join(ctx.packageRoot, 'templates', 'monitor.py'), 'utf8'),
-    queue: readFileSync(join(ctx.packageRoot, 'templates', 'queue.py'), 'utf8'),
-    unpack: readFileSync(join(ctx.packageRoot, 'templates', 'unpack.py'), 'utf8'),
-  };
-  const jobs = await recordPendingMany(
-    ctx,
-    list.map((opts, i) => ({ opts, plan: plans[i] as SubmitPlan })),
-  );
-  let reached: ReachedNode[] = [];
-  let reachError: Error | null = null;
-  try {
-    reached = await reaching;
-  } catch (e) {
-    reachError = e as Error;
-  }
-  const results: Array<Job | Error> = new Array(jobs.length);
-  let next = 0;
-  const worker = async () => {
-    for (let i = next++; i < jobs.length; i = next++) {
-      try {
-        results[i] = (
-          await launchFirst(
-            ctx,
-            list[i] as SubmitOptions,
-            plans[i] as SubmitPlan,
-            jobs[i] as Job,
-            templates,
-            reached,
-            reachError,
-          )
-        ).job;
-      } catch (e) {
-        results[i] = e as Error;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(BULK_CONCURRENCY, jobs.length) }, worker));
-  return { results, links: reached.map((r) => openNodeLink(ctx, r.node, { initial: r.transport })) };
-}
-
-/** `submit --wait` of several files: waits for each started job over the links submitMany kept. */
-export async function waitMany(
-  ctx: AppContext,
-  jobs: Job[],
-  links: NodeLink[],
-  onDone: (job: Job) => void,
-): Promise<Job[]> {
-  const { waitJob } = await import('./wait.js');
-  const byNode = new Map(links.map((l) => [l.node.name, l]));
-  return Promise.all(
-    jobs.map(async (j) => {
-      const done = await waitJob(ctx, j, undefined, byNode.get(j.node));
-      onDone(done);
-      return done;
-    }),
-  );
 }
 
 /**

@@ -4,7 +4,17 @@
  */
 import type { Job, QueueFile, Sample } from '../core/types.js';
 import type { AppContext } from './context.js';
-import { openJobLink, settle, stallWatchOf, untilOver, untilStarted, type WaitLook } from './job-link.js';
+import {
+  type LateStallWatch,
+  openJobLink,
+  queuedLookS,
+  settle,
+  type StallWatch,
+  stallWatchOf,
+  untilOver,
+  untilStarted,
+  type WaitLook,
+} from './job-link.js';
 import { findJob, syncGrading, syncQueued } from './jobs.js';
 import { followStreams } from './logs.js';
 import type { NodeLink } from './reconnect.js';
@@ -47,7 +57,17 @@ export async function waitJob(
       : job;
   if (cur.state === 'done' || cur.remote === null) return cur;
   const remote = cur.remote;
-  const stall = stallWatchOf(ctx, cur);
+  // A queued job has no deadline yet: its stall watch starts once a probe shows it started.
+  const stall: StallWatch | LateStallWatch | undefined =
+    cur.state === 'queued'
+      ? {
+          everyS: queuedLookS(ctx, cur),
+          next: async (p) => {
+            cur = await syncQueued(ctx, cur, p);
+            return cur.state === 'running' ? stallWatchOf(ctx, cur) : undefined;
+          },
+        }
+      : stallWatchOf(ctx, cur);
   const look: WaitLook | undefined = watch && {
     everyS: watch.everyS,
     onProbe: async (p) => {

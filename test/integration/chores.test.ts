@@ -122,7 +122,8 @@ describe.concurrent('gpuq rerun, prune, stats', () => {
     });
     expect(first.limits.timeoutS).toBe(300);
     // Overrides: one limit, one more variable, the arguments; the rest stays the first job's.
-    const over = await json<Job>(h, [
+    // --follow streams the program's output (stdout alone) and ends with its verdict's code.
+    const followed = await gpuq(h, [
       'rerun',
       first.id.slice(0, 5),
       '--timeout',
@@ -131,11 +132,15 @@ describe.concurrent('gpuq rerun, prune, stats', () => {
       'B=2',
       '--arg',
       'y',
-      '--wait',
+      '--follow',
     ]);
+    expect(followed.code, followed.stderr).toBe(0);
+    expect(followed.stdout).toBe("version 1 1 2 ['y']\n");
+    const overId = /gpuq: (\S+) is a rerun of/.exec(followed.stderr)?.[1] as string;
+    expect(followed.stderr).toMatch(/succeeded/);
+    const over = await json<Job>(h, ['show', overId]);
     expect(over.limits).toEqual({ ...first.limits, timeoutS: 7200 });
     expect(over).toMatchObject({ env: { A: '1', B: '2' }, args: ['y'], name: 'my run', priority: 5 });
-    expect((await gpuq(h, ['logs', over.id])).stdout).toBe("version 1 1 2 ['y']\n");
 
     // A job from before programs were kept, and a kept copy that is gone: clear refusals, exit 2.
     const ledger = await ledgerOf(h);

@@ -4,6 +4,7 @@
  * queue is judged from the programs' own clocks (each prints time.time() at start and end).
  * Tests run concurrently, each with its own lock folder.
  */
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -113,6 +114,21 @@ async function queueFile(h: Home, id: string): Promise<Record<string, unknown> |
   }
 }
 
+/** Pids of the supervisor's own processes (`bash ./run.sh …`, timer included) working in `dir`. */
+function supervisorShells(dir: string): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readlinkSync(`/proc/${name}/cwd`) !== dir) continue;
+      if (readFileSync(`/proc/${name}/cmdline`, 'latin1').split('\0').includes('./run.sh')) out.push(Number(name));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return out;
+}
+
 /** The job a queue.json says holds GPU 0 in `state` (held, orphan), or null. */
 function gpuHeldBy(q: Record<string, unknown> | null, state: string): string | null {
   const g = (q?.gpus as Array<{ index: number; state: string; job: string | null }> | undefined)?.find(
@@ -207,6 +223,9 @@ describe.concurrent('the node-side GPU queue', () => {
       const sup = (await status(h, a)).supervisorPid as number;
       process.kill(sup, 'SIGKILL');
       expect(await until(() => !alive(sup))).toBe(true);
+      // Nothing of the supervisor lingers: its wall-clock timer (a `bash ./run.sh` subshell in a's
+      // folder, waiting on job.lock) ends with it, not at its next check a minute later.
+      expect(await until(() => supervisorShells(jobDir(h, a)).length === 0, 10_000)).toBe(true);
       // b, at the head, sees the lease still held by a's orphaned program, and does not start
       expect(await until(async () => gpuHeldBy(await queueFile(h, b), 'orphan') === a)).toBe(true);
       expect((await times(h, b)).start).toBeNull();

@@ -1,8 +1,14 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Job } from '../../src/core/types.js';
 import { need, type Need } from '../helpers/capability.js';
 import {
+  gpuq,
+  gpuqJson,
   type Home,
+  makeGate,
   makeHome,
   startGpuq,
   until,
@@ -78,5 +84,41 @@ describe.concurrent.each(MODES)('$label', (mode) => {
     expect(job.verdict?.evidence.join(' ')).toMatch(/supervisor \(pid \d+, state T: stopped\)/);
     const supervisor = job.remote?.supervisorPid as number;
     expect(await until(() => !liveProcess(supervisor) && jobProcesses(job.id).length === 0, 10_000)).toBe(true);
+  }, 150_000);
+});
+
+describe('a wait begun while the job is queued', () => {
+  it('applies the stall check once the job starts: wait ends a supervisor stopped after the queue', async () => {
+    const lockDir = await mkdtemp(join(tmpdir(), 'gpuq-stall-locks-'));
+    const h = await keep(
+      makeHome({ nodes: { local: { ...CONFIG.nodes.local, gpus: [0], lockDir } } }, {}, { autoCleanup: false }),
+    );
+    const gate = await makeGate({ autoCleanup: false });
+    try {
+      const holder = await writeProgram('hold.py', `${gate.pyDef}gate_wait()\n`);
+      const prog = await writeProgram('stop_supervisor.py', STOPPER);
+      const sub = async (p: string, t: string) => {
+        const r = await gpuq(h, ['submit', p, '--gpus', '1', '--timeout', t, '--grace', '1s', '-q']);
+        expect(r.code, r.stderr).toBe(0);
+        return r.stdout.trim();
+      };
+      const a = await sub(holder, '2m');
+      const b = await sub(prog, '10s');
+      expect((await gpuqJson<Job>(h, ['show', b])).state).toBe('queued');
+      // The wait starts while b is queued; then a ends, b starts and stops its own supervisor.
+      const run = startGpuq(h, ['wait', b, '--json']);
+      const kill = setTimeout(() => run.killAll('SIGKILL'), 120_000);
+      await gate.open();
+      const r = await run.done;
+      clearTimeout(kill);
+      expect(r.signal, 'wait hung: the stall check never began').toBeNull();
+      const [job] = JSON.parse(r.stdout) as Job[];
+      expect(job?.verdict?.cause, `${JSON.stringify(job?.verdict)} | ${r.stderr}`).toBe('supervisor_stalled');
+      expect(r.code).toBe(11);
+      expect((await gpuq(h, ['wait', a])).code).toBe(0);
+    } finally {
+      await gate.cleanup();
+      await rm(lockDir, { recursive: true, force: true });
+    }
   }, 150_000);
 });

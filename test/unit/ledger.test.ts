@@ -49,6 +49,15 @@ describe('ledger', () => {
     await expect(ledger.updateJob('zzzzzzzz', (j) => j)).rejects.toThrow(/zzzzzzzz vanished/);
   });
 
+  it('runs many updates of one process one after another, none of them waiting out lockWaitMs', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'gpuq-ledger-')), 'ledger.json');
+    // 100 updates at once take longer than lockWaitMs together (as `gpuq wait` of 100 jobs did)
+    const ledger = openLedger(path, { lockWaitMs: 300 });
+    const ids = Array.from({ length: 100 }, (_, i) => `j${String(i).padStart(7, '0')}`);
+    await Promise.all(ids.map((id) => ledger.update((jobs) => ({ jobs: [...jobs, job(id)], result: undefined }))));
+    expect((await ledger.readLive()).map((j) => j.id).sort()).toEqual(ids);
+  });
+
   it('waits for a lock another process holds for lockWaitMs, then refuses with exit 5 and changes nothing', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'gpuq-ledger-')), 'ledger.json');
     const ledger = openLedger(path, { lockWaitMs: 600 });

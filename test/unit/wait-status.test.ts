@@ -112,6 +112,12 @@ describe('waitStatusLine and fitLine', () => {
     );
   });
 
+  it('counts many jobs by state instead of naming each (a bulk submit)', () => {
+    const many = [...Array(5)].map(() => snap('running'));
+    many.push(snap('queued'), snap('done'), snap('pending'));
+    expect(waitStatusLine(many, NOW)).toBe('1 of 8 done · 5 running, 1 queued, 1 starting');
+  });
+
   it('cuts a line one column short of the terminal, with an ellipsis', () => {
     expect(fitLine('running 1m5s', 80)).toBe('running 1m5s');
     expect(fitLine('x'.repeat(100), 20)).toBe(`${'x'.repeat(18)}…`);

@@ -213,6 +213,7 @@ describe('the supervisor, run directly', () => {
     expect(env.ODD).toBe("$(touch /tmp/gpuq-pwned) `id` 'q'");
     expect(env.GPUQ_JOB_ID).toMatch(/^wr/);
     expect(env.PYTHONUNBUFFERED).toBe('1');
+    expect(env.PYTHONDONTWRITEBYTECODE).toBe('1');
     expect(env.TMPDIR).toMatch(/\/tmp$/);
   });
 
