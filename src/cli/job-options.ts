@@ -4,7 +4,7 @@
  * or the config; rerun: the job being run again). And the one way both wait: `--wait` and
  * `--follow` (services/submit.submitAndWait), with the status line on a terminal.
  */
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { exitCodeForVerdict } from '../core/exit-codes.js';
 import { formatDuration, formatSizeOption } from '../core/format.js';
 import { LIMITS, type LimitSpec } from '../core/limits.js';
@@ -40,9 +40,12 @@ export function addJobOptions(cmd: Command, forCmd: JobOptionsFor): Command {
     cmd.option(`${spec.flag} <${spec.placeholder}>`, `${spec.help}${was(` (built-in default: ${builtinText(spec)})`)}`);
   return (
     cmd
-      // Docker isolation is not built yet (the service refuses it): accepted, not advertised.
-      .addOption(new Option('--isolation <kind>', 'ulimit or docker').hideHelp())
-      .addOption(new Option('--image <name>', 'docker image (with --isolation docker)').hideHelp())
+      .option(
+        '--isolation <kind>',
+        `ulimit (the host, behind its trust boundary) or docker (a container of its own)${was('')}`,
+      )
+      .option('--image <name>', `the container image (with --isolation docker)${was('')}`)
+      .option('--keep-container', 'keep the container after the job, for a post-mortem (with --isolation docker)')
       .option(
         '--priority <n>',
         `place in the node's GPU queue: higher runs first (-1000 to 1000, default ${rerun ? "the job's" : '0'})`,

@@ -21,6 +21,8 @@ export interface RerunOverrides {
   limits: Partial<SubmitOptions['limits']>;
   isolation?: SubmitOptions['isolation'];
   image?: string;
+  /** `--keep-container`: keep the new job's container for a post-mortem (never taken from the old job). */
+  keepContainer?: boolean;
   env: Record<string, string>;
   args?: string[];
   priority?: number;
@@ -57,6 +59,7 @@ export function rerunOptions(old: Job, over: RerunOverrides): SubmitOptions {
     limits: { ...old.limits, ...over.limits },
     isolation: over.isolation ?? old.isolation,
     image: over.image ?? old.image,
+    ...(over.keepContainer ? { keepContainer: true } : {}),
     env: { ...old.env, ...over.env },
     args: over.args ?? old.args,
     priority: over.priority ?? old.priority ?? 0,
