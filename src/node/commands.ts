@@ -165,7 +165,7 @@ const REAP_CONTAINER =
   `{ [ -f container ] && [ -f container.cmd ] && ! grep -q '"state":"exited"' status.json 2>/dev/null && ` +
   `IFS= read -r gpuq_c <container && [[ "$gpuq_c" =~ ^gpuq-[a-z0-9-]{1,80}$ ]] && ` +
   `mapfile -t -n 16 gpuq_d <container.cmd && [ "\${#gpuq_d[@]}" -gt 0 ] && ` +
-  `timeout -s KILL 20 "\${gpuq_d[@]}" rm -f "$gpuq_c" >/dev/null 2>&1; } </dev/null`;
+  `timeout -s KILL 20 "\${gpuq_d[@]}" rm -f "$gpuq_c" "$gpuq_c-grade" >/dev/null 2>&1; } </dev/null`;
 
 /**
  * Reads everything the client needs to know about a job in one round trip: status.json,
