@@ -54,8 +54,9 @@ const READ_STATE_LINE =
  * data (ours, opened read-write so it never ends); `sleep 0.02` where that cannot be set up. A
  * launch polls status.json 10-40 times, and each `sleep` process cost ~10 ms of CPU here.
  */
+// The group's 2>/dev/null ends with it: on the `exec` itself it would silence the rest of the script's stderr.
 const NAP =
-  'exec {gpuq_z}<> <(:) 2>/dev/null; ' +
+  '{ exec {gpuq_z}<> <(:); } 2>/dev/null; ' +
   'gpuq_nap() { read -t 0.02 -u "${gpuq_z:-0}" _ 2>/dev/null </dev/null; [ $? -gt 128 ] || sleep 0.02; }';
 
 /** Prints status.json (at most 64 KiB) without following a link or blocking on a FIFO; fails when unreadable. */
