@@ -113,6 +113,7 @@ function graded(): Record<string, unknown> {
     dgood: comp(GOOD_GRADER, { timeout: '60s' }),
     dfat: comp('import time\nx = b"1" * (200 << 20)\ntime.sleep(30)\n', { timeout: '60s', memory: '64m' }),
     dloop: comp('import time\nwhile True:\n    time.sleep(1)\n', { timeout: '3s' }),
+    dslow: comp('import time\ntime.sleep(120)\n', { timeout: '60s' }),
   };
 }
 const WRITES = 'open("submission.csv", "w").write("a\\nb\\nc\\n")\n';
@@ -335,5 +336,17 @@ describe.concurrent('--isolation docker', () => {
     expect(code, show(job)).toBe(18);
     expect(job.verdict, show(job)).toMatchObject({ class: 'grading_failed', cause: 'grader_timeout' });
     expect(d.containers(job.id)).toEqual([]);
+  });
+
+  it("cancel while grading stops the grader's container: no container left", async () => {
+    const h = await home();
+    const id = await start(h, 'writes.py', WRITES, ['--competition', 'dslow', '--timeout', '60s']);
+    const running = () => d.containers(id).includes(`gpuq-${id}-grade`);
+    expect(await until(running, 60_000)).toBe(true);
+    const c = await gpuq(h, ['cancel', id]);
+    expect(c.code, c.stderr).toBe(0);
+    const w = await gpuq(h, ['wait', id, '--json']);
+    expect(d.containers(id)).toEqual([]);
+    expect(w.stdout).toMatch(/grading_failed|cancelled/);
   });
 });
