@@ -2,7 +2,7 @@
 
     python3 grade.py [--fresh] [--job-dir DIR] --submission REL [--data DIR] [--answers DIR]
                      --timeout-s S --memory-bytes B --output-bytes B --max-submission-bytes B
-                     -- GRADER...
+                     [--docker JSON] -- GRADER...
 
 Run by the supervisor (templates/wrapper.sh) once the program exited 0 and its processes are gone,
 and by `gpuq grade` for a regrade, in the job's folder, as the node account (the operator's code;
@@ -14,6 +14,13 @@ own session under its limits (wall clock: TERM, then KILL 2 s later; memory: the
 processes, checked every 50 ms; output: stdout.log + stderr.log), kills whatever it left, and
 writes `gradings/N/status.json` (atomically). The client judges that file and the feedback
 (src/core/grading.ts): this script decides nothing but what it measured.
+
+`--docker JSON` (a job under `--isolation docker`; src/core/docker-args.ts graderDockerArgs):
+{"command": [...], "image": ..., "name": ..., "keep": bool, "options": [...]}. The grader then runs
+in a fresh container (`docker run OPTIONS -- IMAGE GRADER... /gpuq/submission /gpuq/answers
+/gpuq/feedback`, the options' @GPUQ_...@ tokens filled in here): its memory is the container's
+--memory (OOMKilled from `docker inspect` is the memory kill), its timeout stops the container
+(`docker kill` TERM, then KILL), and the container is removed after (kept with "keep").
 
 `--fresh` (the supervisor's first grading): whatever the job left under `gradings` is removed first
 (without a boundary the program could have planted a grading there). Prints N on stdout; exit 0
@@ -52,6 +59,7 @@ def parse_args(argv):
         "memory_bytes": None,
         "output_bytes": None,
         "max_submission_bytes": None,
+        "docker": None,
     }
     names = {
         "--job-dir": "job_dir",
@@ -62,6 +70,7 @@ def parse_args(argv):
         "--memory-bytes": "memory_bytes",
         "--output-bytes": "output_bytes",
         "--max-submission-bytes": "max_submission_bytes",
+        "--docker": "docker",
     }
     i = 0
     while i < len(argv):
@@ -84,6 +93,14 @@ def parse_args(argv):
         if opts[k] is None:
             raise ValueError("--%s is required" % k.replace("_", "-"))
         opts[k] = float(opts[k]) if k == "timeout_s" else int(opts[k])
+    if opts["docker"] is not None:
+        d = json.loads(opts["docker"])
+        ok = isinstance(d, dict) and isinstance(d.get("image"), str) and isinstance(d.get("name"), str)
+        for k in ("command", "options"):
+            ok = ok and isinstance(d.get(k), list) and all(isinstance(a, str) for a in d[k])
+        if not ok or not d["command"]:
+            raise ValueError("--docker is not a container description")
+        opts["docker"] = d
     rel = opts["submission"]
     if not rel or rel.startswith("/") or any(p in ("", ".", "..") for p in rel.split("/")):
         raise ValueError("--submission must be a relative path without . or .. parts")
@@ -360,6 +377,83 @@ def file_size(dir_fd, name):
         return 0
 
 
+# --- the grader in a container (--docker)
+
+CONTAINER_PATHS = ("/gpuq/submission", "/gpuq/answers", "/gpuq/feedback")
+
+
+def docker_call(d, args):
+    """Runs `docker ARGS` (the node's docker command), quietly; (exit code, stdout) or (None, "")."""
+    try:
+        r = subprocess.run(
+            d["command"] + args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=60
+        )
+        return r.returncode, r.stdout.decode("utf-8", "replace")
+    except (OSError, subprocess.TimeoutExpired):
+        return None, ""
+
+
+def docker_argv(d, ndir, job_dir, grader, answers):
+    """`docker run` of the grader: the options with the node's values filled in, then the command."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    tokens = {
+        "@GPUQ_GRADING@": ndir,
+        "@GPUQ_WORK@": os.path.join(job_dir, "work"),
+        "@GPUQ_HOME@": os.path.expanduser("~"),
+        "@GPUQ_UID@": str(os.getuid()),
+        "@GPUQ_GID@": str(os.getgid()),
+        "@GPUQ_CPUS@": "%d.00" % cores,
+        "@GPUQ_THREADS@": str(cores),
+        "@GPUQ_GPUS@": "",
+    }
+    opts = []
+    for a in d["options"]:
+        for k, v in tokens.items():
+            a = a.replace(k, v)
+        opts.append(a)
+    paths = [CONTAINER_PATHS[0], CONTAINER_PATHS[1] if answers else "", CONTAINER_PATHS[2]]
+    return d["command"] + ["run"] + opts + ["--", d["image"]] + list(grader) + paths
+
+
+def end_container(d, nfd, state):
+    """After the `docker run` client ended: the container's exit and OOMKilled (the memory kill),
+    then its removal (unless kept). No container: Docker could not start it (stderr.log says why)."""
+    code, out = docker_call(d, ["inspect", "--format", "{{.State.ExitCode}} {{.State.OOMKilled}}", d["name"]])
+    parts = out.split()
+    if code == 0 and len(parts) == 2 and parts[0].isdigit():
+        exit_code = int(parts[0])
+        state["exitCode"] = exit_code
+        state["signal"] = exit_code - 128 if 128 < exit_code < 160 else None
+        if parts[1] == "true":
+            state["memoryKilled"] = True
+    elif state["error"] is None and not state["timedOut"] and not state["outputOverflow"]:
+        state["error"] = "the grader's container did not start (docker run exited %s): %s" % (
+            state["exitCode"],
+            last_line(nfd, "stderr.log") or "no message",
+        )
+    if not d.get("keep"):
+        docker_call(d, ["rm", "-f", d["name"]])
+
+
+def last_line(dir_fd, name):
+    """The last non-empty line of a log (its last 4 KiB), for an error message."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+        try:
+            size = os.fstat(fd).st_size
+            os.lseek(fd, max(0, size - 4096), 0)
+            text = os.read(fd, 4096).decode("utf-8", "replace")
+        finally:
+            os.close(fd)
+    except OSError:
+        return ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
 def run_grader(opts, nfd, ndir, sub_path, answers, state):
     """Runs the grader under its limits; fills STATE (exit, signal, timedOut, memoryKilled,
     outputOverflow, peakRssBytes, leftovers, error)."""
@@ -367,7 +461,13 @@ def run_grader(opts, nfd, ndir, sub_path, answers, state):
     feedback = os.path.join(ndir, "feedback")
     out_fd = os.open("stdout.log", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=nfd)
     err_fd = os.open("stderr.log", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=nfd)
-    argv = list(opts["grader"]) + [sub_path, answers, feedback]
+    d = opts["docker"]
+    if d is not None:
+        # A container of the same name left by an earlier grading (kept, or its grade.py killed).
+        docker_call(d, ["rm", "-f", d["name"]])
+        argv = docker_argv(d, ndir, os.path.dirname(os.path.dirname(ndir)), opts["grader"], answers)
+    else:
+        argv = list(opts["grader"]) + [sub_path, answers, feedback]
     env = {k: v for k, v in os.environ.items() if not k.startswith("GPUQ_")}
     if opts["data"]:
         env["GPUQ_DATA"] = opts["data"]
@@ -395,6 +495,7 @@ def run_grader(opts, nfd, ndir, sub_path, answers, state):
     killed_at = None
     peak = 0
     code = None
+    last_kill = 0.0
     while True:
         code = proc.poll()
         if code is not None:
@@ -404,6 +505,24 @@ def run_grader(opts, nfd, ndir, sub_path, answers, state):
         rss = sum(r for r, _st in table.values())
         peak = max(peak, rss)
         why = None
+        if d is not None:
+            # The container's cgroup holds the grader's memory (--memory); its client is all here.
+            if file_size(nfd, "stdout.log") + file_size(nfd, "stderr.log") > opts["output_bytes"]:
+                state["outputOverflow"] = True
+                killed_at = killed_at if killed_at is not None else t - KILL_GRACE_S
+            elif t >= deadline and killed_at is None:
+                state["timedOut"] = True
+                docker_call(d, ["kill", "--signal", "TERM", d["name"]])
+                killed_at = t
+            # KILL after the grace, asked again (a container Docker was still starting) until its client ends.
+            if killed_at is not None and t >= killed_at + KILL_GRACE_S and t >= last_kill + 0.5:
+                docker_call(d, ["kill", "--signal", "KILL", d["name"]])
+                last_kill = t
+            try:
+                proc.wait(POLL_S)
+            except subprocess.TimeoutExpired:
+                pass
+            continue
         if rss > opts["memory_bytes"]:
             state["memoryKilled"] = True
             why = "memory"
@@ -446,7 +565,9 @@ def run_grader(opts, nfd, ndir, sub_path, answers, state):
         state["exitCode"] = 128 - code
     else:
         state["exitCode"] = code
-    state["peakRssBytes"] = peak
+    state["peakRssBytes"] = peak if d is None else None
+    if d is not None:
+        end_container(d, nfd, state)
     state["leftovers"] = sweep(me)
     # the logs stay within the cap whatever was written between two checks
     for name in ("stdout.log", "stderr.log"):
@@ -459,6 +580,13 @@ def run_grader(opts, nfd, ndir, sub_path, answers, state):
                 os.close(fd)
         except OSError:
             pass
+
+
+def stop_container(opts):
+    """A grading stopped early: its container (if any) is killed, and removed unless kept."""
+    d = opts["docker"]
+    if d is not None:
+        docker_call(d, ["kill", d["name"]] if d.get("keep") else ["rm", "-f", d["name"]])
 
 
 def main(argv):
@@ -528,9 +656,11 @@ def main(argv):
     except KeyboardInterrupt:
         state["cancelled"] = True
         state["leftovers"] = sweep(os.getpid())
+        stop_container(opts)
     except OSError as e:
         state["error"] = "grading step failed: %s" % (e.strerror or e)
         state["leftovers"] = sweep(os.getpid())
+        stop_container(opts)
     state["state"] = "done"
     state["endedAtMs"] = now_ms()
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -33,6 +33,8 @@ export const NODE_TOKENS = {
   threads: '@GPUQ_THREADS@',
   /** The GPU indices the node leased, "0,2". */
   gpus: '@GPUQ_GPUS@',
+  /** The grading's folder, gradings/N (absolute; grade.py fills it in, N is only known there). */
+  grading: '@GPUQ_GRADING@',
 } as const;
 
 export type ContainerRole = 'run' | 'grade';
@@ -40,7 +42,7 @@ export type ContainerRole = 'run' | 'grade';
 /** Host folders a container mounts, by role (host paths may hold NODE_TOKENS). */
 export type ContainerMounts =
   | { role: 'run'; work: string; data: string | null }
-  | { role: 'grade'; submission: string; answers: string; feedback: string };
+  | { role: 'grade'; submission: string; answers: string | null; feedback: string };
 
 export interface ContainerSpec {
   mounts: ContainerMounts;
@@ -150,7 +152,7 @@ export function dockerRunOptions(spec: ContainerSpec): string[] {
   } else {
     o.push(
       `--mount=${mount(m.submission, CONTAINER_PATHS.submission, true)}`,
-      `--mount=${mount(m.answers, CONTAINER_PATHS.answers, true)}`,
+      ...(m.answers === null ? [] : [`--mount=${mount(m.answers, CONTAINER_PATHS.answers, true)}`]),
       `--mount=${mount(m.feedback, CONTAINER_PATHS.feedback, false)}`,
       `--workdir=${CONTAINER_PATHS.feedback}`,
     );
@@ -198,4 +200,64 @@ export function dockerRunOptions(spec: ContainerSpec): string[] {
 /** The whole `docker run` argument list after the docker command: options, `--`-free image, command. */
 export function dockerRunArgs(spec: ContainerSpec): string[] {
   return ['run', ...dockerRunOptions(spec), spec.image, ...spec.command];
+}
+
+/** What the grader's container needs (`--isolation docker`; templates/grade.py's `--docker`). */
+export interface GraderContainer {
+  jobId: string;
+  submitter: string;
+  /** The competition's graderImage, else its image, else the job's. */
+  image: string;
+  /** The competition's answers folder on the node ("~/" is the node account's home), or null. */
+  answers: string | null;
+  /** graderLimits.memory: the container's --memory (swap equal). */
+  memoryBytes: number;
+  /** The job's pids limit, the grader's too (null: none). */
+  pids: number | null;
+  /** The node's docker command (["docker"]) and its extra flags (runtime included). */
+  docker: readonly string[];
+  extraFlags: readonly string[];
+  /** --keep-container: the grader's container is kept too. */
+  keep: boolean;
+}
+
+/**
+ * grade.py's `--docker JSON` argument for a job under Docker: the grader then runs in a fresh
+ * container of its own (role `grade`: the submission and answers read-only, the feedback folder
+ * writable, no network, the run's lock-down flags), which grade.py starts, stops on its timeout,
+ * inspects (OOMKilled) and removes. The options keep NODE_TOKENS, which grade.py fills in on
+ * the node (the grading folder among them); `--pull=never`: a missing image is an error, not a pull.
+ */
+export function graderDockerArgs(g: GraderContainer): string[] {
+  const answers = g.answers?.startsWith('~/') ? `${NODE_TOKENS.home}/${g.answers.slice(2)}` : g.answers;
+  const options = dockerRunOptions({
+    mounts: {
+      role: 'grade',
+      submission: `${NODE_TOKENS.grading}/submission`,
+      answers: answers || null,
+      feedback: `${NODE_TOKENS.grading}/feedback`,
+    },
+    jobId: g.jobId,
+    submitter: g.submitter,
+    image: g.image,
+    network: false,
+    memoryBytes: Math.floor(g.memoryBytes),
+    pids: g.pids,
+    files: null,
+    fileSizeBytes: null,
+    cpuTimeS: null,
+    graceS: 2,
+    gpus: 0,
+    env: {},
+    extraFlags: g.extraFlags,
+    command: [],
+  });
+  const spec = {
+    command: g.docker,
+    image: g.image,
+    name: containerName(g.jobId, 'grade'),
+    keep: g.keep,
+    options: ['--pull=never', ...options],
+  };
+  return ['--docker', JSON.stringify(spec)];
 }

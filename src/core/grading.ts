@@ -219,6 +219,8 @@ export function judgeGrading(files: GradingFiles, c: GradingContext): GradingJud
           }
         : null,
   };
+  // The folder's number only where grade.py wrote it (its status.json); a guessed one is left out.
+  if (s) base.number = n;
   const evidence = gradingEvidence(files, tag);
   const operator = (cause: string, why: string, hints: string[]): GradingJudgement => ({
     grading: { ...base, class: 'grading_failed', cause, message: clip(printableLine(why), MESSAGE_KEEP) },

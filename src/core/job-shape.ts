@@ -56,6 +56,8 @@ export const gradingShape = obj({
   answersFingerprint: nullable(str),
   /** The submission file as checked before the grader saw it, or null where there was none. */
   submission: nullable(obj({ bytes: num, sha256: str, crlf: bool, encoding: str })),
+  /** Its folder's number N (gradings/N on the node), where the node's status.json said so; older records lack it. */
+  number: optional(num),
 });
 
 /** A job's verdict, once it is done (the type `Verdict` of core/types is inferred from it). */

@@ -54,8 +54,9 @@ const READ_STATE_LINE =
  * data (ours, opened read-write so it never ends); `sleep 0.02` where that cannot be set up. A
  * launch polls status.json 10-40 times, and each `sleep` process cost ~10 ms of CPU here.
  */
+// The group's 2>/dev/null ends with it: on the `exec` itself it would silence the rest of the script's stderr.
 const NAP =
-  'exec {gpuq_z}<> <(:) 2>/dev/null; ' +
+  '{ exec {gpuq_z}<> <(:); } 2>/dev/null; ' +
   'gpuq_nap() { read -t 0.02 -u "${gpuq_z:-0}" _ 2>/dev/null </dev/null; [ $? -gt 128 ] || sleep 0.02; }';
 
 /** Prints status.json (at most 64 KiB) without following a link or blocking on a FIFO; fails when unreadable. */
@@ -165,7 +166,7 @@ const REAP_CONTAINER =
   `{ [ -f container ] && [ -f container.cmd ] && ! grep -q '"state":"exited"' status.json 2>/dev/null && ` +
   `IFS= read -r gpuq_c <container && [[ "$gpuq_c" =~ ^gpuq-[a-z0-9-]{1,80}$ ]] && ` +
   `mapfile -t -n 16 gpuq_d <container.cmd && [ "\${#gpuq_d[@]}" -gt 0 ] && ` +
-  `timeout -s KILL 20 "\${gpuq_d[@]}" rm -f "$gpuq_c" >/dev/null 2>&1; } </dev/null`;
+  `timeout -s KILL 20 "\${gpuq_d[@]}" rm -f "$gpuq_c" "$gpuq_c-grade" >/dev/null 2>&1; } </dev/null`;
 
 /**
  * Reads everything the client needs to know about a job in one round trip: status.json,

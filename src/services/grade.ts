@@ -15,7 +15,9 @@ import type { CompetitionConfig } from '../config/types.js';
 import { regradeJob } from '../node/protocol.js';
 import type { AppContext } from './context.js';
 import { openJobLink } from './job-link.js';
-import { findJob } from './jobs.js';
+import { graderContainerArgs } from './grader-container.js';
+import { findJob, nodeOf } from './jobs.js';
+import { submitterName } from './submit.js';
 
 /** The verdict classes a job whose program exited 0 (and was perhaps graded) can have. */
 const PROGRAM_SUCCEEDED: readonly VerdictClass[] = ['succeeded', 'rejected', 'grading_failed'];
@@ -77,10 +79,13 @@ export async function gradeJobs(ctx: AppContext, ids: string[], onGraded?: (job:
 async function gradeOne(ctx: AppContext, job: Job, scripts: { grade: string; fingerprint: string }): Promise<Job> {
   const comp = regradable(ctx, job);
   const dir = (job.remote as NonNullable<Job['remote']>).dir;
+  // A Docker job's grader runs in a container again (never kept: --keep-container was the run's).
+  const container = graderContainerArgs(job, comp, nodeOf(ctx, job), job.image, submitterName(), false);
+  const args = [...container, ...gradeArgs(comp)];
   const link = openJobLink(ctx, job);
   // Not retried: a grading that ran before a dropped link would be run twice.
   const r = await link
-    .run((t) => regradeJob(t, dir, comp.submission, scripts, gradeArgs(comp)), { maxAttempts: 1 })
+    .run((t) => regradeJob(t, dir, comp.submission, scripts, args), { maxAttempts: 1 })
     .finally(() => link.close());
   if (r.kind === 'no-folder')
     throw new UserError(

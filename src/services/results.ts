@@ -82,7 +82,7 @@ export async function jobResults(ctx: AppContext, id: string): Promise<JobResult
     state: job.state,
     graded: newest !== null,
     note: newest === null ? notGradedNote(job, comp) : null,
-    grading: newest === null ? null : gradings.length,
+    grading: newest === null ? null : (newest.number ?? gradings.length),
     newest,
     gradings,
   };

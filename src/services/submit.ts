@@ -22,6 +22,7 @@ import type { NodeConfig } from '../config/types.js';
 import { adoptLaunch, launchJob, type LaunchFiles } from '../node/protocol.js';
 import { commandFor, type DockerSpec, renderWrapper, type WrapperSpec } from '../node/wrapper.js';
 import { containerName, dockerRunOptions, NODE_TOKENS } from '../core/docker-args.js';
+import { graderContainerArgs } from './grader-container.js';
 import type { AppContext } from './context.js';
 import type { WaitWatch } from './wait.js';
 import { findJob, recordVerdict } from './jobs.js';
@@ -464,7 +465,7 @@ export function recordStarted(
 }
 
 /** Who submits, for the node's lease files and queue reasons: user@host of this machine. */
-function submitterName(): string {
+export function submitterName(): string {
   let user = 'unknown';
   try {
     user = userInfo().username;
@@ -506,11 +507,29 @@ function bundleOf(ctx: AppContext, plan: SubmitPlan, templates: Templates): Laun
   };
 }
 
-/** The wrapper's competition part (issue 13): data, answers and grade.py's arguments. */
-function competitionSpec(ctx: AppContext, name: string | null): WrapperSpec['competition'] {
+/**
+ * The wrapper's competition part (issue 13): data, answers and grade.py's arguments (those that
+ * put the grader in a container first, for a Docker job).
+ */
+function competitionSpec(ctx: AppContext, name: string | null, container: string[] = []): WrapperSpec['competition'] {
   const c = name ? ctx.config.competitions[name] : undefined;
   if (!c) return undefined;
-  return { data: c.data, answers: c.answers, grade: gradeArgs(c) };
+  const grade = gradeArgs(c);
+  return { data: c.data, answers: c.answers, grade: grade.length > 0 ? [...container, ...grade] : grade };
+}
+
+/** A Docker job's grader container (services/grader-container), or none on the host. */
+function graderContainerOf(
+  ctx: AppContext,
+  opts: SubmitOptions,
+  job: Job,
+  node: NodeConfig,
+  docker: DockerSpec | undefined,
+  submitter: string,
+): string[] {
+  if (!docker || !opts.competition) return [];
+  const comp = ctx.config.competitions[opts.competition];
+  return graderContainerArgs(job, comp, node, docker.image, submitter, docker.keep);
 }
 
 /** templates/grade.py and fingerprint.py, uploaded with a job its supervisor grades. */
@@ -562,7 +581,7 @@ export function wrapperFor(
     runAs: node.runAs,
     requireBoundary: opts.competition ? (ctx.config.competitions[opts.competition]?.requireBoundary ?? false) : false,
     hideDirs: node.transport === 'local' ? [ctx.config.stateDir] : [],
-    competition: competitionSpec(ctx, opts.competition),
+    competition: competitionSpec(ctx, opts.competition, graderContainerOf(ctx, opts, job, node, docker, submitter)),
   });
 }
 

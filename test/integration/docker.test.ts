@@ -70,7 +70,8 @@ async function home(socket?: string, runAs?: string): Promise<Home> {
       defaults: { isolation: 'docker' },
       nodes: { local: { transport: 'local', docker: { command: dockerCommand(socket), image: TEST_IMAGE } } },
       competitions: {
-        sealed: { dataDir: join(fixture, 'data'), requireBoundary: true },
+        sealed: { data: join(fixture, 'data'), requireBoundary: true },
+        ...graded(),
       },
     },
     {},
@@ -79,6 +80,43 @@ async function home(socket?: string, runAs?: string): Promise<Home> {
   homes.push(h);
   return h;
 }
+
+/**
+ * Competitions whose grader runs in its own container (the image's python3): `dgood` scores the
+ * number of lines and reports what it saw, `dfat` goes over its 64 MiB, `dloop` over its 3 s.
+ */
+const GOOD_GRADER = [
+  'import os, sys',
+  'sub, ans, fb = sys.argv[1:4]',
+  'n = len(open(sub).read().splitlines())',
+  'seen = int(open(os.path.join(ans, "secret.txt")).read() == "the answers\\n")',
+  'try:',
+  '    open(os.path.join(ans, "planted"), "w").write("x")',
+  '    wrote = 1',
+  'except OSError:',
+  '    wrote = 0',
+  'paths = int((sub, ans, fb) == ("/gpuq/submission", "/gpuq/answers", "/gpuq/feedback"))',
+  // python3-minimal has no json module
+  'line = \'{"score": %d, "seen": %d, "wrote": %d, "paths": %d}\\n\' % (n, seen, wrote, paths)',
+  'open(os.path.join(fb, "results.jsonl"), "w").write(line)',
+  'sys.exit(42)',
+].join('\n');
+function graded(): Record<string, unknown> {
+  const comp = (source: string, limits: Record<string, string>) => ({
+    data: join(fixture, 'data'),
+    answers: join(fixture, 'answers'),
+    // One line (the config refuses line breaks): the source as a Python string literal.
+    grader: ['python3', '-c', `exec(${JSON.stringify(source)})`],
+    graderLimits: limits,
+  });
+  return {
+    dgood: comp(GOOD_GRADER, { timeout: '60s' }),
+    dfat: comp('import time\nx = b"1" * (200 << 20)\ntime.sleep(30)\n', { timeout: '60s', memory: '64m' }),
+    dloop: comp('import time\nwhile True:\n    time.sleep(1)\n', { timeout: '3s' }),
+    dslow: comp('import time\ntime.sleep(120)\n', { timeout: '60s' }),
+  };
+}
+const WRITES = 'open("submission.csv", "w").write("a\\nb\\nc\\n")\n';
 
 /** `gpuq submit PROGRAM --wait --json OPTS…`: the exit code and the job. */
 async function submit(
@@ -263,5 +301,52 @@ describe.concurrent('--isolation docker', () => {
     const out = read(`${job.remote?.dir}/stdout.log`);
     expect(out.trim()).toBe(`uid ${userIds(sshd.user)?.uid}`);
     expect(d.containers(job.id)).toEqual([]);
+  });
+
+  it('grades in a container of its own: sees /gpuq/submission and /gpuq/answers, cannot write the answers; gpuq grade grades in one again', async () => {
+    const h = await home();
+    const { code, job } = await submit(h, 'writes.py', WRITES, ['--competition', 'dgood', '--timeout', '60s']);
+    expect(code, show(job)).toBe(0);
+    expect(job.score, show(job)).toBe(3);
+    expect(job.metrics).toMatchObject({ seen: 1, wrote: 0, paths: 1 });
+    expect(job.gradings?.[0]?.number).toBe(1);
+    expect(read(join(fixture, 'answers', 'planted'))).toBe('');
+    expect(d.containers(job.id)).toEqual([]);
+    const again = await gpuq(h, ['grade', job.id, '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    const [regraded] = JSON.parse(again.stdout) as Job[];
+    expect(regraded?.gradings?.map((g) => [g.number, g.score])).toEqual([
+      [1, 3],
+      [2, 3],
+    ]);
+    expect(d.containers(job.id)).toEqual([]);
+  });
+
+  it('a grader over its memory is grading_failed/grader_oom (the container OOMKilled)', async () => {
+    const h = await home();
+    const { code, job } = await submit(h, 'writes.py', WRITES, ['--competition', 'dfat', '--timeout', '60s']);
+    expect(code, show(job)).toBe(18);
+    expect(job.verdict, show(job)).toMatchObject({ class: 'grading_failed', cause: 'grader_oom' });
+    expect(d.containers(job.id)).toEqual([]);
+  });
+
+  it('a looping grader is grading_failed/grader_timeout, and no container is left', async () => {
+    const h = await home();
+    const { code, job } = await submit(h, 'writes.py', WRITES, ['--competition', 'dloop', '--timeout', '60s']);
+    expect(code, show(job)).toBe(18);
+    expect(job.verdict, show(job)).toMatchObject({ class: 'grading_failed', cause: 'grader_timeout' });
+    expect(d.containers(job.id)).toEqual([]);
+  });
+
+  it("cancel while grading stops the grader's container: no container left", async () => {
+    const h = await home();
+    const id = await start(h, 'writes.py', WRITES, ['--competition', 'dslow', '--timeout', '60s']);
+    const running = () => d.containers(id).includes(`gpuq-${id}-grade`);
+    expect(await until(running, 60_000)).toBe(true);
+    const c = await gpuq(h, ['cancel', id]);
+    expect(c.code, c.stderr).toBe(0);
+    const w = await gpuq(h, ['wait', id, '--json']);
+    expect(d.containers(id)).toEqual([]);
+    expect(w.stdout).toMatch(/grading_failed|cancelled/);
   });
 });

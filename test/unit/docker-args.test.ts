@@ -11,6 +11,7 @@ import {
   containerName,
   dockerRunArgs,
   dockerRunOptions,
+  graderDockerArgs,
   isImageName,
   NODE_TOKENS,
 } from '../../src/core/docker-args.js';
@@ -91,6 +92,47 @@ describe('dockerRunOptions', () => {
   it('quotes a mount path holding a comma, so it stays one field', () => {
     const o = dockerRunOptions(spec({ mounts: { role: 'run', work: '/w', data: '/srv/a,b"c' } }));
     expect(o).toContain('--mount=type=bind,"source=/srv/a,b""c",target=/gpuq/data,readonly');
+  });
+
+  it("grade.py's --docker: the grading folder and home left to the node, no network, swap equal, no pull", () => {
+    const [flag, json] = graderDockerArgs({
+      jobId: 'k2x9a1b3',
+      submitter: 'ann@laptop',
+      image: 'grader:1',
+      answers: '~/comp/answers',
+      memoryBytes: 64 * MiB,
+      pids: 32,
+      docker: ['docker'],
+      extraFlags: ['--shm-size=1g'],
+      keep: false,
+    });
+    expect(flag).toBe('--docker');
+    const d = JSON.parse(json as string);
+    expect(d).toMatchObject({ command: ['docker'], image: 'grader:1', name: 'gpuq-k2x9a1b3-grade', keep: false });
+    expect(d.options).toContain('--pull=never');
+    expect(d.options).toContain('--network=none');
+    expect(d.options).toContain(`--memory=${64 * MiB}`);
+    expect(d.options).toContain(`--memory-swap=${64 * MiB}`);
+    expect(d.options).toContain('--pids-limit=32');
+    expect(d.options).toContain('--shm-size=1g');
+    expect(d.options).toContain('--mount=type=bind,source=@GPUQ_GRADING@/submission,target=/gpuq/submission,readonly');
+    expect(d.options).toContain('--mount=type=bind,source=@GPUQ_HOME@/comp/answers,target=/gpuq/answers,readonly');
+    expect(d.options).toContain('--mount=type=bind,source=@GPUQ_GRADING@/feedback,target=/gpuq/feedback');
+    const none = JSON.parse(
+      graderDockerArgs({
+        ...JSON.parse('{}'),
+        jobId: 'a',
+        submitter: 's',
+        image: 'i',
+        answers: null,
+        memoryBytes: 1,
+        pids: null,
+        docker: ['docker'],
+        extraFlags: [],
+        keep: true,
+      })[1] as string,
+    );
+    expect(none.options.join(' ')).not.toMatch(/gpuq\/answers/);
   });
 
   it('grades in a fresh container: submission and answers read-only, feedback writable', () => {

@@ -290,6 +290,11 @@ describe('judgeGrading: who is to blame', () => {
     expect(fat.hints.join(' ')).toMatch(/graderLimits\.memory/);
   });
 
+  it("records the grading folder's number where a status.json was read, never a guessed one", () => {
+    expect(judge({ ...files(), number: 3 }).grading.number).toBe(3);
+    expect(judge({ ...files(), number: 3, status: null }).grading.number).toBeUndefined();
+  });
+
   it("a fingerprint that is not one is dropped; a time that is not one falls back to the client's", () => {
     const j = judge(files({}, { dataFingerprint: '\u001b[31mred', endedAtMs: 5 }));
     expect(j.grading.dataFingerprint).toBeNull();
