@@ -121,19 +121,20 @@ describe('verdicts and exit codes', () => {
     const job = await gpuqJson<Job>(h, ['show', id]);
     const sup = job.remote?.supervisorPid as number;
     const pid = job.remote?.pid as number;
-    // The timer: the supervisor's bash subshell sleeping out the timeout.
+    // The timer: the supervisor's bash subshell waiting out the timeout on job.lock (flock), or
+    // sleeping where the lock is not held.
     let timer: number | undefined;
     expect(
       await until(() => {
         timer = childrenOf(sup).find(
-          (c) => c.comm === 'bash' && childrenOf(c.pid).some((g) => g.comm === 'sleep'),
+          (c) => c.comm === 'bash' && childrenOf(c.pid).some((g) => g.comm === 'flock' || g.comm === 'sleep'),
         )?.pid;
         return timer !== undefined;
       }),
       'no timer subshell under the supervisor',
     ).toBe(true);
     process.kill(sup, 'SIGKILL');
-    // The timer wakes at the timeout, finds its supervisor gone and ends without acting.
+    // The timer sees the lock freed (or wakes at the timeout), finds its supervisor gone and ends without acting.
     expect(await until(() => !alive(timer as number) || isZombie(timer as number), 30_000), 'the timer lingers').toBe(
       true,
     );
