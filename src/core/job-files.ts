@@ -159,6 +159,52 @@ export function parseStatusFile(text: string | undefined): StatusFile | null {
   return parseJsonAs(statusFileShape, text);
 }
 
+/**
+ * The status.json a launch or an adoption read, as a StatusFile whatever it held. Where the job
+ * has no boundary it can replace status.json the moment it starts, and the launch may read that
+ * forgery: a file of the wrong shape must neither fail the submit (the job runs) nor put an
+ * ill-typed field in the ledger (which would then refuse every command). So a well-formed file is
+ * taken as it is; otherwise only what is well-typed is kept, the rest unknown (null), and the
+ * verdict comes later from the supervisor's end as for any job. Null when it is not JSON at all.
+ */
+export function launchStatusOf(text: string): StatusFile | null {
+  const whole = parseStatusFile(text);
+  if (whole !== null) return whole;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  const r = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+  const int = (v: unknown) => (typeof v === 'number' && Number.isSafeInteger(v) ? v : null);
+  const states = ['starting', 'queued', 'running', 'grading', 'exited'] as const;
+  const state = states.find((x) => x === r.state) ?? 'running';
+  return {
+    version: 1,
+    state,
+    supervisorPid: int(r.supervisorPid) ?? 0,
+    pid: int(r.pid),
+    pgid: int(r.pgid),
+    bootId: typeof r.bootId === 'string' ? r.bootId : '',
+    startedAtMs: int(r.startedAtMs) ?? 0,
+    endedAtMs: null,
+    exitCode: null,
+    signal: null,
+    timedOut: false,
+    cancelled: false,
+    limitFired: null,
+    killedAfterGrace: false,
+    cpuSeconds: null,
+    cgroup: null,
+    oomKills: null,
+    pidsRefused: null,
+    kernelOom: [],
+    leftovers: 0,
+    gpus: Array.isArray(r.gpus) ? r.gpus.filter((g): g is number => int(g) !== null) : [],
+  };
+}
+
 /** monitor.json's text as a MonitorFile, or null when it is empty, torn or of the wrong shape. */
 export function parseMonitorFile(text: string | undefined): MonitorFile | null {
   return parseJsonAs(monitorFileShape, text);

@@ -2,6 +2,7 @@
  * The job protocol on a node: the one module that runs the scripts of commands.ts through a
  * Transport and turns their output into data.
  */
+import { launchStatusOf } from '../core/job-files.js';
 import { randomBytes } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { NodeFaultError, UserError } from '../core/errors.js';
@@ -83,11 +84,10 @@ function nonce(): string {
 export const INLINE_PROGRAM_MAX = 64 * 1024;
 
 function parseStatus(t: Transport, dir: string, out: string): StatusFile {
-  try {
-    return JSON.parse(out) as StatusFile;
-  } catch {
+  const status = launchStatusOf(out);
+  if (status === null)
     throw new NodeFaultError(t.node, `on node ${t.node}, the supervisor wrote no readable status.json (${dir})`);
-  }
+  return status;
 }
 
 /** The grading step's scripts as files of the job folder, for a job its supervisor grades (none otherwise). */

@@ -642,7 +642,7 @@ async function launchOn(
       gpus,
       {
         dir: started.dir,
-        supervisorPid: s.supervisorPid,
+        supervisorPid: s.supervisorPid > 0 ? s.supervisorPid : null,
         pid: s.pid,
         bootId: s.bootId,
         boundary: s.boundary ?? 'none',
