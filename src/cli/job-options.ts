@@ -38,35 +38,33 @@ export function addJobOptions(cmd: Command, forCmd: JobOptionsFor): Command {
     .option('--competition <name>', `a competition from the config${was('')}`);
   for (const spec of LIMITS as readonly LimitSpec[])
     cmd.option(`${spec.flag} <${spec.placeholder}>`, `${spec.help}${was(` (built-in default: ${builtinText(spec)})`)}`);
-  return (
-    cmd
-      .option(
-        '--isolation <kind>',
-        `ulimit (the host, behind its trust boundary) or docker (a container of its own)${was('')}`,
-      )
-      .option('--image <name>', `the container image (with --isolation docker)${was('')}`)
-      .option('--keep-container', 'keep the container after the job, for a post-mortem (with --isolation docker)')
-      .option(
-        '--priority <n>',
-        `place in the node's GPU queue: higher runs first (-1000 to 1000, default ${rerun ? "the job's" : '0'})`,
-      )
-      .option('--env <KEY=VALUE>', `set a variable for the job (repeatable${rerun ? "; over the job's" : ''})`, collect)
-      .option(
-        '--arg <value>',
-        `pass an argument to the program (repeatable${rerun ? "; replaces the job's arguments" : ''})`,
-        collect,
-      )
-      .option(
-        '--include <path>',
-        'upload this file or folder too, next to the program under its own name (repeatable; links refused' +
-          `${rerun ? '; not kept from the job' : ''})`,
-        collect,
-      )
-      .option('--wait', 'wait for the verdict; exit with its code (see gpuq --help for the codes)')
-      .option('--follow', "with --wait (implied): stream the program's stdout and stderr, then the verdict on stderr")
-      .option('--json', `print the ${rerun ? 'new ' : ''}job as JSON`)
-      .option('-q, --quiet', `print the ${rerun ? 'new ' : ''}id alone`)
-  );
+  return cmd
+    .option(
+      '--isolation <kind>',
+      `ulimit (the host, behind its trust boundary) or docker (a container of its own)${was('')}`,
+    )
+    .option('--image <name>', `the container image (with --isolation docker)${was('')}`)
+    .option('--keep-container', 'keep the container after the job, for a post-mortem (with --isolation docker)')
+    .option(
+      '--priority <n>',
+      `place in the node's GPU queue: higher runs first (-1000 to 1000, default ${rerun ? "the job's" : '0'})`,
+    )
+    .option('--env <KEY=VALUE>', `set a variable for the job (repeatable${rerun ? "; over the job's" : ''})`, collect)
+    .option(
+      '--arg <value>',
+      `pass an argument to the program (repeatable${rerun ? "; replaces the job's arguments" : ''})`,
+      collect,
+    )
+    .option(
+      '--include <path>',
+      'upload this file or folder too, next to the program under its own name (repeatable; links refused' +
+        `${rerun ? '; not kept from the job' : ''})`,
+      collect,
+    )
+    .option('--wait', 'wait for the verdict; exit with its code (see gpuq --help for the codes)')
+    .option('--follow', "with --wait (implied): stream the program's stdout and stderr, then the verdict on stderr")
+    .option('--json', `print the ${rerun ? 'new ' : ''}job as JSON`)
+    .option('-q, --quiet', `print the ${rerun ? 'new ' : ''}id alone`);
 }
 
 /**

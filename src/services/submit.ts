@@ -559,7 +559,12 @@ export function wrapperFor(
   return renderWrapper(templates.wrapper, {
     jobId: job.id,
     // In a container, the image's python3 (the node's "python" is a path on the host).
-    command: commandFor(plan.checked.name, docker ? 'python3' : node.python, plan.checked.hasShebang, opts.args) as string[],
+    command: commandFor(
+      plan.checked.name,
+      docker ? 'python3' : node.python,
+      plan.checked.hasShebang,
+      opts.args,
+    ) as string[],
     docker,
     env: opts.env,
     limits: plan.limits,
