@@ -118,6 +118,7 @@ init_state() {
   BOOT_ID=; read -r BOOT_ID 2>/dev/null </proc/sys/kernel/random/boot_id; BOOT_ID=${BOOT_ID:-unknown}
   now_ms_to STARTED_MS
   START_UPTIME=; read -r START_UPTIME _ 2>/dev/null </proc/uptime; START_UPTIME=${START_UPTIME:-0}
+  key_value OOM_KILLS_AT_START oom_kill /proc/vmstat # kernel_oom_evidence's gate
   JOB_PID=""
   ENDED_MS=""
   EXIT_CODE=""
@@ -312,7 +313,12 @@ remove_cgroups() {
 # The kernel's OOM lines about this job, where the kernel log is readable (root, or dmesg_restrict=0):
 # those naming its cgroup, its main pid or any pid the monitor saw in its tree (pids.seen).
 kernel_oom_evidence() {
-  local lines pids
+  local lines pids n
+  # The kernel counts every OOM kill on the machine (/proc/vmstat oom_kill, Linux 4.13+): when the
+  # count has not moved since the job started, no log line can be about it, and the scan (eight
+  # processes) is skipped. Without the counter the log is always read.
+  key_value n oom_kill /proc/vmstat
+  [ -n "$n" ] && [ -n "$OOM_KILLS_AT_START" ] && [ "$n" = "$OOM_KILLS_AT_START" ] && return 0
   pids=$( { echo "$JOB_PID"; tail -n 2000 pids.seen 2>/dev/null; } | grep -x '[0-9]\{1,10\}' | sort -u | paste -sd'|' -)
   lines=$(dmesg 2>/dev/null | awk -v s="$START_UPTIME" '{ t = $0; sub(/^\[ */, "", t); sub(/\].*/, "", t); if (t + 0 >= s - 1) print }' |
     grep -E "oom-kill|Out of memory|Killed process" | grep -E "gpuq-$JOB_ID|gpuq/$JOB_ID${CONTAINER_ID:+|$CONTAINER_ID}|(pid=|process )($pids)[ ,]" | tail -n 5 | tr -d '\000-\011\013-\037\\"')
@@ -721,7 +727,23 @@ wait_for_job() {
   # CPU time of the job and its reaped children (second line of `times`: children's user and sys).
   # `times` must run in this shell, not in a pipeline's subshell, to see the job.
   times >.times 2>/dev/null
-  CPU_SECONDS=$(sed -n 2p .times | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] } printf "%.2f", t }')
+  cpu_seconds_of_times
+}
+
+# CPU_SECONDS from .times' second line ("0m1.250s 0m0.031s": the children's user and system
+# time), to the hundredth, rounded; empty when it does not parse. Builtins only: sed and awk
+# here were two of the forks between the program's end and its verdict.
+cpu_seconds_of_times() {
+  local _ u s f frac ms=0
+  CPU_SECONDS=""
+  { read -r _; read -r u s; } 2>/dev/null <.times || return 0
+  for f in "$u" "$s"; do
+    [[ "$f" =~ ^([0-9]{1,9})m([0-9]{1,2})[.,]([0-9]{1,6})s$ ]] || return 0
+    frac=${BASH_REMATCH[3]}000 && frac=${frac:0:3}
+    ms=$((ms + 10#${BASH_REMATCH[1]} * 60000 + 10#${BASH_REMATCH[2]} * 1000 + 10#$frac))
+  done
+  ms=$(((ms + 5) / 10))
+  printf -v CPU_SECONDS '%d.%02d' $((ms / 100)) $((ms % 100))
 }
 
 # Sweep: nothing the job started outlives it (process group, then the marker and cgroups).
