@@ -118,7 +118,9 @@ init_state() {
   BOOT_ID=; read -r BOOT_ID 2>/dev/null </proc/sys/kernel/random/boot_id; BOOT_ID=${BOOT_ID:-unknown}
   now_ms_to STARTED_MS
   START_UPTIME=; read -r START_UPTIME _ 2>/dev/null </proc/uptime; START_UPTIME=${START_UPTIME:-0}
-  key_value OOM_KILLS_AT_START oom_kill /proc/vmstat # kernel_oom_evidence's gate
+  # kernel_oom_evidence's gate; GPUQ_VMSTAT (tests only) names another counter file.
+  VMSTAT=${GPUQ_VMSTAT:-/proc/vmstat}
+  key_value OOM_KILLS_AT_START oom_kill "$VMSTAT"
   JOB_PID=""
   ENDED_MS=""
   EXIT_CODE=""
@@ -317,7 +319,7 @@ kernel_oom_evidence() {
   # The kernel counts every OOM kill on the machine (/proc/vmstat oom_kill, Linux 4.13+): when the
   # count has not moved since the job started, no log line can be about it, and the scan (eight
   # processes) is skipped. Without the counter the log is always read.
-  key_value n oom_kill /proc/vmstat
+  key_value n oom_kill "$VMSTAT"
   [ -n "$n" ] && [ -n "$OOM_KILLS_AT_START" ] && [ "$n" = "$OOM_KILLS_AT_START" ] && return 0
   pids=$( { echo "$JOB_PID"; tail -n 2000 pids.seen 2>/dev/null; } | grep -x '[0-9]\{1,10\}' | sort -u | paste -sd'|' -)
   lines=$(dmesg 2>/dev/null | awk -v s="$START_UPTIME" '{ t = $0; sub(/^\[ */, "", t); sub(/\].*/, "", t); if (t + 0 >= s - 1) print }' |

@@ -64,7 +64,12 @@ function runWrapper(
   });
   writeFileSync(join(dir, 'run.sh'), script, { mode: 0o700 });
   const enter = enterCpuCgroup ? `echo $$ > '${enterCpuCgroup}/cgroup.procs'; ` : '';
-  const env = path === undefined ? process.env : { ...process.env, PATH: `${path}:${process.env.PATH ?? ''}` };
+  // A stand-in dmesg comes with a kernel OOM-kill counter that cannot be read, so that the
+  // supervisor reads the log whether or not the machine's counter moved (kernel_oom_evidence).
+  const env =
+    path === undefined
+      ? process.env
+      : { ...process.env, PATH: `${path}:${process.env.PATH ?? ''}`, GPUQ_VMSTAT: join(path, 'no-vmstat') };
   execFileSync('bash', ['-c', `${enter}exec setsid -w bash ./run.sh`], {
     cwd: dir,
     stdio: 'ignore',
