@@ -21,20 +21,26 @@ export const READ_CAPS = { json: 64 * 1024, samples: 64 * 1024, stderr: 64 * 102
  * - `gpuq_rd FILE MAX [tail]`: prints FILE when it is a regular file (not a link, FIFO, socket or
  *   device), at most MAX bytes: its end with `tail`, else nothing when it is larger than MAX.
  *   `dd` opens it without following a link and without blocking (a FIFO swapped in after the
- *   check reads as empty), so no file can hang or flood the read.
+ *   check reads as empty), so no file can hang or flood the read. Without `tail` one `dd` of at
+ *   most MAX+1 bytes does it (the size is the length read, in bytes: LC_ALL=C); with `tail`,
+ *   `stat` first gives the offset of the end.
  * - `gpuq_reg FILE`: whether FILE is a regular file and not a link.
  * - `gpuq_held`: whether the supervisor holds job.lock (exit 0), is gone (1), or job.lock is not a
- *   regular file, so nobody can tell (2). flock never opens anything but a regular file here.
+ *   regular file, so nobody can tell (2). The shell opens job.lock read-write, which never blocks
+ *   (not even on a FIFO swapped in after the check), and `flock -n` tries that descriptor: one
+ *   process, where `timeout flock FILE true` took three.
  * - `gpuq_spid`: the supervisor's pid from status.json, printed only when that process really is
  *   a supervisor of this folder (`bash ./run.sh …` with its working folder here): a job that writes
  *   another pid into status.json cannot have gpuq signal or wait on a process of its choosing.
  */
 export const READ_FUNCTIONS = [
   `gpuq_reg() { [ -f "$1" ] && [ ! -L "$1" ]; }`,
-  `gpuq_rd() { gpuq_reg "$1" || return 0; local s k=0; s=$(stat -c %s -- "$1" 2>/dev/null) || return 0; ` +
-    `if [ "$3" = tail ]; then [ "$s" -gt "$2" ] && k=$((s-$2)); elif [ "$s" -gt "$2" ]; then return 0; fi; ` +
+  `gpuq_rd() { gpuq_reg "$1" || return 0; local s c k=0 LC_ALL=C; ` +
+    `if [ "$3" != tail ]; then { c=$(dd if="$1" iflag=nofollow,nonblock,count_bytes count=$(($2+1)) bs=65536 status=none 2>/dev/null; echo x); } 2>/dev/null; ` +
+    `c=\${c%x}; [ "\${#c}" -gt "$2" ] || printf '%s' "$c"; return 0; fi; ` +
+    `s=$(stat -c %s -- "$1" 2>/dev/null) || return 0; [ "$s" -gt "$2" ] && k=$((s-$2)); ` +
     `dd if="$1" iflag=nofollow,nonblock,skip_bytes,count_bytes skip="$k" count="$2" bs=65536 status=none 2>/dev/null; return 0; }`,
-  `gpuq_held() { gpuq_reg job.lock || return 2; if timeout -s KILL 10 flock -ns job.lock true 2>/dev/null; then return 1; fi; return 0; }`,
+  `gpuq_held() { gpuq_reg job.lock || return 2; if { flock -ns 3; } 3<>job.lock 2>/dev/null; then return 1; fi; return 0; }`,
   `gpuq_spid() { local p h; p=$(gpuq_rd status.json ${READ_CAPS.json} | sed -n 's/.*"supervisorPid":\\([0-9]\\{1,9\\}\\).*/\\1/p' | head -n 1); ` +
     `[ -n "$p" ] || return 0; h=$(pwd -P); [ "$(readlink "/proc/$p/cwd" 2>/dev/null)" = "$h" ] || return 0; ` +
     `case "$(tr '\\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)" in "bash ./run.sh "*|*"/bash ./run.sh "*) echo "$p";; esac; }`,
@@ -276,7 +282,7 @@ export function waitEndCommand(dir: string, nonce: string, maxWaitS = 60): Remot
     purpose: 'wait for the job to end',
     script:
       `${READ_FUNCTIONS}\n` +
-      `if cd -- ${shPath(dir)} 2>/dev/null; then if gpuq_reg job.lock; then timeout -s KILL ${wait} flock -s job.lock true 2>/dev/null; ` +
+      `if cd -- ${shPath(dir)} 2>/dev/null; then if gpuq_reg job.lock; then { flock -w ${wait} -s 3; } 3<>job.lock 2>/dev/null; ` +
       `else sleep ${Math.min(wait, 5)}; fi; fi\n${probe.script}`,
   };
 }
