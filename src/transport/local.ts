@@ -1,9 +1,9 @@
 /**
  * The embedded `local` node: runs the same bash scripts on this machine.
  *
- * Short scripts (exec) go through node:child_process: execa costs ~80 ms to import, a third of
- * what `submit` may add to a job. Long-running streams (follow, wait) use execa, loaded then,
- * for its process-group handling.
+ * Scripts go through node:child_process. execa did the long-running streams (follow, wait) before,
+ * but importing it loaded ~150 modules, ~0.12 s of CPU on every `gpuq wait` of a local job; the one
+ * thing it did for us (a process group of its own, ended on abort and on exit) is a few lines here.
  */
 import { spawn } from 'node:child_process';
 import { chmod, copyFile, mkdir } from 'node:fs/promises';
@@ -87,51 +87,45 @@ export function localTransport(node: string): Transport {
   }
 
   async function stream(cmd: RemoteCommand, h: StreamHandlers): Promise<ExecResult> {
-    // Its own process group, so aborting ends the whole script (tail, flock...) at once.
-    const { execa } = await import('execa');
     // Aborted already (Ctrl-C while this stream was being set up): start nothing.
     if (h.signal?.aborted) return { stdout: '', stderr: '', code: 128 + 15 };
-    const child = execa('bash', BASH_ARGS(cmd.script), {
-      input: cmd.stdin,
-      env,
-      extendEnv: false,
-      reject: false,
-      detached: true,
-      cleanup: true,
-      buffer: false,
-      encoding: 'buffer',
-    });
+    // Its own process group, so aborting ends the whole script (tail, flock...) at once, and so
+    // does this process's exit: a follower or waiter left behind would hold the job's files.
+    const child = spawn('bash', BASH_ARGS(cmd.script), { stdio: ['pipe', 'pipe', 'pipe'], env, detached: true });
     const kill = () => {
-      if (child.pid) {
-        try {
-          process.kill(-child.pid, 'SIGTERM');
-        } catch {
-          // no group yet (the child has not reached its setsid) or already gone: the child itself
-          try {
-            process.kill(child.pid, 'SIGTERM');
-          } catch {
-            // already gone
-          }
-        }
+      if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+      try {
+        process.kill(-child.pid, 'SIGTERM');
+      } catch {
+        // no group yet (the child has not reached its setsid) or already gone: the child itself
+        child.kill('SIGTERM');
       }
     };
-    if (h.signal) {
-      if (h.signal.aborted) kill();
-      else h.signal.addEventListener('abort', kill, { once: true });
-    }
-    child.stdout?.on('data', (c: Buffer) => {
+    h.signal?.addEventListener('abort', kill, { once: true });
+    process.once('exit', kill);
+    child.stdout.on('data', (c: Buffer) => {
       const wait = pauseFor(h.onStdout?.(c));
       if (wait) {
-        child.stdout?.pause();
-        void wait.finally(() => child.stdout?.resume());
+        child.stdout.pause();
+        void wait.finally(() => child.stdout.resume());
       }
     });
-    child.stderr?.on('data', (c: Buffer) => h.onStderr?.(c));
+    child.stderr.on('data', (c: Buffer) => h.onStderr?.(c));
+    child.stdin.on('error', () => undefined); // a script that does not read its stdin
+    child.stdin.end(cmd.stdin ?? '');
     try {
-      const r = await child;
-      return { stdout: '', stderr: '', code: r.exitCode ?? 128 + 15 };
+      return await new Promise<ExecResult>((resolve, reject) => {
+        // bash could not be started here: this machine's fault, not a link's.
+        child.on('error', (e) =>
+          reject(new NodeFaultError(node, `on node ${node}, could not run bash to ${cmd.purpose}: ${e.message}`)),
+        );
+        child.on('close', (code, signal) =>
+          resolve({ stdout: '', stderr: '', code: code ?? 128 + (signal === 'SIGKILL' ? 9 : 15) }),
+        );
+      });
     } finally {
       h.signal?.removeEventListener('abort', kill);
+      process.removeListener('exit', kill);
     }
   }
 
