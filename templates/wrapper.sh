@@ -441,15 +441,22 @@ lease_uid() {
 }
 
 # The first ancestor of the job folder another uid cannot search (root mode), else nothing.
+# One stat for all of them (a stat each cost a fork and an exec per level); an ancestor stat
+# cannot read ends the search there, as before.
 unsearchable_ancestor() {
-  local a="" part mode rest=${JOB_DIR#/}
-  local -a parts
+  local a="" part i rest=${JOB_DIR#/}
+  local -a parts ancestors=() modes=()
   IFS=/ read -ra parts <<<"${rest%/*}"
   for part in "${parts[@]}"; do
     [ -n "$part" ] || continue
     a="$a/$part"
-    mode=$(stat -L -c %a -- "$a" 2>/dev/null) || return 0
-    if (((8#$mode & 1) == 0)); then printf '%s' "$a"; return 0; fi
+    ancestors+=("$a")
+  done
+  [ ${#ancestors[@]} -gt 0 ] || return 0
+  mapfile -t modes < <(stat -L -c %a -- "${ancestors[@]}" 2>/dev/null)
+  for i in "${!ancestors[@]}"; do
+    [[ "${modes[$i]:-}" =~ ^[0-7]{1,5}$ ]] || return 0
+    if (((8#${modes[$i]} & 1) == 0)); then printf '%s' "${ancestors[$i]}"; return 0; fi
   done
 }
 
@@ -585,9 +592,19 @@ enter_job() {
 
 # Cores this supervisor may use: its CPU affinity (nproc), capped by a CPU quota of its own
 # cgroup (v2 cpu.max, v1 cpu.cfs_quota_us / cpu.cfs_period_us) where one is set.
-cpu_count() {
-  local n q p path
-  n=$(nproc 2>/dev/null || echo 1)
+# The CPUs this process may run on into CPU_COUNT, as nproc counts them (its affinity:
+# Cpus_allowed_list in /proc/self/status), capped by a CPU quota on its cgroup. Builtins only:
+# `$(nproc)` in `$(cpu_count)` were two forks of the supervisor before every job.
+count_cpus() {
+  local n=0 k v r q p path
+  local -a ranges=()
+  while IFS=$' \t:' read -r k v; do [ "$k" = Cpus_allowed_list ] && break; v=; done 2>/dev/null </proc/self/status
+  IFS=, read -ra ranges <<<"$v"
+  for r in "${ranges[@]}"; do
+    if [[ "$r" =~ ^([0-9]{1,5})-([0-9]{1,5})$ ]]; then n=$((n + 10#${BASH_REMATCH[2]} - 10#${BASH_REMATCH[1]} + 1))
+    elif [[ "$r" =~ ^[0-9]{1,5}$ ]]; then n=$((n + 1)); fi
+  done
+  [ "$n" -ge 1 ] || n=$(nproc 2>/dev/null || echo 1)
   own_cgroup ""; path=$CG_OWN
   if [ -n "$path" ] && [ -r "$CG_ROOT${path%/}/cpu.max" ] && read -r q p <"$CG_ROOT${path%/}/cpu.max"; then :
   else
@@ -599,12 +616,14 @@ cpu_count() {
     q=$(((q + p - 1) / p))
     [ "$q" -ge 1 ] && [ "$q" -lt "$n" ] && n=$q
   fi
-  echo "$n"
+  CPU_COUNT=$n
 }
+cpu_count() { count_cpus; echo "$CPU_COUNT"; }
 
 # The thread pools' default: the job's share of the cores, at least 1.
 count_threads() {
-  THREADS=$(($(cpu_count) * SHARE_NUM / SHARE_DEN))
+  count_cpus
+  THREADS=$((CPU_COUNT * SHARE_NUM / SHARE_DEN))
   [ "$THREADS" -ge 1 ] || THREADS=1
 }
 
