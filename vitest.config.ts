@@ -36,6 +36,11 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts', 'test/integration/**/*.test.tsx'],
+          // As for the unit files: a worker runs its files one after another in one process, so
+          // the test helpers are loaded and transformed once per worker, not once per file (~1.5 s
+          // of CPU a file). Nothing in test/helpers keeps state between files (tmp-root.ts resets
+          // TMPDIR per file; a file that changes process.env or the umask restores it).
+          isolate: false,
         },
       },
     ],
