@@ -102,45 +102,33 @@ describe.concurrent('gpuq rerun, prune, stats', () => {
     expect(first.verdict?.class).toBe('succeeded');
     // The file changes after the submit: a rerun runs what was submitted (the new one would fail).
     await writeFile(prog, 'raise SystemExit(3)\n');
-    const [again, bad] = await Promise.all([
-      json<Job>(h, ['rerun', first.id, '--wait']),
-      // A bad override is refused as submit refuses it, before anything is recorded.
+    // Overrides: one limit, one more variable, the arguments; the rest (name, priority, the other
+    // limits, the kept copy) stays the first job's. --follow streams the program's output (stdout
+    // alone) and ends with its verdict's code. A bad override is refused as submit refuses it,
+    // before anything is recorded.
+    const [followed, bad] = await Promise.all([
+      gpuq(h, ['rerun', first.id.slice(0, 5), '--timeout', '2h', '--env', 'B=2', '--arg', 'y', '--follow']),
       gpuq(h, ['rerun', first.id, '--memory', '500']),
     ]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--memory "500" has no unit/);
-    expect(again.id).not.toBe(first.id);
-    expect(again.verdict?.class, again.verdict?.summary).toBe('succeeded');
-    expect(again).toMatchObject({
-      name: 'my run',
-      file: first.file,
-      env: { A: '1' },
-      args: ['x'],
-      priority: 5,
-      limits: first.limits,
-      kept: first.kept,
-    });
-    expect(first.limits.timeoutS).toBe(300);
-    // Overrides: one limit, one more variable, the arguments; the rest stays the first job's.
-    // --follow streams the program's output (stdout alone) and ends with its verdict's code.
-    const followed = await gpuq(h, [
-      'rerun',
-      first.id.slice(0, 5),
-      '--timeout',
-      '2h',
-      '--env',
-      'B=2',
-      '--arg',
-      'y',
-      '--follow',
-    ]);
     expect(followed.code, followed.stderr).toBe(0);
     expect(followed.stdout).toBe("version 1 1 2 ['y']\n");
     const overId = /gpuq: (\S+) is a rerun of/.exec(followed.stderr)?.[1] as string;
     expect(followed.stderr).toMatch(/succeeded/);
-    const over = await json<Job>(h, ['show', overId]);
+    expect(overId).not.toBe(first.id);
+    const over = (await ledgerOf(h)).jobs.find((j) => j.id === overId) as Job;
+    expect(over.verdict?.class, over.verdict?.summary).toBe('succeeded');
+    expect(first.limits.timeoutS).toBe(300);
     expect(over.limits).toEqual({ ...first.limits, timeoutS: 7200 });
-    expect(over).toMatchObject({ env: { A: '1', B: '2' }, args: ['y'], name: 'my run', priority: 5 });
+    expect(over).toMatchObject({
+      env: { A: '1', B: '2' },
+      args: ['y'],
+      name: 'my run',
+      priority: 5,
+      file: first.file,
+      kept: first.kept,
+    });
 
     // A job from before programs were kept, and a kept copy that is gone: clear refusals, exit 2.
     const ledger = await ledgerOf(h);
@@ -159,22 +147,67 @@ describe.concurrent('gpuq rerun, prune, stats', () => {
     const gone = await gpuq(h, ['rerun', first.id]);
     expect(gone.code).toBe(2);
     expect(gone.stderr).toMatch(/kept copy of .*run\.py .* is gone/);
-    expect((await ledgerOf(h)).jobs).toHaveLength(5);
+    expect((await ledgerOf(h)).jobs).toHaveLength(4);
   });
 
-  it('prune on the local node: --dry-run removes nothing, --keep and --older-than, never a running job', async () => {
+  it('stats counts real verdicts; prune on the local node: --dry-run removes nothing, --keep and --older-than, never a running job', async () => {
+    // One set of jobs serves both: three finished ones of three verdicts (each leaves 100 kB in its
+    // folder) and one held running.
     const h = await home();
     const g = await gate();
     const jobsDir = join(h.dir, 'nodes', 'local', 'jobs');
-    const quick = await writeProgram('quick.py', 'open("out.txt", "w").write("x" * 100000)\n');
-    const held = await writeProgram('held.py', `${g.pyDef}gate_wait()\n`);
+    const out = 'open("out.txt", "w").write("x" * 100000)\n';
+    const [ok, fail, slow, held] = await Promise.all([
+      writeProgram('ok.py', `${out}print("fine")\n`),
+      writeProgram('fail.py', `${out}raise SystemExit(3)\n`),
+      writeProgram('slow.py', `${out}import time\ntime.sleep(60)\n`),
+      writeProgram('held.py', `${g.pyDef}gate_wait()\n`),
+    ]);
     try {
-      const [running, ...done] = await Promise.all([
+      const [running, ...runs] = await Promise.all([
         json<Job>(h, ['submit', held]),
-        ...[1, 2, 3].map(() => json<Job>(h, ['submit', quick, '--wait'])),
+        json<Job>(h, ['submit', ok, '--wait'], 0),
+        json<Job>(h, ['submit', fail, '--wait'], 10),
+        json<Job>(h, ['submit', slow, '--wait', '--timeout', '1s', '--grace', '1s'], 11),
       ]);
+      expect(runs.map((j) => j.verdict?.class)).toEqual(['succeeded', 'failed', 'timeout']);
+
+      // stats: the three verdicts, the running job counted as active, durations of the done ones.
+      const [s, human, badSince] = await Promise.all([
+        json<Stats>(h, ['stats', '--since', '1h']),
+        gpuq(h, ['stats']),
+        gpuq(h, ['stats', '--since', '7']),
+      ]);
+      expect(s.jobs).toBe(4);
+      expect(s.done).toBe(3);
+      expect(Object.values(s.active).reduce((n, k) => n + k, 0)).toBe(1);
+      expect(s.since).not.toBeNull();
+      expect(s.verdicts.map((v) => [v.class, v.count])).toEqual([
+        ['succeeded', 1],
+        ['failed', 1],
+        ['timeout', 1],
+      ]);
+      expect(s.nodes).toMatchObject([
+        { name: 'local', jobs: 4, done: 3, byClass: { succeeded: 1, failed: 1, timeout: 1 } },
+      ]);
+      expect(s.competitions).toMatchObject([{ name: null, jobs: 4 }]);
+      expect(s.durations.count).toBe(3);
+      // the timed-out job ran at least its 1 s limit, and is the longest
+      expect(s.durations.maxMs).toBeGreaterThanOrEqual(1000);
+      expect(s.durations.p90Ms).toBe(s.durations.maxMs);
+      expect(s.durations.p50Ms).toBeLessThanOrEqual(s.durations.maxMs as number);
+      expect(badSince.code).toBe(2);
+      expect(badSince.stderr).toMatch(/--since "7" has no unit/);
+      expect(human.code, human.stderr).toBe(0);
+      expect(human.stdout).toMatch(/^4 jobs \(all time\): 3 done, 1 \w+$/m);
+      expect(human.stdout).toMatch(/^failed +1 +-?/m);
+      expect(human.stdout).toMatch(/^local +4 +3 +1 +2 /m);
+      expect(human.stdout).toMatch(/^durations of 3 finished jobs: p50 \S+, p90 \S+, max \S+$/m);
+
       // prune's order: the latest end first (ties by id)
-      done.sort((a, b) => Date.parse(b.endedAt as string) - Date.parse(a.endedAt as string) || (a.id < b.id ? -1 : 1));
+      const done = [...runs].sort(
+        (a, b) => Date.parse(b.endedAt as string) - Date.parse(a.endedAt as string) || (a.id < b.id ? -1 : 1),
+      );
       const [newest, middle, oldest] = done as [Job, Job, Job];
 
       const dry = await json<PruneReport>(h, ['prune', '--keep', '0', '--dry-run']);
@@ -215,7 +248,7 @@ describe.concurrent('gpuq rerun, prune, stats', () => {
     } finally {
       await g.open();
     }
-  });
+  }, 240_000);
 
   it('prune over SSH removes a hostile folder (unwritable folders, links out) and nothing outside it', async () => {
     const h = await home(
@@ -282,46 +315,5 @@ describe.concurrent('gpuq rerun, prune, stats', () => {
     } finally {
       await g.open();
     }
-  });
-
-  it('stats counts real verdicts by class, node and competition, with duration percentiles', async () => {
-    const h = await home();
-    const [ok, fail, slow] = await Promise.all([
-      writeProgram('ok.py', 'print("fine")\n'),
-      writeProgram('fail.py', 'raise SystemExit(3)\n'),
-      writeProgram('slow.py', 'import time\ntime.sleep(60)\n'),
-    ]);
-    const runs = await Promise.all([
-      gpuq(h, ['submit', ok, '--wait']),
-      gpuq(h, ['submit', fail, '--wait']),
-      gpuq(h, ['submit', slow, '--wait', '--timeout', '1s', '--grace', '1s']),
-    ]);
-    expect(runs.map((r) => r.code)).toEqual([0, 10, 11]);
-    const s = await json<Stats>(h, ['stats', '--since', '1h']);
-    expect(s.jobs).toBe(3);
-    expect(s.done).toBe(3);
-    expect(s.since).not.toBeNull();
-    expect(s.verdicts.map((v) => [v.class, v.count])).toEqual([
-      ['succeeded', 1],
-      ['failed', 1],
-      ['timeout', 1],
-    ]);
-    expect(s.nodes).toMatchObject([
-      { name: 'local', jobs: 3, done: 3, byClass: { succeeded: 1, failed: 1, timeout: 1 } },
-    ]);
-    expect(s.competitions).toMatchObject([{ name: null, jobs: 3 }]);
-    expect(s.durations.count).toBe(3);
-    // the timed-out job ran at least its 1 s limit, and is the longest
-    expect(s.durations.maxMs).toBeGreaterThanOrEqual(1000);
-    expect(s.durations.p90Ms).toBe(s.durations.maxMs);
-    expect(s.durations.p50Ms).toBeLessThanOrEqual(s.durations.maxMs as number);
-    const [human, bad] = await Promise.all([gpuq(h, ['stats']), gpuq(h, ['stats', '--since', '7'])]);
-    expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/--since "7" has no unit/);
-    expect(human.code, human.stderr).toBe(0);
-    expect(human.stdout).toMatch(/^3 jobs \(all time\): 3 done$/m);
-    expect(human.stdout).toMatch(/^failed +1 +-?/m);
-    expect(human.stdout).toMatch(/^local +3 +3 +1 +2 /m);
-    expect(human.stdout).toMatch(/^durations of 3 finished jobs: p50 \S+, p90 \S+, max \S+$/m);
   });
 });
