@@ -1,6 +1,20 @@
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeHome, type Home, NO_BOUNDARY_CONFIG, until } from '../helpers/cli.js';
-import { anyThreadLive, ensureTestUser, expectVerdict, pidFile, runHostile, TEST_USER } from '../helpers/hostile.js';
+import type { Job } from '../../src/core/types.js';
+import { gpuq, makeHome, type Home, NO_BOUNDARY_CONFIG, until } from '../helpers/cli.js';
+import {
+  anyThreadLive,
+  ensureTestUser,
+  expectVerdict,
+  type Finished,
+  finished,
+  HOSTILE,
+  pidFile,
+  runHostile,
+  TEST_USER,
+} from '../helpers/hostile.js';
 
 const canRunAsUser = ensureTestUser();
 const homes: Home[] = [];
@@ -10,8 +24,12 @@ async function home(runAs?: string): Promise<Home> {
   homes.push(h);
   return h;
 }
+// The lingerer copies (readable by the unprivileged user), removed after the file's tests.
+const copies = mkdtempSync(join(tmpdir(), 'gpuq-lingerers-'));
+chmodSync(copies, 0o755);
 afterAll(async () => {
   await Promise.all(homes.splice(0).map((h) => h.cleanup()));
+  rmSync(copies, { recursive: true, force: true });
 });
 
 const FIXTURE = 'main_thread_exit.py';
@@ -38,10 +56,42 @@ describe.concurrent.each(users)('a job whose main thread has exited, $who', ({ r
     expect(f.stdoutLog).not.toContain('released');
   }, 90_000);
 
-  it.each([[[]], [['--arg', '--clear-env']]])(
-    'a setsid + double-forked lingerer %j does not outlive the verdict',
-    async (extra: string[]) => {
-      const f = await runHostile(await home(runAs), FIXTURE, ['--arg', 'linger', ...extra, '--timeout', '60s']);
+  // Both lingerers in one `submit A B --wait` (one gpuq run; both succeed, so its exit code is
+  // each job's): the fixture twice, its arguments written into each copy (the copy re-executes
+  // itself with arguments of its own for --clear-env, so they are set only when none were given).
+  let lingerers: Promise<Finished[]> | undefined;
+  const bothLingerers = () => {
+    lingerers ??= (async () => {
+      const source = readFileSync(join(HOSTILE, FIXTURE), 'utf8');
+      const progs = [['linger'], ['linger', '--clear-env']].map((args) => {
+        const path = join(copies, `${runAs ?? 'runner'}-linger${args.length}.py`);
+        const text = `import sys\nif len(sys.argv) == 1:\n    sys.argv[1:] = ${JSON.stringify(args)}\n${source}`;
+        writeFileSync(path, text, { mode: 0o644 });
+        return path;
+      });
+      const r = await gpuq(await home(runAs), ['submit', ...progs, '--wait', '--json', '--timeout', '60s']);
+      let jobs: Job[];
+      try {
+        jobs = JSON.parse(r.stdout) as Job[];
+      } catch {
+        throw new Error(`submit exited ${r.code} without jobs: ${r.stderr}`);
+      }
+      return progs.map((p) => {
+        const job = jobs.find((j) => j.file === p);
+        if (job === undefined) throw new Error(`no job for ${p}: ${r.stderr}`);
+        return finished(r.code, r.stderr, job);
+      });
+    })();
+    return lingerers;
+  };
+
+  it.each([
+    [0, []],
+    [1, ['--clear-env']],
+  ])(
+    'a setsid + double-forked lingerer (%i) %j does not outlive the verdict',
+    async (i: number) => {
+      const f = (await bothLingerers())[i] as Finished;
       expect(f.stdoutLog).toMatch(/lingerer \d+: main thread state Z/);
       expectVerdict(f, 'succeeded', undefined, 0);
       const pid = pidFile(f.job, 'lingerer.pid');
