@@ -47,7 +47,8 @@ export function sbatchLines(args: readonly string[], lookS = 3): string[] {
       `if [ $((i % 5)) = 0 ]; then row=$(squeue -h -j "$id" -o '%T|%r' 2>/dev/null); ` +
       `case $row in 'PENDING|None'|'') ;; PENDING*) break;; RUNNING*|CONFIGURING*|COMPLETING*) ;; *) break;; esac; fi; ` +
       `sleep 0.05; i=$((i+1)); done`,
-    `echo ${m('row')}; squeue -h -j "$id" -o ${sh(SQUEUE_FORMAT)} 2>/dev/null | head -n 1`,
+    // squeue's row only for a job that is not running yet (its queue place); a started one goes on at once.
+    `echo ${m('row')}; case $st in *'"state":"running"'*|*'"state":"exited"'*) ;; *) squeue -h -j "$id" -o ${sh(SQUEUE_FORMAT)} 2>/dev/null | head -n 1;; esac`,
     `echo ${m('zone')}; date +%z`,
     `echo ${m('status')}; cat status.json 2>/dev/null`,
     'exit 0',
