@@ -23,6 +23,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
@@ -186,9 +187,19 @@ try {
   // 1. Job end → verdict.
   const gpuqLate = [];
   const sbatchLate = [];
+  // Where gpuq's lateness goes: the supervisor's end (endedAtMs), its final status.json write
+  // (the file's mtime; job.lock is let go right after), and the verdict (gpuq's exit).
+  const parts = { ended: [], written: [] };
   for (let r = 0; r < RUNS; r++) {
+    const before = new Set(existsSync(join(dir, 'work', 'jobs')) ? readdirSync(join(dir, 'work', 'jobs')) : []);
     const g = await runTimed(process.execPath, [BIN, 'submit', prog, '--wait', '--follow'], genv);
-    gpuqLate.push(g.t1 - Number(g.out.trim().split('\n').pop()) * 1000);
+    const end = Number(g.out.trim().split('\n').pop()) * 1000;
+    gpuqLate.push(g.t1 - end);
+    for (const d of readdirSync(join(dir, 'work', 'jobs')).filter((x) => !before.has(x))) {
+      const f = join(dir, 'work', 'jobs', d, 'status.json');
+      parts.ended.push(Number(/"endedAtMs":(\d+)/.exec(readFileSync(f, 'utf8'))?.[1]) - end);
+      parts.written.push(statSync(f).mtimeMs - end);
+    }
     const outFile = join(dir, 'work', `raw-${r}.out`);
     const s = await runTimed(
       'sbatch',
@@ -203,6 +214,10 @@ try {
   console.log(
     `slurm end → verdict: gpuq ${(late / 1000).toFixed(2)} s after the program ended ` +
       `(sbatch --wait ${(median(sbatchLate) / 1000).toFixed(2)} s); goal <= 1 s: ${lateOk ? 'ok' : 'MISSED'}`,
+  );
+  console.log(
+    `  of which: endedAtMs +${(median(parts.ended) / 1000).toFixed(2)} s, final status.json written ` +
+      `+${(median(parts.written) / 1000).toFixed(2)} s, verdict (gpuq's exit) +${(late / 1000).toFixed(2)} s`,
   );
 
   // 2. Submit → RUNNING.

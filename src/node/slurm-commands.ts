@@ -14,12 +14,16 @@ export const SLURM_MARK = '@@gpuq-slurm@@';
 /**
  * The batch script Slurm runs on the compute node, in the job folder: it takes job.lock (fd 9)
  * and becomes the supervisor, which holds the lock for as long as it lives, as on every node.
+ * It waits for the lock (up to 30 s) rather than failing at once: until the supervisor runs,
+ * every client probe takes a shared lock on job.lock for a moment (`gpuq_held`), and a batch
+ * script starting just then (a probe's flock descheduled on a loaded machine) must not take the
+ * probe for a running supervisor and end the job unstarted (a `lost` verdict for hello world).
  */
 export const BATCH_SCRIPT = [
   '#!/bin/bash',
   '# gpuq: the Slurm batch script of one job (README, "Slurm"); run.sh is the supervisor.',
   'exec 9>>job.lock',
-  'flock -xn 9 || { echo "gpuq: the job is already running" >&2; exit 3; }',
+  'flock -x -w 30 9 || { echo "gpuq: job.lock stayed held for 30 s: the job is already running" >&2; exit 3; }',
   'exec bash ./run.sh </dev/null >>supervisor.log 2>&1',
   '',
 ].join('\n');
@@ -43,7 +47,8 @@ export function sbatchLines(args: readonly string[], lookS = 3): string[] {
       `if [ $((i % 5)) = 0 ]; then row=$(squeue -h -j "$id" -o '%T|%r' 2>/dev/null); ` +
       `case $row in 'PENDING|None'|'') ;; PENDING*) break;; RUNNING*|CONFIGURING*|COMPLETING*) ;; *) break;; esac; fi; ` +
       `sleep 0.05; i=$((i+1)); done`,
-    `echo ${m('row')}; squeue -h -j "$id" -o ${sh(SQUEUE_FORMAT)} 2>/dev/null | head -n 1`,
+    // squeue's row only for a job that is not running yet (its queue place); a started one goes on at once.
+    `echo ${m('row')}; case $st in *'"state":"running"'*|*'"state":"exited"'*) ;; *) squeue -h -j "$id" -o ${sh(SQUEUE_FORMAT)} 2>/dev/null | head -n 1;; esac`,
     `echo ${m('zone')}; date +%z`,
     `echo ${m('status')}; cat status.json 2>/dev/null`,
     'exit 0',

@@ -134,7 +134,9 @@ export async function settleSlurm(ctx: AppContext, job: Job, probe: Probe, t: Tr
 export async function untilSlurmRuns(ctx: AppContext, job: Job, link: NodeLink, signal?: AbortSignal): Promise<Job> {
   const remote = job.remote as NonNullable<Job['remote']>;
   let cur = job;
-  while (!signal?.aborted && cur.state !== 'done') {
+  // Recorded running: its supervisor had started (submit's look saw it), so there is output to
+  // follow already; a round trip here would only delay the follow and the wait behind it.
+  while (!signal?.aborted && cur.state !== 'done' && cur.state !== 'running') {
     const step = await link.run(async (t) => stepSlurm(ctx, cur, t, await probeJob(t, remote.dir)));
     cur = step.job;
     if (step.over || step.supervising) return cur;
@@ -231,7 +233,9 @@ export async function waitSlurmJob(
 ): Promise<Job> {
   const remote = job.remote as NonNullable<Job['remote']>;
   let cur = job;
-  let supervising = false;
+  // Recorded running: its supervisor holds job.lock, so the first round already waits on the
+  // lock (a supervisor gone by then frees it at once, and the probe after it tells the rest).
+  let supervising = job.state === 'running';
   let cancelSeenAt: number | null = null;
   let ended = false;
   let silent = false;

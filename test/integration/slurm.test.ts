@@ -6,6 +6,7 @@
  * from outside, a job Slurm forgot). One cluster for the file; the cases run at once, the one
  * that stops slurmctld last.
  */
+import { spawn } from 'node:child_process';
 import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -110,6 +111,39 @@ async function untilRunning(job: Job): Promise<void> {
   expect(ok, `job ${job.id} did not start`).toBe(true);
 }
 
+/**
+ * Holds a shared lock on a job's job.lock, as a client's probe does for a moment, until the job's
+ * batch script waits for the lock (`flock -x` running in the job folder: "waited") or has given
+ * up on it (its words in slurm.out: "refused"); at most 60 s ("timeout").
+ */
+function holdShared(dir: string): { held: Promise<void>; done: Promise<string> } {
+  const script = [
+    'echo held',
+    'for i in $(seq 600); do',
+    '  [ -s slurm.out ] && { echo refused; exit 0; }',
+    '  for p in $(pgrep -x flock); do',
+    '    [ "$(readlink "/proc/$p/cwd")" = "$PWD" ] || continue',
+    '    case $(tr "\\0" " " <"/proc/$p/cmdline") in "flock -x "*) echo waited; exit 0;; esac',
+    '  done',
+    '  sleep 0.1',
+    'done',
+    'echo timeout',
+  ].join('\n');
+  const c = spawn('flock', ['-s', 'job.lock', 'bash', '-c', script], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  let heard: () => void = () => undefined;
+  const held = new Promise<void>((r) => (heard = r));
+  c.stdout.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+    if (out.includes('held')) heard();
+  });
+  const done = new Promise<string>((r) => c.on('close', () => r(out.replace('held', '').trim())));
+  return { held, done };
+}
+
 describe.runIf(can.run).concurrent('a Slurm node', () => {
   it('runs hello world through sbatch: the Slurm job id recorded, no GPU asked so none seen', async () => {
     const r = await gpuq(h, ['submit', progs.hello as string, '--node', 'sl', '--wait', '--json']);
@@ -138,6 +172,11 @@ describe.runIf(can.run).concurrent('a Slurm node', () => {
       expect(shown.queue?.position).toBe(1);
       // logs -f of the job Slurm still holds waits for it to run, then follows it to its end.
       const follow = startGpuq(h, ['logs', '-f', third.id]);
+      // A client's probe holds job.lock shared for a moment; this one holds it while the third
+      // job's batch script starts, until that script waits for the lock (or, as before the fix,
+      // gave up at once: the job ended unstarted, lost, and the wait below exited 17).
+      const holder = holdShared(third.remote?.dir as string);
+      await holder.held;
       await gate.open();
       const w = await gpuq(h, ['wait', ...jobs.map((j) => j.id), third.id, '--json']);
       expect(w.code, w.stdout + w.stderr).toBe(0);
@@ -158,6 +197,7 @@ describe.runIf(can.run).concurrent('a Slurm node', () => {
       const [s3] = spans.slice(2);
       expect(Math.min(spans[0]!.end, spans[1]!.end)).toBeLessThanOrEqual(s3!.start);
       expect(['0', '1']).toContain(s3?.dev);
+      expect(await holder.done).toBe('waited');
       const followed = await follow.done;
       expect(followed.code, followed.stderr).toBe(0);
       expect(followed.stdout).toBe(await readFile(join(done[2]?.remote?.dir as string, 'stdout.log'), 'utf8'));
