@@ -96,8 +96,9 @@ const GOOD_GRADER = [
   'except OSError:',
   '    wrote = 0',
   'paths = int((sub, ans, fb) == ("/gpuq/submission", "/gpuq/answers", "/gpuq/feedback"))',
+  'root = int(os.getuid() == 0)',
   // python3-minimal has no json module
-  'line = \'{"score": %d, "seen": %d, "wrote": %d, "paths": %d}\\n\' % (n, seen, wrote, paths)',
+  'line = \'{"score": %d, "seen": %d, "wrote": %d, "paths": %d, "root": %d}\\n\' % (n, seen, wrote, paths, root)',
   'open(os.path.join(fb, "results.jsonl"), "w").write(line)',
   'sys.exit(42)',
 ].join('\n');
@@ -308,7 +309,8 @@ describe.concurrent('--isolation docker', () => {
     const { code, job } = await submit(h, 'writes.py', WRITES, ['--competition', 'dgood', '--timeout', '60s']);
     expect(code, show(job)).toBe(0);
     expect(job.score, show(job)).toBe(3);
-    expect(job.metrics).toMatchObject({ seen: 1, wrote: 0, paths: 1 });
+    // Not root: the answers are readable by everyone, so the grader runs as nobody (grade.py grader_user).
+    expect(job.metrics).toMatchObject({ seen: 1, wrote: 0, paths: 1, root: 0 });
     expect(job.gradings?.[0]?.number).toBe(1);
     expect(read(join(fixture, 'answers', 'planted'))).toBe('');
     expect(d.containers(job.id)).toEqual([]);
