@@ -484,6 +484,10 @@ def end_container(d, nfd, state):
     then its removal (unless kept). No container: Docker could not start it (stderr.log says why)."""
     code, out = docker_call(d, ["inspect", "--format", "{{.State.ExitCode}} {{.State.OOMKilled}}", d["name"]])
     parts = out.split()
+    # A container that never started reads ExitCode 0 under Podman: the client's own 125-127
+    # (the engine's error, cannot run, not found) then say it did not start.
+    if parts[:1] == ["0"] and state["exitCode"] in (125, 126, 127):
+        parts = []
     if code == 0 and len(parts) == 2 and parts[0].isdigit():
         exit_code = int(parts[0])
         state["exitCode"] = exit_code
