@@ -3,6 +3,9 @@
  * Docker isolation's cost, against Docker itself in the same run (issue 14):
  *  1. `gpuq submit --wait --isolation docker` of an empty program, against
  *     `docker run --rm IMAGE true` by hand: goal at most 0.3 s more (medians of a few runs).
+ *     Also printed, to tell gpuq's own cost from Docker's: `docker run --rm` by hand with the
+ *     flags gpuq gives the container (core/docker-args dockerRunOptions: --network=none, --init,
+ *     the mounts and limits), which costs Docker more than the bare run.
  *  2. The sampler (monitor.py) while a container runs: goal at most 0.5% of one core.
  *
  * Runs against the tests' private daemon (test/helpers/dockerd.sh: its own socket and data root
@@ -18,6 +21,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { dockerRunOptions } from '../dist/core/docker-args.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin', 'gpuq.js');
@@ -111,6 +115,31 @@ writeFileSync(join(dir, 'idle.py'), `import time\nprint("started", flush=True)\n
 let missed = false;
 try {
   const byHand = median(RUNS, () => timed(CLIENT, ['--host', `unix://${SOCKET}`, 'run', '--rm', IMAGE, 'true']).ms);
+  // gpuq's own `docker run` options (its tokens filled in as the supervisor does as root).
+  const work = mkdtempSync(join(tmpdir(), 'gpuq-bench-docker-work-'));
+  const fill = { '@GPUQ_WORK@': work, '@GPUQ_UID@': '65534', '@GPUQ_GID@': '65534', '@GPUQ_CPUS@': '1.00' };
+  const flags = dockerRunOptions({
+    mounts: { role: 'run', work: '@GPUQ_WORK@', data: null },
+    jobId: 'benchflags',
+    submitter: 'bench@here',
+    image: IMAGE,
+    network: false,
+    memoryBytes: 1 << 30,
+    pids: 1024,
+    files: 4096,
+    fileSizeBytes: 2 ** 32,
+    cpuTimeS: null,
+    graceS: 10,
+    gpus: 0,
+    env: {},
+    extraFlags: [],
+    command: [],
+  }).map((a) => a.replace(/@GPUQ_[A-Z]+@/g, (t) => fill[t] ?? t));
+  const withFlags = median(
+    RUNS,
+    () => timed(CLIENT, ['--host', `unix://${SOCKET}`, 'run', '--rm', ...flags, '--', IMAGE, 'true']).ms,
+  );
+  rmSync(work, { recursive: true, force: true });
   const viaGpuq = median(
     RUNS,
     () => timed(process.execPath, [BIN, 'submit', join(dir, 'empty.py'), '--wait', '-q'], env).ms,
@@ -121,6 +150,11 @@ try {
   console.log(
     `${ok1 ? 'PASS' : 'MISS'}  docker: submit --wait of an empty program ${(viaGpuq / 1000).toFixed(2)} s vs ` +
       `docker run --rm ${(byHand / 1000).toFixed(2)} s: ${extra.toFixed(2)} s more (goal <= 0.3 s; medians of ${RUNS})`,
+  );
+  console.log(
+    `INFO  docker: docker run --rm with gpuq's flags by hand ${(withFlags / 1000).toFixed(2)} s: ` +
+      `${((withFlags - byHand) / 1000).toFixed(2)} s of the difference is Docker's, for the flags; ` +
+      `${((viaGpuq - withFlags) / 1000).toFixed(2)} s is gpuq's`,
   );
 
   const id = timed(process.execPath, [BIN, 'submit', join(dir, 'idle.py'), '-q'], env).stdout.trim();

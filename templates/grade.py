@@ -20,7 +20,10 @@ writes `gradings/N/status.json` (atomically). The client judges that file and th
 in a fresh container (`docker run OPTIONS -- IMAGE GRADER... /gpuq/submission /gpuq/answers
 /gpuq/feedback`, the options' @GPUQ_...@ tokens filled in here): its memory is the container's
 --memory (OOMKilled from `docker inspect` is the memory kill), its timeout stops the container
-(`docker kill` TERM, then KILL), and the container is removed after (kept with "keep").
+(`docker kill` TERM, then KILL), and the container is removed after (kept with "keep"). Its user
+is the node account, or where gpuq runs as root an account without privilege that can read the
+answers (grader_user: nobody, or their owner; root without capabilities only for answers only root
+may read), which owns the copy of the submission and the feedback folder.
 
 `--fresh` (the supervisor's first grading): whatever the job left under `gradings` is removed first
 (without a boundary the program could have planted a grading there). Prints N on stdout; exit 0
@@ -393,7 +396,65 @@ def docker_call(d, args):
         return None, ""
 
 
-def docker_argv(d, ndir, job_dir, grader, answers):
+NOBODY = 65534
+ANSWERS_WALK_MAX = 10000  # entries looked at to choose the grader's user; past it, as if unreadable
+
+
+def answers_readers(top):
+    """Who can read everything under the answers folder TOP (links are not followed, nor looked
+    at: inside the container they lead nowhere on the host): (others, owner) where others says
+    every entry is readable (folders searchable) by any account, and owner is the (uid, gid) of
+    TOP when one non-root account owns every entry and may read it, else None. (False, None) past
+    ANSWERS_WALK_MAX entries or on any error."""
+    try:
+        st = os.lstat(top)
+    except OSError:
+        return False, None
+    if not stat.S_ISDIR(st.st_mode):
+        return False, None
+    others, owner_ok, n = True, st.st_uid != 0, 0
+    stack = [top]
+    while stack and (others or owner_ok):
+        path = stack.pop()
+        try:
+            names = os.listdir(path)
+            entries = [(path, os.lstat(path))] if path == top else []
+            entries += [(os.path.join(path, name), os.lstat(os.path.join(path, name))) for name in names]
+        except OSError:
+            return False, None
+        for p, e in entries:
+            n += 1
+            if n > ANSWERS_WALK_MAX:
+                return False, None
+            if stat.S_ISLNK(e.st_mode):
+                continue
+            is_dir = stat.S_ISDIR(e.st_mode)
+            need_o, need_u = (0o005, 0o500) if is_dir else (0o004, 0o400)
+            others = others and e.st_mode & need_o == need_o
+            owner_ok = owner_ok and e.st_uid == st.st_uid and e.st_mode & need_u == need_u
+            if is_dir and p != top:
+                stack.append(p)
+    return others, ((st.st_uid, st.st_gid) if owner_ok else None)
+
+
+def grader_user(answers):
+    """The grader container's user and group. The node account where gpuq runs as one; as root,
+    an account without privilege that can still read the answers (the mount is read-only and
+    cannot change who may read them): nobody (65534) when everyone may read them (or there are
+    none), else the one non-root account that owns them all, else root with every capability
+    dropped (answers only root may read)."""
+    uid, gid = os.getuid(), os.getgid()
+    if uid != 0:
+        return uid, gid
+    if not answers:
+        return NOBODY, NOBODY
+    others, owner = answers_readers(answers)
+    if others:
+        return NOBODY, NOBODY
+    return owner if owner is not None else (0, 0)
+
+
+def docker_argv(d, ndir, job_dir, grader, answers, user):
     """`docker run` of the grader: the options with the node's values filled in, then the command."""
     try:
         cores = len(os.sched_getaffinity(0))
@@ -403,8 +464,8 @@ def docker_argv(d, ndir, job_dir, grader, answers):
         "@GPUQ_GRADING@": ndir,
         "@GPUQ_WORK@": os.path.join(job_dir, "work"),
         "@GPUQ_HOME@": os.path.expanduser("~"),
-        "@GPUQ_UID@": str(os.getuid()),
-        "@GPUQ_GID@": str(os.getgid()),
+        "@GPUQ_UID@": str(user[0]),
+        "@GPUQ_GID@": str(user[1]),
         "@GPUQ_CPUS@": "%d.00" % cores,
         "@GPUQ_THREADS@": str(cores),
         "@GPUQ_GPUS@": "",
@@ -423,6 +484,10 @@ def end_container(d, nfd, state):
     then its removal (unless kept). No container: Docker could not start it (stderr.log says why)."""
     code, out = docker_call(d, ["inspect", "--format", "{{.State.ExitCode}} {{.State.OOMKilled}}", d["name"]])
     parts = out.split()
+    # A container that never started reads ExitCode 0 under Podman: the client's own 125-127
+    # (the engine's error, cannot run, not found) then say it did not start.
+    if parts[:1] == ["0"] and state["exitCode"] in (125, 126, 127):
+        parts = []
     if code == 0 and len(parts) == 2 and parts[0].isdigit():
         exit_code = int(parts[0])
         state["exitCode"] = exit_code
@@ -465,7 +530,16 @@ def run_grader(opts, nfd, ndir, sub_path, answers, state):
     if d is not None:
         # A container of the same name left by an earlier grading (kept, or its grade.py killed).
         docker_call(d, ["rm", "-f", d["name"]])
-        argv = docker_argv(d, ndir, os.path.dirname(os.path.dirname(ndir)), opts["grader"], answers)
+        # The grader's user (grader_user) owns the copy of the submission and the feedback folder
+        # (both still 0600/0700): it reads the one and writes the other; nobody else may.
+        user = grader_user(answers)
+        if user != (os.getuid(), os.getgid()):
+            try:
+                for name in ("submission", "feedback"):
+                    os.chown(name, user[0], user[1], dir_fd=nfd, follow_symlinks=False)
+            except OSError:
+                user = (os.getuid(), os.getgid())
+        argv = docker_argv(d, ndir, os.path.dirname(os.path.dirname(ndir)), opts["grader"], answers, user)
     else:
         argv = list(opts["grader"]) + [sub_path, answers, feedback]
     env = {k: v for k, v in os.environ.items() if not k.startswith("GPUQ_")}

@@ -142,7 +142,7 @@ init_state() {
   PIDS_PEAK=""
   CONTAINER_ID=""
   CONTAINER_OOM=""
-  CONTAINER_EXIT=""
+  CONTAINER_EXIT="" CONTAINER_ENDED=""
   TREE_ARGS=()
   LEFTOVERS=0
   KILLERS=""
@@ -775,7 +775,12 @@ sweep() {
   for k in ${KILLERS:-}; do kill -TERM "$k" 2>/dev/null; done
   kill -KILL -- "-$JOB_PID" 2>/dev/null
   docker_mode && end_container
-  if [ -n "$PYTHON_SYS" ] && [ -f "$MONITOR" ]; then
+  # A container Docker says has ended took every process in it along (its PID namespace went
+  # with its init), and the client's group is killed above: nothing of the job is left on the
+  # host to look for, so no /proc sweep (a python start on every Docker job's way out).
+  if docker_mode && [ "$CONTAINER_ENDED" = 1 ]; then
+    :
+  elif [ -n "$PYTHON_SYS" ] && [ -f "$MONITOR" ]; then
     LEFTOVERS=$("$PYTHON_SYS" "$MONITOR" sweep "${TREE_ARGS[@]}" 2>>monitor.log 9>&- | tail -n1)
     [[ "$LEFTOVERS" =~ ^[0-9]+$ ]] || LEFTOVERS=0
   else
@@ -1083,7 +1088,8 @@ end_container() {
       *) break ;;
     esac
   done
-  read -r _ CONTAINER_EXIT CONTAINER_OOM <<<"$line"
+  read -r CONTAINER_ENDED CONTAINER_EXIT CONTAINER_OOM <<<"$line"
+  [ "$CONTAINER_ENDED" = false ] && CONTAINER_ENDED=1
   [[ "$CONTAINER_EXIT" =~ ^[0-9]{1,3}$ ]] || CONTAINER_EXIT=""
   case $CONTAINER_OOM in true | false) ;; *) CONTAINER_OOM="" ;; esac
   # Docker's evidence is read (its cgroup went with its end): the removal runs meanwhile, and
@@ -1101,7 +1107,9 @@ end_container() {
 container_evidence() {
   local k v
   stop_monitor
-  if [ -n "$CONTAINER_EXIT" ]; then
+  # The container's exit, except for one that never started: the client's own 125-127 (Docker's
+  # error, cannot run, not found) stand where the engine reads 0 for it (Podman does).
+  if [ -n "$CONTAINER_EXIT" ] && ! { [ "$CONTAINER_EXIT" = 0 ] && [ "$EXIT_CODE" -ge 125 ] && [ "$EXIT_CODE" -le 127 ]; }; then
     EXIT_CODE=$CONTAINER_EXIT SIGNAL=""
     [ "$EXIT_CODE" -gt 128 ] && SIGNAL=$((EXIT_CODE - 128))
   fi

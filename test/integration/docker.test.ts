@@ -96,8 +96,9 @@ const GOOD_GRADER = [
   'except OSError:',
   '    wrote = 0',
   'paths = int((sub, ans, fb) == ("/gpuq/submission", "/gpuq/answers", "/gpuq/feedback"))',
+  'root = int(os.getuid() == 0)',
   // python3-minimal has no json module
-  'line = \'{"score": %d, "seen": %d, "wrote": %d, "paths": %d}\\n\' % (n, seen, wrote, paths)',
+  'line = \'{"score": %d, "seen": %d, "wrote": %d, "paths": %d, "root": %d}\\n\' % (n, seen, wrote, paths, root)',
   'open(os.path.join(fb, "results.jsonl"), "w").write(line)',
   'sys.exit(42)',
 ].join('\n');
@@ -113,7 +114,7 @@ function graded(): Record<string, unknown> {
     dgood: comp(GOOD_GRADER, { timeout: '60s' }),
     dfat: comp('import time\nx = b"1" * (200 << 20)\ntime.sleep(30)\n', { timeout: '60s', memory: '64m' }),
     dloop: comp('import time\nwhile True:\n    time.sleep(1)\n', { timeout: '3s' }),
-    dslow: comp('import time\ntime.sleep(120)\n', { timeout: '60s' }),
+    dslow: comp('import time\nprint("grading", flush=True)\ntime.sleep(120)\n', { timeout: '60s' }),
   };
 }
 const WRITES = 'open("submission.csv", "w").write("a\\nb\\nc\\n")\n';
@@ -308,7 +309,8 @@ describe.concurrent('--isolation docker', () => {
     const { code, job } = await submit(h, 'writes.py', WRITES, ['--competition', 'dgood', '--timeout', '60s']);
     expect(code, show(job)).toBe(0);
     expect(job.score, show(job)).toBe(3);
-    expect(job.metrics).toMatchObject({ seen: 1, wrote: 0, paths: 1 });
+    // Not root: the answers are readable by everyone, so the grader runs as nobody (grade.py grader_user).
+    expect(job.metrics).toMatchObject({ seen: 1, wrote: 0, paths: 1, root: 0 });
     expect(job.gradings?.[0]?.number).toBe(1);
     expect(read(join(fixture, 'answers', 'planted'))).toBe('');
     expect(d.containers(job.id)).toEqual([]);
@@ -341,8 +343,10 @@ describe.concurrent('--isolation docker', () => {
   it("cancel while grading stops the grader's container: no container left", async () => {
     const h = await home();
     const id = await start(h, 'writes.py', WRITES, ['--competition', 'dslow', '--timeout', '60s']);
-    const running = () => d.containers(id).includes(`gpuq-${id}-grade`);
-    expect(await until(running, 60_000)).toBe(true);
+    // The grader prints once its container runs: a file to watch (not `docker ps` every 50 ms).
+    const log = join(jobDir(h, id), 'gradings', '1', 'stdout.log');
+    expect(await until(() => read(log).includes('grading'), 60_000)).toBe(true);
+    expect(d.containers(id)).toContain(`gpuq-${id}-grade`);
     const c = await gpuq(h, ['cancel', id]);
     expect(c.code, c.stderr).toBe(0);
     const w = await gpuq(h, ['wait', id, '--json']);
