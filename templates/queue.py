@@ -14,9 +14,13 @@ time it has to wait, and keeps OUT_DIR/queue.json (position, what it waits for) 
 
 Order: higher priority first, then the node's sequence number (taken under a lock, never the
 clock). Only the first ticket takes leases (no backfill: a job needing 2 GPUs is never starved by
-1-GPU jobs behind it). The first ticket polls its try-locks every 50 ms; the others sleep until
-the queue folder changes (inotify) or 30 s pass. Exit 0 with the indices; 1 when the supervisor
-died; 3 when the lock folder cannot be used.
+1-GPU jobs behind it). Waiting is event-driven (inotify): every waiter sleeps until a ticket comes
+or goes in the queue folder; the first also until a GPU lock file is closed (a lease is let go
+only when the last descriptor of its open file closes, and the kernel reports that close), then
+tries its locks at once and a few times in the next 0.3 s (the close is reported a moment before
+the lock is dropped). Fallbacks without an event: the first every second, the others every 60 s
+(1 s and 50 ms where inotify is missing). Exit 0 with the indices; 1 when the supervisor died; 3
+when the lock folder cannot be used.
 """
 import ctypes
 import errno
@@ -26,17 +30,36 @@ import os
 import re
 import select
 import signal
+import struct
 import sys
 import time
 
-HEAD_POLL_S = 0.05
-# Waiters behind the head wake on queue changes (inotify); this is only their fallback.
-IDLE_POLL_S = 30.0
+# The first ticket: after a lock file's close, tries again every HEAD_RETRY_S for HEAD_BURST_S
+# (the close event comes just before the kernel drops the lock); without any event, every
+# HEAD_IDLE_S (a safety net: every lease is let go by a close).
+HEAD_RETRY_S = 0.02
+HEAD_BURST_S = 0.3
+HEAD_IDLE_S = 1.0
+HEAD_POLL_NO_INOTIFY_S = 0.05
+# The others wake on queue changes (inotify), and look again shortly after one (a dead waiter's
+# close comes just before its ticket's lock is dropped); IDLE_POLL_S is only their fallback.
+SETTLE_S = (0.05, 0.3)
+IDLE_POLL_S = 60.0
 IDLE_POLL_NO_INOTIFY_S = 1.0
+# nvidia-smi (foreign GPU use): the first ticket asks every FOREIGN_MIN_INTERVAL_S (or 100 times
+# what one call costs, at most 1% of a core) while a GPU is used outside gpuq, otherwise every
+# FOREIGN_IDLE_INTERVAL_S (or 500 times its cost, at most 0.2%): while gpuq jobs hold every GPU
+# the answer only matters at the hand-off.
 FOREIGN_MIN_INTERVAL_S = 5.0
+FOREIGN_IDLE_INTERVAL_S = 15.0
 HOLDER_MAX = 4096
 TICKET_RE = re.compile(r"^q-(\d{4})-(\d{12})-([0-9a-z]{1,32})-(\d{1,2})-(\d{1,9})$")
-IN_CLOSE_WRITE, IN_MOVED_FROM, IN_MOVED_TO, IN_CREATE, IN_DELETE = 0x8, 0x40, 0x80, 0x100, 0x200
+IN_CLOSE_WRITE, IN_CLOSE_NOWRITE, IN_MOVED_FROM, IN_MOVED_TO, IN_CREATE, IN_DELETE = 0x8, 0x10, 0x40, 0x80, 0x100, 0x200
+IN_Q_OVERFLOW = 0x4000
+QUEUE_MASK = IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
+LOCKS_MASK = IN_CLOSE_WRITE | IN_CLOSE_NOWRITE
+LOCK_NAME_RE = re.compile(r"^gpu-(\d{1,9})\.(lock|hold)$")
+EVENT = struct.Struct("iIII")
 PR_SET_PDEATHSIG = 1
 
 
@@ -274,16 +297,15 @@ def foreign_use(smi, threshold_mib, gpuq_pids):
 
 
 class Inotify(object):
-    """inotify on the queue folder through ctypes; `fd` is None where it is not available."""
+    """inotify on one folder through ctypes; `fd` is None where it is not available."""
 
-    def __init__(self, path):
+    def __init__(self, path, mask):
         self.fd = None
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
             if fd < 0:
                 return
-            mask = IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
             if libc.inotify_add_watch(fd, path.encode(), mask) < 0:
                 os.close(fd)
                 return
@@ -291,20 +313,28 @@ class Inotify(object):
         except (OSError, AttributeError):
             self.fd = None
 
-    def wait(self, timeout):
-        """Sleeps until an event or `timeout`; True when something changed."""
-        if self.fd is None:
-            time.sleep(timeout)
-            return False
-        r, _, _ = select.select([self.fd], [], [], timeout)
-        if not r:
-            return False
+    def names(self):
+        """The (mask, name) of the pending events (drained); None as a name: the queue overflowed."""
+        out = []
         try:
-            while os.read(self.fd, 65536):
-                pass
+            while True:
+                buf = os.read(self.fd, 65536)
+                if not buf:
+                    break
+                i = 0
+                while i + EVENT.size <= len(buf):
+                    _, mask, _, n = EVENT.unpack_from(buf, i)
+                    name = buf[i + EVENT.size:i + EVENT.size + n].split(b"\0", 1)[0]
+                    out.append((mask, None if mask & IN_Q_OVERFLOW else name.decode("ascii", "replace")))
+                    i += EVENT.size + n
         except OSError:
             pass
-        return True
+        return out
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 class Waiter(object):
@@ -319,6 +349,24 @@ class Waiter(object):
         self.foreign_interval = FOREIGN_MIN_INTERVAL_S
         self.last_report = None
         self.told = False
+        self.holders = {}
+        self.indices = set(g[0] for g in a["gpu"])
+
+    def holder(self, index):
+        """read_holder of a GPU's .lock, read again only when the file changed: opening it is a close
+        event for every head's inotify, so reading it on each event would wake them for ever."""
+        path = self.lock_path(index, "lock")
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        key = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+        hit = self.holders.get(index)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        h = read_holder(path)
+        self.holders[index] = (key, h)
+        return h
 
     def lock_path(self, index, kind):
         return os.path.join(self.a["lock_dir"], "gpu-%d.%s" % (index, kind))
@@ -347,16 +395,25 @@ class Waiter(object):
         t0 = os.times()
         sups = set()
         for index, _, _ in self.a["gpu"]:
-            h = read_holder(self.lock_path(index, "lock"))
+            h = self.holder(index)
             if h and h.get("supervisorPid"):
                 sups.add(h["supervisorPid"])
         found = foreign_use(self.smi, self.a["foreign_mib"], sups)
         t1 = os.times()
         cost = (t1[2] - t0[2]) + (t1[3] - t0[3]) + (t1[0] - t0[0]) + (t1[1] - t0[1])
-        # nvidia-smi is slow on a big node: keep its share near 2% of a core.
-        self.foreign_interval = max(FOREIGN_MIN_INTERVAL_S, cost * 50)
-        self.foreign_at = time.monotonic()
         self.foreign = found or {}
+        # nvidia-smi is slow on a big node: its share of a core stays small (see FOREIGN_*).
+        if self.foreign:
+            self.foreign_interval = max(FOREIGN_MIN_INTERVAL_S, cost * 100)
+        else:
+            self.foreign_interval = max(FOREIGN_IDLE_INTERVAL_S, cost * 500)
+        self.foreign_at = time.monotonic()
+
+    def foreign_due(self):
+        """Seconds until the next nvidia-smi check (None without nvidia-smi)."""
+        if self.smi is None:
+            return None
+        return max(0.0, self.foreign_at + self.foreign_interval - time.monotonic())
 
     def try_take(self):
         """Locks NEED free GPUs (index order), or none; the indices taken, or None."""
@@ -413,7 +470,7 @@ class Waiter(object):
                 except OSError:
                     li = hi = None
                 if held is not None and li is not None and (li in held or hi in held):
-                    h = read_holder(self.lock_path(index, "lock")) or {}
+                    h = self.holder(index) or {}
                     g.update(state="held" if li in held else "orphan", job=h.get("job"),
                              submitter=h.get("submitter"), pid=h.get("supervisorPid"),
                              sinceMs=h.get("sinceMs"), timeoutS=h.get("timeoutS"))
@@ -440,21 +497,38 @@ class Waiter(object):
     def alive_supervisor(self):
         return os.getppid() == self.sup
 
+    def lock_event(self, events):
+        """Whether an event is a close of one of this job's GPU lock files (or lost events)."""
+        for _, name in events:
+            if name is None:
+                return True
+            m = LOCK_NAME_RE.match(name)
+            if m and int(m.group(1)) in self.indices:
+                return True
+        return False
+
     def run(self):
         self.enqueue()
-        ino = Inotify(self.qdir)
-        idle = IDLE_POLL_S if ino.fd is not None else IDLE_POLL_NO_INOTIFY_S
-        dirty, scanned_at, tickets, report_at = True, 0.0, [], 0.0
+        qino = Inotify(self.qdir, QUEUE_MASK)
+        lino = None
+        tickets, rescan, rescan_at, settle = [], True, 0.0, []
+        burst_until, describe, describe_at = 0.0, True, None
         while True:
             if not self.alive_supervisor():
                 self.leave()
                 return 1
             mono = time.monotonic()
-            if dirty or mono - scanned_at > 1.0:
+            if settle and mono >= settle[0]:
+                settle.pop(0)
+                rescan = True
+            if rescan or mono >= rescan_at:
                 tickets = live_tickets(self.qdir, self.ticket)
-                scanned_at, dirty = mono, False
+                rescan, describe = False, True
+                rescan_at = mono + (IDLE_POLL_S if qino.fd is not None else IDLE_POLL_NO_INOTIFY_S)
             head = bool(tickets) and tickets[0][0] == self.ticket
             if head:
+                if lino is None and qino.fd is not None:
+                    lino = Inotify(self.a["lock_dir"], LOCKS_MASK)
                 self.refresh_foreign()
                 taken = self.try_take()
                 if taken:
@@ -463,17 +537,55 @@ class Waiter(object):
                     sys.stdout.write(",".join(str(t[0]) for t in taken) + "\n")
                     sys.stdout.flush()
                     return 0
-            if not self.told or mono - report_at > (1.0 if head else 0.0):
+            elif lino is not None:
+                lino.close()
+                lino = None
+            if describe_at is not None and mono >= describe_at:
+                describe_at, describe = None, True
+            if describe or not self.told:
                 self.report(tickets)
-                report_at = mono
+                describe = False
             if not self.told:
                 self.told = True
                 try:
                     os.kill(self.sup, signal.SIGUSR2)
                 except OSError:
                     pass
-            if ino.wait(HEAD_POLL_S if head else idle):
-                dirty = True
+            # How long to sleep: until an event, or the next thing due.
+            mono = time.monotonic()
+            due = [rescan_at]
+            if settle:
+                due.append(settle[0])
+            if describe_at is not None:
+                due.append(describe_at)
+            if head:
+                if lino is None or lino.fd is None:
+                    due.append(mono + HEAD_POLL_NO_INOTIFY_S)
+                elif mono < burst_until:
+                    due.append(mono + HEAD_RETRY_S)
+                else:
+                    due.append(mono + HEAD_IDLE_S)
+                f = self.foreign_due()
+                if f is not None:
+                    due.append(mono + f)
+            fds = [i.fd for i in (qino, lino) if i is not None and i.fd is not None]
+            timeout = max(0.0, min(due) - mono)
+            if fds:
+                ready, _, _ = select.select(fds, [], [], timeout)
+            else:
+                time.sleep(timeout)
+                ready = []
+            if qino.fd in ready:
+                events = qino.names()
+                if any(name is None or TICKET_RE.match(name) for _, name in events):
+                    rescan = True
+                    # a dead waiter's ticket: its close is reported before its lock is dropped
+                    if any(name is None or (mask & IN_CLOSE_WRITE) for mask, name in events):
+                        settle = [time.monotonic() + d for d in SETTLE_S]
+            if lino is not None and lino.fd in ready and self.lock_event(lino.names()):
+                burst_until = time.monotonic() + HEAD_BURST_S
+                # who holds the GPUs changed: describe now, and once the lock is surely dropped
+                describe, describe_at = True, burst_until
 
 
 def main(argv):
@@ -496,11 +608,15 @@ def main(argv):
     signal.signal(signal.SIGINT, on_term)
     signal.signal(signal.SIGHUP, on_term)
     try:
-        return w.run()
+        rc = w.run()
     except OSError as e:
         w.leave()
         sys.stderr.write("queue.py: %s\n" % e)
-        return 3
+        rc = 3
+    # At once, without the interpreter's teardown: the supervisor starts the program when this ends.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
 
 
 if __name__ == "__main__":
