@@ -41,6 +41,12 @@ export interface SlurmCluster {
   stopController(): Promise<void>;
   /** Starts slurmctld again; with `clear`, its saved state (the jobs it knew) is dropped. */
   startController(opts?: { clear?: boolean }): Promise<void>;
+  /**
+   * A copy of slurm.conf for clients only (squeue, sbatch… through SLURM_CONF) with a shorter
+   * MessageTimeout: with slurmctld down, Slurm's commands retry their connection for that long
+   * (10 s and more by default) before saying it cannot be reached. The daemons keep theirs.
+   */
+  clientConf(opts: { messageTimeoutS: number }): Promise<string>;
   /** The daemons' logs so far, for failure messages. */
   logs(): string;
   cleanup(): Promise<void>;
@@ -234,6 +240,13 @@ export async function startSlurm(opts: { partition?: string } = {}): Promise<Slu
     run,
     stopController: () => stopDaemon('slurmctld'),
     startController,
+    clientConf: async ({ messageTimeoutS }) => {
+      const file = join(dir, `client-${Math.round(messageTimeoutS)}s.conf`);
+      await writeFile(file, `${readFileSync(conf, 'utf8')}MessageTimeout=${Math.round(messageTimeoutS)}\n`, {
+        mode: 0o644,
+      });
+      return file;
+    },
     logs,
     cleanup,
   };

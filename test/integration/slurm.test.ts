@@ -59,7 +59,8 @@ beforeAll(async () => {
         // Pending for an hour (BeginTime): a job Slurm holds, whatever else runs.
         held: node({ workdir: WORK, sbatchArgs: ['--begin=now+3600'] }),
         bad: node({ partition: 'nope', workdir: WORK }),
-        login: sshd.configEntry({ transport: 'slurm', partition: 'gpu' }),
+        // A generous connect timeout: this file's jobs and Slurm's daemons load the machine.
+        login: sshd.configEntry({ transport: 'slurm', partition: 'gpu', connectTimeout: '30s' }),
       },
     },
     { ...slurm.env, GPUQ_SSH_CONFIG: sshd.sshConfigPath },
@@ -161,8 +162,7 @@ describe.runIf(can.run).concurrent('a Slurm node', () => {
   it("runs three 1-GPU jobs on two GRES GPUs: two at once on distinct devices, the third queued with Slurm's reason", async () => {
     try {
       const prog = progs.gpu as string;
-      const jobs = [await submit([prog, '--node', 'sl', '--gpus', '1'])];
-      jobs.push(await submit([prog, '--node', 'sl', '--gpus', '1']));
+      const jobs = await Promise.all([1, 2].map(() => submit([prog, '--node', 'sl', '--gpus', '1'])));
       await Promise.all(jobs.map((j) => untilRunning(j)));
       const third = await submit([prog, '--node', 'sl', '--gpus', '1']);
       expect(third.state).toBe('queued');
@@ -275,12 +275,14 @@ describe.runIf(can.run)('a Slurm node whose controller stops', () => {
   it('refuses a submit with exit 3 quoting Slurm, and calls a job Slurm forgot lost', async () => {
     const held = await submit([progs.sleep as string, '--node', 'held']);
     expect(held.state).toBe('queued');
+    // Slurm's commands retry an absent controller for MessageTimeout (10 s and more): 3 s here.
+    const quick = { ...h, env: { ...h.env, SLURM_CONF: await slurm.clientConf({ messageTimeoutS: 3 }) } };
     await slurm.stopController();
     // A wait meanwhile says Slurm does not answer and keeps waiting: silence is no verdict.
-    const waiting = startGpuq(h, ['wait', held.id]);
+    const waiting = startGpuq(quick, ['wait', held.id]);
     let said = '';
     waiting.child.stderr?.on('data', (d: Buffer) => (said += d.toString()));
-    const r = await gpuq(h, ['submit', progs.hello as string, '--node', 'sl']);
+    const r = await gpuq(quick, ['submit', progs.hello as string, '--node', 'sl']);
     expect(r.code, r.stderr).toBe(3);
     expect(r.stderr).toMatch(/Slurm could not be reached.*(Unable to contact|connect)/i);
     expect(await until(() => /Slurm did not answer/.test(said), 30_000), said).toBe(true);
