@@ -69,7 +69,11 @@ async function timedProgram(s: Setup, gate: Gate | null): Promise<string> {
   const src =
     'import os, time\n' +
     'print("start", time.time(), os.environ.get("CUDA_VISIBLE_DEVICES"), os.environ.get("CUDA_DEVICE_ORDER"), flush=True)\n' +
-    (gate ? `${gate.pyDef}gate_wait()\n` : 'time.sleep(0.2)\n') +
+    // the gate's own wait, bounded under the jobs' 2-minute limit (the helper's gives up after 60 s,
+    // which a loaded machine reached in the longer tests, so a holder ended before its time)
+    (gate
+      ? `end = time.time() + 110\nwhile not os.path.exists(${JSON.stringify(gate.path)}) and time.time() < end:\n    time.sleep(0.1)\n`
+      : 'time.sleep(0.2)\n') +
     'print("end", time.time(), flush=True)\n';
   const path = join(s.base, `timed-${randomUUID()}.py`);
   await writeFile(path, src);
