@@ -10,10 +10,11 @@
  * unless GPUQ_TEST_ALLOW_SKIP=1.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { Job } from '../../src/core/types.js';
 import { need, type Need } from './capability.js';
 import { gpuq, type Home, makeHome, NO_BOUNDARY_CONFIG, SYSTEM_PYTHON } from './cli.js';
 import { fakeNvidiaSmi } from './nvidia-smi.js';
@@ -22,6 +23,9 @@ import {
   ensureTestUser,
   expectGone,
   expectVerdict,
+  type Finished,
+  finished,
+  HOSTILE,
   jobCgroups,
   jobProcesses,
   liveProcess,
@@ -31,7 +35,6 @@ import {
   startHostile,
   TEST_USER,
   waitForFile,
-  waitHostile,
 } from './hostile.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -71,15 +74,64 @@ export const MODES: Mode[] = [
   },
 ];
 
+/** A fixture of test/fixtures/hostile by its name. */
+const fixture = (name: string) => join(HOSTILE, name);
+
+/** The jobs of `gpuq submit … --json` or `gpuq wait … --json` (one JSON array), or a clear error. */
+function jobsOf(r: { code: number | null; stdout: string; stderr: string }, what: string): Job[] {
+  try {
+    // `submit` of one file prints the job itself, of several an array
+    const parsed = JSON.parse(r.stdout) as Job | Job[];
+    return Array.isArray(parsed) ? parsed : [parsed];
+  } catch {
+    throw new Error(`gpuq ${what} exited ${r.code} without jobs: ${r.stderr}`);
+  }
+}
+
+/**
+ * One `gpuq submit A B … --wait --json OPTS…` (one gpuq run for several jobs, which run side by
+ * side) and what each job left, in the order of `programs`. The CLI's exit code is the worst of
+ * the jobs': callers group programs of one verdict class, so it is each job's own.
+ */
+async function runGroup(h: Home, programs: string[], opts: string[]): Promise<Finished[]> {
+  const r = await gpuq(h, ['submit', ...programs, '--wait', '--json', ...opts]);
+  const jobs = jobsOf(r, `submit ${programs.join(' ')}`);
+  return programs.map((p) => {
+    const job = jobs.find((j) => j.file === p);
+    if (job === undefined) throw new Error(`no job for ${p} (exit ${r.code}): ${r.stderr}`);
+    return finished(r.code, r.stderr, job);
+  });
+}
+
+/** `gpuq wait IDS… --json` (its exit code is the worst of the jobs') and what each job left. */
+async function waitAll(h: Home, ids: string[]): Promise<Finished[]> {
+  const r = await gpuq(h, ['wait', ...ids, '--json']);
+  const jobs = jobsOf(r, `wait ${ids.join(' ')}`);
+  return ids.map((id) => {
+    const job = jobs.find((j) => j.id === id);
+    if (job === undefined) throw new Error(`wait printed no job ${id} (exit ${r.code}): ${r.stderr}`);
+    return finished(r.code, r.stderr, job);
+  });
+}
+
 /**
  * Declares the hostile tests for one mode (call at a test file's top level): one file per mode,
  * so vitest's two workers run the modes side by side. The fork bomb runs after the rest of its
  * file, alone among that user's jobs (`ulimit -u` counts every task of the user).
+ *
+ * To spend less CPU (every job and every gpuq run costs some), the programs whose tests need only
+ * the finished job run in groups: one `submit A B … --wait` per group, of programs that earn the
+ * same verdict class under the same options, so the CLI's exit code (the worst) is still each
+ * job's. Tests of a group share its run (a promise made by the first test that needs it).
  */
 export function hostileSuite(mode: Mode): void {
   const homes: Home[] = [];
+  /** Programs with their arguments written in (so several can share one submit), readable by all. */
+  const variants = mkdtempSync(join(tmpdir(), 'gpuq-hostile-variants-'));
+  chmodSync(variants, 0o755);
   afterAll(async () => {
     await Promise.all(homes.splice(0).map((h) => h.cleanup()));
+    rmSync(variants, { recursive: true, force: true });
   });
   /** A fresh home for the mode (owned by its user). */
   async function homeFor(m: Mode, extraEnv: NodeJS.ProcessEnv = {}): Promise<Home> {
@@ -102,40 +154,107 @@ export function hostileSuite(mode: Mode): void {
     return h;
   }
 
+  /** A copy of a fixture that runs as if given `args` (sys.argv set first), for a group submit. */
+  function withArgs(name: string, args: string[]): string {
+    const path = join(variants, `${name.replace(/\.py$/, '')}${args.join('')}.py`);
+    const text = `import sys\nsys.argv[1:] = ${JSON.stringify(args)}\n${readFileSync(fixture(name), 'utf8')}`;
+    writeFileSync(path, text, { mode: 0o644 });
+    return path;
+  }
+
+  /** Each group's run, started by the first test that needs it. */
+  const runs = new Map<string, Promise<Finished[]>>();
+  function shared(key: string, run: () => Promise<Finished[]>): Promise<Finished[]> {
+    let p = runs.get(key);
+    if (p === undefined) {
+      p = run();
+      runs.set(key, p);
+    }
+    return p;
+  }
+
+  /** Programs that succeed: threads_env.py and (root) child_oom.py. */
+  const SUCCEEDS = ['threads_env.py', ...(mode.privileged ? ['child_oom.py'] : [])];
+  const succeeded = (name: string) =>
+    shared('succeeded', async () =>
+      runGroup(await homeFor(mode), SUCCEEDS.map(fixture), [
+        '--memory',
+        '64m',
+        '--timeout',
+        '30s',
+        '--env',
+        'OMP_NUM_THREADS=7',
+      ]),
+    ).then((fs) => fs[SUCCEEDS.indexOf(name)] as Finished);
+
+  /** One group per verdict class: the programs, their options, and the class's exit code. */
+  const byClass =
+    (
+      key: string,
+      names: string[],
+      opts: () => string[],
+      around?: (run: () => Promise<Finished[]>) => Promise<Finished[]>,
+    ) =>
+    (name: string) =>
+      shared(key, async () => {
+        const h = await homeFor(mode);
+        const run = () => runGroup(h, names.map(fixture), opts());
+        return around ? around(run) : run();
+      }).then((fs) => fs[names.indexOf(name)] as Finished);
+
+  const signaled = byClass('signaled', ['segfault.py', 'abort.py'], () => []);
+  const failed = byClass('failed', ['missing_module.py', 'syntax_error.py'], () => []);
+  const oom = byClass('oom', ['memory_hog.py', 'memory_error.py'], () => ['--memory', '64m', '--timeout', '30s']);
+
+  // The limit group: one program per limit. --file-size is 2m so that the 1 MiB tmpfs of
+  // disk_full.py is full (ENOSPC) before its file reaches the size limit (EFBIG).
+  let diskTarget = '/dev/full';
+  const limited = byClass(
+    'limit',
+    ['cpu_burn.py', 'many_files.py', 'big_file.py', 'disk_full.py'],
+    () => ['--cpu-time', '1s', '--files', '32', '--file-size', '2m', '--timeout', '30s', '--arg', diskTarget],
+    async (run) => {
+      // A 1 MiB tmpfs where we may mount one; /dev/full (always ENOSPC) elsewhere.
+      const mnt = mkdtempSync(join(tmpdir(), 'gpuq-tmpfs-'));
+      let mounted = false;
+      if (isRoot) {
+        try {
+          execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=1777', 'tmpfs', mnt], { stdio: 'ignore' });
+          mounted = true;
+          diskTarget = join(mnt, 'fill.bin');
+        } catch {
+          /* no mount here */
+        }
+      }
+      try {
+        return await run();
+      } finally {
+        if (mounted) execFileSync('umount', [mnt]);
+        rmSync(mnt, { recursive: true, force: true });
+      }
+    },
+  );
+
   describe.concurrent.each([mode])('hostile programs as $label', (mode) => {
     const home = () => homeFor(mode);
     const escapeeHome = () => escapeeHomeFor(mode);
 
     it('the job runs as that user, adopted by its supervisor (subreaper); without cgroups when unprivileged', async () => {
-      const f = await runHostile(await home(), 'threads_env.py');
+      const f = await succeeded('threads_env.py');
       expectVerdict(f, 'succeeded', undefined, 0);
       expect(f.status.subreaper).toBe(true);
       if (!mode.privileged) expect(f.status.cgroup).toBe(null);
     });
-    it('a program that never ends is stopped at the wall-clock limit: timeout, 11', async () => {
-      const f = await runHostile(await home(), 'sleep_forever.py', ['--timeout', '2s']);
-      expectVerdict(f, 'timeout', undefined, 11);
-      expect(f.status).toMatchObject({ timedOut: true, limitFired: 'timeout', exitCode: 143, killedAfterGrace: false });
-    });
-
-    it('a program that ignores SIGTERM is killed after the grace period: timeout, 11', async () => {
-      // 4 s: under load the interpreter may need seconds to install its handler.
-      const f = await runHostile(await home(), 'ignore_term.py', ['--timeout', '4s', '--grace', '1s']);
-      expect(f.stdoutLog).toContain('ignoring SIGTERM');
-      expectVerdict(f, 'timeout', undefined, 11);
-      expect(f.status).toMatchObject({ timedOut: true, killedAfterGrace: true, exitCode: 137 });
-      expect(f.job.verdict?.summary).toMatch(/ignored SIGTERM/);
-    });
 
     it('a CPU burner is killed at --cpu-time: limit/cpu_time, 14', async () => {
-      const f = await runHostile(await home(), 'cpu_burn.py', ['--cpu-time', '1s', '--timeout', '30s']);
+      const f = await limited('cpu_burn.py');
       expectVerdict(f, 'limit', 'cpu_time', 14);
       expect(f.status).toMatchObject({ limitFired: 'cpu', timedOut: false });
       expect(Number(f.status.cpuSeconds)).toBeGreaterThanOrEqual(0.8); // times(2) ticks round down a little
     });
 
     it('a memory hog under --memory is killed for memory: oom, 12', async () => {
-      const f = await runHostile(await home(), 'memory_hog.py', ['--memory', '64m', '--timeout', '30s']);
+      const f = await oom('memory_hog.py');
       if (mode.privileged) {
         mode.cgroups.check();
         expectVerdict(f, 'oom', 'cgroup', 12);
@@ -154,6 +273,7 @@ export function hostileSuite(mode: Mode): void {
     });
 
     it('copy-on-write memory shared by forked children does not count once per process', async () => {
+      // A job of its own: the memory watch's PSS check alone keeps it alive as the unprivileged user.
       const f = await runHostile(await home(), 'shared_memory.py', ['--memory', '128m', '--timeout', '30s']);
       expectVerdict(f, 'succeeded', undefined, 0);
       expect(f.stdoutLog).toContain('shared memory survived');
@@ -165,80 +285,70 @@ export function hostileSuite(mode: Mode): void {
     });
 
     it('a Python MemoryError under --memory is a memory verdict: oom/memory_error, 12', async () => {
-      const f = await runHostile(await home(), 'memory_error.py', ['--memory', '64m']);
+      const f = await oom('memory_error.py');
       expectVerdict(f, 'oom', 'memory_error', 12);
     });
 
     it('SIGSEGV: signaled/sigsegv, 15', async () => {
-      const f = await runHostile(await home(), 'segfault.py');
+      const f = await signaled('segfault.py');
       expectVerdict(f, 'signaled', 'sigsegv', 15);
       expect(f.status).toMatchObject({ exitCode: 139, signal: 11 });
     });
 
     it('SIGABRT: signaled/sigabrt, 15', async () => {
-      const f = await runHostile(await home(), 'abort.py');
+      const f = await signaled('abort.py');
       expectVerdict(f, 'signaled', 'sigabrt', 15);
       expect(f.status).toMatchObject({ exitCode: 134, signal: 6 });
     });
 
     it('a full disk: limit/disk_full, 14', async () => {
-      // A 1 MiB tmpfs where we may mount one; /dev/full (always ENOSPC) elsewhere.
-      let target = '/dev/full';
-      const mnt = mkdtempSync(join(tmpdir(), 'gpuq-tmpfs-'));
-      let mounted = false;
-      if (isRoot) {
-        try {
-          execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=1777', 'tmpfs', mnt], { stdio: 'ignore' });
-          mounted = true;
-          target = join(mnt, 'fill.bin');
-        } catch {
-          /* no mount here */
-        }
-      }
-      try {
-        const f = await runHostile(await home(), 'disk_full.py', ['--arg', target]);
-        expectVerdict(f, 'limit', 'disk_full', 14);
-      } finally {
-        if (mounted) execFileSync('umount', [mnt]);
-        rmSync(mnt, { recursive: true, force: true });
-      }
+      const f = await limited('disk_full.py');
+      expectVerdict(f, 'limit', 'disk_full', 14);
     });
 
     it('too many open files under --files: limit/open_files, 14', async () => {
-      const f = await runHostile(await home(), 'many_files.py', ['--files', '32']);
+      const f = await limited('many_files.py');
       expectVerdict(f, 'limit', 'open_files', 14);
     });
 
     it('a file over --file-size: limit/file_size, 14', async () => {
-      const f = await runHostile(await home(), 'big_file.py', ['--file-size', '1m']);
+      const f = await limited('big_file.py');
       expectVerdict(f, 'limit', 'file_size', 14);
     });
 
     it('a missing module: failed/missing_module, 10, and the hint names the module', async () => {
-      const f = await runHostile(await home(), 'missing_module.py');
+      const f = await failed('missing_module.py');
       expectVerdict(f, 'failed', 'missing_module', 10);
       expect([f.job.verdict?.summary, ...(f.job.verdict?.hints ?? [])].join('\n')).toContain('gpuq_no_such_module_xyz');
     });
 
     it('a syntax error: failed/syntax_error, 10', async () => {
-      const f = await runHostile(await home(), 'syntax_error.py');
+      const f = await failed('syntax_error.py');
       expectVerdict(f, 'failed', 'syntax_error', 10);
     });
 
+    // Both escapees in one submit: one as escape.py, one that also clears its environment.
+    const escapees = () =>
+      shared('escapees', async () =>
+        runGroup(await escapeeHome(), [fixture('escape.py'), withArgs('escape.py', ['--clear-env'])], []),
+      );
+
     it('a setsid + double-forked grandchild does not outlive a job that exits 0', async () => {
-      const f = await runHostile(await escapeeHome(), 'escape.py');
+      const f = (await escapees())[0] as Finished;
       expectVerdict(f, 'succeeded', undefined, 0);
       await expectGone(pidFile(f.job, 'escaped.pid'));
       expect(Number(f.status.leftovers)).toBeGreaterThanOrEqual(1);
     });
 
     it('…not even one that also cleared its environment (no marker to find it by)', async () => {
-      const f = await runHostile(await escapeeHome(), 'escape.py', ['--arg', '--clear-env']);
+      const f = (await escapees())[1] as Finished;
       expectVerdict(f, 'succeeded', undefined, 0);
       await expectGone(pidFile(f.job, 'escaped.pid'));
     });
 
-    it('a timeout warns the setsid + double-forked escapee with SIGTERM too, then takes it', async () => {
+    // Also the plain wall-clock timeout's record (the main process ends at the SIGTERM, no grace
+    // kill); the TERM-ignorer under --timeout is cli-verdicts.test.ts's and verdict-causes.test.ts's.
+    it('a timeout warns the setsid + double-forked escapee with SIGTERM too, then takes it: timeout, 11', async () => {
       const f = await runHostile(await escapeeHome(), 'escape.py', [
         '--arg',
         '--stay',
@@ -248,29 +358,33 @@ export function hostileSuite(mode: Mode): void {
         '2s',
       ]);
       expectVerdict(f, 'timeout', undefined, 11);
+      expect(f.status).toMatchObject({ timedOut: true, limitFired: 'timeout', exitCode: 143, killedAfterGrace: false });
       await expectGone(pidFile(f.job, 'escaped.pid'));
       expect(readFileSync(join(f.job.remote?.dir as string, 'work', 'escaped.term'), 'utf8')).toBe('SIGTERM\n');
     });
 
-    it.each([
-      ['', []],
-      [' with a cleared environment', ['--arg', '--clear-env']],
-    ])('gpuq cancel takes the setsid + double-forked escapee%s with it', async (_, extra) => {
+    it('gpuq cancel takes the setsid + double-forked escapees (one with a cleared environment) with it', async () => {
       const h = await escapeeHome();
-      const { id, dir } = await startHostile(h, 'escape.py', ['--arg', '--stay', ...extra, '--timeout', '60s']);
-      await waitForFile(dir, 'escaped.pid');
-      const c = await gpuq(h, ['cancel', id]);
+      const programs = [withArgs('escape.py', ['--stay']), withArgs('escape.py', ['--stay', '--clear-env'])];
+      const r = await gpuq(h, ['submit', ...programs, '--json', '--timeout', '60s']);
+      expect(r.code, r.stderr).toBe(0);
+      const started = jobsOf(r, 'submit');
+      expect(started.length, r.stderr).toBe(2);
+      for (const j of started) await waitForFile(j.remote?.dir as string, 'escaped.pid');
+      const ids = started.map((j) => j.id);
+      const c = await gpuq(h, ['cancel', ...ids]);
       expect(c.code, c.stderr).toBe(0);
-      const f = await waitHostile(h, id);
-      expectVerdict(f, 'cancelled', undefined, 16);
-      await expectGone(pidFile(f.job, 'escaped.pid'));
+      for (const f of await waitAll(h, ids)) {
+        expectVerdict(f, 'cancelled', undefined, 16);
+        await expectGone(pidFile(f.job, 'escaped.pid'));
+      }
     });
 
     // Only a cgroup sees a child's OOM kill while the main process lives on.
     if (mode.privileged)
       it('a child OOM-killed while the main process exits 0 is reported: succeeded/child_oom, 0', async () => {
         mode.cgroups.check();
-        const f = await runHostile(await home(), 'child_oom.py', ['--memory', '64m', '--timeout', '30s']);
+        const f = await succeeded('child_oom.py');
         expectVerdict(f, 'succeeded', 'child_oom', 0);
         expect(f.stdoutLog).toMatch(/child ended with -9/);
         expect(Number(f.status.oomKills)).toBeGreaterThanOrEqual(1);
@@ -281,9 +395,9 @@ export function hostileSuite(mode: Mode): void {
       const h = await home();
       const { id, pid } = await startHostile(h, 'sleep_forever.py', ['--timeout', '60s']);
       process.kill(pid, 'SIGKILL');
-      const f = await waitHostile(h, id);
-      expectVerdict(f, 'signaled', 'sigkill', 15);
-      expect(f.status).toMatchObject({ exitCode: 137, timedOut: false, cancelled: false, limitFired: null });
+      const [f] = await waitAll(h, [id]);
+      expectVerdict(f as Finished, 'signaled', 'sigkill', 15);
+      expect(f?.status).toMatchObject({ exitCode: 137, timedOut: false, cancelled: false, limitFired: null });
     });
 
     // The recorded pid is the node's view of the main process; inside the userns boundary that is
@@ -292,9 +406,9 @@ export function hostileSuite(mode: Mode): void {
       const h = await escapeeHome();
       const { id, pid } = await startHostile(h, 'sleep_forever.py', ['--timeout', '60s']);
       process.kill(pid, 'SIGTERM');
-      const f = await waitHostile(h, id);
-      expectVerdict(f, 'signaled', 'sigterm', 15);
-      expect(f.status).toMatchObject({ exitCode: 143, cancelled: false });
+      const [f] = await waitAll(h, [id]);
+      expectVerdict(f as Finished, 'signaled', 'sigterm', 15);
+      expect(f?.status).toMatchObject({ exitCode: 143, cancelled: false });
     });
 
     it('gpuq cancel: cancelled, 16, and the tree is gone (a TERM-ignoring main, after the grace)', async () => {
@@ -303,15 +417,15 @@ export function hostileSuite(mode: Mode): void {
       await waitForFile(dir, 'ready');
       const c = await gpuq(h, ['cancel', id]);
       expect(c.code, c.stderr).toBe(0);
-      const f = await waitHostile(h, id);
-      expectVerdict(f, 'cancelled', undefined, 16);
-      expect(f.status).toMatchObject({ cancelled: true, killedAfterGrace: true });
+      const [f] = await waitAll(h, [id]);
+      expectVerdict(f as Finished, 'cancelled', undefined, 16);
+      expect(f?.status).toMatchObject({ cancelled: true, killedAfterGrace: true });
       expect(liveProcess(pid)).toBe(false);
     });
 
     it("thread-pool variables default to the job's CPU share; --env wins", async () => {
       const cores = Number(execFileSync('nproc').toString().trim());
-      const f = await runHostile(await home(), 'threads_env.py', ['--env', 'OMP_NUM_THREADS=7']);
+      const f = await succeeded('threads_env.py');
       expectVerdict(f, 'succeeded', undefined, 0);
       expect(f.stdoutLog).toContain('OMP_NUM_THREADS 7\n');
       for (const v of ['MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'NUMEXPR_NUM_THREADS'])
