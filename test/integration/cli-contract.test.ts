@@ -90,7 +90,7 @@ describe('list and wait --json', () => {
       gpuq(h, ['list', '--state', 'bogus']),
       gpuq(h, ['list', '--state', 'timeout']),
     ]);
-    queries.forEach(([args, want], i) => expect(found[i], args.join(' ')).toEqual(want));
+    for (const [i, [args, want]] of queries.entries()) expect(found[i], args.join(' ')).toEqual(want);
     expect(binaryList.map((j) => j.id)).toEqual([c, b, a]);
     // The human table: the same order.
     expect(human.indexOf(c)).toBeLessThan(human.indexOf(b));
