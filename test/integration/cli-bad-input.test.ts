@@ -7,7 +7,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Job } from '../../src/core/types.js';
-import { gpuq, gpuqJson, type Home, makeHome, tempDir, writeProgram } from '../helpers/cli.js';
+import { gpuq, gpuqJson, type Home, makeHome, type RunResult, tempDir, writeProgram } from '../helpers/cli.js';
+import { gpuqInProcess } from '../helpers/in-process.js';
 
 /** A GPUQ_HOME removed, with what is left of its jobs, when the test ends. */
 function home(config?: unknown): Promise<Home> {
@@ -42,8 +43,15 @@ describe('bad input: exit 2, one line, nothing recorded', () => {
       [['submit', ok, '--frobnicate'], /frobnicate/],
       [['frobnicate'], /frobnicate/],
     ];
-    // All at once: 16 starts one after another took 27 s on a busy machine.
-    const results = await Promise.all(cases.map(([args]) => gpuq(h, args)));
+    // In this process (main(), what the binary runs): refused before any node is asked, so no
+    // node start each; a file case, an option case and an unknown command also through the binary.
+    const results: RunResult[] = [];
+    for (const [args] of cases) results.push(await gpuqInProcess(h, args));
+    const viaBinary = [0, 8, cases.length - 1];
+    const binary = await Promise.all(viaBinary.map((i) => gpuq(h, cases[i]![0])));
+    viaBinary.forEach((i, k) => {
+      expect(binary[k], `${cases[i]![0].join(' ')} through the binary`).toEqual(results[i]);
+    });
     for (const [i, [args, message]] of cases.entries()) {
       const r = results[i]!;
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);

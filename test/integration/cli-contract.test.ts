@@ -4,11 +4,9 @@
  * CUDA out-of-memory traceback, `.sh` and `#!` programs, bad values for every limit option, and
  * where the config and the ledger live without GPUQ_HOME.
  */
-import { chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough, Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import type { Job } from '../../src/core/types.js';
 import {
   gpuq,
@@ -16,11 +14,11 @@ import {
   type Home,
   makeGate,
   makeHome,
-  REPO,
   type RunResult,
   tempDir,
   writeProgram,
 } from '../helpers/cli.js';
+import { gpuqInProcess } from '../helpers/in-process.js';
 
 /** Two local nodes, so that --node has something to tell apart. */
 const TWO_NODES = { nodes: { local: { transport: 'local' }, other: { transport: 'local' } } };
@@ -31,100 +29,126 @@ async function submitWait(h: Home, file: string, ...opts: string[]): Promise<str
   return r.stdout.trim();
 }
 
-describe('list', () => {
-  it('prints newest first and filters by --state, --node and --limit', async () => {
+describe('list and wait --json', () => {
+  it('list prints newest first and filters by --state, --node and --limit; wait --json prints the verdicts', async () => {
     const h = await makeHome(TWO_NODES);
     const ok = await writeProgram('ok.py', 'print("ok")\n');
     const bad = await writeProgram('bad.py', 'raise SystemExit(3)\n');
-    // One after another, so their creation times are ordered.
-    const a = await submitWait(h, ok, '--node', 'local');
-    const b = await submitWait(h, bad, '--node', 'other');
-    const c = await submitWait(h, ok, '--node', 'other');
-    const ids = async (...args: string[]) => (await gpuqJson<Job[]>(h, ['list', ...args])).map((j) => j.id);
-    expect(await ids()).toEqual([c, b, a]);
-    expect(await ids('--node', 'other')).toEqual([c, b]);
-    expect(await ids('--node', 'local')).toEqual([a]);
-    expect(await ids('--state', 'failed')).toEqual([b]);
-    expect(await ids('--state', 'succeeded')).toEqual([c, a]);
-    expect(await ids('--state', 'done')).toEqual([c, b, a]);
-    expect(await ids('--state', 'running')).toEqual([]);
-    expect(await ids('--limit', '2')).toEqual([c, b]);
-    expect(await ids('--node', 'other', '--state', 'succeeded', '--limit', '1')).toEqual([c]);
+    // One after another, so their creation times are ordered; waited for together below.
+    const submit = async (file: string, node: string) => {
+      const r = await gpuq(h, ['submit', file, '-q', '--node', node]);
+      expect(r.stdout.trim(), r.stderr).toMatch(/^[0-9a-z]{8}$/);
+      return r.stdout.trim();
+    };
+    const a = await submit(ok, 'local');
+    const b = await submit(bad, 'other');
+    const c = await submit(ok, 'other');
+    // wait --json: one JSON array with the verdicts, and the worst code
+    const r = await gpuq(h, ['wait', a, b, c, '--json']);
+    expect(r.code, r.stderr).toBe(10);
+    const jobs = JSON.parse(r.stdout) as Job[];
+    expect(Array.isArray(jobs)).toBe(true);
+    expect(jobs.map((j) => j.id).sort()).toEqual([a, b, c].sort());
+    const byId = new Map(jobs.map((j) => [j.id, j]));
+    expect(byId.get(a)).toMatchObject({ state: 'done', verdict: { class: 'succeeded', exitCode: 0 } });
+    expect(byId.get(b)).toMatchObject({ state: 'done', verdict: { class: 'failed', exitCode: 3 } });
+
+    // The filters read the ledger alone (every job is done): in this process (main(), what the
+    // binary runs) instead of a node start each; the human table and the plain list through the binary.
+    const ids = async (...args: string[]) => {
+      const r = await gpuqInProcess(h, ['list', ...args, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      return (JSON.parse(r.stdout) as Job[]).map((j) => j.id);
+    };
+    const queries: Array<[string[], string[]]> = [
+      [[], [c, b, a]],
+      [
+        ['--node', 'other'],
+        [c, b],
+      ],
+      [['--node', 'local'], [a]],
+      [['--state', 'failed'], [b]],
+      [
+        ['--state', 'succeeded'],
+        [c, a],
+      ],
+      [
+        ['--state', 'done'],
+        [c, b, a],
+      ],
+      [['--state', 'running'], []],
+      [
+        ['--limit', '2'],
+        [c, b],
+      ],
+      [['--node', 'other', '--state', 'succeeded', '--limit', '1'], [c]],
+    ];
+    const [found, human, binaryList, bogus, none] = await Promise.all([
+      Promise.all(queries.map(([args]) => ids(...args))),
+      gpuq(h, ['list']).then((r) => r.stdout),
+      gpuqJson<Job[]>(h, ['list']),
+      gpuq(h, ['list', '--state', 'bogus']),
+      gpuq(h, ['list', '--state', 'timeout']),
+    ]);
+    for (const [i, [args, want]] of queries.entries()) expect(found[i], args.join(' ')).toEqual(want);
+    expect(binaryList.map((j) => j.id)).toEqual([c, b, a]);
     // The human table: the same order.
-    const human = (await gpuq(h, ['list'])).stdout;
     expect(human.indexOf(c)).toBeLessThan(human.indexOf(b));
     expect(human.indexOf(b)).toBeLessThan(human.indexOf(a));
     // and it answers "why": the cause and exit status column
     expect(human).toMatch(/CAUSE \/ EXIT/);
     expect(human.split('\n').find((l) => l.startsWith(b))).toMatch(/failed .* exit 3$/);
     expect(human.split('\n').find((l) => l.startsWith(a))).toMatch(/succeeded .* exit 0$/);
-    const bogus = await gpuq(h, ['list', '--state', 'bogus']);
     expect(bogus.code).toBe(2);
     expect(bogus.stderr).toMatch(/--state "bogus" is neither a state nor a verdict[\s\S]*running, .*timeout/);
-    const none = await gpuq(h, ['list', '--state', 'timeout']);
     expect(none.code).toBe(0);
     expect(none.stdout).toBe('');
     expect(none.stderr).toMatch(/no job matches --state timeout among 3 jobs/);
+    // bad --limit values: refused before any node is asked (in process; one through the binary)
+    expect(await gpuq(h, ['list', '--limit', '0'])).toEqual(await gpuqInProcess(h, ['list', '--limit', '0']));
     for (const v of ['0', '-1', 'abc']) {
-      const r = await gpuq(h, ['list', '--limit', v]);
+      const r = await gpuqInProcess(h, ['list', '--limit', v]);
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toMatch(/--limit/);
     }
   });
 });
 
-describe('wait --json', () => {
-  it('prints the jobs as one JSON array with their verdicts, and exits with the worst code', async () => {
-    const h = await makeHome();
-    const ok = await writeProgram('ok.py', 'print("ok")\n');
-    const bad = await writeProgram('bad.py', 'raise SystemExit(3)\n');
-    const a = (await gpuq(h, ['submit', ok, '-q'])).stdout.trim();
-    const b = (await gpuq(h, ['submit', bad, '-q'])).stdout.trim();
-    const r = await gpuq(h, ['wait', a, b, '--json']);
-    expect(r.code, r.stderr).toBe(10);
-    const jobs = JSON.parse(r.stdout) as Job[];
-    expect(Array.isArray(jobs)).toBe(true);
-    expect(jobs.map((j) => j.id).sort()).toEqual([a, b].sort());
-    const byId = new Map(jobs.map((j) => [j.id, j]));
-    expect(byId.get(a)).toMatchObject({ state: 'done', verdict: { class: 'succeeded', exitCode: 0 } });
-    expect(byId.get(b)).toMatchObject({ state: 'done', verdict: { class: 'failed', exitCode: 3 } });
-  });
-});
-
 describe('cancel', () => {
-  it('cancels several jobs at once: each cancelled, wait exits 16', async () => {
+  it('cancels several jobs at once (wait exits 16); on a finished job changes nothing; an unknown id exits 4', async () => {
     const h = await makeHome();
     const gate = await makeGate(); // never opened: the jobs wait until cancelled (60 s at most)
-    const prog = await writeProgram('hold.py', `${gate.pyDef}print("holding", flush=True)\ngate_wait()\n`);
-    const a = (await gpuq(h, ['submit', prog, '-q'])).stdout.trim();
-    const b = (await gpuq(h, ['submit', prog, '-q'])).stdout.trim();
+    const src = `${gate.pyDef}print("holding", flush=True)\ngate_wait()\n`;
+    const progs = [await writeProgram('hold.py', src), await writeProgram('hold2.py', src)];
+    const sub = await gpuq(h, ['submit', ...progs, '-q']);
+    expect(sub.code, sub.stderr).toBe(0);
+    const [a, b] = sub.stdout.trim().split('\n') as [string, string];
     const c = await gpuq(h, ['cancel', a, b]);
     expect(c.code, c.stderr).toBe(0);
-    const w = await gpuq(h, ['wait', a, b]);
+    const w = await gpuq(h, ['wait', a, b, '--json']);
     expect(w.code, w.stderr).toBe(16);
-    for (const id of [a, b]) expect((await gpuqJson<Job>(h, ['show', id])).verdict?.class).toBe('cancelled');
-  });
+    expect((JSON.parse(w.stdout) as Job[]).map((j) => j.verdict?.class)).toEqual(['cancelled', 'cancelled']);
 
-  it('on a finished job changes nothing and says it had ended; an unknown id exits 4', async () => {
-    const h = await makeHome();
-    const id = await submitWait(h, await writeProgram('ok.py', 'print("ok")\n'));
-    const before = await gpuqJson<Job>(h, ['show', id]);
-    const r = await gpuq(h, ['cancel', id]);
+    // a finished (here: cancelled) job: nothing changes, and it says the job had ended
+    const before = await gpuqJson<Job>(h, ['show', a]);
+    const r = await gpuq(h, ['cancel', a]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout + r.stderr).toMatch(/already ended/);
-    expect(await gpuqJson<Job>(h, ['show', id])).toEqual(before);
+    expect(await gpuqJson<Job>(h, ['show', a])).toEqual(before);
     const unknown = await gpuq(h, ['cancel', 'qqqqqqqq']);
     expect(unknown.code).toBe(4);
     expect(unknown.stderr).toMatch(/no job matches "qqqqqqqq"/);
     // An unknown id among known ones: nothing is cancelled, exit 4.
-    expect((await gpuq(h, ['cancel', id, 'qqqqqqqq'])).code).toBe(4);
+    expect((await gpuq(h, ['cancel', a, 'qqqqqqqq'])).code).toBe(4);
   });
 });
 
 describe('verdicts from the program', () => {
-  it('a PyTorch CUDA out-of-memory traceback is gpu_oom, exit 13', async () => {
+  // One bulk submit, the same arguments for all: a CUDA OOM traceback, a .sh program and a #!
+  // program executable or not on this side.
+  it('a PyTorch CUDA out-of-memory traceback is gpu_oom, exit 13; .sh runs with bash and #! with its own interpreter, arguments passed', async () => {
     const h = await makeHome();
-    const prog = await writeProgram(
+    const oom = await writeProgram(
       'train.py',
       `${[
         'import sys',
@@ -138,28 +162,24 @@ describe('verdicts from the program', () => {
         'sys.exit(1)',
       ].join('\n')}\n`,
     );
-    const r = await gpuq(h, ['submit', prog, '--wait', '--json']);
+    const sh = await writeProgram('job.sh', 'echo "from bash $BASH_VERSION" | cut -c1-9; echo "args: $*"\n');
+    const tools = [
+      await writeProgram('tool', '#!/bin/sh\necho "shebang $1"\n'),
+      await writeProgram('tool', '#!/bin/sh\necho "shebang $1"\n'),
+    ];
+    chmodSync(tools[0] as string, 0o755); // executable on this side; tools[1] is not
+    const r = await gpuq(h, ['submit', oom, sh, ...tools, '--arg', 'one', '--arg', 'two words', '--wait', '--json']);
     expect(r.code, r.stderr).toBe(13);
-    expect((JSON.parse(r.stdout) as Job).verdict).toMatchObject({ class: 'gpu_oom', exitCode: 1 });
-  });
-
-  it('runs a .sh program with bash, arguments passed', async () => {
-    const h = await makeHome();
-    const prog = await writeProgram('job.sh', 'echo "from bash $BASH_VERSION" | cut -c1-9; echo "args: $*"\n');
-    const id = await submitWait(h, prog, '--arg', 'one', '--arg', 'two words');
-    expect((await gpuqJson<Job>(h, ['show', id])).verdict?.class).toBe('succeeded');
-    expect((await gpuq(h, ['logs', id])).stdout).toBe('from bash\nargs: one two words\n');
-  });
-
-  it('runs a #! program with its own interpreter, executable or not on this side', async () => {
-    const h = await makeHome();
-    for (const executable of [true, false]) {
-      const prog = await writeProgram('tool', '#!/bin/sh\necho "shebang $1"\n');
-      if (executable) chmodSync(prog, 0o755);
-      const id = await submitWait(h, prog, '--arg', 'ok');
-      const job = await gpuqJson<Job>(h, ['show', id]);
-      expect(job.verdict?.class, `${executable ? 'executable' : 'plain'}: ${job.verdict?.summary}`).toBe('succeeded');
-      expect((await gpuq(h, ['logs', id])).stdout).toBe('shebang ok\n');
+    const [o, s, t1, t2] = JSON.parse(r.stdout) as Job[];
+    expect(o?.verdict).toMatchObject({ class: 'gpu_oom', exitCode: 1 });
+    expect(s?.verdict?.class, s?.verdict?.summary).toBe('succeeded');
+    expect((await gpuq(h, ['logs', s?.id as string])).stdout).toBe('from bash\nargs: one two words\n');
+    for (const [t, what] of [
+      [t1, 'executable'],
+      [t2, 'plain'],
+    ] as const) {
+      expect(t?.verdict?.class, `${what}: ${t?.verdict?.summary}`).toBe('succeeded');
+      expect(readFileSync(join(t?.remote?.dir as string, 'stdout.log'), 'utf8'), what).toBe('shebang one\n');
     }
   });
 });
@@ -203,36 +223,11 @@ describe('bad values for every limit option: exit 2 naming the option, nothing r
   ] as const)
     cases.push(['--gpus', v, why]);
 
-  /**
-   * The CLI's own entry (main(), what bin/gpuq.js runs) in this process: the whole table costs
-   * milliseconds instead of 38 node starts (about 11 s of CPU). A case of each kind also goes
-   * through the real binary, below.
-   */
-  async function inProcess(h: Home, args: string[]): Promise<RunResult> {
-    let stdout = '';
-    let stderr = '';
-    const sink = (add: (t: string) => void) =>
-      new Writable({
-        write(chunk: Buffer, _enc, cb) {
-          add(chunk.toString('utf8'));
-          cb();
-        },
-      });
-    const code = await main(['node', 'gpuq', ...args], {
-      stdout: sink((t) => (stdout += t)),
-      stderr: sink((t) => (stderr += t)),
-      stdin: new PassThrough(),
-      env: h.env,
-      cwd: REPO,
-    });
-    return { code, signal: null, stdout, stderr };
-  }
-
   it(`refuses all ${cases.length} of them (each kind also through the real binary)`, async () => {
     const h = await makeHome();
     const ok = await writeProgram('ok.py', 'print(1)\n');
     const results: RunResult[] = [];
-    for (const [o, v] of cases) results.push(await inProcess(h, ['submit', ok, `${o}=${v}`]));
+    for (const [o, v] of cases) results.push(await gpuqInProcess(h, ['submit', ok, `${o}=${v}`]));
     // One case of each kind (duration, size, count, GPUs) through the binary, at once.
     const binary = ['--timeout', '--memory', '--pids', '--gpus'].map((o) => cases.findIndex((c) => c[0] === o));
     const viaBinary = await Promise.all(binary.map((i) => gpuq(h, ['submit', ok, `${cases[i]![0]}=${cases[i]![1]}`])));
