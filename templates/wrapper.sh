@@ -684,11 +684,17 @@ start_monitor() {
     [ -n "$CG_PIDS" ] && mon_args+=(--cgroup-pids "$CG_PIDS")
     [ "$CPU_TIME_S" != 0 ] && mon_args+=(--cpu-time-s "$CPU_TIME_S")
     docker_mode && container_monitor_args
-    (close_fds "${LEASE_LOCK_FDS[@]}" "${LEASE_HOLD_FDS[@]}" && exec "$PYTHON_SYS" "$MONITOR" "${mon_args[@]}") \
-      </dev/null >>monitor.log 2>&1 9>&- &
-    MONITOR_PID=$!
+    # A coprocess: its stdin and stdout are pipes to this supervisor, the final sweep's request
+    # channel (monitor_sweep). Bash drops MONITOR_CO once it has ended: copies of the ends stay.
+    coproc MONITOR_CO {
+      close_fds "${LEASE_LOCK_FDS[@]}" "${LEASE_HOLD_FDS[@]}" &&
+        exec "$PYTHON_SYS" "$MONITOR" "${mon_args[@]}" --requests 2>>monitor.log 9>&-
+    }
+    MONITOR_PID=${MONITOR_CO_PID:-} MONITOR_IN="" MONITOR_OUT=""
+    [ -n "${MONITOR_CO[0]:-}" ] && [ -n "${MONITOR_CO[1]:-}" ] &&
+      exec {MONITOR_IN}>&"${MONITOR_CO[1]}" {MONITOR_OUT}<&"${MONITOR_CO[0]}"
   else
-    MONITOR_PID=""
+    MONITOR_PID="" MONITOR_IN=""
     [ "$MEMORY_BYTES" != 0 ] && [ -z "$CG_MEM" ] && note "no python3 for the resource monitor and no memory cgroup: --memory is not enforced on this node"
   fi
   return 0
@@ -724,6 +730,20 @@ wait_for_job() {
   CPU_SECONDS=$(sed -n 2p .times | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] } printf "%.2f", t }')
 }
 
+# The running monitor does the final sweep (`monitor.py sweep`'s work, without a python start):
+# asked on its stdin, it answers the count on its stdout and stops. False (LEFTOVERS untouched)
+# when it gave no count: it had ended, it failed, or it took over 30 s.
+monitor_sweep() {
+  local n=""
+  [ -n "${MONITOR_IN:-}" ] || return 1
+  trap '' PIPE # an ended monitor: the write fails, without killing this shell
+  printf 'sweep\n' 2>/dev/null >&"$MONITOR_IN" && read -r -t 30 n <&"$MONITOR_OUT"
+  trap - PIPE
+  exec {MONITOR_IN}>&- {MONITOR_OUT}<&-
+  MONITOR_IN=""
+  [[ "$n" =~ ^[0-9]{1,9}$ ]] && LEFTOVERS=$n
+}
+
 # Sweep: nothing the job started outlives it (process group, then the marker and cgroups).
 # The timer and any grace-period killers stop first.
 sweep() {
@@ -732,7 +752,9 @@ sweep() {
   for k in ${KILLERS:-}; do kill -TERM "$k" 2>/dev/null; done
   kill -KILL -- "-$JOB_PID" 2>/dev/null
   docker_mode && end_container
-  if [ -n "$PYTHON_SYS" ] && [ -f "$MONITOR" ]; then
+  if monitor_sweep; then
+    :
+  elif [ -n "$PYTHON_SYS" ] && [ -f "$MONITOR" ]; then
     LEFTOVERS=$("$PYTHON_SYS" "$MONITOR" sweep "${TREE_ARGS[@]}" 2>>monitor.log 9>&- | tail -n1)
     [[ "$LEFTOVERS" =~ ^[0-9]+$ ]] || LEFTOVERS=0
   else
