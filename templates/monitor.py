@@ -1598,6 +1598,8 @@ class Watcher(object):
         except Exception:
             report_error("sweep")
             return
+        sys.stderr.write("monitor.py: the final sweep killed %d\n" % count)
+        sys.stderr.flush()
         try:
             os.write(1, b"%d\n" % count)
         except OSError:
