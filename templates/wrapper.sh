@@ -28,9 +28,18 @@ become_subreaper() {
   if [ "${1:-}" = --subreaper=1 ]; then
     SUBREAPER=1
   elif [ -z "${1:-}" ] && [ -n "$PYTHON_SYS" ]; then
-    exec "$PYTHON_SYS" -I -S -c 'import ctypes, os, sys
+    # _ctypes, not ctypes: the package's import costs this python start a third more.
+    exec "$PYTHON_SYS" -I -S -c 'import os, sys
 try:
-    ok = ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0
+    import _ctypes
+    class Int(_ctypes._SimpleCData):
+        _type_ = "i"
+    class Libc(object):
+        _handle = _ctypes.dlopen(None)
+    class Function(_ctypes.CFuncPtr):
+        _flags_ = _ctypes.FUNCFLAG_CDECL
+        _restype_ = Int
+    ok = Function(("prctl", Libc()))(36, 1, 0, 0, 0) == 0
 except Exception:
     ok = False
 os.execv(sys.argv[1], [sys.argv[1], sys.argv[2], "--subreaper=%d" % ok])' "$BASH" "$0"
