@@ -23,6 +23,11 @@ uploads it into the job folder and runs it in two ways:
       limit are re-read every 0.1 s). Stops on SIGTERM/SIGINT,
       or by itself 2 s after the job and every process of its tree are gone.
       With --container-cidfile (--isolation docker), the job's container: see ContainerCgroups.
+      With --requests, stdin is the supervisor's request channel: a line `sweep` (sent once the
+      job's main process has ended) makes the monitor do the sweep command's work itself, print
+      the count on stdout (nothing when the sweep failed: the supervisor then runs `sweep`) and
+      stop, which saves the node a python start a job. While that channel is open, it waits up
+      to 30 s (not 2) for the request after the tree is gone.
 
   monitor.py sweep --job-id ID --pid PID [--cgroup-pids PATH] [--cgroup-memory PATH]
                    [--supervisor PID] [--signal TERM]
@@ -42,17 +47,19 @@ threads run: it is a zombie only once no thread of it runs; until then it is liv
 environment and children are read through a live thread (/proc/PID/task/TID).
 """
 
-import argparse
-import json
 import os
-import resource
 import select
-import signal
 import stat
-import subprocess
 import sys
-import threading
 import time
+
+try:  # the C module: `signal` imports enum, which costs every monitor start a few ms
+    import _signal as signal
+except ImportError:  # pragma: no cover (CPython has had _signal since 3.5)
+    import signal
+
+# Every python start of a job costs the node CPU: what only some runs need (argparse, json's
+# re, subprocess and threading for nvidia-smi) is imported where it is used, not here.
 
 MARKER_VAR = "GPUQ_JOB_ID"
 FIRST_CADENCE_S = 0.1
@@ -84,6 +91,8 @@ HOT_CPU_S = 0.1
 MAX_UNSEEN_S = 0.5
 TICK_SKEW = 0.15
 CPU_NAME_MAX = 64
+REQUEST_WAIT_S = 30.0
+REQUEST_MAX_BYTES = 4096
 
 
 # --------------------------------------------------------------------------- /proc access
@@ -681,6 +690,7 @@ def gpu_sample(snapshot, tokens, tree_pids):
 
 def run_quiet(argv, env, timeout):
     """Runs a command; its stdout as text when it exits 0 in time, else None."""
+    import subprocess
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, env=env, close_fds=True)
@@ -708,6 +718,7 @@ class GpuPoller(object):
     """
 
     def __init__(self, smi):
+        import threading
         self.smi = smi
         self.env = dict((k, v) for k, v in os.environ.items() if k != MARKER_VAR)
         self.lock = threading.Lock()
@@ -740,6 +751,7 @@ class GpuPoller(object):
 
     def loop(self):
         """Thread body: query, publish, wait an interval scaled to the query's CPU cost."""
+        import resource
         while not self.stop_event.is_set():
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             snapshot = self.query()
@@ -797,12 +809,76 @@ def write_atomic(path, text):
         return False
 
 
+JSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+                "\b": "\\b", "\f": "\\f"}
+
+
+def json_string(text):
+    """A str as a JSON string, ASCII only, as json.dumps writes it. Pure."""
+    out = []
+    for c in text:
+        escaped = JSON_ESCAPES.get(c)
+        if escaped is not None:
+            out.append(escaped)
+        elif " " <= c <= "~":
+            out.append(c)
+        else:
+            n = ord(c)
+            if n > 0xFFFF:  # a surrogate pair, as json writes it
+                n -= 0x10000
+                out.append("\\u%04x\\u%04x" % (0xD800 | (n >> 10), 0xDC00 | (n & 0x3FF)))
+            else:
+                out.append("\\u%04x" % n)
+    return '"' + "".join(out) + '"'
+
+
+def json_text(value):
+    """A value made of None, bools, ints, floats, strs, lists, tuples and dicts as compact JSON
+    text, exactly as json.dumps(value, separators=(",", ":")) writes it: importing json (and re
+    with it) would cost every monitor start more than all its samples of a short job. Pure."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        if value != value:
+            return "NaN"
+        if value in (float("inf"), float("-inf")):
+            return "Infinity" if value > 0 else "-Infinity"
+        return float.__repr__(value)
+    if isinstance(value, str):
+        return json_string(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(json_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(json_string(json_key(k)) + ":" + json_text(v) for k, v in value.items()) + "}"
+    raise TypeError("not JSON: %r" % (type(value),))
+
+
+def json_key(key):
+    """A dict key as json.dumps turns it into a string."""
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, (bool, int, float)):
+        return json_text(key)
+    raise TypeError("not a JSON key: %r" % (type(key),))
+
+
 def load_monitor_file(path):
     """A previous monitor.json (a restarted monitor resumes its peaks), or None."""
     try:
         with open_job_file(path, os.O_RDONLY) as f:
-            data = json.loads(f.read(1024 * 1024))
+            text = f.read(1024 * 1024)
     except (OSError, ValueError):
+        return None
+    import json  # only here: a monitor that starts afresh (the usual case) never needs it
+    try:
+        data = json.loads(text)
+    except ValueError:
         return None
     return data if isinstance(data, dict) and data.get("version") == 1 else None
 
@@ -880,7 +956,7 @@ class Peaks(object):
         doc["memoryWatchRssBytes"] = self.fired_rss
         doc["firstOomKillAtMs"] = self.first_oom_ms
         doc["cpuLimitHit"] = self.cpu_hit
-        return json.dumps(doc, separators=(",", ":")) + "\n"
+        return json_text(doc) + "\n"
 
 
 class MemoryWatch(object):
@@ -1164,6 +1240,9 @@ class Watcher(object):
     def __init__(self, args):
         self.dir = os.path.abspath(args.dir)
         self.job_pid = args.pid
+        # What the final sweep needs, as the sweep command gets it (never the container's cgroups).
+        self.sweep_args = (args.pid, args.job_id, [args.cgroup_pids, args.cgroup_memory], args.supervisor)
+        self.requests = Requests(0) if args.requests else None
         self.samples_path = os.path.join(self.dir, "samples.jsonl")
         self.monitor_path = os.path.join(self.dir, "monitor.json")
         self.fired_path = os.path.join(self.dir, "memory.fired")
@@ -1222,7 +1301,7 @@ class Watcher(object):
 
     def append_sample(self, sample):
         """Appends one line to samples.jsonl and flushes it; a full disk only loses the line."""
-        line = json.dumps(sample, separators=(",", ":")) + "\n"
+        line = json_text(sample) + "\n"
         try:
             if self.out is None:
                 self.out = open_job_file(self.samples_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, "a")
@@ -1417,9 +1496,16 @@ class Watcher(object):
             self.empty_since = None
         elif self.empty_since is None:
             self.empty_since = now
-        elif now - self.empty_since >= EXIT_AFTER_EMPTY_S:
+        elif now - self.empty_since >= self.exit_after():
             self.done = True
         return job_alive
+
+    def exit_after(self):
+        """Seconds the tree must have been gone before the monitor stops by itself: longer while
+        the supervisor may still ask for the final sweep (its request channel is open)."""
+        if self.requests is not None and not self.requests.closed:
+            return REQUEST_WAIT_S
+        return EXIT_AFTER_EMPTY_S
 
     def container_tick(self, live):
         """Under Docker: finds the container's cgroups (then part of the tree and the OOM
@@ -1461,6 +1547,9 @@ class Watcher(object):
         alive = True
         try:
             while not self.stop and not self.done:
+                if self.requests is not None and self.requests.sweep:
+                    self.final_sweep()
+                    break
                 now = time.monotonic()
                 if now >= next_sample:
                     try:
@@ -1486,7 +1575,8 @@ class Watcher(object):
                     fast = self.fast_interval()
                     next_fast = time.monotonic() + fast if fast is not None else None
                 wake = min(t for t in (next_sample, next_watch, next_fast) if t is not None)
-                waker.wait(wake - time.monotonic())
+                if waker.wait(wake - time.monotonic(), self.requests):
+                    self.requests.read()
         finally:
             if self.gpu is not None:
                 self.gpu.stop()
@@ -1497,6 +1587,23 @@ class Watcher(object):
                 report_error("oom/cpu-time check")
             self.final_folder()
             self.write_monitor()
+
+    def final_sweep(self):
+        """The sweep command's work, asked for by the supervisor once the job's main process has
+        ended: the count goes to stdout, and the monitor stops. On an error nothing is written:
+        the supervisor, reading no count, runs the sweep command itself."""
+        job_pid, job_id, cgroups, supervisor = self.sweep_args
+        try:
+            count = sweep(job_pid, job_id, cgroups, supervisor=supervisor)
+        except Exception:
+            report_error("sweep")
+            return
+        sys.stderr.write("monitor.py: the final sweep killed %d\n" % count)
+        sys.stderr.flush()
+        try:
+            os.write(1, b"%d\n" % count)
+        except OSError:
+            pass  # the supervisor is gone
 
     def final_folder(self):
         """Measures the job folder once more as the monitor stops (the job is over by then): a
@@ -1532,20 +1639,50 @@ class Waker(object):
         os.set_blocking(self.w, False)
         signal.set_wakeup_fd(self.w)
 
-    def wait(self, timeout):
-        """Waits up to `timeout` seconds or until a signal arrives."""
+    def wait(self, timeout, requests=None):
+        """Waits up to `timeout` seconds, until a signal arrives or, with `requests` (Requests)
+        open, until it can be read; returns whether it can."""
         if timeout <= 0:
-            return
+            return False
+        fds = [self.r]
+        if requests is not None and not requests.closed:
+            fds.append(requests.fd)
         try:
-            ready, _, _ = select.select([self.r], [], [], timeout)
+            ready, _, _ = select.select(fds, [], [], timeout)
         except (OSError, ValueError):
-            return
-        if ready:
+            return False
+        if self.r in ready:
             try:
                 while os.read(self.r, 512):
                     pass
             except OSError:
                 pass
+        return len(fds) > 1 and fds[1] in ready
+
+
+class Requests(object):
+    """The supervisor's request channel (watch --requests): lines on a pipe. `sweep` asks for the
+    final sweep; other lines are ignored. At its end (the supervisor is gone) it is closed."""
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.closed = False
+        self.sweep = False
+        self.pending = b""
+
+    def read(self):
+        """Reads what is there (the caller saw it readable) and notes the requests it completes."""
+        try:
+            data = os.read(self.fd, REQUEST_MAX_BYTES)
+        except OSError:
+            data = b""
+        if not data:
+            self.closed = True
+            return
+        lines = (self.pending + data).split(b"\n")
+        self.pending = lines.pop()[-REQUEST_MAX_BYTES:]
+        if b"sweep" in lines:
+            self.sweep = True
 
 
 def run_watch(args):
@@ -1656,33 +1793,136 @@ def run_sweep(args):
 # --------------------------------------------------------------------------- CLI
 
 
+# The options of each command: (flag, type, required, default, choices). A hand-made parser: the
+# options are fixed and only the supervisor writes them, and argparse's import (with re) costs
+# every monitor start more than a short job's samples.
+COMMANDS = {
+    "watch": ("sample the job tree; enforce --memory-bytes", (
+        ("--dir", str, True, None, None),
+        ("--job-id", str, True, None, None),
+        ("--pid", int, True, None, None),
+        ("--memory-bytes", int, False, None, None),
+        ("--cgroup-memory", str, False, None, None),
+        ("--cgroup-pids", str, False, None, None),
+        ("--watch-interval", float, False, 0.1, None),
+        ("--supervisor", int, False, None, None),
+        ("--cpu-time-s", float, False, None, None),
+        ("--container-cidfile", str, False, None, None),
+        ("--cgroup-root", str, False, "/sys/fs/cgroup", None),
+        ("--gpus", str, False, None, None),
+        ("--requests", None, False, False, None),
+    )),
+    "sweep": ("kill what is left of the job tree (with --signal: send that signal once to the "
+              "whole tree instead)", (
+        ("--job-id", str, True, None, None),
+        ("--pid", int, True, None, None),
+        ("--cgroup-pids", str, False, None, None),
+        ("--cgroup-memory", str, False, None, None),
+        ("--supervisor", int, False, None, None),
+        ("--signal", str, False, None, ("TERM", "INT", "HUP")),
+    )),
+}
+
+
+class UsageError(Exception):
+    """A command line that parse_command refuses (the message says why)."""
+
+
+class HelpRequested(Exception):
+    """-h/--help on a command line; `command` is the command it follows, or None."""
+
+    def __init__(self, command):
+        Exception.__init__(self, command)
+        self.command = command
+
+
+class Args(object):
+    """Parsed options as attributes (--job-id as job_id), and `command`."""
+
+
+def usage(command=None):
+    """The usage text of one command, or of the program."""
+    if command is None:
+        return "usage: monitor.py {%s} [options]\n" % ",".join(COMMANDS)
+    flags = []
+    for flag, kind, required, _default, choices in COMMANDS[command][1]:
+        text = flag if kind is None else "%s %s" % (flag, "{%s}" % ",".join(choices) if choices
+                                                    else flag[2:].replace("-", "_").upper())
+        flags.append(text if required else "[%s]" % text)
+    return "usage: monitor.py %s %s\n" % (command, " ".join(flags))
+
+
+def parse_command(argv):
+    """An Args for a command line (`--flag value`, `--flag=value`); raises UsageError, or
+    HelpRequested for -h/--help. Pure."""
+    if not argv:
+        raise UsageError("the following arguments are required: command")
+    if argv[0] in ("-h", "--help"):
+        raise HelpRequested(None)
+    command = argv[0]
+    if command not in COMMANDS:
+        raise UsageError("argument command: invalid choice: %r (choose from %s)"
+                         % (command, ", ".join(repr(c) for c in COMMANDS)))
+    spec = dict((o[0], o) for o in COMMANDS[command][1])
+    args = Args()
+    args.command = command
+    for flag, _kind, _required, default, _choices in spec.values():
+        setattr(args, flag[2:].replace("-", "_"), default)
+    given = set()
+    i = 1
+    while i < len(argv):
+        token = argv[i]
+        i += 1
+        if token in ("-h", "--help"):
+            raise HelpRequested(command)
+        flag, eq, value = token.partition("=")
+        option = spec.get(flag) if flag.startswith("--") else None
+        if option is None:
+            raise UsageError("unrecognized arguments: %s" % token)
+        kind, choices = option[1], option[4]
+        if kind is None:  # a switch
+            if eq:
+                raise UsageError("argument %s: ignored explicit argument %r" % (flag, value))
+            value = True
+        else:
+            if not eq:
+                if i >= len(argv):
+                    raise UsageError("argument %s: expected one argument" % flag)
+                value = argv[i]
+                i += 1
+            try:
+                value = kind(value)
+            except ValueError:
+                raise UsageError("argument %s: invalid %s value: %r" % (flag, kind.__name__, value))
+            if choices is not None and value not in choices:
+                raise UsageError("argument %s: invalid choice: %r (choose from %s)"
+                                 % (flag, value, ", ".join(repr(c) for c in choices)))
+        setattr(args, flag[2:].replace("-", "_"), value)
+        given.add(flag)
+    missing = [o[0] for o in spec.values() if o[2] and o[0] not in given]
+    if missing:
+        raise UsageError("the following arguments are required: %s" % ", ".join(missing))
+    return args
+
+
 def parse_args(argv):
-    """Parses the command line of either command."""
-    parser = argparse.ArgumentParser(prog="monitor.py", description="gpuq node-side monitor")
-    sub = parser.add_subparsers(dest="command")
-    sub.required = True
-    watch = sub.add_parser("watch", help="sample the job tree; enforce --memory-bytes")
-    watch.add_argument("--dir", required=True)
-    watch.add_argument("--job-id", required=True)
-    watch.add_argument("--pid", type=int, required=True)
-    watch.add_argument("--memory-bytes", type=int, default=None)
-    watch.add_argument("--cgroup-memory", default=None)
-    watch.add_argument("--cgroup-pids", default=None)
-    watch.add_argument("--watch-interval", type=float, default=0.1)
-    watch.add_argument("--supervisor", type=int, default=None)
-    watch.add_argument("--cpu-time-s", type=float, default=None)
-    watch.add_argument("--container-cidfile", default=None)
-    watch.add_argument("--cgroup-root", default="/sys/fs/cgroup")
-    watch.add_argument("--gpus", default=None)
-    sweep_p = sub.add_parser("sweep", help="kill what is left of the job tree")
-    sweep_p.add_argument("--job-id", required=True)
-    sweep_p.add_argument("--pid", type=int, required=True)
-    sweep_p.add_argument("--cgroup-pids", default=None)
-    sweep_p.add_argument("--cgroup-memory", default=None)
-    sweep_p.add_argument("--supervisor", type=int, default=None)
-    sweep_p.add_argument("--signal", choices=("TERM", "INT", "HUP"), default=None,
-                         help="send this signal once to the whole tree instead of killing it")
-    return parser.parse_args(argv)
+    """Parses the command line of either command; exits 2 with the usage and the error on stderr
+    for a bad one (as argparse did), 0 after printing the help for -h/--help."""
+    try:
+        return parse_command(argv)
+    except UsageError as exc:
+        command = argv[0] if argv and argv[0] in COMMANDS else None
+        sys.stderr.write("%smonitor.py: error: %s\n" % (usage(command), exc))
+        sys.exit(2)
+    except HelpRequested as exc:
+        command = exc.command
+        if command is None:
+            text = usage() + "\ngpuq node-side monitor\n\ncommands:\n" + "".join(
+                "  %-6s %s\n" % (name, COMMANDS[name][0]) for name in COMMANDS)
+        else:
+            text = usage(command) + "\n" + COMMANDS[command][0] + "\n"
+        sys.stdout.write(text)
+        sys.exit(0)
 
 
 def main():

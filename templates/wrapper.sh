@@ -28,9 +28,18 @@ become_subreaper() {
   if [ "${1:-}" = --subreaper=1 ]; then
     SUBREAPER=1
   elif [ -z "${1:-}" ] && [ -n "$PYTHON_SYS" ]; then
-    exec "$PYTHON_SYS" -I -S -c 'import ctypes, os, sys
+    # _ctypes, not ctypes: the package's import costs this python start a third more.
+    exec "$PYTHON_SYS" -I -S -c 'import os, sys
 try:
-    ok = ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0
+    import _ctypes
+    class Int(_ctypes._SimpleCData):
+        _type_ = "i"
+    class Libc(object):
+        _handle = _ctypes.dlopen(None)
+    class Function(_ctypes.CFuncPtr):
+        _flags_ = _ctypes.FUNCFLAG_CDECL
+        _restype_ = Int
+    ok = Function(("prctl", Libc()))(36, 1, 0, 0, 0) == 0
 except Exception:
     ok = False
 os.execv(sys.argv[1], [sys.argv[1], sys.argv[2], "--subreaper=%d" % ok])' "$BASH" "$0"
@@ -711,11 +720,17 @@ start_monitor() {
     [ -n "$CG_PIDS" ] && mon_args+=(--cgroup-pids "$CG_PIDS")
     [ "$CPU_TIME_S" != 0 ] && mon_args+=(--cpu-time-s "$CPU_TIME_S")
     docker_mode && container_monitor_args
-    (close_fds "${LEASE_LOCK_FDS[@]}" "${LEASE_HOLD_FDS[@]}" && exec "$PYTHON_SYS" "$MONITOR" "${mon_args[@]}") \
-      </dev/null >>monitor.log 2>&1 9>&- &
-    MONITOR_PID=$!
+    # A coprocess: its stdin and stdout are pipes to this supervisor, the final sweep's request
+    # channel (monitor_sweep). Bash drops MONITOR_CO once it has ended: copies of the ends stay.
+    coproc MONITOR_CO {
+      close_fds "${LEASE_LOCK_FDS[@]}" "${LEASE_HOLD_FDS[@]}" &&
+        exec "$PYTHON_SYS" "$MONITOR" "${mon_args[@]}" --requests 2>>monitor.log 9>&-
+    }
+    MONITOR_PID=${MONITOR_CO_PID:-} MONITOR_IN="" MONITOR_OUT=""
+    [ -n "${MONITOR_CO[0]:-}" ] && [ -n "${MONITOR_CO[1]:-}" ] &&
+      exec {MONITOR_IN}>&"${MONITOR_CO[1]}" {MONITOR_OUT}<&"${MONITOR_CO[0]}"
   else
-    MONITOR_PID=""
+    MONITOR_PID="" MONITOR_IN=""
     [ "$MEMORY_BYTES" != 0 ] && [ -z "$CG_MEM" ] && note "no python3 for the resource monitor and no memory cgroup: --memory is not enforced on this node"
   fi
   return 0
@@ -767,6 +782,20 @@ cpu_seconds_of_times() {
   printf -v CPU_SECONDS '%d.%02d' $((ms / 100)) $((ms % 100))
 }
 
+# The running monitor does the final sweep (`monitor.py sweep`'s work, without a python start):
+# asked on its stdin, it answers the count on its stdout and stops. False (LEFTOVERS untouched)
+# when it gave no count: it had ended, it failed, or it took over 30 s.
+monitor_sweep() {
+  local n=""
+  [ -n "${MONITOR_IN:-}" ] || return 1
+  trap '' PIPE # an ended monitor: the write fails, without killing this shell
+  printf 'sweep\n' 2>/dev/null >&"$MONITOR_IN" && read -r -t 30 n <&"$MONITOR_OUT"
+  trap - PIPE
+  exec {MONITOR_IN}>&- {MONITOR_OUT}<&-
+  MONITOR_IN=""
+  [[ "$n" =~ ^[0-9]{1,9}$ ]] && LEFTOVERS=$n
+}
+
 # Sweep: nothing the job started outlives it (process group, then the marker and cgroups).
 # The timer and any grace-period killers stop first.
 sweep() {
@@ -779,6 +808,9 @@ sweep() {
   # with its init), and the client's group is killed above: nothing of the job is left on the
   # host to look for, so no /proc sweep (a python start on every Docker job's way out).
   if docker_mode && [ "$CONTAINER_ENDED" = 1 ]; then
+    # The monitor's request channel is not needed: closed, so no later child inherits it.
+    [ -n "${MONITOR_IN:-}" ] && exec {MONITOR_IN}>&- {MONITOR_OUT}<&- && MONITOR_IN=""
+  elif monitor_sweep; then
     :
   elif [ -n "$PYTHON_SYS" ] && [ -f "$MONITOR" ]; then
     LEFTOVERS=$("$PYTHON_SYS" "$MONITOR" sweep "${TREE_ARGS[@]}" 2>>monitor.log 9>&- | tail -n1)

@@ -7,7 +7,8 @@
  * process by its marker. Each python call loads monitor.py from the template itself.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO } from '../helpers/cli.js';
@@ -320,6 +321,91 @@ out(size)`;
   });
 });
 
+describe('monitor.py: its own JSON writer and option parser (no json, no argparse import)', () => {
+  it('writes JSON exactly as json.dumps(separators=(",", ":")) does, hostile text included', () => {
+    const code = `
+values = [None, True, False, 0, -7, 2**70, 0.1, -0.0, 1e300, 12.5, float("nan"), float("inf"), float("-inf"),
+          "", "plain", 'q"b\\\\s/', "\\n\\r\\t\\b\\f\\x00\\x1f\\x7f", "\\u00e9\\u2028\\ud800", "\\U0001f600",
+          [], {}, [1, [2, {"a": None}]], {"t": 1, "gpu": [{"index": 0, "utilPct": None}], "cpuPct": 3.5},
+          {1: "int key", 2.5: "float key", True: "bool key", None: "none key"}, (1, "tuple")]
+out([[m.json_text(v), json.dumps(v, separators=(",", ":"))] for v in values])`;
+    for (const [mine, theirs] of py<[string, string][]>(code)) expect(mine).toBe(theirs);
+  });
+
+  it('parses its fixed options as argparse did, and refuses bad ones with its messages', () => {
+    const code = `
+def run(argv):
+    try:
+        a = m.parse_command(argv)
+        return dict((k, v) for k, v in vars(a).items())
+    except m.UsageError as e:
+        return "error: " + str(e)
+    except m.HelpRequested as e:
+        return "help: %s" % e.command
+out([run(a) for a in (
+    ["sweep", "--job-id", "j", "--pid", "42", "--signal=TERM", "--cgroup-pids", "/a b"],
+    ["watch", "--dir=d", "--job-id", "j", "--pid", "1", "--watch-interval", "0.5", "--requests", "--pid", "2"],
+    [], ["nope"], ["sweep", "--pid", "x", "--job-id", "j"], ["sweep", "--job-id", "j"],
+    ["sweep", "--job-id", "j", "--pid", "1", "--signal", "KILL"], ["sweep", "--job-id", "j", "--pid"],
+    ["sweep", "--job-id", "j", "--pid", "1", "extra"], ["watch", "--requests=yes"], ["--help"], ["sweep", "-h"],
+)])`;
+    const r = py<unknown[]>(code);
+    expect(r[0]).toEqual({
+      command: 'sweep',
+      job_id: 'j',
+      pid: 42,
+      signal: 'TERM',
+      cgroup_pids: '/a b',
+      cgroup_memory: null,
+      supervisor: null,
+    });
+    expect(r[1]).toMatchObject({ command: 'watch', dir: 'd', pid: 2, watch_interval: 0.5, requests: true });
+    expect(r[1]).toMatchObject({ memory_bytes: null, cgroup_root: '/sys/fs/cgroup', cpu_time_s: null, gpus: null });
+    expect(r.slice(2)).toEqual([
+      'error: the following arguments are required: command',
+      "error: argument command: invalid choice: 'nope' (choose from 'watch', 'sweep')",
+      "error: argument --pid: invalid int value: 'x'",
+      'error: the following arguments are required: --pid',
+      "error: argument --signal: invalid choice: 'KILL' (choose from 'TERM', 'INT', 'HUP')",
+      'error: argument --pid: expected one argument',
+      'error: unrecognized arguments: extra',
+      "error: argument --requests: ignored explicit argument 'yes'",
+      'help: None',
+      'help: sweep',
+    ]);
+    // On the command line: the usage and the error on stderr, exit 2.
+    let failure: { status?: number; stderr?: string } = {};
+    try {
+      execFileSync(PYTHON, [MONITOR, 'sweep', '--pid', '1'], { encoding: 'utf8', stdio: 'pipe' });
+    } catch (e) {
+      failure = e as { status?: number; stderr?: string };
+    }
+    expect(failure.status).toBe(2);
+    expect(failure.stderr).toMatch(
+      /^usage: monitor\.py sweep --job-id JOB_ID --pid PID .*\nmonitor\.py: error: the following arguments are required: --job-id\n$/,
+    );
+  });
+
+  it('takes a sweep request only as a whole `sweep` line; the channel closes at its end', () => {
+    const code = `
+r, w = os.pipe()
+req = m.Requests(r)
+seen = []
+for chunk in (b"swe", b"ep", b"ing\\nhello\\n", b"sw", b"eep\\n"):
+    os.write(w, chunk)
+    req.read()
+    seen.append(req.sweep)
+os.close(w)
+req.read()
+r2, w2 = os.pipe()
+eof = m.Requests(r2)
+os.close(w2)
+eof.read()
+out([seen, req.closed, eof.closed, eof.sweep])`;
+    expect(py(code)).toEqual([[false, false, false, false, true], true, true, false]);
+  });
+});
+
 describe('monitor.py: sweep', () => {
   it('kills a detached process that carries the marker and counts it', async () => {
     const jobId = `sweeptest${process.pid}`;
@@ -350,6 +436,39 @@ describe('monitor.py: sweep', () => {
       process.kill(other.pid as number, 0); // throws if the sweep took it
     } finally {
       other.kill('SIGKILL');
+    }
+  });
+
+  it('the watch does the final sweep when asked on its stdin, answers the count and stops', async () => {
+    const jobId = `watchsweep${process.pid}`;
+    const dir = mkdtempSync(join(tmpdir(), 'gpuq-watch-sweep-'));
+    const escapee = spawn('sleep', ['30'], {
+      detached: true,
+      stdio: 'ignore',
+      env: { ...process.env, GPUQ_JOB_ID: jobId },
+    });
+    const killed = new Promise<NodeJS.Signals | null>((resolve) => escapee.on('exit', (_c, signal) => resolve(signal)));
+    // The main pid has ended (a pid that cannot be live): what the supervisor sees when it asks.
+    const watch = spawn(PYTHON, [MONITOR, 'watch', '--dir', dir, '--job-id', jobId, '--pid', '4194304', '--requests'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    watch.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    watch.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const ended = new Promise<number | null>((resolve) => watch.on('exit', (code) => resolve(code)));
+    try {
+      watch.stdin.write('sweep\n');
+      expect(await ended).toBe(0);
+      expect(stdout).toBe('1\n');
+      expect(stderr).toBe('monitor.py: the final sweep killed 1\n');
+      expect(await killed).toBe('SIGKILL');
+      // It stopped as on SIGTERM: the last monitor.json is there.
+      expect(JSON.parse(readFileSync(join(dir, 'monitor.json'), 'utf8'))).toMatchObject({ version: 1 });
+    } finally {
+      escapee.kill('SIGKILL');
+      watch.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -222,8 +222,15 @@ describe('the supervisor, run directly', () => {
     expect(env.TMPDIR).toMatch(/\/tmp$/);
   });
 
-  it('writes a complete status.json, as a subreaper', () => {
-    const { status, dir } = runWrapper('import sys\nsys.exit(3)\n');
+  it('writes a complete status.json, as a subreaper whose monitor sweeps what the job left', () => {
+    // An escapee: its own session, an empty environment (no marker): only the subreaper finds it.
+    const program = [
+      'import subprocess, sys',
+      'd = subprocess.DEVNULL',
+      'print(subprocess.Popen(["setsid", "sleep", "300"], env={}, stdin=d, stdout=d, stderr=d).pid)',
+      'sys.exit(3)',
+    ].join('\n');
+    const { status, stdout, dir } = runWrapper(program);
     expect(status).toMatchObject({
       version: 1,
       state: 'exited',
@@ -239,16 +246,22 @@ describe('the supervisor, run directly', () => {
       kernelOom: [],
       memoryPeakBytes: null,
       subreaper: true,
-      leftovers: 0,
+      leftovers: 1,
       limitFiredAtMs: null,
       kernelOomAtMs: null,
     });
     for (const k of ['supervisorPid', 'pid', 'pgid', 'startedAtMs', 'endedAtMs'])
       expect(typeof status[k]).toBe('number');
     expect(typeof status.cpuSeconds).toBe('number');
-    // The monitor left its peaks and at least one sample.
+    // The monitor left its peaks and at least one sample, and did the final sweep itself (asked on
+    // its stdin: no `monitor.py sweep` start); the escapee is dead (a zombie at most, for init).
     const monitor = JSON.parse(readFileSync(join(dir, 'monitor.json'), 'utf8')) as Record<string, number>;
     expect(monitor.samples).toBeGreaterThanOrEqual(1);
+    expect(readFileSync(join(dir, 'monitor.log'), 'utf8')).toContain('monitor.py: the final sweep killed 1\n');
+    const escapee = Number(stdout.trim());
+    expect(escapee).toBeGreaterThan(1);
+    const stat = existsSync(`/proc/${escapee}/stat`) ? readFileSync(`/proc/${escapee}/stat`, 'utf8') : '';
+    if (stat.includes('(sleep)')) expect(stat.split(') ')[1]?.[0]).toBe('Z');
   });
 
   it('writes status.json one field a line, the state on the first, in the shapes the client checks', () => {
