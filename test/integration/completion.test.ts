@@ -60,27 +60,41 @@ describe('gpuq completion', () => {
 
   it('bash: commands, options, job ids, node and competition names, states', () => {
     const { env, jobId } = shared;
-    const ask = (words: string[]) =>
-      lines(
-        run(
-          'bash',
-          `source <(gpuq completion bash) && COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}) && ` +
-            `COMP_CWORD=${words.length - 1}; _gpuq_complete; printf '%s\\n' "\${COMPREPLY[@]}"`,
-          env,
-        ),
-      );
-    expect(ask(['gpuq', 'su'])).toEqual(['submit']);
-    expect(ask(['gpuq', 'l'])).toEqual(['list', 'ls', 'logs']);
-    expect(ask(['gpuq', 'show', ''])).toEqual([jobId]);
-    expect(ask(['gpuq', 'cancel', jobId.slice(0, 3)])).toEqual([jobId]);
-    expect(ask(['gpuq', 'submit', '--node', 'g'])).toEqual(['gpu1', 'gpu2']);
-    expect(ask(['gpuq', 'submit', '--competition', ''])).toEqual(['mnist', 'cifar']);
-    expect(ask(['gpuq', 'list', '--state', 'ti'])).toEqual(['timeout']);
-    expect(ask(['gpuq', 'submit', '--me'])).toEqual(['--memory']);
-    expect(ask(['gpuq', 'nodes', 'l'])).toEqual(['local']);
-    // Docker isolation is built: its options are offered
-    expect(ask(['gpuq', 'submit', '--iso'])).toEqual(['--isolation']);
-    expect(ask(['gpuq', 'submit', '--im'])).toEqual(['--image']);
+    // Each line asked, and what it should get: all asked in one bash that sources the script once
+    // (as a user's shell does), each answer ended by a "--" line.
+    const cases: Array<[string[], string[]]> = [
+      [['gpuq', 'su'], ['submit']],
+      [
+        ['gpuq', 'l'],
+        ['list', 'ls', 'logs'],
+      ],
+      [['gpuq', 'show', ''], [jobId]],
+      [['gpuq', 'cancel', jobId.slice(0, 3)], [jobId]],
+      [
+        ['gpuq', 'submit', '--node', 'g'],
+        ['gpu1', 'gpu2'],
+      ],
+      [
+        ['gpuq', 'submit', '--competition', ''],
+        ['mnist', 'cifar'],
+      ],
+      [['gpuq', 'list', '--state', 'ti'], ['timeout']],
+      [['gpuq', 'submit', '--me'], ['--memory']],
+      [['gpuq', 'nodes', 'l'], ['local']],
+      // Docker isolation is built: its options are offered
+      [['gpuq', 'submit', '--iso'], ['--isolation']],
+      [['gpuq', 'submit', '--im'], ['--image']],
+    ];
+    const script = [
+      'source <(gpuq completion bash) || exit 1',
+      ...cases.map(
+        ([words]) =>
+          `COMPREPLY=(); COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; ` +
+          `_gpuq_complete; printf '%s\\n' "\${COMPREPLY[@]}" --`,
+      ),
+    ].join('\n');
+    const answers = run('bash', script, env).split(/^--\n/m).slice(0, cases.length).map(lines);
+    expect(answers).toEqual(cases.map(([, want]) => want));
   });
 
   const zsh = need(has('zsh'), 'zsh');
@@ -100,13 +114,18 @@ describe('gpuq completion', () => {
   it.runIf(fish.run)('fish: complete -C answers commands, job ids and nodes', () => {
     fish.check();
     const { env, jobId } = shared;
-    const ask = (line: string) =>
-      lines(run('fish', `gpuq completion fish | source; complete -C '${line}'`, { ...env, HOME: env.GPUQ_HOME })).map(
-        (l) => l.split('\t')[0],
-      );
-    expect(ask('gpuq sh')).toEqual(['show']);
-    expect(ask('gpuq diagnose ')).toEqual([jobId]);
-    expect(ask('gpuq submit --node gpu')).toEqual(['gpu1', 'gpu2']);
+    // All three asked in one fish that loads the script once, each answer ended by a "@@" line.
+    const asked = ['gpuq sh', 'gpuq diagnose ', 'gpuq submit --node gpu'];
+    const out = run(
+      'fish',
+      ['gpuq completion fish | source', ...asked.map((l) => `complete -C '${l}'; echo @@`)].join('\n'),
+      { ...env, HOME: env.GPUQ_HOME },
+    );
+    const answers = out
+      .split(/^@@\n/m)
+      .slice(0, asked.length)
+      .map((a) => lines(a).map((l) => l.split('\t')[0]));
+    expect(answers).toEqual([['show'], [jobId], ['gpu1', 'gpu2']]);
   });
 
   it('refuses an unknown shell with exit 2', async () => {

@@ -21,6 +21,20 @@ function screen(session: string): string {
 }
 
 /**
+ * Waits (at most `ms`) until the pane satisfies `check`, capturing it once per look and looking
+ * every 200 ms: each look execs a tmux client, and at `until`'s 50 ms two looks per check cost
+ * seconds of CPU over a wait on a loaded machine.
+ */
+async function untilScreen(session: string, check: (text: string) => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (check(screen(session))) return true;
+    if (Date.now() >= end) return false;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
  * Starts `gpuq watch ID` in a 100x30 pane; its exit code lands in `codeFile`. CI is set, as in CI
  * runs, where ink would otherwise draw only the last frame.
  */
@@ -89,10 +103,7 @@ describe('gpuq watch in a terminal', () => {
     startWatch(home, 'oom', id, code);
     // While it runs: the header, RSS against the 200 MiB limit, stdout and stderr (marked) lines.
     expect(
-      await until(
-        () => /RSS\s+\d[\d.]* MiB \/ 200 MiB/.test(screen('oom')) && /^! warn \d+/m.test(screen('oom')),
-        30_000,
-      ),
+      await untilScreen('oom', (t) => /RSS\s+\d[\d.]* MiB \/ 200 MiB/.test(t) && /^! warn \d+/m.test(t), 30_000),
       screen('oom'),
     ).toBe(true);
     const live = screen('oom');
@@ -103,7 +114,7 @@ describe('gpuq watch in a terminal', () => {
     expect(live).toContain('● connected');
     await gate.open();
     // The end: verdict banner with the class, the exit and the summary; the peak memory figure.
-    expect(await until(() => screen('oom').includes('✘ oom'), 30_000), screen('oom')).toBe(true);
+    expect(await untilScreen('oom', (t) => t.includes('✘ oom'), 30_000), screen('oom')).toBe(true);
     const end = screen('oom');
     expect(end).toMatch(/done · oom/);
     expect(end).toMatch(/exit 137 · SIGKILL/);
@@ -115,10 +126,10 @@ describe('gpuq watch in a terminal', () => {
     for (const row of end.split('\n')) expect(row.length).toBeLessThanOrEqual(100);
     // d: the full diagnosis (gpuq diagnose's page) in place of the resources and log.
     tmux('send-keys', '-t', 'oom', 'd');
-    expect(await until(() => /Peaks against limits/.test(screen('oom')), 10_000), screen('oom')).toBe(true);
+    expect(await untilScreen('oom', (t) => /Peaks against limits/.test(t), 20_000), screen('oom')).toBe(true);
     expect(screen('oom')).toMatch(/── diagnosis/);
     tmux('send-keys', '-t', 'oom', 'q');
-    expect(await until(async () => (await readFile(code, 'utf8').catch(() => '')).trim() !== '', 15_000)).toBe(true);
+    expect(await until(async () => (await readFile(code, 'utf8').catch(() => '')).trim() !== '', 30_000)).toBe(true);
     expect((await readFile(code, 'utf8')).trim()).toBe('12');
   });
 
@@ -130,7 +141,7 @@ describe('gpuq watch in a terminal', () => {
     const code = join(home.dir, 'done.code');
     startWatch(home, 'done', id, code, '--exit-on-done');
     expect(
-      await until(async () => (await readFile(code, 'utf8').catch(() => '')).trim() !== '', 15_000),
+      await until(async () => (await readFile(code, 'utf8').catch(() => '')).trim() !== '', 30_000),
       screen('done'),
     ).toBe(true);
     expect((await readFile(code, 'utf8')).trim()).toBe('10');
@@ -145,11 +156,11 @@ describe('gpuq watch in a terminal', () => {
     );
     const code = join(home.dir, 'q.code');
     startWatch(home, 'q', id, code);
-    expect(await until(() => /tick \d+/.test(screen('q')), 10_000), screen('q')).toBe(true);
+    expect(await untilScreen('q', (t) => /tick \d+/.test(t), 30_000), screen('q')).toBe(true);
     tmux('send-keys', '-t', 'q', 'q');
-    expect(await until(() => screen('q').includes('keeps running'), 15_000), screen('q')).toBe(true);
+    expect(await untilScreen('q', (t) => t.includes('keeps running'), 30_000), screen('q')).toBe(true);
     expect(screen('q')).toContain(`left watch; job ${id} keeps running`);
-    expect(await until(async () => (await readFile(code, 'utf8').catch(() => '')).trim() !== '', 15_000)).toBe(true);
+    expect(await until(async () => (await readFile(code, 'utf8').catch(() => '')).trim() !== '', 30_000)).toBe(true);
     expect((await readFile(code, 'utf8')).trim()).toBe('0');
     const job = JSON.parse((await gpuq(home, ['show', id, '--json'])).stdout) as {
       state: string;
