@@ -45,6 +45,20 @@ const BASH_ARGS = (script: string): string[] => ['--norc', '--noprofile', '-c', 
 /** Makes the transport for a node whose jobs run on this machine. */
 export function localTransport(node: string): Transport {
   const env = nodeEnv(process.env);
+  // The kills of the streams still running, for our exit: one 'exit' listener for all of them
+  // (a listener each went past node's limit of 10 with `gpuq wait` of many jobs, and warned).
+  const live = new Set<() => void>();
+  const onExit = () => {
+    for (const k of live) k();
+  };
+  const track = (kill: () => void) => {
+    if (live.size === 0) process.once('exit', onExit);
+    live.add(kill);
+  };
+  const untrack = (kill: () => void) => {
+    live.delete(kill);
+    if (live.size === 0) process.removeListener('exit', onExit);
+  };
   function exec(cmd: RemoteCommand, source?: AsyncIterable<Buffer>): Promise<ExecResult> {
     return new Promise((resolve, reject) => {
       const child = spawn('bash', BASH_ARGS(cmd.script), { stdio: ['pipe', 'pipe', 'pipe'], env });
@@ -102,7 +116,7 @@ export function localTransport(node: string): Transport {
       }
     };
     h.signal?.addEventListener('abort', kill, { once: true });
-    process.once('exit', kill);
+    track(kill);
     child.stdout.on('data', (c: Buffer) => {
       const wait = pauseFor(h.onStdout?.(c));
       if (wait) {
@@ -125,7 +139,7 @@ export function localTransport(node: string): Transport {
       });
     } finally {
       h.signal?.removeEventListener('abort', kill);
-      process.removeListener('exit', kill);
+      untrack(kill);
     }
   }
 

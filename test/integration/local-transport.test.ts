@@ -37,3 +37,22 @@ it('runs scripts and streams without sourcing ~/.bashrc or ~/.profile', async ()
   }
   expect(existsSync(marker)).toBe(false);
 });
+
+it('runs many streams at once with one exit hook between them (no listener warning), gone after', async () => {
+  const t = localTransport('local');
+  const before = process.listenerCount('exit');
+  let most = before;
+  const gate = join(home, 'streams-go');
+  // Each stream waits for the gate file, so all twelve are running together before any ends.
+  const runs = Array.from({ length: 12 }, () =>
+    t.stream({ purpose: 'wait for the gate', script: `while [ ! -e '${gate}' ]; do sleep 0.05; done; echo ok` }, {}),
+  );
+  await new Promise((r) => setImmediate(r));
+  most = Math.max(most, process.listenerCount('exit'));
+  writeFileSync(gate, '');
+  const results = await Promise.all(runs);
+  expect(results.map((r) => r.code)).toEqual(Array(12).fill(0));
+  expect(most).toBe(before + 1);
+  expect(process.listenerCount('exit')).toBe(before);
+  await t.close();
+});
