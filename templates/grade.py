@@ -519,6 +519,19 @@ def last_line(dir_fd, name):
     return lines[-1][:300] if lines else ""
 
 
+def kill_all(pgid, pids):
+    """SIGKILL to the grader's process group and to every process of its tree (`pids`)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def run_grader(opts, nfd, ndir, sub_path, answers, state):
     """Runs the grader under its limits; fills STATE (exit, signal, timedOut, memoryKilled,
     outputOverflow, peakRssBytes, leftovers, error)."""
@@ -611,25 +624,9 @@ def run_grader(opts, nfd, ndir, sub_path, answers, state):
                 pass
             killed_at = t
         if why is not None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            for p in table:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except OSError:
-                    pass
+            kill_all(proc.pid, table)
         if killed_at is not None and t >= killed_at + KILL_GRACE_S:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            for p in table:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except OSError:
-                    pass
+            kill_all(proc.pid, table)
         try:
             proc.wait(POLL_S)  # returns as soon as the grader ends
         except subprocess.TimeoutExpired:

@@ -603,7 +603,7 @@ enter_job() {
 # cgroup (v2 cpu.max, v1 cpu.cfs_quota_us / cpu.cfs_period_us) where one is set.
 # The CPUs this process may run on into CPU_COUNT, as nproc counts them (its affinity:
 # Cpus_allowed_list in /proc/self/status), capped by a CPU quota on its cgroup. Builtins only:
-# `$(nproc)` in `$(cpu_count)` were two forks of the supervisor before every job.
+# `$(nproc)` inside a `$(...)` were two forks of the supervisor before every job.
 count_cpus() {
   local n=0 k v r q p path
   local -a ranges=()
@@ -627,7 +627,6 @@ count_cpus() {
   fi
   CPU_COUNT=$n
 }
-cpu_count() { count_cpus; echo "$CPU_COUNT"; }
 
 # The thread pools' default: the job's share of the cores, at least 1.
 count_threads() {
@@ -1056,7 +1055,8 @@ start_container() {
     chown -R -- "$JOB_UID:$JOB_GID" work tmp
     uid=$JOB_UID gid=$JOB_GID
   fi
-  c=$(($(cpu_count) * SHARE_NUM * 100 / SHARE_DEN))
+  count_cpus
+  c=$((CPU_COUNT * SHARE_NUM * 100 / SHARE_DEN))
   [ "$c" -ge 1 ] || c=1
   printf -v cpus '%d.%02d' $((c / 100)) $((c % 100))
   for a in "${DOCKER_OPTS[@]}"; do

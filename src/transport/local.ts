@@ -59,6 +59,9 @@ export function localTransport(node: string): Transport {
     live.delete(kill);
     if (live.size === 0) process.removeListener('exit', onExit);
   };
+  // bash could not be started here (no bash, no processes left): this machine's fault, not a link's.
+  const bashFailed = (cmd: RemoteCommand, e: Error) =>
+    new NodeFaultError(node, `on node ${node}, could not run bash to ${cmd.purpose}: ${e.message}`);
   function exec(cmd: RemoteCommand, source?: AsyncIterable<Buffer>): Promise<ExecResult> {
     return new Promise((resolve, reject) => {
       const child = spawn('bash', BASH_ARGS(cmd.script), { stdio: ['pipe', 'pipe', 'pipe'], env });
@@ -81,10 +84,7 @@ export function localTransport(node: string): Transport {
       };
       child.stdout.on('data', collect(out, 'out'));
       child.stderr.on('data', collect(err, 'err'));
-      // bash could not be started here (no bash, no processes left): this machine's fault, not a link's.
-      child.on('error', (e) =>
-        reject(new NodeFaultError(node, `on node ${node}, could not run bash to ${cmd.purpose}: ${e.message}`)),
-      );
+      child.on('error', (e) => reject(bashFailed(cmd, e)));
       child.on('close', (code, signal) => {
         const text = (b: Buffer[]) => Buffer.concat(b).toString('utf8');
         const result = { stdout: text(out), stderr: text(err), code: code ?? 128 + (signal === 'SIGKILL' ? 9 : 15) };
@@ -129,10 +129,7 @@ export function localTransport(node: string): Transport {
     child.stdin.end(cmd.stdin ?? '');
     try {
       return await new Promise<ExecResult>((resolve, reject) => {
-        // bash could not be started here: this machine's fault, not a link's.
-        child.on('error', (e) =>
-          reject(new NodeFaultError(node, `on node ${node}, could not run bash to ${cmd.purpose}: ${e.message}`)),
-        );
+        child.on('error', (e) => reject(bashFailed(cmd, e)));
         child.on('close', (code, signal) =>
           resolve({ stdout: '', stderr: '', code: code ?? 128 + (signal === 'SIGKILL' ? 9 : 15) }),
         );
